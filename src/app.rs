@@ -1,0 +1,216 @@
+//! Wiring: [`start`] opens the store, loads TLS, binds every configured listener, and returns
+//! a [`Running`] server with the addresses it bound. `mailroom serve` and the test harness both
+//! start the server this way.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::auth::{Authenticator, password};
+use crate::config::Config;
+use crate::net::{self, Handler, Listener, Security};
+use crate::store::{NewAccount, Store};
+use crate::tls::{self, Tls};
+use crate::web;
+
+/// ALPN for the web listeners; mail protocols negotiate none.
+const WEB_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+/// Meta key set once the first start has created the domain and the admin account.
+const INITIALIZED: &str = "initialized";
+
+/// The first login, created on first start.
+#[derive(Debug, Clone)]
+pub struct FirstLogin {
+    pub address: String,
+    pub password: String,
+}
+
+pub struct Running {
+    /// Bound addresses by listener kind ("smtp", "imaps", "http", …).
+    pub addresses: BTreeMap<&'static str, Vec<SocketAddr>>,
+    pub store: Store,
+    pub auth: Authenticator,
+    pub tls: Tls,
+    /// Set on the start that created the admin account, and only then.
+    pub first_login: Option<FirstLogin>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    grace: Duration,
+}
+
+impl Running {
+    /// The first bound address of a listener kind.
+    pub fn addr(&self, kind: &str) -> Option<SocketAddr> {
+        self.addresses.get(kind).and_then(|a| a.first().copied())
+    }
+
+    /// Stops accepting, lets sessions finish within the grace period, closes the store.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        // Listeners bound their own drain to `grace`; this is a backstop.
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.grace + Duration::from_secs(5), all)
+            .await
+            .is_err()
+        {
+            self.tasks.shutdown().await;
+        }
+        self.store.close().await;
+    }
+}
+
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    // Fails only when a provider is already installed, which is what we want anyway.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let store = Store::open(&config.database_path())
+        .await
+        .with_context(|| format!("cannot open {}", config.database_path().display()))?;
+    let first_login = first_start(&store, &config).await?;
+    let tls = Tls::load(&config.tls, &config.hostname, &config.data_dir)
+        .await
+        .context("cannot set up TLS")?;
+    let auth = Authenticator::new(store.clone(), config.auth.clone());
+    let limits = net::Limits::new(
+        config.limits.max_connections,
+        config.limits.max_connections_per_ip,
+    );
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
+
+    // Bind everything first, so the start page can list the real ports and a bind error stops
+    // the start before anything runs.
+    let mut listeners = Vec::new();
+    let mut web_listeners = Vec::new();
+    for (kind, addrs) in config.listen.all() {
+        for addr in addrs {
+            match kind {
+                "http" | "https" => web_listeners.push((kind, *addr)),
+                _ => {
+                    let Some((handler, security)) = mail_service(kind, &tls) else {
+                        tracing::warn!(
+                            "no {kind} server in this build yet; not listening on {addr}"
+                        );
+                        continue;
+                    };
+                    listeners.push(Listener::bind(kind, *addr, security, handler).await?);
+                }
+            }
+        }
+    }
+    let services = Arc::new(
+        listeners
+            .iter()
+            .map(|l| web::Service {
+                name: describe(l.protocol).0,
+                port: l.local.port(),
+                security: describe(l.protocol).1,
+            })
+            .collect(),
+    );
+    let router = web::router(
+        web::WebState {
+            store: store.clone(),
+            hostname: config.hostname.clone(),
+            services,
+        },
+        usize::try_from(config.limits.max_message_size)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1 << 20),
+        Duration::from_secs(config.limits.http_timeout_secs),
+    );
+    for (kind, addr) in web_listeners {
+        let security = match kind {
+            "https" => Security::Implicit(tls.acceptor(WEB_ALPN)),
+            _ => Security::Plain(None),
+        };
+        listeners.push(Listener::bind(kind, addr, security, web::handler(router.clone())).await?);
+    }
+
+    let mut addresses: BTreeMap<&'static str, Vec<SocketAddr>> = BTreeMap::new();
+    let mut tasks = JoinSet::new();
+    for listener in listeners {
+        tracing::info!("listening: {} on {}", listener.protocol, listener.local);
+        addresses
+            .entry(listener.protocol)
+            .or_default()
+            .push(listener.local);
+        tasks.spawn(listener.run(limits.clone(), shutdown_rx.clone(), grace));
+    }
+    tls::spawn_background(&tls, shutdown_rx);
+
+    Ok(Running {
+        addresses,
+        store,
+        auth,
+        tls,
+        first_login,
+        shutdown,
+        tasks,
+        grace,
+    })
+}
+
+/// The handler and TLS mode of a mail listener kind, once its protocol exists.
+/// SMTP, IMAP and POP3 land in their own issues and wire themselves in here; until then their
+/// listeners are skipped with a warning rather than accepting connections nobody answers.
+fn mail_service(_kind: &str, _tls: &Tls) -> Option<(Handler, Security)> {
+    None
+}
+
+/// How the start page names a listener kind: (service, security).
+fn describe(kind: &str) -> (&'static str, &'static str) {
+    match kind {
+        "smtp" => ("SMTP (incoming from other servers)", "STARTTLS"),
+        "submission" => ("SMTP submission (sending)", "STARTTLS"),
+        "submissions" => ("SMTP submission (sending)", "SSL/TLS"),
+        "imap" => ("IMAP", "STARTTLS"),
+        "imaps" => ("IMAP", "SSL/TLS"),
+        "pop3" => ("POP3", "STARTTLS"),
+        "pop3s" => ("POP3", "SSL/TLS"),
+        _ => ("other", "-"),
+    }
+}
+
+/// On the very first start: the configured domain and `admin@<domain>` with a random password,
+/// returned so `serve` can print it once.
+async fn first_start(store: &Store, config: &Config) -> anyhow::Result<Option<FirstLogin>> {
+    if store.meta(INITIALIZED).await?.is_some() {
+        return Ok(None);
+    }
+    if store.domain(&config.domain).await?.is_none() {
+        store.add_domain(&config.domain).await?;
+    }
+    let address = format!("admin@{}", config.domain);
+    let login = if store.account_by_address(&address).await?.is_none()
+        && !store.accounts(None).await?.iter().any(|a| a.is_admin)
+    {
+        let pw = password::generate();
+        let hash = password::hash(&pw).await?;
+        store
+            .create_account(NewAccount {
+                address: &address,
+                password_hash: &hash,
+                quota_bytes: config.limits.default_quota,
+                is_admin: true,
+            })
+            .await?;
+        Some(FirstLogin {
+            address,
+            password: pw,
+        })
+    } else {
+        None
+    };
+    store
+        .set_meta(INITIALIZED, &crate::store::now().to_string())
+        .await?;
+    Ok(login)
+}

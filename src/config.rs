@@ -1,0 +1,416 @@
+//! The configuration: one TOML file, every key documented in [`DEFAULT_TOML`].
+//!
+//! Decisions:
+//! - Unknown keys are an error (serde `deny_unknown_fields`), reported with the key's name and
+//!   its line, so a typo never silently falls back to a default.
+//! - With no file, the embedded default ([`Config::embedded`]) runs a local trial: everything on
+//!   127.0.0.1 and unprivileged ports, a self-signed certificate, data in `./data`.
+//! - Sizes accept a byte count or a string with a K/M/G/T suffix (powers of 1024), so the same
+//!   parser serves `[limits] max_message_size` here and `--quota` on the command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+/// The fully documented default configuration. `mailroom print-config` prints it, and
+/// [`Config::embedded`] parses it, so the documentation and the behaviour cannot drift apart.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The name this server gives itself in SMTP greetings, Received headers and certificates.
+    pub hostname: String,
+    /// The mail domain created on first start, together with `admin@<domain>`.
+    pub domain: String,
+    /// Where the database (and the self-signed certificate, the ACME cache) live.
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub listen: Listen,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub dns: DnsConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// One address list per protocol; an empty list turns the listener off, port 0 picks a port.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    pub smtp: Vec<SocketAddr>,
+    pub submission: Vec<SocketAddr>,
+    pub submissions: Vec<SocketAddr>,
+    pub imap: Vec<SocketAddr>,
+    pub imaps: Vec<SocketAddr>,
+    pub pop3: Vec<SocketAddr>,
+    pub pop3s: Vec<SocketAddr>,
+    pub http: Vec<SocketAddr>,
+    pub https: Vec<SocketAddr>,
+}
+
+impl Listen {
+    /// Every listener kind with its addresses, in a fixed order.
+    pub fn all(&self) -> [(&'static str, &[SocketAddr]); 9] {
+        [
+            ("smtp", &self.smtp),
+            ("submission", &self.submission),
+            ("submissions", &self.submissions),
+            ("imap", &self.imap),
+            ("imaps", &self.imaps),
+            ("pop3", &self.pop3),
+            ("pop3s", &self.pop3s),
+            ("http", &self.http),
+            ("https", &self.https),
+        ]
+    }
+
+    /// The same listeners, each on port 0 of 127.0.0.1: what tests use.
+    pub fn ephemeral() -> Listen {
+        let any: Vec<SocketAddr> = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+        Listen {
+            smtp: any.clone(),
+            submission: any.clone(),
+            submissions: any.clone(),
+            imap: any.clone(),
+            imaps: any.clone(),
+            pop3: any.clone(),
+            pop3s: any.clone(),
+            http: any.clone(),
+            https: any,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// A certificate generated once into `data_dir/tls/`, for a local trial.
+    #[default]
+    SelfSigned,
+    /// PEM files named by `cert` and `key`, reloaded on SIGHUP.
+    Files,
+    /// Certificates from an ACME CA (Let's Encrypt by default) by TLS-ALPN-01.
+    Acme,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub mode: TlsMode,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub acme_directory: String,
+    pub acme_contact: Option<String>,
+    /// Names to request; empty means `[hostname]`.
+    pub acme_domains: Vec<String>,
+    /// A PEM CA bundle to trust when talking to the ACME directory (a test CA such as pebble).
+    pub acme_ca_file: Option<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            mode: TlsMode::SelfSigned,
+            cert: None,
+            key: None,
+            acme_directory: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            acme_contact: None,
+            acme_domains: Vec::new(),
+            acme_ca_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Resolvers to ask (UDP and TCP); empty means the system's `/etc/resolv.conf`.
+    pub nameservers: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Connections open at once, over every listener.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    pub max_connections_per_ip: usize,
+    /// The largest message accepted by SMTP, APPEND and the webmail.
+    #[serde(deserialize_with = "de_size")]
+    pub max_message_size: u64,
+    /// Quota given to new accounts when `--quota` is not given; 0 means unlimited.
+    #[serde(deserialize_with = "de_size")]
+    pub default_quota: u64,
+    /// Seconds a web request may take.
+    pub http_timeout_secs: u64,
+    /// Seconds a session given to a protocol may stay open after shutdown begins.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1000,
+            max_connections_per_ip: 100,
+            max_message_size: 50 << 20,
+            default_quota: 0,
+            http_timeout_secs: 60,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Allow passwords over connections without TLS (never needed on the public internet).
+    pub allow_plaintext: bool,
+    /// Failed logins after which replies are slowed down.
+    pub slow_after: u32,
+    /// Failed logins (per IP or per account) after which logins are refused for `lock_secs`.
+    pub lock_after: u32,
+    pub lock_secs: u64,
+    /// Seconds after which failure counts are forgotten.
+    pub window_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            allow_plaintext: false,
+            slow_after: 3,
+            lock_after: 10,
+            lock_secs: 900,
+            window_secs: 900,
+        }
+    }
+}
+
+impl Config {
+    /// The embedded default: the documented default file, parsed.
+    pub fn embedded() -> Config {
+        match Config::parse(DEFAULT_TOML, Path::new("<embedded default>")) {
+            Ok(config) => config,
+            // The default is a constant tested by `embedded_default_parses`.
+            Err(e) => unreachable!("embedded default config is invalid: {e}"),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// The file if given, the embedded default otherwise.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => Config::load(p),
+            None => Ok(Config::embedded()),
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: describe_toml_error(text, &e),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.hostname.trim().is_empty() {
+            return Err("hostname must not be empty".into());
+        }
+        crate::address::validate_domain(&self.domain)
+            .map_err(|e| format!("domain {:?}: {e}", self.domain))?;
+        if self.tls.mode == TlsMode::Files && (self.tls.cert.is_none() || self.tls.key.is_none()) {
+            return Err("[tls] mode = \"files\" needs both `cert` and `key`".into());
+        }
+        if self.limits.max_connections == 0 || self.limits.max_connections_per_ip == 0 {
+            return Err("[limits] connection limits must be at least 1".into());
+        }
+        if self.auth.lock_after == 0 {
+            return Err("[auth] lock_after must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("mailroom.db")
+    }
+}
+
+/// A toml error as one line: "line 4, column 1: unknown field `smtpp`, expected one of …".
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// Parses "1048576", "512K", "50M", "1G", "2T" (powers of 1024; a trailing "B" or "iB" is
+/// allowed) and "unlimited" (0).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("unlimited") {
+        return Ok(0);
+    }
+    let upper = t.to_ascii_uppercase();
+    let upper = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
+    let (digits, shift) = match upper.chars().last() {
+        Some('K') => (&upper[..upper.len() - 1], 10),
+        Some('M') => (&upper[..upper.len() - 1], 20),
+        Some('G') => (&upper[..upper.len() - 1], 30),
+        Some('T') => (&upper[..upper.len() - 1], 40),
+        _ => (upper, 0),
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (examples: 1048576, 500M, 2G, unlimited)"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Formats a byte count the way [`parse_size`] reads it back, for lists and messages.
+pub fn format_size(n: u64) -> String {
+    const UNITS: [(&str, u32); 4] = [("T", 40), ("G", 30), ("M", 20), ("K", 10)];
+    for (unit, shift) in UNITS {
+        let scale = 1u64 << shift;
+        if n >= scale {
+            return if n.is_multiple_of(scale) {
+                format!("{}{unit}", n / scale)
+            } else {
+                format!("{:.1}{unit}", n as f64 / scale as f64)
+            };
+        }
+    }
+    format!("{n}B")
+}
+
+fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Number(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Number(n) => Ok(n),
+        Size::Text(s) => parse_size(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = Config::embedded();
+        assert_eq!(c.hostname, "localhost");
+        assert_eq!(c.domain, "localhost");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.listen.smtp, vec!["127.0.0.1:2525".parse().unwrap()]);
+        assert_eq!(c.listen.submission, vec!["127.0.0.1:2587".parse().unwrap()]);
+        assert_eq!(
+            c.listen.submissions,
+            vec!["127.0.0.1:2465".parse().unwrap()]
+        );
+        assert_eq!(c.listen.imap, vec!["127.0.0.1:2143".parse().unwrap()]);
+        assert_eq!(c.listen.imaps, vec!["127.0.0.1:2993".parse().unwrap()]);
+        assert_eq!(c.listen.pop3, vec!["127.0.0.1:2110".parse().unwrap()]);
+        assert_eq!(c.listen.pop3s, vec!["127.0.0.1:2995".parse().unwrap()]);
+        assert_eq!(c.listen.http, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert!(c.listen.https.is_empty());
+        assert_eq!(c.tls.mode, TlsMode::SelfSigned);
+        assert_eq!(c.limits.max_message_size, 50 << 20);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text =
+            "hostname = \"a\"\ndomain = \"a.org\"\ndata_dir = \"d\"\n\n[listen]\nsmtpp = []\n";
+        let err = Config::parse(text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smtpp"), "{err}");
+        assert!(err.contains("line 6"), "{err}");
+        assert!(err.starts_with("x.toml: "), "{err}");
+    }
+
+    #[test]
+    fn files_mode_needs_cert_and_key() {
+        let text =
+            "hostname = \"a\"\ndomain = \"a.org\"\ndata_dir = \"d\"\n[tls]\nmode = \"files\"\n";
+        let err = Config::parse(text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cert"), "{err}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("1K"), Ok(1024));
+        assert_eq!(parse_size("50M"), Ok(50 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("10MB"), Ok(10 << 20));
+        assert_eq!(parse_size("unlimited"), Ok(0));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("-1G").is_err());
+        assert!(parse_size("99999999999T").is_err());
+        assert_eq!(format_size(1 << 30), "1G");
+        assert_eq!(format_size(1536), "1.5K");
+        assert_eq!(format_size(12), "12B");
+    }
+
+    #[test]
+    fn sizes_in_config_take_strings_or_numbers() {
+        let text = "hostname = \"a\"\ndomain = \"a.org\"\ndata_dir = \"d\"\n[limits]\nmax_message_size = \"10M\"\ndefault_quota = 4096\n";
+        let c = Config::parse(text, Path::new("x.toml")).unwrap();
+        assert_eq!(c.limits.max_message_size, 10 << 20);
+        assert_eq!(c.limits.default_quota, 4096);
+        let bad = text.replace("\"10M\"", "\"ten\"");
+        let err = Config::parse(&bad, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 5"), "{err}");
+    }
+}

@@ -1,0 +1,24 @@
+//! Mailroom: a mail server appliance. SMTP, IMAP, POP3, webmail and an admin panel in one
+//! binary over one SQLite database.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML configuration and its embedded default.
+//! - [`address`]: e-mail addresses and domains: parsing, validation, normalisation.
+//! - [`app`]: `start(Config)` wires every part together and returns the bound addresses.
+//! - [`net`]: the one accept loop: connection limits, idle timeouts, TLS and STARTTLS.
+//! - [`tls`]: certificates (self-signed, files, ACME) behind one resolver.
+//! - [`store`]: the only place with SQL: accounts, mailboxes, the one delivery path, blobs.
+//! - [`mime`]: what IMAP and the webmail need from a message, computed once at delivery.
+//! - [`auth`]: password hashing, SASL decoding and the failed-login throttle.
+//! - [`web`]: the HTTP router (health, static files; admin and webmail build on it).
+
+pub mod address;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod mime;
+pub mod net;
+pub mod store;
+pub mod tls;
+pub mod web;

@@ -1,0 +1,520 @@
+//! The `mailroom` command: the server and its administration.
+//!
+//! Every admin command opens the same database the server uses (SQLite allows it while the
+//! server runs) and calls the same store functions as the admin panel. Errors print one line
+//! on stderr and exit with status 1; nothing is half-written because each command is one
+//! store transaction.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use mailroom::address::Address;
+use mailroom::auth::password;
+use mailroom::config::{self, Config};
+use mailroom::store::{NewAccount, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "mailroom",
+    version,
+    about = "A mail server in one binary: SMTP, IMAP, POP3, webmail, admin"
+)]
+struct Cli {
+    /// Configuration file; without it, the embedded default (a local trial in ./data).
+    #[arg(long, short, global = true, env = "MAILROOM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Write a production configuration, create the domain and an admin account.
+    Init(InitArgs),
+    /// Check the configuration file and report the first error.
+    CheckConfig,
+    /// Print the fully documented default configuration.
+    PrintConfig,
+    /// Mail domains.
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// Accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Aliases and catch-alls.
+    #[command(subcommand)]
+    Alias(AliasCmd),
+}
+
+#[derive(clap::Args)]
+struct InitArgs {
+    /// The server's name, e.g. mail.example.org (it needs A/AAAA records pointing here).
+    #[arg(long)]
+    hostname: String,
+    /// The first mail domain, e.g. example.org.
+    #[arg(long)]
+    domain: String,
+    /// Where the data lives.
+    #[arg(long, default_value = "/var/lib/mailroom")]
+    data_dir: PathBuf,
+    /// Overwrite an existing configuration file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Subcommand)]
+enum DomainCmd {
+    /// Add a domain to receive mail for.
+    Add { name: String },
+    /// List domains with their account and alias counts.
+    List,
+    /// Remove a domain (refused while it has accounts).
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create an account (a random password is generated and printed unless --password-stdin).
+    Add {
+        address: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Storage quota, e.g. 500M or 2G; 0 or "unlimited" for none.
+        #[arg(long)]
+        quota: Option<String>,
+        /// Allow this account into the admin panel.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List accounts with their usage.
+    List {
+        /// Only accounts of this domain.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Set a new password (random and printed unless --password-stdin).
+    Passwd {
+        address: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove an account and all its mail.
+    Remove { address: String },
+}
+
+#[derive(Subcommand)]
+enum AliasCmd {
+    /// Send mail for SOURCE (an address, or @domain for a catch-all) to one or more targets.
+    Add {
+        source: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// List aliases.
+    List {
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Remove an alias, or only one of its targets.
+    Remove {
+        source: String,
+        target: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(matches!(cli.command, Command::Serve));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(serving: bool) {
+    // The server logs at info; admin commands only say what went wrong.
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::PrintConfig => {
+            print!("{}", config::DEFAULT_TOML);
+            Ok(())
+        }
+        Command::CheckConfig => {
+            let config = Config::load_or_default(cli.config.as_deref())?;
+            let source = cli
+                .config
+                .as_deref()
+                .map_or("the embedded default".to_string(), |p| {
+                    p.display().to_string()
+                });
+            println!(
+                "{source}: ok (hostname {}, data in {})",
+                config.hostname,
+                config.data_dir.display()
+            );
+            Ok(())
+        }
+        Command::Serve => serve(Config::load_or_default(cli.config.as_deref())?).await,
+        Command::Init(args) => init(cli.config.as_deref(), args).await,
+        Command::Domain(cmd) => domain(&open(cli.config.as_deref()).await?, cmd).await,
+        Command::User(cmd) => {
+            let config = Config::load_or_default(cli.config.as_deref())?;
+            user(&open_with(&config).await?, &config, cmd).await
+        }
+        Command::Alias(cmd) => alias(&open(cli.config.as_deref()).await?, cmd).await,
+    }
+}
+
+async fn open(path: Option<&Path>) -> anyhow::Result<Store> {
+    open_with(&Config::load_or_default(path)?).await
+}
+
+async fn open_with(config: &Config) -> anyhow::Result<Store> {
+    let path = config.database_path();
+    Store::open(&path)
+        .await
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let running = mailroom::app::start(config).await?;
+    if let Some(login) = &running.first_login {
+        // Printed once, on stdout, never logged.
+        println!();
+        println!("  First start: an admin account was created.");
+        println!("    login:    {}", login.address);
+        println!("    password: {}", login.password);
+        println!("  Keep it now; it is not shown again (change it with `mailroom user passwd`).");
+        println!();
+        let _ = std::io::stdout().flush();
+    }
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// The production configuration `init` writes.
+fn production_config(hostname: &str, domain: &str, data_dir: &Path) -> String {
+    let data_dir = data_dir
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    format!(
+        r#"# Mailroom configuration, written by `mailroom init`.
+# Every key is documented in `mailroom print-config`.
+
+hostname = "{hostname}"
+domain = "{domain}"
+data_dir = "{data_dir}"
+
+# "[::]" listens on IPv6 and IPv4 (Linux dual stack); use "0.0.0.0" on a host without IPv6.
+[listen]
+smtp = ["[::]:25"]
+submission = ["[::]:587"]
+submissions = ["[::]:465"]
+imap = ["[::]:143"]
+imaps = ["[::]:993"]
+pop3 = ["[::]:110"]
+pop3s = ["[::]:995"]
+http = ["[::]:80"]
+https = ["[::]:443"]
+
+[tls]
+# Certificates from Let's Encrypt by TLS-ALPN-01 on port 443 (it must be reachable).
+mode = "acme"
+acme_contact = "mailto:postmaster@{domain}"
+acme_domains = ["{hostname}", "autoconfig.{domain}"]
+"#
+    )
+}
+
+async fn init(path: Option<&Path>, args: InitArgs) -> anyhow::Result<()> {
+    let path = path.unwrap_or(Path::new("/etc/mailroom/mailroom.toml"));
+    if path.exists() && !args.force {
+        bail!(
+            "{} already exists; use --force to overwrite it",
+            path.display()
+        );
+    }
+    let text = production_config(&args.hostname, &args.domain, &args.data_dir);
+    let config = Config::parse(&text, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let store = open_with(&config).await?;
+    if store.domain(&config.domain).await?.is_none() {
+        store.add_domain(&config.domain).await?;
+    }
+    let admin = format!("admin@{}", config.domain);
+    let password = if store.account_by_address(&admin).await?.is_none() {
+        let pw = password::generate();
+        store
+            .create_account(NewAccount {
+                address: &admin,
+                password_hash: &password::hash(&pw).await?,
+                quota_bytes: 0,
+                is_admin: true,
+            })
+            .await?;
+        Some(pw)
+    } else {
+        None
+    };
+    store
+        .set_meta("initialized", &mailroom::store::now().to_string())
+        .await?;
+    store.close().await;
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+
+    println!("Wrote {}.", path.display());
+    match password {
+        Some(pw) => println!("Admin login: {admin}  password: {pw}  (shown once)"),
+        None => println!("Admin login: {admin} (already existed; password unchanged)"),
+    }
+    println!();
+    println!("Publish these DNS records:");
+    let (host, dom) = (&config.hostname, &config.domain);
+    println!("  {host}.  A/AAAA  <this server's addresses>");
+    println!("  {dom}.  MX  10 {host}.");
+    println!("  {dom}.  TXT  \"v=spf1 mx -all\"");
+    println!("  _dmarc.{dom}.  TXT  \"v=DMARC1; p=quarantine; rua=mailto:postmaster@{dom}\"");
+    println!("  autoconfig.{dom}.  CNAME  {host}.");
+    println!("  _submissions._tcp.{dom}.  SRV  0 1 465 {host}.");
+    println!("  _imaps._tcp.{dom}.  SRV  0 1 993 {host}.");
+    println!("  _pop3s._tcp.{dom}.  SRV  0 1 995 {host}.");
+    println!("and a PTR record for the server's addresses naming {host}.");
+    println!();
+    println!("Then: systemctl enable --now mailroom");
+    Ok(())
+}
+
+async fn domain(store: &Store, cmd: DomainCmd) -> anyhow::Result<()> {
+    match cmd {
+        DomainCmd::Add { name } => {
+            let d = store.add_domain(&name).await?;
+            println!("added domain {}", d.name);
+        }
+        DomainCmd::List => {
+            let domains = store.domains().await?;
+            if domains.is_empty() {
+                println!("no domains");
+            }
+            for d in domains {
+                println!(
+                    "{:<40} {:>5} accounts {:>5} aliases",
+                    d.name, d.accounts, d.aliases
+                );
+            }
+        }
+        DomainCmd::Remove { name } => {
+            store.remove_domain(&name).await?;
+            println!("removed domain {}", name.trim().to_lowercase());
+        }
+    }
+    Ok(())
+}
+
+async fn user(store: &Store, config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
+    match cmd {
+        UserCmd::Add {
+            address,
+            password_stdin,
+            quota,
+            admin,
+        } => {
+            // Check everything before reading a password or hashing, so nothing half-happens.
+            let parsed = Address::parse(&address).map_err(anyhow::Error::msg)?;
+            let quota = match quota {
+                Some(q) => config::parse_size(&q).map_err(|e| anyhow::anyhow!("--quota: {e}"))?,
+                None => config.limits.default_quota,
+            };
+            if !store.is_local_domain(&parsed.domain).await? {
+                bail!(
+                    "unknown domain {} (add it first: mailroom domain add {})",
+                    parsed.domain,
+                    parsed.domain
+                );
+            }
+            if store
+                .account_by_address(&parsed.to_string())
+                .await?
+                .is_some()
+            {
+                bail!("account {parsed} already exists");
+            }
+            let (pw, generated) = obtain_password(password_stdin)?;
+            let account = store
+                .create_account(NewAccount {
+                    address: &parsed.to_string(),
+                    password_hash: &password::hash(&pw).await?,
+                    quota_bytes: quota,
+                    is_admin: admin,
+                })
+                .await?;
+            println!(
+                "added {}{} (quota {})",
+                account.address,
+                if admin { " as admin" } else { "" },
+                quota_text(account.quota_bytes)
+            );
+            if generated {
+                println!("password: {pw}");
+            }
+        }
+        UserCmd::List { domain } => {
+            let accounts = store.accounts(domain.as_deref()).await?;
+            if accounts.is_empty() {
+                println!("no accounts");
+            }
+            for a in accounts {
+                let mut notes = Vec::new();
+                if a.is_admin {
+                    notes.push("admin");
+                }
+                if a.disabled {
+                    notes.push("disabled");
+                }
+                println!(
+                    "{:<40} {:>8} / {:<9} {:>6} messages  {}",
+                    a.address,
+                    config::format_size(u64::try_from(a.used_bytes).unwrap_or(0)),
+                    quota_text(a.quota_bytes),
+                    a.message_count,
+                    notes.join(", ")
+                );
+            }
+        }
+        UserCmd::Passwd {
+            address,
+            password_stdin,
+        } => {
+            if store.account_by_address(&address).await?.is_none() {
+                bail!("account {} not found", address.trim());
+            }
+            let (pw, generated) = obtain_password(password_stdin)?;
+            store
+                .set_password_hash(&address, &password::hash(&pw).await?)
+                .await?;
+            println!("password changed for {}", address.trim());
+            if generated {
+                println!("password: {pw}");
+            }
+        }
+        UserCmd::Remove { address } => {
+            store.remove_account(&address).await?;
+            println!("removed {} and its mail", address.trim());
+        }
+    }
+    Ok(())
+}
+
+fn quota_text(quota: i64) -> String {
+    match u64::try_from(quota) {
+        Ok(0) | Err(_) => "unlimited".into(),
+        Ok(q) => config::format_size(q),
+    }
+}
+
+/// The password from stdin's first line, or a generated one (second value true).
+fn obtain_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if !from_stdin {
+        return Ok((password::generate(), true));
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password: ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    if pw.is_empty() {
+        bail!("the password read from stdin is empty");
+    }
+    if pw.len() > password::MAX_PASSWORD_LEN {
+        bail!(
+            "the password is longer than {} bytes",
+            password::MAX_PASSWORD_LEN
+        );
+    }
+    Ok((pw, false))
+}
+
+async fn alias(store: &Store, cmd: AliasCmd) -> anyhow::Result<()> {
+    match cmd {
+        AliasCmd::Add { source, targets } => {
+            let a = store.add_alias(&source, &targets).await?;
+            println!("{} -> {}", a.source, a.targets.join(", "));
+        }
+        AliasCmd::List { domain } => {
+            let aliases = store.aliases(domain.as_deref()).await?;
+            if aliases.is_empty() {
+                println!("no aliases");
+            }
+            for a in aliases {
+                println!("{:<40} -> {}", a.source, a.targets.join(", "));
+            }
+        }
+        AliasCmd::Remove { source, target } => {
+            store.remove_alias(&source, target.as_deref()).await?;
+            match target {
+                Some(t) => println!("removed {} -> {}", source.trim(), t.trim()),
+                None => println!("removed alias {}", source.trim()),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,323 @@
+//! What IMAP and the webmail need from a message, computed once at delivery.
+//!
+//! [`analyze`] parses a raw message (RFC 5322 + MIME) into an [`Analysis`]: the RFC 3501
+//! ENVELOPE, the BODYSTRUCTURE tree with the byte offsets of every part, the decoded header
+//! fields the webmail lists, and the text that search indexes. The store keeps it (JSON for
+//! the envelope and the body structure), so FETCH never parses a message again: BODY[1.2]
+//! is `raw[part.body_start..part.body_end]`, BODY[1.2.MIME] is
+//! `raw[part.header_start..part.body_start]`.
+//!
+//! Choices, where the RFCs leave room:
+//! - Nothing fails: any bytes give an Analysis. Input with no header is one text/plain part
+//!   covering all of it. Header values in 8-bit that are not UTF-8 are read as
+//!   Windows-1252.
+//! - Envelope strings are raw (unfolded, trimmed, encoded words kept; display names and
+//!   local parts unquoted), as Dovecot sends them. A mailbox without a domain has the host
+//!   `MISSING_DOMAIN`, without a local part the mailbox `MISSING_MAILBOX` (Dovecot's
+//!   markers); NIL hosts are only used for group markers.
+//! - Lines (text/* and message/rfc822) count line feeds in the body, as Dovecot does.
+//! - How parts are found (Dovecot's way: one pass, open boundaries matched innermost
+//!   first), and what happens with broken multiparts and encoded message/rfc822 parts, is
+//!   described in `structure.rs`. Two things renderers must know: every multipart has at
+//!   least one child (a broken one gets a stand-in text/plain child covering its body); a
+//!   message/rfc822 part has `message: None` (and `lines: None`) when its body cannot be
+//!   addressed as a message (transfer-encoded, or too deep), and is then written in the
+//!   basic BODYSTRUCTURE form.
+//! - Nesting is parsed to [`MAX_DEPTH`] levels and at most about [`MAX_PARTS`] parts are
+//!   made, so that the JSON of the result stays readable by serde_json (whose limit is 128
+//!   levels) and a hostile message cannot make the result huge.
+//!
+//! mail-parser is used for what it does well (RFC 2047 words, dates, charsets, HTML to
+//! text); the MIME tree and the header syntax that IMAP shows raw are parsed here.
+
+mod address;
+mod header;
+mod structure;
+#[cfg(test)]
+mod tests;
+mod text;
+
+use serde::{Deserialize, Serialize};
+
+pub use structure::{MAX_DEPTH, MAX_PARTS};
+
+/// Everything kept about a message at delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub envelope: Envelope,
+    pub body: BodyPart,
+    /// Decoded (RFC 2047) subject, "" if none.
+    pub subject: String,
+    /// Decoded display form of From: e.g. "Alice <a@x.org>, b@y.org".
+    pub from: String,
+    /// Same for To.
+    pub to: String,
+    /// Same for Cc.
+    pub cc: String,
+    /// Date: header as unix seconds, None if missing or unparseable.
+    pub date: Option<i64>,
+    /// Message-ID without angle brackets.
+    pub message_id: Option<String>,
+    /// Any part with Content-Disposition attachment, or a non-text leaf part with a
+    /// filename.
+    pub has_attachment: bool,
+    /// First ~200 chars of the message text, whitespace collapsed.
+    pub snippet: String,
+    pub search: SearchText,
+}
+
+/// The text that the full-text index gets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SearchText {
+    pub subject: String,
+    /// Every address and display name from From/To/Cc/Bcc/Reply-To/Sender, space separated.
+    pub addresses: String,
+    /// The decoded text of every text/* part (HTML converted to text), joined; at most
+    /// 1 MiB.
+    pub body: String,
+}
+
+/// RFC 3501 §7.4.2 ENVELOPE. Strings are the raw header values (unfolded, not decoded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Envelope {
+    pub date: Option<String>,
+    pub subject: Option<String>,
+    pub from: Vec<Address>,
+    /// Defaults to `from` when absent or empty (RFC 3501).
+    pub sender: Vec<Address>,
+    /// Defaults to `from` when absent or empty (RFC 3501).
+    pub reply_to: Vec<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub bcc: Vec<Address>,
+    pub in_reply_to: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// RFC 3501 address structure. A group is a start marker `{mailbox: Some(group name), host:
+/// None}`, its members, and an end marker `{mailbox: None, host: None}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Address {
+    pub name: Option<String>,
+    pub adl: Option<String>,
+    pub mailbox: Option<String>,
+    pub host: Option<String>,
+}
+
+/// One node of the body structure (BODYSTRUCTURE, extended form), with offsets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BodyPart {
+    /// Lower case, e.g. "text"; default "text".
+    pub media_type: String,
+    /// Lower case, e.g. "plain"; default "plain" ("rfc822" inside multipart/digest).
+    pub media_subtype: String,
+    /// Content-Type parameters in order, values unquoted; text/* without a charset gets
+    /// ("charset", "us-ascii") appended.
+    pub params: Vec<(String, String)>,
+    pub id: Option<String>,
+    pub description: Option<String>,
+    /// Content-Transfer-Encoding, upper case; default "7BIT".
+    pub encoding: String,
+    /// Octets of the body as stored (encoded).
+    pub size: u64,
+    /// For text/* and message/rfc822 (with `message`): line feeds in the body.
+    pub lines: Option<u64>,
+    pub md5: Option<String>,
+    /// Disposition type (lower case) and its parameters.
+    pub disposition: Option<(String, Vec<(String, String)>)>,
+    pub language: Vec<String>,
+    pub location: Option<String>,
+    /// Byte offsets in the top-level raw message: `header_start..body_start` is this part's
+    /// header including the blank line, `body_start..body_end` its body.
+    pub header_start: u64,
+    pub body_start: u64,
+    pub body_end: u64,
+    /// Children of a multipart (never empty for a multipart).
+    pub parts: Vec<BodyPart>,
+    /// For message/rfc822 and message/global: the embedded message's envelope and body,
+    /// offsets still in the top-level raw message.
+    pub message: Option<Box<(Envelope, BodyPart)>>,
+}
+
+impl Default for BodyPart {
+    /// An empty `text/plain; charset=us-ascii` part at offset 0.
+    fn default() -> Self {
+        BodyPart {
+            media_type: "text".into(),
+            media_subtype: "plain".into(),
+            params: vec![("charset".into(), "us-ascii".into())],
+            id: None,
+            description: None,
+            encoding: "7BIT".into(),
+            size: 0,
+            lines: None,
+            md5: None,
+            disposition: None,
+            language: Vec::new(),
+            location: None,
+            header_start: 0,
+            body_start: 0,
+            body_end: 0,
+            parts: Vec::new(),
+            message: None,
+        }
+    }
+}
+
+impl BodyPart {
+    /// Whether this is a multipart (and so has `parts`).
+    pub fn is_multipart(&self) -> bool {
+        self.media_type == "multipart"
+    }
+
+    /// Resolves an IMAP part number (RFC 3501 §6.4.5), called on a message's body (the
+    /// top-level `Analysis::body`, or the body of an embedded message). `[1]` of a
+    /// non-multipart message is its body; a message/rfc822 part's children are those of its
+    /// embedded message. An empty path, a 0, or a number out of range gives `None`.
+    pub fn part(&self, path: &[u32]) -> Option<&BodyPart> {
+        let mut children = message_children(self);
+        let mut found = None;
+        for &n in path {
+            let index = usize::try_from(n).ok()?.checked_sub(1)?;
+            let p = children.get(index)?;
+            found = Some(p);
+            children = if p.is_multipart() {
+                &p.parts
+            } else if let Some(m) = &p.message {
+                message_children(&m.1)
+            } else {
+                &[]
+            };
+        }
+        found
+    }
+}
+
+/// The numbered parts of a message whose body is `body`.
+fn message_children(body: &BodyPart) -> &[BodyPart] {
+    if body.is_multipart() {
+        &body.parts
+    } else {
+        std::slice::from_ref(body)
+    }
+}
+
+/// Parses a raw message once, for everything IMAP, search and the webmail need. Never
+/// panics, never fails.
+pub fn analyze(raw: &[u8]) -> Analysis {
+    let (envelope, body) = structure::Parser::new(raw).parse();
+
+    let subject = envelope
+        .subject
+        .as_deref()
+        .map(text::decode_words)
+        .unwrap_or_default();
+    let mut addresses = String::new();
+    for list in [&envelope.from, &envelope.to, &envelope.cc, &envelope.bcc] {
+        address::search_text(list, &mut addresses);
+    }
+    for list in [&envelope.sender, &envelope.reply_to] {
+        if *list != envelope.from {
+            address::search_text(list, &mut addresses);
+        }
+    }
+
+    let mut body_text = String::new();
+    let mut snippet = None;
+    collect_text(raw, &body, &mut body_text, &mut snippet);
+    text::truncate(&mut body_text, text::SEARCH_BODY_MAX);
+
+    Analysis {
+        subject: subject.clone(),
+        from: address::display(&envelope.from),
+        to: address::display(&envelope.to),
+        cc: address::display(&envelope.cc),
+        date: envelope.date.as_deref().and_then(text::parse_date),
+        message_id: envelope
+            .message_id
+            .as_deref()
+            .and_then(structure::bare_message_id),
+        has_attachment: has_attachment(&body),
+        snippet: snippet.unwrap_or_default(),
+        search: SearchText {
+            subject,
+            addresses,
+            body: body_text,
+        },
+        envelope,
+        body,
+    }
+}
+
+fn is_attachment(part: &BodyPart) -> bool {
+    part.disposition
+        .as_ref()
+        .is_some_and(|(kind, _)| kind == "attachment")
+}
+
+fn has_filename(part: &BodyPart) -> bool {
+    let named = |params: &[(String, String)], name: &str| {
+        params.iter().any(|(n, _)| {
+            let n = n.to_ascii_lowercase();
+            n == name || n.starts_with(&format!("{name}*"))
+        })
+    };
+    part.disposition
+        .as_ref()
+        .is_some_and(|(_, params)| named(params, "filename"))
+        || named(&part.params, "name")
+}
+
+fn has_attachment(part: &BodyPart) -> bool {
+    if is_attachment(part) {
+        return true;
+    }
+    if part.is_multipart() {
+        return part.parts.iter().any(has_attachment);
+    }
+    if part.media_type != "text" && has_filename(part) {
+        return true;
+    }
+    part.message.as_ref().is_some_and(|m| has_attachment(&m.1))
+}
+
+/// Appends the text of every text/* leaf to `out` (up to the search cap) and takes the
+/// snippet from the first text/plain or text/html one, not an attachment, that has any
+/// text.
+fn collect_text(raw: &[u8], part: &BodyPart, out: &mut String, snippet: &mut Option<String>) {
+    if part.is_multipart() {
+        for child in &part.parts {
+            collect_text(raw, child, out, snippet);
+        }
+        return;
+    }
+    if let Some(m) = &part.message {
+        collect_text(raw, &m.1, out, snippet);
+        return;
+    }
+    if part.media_type != "text" {
+        return;
+    }
+    let remaining = text::SEARCH_BODY_MAX.saturating_sub(out.len());
+    let want_snippet = snippet.is_none()
+        && !is_attachment(part)
+        && matches!(part.media_subtype.as_str(), "plain" | "html");
+    if remaining == 0 && !want_snippet {
+        return;
+    }
+    // Decoding only a prefix: base64 and HTML markup are bigger than the text they carry.
+    let limit = remaining.saturating_mul(4).saturating_add(64 * 1024);
+    let t = text::part_text(raw, part, limit);
+    if want_snippet {
+        let s = text::collapse(&t, text::SNIPPET_CHARS);
+        if !s.is_empty() {
+            *snippet = Some(s);
+        }
+    }
+    if remaining > 0 && !t.trim().is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&t);
+    }
+}

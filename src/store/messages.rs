@@ -1,0 +1,205 @@
+//! Messages in a mailbox: listing their metadata, and expunging them (the one removal path
+//! that IMAP EXPUNGE, POP3's UPDATE state and the webmail's final delete share).
+
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{Change, Result, Store, StoreError, blobs};
+
+/// The IMAP system flags as a bit set (`\Recent` is per-session and not stored).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Flags(u8);
+
+impl Flags {
+    pub const SEEN: Flags = Flags(1);
+    pub const ANSWERED: Flags = Flags(2);
+    pub const FLAGGED: Flags = Flags(4);
+    pub const DELETED: Flags = Flags(8);
+    pub const DRAFT: Flags = Flags(16);
+    const ALL: u8 = 31;
+
+    pub fn from_bits(bits: u8) -> Flags {
+        Flags(bits & Flags::ALL)
+    }
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+    pub fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+    pub fn difference(self, other: Flags) -> Flags {
+        Flags(self.0 & !other.0)
+    }
+}
+
+/// What a listing needs about one message, without its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub id: i64,
+    pub uid: u32,
+    pub modseq: u64,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    pub internal_date: i64,
+    pub size: u64,
+    pub blob_id: i64,
+}
+
+type MetaRow = (i64, u32, i64, u8, String, i64, i64, i64);
+
+fn meta(row: MetaRow) -> MessageMeta {
+    let (id, uid, modseq, flags, keywords, internal_date, size, blob_id) = row;
+    MessageMeta {
+        id,
+        uid,
+        modseq: modseq as u64,
+        flags: Flags::from_bits(flags),
+        keywords: keywords.split_whitespace().map(str::to_string).collect(),
+        internal_date,
+        size: size as u64,
+        blob_id,
+    }
+}
+
+impl Store {
+    /// Every message of a mailbox, by ascending UID.
+    pub async fn messages(&self, mailbox_id: i64) -> Result<Vec<MessageMeta>> {
+        let rows: Vec<MetaRow> = sqlx::query_as(
+            "SELECT id, uid, modseq, flags, keywords, internal_date, size, blob_id
+             FROM messages WHERE mailbox_id = ? ORDER BY uid",
+        )
+        .bind(mailbox_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(meta).collect())
+    }
+
+    /// UIDs of the messages in a mailbox whose subject, addresses or body contain every word
+    /// of `words` (full-text index, prefix-free, case- and accent-insensitive), ascending.
+    pub async fn search_text(&self, mailbox_id: i64, words: &str) -> Result<Vec<u32>> {
+        let Some(query) = fts_query(words) else {
+            return Ok(Vec::new());
+        };
+        Ok(sqlx::query_scalar(
+            "SELECT m.uid FROM messages m JOIN blob_text t ON t.rowid = m.blob_id
+             WHERE m.mailbox_id = ? AND t.blob_text MATCH ? ORDER BY m.uid",
+        )
+        .bind(mailbox_id)
+        .bind(query)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Removes the messages with these UIDs from a mailbox in one transaction: their bodies
+    /// lose a reference, the account's usage drops, and each UID is remembered with the new
+    /// MODSEQ for QRESYNC. Returns the UIDs that were there, ascending.
+    pub async fn expunge(&self, mailbox_id: i64, uids: &[u32]) -> Result<Vec<u32>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.write().await?;
+        let account_id: i64 = sqlx::query_scalar("SELECT account_id FROM mailboxes WHERE id = ?")
+            .bind(mailbox_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox_id}")))?;
+        let mut gone: Vec<(u32, i64, i64)> = Vec::new();
+        // Bounded batches keep each statement under SQLite's variable limit.
+        for chunk in uids.chunks(500) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("DELETE FROM messages WHERE mailbox_id = ");
+            q.push_bind(mailbox_id).push(" AND uid IN (");
+            let mut list = q.separated(", ");
+            for uid in chunk {
+                list.push_bind(*uid);
+            }
+            q.push(") RETURNING uid, blob_id, size");
+            gone.extend(
+                q.build_query_as::<(u32, i64, i64)>()
+                    .fetch_all(&mut *tx)
+                    .await?,
+            );
+        }
+        if gone.is_empty() {
+            return Ok(Vec::new());
+        }
+        let modseq: i64 = sqlx::query_scalar(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
+        )
+        .bind(mailbox_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut bytes = 0i64;
+        let mut refs: Vec<(i64, i64)> = Vec::new();
+        for (uid, blob_id, size) in &gone {
+            bytes += size;
+            match refs.iter_mut().find(|(b, _)| b == blob_id) {
+                Some(r) => r.1 += 1,
+                None => refs.push((*blob_id, 1)),
+            }
+            sqlx::query(
+                "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+            )
+            .bind(mailbox_id)
+            .bind(uid)
+            .bind(modseq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (blob_id, n) in refs {
+            blobs::release(&mut tx, blob_id, n).await?;
+        }
+        sqlx::query(
+            "UPDATE accounts SET used_bytes = MAX(used_bytes - ?, 0), message_count = MAX(message_count - ?, 0) WHERE id = ?",
+        )
+        .bind(bytes)
+        .bind(gone.len() as i64)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut uids: Vec<u32> = gone.into_iter().map(|(uid, _, _)| uid).collect();
+        uids.sort_unstable();
+        self.bus.announce(Change::Expunged {
+            account_id,
+            mailbox_id,
+            uids: uids.clone(),
+            modseq: modseq as u64,
+        });
+        Ok(uids)
+    }
+}
+
+/// Turns user words into an FTS5 query that can only mean "all these words": each word is
+/// quoted (doubling inner quotes), so no FTS5 operator or column filter can be injected.
+fn fts_query(words: &str) -> Option<String> {
+    let terms: Vec<String> = words
+        .split_whitespace()
+        .take(32)
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Flags, fts_query};
+
+    #[test]
+    fn fts_queries_are_quoted() {
+        assert_eq!(fts_query("  "), None);
+        assert_eq!(fts_query("hello world").unwrap(), "\"hello\" \"world\"");
+        assert_eq!(fts_query("a\"b OR c*").unwrap(), "\"a\"\"b\" \"OR\" \"c*\"");
+    }
+
+    #[test]
+    fn flags() {
+        let f = Flags::SEEN.union(Flags::FLAGGED);
+        assert!(f.contains(Flags::SEEN));
+        assert!(!f.contains(Flags::DELETED));
+        assert_eq!(f.difference(Flags::SEEN), Flags::FLAGGED);
+        assert_eq!(Flags::from_bits(255).bits(), 31);
+    }
+}

@@ -1,0 +1,197 @@
+//! The store: the only place with SQL.
+//!
+//! One SQLite file in WAL mode with `synchronous=FULL`, so a commit is on disk when it returns
+//! and a reply that says "stored" may be sent. Writes go through one writer connection (SQLite
+//! has one writer anyway; queuing in our pool is cheaper than `SQLITE_BUSY` retries), reads
+//! through a pool of read-only connections that WAL lets run beside the writer. Write
+//! transactions start with `BEGIN IMMEDIATE` so that a CLI command running beside the server
+//! waits on the busy timeout instead of failing half-way.
+//!
+//! Every change to mail is announced on the [`ChangeBus`] after its commit, so IMAP IDLE and the
+//! webmail see it at once. The bus lives in the process: a CLI command changing accounts does
+//! not announce (accounts and domains are looked up fresh on every use).
+//!
+//! The API speaks domain types ([`Account`], [`Mailbox`], ...) and never leaks SQLite types, so
+//! a PostgreSQL store can stand beside this one later (DESIGN.md §7).
+
+mod accounts;
+mod blobs;
+mod deliver;
+mod domains;
+mod mailboxes;
+mod messages;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::broadcast;
+
+pub use accounts::{Account, NewAccount};
+pub use deliver::{Delivered, Delivery, DeliveryReport, Target};
+pub use domains::{Alias, Domain};
+pub use mailboxes::{DEFAULT_MAILBOXES, Mailbox};
+pub use messages::{Flags, MessageMeta};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("mailbox full: {address} would use {needed} of {quota} bytes")]
+    QuotaExceeded {
+        address: String,
+        needed: u64,
+        quota: u64,
+    },
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A change to mail, announced after its commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Appended {
+        account_id: i64,
+        mailbox_id: i64,
+        uid: u32,
+        modseq: u64,
+    },
+    FlagsChanged {
+        account_id: i64,
+        mailbox_id: i64,
+        uids: Vec<u32>,
+        modseq: u64,
+    },
+    Expunged {
+        account_id: i64,
+        mailbox_id: i64,
+        uids: Vec<u32>,
+        modseq: u64,
+    },
+    /// Mailboxes created, renamed or deleted.
+    MailboxesChanged { account_id: i64 },
+}
+
+/// The change bus: one broadcast channel for the process. A receiver that lags behind gets
+/// `RecvError::Lagged` and must re-read what it shows; nothing blocks a delivery.
+#[derive(Clone)]
+pub struct ChangeBus(broadcast::Sender<Change>);
+
+impl ChangeBus {
+    fn new() -> ChangeBus {
+        ChangeBus(broadcast::channel(4096).0)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.0.subscribe()
+    }
+
+    fn announce(&self, change: Change) {
+        // No receiver is not an error: nobody is watching.
+        let _ = self.0.send(change);
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    bus: ChangeBus,
+}
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Invalid(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let url = format!("sqlite://{}", path.display());
+        let base = SqliteConnectOptions::from_str(&url)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("cache_size", "-16000")
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(base.clone().create_if_missing(true))
+            .await?;
+        sqlx::migrate!("./migrations").run(&writer).await?;
+        let readers = std::thread::available_parallelism().map_or(4, |n| n.get().max(4));
+        let reader = SqlitePoolOptions::new()
+            .max_connections(readers as u32)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(base.read_only(true))
+            .await?;
+        Ok(Store {
+            writer,
+            reader,
+            bus: ChangeBus::new(),
+        })
+    }
+
+    pub fn changes(&self) -> &ChangeBus {
+        &self.bus
+    }
+
+    /// A write transaction that holds SQLite's write lock from its first statement.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Closes both pools, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Store {
+    /// A cheap query on each pool, for `/healthz`.
+    pub async fn health(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        sqlx::query("SELECT 1").execute(&self.writer).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! The web front: one axum router served on the HTTP and HTTPS listeners through the shared
+//! accept loop ([`crate::net`]), so web connections obey the same limits, timeouts and graceful
+//! shutdown as mail. Layers: request tracing, compression, a body size limit, a request
+//! timeout, and a panic catcher that answers 500 instead of dropping the connection.
+//!
+//! Routes here: the start page (client settings), `/healthz`, and the built-in static files.
+//! The admin panel (`/admin`) and the webmail mount on this router in their own modules.
+
+mod assets;
+mod error;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::WebError;
+
+use crate::net::{Connection, Handler};
+use crate::store::Store;
+
+/// A mail service as the start page lists it.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: &'static str,
+    pub port: u16,
+    pub security: &'static str,
+}
+
+#[derive(Clone)]
+pub struct WebState {
+    pub store: Store,
+    pub hostname: String,
+    pub services: Arc<Vec<Service>>,
+}
+
+pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/static/{*path}", get(assets::serve))
+        .fallback(error::not_found)
+        .with_state(state)
+        .layer(CompressionLayer::new())
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on each connection; on shutdown, in-flight requests finish and
+/// keep-alive connections are closed.
+pub fn handler(router: Router) -> Handler {
+    Arc::new(move |conn: Connection| {
+        let service = TowerToHyperService::new(router.clone());
+        Box::pin(async move {
+            let Connection {
+                stream,
+                mut shutdown,
+                ..
+            } = conn;
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(served);
+            let result = tokio::select! {
+                r = served.as_mut() => r,
+                _ = crate::net::stopped(&mut shutdown) => {
+                    served.as_mut().graceful_shutdown();
+                    served.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!("http connection ended: {e}");
+            }
+        })
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "index.html")]
+struct IndexPage {
+    hostname: String,
+    services: Vec<Service>,
+}
+
+async fn index(State(state): State<WebState>) -> IndexPage {
+    IndexPage {
+        hostname: state.hostname.clone(),
+        services: state.services.as_ref().clone(),
+    }
+}
+
+/// 200 when the database answers, 503 otherwise; for load balancers and monitoring.
+async fn healthz(State(state): State<WebState>) -> Response {
+    match state.store.health().await {
+        Ok(()) => (StatusCode::OK, [("cache-control", "no-store")], "ok\n").into_response(),
+        Err(e) => {
+            tracing::error!("health check failed: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The in-process test harness: the whole server on ephemeral ports of 127.0.0.1 with a
+//! temporary data directory, plus small helpers to create accounts and messages.
+
+use std::path::Path;
+
+use mailroom::app::{self, Running};
+use mailroom::auth::password;
+use mailroom::config::{Config, Listen};
+use mailroom::store::{Account, NewAccount, Store};
+use tempfile::TempDir;
+
+pub struct TestServer {
+    pub running: Running,
+    pub dir: TempDir,
+}
+
+/// A config for tests: the embedded default with a temporary data directory, every listener
+/// on port 0, and a throttle quick enough for tests.
+pub fn config(dir: &Path) -> Config {
+    let mut config = Config::embedded();
+    config.data_dir = dir.to_path_buf();
+    config.listen = Listen::ephemeral();
+    config.limits.shutdown_grace_secs = 2;
+    config
+}
+
+pub async fn start() -> TestServer {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(change: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config(dir.path());
+    change(&mut config);
+    let running = app::start(config).await.expect("server starts");
+    TestServer { running, dir }
+}
+
+/// A store alone in a temporary directory, with the domain example.org.
+pub async fn store() -> (Store, TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("mailroom.db"))
+        .await
+        .expect("store opens");
+    store.add_domain("example.org").await.expect("domain");
+    (store, dir)
+}
+
+/// Creates an account with password "secret" (hashed once per process: argon2 is slow on
+/// purpose) and the given quota.
+pub async fn account(store: &Store, address: &str, quota: u64) -> Account {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let hash = HASH
+        .get_or_init(|| async { password::hash("secret").await.expect("hash") })
+        .await;
+    store
+        .create_account(NewAccount {
+            address,
+            password_hash: hash,
+            quota_bytes: quota,
+            is_admin: false,
+        })
+        .await
+        .expect("account")
+}
+
+/// A well-formed message of about `size` bytes whose body mentions `word`.
+pub fn message(subject: &str, word: &str, size: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: Alice Example <alice@example.net>\r\nTo: bob@example.org\r\nSubject: {subject}\r\n\
+         Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{subject}.{word}@example.net>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello, this is about {word}.\r\n"
+    );
+    let line = "The quick brown fox jumps over the lazy dog, again and again and again.\r\n";
+    while m.len() + line.len() <= size {
+        m.push_str(line);
+    }
+    m.into_bytes()
+}
+
+/// A TLS client over `tcp` that trusts the self-signed certificate in `data_dir`.
+pub async fn tls_client(
+    data_dir: &Path,
+    tcp: tokio::net::TcpStream,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, ServerName};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = CertificateDer::from_pem_file(data_dir.join("tls/self-signed.crt"))
+        .expect("self-signed cert");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).expect("root");
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("TLS handshake")
+}
+
+/// A minimal HTTP/1.1 GET over any stream: (status, headers lower-cased, body).
+pub async fn http_get<S>(stream: &mut S, path: &str) -> (u16, String, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_lowercase(), body.to_string())
+}

@@ -1,0 +1,9 @@
+//! Integration tests: one binary, a module per area. Each test starts what it needs on port 0
+//! with a temporary data directory (see `harness`).
+
+mod auth;
+mod cli;
+mod harness;
+mod net;
+mod store;
+mod web;
