@@ -15,6 +15,8 @@
 //!   local parts unquoted), as Dovecot sends them. A mailbox without a domain has the host
 //!   `MISSING_DOMAIN`, without a local part the mailbox `MISSING_MAILBOX` (Dovecot's
 //!   markers); NIL hosts are only used for group markers.
+//! - A repeated header field counts by its first occurrence; Sender and Reply-To default
+//!   to From when absent or empty (RFC 3501).
 //! - Lines (text/* and message/rfc822) count line feeds in the body, as Dovecot does.
 //! - How parts are found (Dovecot's way: one pass, open boundaries matched innermost
 //!   first), and what happens with broken multiparts and encoded message/rfc822 parts, is
