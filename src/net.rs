@@ -325,6 +325,62 @@ impl Connection {
     }
 }
 
+/// What a protocol session needs from its connection, so a session can be driven by a
+/// [`Connection`] in the server and by an in-memory stream in unit tests.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
+    /// True when a STARTTLS-style upgrade can be offered now.
+    fn can_starttls(&self) -> bool;
+    fn is_tls(&self) -> bool;
+    fn tls_info(&self) -> Option<TlsInfo>;
+    /// Upgrades in place; see [`Connection::starttls`].
+    fn starttls(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+    fn set_idle_timeout(&mut self, idle: Duration);
+}
+
+impl Transport for Connection {
+    fn can_starttls(&self) -> bool {
+        Connection::can_starttls(self)
+    }
+    fn is_tls(&self) -> bool {
+        Connection::is_tls(self)
+    }
+    fn tls_info(&self) -> Option<TlsInfo> {
+        Connection::tls_info(self)
+    }
+    fn starttls(&mut self) -> impl Future<Output = io::Result<()>> + Send {
+        Connection::starttls(self)
+    }
+    fn set_idle_timeout(&mut self, idle: Duration) {
+        self.stream.set_idle_timeout(idle);
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
 enum Inner {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),

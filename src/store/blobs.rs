@@ -3,7 +3,7 @@
 //! expunge paths touch references, inside their own transactions, so a count never drifts from
 //! the rows that hold it.
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::SqliteConnection;
 
 use super::{Result, Store, StoreError};
 use crate::mime::Analysis;
@@ -11,7 +11,7 @@ use crate::mime::Analysis;
 /// Adds `refs` references to the blob with `hash`, inserting it (with its parsed form and its
 /// search text) if it is new. Returns its id.
 pub(super) async fn acquire(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut SqliteConnection,
     hash: &str,
     raw: &[u8],
     analysis: &Analysis,
@@ -21,7 +21,7 @@ pub(super) async fn acquire(
         sqlx::query_scalar("UPDATE blobs SET refcount = refcount + ? WHERE hash = ? RETURNING id")
             .bind(refs)
             .bind(hash)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *conn)
             .await?;
     if let Some(id) = existing {
         return Ok(id);
@@ -49,7 +49,7 @@ pub(super) async fn acquire(
     .bind(&analysis.message_id)
     .bind(analysis.has_attachment)
     .bind(&analysis.snippet)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?
     .last_insert_rowid();
     sqlx::query("INSERT INTO blob_text (rowid, subject, addresses, body) VALUES (?, ?, ?, ?)")
@@ -57,33 +57,29 @@ pub(super) async fn acquire(
         .bind(&analysis.search.subject)
         .bind(&analysis.search.addresses)
         .bind(&analysis.search.body)
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     Ok(id)
 }
 
 /// Drops `refs` references; the blob and its index row go when none are left.
-pub(super) async fn release(
-    tx: &mut Transaction<'static, Sqlite>,
-    blob_id: i64,
-    refs: i64,
-) -> Result<()> {
+pub(super) async fn release(conn: &mut SqliteConnection, blob_id: i64, refs: i64) -> Result<()> {
     let left: Option<i64> = sqlx::query_scalar(
         "UPDATE blobs SET refcount = refcount - ? WHERE id = ? RETURNING refcount",
     )
     .bind(refs)
     .bind(blob_id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *conn)
     .await?;
     match left {
         Some(n) if n <= 0 => {
             sqlx::query("DELETE FROM blob_text WHERE rowid = ?")
                 .bind(blob_id)
-                .execute(&mut **tx)
+                .execute(&mut *conn)
                 .await?;
             sqlx::query("DELETE FROM blobs WHERE id = ?")
                 .bind(blob_id)
-                .execute(&mut **tx)
+                .execute(&mut *conn)
                 .await?;
         }
         Some(_) => {}

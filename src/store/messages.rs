@@ -76,6 +76,24 @@ impl Store {
         Ok(rows.into_iter().map(meta).collect())
     }
 
+    /// Every message body of a mailbox with its UID, by ascending UID, one at a time: a pass
+    /// over a whole mailbox (POP3 sizes, export) without holding all of it in memory.
+    pub fn message_bodies(
+        &self,
+        mailbox_id: i64,
+    ) -> futures::stream::BoxStream<'_, Result<(u32, Vec<u8>)>> {
+        use futures::TryStreamExt;
+        Box::pin(
+            sqlx::query_as::<_, (u32, Vec<u8>)>(
+                "SELECT m.uid, b.data FROM messages m JOIN blobs b ON b.id = m.blob_id
+                 WHERE m.mailbox_id = ? ORDER BY m.uid",
+            )
+            .bind(mailbox_id)
+            .fetch(&self.reader)
+            .map_err(StoreError::from),
+        )
+    }
+
     /// UIDs of the messages in a mailbox whose subject, addresses or body contain every word
     /// of `words` (full-text index, prefix-free, case- and accent-insensitive), ascending.
     pub async fn search_text(&self, mailbox_id: i64, words: &str) -> Result<Vec<u32>> {

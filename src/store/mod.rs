@@ -109,6 +109,7 @@ pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
     bus: ChangeBus,
+    deliverer: deliver::Deliverer,
 }
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -144,10 +145,12 @@ impl Store {
             .max_lifetime(None)
             .connect_with(base.read_only(true))
             .await?;
+        let bus = ChangeBus::new();
         Ok(Store {
+            deliverer: deliver::Deliverer::spawn(writer.clone(), bus.clone()),
             writer,
             reader,
-            bus: ChangeBus::new(),
+            bus,
         })
     }
 

@@ -509,3 +509,90 @@ async fn every_mime_fixture_is_delivered() {
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
     assert_eq!(store.messages(inbox.id).await.unwrap().len(), n);
 }
+
+#[tokio::test]
+async fn atomic_delivery_stores_for_all_or_none() {
+    let (store, _dir) = store().await;
+    let small = account(&store, "small@example.org", 5000).await;
+    let big = account(&store, "big@example.org", 0).await;
+    let raw = message("atomic", "x", 4096);
+    let both = [Target::inbox(big.id), Target::inbox(small.id)];
+    assert_eq!(
+        store
+            .deliver_atomic(delivery(&raw), &both)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let err = store
+        .deliver_atomic(delivery(&raw), &both)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::QuotaExceeded { ref address, .. } if address == "small@example.org"),
+        "{err}"
+    );
+    let big_inbox = store.mailbox(big.id, "INBOX").await.unwrap().unwrap();
+    assert_eq!(
+        store.messages(big_inbox.id).await.unwrap().len(),
+        1,
+        "nothing stored for anyone"
+    );
+    assert_eq!(
+        store.account(big.id).await.unwrap().unwrap().used_bytes,
+        raw.len() as i64
+    );
+}
+
+/// Deliveries that share a group commit: one failing (a mailbox of another account) must not
+/// spoil the others, and every success is durable and announced.
+#[tokio::test]
+async fn a_failing_delivery_does_not_spoil_its_batch() {
+    let (store, _dir) = store().await;
+    let a = account(&store, "a@example.org", 0).await;
+    let b = account(&store, "b@example.org", 0).await;
+    let b_sent = store.mailbox(b.id, "Sent").await.unwrap().unwrap();
+    let mut changes = store.changes().subscribe();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let raw = message(&format!("batch{i}"), "x", 800);
+            let target = if i % 10 == 3 {
+                Target {
+                    mailbox_id: Some(b_sent.id),
+                    ..Target::inbox(a.id)
+                }
+            } else {
+                Target::inbox(a.id)
+            };
+            store.deliver(delivery(&raw), &[target]).await.is_ok()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.unwrap());
+    }
+    assert_eq!(ok, 36);
+    let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
+    let uids: Vec<u32> = store
+        .messages(inbox.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(uids, (1..=36).collect::<Vec<u32>>());
+    assert!(store.messages(b_sent.id).await.unwrap().is_empty());
+    for _ in 0..36 {
+        assert!(matches!(
+            changes.recv().await.unwrap(),
+            Change::Appended { .. }
+        ));
+    }
+    assert_eq!(
+        store.account(a.id).await.unwrap().unwrap().message_count,
+        36
+    );
+}
