@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use crate::auth::{Authenticator, password};
 use crate::config::Config;
 use crate::net::{self, Handler, Listener, Security};
+use crate::smtp::{self, Smtp};
 use crate::store::{NewAccount, Store};
 use crate::tls::{self, Tls};
 use crate::web;
@@ -85,6 +86,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
 
+    let services = Services {
+        config: Arc::new(config.clone()),
+        store: store.clone(),
+        auth: auth.clone(),
+        tls: tls.clone(),
+        smtp: Arc::new(Smtp::new(&config, store.clone(), auth.clone())),
+    };
+
     // Bind everything first, so the start page can list the real ports and a bind error stops
     // the start before anything runs.
     let mut listeners = Vec::new();
@@ -94,7 +103,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             match kind {
                 "http" | "https" => web_listeners.push((kind, *addr)),
                 _ => {
-                    let Some((handler, security)) = mail_service(kind, &tls) else {
+                    let Some((handler, security)) = mail_service(kind, &services) else {
                         tracing::warn!(
                             "no {kind} server in this build yet; not listening on {addr}"
                         );
@@ -159,10 +168,33 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 }
 
 /// The handler and TLS mode of a mail listener kind, once its protocol exists.
-/// SMTP, IMAP and POP3 land in their own issues and wire themselves in here; until then their
-/// listeners are skipped with a warning rather than accepting connections nobody answers.
-fn mail_service(_kind: &str, _tls: &Tls) -> Option<(Handler, Security)> {
-    None
+/// What the mail protocols share, built once.
+#[allow(dead_code)] // `config`, `store` and `auth` are read by the IMAP and POP3 arms as they land.
+struct Services {
+    config: Arc<Config>,
+    store: Store,
+    auth: Authenticator,
+    tls: Tls,
+    smtp: Arc<Smtp>,
+}
+
+/// The handler and TLS mode of a mail listener kind. A protocol not built yet returns `None`,
+/// and its listener is skipped with a warning rather than accepting connections nobody answers.
+fn mail_service(kind: &str, s: &Services) -> Option<(Handler, Security)> {
+    let starttls = Security::Plain(Some(s.tls.acceptor(&[])));
+    let implicit = Security::Implicit(s.tls.acceptor(&[]));
+    match kind {
+        "smtp" => Some((smtp::handler(s.smtp.clone(), smtp::Kind::Mx), starttls)),
+        "submission" => Some((
+            smtp::handler(s.smtp.clone(), smtp::Kind::Submission),
+            starttls,
+        )),
+        "submissions" => Some((
+            smtp::handler(s.smtp.clone(), smtp::Kind::Submission),
+            implicit,
+        )),
+        _ => None,
+    }
 }
 
 /// How the start page names a listener kind: (service, security).

@@ -9,6 +9,8 @@
 //! - [`net`]: the one accept loop: connection limits, idle timeouts, TLS and STARTTLS.
 //! - [`tls`]: certificates (self-signed, files, ACME) behind one resolver.
 //! - [`store`]: the only place with SQL: accounts, mailboxes, the one delivery path, blobs.
+//! - [`smtp`]: inbound MX and submission sessions.
+//! - [`submission`]: the one submission path (SMTP submission and the webmail's Send).
 //! - [`mime`]: what IMAP and the webmail need from a message, computed once at delivery.
 //! - [`auth`]: password hashing, SASL decoding and the failed-login throttle.
 //! - [`web`]: the HTTP router (health, static files; admin and webmail build on it).
@@ -19,6 +21,8 @@ pub mod auth;
 pub mod config;
 pub mod mime;
 pub mod net;
+pub mod smtp;
 pub mod store;
+pub mod submission;
 pub mod tls;
 pub mod web;

@@ -211,6 +211,8 @@ async fn open_with(config: &Config) -> anyhow::Result<Store> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM during start-up must still mean a clean stop.
+    let stop = stop_signal()?;
     let running = mailroom::app::start(config).await?;
     if let Some(login) = &running.first_login {
         // Printed once, on stdout, never logged.
@@ -222,22 +224,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         println!();
         let _ = std::io::stdout().flush();
     }
-    wait_for_signal().await?;
+    stop.await;
     tracing::info!("shutting down");
     running.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Resolves on SIGTERM or SIGINT.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 /// The production configuration `init` writes.

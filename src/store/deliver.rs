@@ -268,7 +268,7 @@ async fn store_one(tx: &mut Transaction<'_, Sqlite>, job: &Job) -> Result<Delive
     }
 
     let blob_id = blobs::acquire(
-        &mut **tx,
+        tx,
         &job.hash,
         &job.raw,
         &job.analysis,

@@ -5,5 +5,6 @@ mod auth;
 mod cli;
 mod harness;
 mod net;
+mod smtp;
 mod store;
 mod web;

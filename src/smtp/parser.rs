@@ -1,0 +1,240 @@
+//! Byte-level SMTP input handling: command lines (bounded), and the DATA decoder.
+//!
+//! Decisions (RFC 5321 §2.3.8 and the 2023 "SMTP smuggling" lessons):
+//! - Command lines may end in CRLF or a bare LF (treated as CRLF); a line longer than
+//!   [`MAX_LINE`] is answered `500 5.5.2` and skipped to its end without buffering it.
+//! - In DATA, only `CRLF . CRLF` ends the message. A bare LF inside the message is taken as a line
+//!   end and stored as CRLF; a bare CR is kept as it is. So no sequence can end the message early
+//!   in our eyes yet late in another server's, or the other way round.
+//! - Leading dots are removed (dot-unstuffing, §4.5.2).
+//! - Past the size limit the decoder keeps reading to the end of the message but stores nothing
+//!   more, so the reply (`552 5.3.4`) comes at the right place in the stream.
+
+/// The longest command line, CRLF included (§4.5.3.1.4 says 512; 1000 is the text-line limit
+/// and what real clients need for AUTH with long initial responses).
+pub const MAX_LINE: usize = 1000;
+
+/// The result of looking for one command line in a buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineScan {
+    /// A complete line (without its line end) and how many bytes it took from the buffer.
+    Line(usize, usize),
+    /// No line end yet; read more.
+    NeedMore,
+    /// The line is over the limit; this many bytes can be dropped, and the caller must keep
+    /// dropping until the line's end (see [`skip_to_eol`]).
+    TooLong(usize),
+}
+
+/// Finds the first line in `buf`: `Line(len, consumed)` where `buf[..len]` is the line without
+/// CR LF.
+pub fn scan_line(buf: &[u8]) -> LineScan {
+    match buf.iter().position(|b| *b == b'\n') {
+        Some(lf) if lf + 1 > MAX_LINE => LineScan::TooLong(lf + 1),
+        Some(lf) => {
+            let len = if lf > 0 && buf.get(lf - 1) == Some(&b'\r') {
+                lf - 1
+            } else {
+                lf
+            };
+            LineScan::Line(len, lf + 1)
+        }
+        None if buf.len() >= MAX_LINE => LineScan::TooLong(buf.len()),
+        None => LineScan::NeedMore,
+    }
+}
+
+/// While skipping an over-long line: how many bytes of `buf` to drop, and whether its end was
+/// found.
+pub fn skip_to_eol(buf: &[u8]) -> (usize, bool) {
+    match buf.iter().position(|b| *b == b'\n') {
+        Some(lf) => (lf + 1, true),
+        None => (buf.len(), false),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// At the start of a line that followed a CRLF (or the DATA command itself).
+    LineStartCrlf,
+    /// At the start of a line that followed a bare LF: a dot here never ends the message.
+    LineStartLf,
+    /// Saw a leading dot at the start of a line.
+    Dot {
+        after_crlf: bool,
+    },
+    /// Saw a leading dot and then CR.
+    DotCr {
+        after_crlf: bool,
+    },
+    InLine,
+    Cr,
+}
+
+/// Decodes a DATA stream into the message: dot-unstuffing, line-end normalisation, size limit.
+#[derive(Debug)]
+pub struct DataDecoder {
+    state: State,
+    max: usize,
+    message: Vec<u8>,
+    /// Total octets of the message as decoded, including what was dropped past the limit.
+    size: usize,
+}
+
+impl DataDecoder {
+    pub fn new(max: usize) -> DataDecoder {
+        DataDecoder {
+            state: State::LineStartCrlf,
+            max,
+            message: Vec::with_capacity(8192),
+            size: 0,
+        }
+    }
+
+    fn emit(&mut self, bytes: &[u8]) {
+        self.size = self.size.saturating_add(bytes.len());
+        if self.size <= self.max {
+            self.message.extend_from_slice(bytes);
+        }
+    }
+
+    /// Feeds input; returns how many bytes were used and whether the end of data was reached
+    /// (the bytes after it belong to the next command).
+    pub fn feed(&mut self, input: &[u8]) -> (usize, bool) {
+        for (i, &b) in input.iter().enumerate() {
+            self.state = match (self.state, b) {
+                (State::LineStartCrlf, b'.') => State::Dot { after_crlf: true },
+                (State::LineStartLf, b'.') => State::Dot { after_crlf: false },
+                (State::Dot { after_crlf }, b'\r') => State::DotCr { after_crlf },
+                (State::DotCr { after_crlf: true }, b'\n') => return (i + 1, true),
+                (State::DotCr { after_crlf: false }, b'\n') | (State::Dot { .. }, b'\n') => {
+                    // A lone dot that cannot end the message: keep it as a "." line.
+                    self.emit(b".\r\n");
+                    State::LineStartLf
+                }
+                (State::DotCr { .. }, other) => {
+                    self.emit(b"\r");
+                    self.after_text(other)
+                }
+                (State::Dot { .. }, other) => self.after_text(other),
+                (State::Cr, b'\n') => {
+                    self.emit(b"\r\n");
+                    State::LineStartCrlf
+                }
+                (State::Cr, other) => {
+                    self.emit(b"\r");
+                    self.after_text(other)
+                }
+                (_, other) => self.after_text(other),
+            };
+        }
+        (input.len(), false)
+    }
+
+    /// The state after a byte of line content (or a line end) outside the dot states.
+    fn after_text(&mut self, b: u8) -> State {
+        match b {
+            b'\r' => State::Cr,
+            b'\n' => {
+                self.emit(b"\r\n");
+                State::LineStartLf
+            }
+            _ => {
+                self.emit(&[b]);
+                State::InLine
+            }
+        }
+    }
+
+    pub fn too_big(&self) -> bool {
+        self.size > self.max
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    pub fn into_message(self) -> Vec<u8> {
+        self.message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_chunked(input: &[u8], chunk: usize) -> (Vec<u8>, usize) {
+        let mut d = DataDecoder::new(1 << 20);
+        let mut used = 0;
+        for piece in input.chunks(chunk) {
+            let (n, done) = d.feed(piece);
+            used += n;
+            if done {
+                return (d.into_message(), used);
+            }
+        }
+        panic!("no end of data in {input:?}");
+    }
+
+    #[test]
+    fn data_decoding_table() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (
+                b"Subject: x\r\n\r\nhello\r\n.\r\n",
+                b"Subject: x\r\n\r\nhello\r\n",
+            ),
+            (b".\r\n", b""),
+            (b"..leading dot\r\n.\r\n", b".leading dot\r\n"),
+            (b"a\nb\n.\r\nx\r\n.\r\n", b"a\r\nb\r\n.\r\nx\r\n"),
+            (b"a\r\n.\nb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
+            (b"bare\rcr\r\n.\r\n", b"bare\rcr\r\n"),
+            (b"a\r\n.x\r\n.\r\n", b"a\r\nx\r\n"),
+            (b"a\r\n.\rb\r\n.\r\n", b"a\r\n\rb\r\n"),
+        ];
+        for (input, want) in cases {
+            for chunk in [1, 2, 3, 7, 1000] {
+                let (got, used) = decode_chunked(input, chunk);
+                assert_eq!(
+                    got,
+                    *want,
+                    "{:?} in chunks of {chunk}",
+                    String::from_utf8_lossy(input)
+                );
+                assert_eq!(used, input.len());
+            }
+        }
+    }
+
+    #[test]
+    fn end_of_data_leaves_the_rest() {
+        let mut d = DataDecoder::new(100);
+        let (n, done) = d.feed(b"x\r\n.\r\nQUIT\r\n");
+        assert!(done);
+        assert_eq!(n, 6);
+    }
+
+    #[test]
+    fn size_limit_keeps_reading_but_stops_storing() {
+        let mut d = DataDecoder::new(10);
+        let (_, done) = d.feed(b"0123456789abcdef\r\n.\r\n");
+        assert!(done);
+        assert!(d.too_big());
+        assert_eq!(d.size(), 18);
+        assert!(d.into_message().len() <= 10);
+    }
+
+    #[test]
+    fn lines() {
+        assert_eq!(scan_line(b"EHLO x\r\nMAIL"), LineScan::Line(6, 8));
+        assert_eq!(scan_line(b"EHLO x\nMAIL"), LineScan::Line(6, 7));
+        assert_eq!(scan_line(b"EHLO x"), LineScan::NeedMore);
+        assert_eq!(scan_line(b"\r\n"), LineScan::Line(0, 2));
+        let long = vec![b'a'; MAX_LINE + 5];
+        assert_eq!(scan_line(&long), LineScan::TooLong(MAX_LINE + 5));
+        let mut long_line = vec![b'a'; MAX_LINE];
+        long_line.extend_from_slice(b"\r\nNOOP\r\n");
+        assert_eq!(scan_line(&long_line), LineScan::TooLong(MAX_LINE + 2));
+        assert_eq!(skip_to_eol(b"aaa\r\nNOOP"), (5, true));
+        assert_eq!(skip_to_eol(b"aaa"), (3, false));
+    }
+}

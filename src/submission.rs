@@ -1,0 +1,191 @@
+//! The one submission path: what an authenticated user sends, from an SMTP client (587/465)
+//! or the webmail, goes through [`Submission::submit`]:
+//!
+//! 1. the envelope sender must be the account's own address or an alias that delivers to it
+//!    (never a catch-all: owning `@example.org` mail does not make every address yours);
+//! 2. `Date:` and `Message-ID:` are added when missing (RFC 6409 §8);
+//! 3. local recipients (after aliases) get the message through the one delivery path, all or
+//!    none;
+//! 4. remote recipients go to the outbound queue — which does not exist yet, so they are refused
+//!    up front by [`Submission::check_recipient`] with a temporary error rather than accepted
+//!    and never delivered.
+//!
+//! DKIM signing (before anything is stored or queued) arrives with the outbound issue.
+
+use crate::address::Address;
+use crate::store::{Account, Delivered, Delivery, Store, StoreError, Target};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0} is not one of your addresses")]
+    NotYourAddress(String),
+    #[error("{0}")]
+    BadRecipient(String),
+    #[error("{0} is outside this server, and sending to other servers is not available yet")]
+    RemoteUnavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where one recipient of a submission goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// Local accounts (an alias may name several).
+    Local(Vec<i64>),
+}
+
+#[derive(Clone)]
+pub struct Submission {
+    store: Store,
+    hostname: String,
+}
+
+impl Submission {
+    pub fn new(store: Store, hostname: String) -> Submission {
+        Submission { store, hostname }
+    }
+
+    /// True when `account` may use `from` as its envelope or header sender.
+    pub async fn may_send_as(&self, account: &Account, from: &str) -> Result<bool, StoreError> {
+        if from.trim().eq_ignore_ascii_case(&account.address) {
+            return Ok(true);
+        }
+        let Ok(parsed) = Address::parse(from) else {
+            return Ok(false);
+        };
+        Ok(match self.store.alias(&parsed.to_string()).await? {
+            Some(alias) => alias
+                .targets
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&account.address)),
+            None => false,
+        })
+    }
+
+    /// Decides, at RCPT time, where a recipient's mail would go.
+    pub async fn check_recipient(&self, rcpt: &str) -> Result<Recipient, SubmitError> {
+        let parsed = Address::parse(rcpt).map_err(SubmitError::BadRecipient)?;
+        let address = parsed.to_string();
+        if !self.store.is_local_domain(&parsed.domain).await? {
+            return Err(SubmitError::RemoteUnavailable(address));
+        }
+        match self.store.expand_recipient(&address).await? {
+            Some(e) if e.remote.is_empty() => {
+                Ok(Recipient::Local(e.local.iter().map(|a| a.id).collect()))
+            }
+            Some(_) => Err(SubmitError::RemoteUnavailable(format!(
+                "{address} forwards to another server"
+            ))),
+            None => Err(SubmitError::BadRecipient(format!(
+                "{address}: no such mailbox here"
+            ))),
+        }
+    }
+
+    /// Submits `message` from `account` with envelope sender `from` to `recipients` (as
+    /// resolved by [`Submission::check_recipient`]), with `trace` (the receiving protocol's
+    /// `Return-Path:`/`Received:` lines, or nothing) on top. Returns the stored copies.
+    pub async fn submit(
+        &self,
+        account: &Account,
+        from: &str,
+        recipients: &[Recipient],
+        trace: &[u8],
+        message: &[u8],
+    ) -> Result<Vec<Delivered>, SubmitError> {
+        if !self.may_send_as(account, from).await? {
+            return Err(SubmitError::NotYourAddress(from.to_string()));
+        }
+        let message = [trace, &complete_headers(message, &self.hostname)].concat();
+        let mut accounts: Vec<i64> = Vec::new();
+        for r in recipients {
+            let Recipient::Local(ids) = r;
+            for id in ids {
+                if !accounts.contains(id) {
+                    accounts.push(*id);
+                }
+            }
+        }
+        let targets: Vec<Target> = accounts.into_iter().map(Target::inbox).collect();
+        Ok(self
+            .store
+            .deliver_atomic(
+                Delivery {
+                    raw: &message,
+                    internal_date: None,
+                },
+                &targets,
+            )
+            .await?)
+    }
+}
+
+/// Adds `Date:` and `Message-ID:` at the top when the header lacks them.
+pub fn complete_headers(message: &[u8], hostname: &str) -> Vec<u8> {
+    let mut added = String::new();
+    if !has_header(message, "date") {
+        added.push_str(&format!("Date: {}\r\n", rfc5322_now()));
+    }
+    if !has_header(message, "message-id") {
+        added.push_str(&format!("Message-ID: <{}@{hostname}>\r\n", unique_id()));
+    }
+    let mut out = Vec::with_capacity(added.len() + message.len());
+    out.extend_from_slice(added.as_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+/// True when the message's header section has a field `name` (case-insensitive).
+pub fn has_header(message: &[u8], name: &str) -> bool {
+    for line in message.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return false;
+        }
+        if let Some(colon) = line.iter().position(|b| *b == b':') {
+            let field = line.get(..colon).unwrap_or_default();
+            if field.trim_ascii().eq_ignore_ascii_case(name.as_bytes()) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The current time as an RFC 5322 date.
+pub fn rfc5322_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_else(|_| "Thu, 01 Jan 1970 00:00:00 +0000".into())
+}
+
+/// A random identifier for Message-IDs and SMTP transaction ids: 16 base32 characters.
+pub fn unique_id() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut rng = rand::rng();
+    (0..16)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_completed_only_when_missing() {
+        let bare = b"Subject: hi\r\n\r\nbody with Date: in it\r\n";
+        let done = String::from_utf8(complete_headers(bare, "mail.example.org")).unwrap();
+        assert!(done.starts_with("Date: "), "{done}");
+        assert!(done.contains("\r\nMessage-ID: <"), "{done}");
+        assert!(
+            done.contains("@mail.example.org>\r\nSubject: hi\r\n"),
+            "{done}"
+        );
+        let full = b"date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMESSAGE-ID: <a@b>\r\n\r\nx";
+        assert_eq!(complete_headers(full, "h"), full.to_vec());
+        assert!(has_header(b"X: 1\nSubject : y\n\nz", "subject"));
+        assert!(!has_header(b"X: 1\n\nSubject: y", "subject"));
+    }
+}
