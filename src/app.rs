@@ -92,6 +92,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         auth: auth.clone(),
         tls: tls.clone(),
         smtp: Arc::new(Smtp::new(&config, store.clone(), auth.clone())),
+        pop3: crate::pop3::Server::new(
+            store.clone(),
+            auth.clone(),
+            crate::pop3::Settings::from_config(&config),
+        ),
     };
 
     // Bind everything first, so the start page can list the real ports and a bind error stops
@@ -176,6 +181,8 @@ struct Services {
     auth: Authenticator,
     tls: Tls,
     smtp: Arc<Smtp>,
+    /// One POP3 server for 110 and 995, so both see the same maildrop locks.
+    pop3: crate::pop3::Server,
 }
 
 /// The handler and TLS mode of a mail listener kind. A protocol not built yet returns `None`,
@@ -193,6 +200,8 @@ fn mail_service(kind: &str, s: &Services) -> Option<(Handler, Security)> {
             smtp::handler(s.smtp.clone(), smtp::Kind::Submission),
             implicit,
         )),
+        "pop3" => Some((s.pop3.handler(), starttls)),
+        "pop3s" => Some((s.pop3.handler(), implicit)),
         _ => None,
     }
 }

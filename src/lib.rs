@@ -10,6 +10,7 @@
 //! - [`tls`]: certificates (self-signed, files, ACME) behind one resolver.
 //! - [`store`]: the only place with SQL: accounts, mailboxes, the one delivery path, blobs.
 //! - [`smtp`]: inbound MX and submission sessions.
+//! - [`pop3`]: POP3 with STLS and AUTH over the account's INBOX (110, 995).
 //! - [`submission`]: the one submission path (SMTP submission and the webmail's Send).
 //! - [`mime`]: what IMAP and the webmail need from a message, computed once at delivery.
 //! - [`auth`]: password hashing, SASL decoding and the failed-login throttle.
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod mime;
 pub mod net;
+pub mod pop3;
 pub mod smtp;
 pub mod store;
 pub mod submission;

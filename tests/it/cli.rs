@@ -361,8 +361,9 @@ fn serve_prints_the_admin_login_once_and_stops_on_sigterm() {
                 let _ = tx.send(line);
             }
         });
-        let mut bound = Vec::new();
-        while bound.len() < 2 {
+        let mut bound: Vec<String> = Vec::new();
+        let logged = |bound: &[String], kind: &str| bound.iter().any(|b| b.starts_with(kind));
+        while !(logged(&bound, "http on") && logged(&bound, "https on")) {
             let line = rx
                 .recv_timeout(Duration::from_secs(60))
                 .expect("server logs its addresses");

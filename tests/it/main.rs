@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod harness;
 mod net;
+mod pop3;
 mod smtp;
 mod store;
 mod web;

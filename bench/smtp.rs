@@ -1,0 +1,163 @@
+//! `cargo bench --bench smtp`: SMTP ingest into the mailbox, end to end.
+//!
+//! Starts the release build of the whole server in-process (temporary data directory, port 0),
+//! then `SMTP_CLIENTS` concurrent clients (default 20) each open one connection to the inbound
+//! port and send 4 KB messages to local users (`SMTP_USERS`, default 10) the way an MTA with
+//! PIPELINING does: `MAIL`/`RCPT`/`DATA` in one write, then the body. A message counts when its
+//! `250` arrives, which the server sends only after the durable commit. At the end it checks the
+//! mailboxes hold every message. Prints messages/s and per-transaction p50/p99 latency.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn message(client: usize, i: usize) -> String {
+    let mut m = format!(
+        "From: Sender {client} <s{client}@remote.example>\r\nTo: user@example.org\r\n\
+         Subject: bench message {client}-{i}\r\nMessage-ID: <{client}.{i}@remote.example>\r\n\
+         Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\n"
+    );
+    let mut n = 0;
+    while m.len() < 4096 - 80 {
+        m.push_str(&format!(
+            "Line {n} of message {client}-{i}: lorem ipsum dolor sit amet.\r\n"
+        ));
+        n += 1;
+    }
+    m.push_str(".\r\n");
+    m
+}
+
+async fn reply(r: &mut BufReader<TcpStream>) -> u16 {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+            panic!("connection closed");
+        }
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+        }
+    }
+}
+
+async fn client(
+    addr: std::net::SocketAddr,
+    id: usize,
+    count: usize,
+    users: usize,
+) -> Vec<Duration> {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let mut r = BufReader::new(tcp);
+    assert_eq!(reply(&mut r).await, 220);
+    r.get_mut()
+        .write_all(b"EHLO bench.example\r\n")
+        .await
+        .unwrap();
+    assert_eq!(reply(&mut r).await, 250);
+    let mut lat = Vec::with_capacity(count);
+    for i in 0..count {
+        let t = Instant::now();
+        let user = (id + i) % users;
+        let head = format!(
+            "MAIL FROM:<s{id}@remote.example> SIZE=4096\r\nRCPT TO:<user{user}@example.org>\r\nDATA\r\n"
+        );
+        r.get_mut().write_all(head.as_bytes()).await.unwrap();
+        assert_eq!(reply(&mut r).await, 250);
+        assert_eq!(reply(&mut r).await, 250);
+        assert_eq!(reply(&mut r).await, 354);
+        r.get_mut()
+            .write_all(message(id, i).as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(reply(&mut r).await, 250, "message stored");
+        lat.push(t.elapsed());
+    }
+    r.get_mut().write_all(b"QUIT\r\n").await.unwrap();
+    lat
+}
+
+fn main() {
+    let clients = env("SMTP_CLIENTS", 20);
+    let total = env("SMTP_MESSAGES", 10_000);
+    let users = env("SMTP_USERS", 10);
+    let per_client = total / clients;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = mailroom::config::Config::embedded();
+        config.data_dir = dir.path().to_path_buf();
+        config.domain = "example.org".into();
+        config.listen = mailroom::config::Listen::default();
+        config.listen.smtp = vec!["127.0.0.1:0".parse().unwrap()];
+        config.limits.max_connections_per_ip = clients + 10;
+        let running = mailroom::app::start(config).await.expect("server");
+        let hash = mailroom::auth::password::hash("bench").await.unwrap();
+        for u in 0..users {
+            running
+                .store
+                .create_account(mailroom::store::NewAccount {
+                    address: &format!("user{u}@example.org"),
+                    password_hash: &hash,
+                    quota_bytes: 0,
+                    is_admin: false,
+                })
+                .await
+                .expect("account");
+        }
+        let addr = running.addr("smtp").expect("smtp listener");
+        println!(
+            "SMTP ingest: {clients} clients, {} messages of 4 KB to {users} local users, durable",
+            per_client * clients
+        );
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..clients)
+            .map(|id| tokio::spawn(client(addr, id, per_client, users)))
+            .collect();
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await.expect("client"));
+        }
+        let took = started.elapsed();
+        let mut stored = 0;
+        for u in 0..users {
+            let a = running
+                .store
+                .account_by_address(&format!("user{u}@example.org"))
+                .await
+                .unwrap()
+                .unwrap();
+            stored += a.message_count;
+        }
+        assert_eq!(
+            stored as usize,
+            per_client * clients,
+            "every acknowledged message is in a mailbox"
+        );
+        lat.sort_unstable();
+        let pct = |p: f64| {
+            lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        println!(
+            "{:>12} {:>10} {:>10} {:>10}",
+            "messages", "msg/s", "p50 ms", "p99 ms"
+        );
+        println!(
+            "{:>12} {:>10.0} {:>10.2} {:>10.2}",
+            lat.len(),
+            lat.len() as f64 / took.as_secs_f64(),
+            pct(0.5),
+            pct(0.99)
+        );
+        running.shutdown().await;
+    });
+}

@@ -1,0 +1,185 @@
+//! The TRANSACTION state (RFC 1939 §5) and the UPDATE state (§6).
+//!
+//! Everything works on the snapshot taken at login ([`Maildrop`]); the store is read only for
+//! bodies and sizes. DELE only marks; QUIT expunges every marked message in one call to
+//! [`Store::expunge`], the same transaction IMAP EXPUNGE uses, so quota and IMAP sessions see
+//! the removal at once. Deleted messages are invisible to every command until RSET.
+//!
+//! [`Store::expunge`]: crate::store::Store::expunge
+
+use std::fmt::Write as _;
+
+use tokio::io::AsyncWriteExt;
+
+use super::maildrop::{Maildrop, NoMessage};
+use super::session::{Fail, Flow, Outcome, Refusal, Session, State};
+use super::transfer::{self, CHUNK, Encoder};
+use crate::store::{Store, StoreError};
+
+fn no_message(e: NoMessage) -> Fail {
+    Refusal::answer(e.to_string()).into()
+}
+
+fn unreadable(e: StoreError) -> Fail {
+    Refusal::ours("cannot read the maildrop, try again later", e).into()
+}
+
+/// The body of message `n`, or a refusal when another session expunged it meanwhile.
+async fn body(store: &Store, n: u32, blob_id: i64) -> Result<Vec<u8>, Fail> {
+    match store.blob(blob_id).await {
+        Ok(body) => Ok(body),
+        Err(StoreError::NotFound(_)) => {
+            Err(Refusal::answer(format!("message {n} was removed by another session")).into())
+        }
+        Err(e) => Err(unreadable(e)),
+    }
+}
+
+impl Session {
+    fn maildrop(&mut self) -> Result<&mut Maildrop, Fail> {
+        match &mut self.state {
+            State::Transaction { maildrop, .. } => Ok(maildrop),
+            State::Authorization { .. } => Err(Refusal::strike("not logged in").into()),
+        }
+    }
+
+    pub(super) async fn stat(&mut self) -> Outcome {
+        let shared = self.shared.clone();
+        let maildrop = self.maildrop()?;
+        maildrop
+            .compute_sizes(&shared.store)
+            .await
+            .map_err(unreadable)?;
+        let (n, octets) = maildrop.stat();
+        self.ok(&format!("{n} {octets}"));
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn list(&mut self, n: Option<u32>) -> Outcome {
+        let shared = self.shared.clone();
+        let maildrop = self.maildrop()?;
+        let Some(n) = n else {
+            maildrop
+                .compute_sizes(&shared.store)
+                .await
+                .map_err(unreadable)?;
+            let (count, octets) = maildrop.stat();
+            let mut listing = String::with_capacity(count * 12);
+            for (n, entry) in maildrop.live() {
+                let _ = write!(listing, "{n} {}\r\n", entry.size.unwrap_or(0));
+            }
+            self.ok(&format!("{count} messages ({octets} octets)"));
+            self.out().extend_from_slice(listing.as_bytes());
+            self.line(".");
+            return Ok(Flow::Continue);
+        };
+        let entry = maildrop.get(n).map_err(no_message)?.clone();
+        let size = match entry.size {
+            Some(size) => size,
+            None => {
+                let size = transfer::size(&body(&shared.store, n, entry.blob_id).await?);
+                maildrop.set_size(n, size);
+                size
+            }
+        };
+        self.ok(&format!("{n} {size}"));
+        Ok(Flow::Continue)
+    }
+
+    pub(super) fn uidl(&mut self, n: Option<u32>) -> Outcome {
+        let maildrop = self.maildrop()?;
+        let Some(n) = n else {
+            let mut listing = String::with_capacity(maildrop.len() * 24);
+            for (n, entry) in maildrop.live() {
+                let _ = write!(listing, "{n} {}\r\n", maildrop.uidl(entry));
+            }
+            self.ok("unique-id listing follows");
+            self.out().extend_from_slice(listing.as_bytes());
+            self.line(".");
+            return Ok(Flow::Continue);
+        };
+        let entry = maildrop.get(n).map_err(no_message)?;
+        let uidl = maildrop.uidl(entry);
+        self.ok(&format!("{n} {uidl}"));
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn retr(&mut self, n: u32) -> Outcome {
+        let shared = self.shared.clone();
+        let maildrop = self.maildrop()?;
+        let blob_id = maildrop.get(n).map_err(no_message)?.blob_id;
+        let body = body(&shared.store, n, blob_id).await?;
+        let size = transfer::size(&body);
+        maildrop.set_size(n, size);
+        self.ok(&format!("{size} octets"));
+        self.send(Encoder::message(&body)).await?;
+        self.retrieved += 1;
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn top(&mut self, n: u32, lines: u32) -> Outcome {
+        let shared = self.shared.clone();
+        let maildrop = self.maildrop()?;
+        let blob_id = maildrop.get(n).map_err(no_message)?.blob_id;
+        let body = body(&shared.store, n, blob_id).await?;
+        maildrop.set_size(n, transfer::size(&body));
+        self.ok("top of message follows");
+        self.send(Encoder::top(&body, lines)).await?;
+        Ok(Flow::Continue)
+    }
+
+    /// Streams an encoded message after the replies already buffered, a chunk at a time.
+    async fn send(&mut self, mut encoder: Encoder<'_>) -> std::io::Result<()> {
+        while encoder.fill(self.out()) {
+            if self.out().len() >= CHUNK {
+                let chunk = std::mem::take(self.out());
+                self.conn.stream.write_all(&chunk).await?;
+                // Keep the allocation for the next chunk.
+                *self.out() = chunk;
+                self.out().clear();
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn dele(&mut self, n: u32) -> Outcome {
+        self.maildrop()?.delete(n).map_err(no_message)?;
+        self.ok(&format!("message {n} deleted"));
+        Ok(Flow::Continue)
+    }
+
+    pub(super) fn rset(&mut self) -> Outcome {
+        let maildrop = self.maildrop()?;
+        maildrop.reset();
+        let n = maildrop.len();
+        self.ok(&format!("maildrop has {n} messages"));
+        Ok(Flow::Continue)
+    }
+
+    /// QUIT in TRANSACTION: the UPDATE state. The lock is released before the reply goes out,
+    /// so a client that reconnects at once is not told the maildrop is in use.
+    pub(super) async fn update(&mut self) -> Outcome {
+        let shared = self.shared.clone();
+        let maildrop = self.maildrop()?;
+        let uids = maildrop.deleted_uids();
+        let mailbox_id = maildrop.mailbox_id;
+        let result = shared.store.expunge(mailbox_id, &uids).await;
+        self.state = State::Authorization { user: None };
+        match result {
+            Ok(_) => {
+                self.deleted = uids.len();
+                let plural = if uids.len() == 1 { "" } else { "s" };
+                self.ok(&format!(
+                    "{} POP3 server signing off ({} message{plural} deleted)",
+                    shared.settings.hostname,
+                    uids.len()
+                ));
+            }
+            Err(e) => {
+                tracing::error!("pop3: expunge at QUIT failed: {e}");
+                self.err(Some("SYS/TEMP"), "some deleted messages not removed");
+            }
+        }
+        Ok(Flow::Close)
+    }
+}
