@@ -200,6 +200,11 @@ fn mail_service(kind: &str, s: &Services) -> Option<(Handler, Security)> {
             smtp::handler(s.smtp.clone(), smtp::Kind::Submission),
             implicit,
         )),
+        "imap" | "imaps" => {
+            let imap = Arc::new(crate::imap::Imap::new(&s.config, &s.store, &s.auth));
+            let security = if kind == "imap" { starttls } else { implicit };
+            Some((crate::imap::handler(imap), security))
+        }
         "pop3" => Some((s.pop3.handler(), starttls)),
         "pop3s" => Some((s.pop3.handler(), implicit)),
         _ => None,

@@ -10,6 +10,7 @@
 //! - [`tls`]: certificates (self-signed, files, ACME) behind one resolver.
 //! - [`store`]: the only place with SQL: accounts, mailboxes, the one delivery path, blobs.
 //! - [`smtp`]: inbound MX and submission sessions.
+//! - [`imap`]: IMAP4rev1 with IDLE, CONDSTORE, MOVE, UIDPLUS, SORT and more (143, 993).
 //! - [`pop3`]: POP3 with STLS and AUTH over the account's INBOX (110, 995).
 //! - [`submission`]: the one submission path (SMTP submission and the webmail's Send).
 //! - [`mime`]: what IMAP and the webmail need from a message, computed once at delivery.
@@ -20,6 +21,7 @@ pub mod address;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod imap;
 pub mod mime;
 pub mod net;
 pub mod pop3;

@@ -20,6 +20,12 @@ mod deliver;
 mod domains;
 mod mailboxes;
 mod messages;
+// IMAP support: flags and change log, copy/move, mailbox management, FETCH views, search.
+mod copy;
+mod flags;
+mod folders;
+mod search;
+mod views;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -30,10 +36,15 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use tokio::sync::broadcast;
 
 pub use accounts::{Account, NewAccount};
+pub use copy::{Copied, Transfer};
 pub use deliver::{Delivered, Delivery, DeliveryReport, Target};
 pub use domains::{Alias, Domain};
+pub use flags::{FlagOp, FlagOutcome, FlagState, MailboxChanges, apply_flags};
+pub use folders::MailboxCounts;
 pub use mailboxes::{DEFAULT_MAILBOXES, Mailbox};
 pub use messages::{Flags, MessageMeta};
+pub use search::{SearchRow, TextField};
+pub use views::{MessageView, ViewParts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -4,6 +4,7 @@
 mod auth;
 mod cli;
 mod harness;
+mod imap;
 mod net;
 mod pop3;
 mod smtp;

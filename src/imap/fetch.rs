@@ -1,0 +1,699 @@
+//! FETCH: every RFC 3501 data item, served from what the store kept at delivery.
+//!
+//! ENVELOPE and BODY/BODYSTRUCTURE are rendered from the parsed `Envelope` and `BodyPart`
+//! stored with the message; BODY[section] is cut from the stored message by the offsets in
+//! the `BodyPart` tree (`header_start..body_start` is a header, `body_start..body_end` a body),
+//! so no message is parsed again. Only HEADER.FIELDS(.NOT) looks inside a header block, to
+//! pick its fields.
+//!
+//! Messages are read in batches of [`BATCH`] and responses written out as they grow, so a
+//! FETCH of a whole large mailbox holds only one batch in memory.
+
+use std::borrow::Cow;
+
+use imap_codec::imap_types::command::FetchModifier;
+use imap_codec::imap_types::core::AString;
+use imap_codec::imap_types::fetch::{
+    Macro, MacroOrMessageDataItemNames, MessageDataItemName, Section,
+};
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use super::message::targets;
+use super::response::{Out, date_time};
+use super::session::{CmdResult, Reply, Session};
+use crate::mime::{Address, BodyPart, Envelope};
+use crate::net::Transport;
+use crate::store::{FlagOp, Flags, MessageView, ViewParts};
+
+/// Messages read from the store at a time.
+const BATCH: usize = 256;
+
+/// A flag list's contents: `\Seen \Flagged $Label1 \Recent`.
+pub(super) fn flag_list(flags: Flags, keywords: &[String], recent: bool) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for (bit, name) in [
+        (Flags::SEEN, "\\Seen"),
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::DRAFT, "\\Draft"),
+    ] {
+        if flags.contains(bit) {
+            parts.push(name);
+        }
+    }
+    parts.extend(keywords.iter().map(String::as_str));
+    if recent {
+        parts.push("\\Recent");
+    }
+    parts.join(" ")
+}
+
+fn items_of(request: MacroOrMessageDataItemNames<'static>) -> Vec<MessageDataItemName<'static>> {
+    match request {
+        MacroOrMessageDataItemNames::Macro(m) => {
+            let mut items = vec![
+                MessageDataItemName::Flags,
+                MessageDataItemName::InternalDate,
+                MessageDataItemName::Rfc822Size,
+            ];
+            match m {
+                Macro::All => items.push(MessageDataItemName::Envelope),
+                Macro::Full => {
+                    items.push(MessageDataItemName::Envelope);
+                    items.push(MessageDataItemName::Body);
+                }
+                // FAST, and any macro a later imap-types adds, is the base set.
+                _ => {}
+            }
+            items
+        }
+        MacroOrMessageDataItemNames::MessageDataItemNames(items) => items,
+    }
+}
+
+impl<T: Transport> Session<T> {
+    pub(super) async fn fetch(
+        &mut self,
+        set: SequenceSet,
+        request: MacroOrMessageDataItemNames<'static>,
+        uid: bool,
+        modifiers: Vec<FetchModifier>,
+    ) -> CmdResult {
+        let Some(selected) = &self.selected else {
+            return Ok(Reply::bad("no mailbox selected"));
+        };
+        let found = match targets(selected, &set, uid) {
+            Ok(f) => f,
+            Err(r) => return Ok(r),
+        };
+        let mut items = items_of(request);
+        let mut changed_since = None;
+        for m in &modifiers {
+            match m {
+                FetchModifier::ChangedSince(n) => changed_since = Some(n.get()),
+                FetchModifier::Vanished => {
+                    return Ok(Reply::bad("VANISHED needs QRESYNC, which is not enabled"));
+                }
+            }
+        }
+        if changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq) {
+            self.condstore = true;
+        }
+        if changed_since.is_some() && !items.contains(&MessageDataItemName::ModSeq) {
+            items.push(MessageDataItemName::ModSeq);
+        }
+        if uid && !items.contains(&MessageDataItemName::Uid) {
+            items.insert(0, MessageDataItemName::Uid);
+        }
+        if items.iter().any(|i| {
+            matches!(
+                i,
+                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
+            )
+        }) {
+            return Ok(Reply::bad("BINARY is not supported"));
+        }
+        let mut parts = ViewParts::default();
+        let mut sets_seen = false;
+        for item in &items {
+            match item {
+                MessageDataItemName::Envelope => parts.envelope = true,
+                MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
+                    parts.structure = true
+                }
+                MessageDataItemName::BodyExt { section, peek, .. } => {
+                    parts.raw = true;
+                    parts.structure |= section.is_some();
+                    sets_seen |= !peek;
+                }
+                MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => {
+                    parts.raw = true;
+                    parts.structure = true;
+                    sets_seen = true;
+                }
+                MessageDataItemName::Rfc822Header => {
+                    parts.raw = true;
+                    parts.structure = true;
+                }
+                _ => {}
+            }
+        }
+        let mailbox_id = selected.mailbox_id;
+        let sets_seen = sets_seen && !selected.read_only;
+        let uids: Vec<u32> = found.iter().map(|(_, u)| *u).collect();
+        let condstore = self.condstore;
+        for chunk in uids.chunks(BATCH) {
+            let mut views = self
+                .imap
+                .store
+                .message_views(mailbox_id, chunk, parts)
+                .await?;
+            if let Some(since) = changed_since {
+                views.retain(|v| v.meta.modseq > since);
+            }
+            let mut newly_seen: Vec<u32> = Vec::new();
+            if sets_seen {
+                let unseen: Vec<u32> = views
+                    .iter()
+                    .filter(|v| !v.meta.flags.contains(Flags::SEEN))
+                    .map(|v| v.meta.uid)
+                    .collect();
+                if !unseen.is_empty() {
+                    let outcome = self
+                        .imap
+                        .store
+                        .set_flags(mailbox_id, &unseen, FlagOp::Add, Flags::SEEN, &[], None)
+                        .await?;
+                    if let (Some(m), Some(s)) = (outcome.modseq, &mut self.selected) {
+                        s.note_own(m);
+                    }
+                    for state in outcome.current {
+                        if let Some(v) = views.iter_mut().find(|v| v.meta.uid == state.uid) {
+                            v.meta.flags = state.flags;
+                            v.meta.modseq = state.modseq;
+                        }
+                    }
+                    newly_seen = unseen;
+                }
+            }
+            let Some(selected) = &self.selected else {
+                break;
+            };
+            for view in &views {
+                let Some(seq) = selected.seq(view.meta.uid) else {
+                    continue;
+                };
+                let recent = selected.is_recent(view.meta.uid);
+                let add_flags = newly_seen.contains(&view.meta.uid)
+                    && !items.contains(&MessageDataItemName::Flags);
+                write_fetch(
+                    &mut self.out,
+                    seq,
+                    view,
+                    &items,
+                    recent,
+                    add_flags,
+                    condstore,
+                );
+            }
+            self.flush_if_large().await?;
+        }
+        Ok(Reply::ok("FETCH completed"))
+    }
+}
+
+/// One `* n FETCH (...)` line.
+fn write_fetch(
+    out: &mut Out,
+    seq: u32,
+    view: &MessageView,
+    items: &[MessageDataItemName<'static>],
+    recent: bool,
+    add_flags: bool,
+    condstore: bool,
+) {
+    out.raw(b"* ").num(seq).raw(b" FETCH (");
+    let mut first = true;
+    let mut sep = |out: &mut Out| {
+        if !first {
+            out.raw(b" ");
+        }
+        first = false;
+    };
+    let meta = &view.meta;
+    let raw: &[u8] = view.raw.as_deref().unwrap_or_default();
+    let default_body = BodyPart::default();
+    let body = view.structure.as_ref().unwrap_or(&default_body);
+    for item in items {
+        sep(out);
+        match item {
+            MessageDataItemName::Uid => {
+                out.text("UID ").num(meta.uid);
+            }
+            MessageDataItemName::Flags => {
+                out.text("FLAGS (")
+                    .text(&flag_list(meta.flags, &meta.keywords, recent))
+                    .raw(b")");
+            }
+            MessageDataItemName::InternalDate => {
+                out.text("INTERNALDATE \"")
+                    .text(&date_time(meta.internal_date))
+                    .raw(b"\"");
+            }
+            MessageDataItemName::Rfc822Size => {
+                out.text("RFC822.SIZE ").num(meta.size);
+            }
+            MessageDataItemName::ModSeq => {
+                out.text("MODSEQ (").num(meta.modseq).raw(b")");
+            }
+            MessageDataItemName::Envelope => {
+                out.text("ENVELOPE ");
+                match &view.envelope {
+                    Some(e) => write_envelope(out, e),
+                    None => write_envelope(out, &Envelope::default()),
+                }
+            }
+            MessageDataItemName::Body => {
+                out.text("BODY ");
+                write_body(out, body, false);
+            }
+            MessageDataItemName::BodyStructure => {
+                out.text("BODYSTRUCTURE ");
+                write_body(out, body, true);
+            }
+            MessageDataItemName::Rfc822 => {
+                out.text("RFC822 ").literal(raw);
+            }
+            MessageDataItemName::Rfc822Header => {
+                out.text("RFC822.HEADER ")
+                    .literal(slice(raw, body.header_start, body.body_start));
+            }
+            MessageDataItemName::Rfc822Text => {
+                out.text("RFC822.TEXT ").literal(slice(
+                    raw,
+                    body.body_start,
+                    body.body_end.max(raw.len() as u64),
+                ));
+            }
+            MessageDataItemName::BodyExt {
+                section, partial, ..
+            } => {
+                out.text("BODY[");
+                if let Some(s) = section {
+                    write_section_name(out, s);
+                }
+                out.raw(b"]");
+                let data = section_bytes(raw, body, section.as_ref());
+                let data: &[u8] = match data {
+                    Some(ref d) => d,
+                    None => &[],
+                };
+                match partial {
+                    Some((start, len)) => {
+                        out.raw(b"<").num(*start).raw(b"> ");
+                        let start = (*start as usize).min(data.len());
+                        let end = start.saturating_add(len.get() as usize).min(data.len());
+                        out.literal(data.get(start..end).unwrap_or_default());
+                    }
+                    None => {
+                        out.raw(b" ").literal(data);
+                    }
+                }
+            }
+            // Refused before rendering (BINARY) or not data items of ours.
+            _ => {
+                out.text("NIL NIL");
+            }
+        }
+    }
+    if add_flags {
+        sep(out);
+        out.text("FLAGS (")
+            .text(&flag_list(meta.flags, &meta.keywords, recent))
+            .raw(b")");
+    }
+    if condstore && !items.contains(&MessageDataItemName::ModSeq) {
+        sep(out);
+        out.text("MODSEQ (").num(meta.modseq).raw(b")");
+    }
+    out.raw(b")\r\n");
+}
+
+fn slice(raw: &[u8], start: u64, end: u64) -> &[u8] {
+    let (Ok(start), Ok(end)) = (usize::try_from(start), usize::try_from(end)) else {
+        return &[];
+    };
+    raw.get(start..end.min(raw.len())).unwrap_or_default()
+}
+
+/// The header block of the message whose body is `part`'s embedded message, or of the
+/// top-level message when `path` is `None`.
+fn message_of<'a>(
+    body: &'a BodyPart,
+    path: Option<&[std::num::NonZeroU32]>,
+) -> Option<&'a BodyPart> {
+    match path {
+        None => Some(body),
+        Some(p) => {
+            let numbers: Vec<u32> = p.iter().map(|n| n.get()).collect();
+            let part = body.part(&numbers)?;
+            part.message.as_ref().map(|m| &m.1)
+        }
+    }
+}
+
+/// The bytes a BODY[section] names.
+fn section_bytes<'a>(
+    raw: &'a [u8],
+    body: &BodyPart,
+    section: Option<&Section<'_>>,
+) -> Option<Cow<'a, [u8]>> {
+    let part_path = |p: &imap_codec::imap_types::fetch::Part| -> Vec<u32> {
+        p.0.as_ref().iter().map(|n| n.get()).collect()
+    };
+    let header_of = |m: &BodyPart| slice(raw, m.header_start, m.body_start);
+    Some(match section {
+        None => Cow::Borrowed(raw),
+        Some(Section::Part(p)) => {
+            let part = body.part(&part_path(p))?;
+            Cow::Borrowed(slice(raw, part.body_start, part.body_end))
+        }
+        Some(Section::Header(p)) => {
+            let m = message_of(body, p.as_ref().map(|p| p.0.as_ref()))?;
+            Cow::Borrowed(header_of(m))
+        }
+        Some(Section::HeaderFields(p, fields)) => {
+            let m = message_of(body, p.as_ref().map(|p| p.0.as_ref()))?;
+            Cow::Owned(filter_header(header_of(m), fields.as_ref(), true))
+        }
+        Some(Section::HeaderFieldsNot(p, fields)) => {
+            let m = message_of(body, p.as_ref().map(|p| p.0.as_ref()))?;
+            Cow::Owned(filter_header(header_of(m), fields.as_ref(), false))
+        }
+        Some(Section::Text(p)) => {
+            let m = message_of(body, p.as_ref().map(|p| p.0.as_ref()))?;
+            let end = if p.is_none() {
+                m.body_end.max(raw.len() as u64)
+            } else {
+                m.body_end
+            };
+            Cow::Borrowed(slice(raw, m.body_start, end))
+        }
+        Some(Section::Mime(p)) => {
+            let part = body.part(&part_path(p))?;
+            Cow::Borrowed(slice(raw, part.header_start, part.body_start))
+        }
+    })
+}
+
+/// The fields of a header block whose names are (or, with `keep` false, are not) in
+/// `names`, followed by the blank line (RFC 3501 §6.4.5).
+fn filter_header(header: &[u8], names: &[AString<'_>], keep: bool) -> Vec<u8> {
+    let wanted = |line: &[u8]| {
+        let name = line
+            .iter()
+            .position(|&b| b == b':')
+            .and_then(|i| line.get(..i))
+            .unwrap_or_default();
+        let name = name.trim_ascii_end();
+        names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(name))
+    };
+    let mut out = Vec::new();
+    let mut including = false;
+    let mut rest = header;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation {
+            including = wanted(line) == keep;
+        }
+        if including {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The section spec as the response names it: `1.2.HEADER.FIELDS (FROM TO)`.
+fn write_section_name(out: &mut Out, section: &Section<'_>) {
+    let part = |out: &mut Out, p: &imap_codec::imap_types::fetch::Part, dot: bool| {
+        let numbers: Vec<String> = p.0.as_ref().iter().map(|n| n.get().to_string()).collect();
+        out.text(&numbers.join("."));
+        if dot {
+            out.raw(b".");
+        }
+    };
+    let fields = |out: &mut Out, names: &[AString<'_>]| {
+        out.raw(b" (");
+        for (i, n) in names.iter().enumerate() {
+            if i > 0 {
+                out.raw(b" ");
+            }
+            let bytes = n.as_ref();
+            if !bytes.is_empty()
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            {
+                out.raw(&bytes.to_ascii_uppercase());
+            } else {
+                out.string(bytes);
+            }
+        }
+        out.raw(b")");
+    };
+    match section {
+        Section::Part(p) => part(out, p, false),
+        Section::Header(p) => {
+            if let Some(p) = p {
+                part(out, p, true);
+            }
+            out.text("HEADER");
+        }
+        Section::HeaderFields(p, names) => {
+            if let Some(p) = p {
+                part(out, p, true);
+            }
+            out.text("HEADER.FIELDS");
+            fields(out, names.as_ref());
+        }
+        Section::HeaderFieldsNot(p, names) => {
+            if let Some(p) = p {
+                part(out, p, true);
+            }
+            out.text("HEADER.FIELDS.NOT");
+            fields(out, names.as_ref());
+        }
+        Section::Text(p) => {
+            if let Some(p) = p {
+                part(out, p, true);
+            }
+            out.text("TEXT");
+        }
+        Section::Mime(p) => {
+            part(out, p, true);
+            out.text("MIME");
+        }
+    }
+}
+
+fn write_addresses(out: &mut Out, list: &[Address]) {
+    if list.is_empty() {
+        out.raw(b"NIL");
+        return;
+    }
+    out.raw(b"(");
+    for a in list {
+        out.raw(b"(")
+            .nstr(a.name.as_deref())
+            .raw(b" ")
+            .nstr(a.adl.as_deref())
+            .raw(b" ")
+            .nstr(a.mailbox.as_deref())
+            .raw(b" ")
+            .nstr(a.host.as_deref())
+            .raw(b")");
+    }
+    out.raw(b")");
+}
+
+pub(super) fn write_envelope(out: &mut Out, e: &Envelope) {
+    out.raw(b"(")
+        .nstr(e.date.as_deref())
+        .raw(b" ")
+        .nstr(e.subject.as_deref())
+        .raw(b" ");
+    for list in [&e.from, &e.sender, &e.reply_to, &e.to, &e.cc, &e.bcc] {
+        write_addresses(out, list);
+        out.raw(b" ");
+    }
+    out.nstr(e.in_reply_to.as_deref())
+        .raw(b" ")
+        .nstr(e.message_id.as_deref())
+        .raw(b")");
+}
+
+fn write_params(out: &mut Out, params: &[(String, String)]) {
+    if params.is_empty() {
+        out.raw(b"NIL");
+        return;
+    }
+    out.raw(b"(");
+    for (i, (k, v)) in params.iter().enumerate() {
+        if i > 0 {
+            out.raw(b" ");
+        }
+        out.string(k.as_bytes()).raw(b" ").string(v.as_bytes());
+    }
+    out.raw(b")");
+}
+
+/// Disposition, language and location: the extension data shared by every part.
+fn write_extension_tail(out: &mut Out, part: &BodyPart) {
+    out.raw(b" ");
+    match &part.disposition {
+        Some((kind, params)) => {
+            out.raw(b"(").string(kind.as_bytes()).raw(b" ");
+            write_params(out, params);
+            out.raw(b")");
+        }
+        None => {
+            out.raw(b"NIL");
+        }
+    }
+    out.raw(b" ");
+    match part.language.as_slice() {
+        [] => {
+            out.raw(b"NIL");
+        }
+        [one] => {
+            out.string(one.as_bytes());
+        }
+        many => {
+            out.raw(b"(");
+            for (i, l) in many.iter().enumerate() {
+                if i > 0 {
+                    out.raw(b" ");
+                }
+                out.string(l.as_bytes());
+            }
+            out.raw(b")");
+        }
+    }
+    out.raw(b" ").nstr(part.location.as_deref());
+}
+
+/// BODY (`extended` false) or BODYSTRUCTURE (`extended` true) of a part.
+pub(super) fn write_body(out: &mut Out, part: &BodyPart, extended: bool) {
+    out.raw(b"(");
+    if part.is_multipart() {
+        for child in &part.parts {
+            write_body(out, child, extended);
+        }
+        out.raw(b" ").string(part.media_subtype.as_bytes());
+        if extended {
+            out.raw(b" ");
+            write_params(out, &part.params);
+            write_extension_tail(out, part);
+        }
+        out.raw(b")");
+        return;
+    }
+    out.string(part.media_type.as_bytes())
+        .raw(b" ")
+        .string(part.media_subtype.as_bytes())
+        .raw(b" ");
+    write_params(out, &part.params);
+    out.raw(b" ")
+        .nstr(part.id.as_deref())
+        .raw(b" ")
+        .nstr(part.description.as_deref())
+        .raw(b" ")
+        .string(part.encoding.as_bytes())
+        .raw(b" ")
+        .num(part.size);
+    if let Some(m) = &part.message {
+        out.raw(b" ");
+        write_envelope(out, &m.0);
+        out.raw(b" ");
+        write_body(out, &m.1, extended);
+        out.raw(b" ").num(part.lines.unwrap_or(0));
+    } else if part.media_type == "text" {
+        out.raw(b" ").num(part.lines.unwrap_or(0));
+    }
+    if extended {
+        out.raw(b" ").nstr(part.md5.as_deref());
+        write_extension_tail(out, part);
+    }
+    out.raw(b")");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(raw: &[u8], extended: bool) -> String {
+        let analysis = crate::mime::analyze(raw);
+        let mut out = Out::new();
+        write_body(&mut out, &analysis.body, extended);
+        String::from_utf8_lossy(&out.buf).to_string()
+    }
+
+    #[test]
+    fn simple_structure() {
+        let raw = b"Subject: hi\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nline one\r\nline two\r\n";
+        assert_eq!(
+            render(raw, false),
+            "(\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7BIT\" 20 2)"
+        );
+        assert_eq!(
+            render(raw, true),
+            "(\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7BIT\" 20 2 NIL NIL NIL NIL)"
+        );
+    }
+
+    #[test]
+    fn multipart_structure_and_sections() {
+        let raw = b"Subject: m\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n";
+        assert_eq!(
+            render(raw, false),
+            "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 5 0)(\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 8 0) \"mixed\")"
+        );
+        let analysis = crate::mime::analyze(raw);
+        let part2 = Section::Part(imap_codec::imap_types::fetch::Part(
+            vec![std::num::NonZeroU32::new(2).unwrap()]
+                .try_into()
+                .unwrap(),
+        ));
+        assert_eq!(
+            section_bytes(raw, &analysis.body, Some(&part2))
+                .unwrap()
+                .as_ref(),
+            b"<p>x</p>"
+        );
+        let mime = Section::Mime(imap_codec::imap_types::fetch::Part(
+            vec![std::num::NonZeroU32::new(1).unwrap()]
+                .try_into()
+                .unwrap(),
+        ));
+        assert_eq!(
+            section_bytes(raw, &analysis.body, Some(&mime))
+                .unwrap()
+                .as_ref(),
+            b"Content-Type: text/plain\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn header_fields() {
+        let header = b"From: a@b\r\nSubject: one\r\n two\r\nTo: c@d\r\n\r\n";
+        let names: Vec<AString<'static>> = vec![AString::try_from("subject").unwrap()];
+        assert_eq!(
+            filter_header(header, &names, true),
+            b"Subject: one\r\n two\r\n\r\n"
+        );
+        assert_eq!(
+            filter_header(header, &names, false),
+            b"From: a@b\r\nTo: c@d\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn flags() {
+        assert_eq!(
+            flag_list(Flags::SEEN.union(Flags::DELETED), &["$Junk".into()], true),
+            "\\Seen \\Deleted $Junk \\Recent"
+        );
+        assert_eq!(flag_list(Flags::default(), &[], false), "");
+    }
+}

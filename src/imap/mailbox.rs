@@ -1,0 +1,472 @@
+//! Mailbox commands: SELECT/EXAMINE, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, LIST/LSUB,
+//! STATUS, APPEND, and the read-only QUOTA commands (RFC 9208).
+//!
+//! Names are stored in UTF-8 and sent in modified UTF-7; the hierarchy separator is `/`.
+//! LIST shows special-use attributes (RFC 6154) and `\HasChildren`/`\HasNoChildren`
+//! (RFC 3348) without being asked, as both RFCs allow.
+
+use imap_codec::imap_types::command::SelectParameter;
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::flag::Flag;
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
+use imap_codec::imap_types::status::StatusDataItemName;
+
+use super::response::Out;
+use super::selected::Selected;
+use super::session::{CmdResult, Reply, Session};
+use super::utf7;
+use crate::net::Transport;
+use crate::store::{Delivery, Flags, Mailbox, StoreError, Target};
+
+const SEPARATOR: char = '/';
+
+/// The UTF-8 name of a mailbox argument, or the BAD reply for an undecodable one.
+pub(super) fn mailbox_name(mailbox: &WireMailbox<'_>) -> Result<String, Reply> {
+    match mailbox {
+        WireMailbox::Inbox => Ok("INBOX".into()),
+        WireMailbox::Other(other) => utf7::decode_lenient(other.inner().as_ref())
+            .ok_or_else(|| Reply::bad("invalid mailbox name (not modified UTF-7)")),
+    }
+}
+
+/// Writes a mailbox name as it goes on the wire.
+pub(super) fn write_name(out: &mut Out, name: &str) {
+    out.string(utf7::encode(name).as_bytes());
+}
+
+/// System flags and keywords of a flag list (STORE, APPEND); `\Recent` and unknown `\X`
+/// flags are ignored.
+pub(super) fn split_flags(flags: &[Flag<'_>]) -> (Flags, Vec<String>) {
+    let mut bits = Flags::default();
+    let mut keywords = Vec::new();
+    for f in flags {
+        match f {
+            Flag::Seen => bits = bits.union(Flags::SEEN),
+            Flag::Answered => bits = bits.union(Flags::ANSWERED),
+            Flag::Flagged => bits = bits.union(Flags::FLAGGED),
+            Flag::Deleted => bits = bits.union(Flags::DELETED),
+            Flag::Draft => bits = bits.union(Flags::DRAFT),
+            Flag::Keyword(k) => keywords.push(k.as_ref().to_string()),
+            Flag::Extension(_) => {}
+        }
+    }
+    (bits, keywords)
+}
+
+/// LIST wildcard matching: `*` matches anything, `%` anything but the separator. Dynamic
+/// programming over (pattern, name) so no pattern can take exponential time.
+pub(super) fn wildcard_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // reach[j]: the first i pattern characters can match the first j name characters.
+    let mut reach = vec![false; n.len() + 1];
+    reach[0] = true;
+    for &pc in &p {
+        let mut next = vec![false; n.len() + 1];
+        match pc {
+            '*' | '%' => {
+                for j in 0..=n.len() {
+                    let prev_ok =
+                        j > 0 && next[j - 1] && (pc == '*' || n.get(j - 1) != Some(&SEPARATOR));
+                    next[j] = reach[j] || prev_ok;
+                }
+            }
+            c => {
+                for j in 1..=n.len() {
+                    next[j] = reach[j - 1] && n.get(j - 1) == Some(&c);
+                }
+            }
+        }
+        reach = next;
+    }
+    reach[n.len()]
+}
+
+impl<T: Transport> Session<T> {
+    fn account_id(&self) -> i64 {
+        self.account.as_ref().map_or(0, |a| a.id)
+    }
+
+    async fn find_mailbox(&self, name: &str) -> Result<Option<Mailbox>, StoreError> {
+        self.imap.store.mailbox(self.account_id(), name).await
+    }
+
+    pub(super) async fn select(
+        &mut self,
+        mailbox: WireMailbox<'static>,
+        parameters: Vec<SelectParameter>,
+        read_only: bool,
+    ) -> CmdResult {
+        // RFC 3501 §6.3.1: a SELECT deselects the current mailbox even when it fails.
+        self.selected = None;
+        for p in &parameters {
+            match p {
+                SelectParameter::CondStore => self.condstore = true,
+                SelectParameter::QResync { .. } => {
+                    return Ok(Reply::bad("QRESYNC is not supported"));
+                }
+            }
+        }
+        let name = match mailbox_name(&mailbox) {
+            Ok(n) => n,
+            Err(r) => return Ok(r),
+        };
+        let Some(mb) = self.find_mailbox(&name).await? else {
+            return Ok(Reply::no("[NONEXISTENT] no such mailbox"));
+        };
+        let (states, highest) = self.imap.store.flag_snapshot(mb.id).await?;
+        let uids: Vec<u32> = states.iter().map(|s| s.uid).collect();
+        let max_uid = uids.last().copied().unwrap_or(0);
+        let uidnext = mb.uidnext.max(max_uid.saturating_add(1));
+        let mut keywords: Vec<&str> = Vec::new();
+        for s in &states {
+            for k in &s.keywords {
+                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    keywords.push(k);
+                }
+            }
+        }
+        let kw: String = keywords.iter().map(|k| format!(" {k}")).collect();
+        self.out.untagged(&format!(
+            "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})"
+        ));
+        if read_only {
+            self.out
+                .untagged("OK [PERMANENTFLAGS ()] read-only mailbox");
+        } else {
+            self.out.untagged(&format!(
+                "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] flags permitted"
+            ));
+        }
+        self.out.untagged(&format!("{} EXISTS", uids.len()));
+        self.out.untagged("0 RECENT");
+        if let Some(i) = states.iter().position(|s| !s.flags.contains(Flags::SEEN)) {
+            self.out
+                .untagged(&format!("OK [UNSEEN {}] first unseen", i + 1));
+        }
+        self.out
+            .untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", mb.uidvalidity));
+        self.out
+            .untagged(&format!("OK [UIDNEXT {uidnext}] predicted next UID"));
+        self.out
+            .untagged(&format!("OK [HIGHESTMODSEQ {highest}] highest"));
+        self.selected = Some(Selected::new(
+            mb.id,
+            mb.name.clone(),
+            read_only,
+            uidnext,
+            uids,
+            highest,
+        ));
+        Ok(Reply::ok(if read_only {
+            "[READ-ONLY] EXAMINE completed"
+        } else {
+            "[READ-WRITE] SELECT completed"
+        }))
+    }
+
+    pub(super) async fn create(&mut self, mailbox: WireMailbox<'static>) -> CmdResult {
+        let name = match mailbox_name(&mailbox) {
+            Ok(n) => n,
+            Err(r) => return Ok(r),
+        };
+        // A trailing separator only says the client intends to create children (RFC 3501).
+        let name = name.trim_end_matches(SEPARATOR).to_string();
+        match self
+            .imap
+            .store
+            .create_mailbox_path(self.account_id(), &name)
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::Conflict(text)) => {
+                return Ok(Reply::no(format!("[ALREADYEXISTS] {text}")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Reply::ok("CREATE completed"))
+    }
+
+    pub(super) async fn delete(&mut self, mailbox: WireMailbox<'static>) -> CmdResult {
+        let name = match mailbox_name(&mailbox) {
+            Ok(n) => n,
+            Err(r) => return Ok(r),
+        };
+        if self.selected.as_ref().is_some_and(|s| s.name == name) {
+            self.selected = None;
+        }
+        self.imap
+            .store
+            .delete_mailbox(self.account_id(), &name)
+            .await?;
+        Ok(Reply::ok("DELETE completed"))
+    }
+
+    pub(super) async fn rename(
+        &mut self,
+        from: WireMailbox<'static>,
+        to: WireMailbox<'static>,
+    ) -> CmdResult {
+        let (from, to) = match (mailbox_name(&from), mailbox_name(&to)) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(r), _) | (_, Err(r)) => return Ok(r),
+        };
+        match self
+            .imap
+            .store
+            .rename_mailbox(self.account_id(), &from, &to)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict(text)) => {
+                return Ok(Reply::no(format!("[ALREADYEXISTS] {text}")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(s) = &mut self.selected
+            && s.name == from
+            && from != "INBOX"
+        {
+            s.name = to;
+        }
+        Ok(Reply::ok("RENAME completed"))
+    }
+
+    pub(super) async fn subscribe(&mut self, mailbox: WireMailbox<'static>, on: bool) -> CmdResult {
+        let name = match mailbox_name(&mailbox) {
+            Ok(n) => n,
+            Err(r) => return Ok(r),
+        };
+        match self
+            .imap
+            .store
+            .set_subscribed(self.account_id(), &name, on)
+            .await
+        {
+            Ok(()) => {}
+            // Unsubscribing from a mailbox that is gone is not an error.
+            Err(StoreError::NotFound(_)) if !on => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Reply::ok(if on {
+            "SUBSCRIBE completed"
+        } else {
+            "UNSUBSCRIBE completed"
+        }))
+    }
+
+    pub(super) async fn list(
+        &mut self,
+        reference: WireMailbox<'static>,
+        pattern: ListMailbox<'static>,
+        lsub: bool,
+    ) -> CmdResult {
+        let command = if lsub { "LSUB" } else { "LIST" };
+        let reference = match reference {
+            WireMailbox::Inbox => "INBOX".to_string(),
+            WireMailbox::Other(o) => match utf7::decode_lenient(o.inner().as_ref()) {
+                Some(r) => r,
+                None => return Ok(Reply::bad("invalid reference name")),
+            },
+        };
+        let pattern_bytes: &[u8] = match &pattern {
+            ListMailbox::Token(t) => t.as_ref(),
+            ListMailbox::String(s) => s.as_ref(),
+        };
+        let Some(pattern) = utf7::decode_lenient(pattern_bytes)
+            .or_else(|| (pattern_bytes.is_empty()).then(String::new))
+        else {
+            return Ok(Reply::bad("invalid mailbox pattern"));
+        };
+        if pattern.is_empty() && !lsub {
+            // The hierarchy separator request (RFC 3501 §6.3.8).
+            self.out.untagged("LIST (\\Noselect) \"/\" \"\"");
+            return Ok(Reply::ok("LIST completed"));
+        }
+        let full = format!("{reference}{pattern}");
+        let mailboxes = self.imap.store.mailboxes(self.account_id()).await?;
+        for mb in &mailboxes {
+            if lsub && !mb.subscribed {
+                continue;
+            }
+            let matched = wildcard_match(&full, &mb.name)
+                || (mb.name == "INBOX" && wildcard_match(&full.to_ascii_uppercase(), "INBOX"));
+            if !matched {
+                continue;
+            }
+            let prefix = format!("{}{SEPARATOR}", mb.name);
+            let children = mailboxes.iter().any(|m| m.name.starts_with(&prefix));
+            let mut attrs = vec![if children {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            }];
+            if let Some(su) = &mb.special_use {
+                attrs.push(su);
+            }
+            self.out
+                .text("* ")
+                .text(command)
+                .text(" (")
+                .text(&attrs.join(" "))
+                .text(") \"/\" ");
+            write_name(&mut self.out, &mb.name);
+            self.out.crlf();
+        }
+        Ok(Reply::ok(format!("{command} completed")))
+    }
+
+    pub(super) async fn status(
+        &mut self,
+        mailbox: WireMailbox<'static>,
+        items: &[StatusDataItemName],
+    ) -> CmdResult {
+        let name = match mailbox_name(&mailbox) {
+            Ok(n) => n,
+            Err(r) => return Ok(r),
+        };
+        let Some(mb) = self.find_mailbox(&name).await? else {
+            return Ok(Reply::no("[NONEXISTENT] no such mailbox"));
+        };
+        let counts = self.imap.store.mailbox_counts(mb.id).await?;
+        let mut parts = Vec::new();
+        for item in items {
+            parts.push(match item {
+                StatusDataItemName::Messages => format!("MESSAGES {}", counts.messages),
+                StatusDataItemName::Recent => "RECENT 0".to_string(),
+                StatusDataItemName::UidNext => format!("UIDNEXT {}", mb.uidnext),
+                StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", mb.uidvalidity),
+                StatusDataItemName::Unseen => format!("UNSEEN {}", counts.unseen),
+                StatusDataItemName::Deleted => format!("DELETED {}", counts.deleted),
+                StatusDataItemName::DeletedStorage => {
+                    format!("DELETED-STORAGE {}", counts.deleted_size)
+                }
+                StatusDataItemName::Size => format!("SIZE {}", counts.size),
+                StatusDataItemName::HighestModSeq => {
+                    self.condstore = true;
+                    format!("HIGHESTMODSEQ {}", mb.highestmodseq)
+                }
+            });
+        }
+        self.out.text("* STATUS ");
+        write_name(&mut self.out, &mb.name);
+        self.out.text(" (").text(&parts.join(" ")).text(")").crlf();
+        Ok(Reply::ok("STATUS completed"))
+    }
+
+    pub(super) async fn append(
+        &mut self,
+        mailbox: WireMailbox<'static>,
+        flags: Vec<Flag<'static>>,
+        date: Option<DateTime>,
+        message: LiteralOrLiteral8<'static>,
+    ) -> CmdResult {
+        let name = match mailbox_name(&mailbox) {
+            Ok(n) => n,
+            Err(r) => return Ok(r),
+        };
+        let Some(mb) = self.find_mailbox(&name).await? else {
+            return Ok(Reply::no("[TRYCREATE] no such mailbox"));
+        };
+        let raw: &[u8] = match &message {
+            LiteralOrLiteral8::Literal(l) => l.as_ref(),
+            LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
+        };
+        if raw.is_empty() {
+            return Ok(Reply::no("[CANNOT] an empty message cannot be stored"));
+        }
+        if raw.len() as u64 > self.imap.max_message_size {
+            return Ok(Reply::no("[TOOBIG] message too large"));
+        }
+        let (bits, keywords) = split_flags(&flags);
+        let internal_date = date.map(|d| d.as_ref().timestamp());
+        let target = Target {
+            account_id: self.account_id(),
+            mailbox_id: Some(mb.id),
+            flags: bits,
+            keywords,
+        };
+        let report = self
+            .imap
+            .store
+            .deliver(Delivery { raw, internal_date }, &[target])
+            .await?;
+        if let Some((_, e)) = report.refused.into_iter().next() {
+            return Err(e.into());
+        }
+        let Some(d) = report.delivered.first() else {
+            return Ok(Reply::no("[SERVERBUG] the message was not stored"));
+        };
+        Ok(Reply::ok(format!(
+            "[APPENDUID {} {}] APPEND completed",
+            mb.uidvalidity, d.uid
+        )))
+    }
+
+    /// The quota of the account: one root, `""`, for all its mailboxes.
+    fn write_quota(&mut self, account: &crate::store::Account) {
+        let resources = if account.quota_bytes > 0 {
+            format!(
+                "STORAGE {} {}",
+                account.used_bytes.max(0) / 1024,
+                account.quota_bytes / 1024
+            )
+        } else {
+            String::new()
+        };
+        self.out.untagged(&format!("QUOTA \"\" ({resources})"));
+    }
+
+    async fn fresh_account(&self) -> Result<Option<crate::store::Account>, StoreError> {
+        self.imap.store.account(self.account_id()).await
+    }
+
+    pub(super) async fn get_quota(&mut self, root: &[u8]) -> CmdResult {
+        if !root.is_empty() {
+            return Ok(Reply::no("[NONEXISTENT] no such quota root"));
+        }
+        let Some(account) = self.fresh_account().await? else {
+            return Ok(Reply::no("[NONEXISTENT] no such account"));
+        };
+        self.write_quota(&account);
+        Ok(Reply::ok("GETQUOTA completed"))
+    }
+
+    pub(super) async fn get_quota_root(&mut self, mailbox: WireMailbox<'static>) -> CmdResult {
+        let name = match mailbox_name(&mailbox) {
+            Ok(n) => n,
+            Err(r) => return Ok(r),
+        };
+        let Some(mb) = self.find_mailbox(&name).await? else {
+            return Ok(Reply::no("[NONEXISTENT] no such mailbox"));
+        };
+        let Some(account) = self.fresh_account().await? else {
+            return Ok(Reply::no("[NONEXISTENT] no such account"));
+        };
+        self.out.text("* QUOTAROOT ");
+        write_name(&mut self.out, &mb.name);
+        self.out.text(" \"\"").crlf();
+        self.write_quota(&account);
+        Ok(Reply::ok("GETQUOTAROOT completed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard_match;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("*", "a/b/c"));
+        assert!(wildcard_match("%", "INBOX"));
+        assert!(!wildcard_match("%", "a/b"));
+        assert!(wildcard_match("a/%", "a/b"));
+        assert!(!wildcard_match("a/%", "a/b/c"));
+        assert!(wildcard_match("a*c", "a/b/c"));
+        assert!(wildcard_match("", ""));
+        assert!(!wildcard_match("Sent", "Sent/2026"));
+        // Many stars stay fast.
+        assert!(!wildcard_match(&"*a".repeat(200), &"a".repeat(150)));
+    }
+}

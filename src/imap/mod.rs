@@ -1,0 +1,104 @@
+//! The IMAP server: IMAP4rev1 (RFC 3501) on 143 (STARTTLS) and 993 (implicit TLS), with the
+//! extensions listed in [`capabilities`].
+//!
+//! How it is put together:
+//! - `session.rs` runs one connection: it reads commands through imap-codec's `Fragmentizer`
+//!   (which finds lines and literals, so the size limits and the `+` continuation for
+//!   synchronizing literals are decided before a byte of a literal is buffered), decodes them
+//!   with `CommandCodec`, and dispatches by state (not authenticated, authenticated,
+//!   selected). Connection-level commands (CAPABILITY, STARTTLS, LOGIN, AUTHENTICATE, IDLE,
+//!   ENABLE, ID, LOGOUT) live there.
+//! - `mailbox.rs` (LIST, CREATE, SELECT, STATUS, APPEND, …), `message.rs` (STORE, COPY, MOVE,
+//!   EXPUNGE), `fetch.rs` and `search.rs` (SEARCH, SORT) each add their commands to the session.
+//! - `selected.rs` is the per-session view of the selected mailbox (sequence numbers, pending
+//!   expunges, the MODSEQ caught up to). `updates.rs` keeps it current and runs IDLE.
+//!   Sessions learn about each other's changes from the
+//!   store's change bus: an announcement for the selected mailbox marks the session dirty, and
+//!   before the next tagged reply (or at once, in IDLE) it reads what changed since its MODSEQ
+//!   (`Store::changes_since`) and reports EXISTS / EXPUNGE / FETCH.
+//! - Responses are written by hand (`response.rs`); FETCH renders ENVELOPE and BODYSTRUCTURE
+//!   from what was parsed at delivery and cuts body sections from the stored message by offset.
+//!
+//! Limits: a command line may be 64 KiB, a literal before login 64 KiB and after it the
+//! configured `max_message_size` (APPENDLIMIT); larger literals are refused with `[TOOBIG]`
+//! before they are sent. Ten syntax errors in a row close the connection. The idle timeout is
+//! 30 minutes (RFC 3501 §5.4), also in IDLE, where clients re-issue the command every 29.
+//! Failed logins go through the shared throttle (delays, then a lock).
+
+mod fetch;
+mod mailbox;
+mod message;
+mod response;
+mod search;
+mod selected;
+mod seqset;
+mod session;
+mod updates;
+mod utf7;
+
+use std::sync::Arc;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::net::{Connection, Handler};
+use crate::store::Store;
+
+pub use session::Session;
+
+/// What every IMAP session shares.
+pub struct Imap {
+    pub store: Store,
+    pub auth: Authenticator,
+    /// Accept passwords without TLS (`[auth] allow_plaintext`).
+    pub allow_plaintext: bool,
+    /// The largest APPEND accepted (`[limits] max_message_size`).
+    pub max_message_size: u64,
+}
+
+/// The listener handler for `imap` and `imaps`.
+pub fn handler(imap: Arc<Imap>) -> Handler {
+    Arc::new(move |conn: Connection| {
+        let imap = imap.clone();
+        Box::pin(async move {
+            let ip = conn.peer.ip();
+            let shutdown = conn.shutdown.clone();
+            Session::new(imap, conn, ip, shutdown).run().await;
+        })
+    })
+}
+
+/// The capabilities advertised after login. Everything listed is implemented and tested.
+pub fn capabilities(imap: &Imap) -> String {
+    format!(
+        "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN \
+         SPECIAL-USE QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE \
+         CONDSTORE SORT",
+        imap.max_message_size.min(u64::from(u32::MAX))
+    )
+}
+
+/// The capabilities before login: LOGINDISABLED (and no AUTH=PLAIN) while passwords would
+/// travel in clear text, STARTTLS while it is possible.
+pub fn pre_auth_capabilities(imap: &Imap, tls: bool, can_starttls: bool) -> String {
+    let mut caps = String::from("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE");
+    if can_starttls {
+        caps.push_str(" STARTTLS");
+    }
+    if tls || imap.allow_plaintext {
+        caps.push_str(" AUTH=PLAIN");
+    } else {
+        caps.push_str(" LOGINDISABLED");
+    }
+    caps
+}
+
+impl Imap {
+    pub fn new(config: &Config, store: &Store, auth: &Authenticator) -> Imap {
+        Imap {
+            store: store.clone(),
+            auth: auth.clone(),
+            allow_plaintext: config.auth.allow_plaintext,
+            max_message_size: config.limits.max_message_size,
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! SEARCH (every RFC 3501 key, plus MODSEQ from RFC 7162) and SORT (RFC 5256).
+//!
+//! A search reads one row per message with what was kept at delivery (flags, dates, size,
+//! decoded subject and address fields; the parsed envelope only when BCC or an address sort
+//! needs it), asks the full-text index for BODY and TEXT (see `store/search.rs` for how
+//! FTS5 word matching and IMAP substring matching are combined), and reads raw header blocks
+//! only for HEADER keys. No message is parsed again.
+//!
+//! Choices: string keys match case-insensitively (any charset: the search text is UTF-8);
+//! FROM/TO/CC/SUBJECT match the decoded display forms ("Alice <a@x.org>"), so encoded words
+//! are found by their text; dates compare in UTC; SENTxx keys skip messages without a valid
+//! Date header. `CHARSET` may be UTF-8 or US-ASCII; others get `NO [BADCHARSET]`.
+
+use std::collections::HashMap;
+
+use imap_codec::imap_types::core::{Charset, Vec1};
+use imap_codec::imap_types::datetime::NaiveDate;
+use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
+use imap_codec::imap_types::search::SearchKey;
+
+use super::selected::Selected;
+use super::seqset::{self};
+use super::session::{CmdResult, Reply, Session};
+use crate::mime::{Address, Envelope};
+use crate::net::Transport;
+use crate::store::{Flags, SearchRow, TextField};
+
+const DAY: i64 = 86_400;
+
+/// What a search needs loaded.
+#[derive(Default)]
+struct Needs {
+    headers: bool,
+    envelope: bool,
+    raw_headers: bool,
+    modseq: bool,
+    texts: Vec<(TextField, String)>,
+}
+
+fn needs(key: &SearchKey<'_>, n: &mut Needs) {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().for_each(|k| needs(k, n)),
+        SearchKey::Or(a, b) => {
+            needs(a, n);
+            needs(b, n);
+        }
+        SearchKey::Not(k) => needs(k, n),
+        SearchKey::From(_) | SearchKey::To(_) | SearchKey::Cc(_) | SearchKey::Subject(_) => {
+            n.headers = true
+        }
+        SearchKey::Bcc(_) => n.envelope = true,
+        SearchKey::Header(..) => n.raw_headers = true,
+        SearchKey::Body(s) => n.texts.push((TextField::Body, text(s.as_ref()))),
+        SearchKey::Text(s) => n.texts.push((TextField::All, text(s.as_ref()))),
+        SearchKey::ModSequence { .. } => n.modseq = true,
+        _ => {}
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+fn contains_ci(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if haystack.is_ascii() && needle.is_ascii() {
+        let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+        return h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+    }
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+fn day_start(date: &NaiveDate) -> i64 {
+    date.as_ref()
+        .and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp())
+}
+
+fn day_of(unix: i64) -> i64 {
+    unix.div_euclid(DAY) * DAY
+}
+
+fn address_text(list: &[Address]) -> String {
+    let mut s = String::new();
+    for a in list {
+        if let Some(n) = &a.name {
+            s.push_str(n);
+            s.push(' ');
+        }
+        s.push('<');
+        s.push_str(a.mailbox.as_deref().unwrap_or_default());
+        s.push('@');
+        s.push_str(a.host.as_deref().unwrap_or_default());
+        s.push_str("> ");
+    }
+    s
+}
+
+/// Whether a header block has a field `name` whose (unfolded) value contains `value`.
+fn header_matches(header: &[u8], name: &str, value: &str) -> bool {
+    let text = String::from_utf8_lossy(header);
+    let mut current: Option<String> = None;
+    let check = |field: &Option<String>| {
+        field.as_ref().is_some_and(|f| {
+            f.split_once(':').is_some_and(|(n, v)| {
+                n.trim().eq_ignore_ascii_case(name) && contains_ci(v.trim(), value)
+            })
+        })
+    };
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with([' ', '\t']) {
+            if let Some(f) = &mut current {
+                f.push(' ');
+                f.push_str(line.trim());
+            }
+            continue;
+        }
+        if check(&current) {
+            return true;
+        }
+        if line.is_empty() {
+            return false;
+        }
+        current = Some(line.to_string());
+    }
+    check(&current)
+}
+
+struct Ctx<'a> {
+    selected: &'a Selected,
+    texts: HashMap<(TextField, String), Vec<u32>>,
+    headers: HashMap<u32, Vec<u8>>,
+}
+
+fn eval(key: &SearchKey<'_>, row: &SearchRow, seq: u32, ctx: &Ctx<'_>) -> bool {
+    let flags = Flags::from_bits(row.flags);
+    let recent = ctx.selected.is_recent(row.uid);
+    let has_keyword = |k: &str| {
+        row.keywords
+            .split_whitespace()
+            .any(|x| x.eq_ignore_ascii_case(k))
+    };
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().all(|k| eval(k, row, seq, ctx)),
+        SearchKey::Or(a, b) => eval(a, row, seq, ctx) || eval(b, row, seq, ctx),
+        SearchKey::Not(k) => !eval(k, row, seq, ctx),
+        SearchKey::SequenceSet(set) => {
+            seqset::contains(&seqset::ranges(set, ctx.selected.exists()), seq)
+        }
+        SearchKey::Uid(set) => {
+            seqset::contains(&seqset::ranges(set, ctx.selected.max_uid()), row.uid)
+        }
+        SearchKey::All => true,
+        SearchKey::Answered => flags.contains(Flags::ANSWERED),
+        SearchKey::Unanswered => !flags.contains(Flags::ANSWERED),
+        SearchKey::Deleted => flags.contains(Flags::DELETED),
+        SearchKey::Undeleted => !flags.contains(Flags::DELETED),
+        SearchKey::Draft => flags.contains(Flags::DRAFT),
+        SearchKey::Undraft => !flags.contains(Flags::DRAFT),
+        SearchKey::Flagged => flags.contains(Flags::FLAGGED),
+        SearchKey::Unflagged => !flags.contains(Flags::FLAGGED),
+        SearchKey::Seen => flags.contains(Flags::SEEN),
+        SearchKey::Unseen => !flags.contains(Flags::SEEN),
+        SearchKey::Recent => recent,
+        SearchKey::New => recent && !flags.contains(Flags::SEEN),
+        SearchKey::Old => !recent,
+        SearchKey::Keyword(k) => has_keyword(k.as_ref()),
+        SearchKey::Unkeyword(k) => !has_keyword(k.as_ref()),
+        SearchKey::Larger(n) => row.size > u64::from(*n),
+        SearchKey::Smaller(n) => row.size < u64::from(*n),
+        SearchKey::Before(d) => day_of(row.internal_date) < day_start(d),
+        SearchKey::On(d) => day_of(row.internal_date) == day_start(d),
+        SearchKey::Since(d) => day_of(row.internal_date) >= day_start(d),
+        SearchKey::SentBefore(d) => row.header_date.is_some_and(|t| day_of(t) < day_start(d)),
+        SearchKey::SentOn(d) => row.header_date.is_some_and(|t| day_of(t) == day_start(d)),
+        SearchKey::SentSince(d) => row.header_date.is_some_and(|t| day_of(t) >= day_start(d)),
+        SearchKey::Subject(s) => contains_ci(&row.subject, &text(s.as_ref())),
+        SearchKey::From(s) => contains_ci(&row.from, &text(s.as_ref())),
+        SearchKey::To(s) => contains_ci(&row.to, &text(s.as_ref())),
+        SearchKey::Cc(s) => contains_ci(&row.cc, &text(s.as_ref())),
+        SearchKey::Bcc(s) => row
+            .envelope
+            .as_ref()
+            .is_some_and(|e| contains_ci(&address_text(&e.bcc), &text(s.as_ref()))),
+        SearchKey::Header(name, value) => ctx
+            .headers
+            .get(&row.uid)
+            .is_some_and(|h| header_matches(h, &text(name.as_ref()), &text(value.as_ref()))),
+        SearchKey::Body(s) => ctx
+            .texts
+            .get(&(TextField::Body, text(s.as_ref())))
+            .is_some_and(|uids| uids.binary_search(&row.uid).is_ok()),
+        SearchKey::Text(s) => ctx
+            .texts
+            .get(&(TextField::All, text(s.as_ref())))
+            .is_some_and(|uids| uids.binary_search(&row.uid).is_ok()),
+        SearchKey::ModSequence { modseq, .. } => row.modseq >= *modseq,
+    }
+}
+
+fn charset_ok(charset: Option<&Charset<'_>>) -> bool {
+    charset.is_none_or(|c| {
+        let name: &str = c.as_ref();
+        name.eq_ignore_ascii_case("UTF-8") || name.eq_ignore_ascii_case("US-ASCII")
+    })
+}
+
+/// RFC 5256 base subject, simplified: leading `Re:`/`Fw:`/`Fwd:` and `[tag]` blobs and a
+/// trailing `(fwd)` removed, white space collapsed, case folded.
+fn base_subject(subject: &str) -> String {
+    let mut s = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+    loop {
+        let before = s.len();
+        while s.to_ascii_lowercase().ends_with("(fwd)") {
+            s.truncate(s.len() - 5);
+            s = s.trim_end().to_string();
+        }
+        let lower = s.to_ascii_lowercase();
+        for prefix in ["re:", "fwd:", "fw:"] {
+            if lower.starts_with(prefix) {
+                s = s
+                    .get(prefix.len()..)
+                    .unwrap_or_default()
+                    .trim_start()
+                    .to_string();
+                break;
+            }
+        }
+        if s.starts_with('[')
+            && let Some(end) = s.find(']')
+            && end + 1 < s.len()
+        {
+            s = s
+                .get(end + 1..)
+                .unwrap_or_default()
+                .trim_start()
+                .to_string();
+        }
+        if s.len() == before {
+            break;
+        }
+    }
+    s.to_lowercase()
+}
+
+fn first_mailbox(list: &[Address]) -> String {
+    list.first()
+        .and_then(|a| a.mailbox.clone())
+        .unwrap_or_default()
+        .to_lowercase()
+}
+
+impl<T: Transport> Session<T> {
+    /// Runs a search: the matching rows with their sequence numbers, by ascending sequence.
+    async fn matches(
+        &mut self,
+        criteria: Vec1<SearchKey<'static>>,
+        envelope: bool,
+        subject: bool,
+    ) -> Result<(Vec<(u32, SearchRow)>, bool), crate::store::StoreError> {
+        let key = match criteria.as_ref() {
+            [one] => one.clone(),
+            _ => SearchKey::And(criteria),
+        };
+        let mut n = Needs::default();
+        needs(&key, &mut n);
+        let Some(selected) = &self.selected else {
+            return Ok((Vec::new(), false));
+        };
+        let mailbox_id = selected.mailbox_id;
+        let store = &self.imap.store;
+        let mut texts = HashMap::new();
+        for (field, needle) in n.texts {
+            if !texts.contains_key(&(field, needle.clone())) {
+                let uids = store
+                    .search_text_substring(mailbox_id, field, &needle)
+                    .await?;
+                texts.insert((field, needle), uids);
+            }
+        }
+        let headers: HashMap<u32, Vec<u8>> = if n.raw_headers {
+            store.raw_headers(mailbox_id).await?.into_iter().collect()
+        } else {
+            HashMap::new()
+        };
+        let rows = store
+            .search_rows(mailbox_id, n.headers || subject, n.envelope || envelope)
+            .await?;
+        let ctx = Ctx {
+            selected,
+            texts,
+            headers,
+        };
+        let found = rows
+            .into_iter()
+            .filter_map(|row| {
+                let seq = selected.seq(row.uid)?;
+                (!selected.is_expunged(row.uid) && eval(&key, &row, seq, &ctx))
+                    .then_some((seq, row))
+            })
+            .collect();
+        Ok((found, n.modseq))
+    }
+
+    pub(super) async fn search(
+        &mut self,
+        charset: Option<Charset<'static>>,
+        criteria: Vec1<SearchKey<'static>>,
+        uid: bool,
+    ) -> CmdResult {
+        if !charset_ok(charset.as_ref()) {
+            return Ok(Reply::no(
+                "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset",
+            ));
+        }
+        let (found, modseq) = self.matches(criteria, false, false).await?;
+        if modseq {
+            self.condstore = true;
+        }
+        let mut line = String::from("SEARCH");
+        for (seq, row) in &found {
+            line.push(' ');
+            line.push_str(&(if uid { row.uid } else { *seq }).to_string());
+        }
+        if modseq && let Some(max) = found.iter().map(|(_, r)| r.modseq).max() {
+            line.push_str(&format!(" (MODSEQ {max})"));
+        }
+        self.out.untagged(&line);
+        Ok(Reply::ok("SEARCH completed"))
+    }
+
+    pub(super) async fn sort(
+        &mut self,
+        criteria: Vec1<SortCriterion>,
+        charset: Charset<'static>,
+        search: Vec1<SearchKey<'static>>,
+        uid: bool,
+    ) -> CmdResult {
+        if !charset_ok(Some(&charset)) {
+            return Ok(Reply::no(
+                "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset",
+            ));
+        }
+        let criteria = criteria.into_inner();
+        let addresses = criteria.iter().any(|c| {
+            matches!(
+                c.key,
+                SortKey::From
+                    | SortKey::To
+                    | SortKey::Cc
+                    | SortKey::DisplayFrom
+                    | SortKey::DisplayTo
+            )
+        });
+        let subject = criteria.iter().any(|c| matches!(c.key, SortKey::Subject));
+        let (mut found, _) = self.matches(search, addresses, subject).await?;
+        let empty = Envelope::default();
+        found.sort_by(|(sa, a), (sb, b)| {
+            let (ea, eb) = (
+                a.envelope.as_ref().unwrap_or(&empty),
+                b.envelope.as_ref().unwrap_or(&empty),
+            );
+            for c in &criteria {
+                let ord = match c.key {
+                    SortKey::Arrival => a.internal_date.cmp(&b.internal_date),
+                    SortKey::Date => a
+                        .header_date
+                        .unwrap_or(a.internal_date)
+                        .cmp(&b.header_date.unwrap_or(b.internal_date)),
+                    SortKey::Size => a.size.cmp(&b.size),
+                    SortKey::Subject => base_subject(&a.subject).cmp(&base_subject(&b.subject)),
+                    SortKey::From | SortKey::DisplayFrom => {
+                        first_mailbox(&ea.from).cmp(&first_mailbox(&eb.from))
+                    }
+                    SortKey::To | SortKey::DisplayTo => {
+                        first_mailbox(&ea.to).cmp(&first_mailbox(&eb.to))
+                    }
+                    SortKey::Cc => first_mailbox(&ea.cc).cmp(&first_mailbox(&eb.cc)),
+                };
+                let ord = if c.reverse { ord.reverse() } else { ord };
+                if ord.is_ne() {
+                    return ord;
+                }
+            }
+            sa.cmp(sb)
+        });
+        let mut line = String::from("SORT");
+        for (seq, row) in &found {
+            line.push(' ');
+            line.push_str(&(if uid { row.uid } else { *seq }).to_string());
+        }
+        self.out.untagged(&line);
+        Ok(Reply::ok("SORT completed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_subjects() {
+        assert_eq!(
+            base_subject("Re: Fwd: [list] Hello  World (fwd)"),
+            "hello world"
+        );
+        assert_eq!(base_subject("RE: re: x"), "x");
+        assert_eq!(base_subject("[only]"), "[only]");
+    }
+
+    #[test]
+    fn headers() {
+        let h = b"From: a@b\r\nX-Spam: yes\r\n  really\r\nSubject: s\r\n\r\n";
+        assert!(header_matches(h, "x-spam", "YES REALLY"));
+        assert!(header_matches(h, "subject", ""));
+        assert!(!header_matches(h, "to", ""));
+        assert!(!header_matches(h, "from", "c@d"));
+    }
+
+    #[test]
+    fn days() {
+        assert_eq!(day_of(DAY + 5), DAY);
+        assert_eq!(day_of(-5), -DAY);
+    }
+}

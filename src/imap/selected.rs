@@ -1,0 +1,313 @@
+//! The selected mailbox as one session sees it: the map between message sequence numbers and
+//! UIDs, the expunges not yet reported, and the MODSEQ the session has caught up to.
+//!
+//! Invariants (RFC 3501 §7.4.1, RFC 7162):
+//! - `uids` is ascending and is exactly what the client believes: sequence number `n` is
+//!   `uids[n - 1]`. It changes only when the client is told: a new message is appended when
+//!   `* n EXISTS` is sent, an expunged one removed when its `* n EXPUNGE` is sent.
+//! - An expunge seen while EXPUNGE responses are not allowed (during FETCH, STORE, SEARCH)
+//!   stays in `pending` and keeps its sequence number until a command that allows them.
+//! - `highestmodseq` is the MODSEQ of the store snapshot last applied; everything changed
+//!   after it has not been reported yet. Flag changes this session made itself (and reported
+//!   in its own STORE response) are remembered in `own` so they are not reported twice.
+//! - `\Recent`: messages that arrive while the mailbox is selected are recent to this session
+//!   (UID at or above the UIDNEXT seen at SELECT). The store keeps no per-session state, so
+//!   messages that arrived between sessions are not reported as recent; RECENT at SELECT is 0.
+
+use std::collections::BTreeSet;
+
+use crate::store::{FlagState, MailboxChanges};
+
+/// One untagged report produced by catching up with the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// `* n EXPUNGE` (sequence number at the time it is sent).
+    Expunge(u32),
+    /// `* n EXISTS`.
+    Exists(u32),
+    /// `* n RECENT`.
+    Recent(u32),
+    /// `* n FETCH (FLAGS ...)` for a message changed elsewhere.
+    Flags(u32, FlagState),
+}
+
+#[derive(Debug, Clone)]
+pub struct Selected {
+    pub mailbox_id: i64,
+    pub name: String,
+    pub read_only: bool,
+    pub highestmodseq: u64,
+    uids: Vec<u32>,
+    pending: BTreeSet<u32>,
+    recent_from: u32,
+    own: Vec<u64>,
+}
+
+impl Selected {
+    pub fn new(
+        mailbox_id: i64,
+        name: String,
+        read_only: bool,
+        uidnext: u32,
+        uids: Vec<u32>,
+        highestmodseq: u64,
+    ) -> Selected {
+        Selected {
+            mailbox_id,
+            name,
+            read_only,
+            highestmodseq,
+            uids,
+            pending: BTreeSet::new(),
+            recent_from: uidnext.max(1),
+            own: Vec::new(),
+        }
+    }
+
+    /// Messages the client knows of (EXISTS).
+    pub fn exists(&self) -> u32 {
+        self.uids.len() as u32
+    }
+
+    #[cfg(test)]
+    pub fn uids(&self) -> &[u32] {
+        &self.uids
+    }
+
+    pub fn max_uid(&self) -> u32 {
+        self.uids.last().copied().unwrap_or(0)
+    }
+
+    pub fn uid(&self, seq: u32) -> Option<u32> {
+        self.uids
+            .get(usize::try_from(seq).ok()?.checked_sub(1)?)
+            .copied()
+    }
+
+    pub fn seq(&self, uid: u32) -> Option<u32> {
+        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+    }
+
+    /// Whether the message is gone from the store but its expunge not yet reported.
+    pub fn is_expunged(&self, uid: u32) -> bool {
+        self.pending.contains(&uid)
+    }
+
+    pub fn is_recent(&self, uid: u32) -> bool {
+        uid >= self.recent_from
+    }
+
+    pub fn recent_count(&self) -> u32 {
+        self.uids.iter().filter(|&&u| self.is_recent(u)).count() as u32
+    }
+
+    /// The messages (sequence number, UID) a set names. `uid_mode`: the ranges are UIDs and
+    /// UIDs that do not exist are skipped. Otherwise they are sequence numbers, and one past
+    /// EXISTS is an error (`Err` with the first bad number).
+    pub fn resolve(&self, ranges: &[(u32, u32)], uid_mode: bool) -> Result<Vec<(u32, u32)>, u32> {
+        let mut seqs: Vec<u32> = Vec::new();
+        for &(lo, hi) in ranges {
+            if uid_mode {
+                let start = self.uids.partition_point(|&u| u < lo);
+                let end = self.uids.partition_point(|&u| u <= hi);
+                seqs.extend((start..end).map(|i| i as u32 + 1));
+            } else {
+                if lo == 0 || hi > self.exists() {
+                    return Err(if lo == 0 { 0 } else { hi });
+                }
+                seqs.extend(lo..=hi);
+            }
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        Ok(seqs
+            .into_iter()
+            .filter_map(|s| self.uid(s).map(|u| (s, u)))
+            .collect())
+    }
+
+    /// Remembers a MODSEQ this session produced and reported itself.
+    pub fn note_own(&mut self, modseq: u64) {
+        self.own.push(modseq);
+    }
+
+    /// Applies what changed in the store since `highestmodseq`, returning the reports to send,
+    /// in order. Expunges are reported only when `allow_expunge`.
+    pub fn apply(&mut self, changes: MailboxChanges, allow_expunge: bool) -> Vec<Update> {
+        let mut updates = Vec::new();
+        for uid in changes.expunged {
+            if self.uids.binary_search(&uid).is_ok() {
+                self.pending.insert(uid);
+            }
+        }
+        let mut added = false;
+        for state in changes.changed {
+            match self.uids.binary_search(&state.uid) {
+                Ok(i) => {
+                    if !self.pending.contains(&state.uid) && !self.own.contains(&state.modseq) {
+                        updates.push(Update::Flags(i as u32 + 1, state));
+                    }
+                }
+                Err(i) if i == self.uids.len() => {
+                    self.uids.push(state.uid);
+                    added = true;
+                }
+                // A UID below the highest known that the client never saw cannot be new
+                // (UIDs only grow); it would break the numbering, so it is ignored.
+                Err(_) => tracing::debug!(uid = state.uid, "ignoring an out-of-order UID"),
+            }
+        }
+        if allow_expunge {
+            updates.extend(self.flush_expunges());
+        }
+        if added {
+            updates.push(Update::Exists(self.exists()));
+            updates.push(Update::Recent(self.recent_count()));
+        }
+        self.highestmodseq = self.highestmodseq.max(changes.highestmodseq);
+        let seen = self.highestmodseq;
+        self.own.retain(|&m| m > seen);
+        updates
+    }
+
+    /// Marks UIDs expunged (by this session) and reports every pending expunge.
+    pub fn expunge(&mut self, uids: &[u32]) -> Vec<Update> {
+        for &uid in uids {
+            if self.uids.binary_search(&uid).is_ok() {
+                self.pending.insert(uid);
+            }
+        }
+        self.flush_expunges()
+    }
+
+    /// Reports pending expunges, highest sequence number first so each number is right at
+    /// the moment it is sent, and drops them from the map.
+    fn flush_expunges(&mut self) -> Vec<Update> {
+        if self.pending.is_empty() {
+            return Vec::new();
+        }
+        let mut updates = Vec::with_capacity(self.pending.len());
+        for uid in self.pending.iter().rev() {
+            if let Ok(i) = self.uids.binary_search(uid) {
+                updates.push(Update::Expunge(i as u32 + 1));
+            }
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.uids.retain(|u| !pending.contains(u));
+        updates
+    }
+
+    /// Whether expunges are waiting to be reported.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Flags;
+
+    fn state(uid: u32, modseq: u64) -> FlagState {
+        FlagState {
+            uid,
+            flags: Flags::SEEN,
+            keywords: Vec::new(),
+            modseq,
+        }
+    }
+
+    fn selected(uids: &[u32]) -> Selected {
+        Selected::new(1, "INBOX".into(), false, 10, uids.to_vec(), 5)
+    }
+
+    #[test]
+    fn resolves_sets() {
+        let s = selected(&[3, 5, 9]);
+        assert_eq!(s.resolve(&[(1, 2)], false), Ok(vec![(1, 3), (2, 5)]));
+        assert_eq!(
+            s.resolve(&[(3, 3), (1, 1)], false),
+            Ok(vec![(1, 3), (3, 9)])
+        );
+        assert_eq!(s.resolve(&[(2, 4)], false), Err(4));
+        assert_eq!(s.resolve(&[(4, 9)], true), Ok(vec![(2, 5), (3, 9)]));
+        assert_eq!(s.resolve(&[(10, u32::MAX)], true), Ok(vec![]));
+        assert_eq!(s.uid(0), None);
+        assert_eq!(s.seq(9), Some(3));
+    }
+
+    #[test]
+    fn new_messages_and_flag_changes() {
+        let mut s = selected(&[3, 5]);
+        let u = s.apply(
+            MailboxChanges {
+                highestmodseq: 8,
+                changed: vec![state(5, 6), state(10, 7), state(11, 8)],
+                expunged: vec![],
+            },
+            true,
+        );
+        assert_eq!(
+            u,
+            vec![
+                Update::Flags(2, state(5, 6)),
+                Update::Exists(4),
+                Update::Recent(2)
+            ]
+        );
+        assert_eq!(s.highestmodseq, 8);
+        assert!(s.is_recent(10) && !s.is_recent(5));
+    }
+
+    #[test]
+    fn own_changes_are_not_reported_twice() {
+        let mut s = selected(&[3, 5]);
+        s.note_own(6);
+        let u = s.apply(
+            MailboxChanges {
+                highestmodseq: 6,
+                changed: vec![state(3, 6)],
+                expunged: vec![],
+            },
+            true,
+        );
+        assert!(u.is_empty());
+    }
+
+    #[test]
+    fn expunges_wait_until_allowed() {
+        let mut s = Selected::new(1, "INBOX".into(), false, 13, vec![3, 5, 9, 12], 5);
+        let changes = MailboxChanges {
+            highestmodseq: 9,
+            changed: vec![state(13, 9)],
+            expunged: vec![5, 12, 40],
+        };
+        // During FETCH: the new message is announced, the expunged ones keep their numbers.
+        let u = s.apply(changes, false);
+        assert_eq!(u, vec![Update::Exists(5), Update::Recent(1)]);
+        assert!(s.is_expunged(5));
+        assert_eq!(s.seq(9), Some(3));
+        // At the next NOOP: highest first, then the map shrinks.
+        let u = s.apply(
+            MailboxChanges {
+                highestmodseq: 9,
+                ..MailboxChanges::default()
+            },
+            true,
+        );
+        assert_eq!(u, vec![Update::Expunge(4), Update::Expunge(2)]);
+        assert_eq!(s.uids(), &[3, 9, 13]);
+        assert_eq!(s.exists(), 3);
+    }
+
+    #[test]
+    fn own_expunge() {
+        let mut s = selected(&[1, 2, 3]);
+        assert_eq!(
+            s.expunge(&[1, 3, 8]),
+            vec![Update::Expunge(3), Update::Expunge(1)]
+        );
+        assert_eq!(s.uids(), &[2]);
+        assert!(!s.has_pending());
+    }
+}

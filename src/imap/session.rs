@@ -1,0 +1,746 @@
+//! One IMAP connection: reading commands, the state machine, and the commands that concern
+//! the connection itself (CAPABILITY, NOOP, LOGOUT, STARTTLS, LOGIN, AUTHENTICATE, ENABLE, ID,
+//! NAMESPACE, IDLE). Generic over [`Transport`] so tests can drive it over an in-memory pipe.
+//!
+//! States (RFC 3501 §3): not authenticated (`account` is `None`), authenticated (`account`
+//! set, `selected` `None`), selected (both set), logout (`logout`). A command sent in a state
+//! where it is not valid gets `BAD` with the reason.
+
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_codec::fragmentizer::{
+    DecodeMessageError, FragmentInfo, Fragmentizer, LiteralAnnouncement,
+};
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::LiteralMode;
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::{AuthenticateDataCodec, CommandCodec};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{broadcast, watch};
+
+use super::response::{Out, Status};
+use super::selected::Selected;
+use super::{Imap, capabilities, pre_auth_capabilities};
+use crate::auth::{AuthError, sasl};
+use crate::net::{Transport, stopped};
+use crate::store::{Account, Change, StoreError};
+
+/// Longest command line (without literals).
+pub(super) const MAX_LINE: usize = 64 * 1024;
+/// Largest literal before login (a LOGIN password, an AUTHENTICATE response).
+const MAX_PRE_AUTH_LITERAL: u64 = 64 * 1024;
+/// Syntax errors in a row after which the connection is closed.
+const MAX_BAD_IN_ROW: u32 = 10;
+/// RFC 3501 §5.4: at least 30 minutes.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Bytes of response buffered before they are written out mid-command.
+pub(super) const FLUSH_AT: usize = 256 * 1024;
+const READ_BUF: usize = 8 * 1024;
+
+/// The tagged result of a command: status and text (which may start with a response code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Reply {
+    pub status: Status,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn ok(text: impl Into<String>) -> Reply {
+        Reply {
+            status: Status::Ok,
+            text: text.into(),
+        }
+    }
+    pub fn no(text: impl Into<String>) -> Reply {
+        Reply {
+            status: Status::No,
+            text: text.into(),
+        }
+    }
+    pub fn bad(text: impl Into<String>) -> Reply {
+        Reply {
+            status: Status::Bad,
+            text: text.into(),
+        }
+    }
+}
+
+/// Why a command could not produce a reply.
+#[derive(Debug)]
+pub(super) enum CmdError {
+    /// The connection failed: the session ends.
+    Io(io::Error),
+    /// The store failed: the client gets `NO` with the reason.
+    Store(StoreError),
+}
+
+impl From<io::Error> for CmdError {
+    fn from(e: io::Error) -> Self {
+        CmdError::Io(e)
+    }
+}
+
+impl From<StoreError> for CmdError {
+    fn from(e: StoreError) -> Self {
+        CmdError::Store(e)
+    }
+}
+
+pub(super) type CmdResult = Result<Reply, CmdError>;
+
+/// What reading the next message gave.
+enum Input {
+    Message,
+    Closed,
+}
+
+pub struct Session<T> {
+    pub(super) imap: Arc<Imap>,
+    pub(super) io: T,
+    ip: IpAddr,
+    pub(super) shutdown: watch::Receiver<bool>,
+    pub(super) frag: Fragmentizer,
+    /// Where the current line starts in the fragmentizer's message (for the line limit).
+    pub(super) line_start: usize,
+    in_literal: bool,
+    /// An over-long line is being skipped up to its end; holds its tag, if it had one.
+    discarding: Option<Option<String>>,
+    /// The message just read had a line over [`MAX_LINE`] (it arrived whole in one read).
+    too_long: bool,
+    pub(super) buf: Box<[u8]>,
+    pub(super) out: Out,
+    pub(super) account: Option<Account>,
+    pub(super) selected: Option<Selected>,
+    pub(super) changes: Option<broadcast::Receiver<Change>>,
+    /// A change for the selected mailbox was announced and not yet read.
+    pub(super) dirty: bool,
+    bad_in_row: u32,
+    /// CONDSTORE was enabled (ENABLE, SELECT (CONDSTORE), or a MODSEQ-using command).
+    pub(super) condstore: bool,
+    pub(super) logout: bool,
+}
+
+impl<T: Transport> Session<T> {
+    pub fn new(imap: Arc<Imap>, io: T, ip: IpAddr, shutdown: watch::Receiver<bool>) -> Session<T> {
+        let frag = Fragmentizer::new(fragment_limit(&imap));
+        Session {
+            imap,
+            io,
+            ip,
+            shutdown,
+            frag,
+            line_start: 0,
+            in_literal: false,
+            discarding: None,
+            too_long: false,
+            buf: vec![0u8; READ_BUF].into_boxed_slice(),
+            out: Out::new(),
+            account: None,
+            selected: None,
+            changes: None,
+            dirty: false,
+            bad_in_row: 0,
+            condstore: false,
+            logout: false,
+        }
+    }
+
+    /// Runs the session to its end.
+    pub async fn run(mut self) {
+        self.io.set_idle_timeout(IDLE_TIMEOUT);
+        let caps = pre_auth_capabilities(&self.imap, self.io.is_tls(), self.io.can_starttls());
+        self.out
+            .untagged(&format!("OK [CAPABILITY {caps}] Mailroom IMAP ready"));
+        if self.flush().await.is_err() {
+            return;
+        }
+        loop {
+            match self.next_message().await {
+                Ok(Input::Message) => {}
+                Ok(Input::Closed) => break,
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::TimedOut {
+                        self.out.untagged("BYE idle timeout");
+                        let _ = tokio::time::timeout(Duration::from_secs(2), self.flush()).await;
+                    }
+                    tracing::debug!("imap read ended: {e}");
+                    break;
+                }
+            }
+            if std::mem::take(&mut self.too_long) {
+                let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
+                self.refuse_long_line(tag);
+                if self.flush().await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            let decoded = match self.frag.decode_message(&CommandCodec::default()) {
+                Ok(command) => Ok(command.into_static()),
+                Err(e) => Err(describe_decode_error(&e, self.frag.message_bytes())),
+            };
+            let result = match decoded {
+                Ok(command) => self.execute(command).await,
+                Err(None) => Ok(()),
+                Err(Some((tag, text))) => {
+                    match tag {
+                        Some(tag) => self.out.tagged(&tag, Status::Bad, &text),
+                        None => self.out.untagged(&format!("BAD {text}")),
+                    };
+                    self.bad_in_row += 1;
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!("imap session ended: {e}");
+                break;
+            }
+            if self.bad_in_row >= MAX_BAD_IN_ROW {
+                self.out.untagged("BYE too many invalid commands");
+                self.logout = true;
+            }
+            if self.flush().await.is_err() || self.logout {
+                break;
+            }
+        }
+        let _ = self.io.shutdown().await;
+    }
+
+    pub(super) async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            let bytes = self.out.take();
+            self.io.write_all(&bytes).await?;
+        }
+        self.io.flush().await
+    }
+
+    /// Writes the buffered responses out once they are large (mid-FETCH).
+    pub(super) async fn flush_if_large(&mut self) -> io::Result<()> {
+        if self.out.len() >= FLUSH_AT {
+            let bytes = self.out.take();
+            self.io.write_all(&bytes).await?;
+        }
+        Ok(())
+    }
+
+    fn literal_limit(&self) -> u64 {
+        if self.account.is_some() {
+            self.imap.max_message_size
+        } else {
+            MAX_PRE_AUTH_LITERAL
+        }
+    }
+
+    /// Reads until the fragmentizer holds one complete message, answering literal
+    /// announcements on the way: `+` for an accepted synchronizing literal, `NO [TOOBIG]` for
+    /// one too large (the client then does not send it), and `BYE` for a too-large
+    /// non-synchronizing one (its bytes are already on their way and cannot be skipped).
+    async fn next_message(&mut self) -> io::Result<Input> {
+        loop {
+            match self.frag.progress() {
+                Some(FragmentInfo::Line {
+                    start,
+                    end,
+                    announcement: Some(LiteralAnnouncement { mode, length }),
+                    ..
+                }) => {
+                    self.too_long |= end - start > MAX_LINE;
+                    self.in_literal = true;
+                    self.line_start = end;
+                    if u64::from(length) > self.literal_limit() {
+                        if mode == LiteralMode::NonSync {
+                            self.out.untagged("BYE [TOOBIG] literal too large");
+                            self.flush().await?;
+                            return Ok(Input::Closed);
+                        }
+                        let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
+                        self.frag.skip_message();
+                        self.in_literal = false;
+                        self.line_start = 0;
+                        let text = format!(
+                            "[TOOBIG] literal of {length} octets is larger than the limit of {}",
+                            self.literal_limit()
+                        );
+                        match tag {
+                            Some(tag) => self.out.tagged(&tag, Status::No, &text),
+                            None => self.out.untagged(&format!("BAD {text}")),
+                        };
+                        self.flush().await?;
+                        continue;
+                    }
+                    if mode == LiteralMode::Sync {
+                        self.out.text("+ Ready for literal data").crlf();
+                        self.flush().await?;
+                    }
+                }
+                Some(FragmentInfo::Literal { end, .. }) => {
+                    self.in_literal = false;
+                    self.line_start = end;
+                }
+                Some(FragmentInfo::Line { start, end, .. }) => {
+                    self.too_long |= end - start > MAX_LINE;
+                    self.in_literal = false;
+                    self.line_start = 0;
+                    return Ok(Input::Message);
+                }
+                None => {
+                    if !self.in_literal
+                        && self.discarding.is_none()
+                        && self
+                            .frag
+                            .message_bytes()
+                            .len()
+                            .saturating_sub(self.line_start)
+                            > MAX_LINE
+                    {
+                        // Stop buffering: the rest of the line is read and dropped, then the
+                        // command is refused and the session goes on.
+                        let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
+                        self.frag.skip_message();
+                        self.line_start = 0;
+                        self.too_long = false;
+                        self.discarding = Some(tag);
+                    }
+                    let n = tokio::select! {
+                        read = self.io.read(&mut self.buf) => read?,
+                        _ = stopped(&mut self.shutdown) => {
+                            self.out.untagged("BYE server shutting down");
+                            self.flush().await?;
+                            return Ok(Input::Closed);
+                        }
+                    };
+                    if n == 0 {
+                        return Ok(Input::Closed);
+                    }
+                    let data = self.buf.get(..n).unwrap_or_default();
+                    match &self.discarding {
+                        None => self.frag.enqueue_bytes(data),
+                        Some(tag) => {
+                            if let Some(nl) = data.iter().position(|&b| b == b'\n') {
+                                let tag = tag.clone();
+                                self.frag
+                                    .enqueue_bytes(data.get(nl + 1..).unwrap_or_default());
+                                self.discarding = None;
+                                self.refuse_long_line(tag);
+                                self.flush().await?;
+                                if self.bad_in_row >= MAX_BAD_IN_ROW {
+                                    return Ok(Input::Closed);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn refuse_long_line(&mut self, tag: Option<String>) {
+        let text = format!("[TOOBIG] command line longer than {MAX_LINE} octets");
+        match tag {
+            Some(tag) => self.out.tagged(&tag, Status::Bad, &text),
+            None => self.out.untagged(&format!("BAD {text}")),
+        };
+        self.bad_in_row += 1;
+    }
+
+    async fn execute(&mut self, command: Command<'static>) -> io::Result<()> {
+        let tag = command.tag.as_ref().to_string();
+        let allow_expunge = !matches!(
+            command.body,
+            CommandBody::Fetch { uid: false, .. }
+                | CommandBody::Store { uid: false, .. }
+                | CommandBody::Search { uid: false, .. }
+                | CommandBody::Sort { uid: false, .. }
+        );
+        if let CommandBody::StartTLS = command.body {
+            return self.starttls(&tag).await;
+        }
+        let reply = match self.dispatch(command.body).await {
+            Ok(reply) => reply,
+            Err(CmdError::Io(e)) => return Err(e),
+            Err(CmdError::Store(e)) => store_error(e),
+        };
+        if let Err(e) = self.sync(allow_expunge).await {
+            tracing::error!("imap: reading mailbox changes failed: {e}");
+        }
+        if reply.status == Status::Bad {
+            self.bad_in_row += 1;
+        } else {
+            self.bad_in_row = 0;
+        }
+        self.out.tagged(&tag, reply.status, &reply.text);
+        Ok(())
+    }
+
+    async fn dispatch(&mut self, body: CommandBody<'static>) -> CmdResult {
+        let authenticated = self.account.is_some();
+        let selected = self.selected.is_some();
+        match body {
+            CommandBody::Capability => {
+                let caps = self.capability_line();
+                self.out.untagged(&format!("CAPABILITY {caps}"));
+                Ok(Reply::ok("CAPABILITY completed"))
+            }
+            CommandBody::Noop => Ok(Reply::ok("NOOP completed")),
+            CommandBody::Logout => {
+                self.out.untagged("BYE logging out");
+                self.logout = true;
+                Ok(Reply::ok("LOGOUT completed"))
+            }
+            CommandBody::Id { .. } => {
+                self.out.untagged(&format!(
+                    "ID (\"name\" \"Mailroom\" \"version\" \"{}\")",
+                    env!("CARGO_PKG_VERSION")
+                ));
+                Ok(Reply::ok("ID completed"))
+            }
+            CommandBody::Enable { capabilities } => {
+                if !authenticated {
+                    return Ok(Reply::bad("ENABLE is only valid after login"));
+                }
+                let mut enabled = Vec::new();
+                for cap in capabilities.as_ref() {
+                    if matches!(cap, CapabilityEnable::CondStore) && !self.condstore {
+                        self.condstore = true;
+                        enabled.push("CONDSTORE");
+                    }
+                }
+                let list: String = enabled.iter().map(|c| format!(" {c}")).collect();
+                self.out.untagged(&format!("ENABLED{list}"));
+                Ok(Reply::ok("ENABLE completed"))
+            }
+            CommandBody::Login { username, password } => {
+                if authenticated {
+                    return Ok(Reply::bad("already logged in"));
+                }
+                if !self.plaintext_ok() {
+                    return Ok(Reply::no(
+                        "[PRIVACYREQUIRED] LOGIN is disabled until STARTTLS",
+                    ));
+                }
+                let user = String::from_utf8_lossy(username.as_ref()).to_string();
+                let pass = String::from_utf8_lossy(password.declassify().as_ref()).to_string();
+                self.login(&user, &pass).await
+            }
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } => {
+                if authenticated {
+                    return Ok(Reply::bad("already logged in"));
+                }
+                let initial = initial_response.map(|r| r.declassify().to_vec());
+                self.authenticate(mechanism, initial).await
+            }
+            other if !authenticated => Ok(Reply::bad(format!(
+                "{} is only valid after login",
+                other.name()
+            ))),
+            CommandBody::Namespace => {
+                self.out.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+                Ok(Reply::ok("NAMESPACE completed"))
+            }
+            CommandBody::Idle => self.idle().await,
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => self.select(mailbox, parameters, false).await,
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => self.select(mailbox, parameters, true).await,
+            CommandBody::Create { mailbox } => self.create(mailbox).await,
+            CommandBody::Delete { mailbox } => self.delete(mailbox).await,
+            CommandBody::Rename { from, to } => self.rename(from, to).await,
+            CommandBody::Subscribe { mailbox } => self.subscribe(mailbox, true).await,
+            CommandBody::Unsubscribe { mailbox } => self.subscribe(mailbox, false).await,
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            } => self.list(reference, mailbox_wildcard, false).await,
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => self.list(reference, mailbox_wildcard, true).await,
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => self.status(mailbox, &item_names).await,
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => self.append(mailbox, flags, date, message).await,
+            CommandBody::GetQuota { root } => self.get_quota(root.as_ref()).await,
+            CommandBody::GetQuotaRoot { mailbox } => self.get_quota_root(mailbox).await,
+            CommandBody::SetQuota { .. } => {
+                Ok(Reply::no("[NOPERM] quotas are set by the administrator"))
+            }
+            other if !selected => Ok(Reply::bad(format!(
+                "{} needs a selected mailbox",
+                other.name()
+            ))),
+            CommandBody::Check => Ok(Reply::ok("CHECK completed")),
+            CommandBody::Close => self.close(true).await,
+            CommandBody::Unselect => self.close(false).await,
+            CommandBody::Expunge => self.expunge(None).await,
+            CommandBody::ExpungeUid { sequence_set } => self.expunge(Some(sequence_set)).await,
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } => {
+                self.fetch(sequence_set, macro_or_item_names, uid, modifiers)
+                    .await
+            }
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                modifiers,
+            } => {
+                self.store_flags(sequence_set, kind, response, flags, uid, modifiers)
+                    .await
+            }
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy(sequence_set, mailbox, uid, false).await,
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy(sequence_set, mailbox, uid, true).await,
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } => self.search(charset, criteria, uid).await,
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.sort(sort_criteria, charset, search_criteria, uid)
+                    .await
+            }
+            other => Ok(Reply::bad(format!("{} is not supported", other.name()))),
+        }
+    }
+
+    fn capability_line(&self) -> String {
+        if self.account.is_some() {
+            capabilities(&self.imap)
+        } else {
+            pre_auth_capabilities(&self.imap, self.io.is_tls(), self.io.can_starttls())
+        }
+    }
+
+    fn plaintext_ok(&self) -> bool {
+        self.io.is_tls() || self.imap.allow_plaintext
+    }
+
+    async fn starttls(&mut self, tag: &str) -> io::Result<()> {
+        if self.account.is_some() || !self.io.can_starttls() {
+            self.out
+                .tagged(tag, Status::Bad, "STARTTLS is not available now");
+            self.bad_in_row += 1;
+            return Ok(());
+        }
+        self.out
+            .tagged(tag, Status::Ok, "Begin TLS negotiation now");
+        self.flush().await?;
+        // Anything the client sent after STARTTLS in clear text is discarded (RFC 3501 §6.2.1:
+        // it could be an injected command).
+        self.frag = Fragmentizer::new(fragment_limit(&self.imap));
+        self.line_start = 0;
+        self.in_literal = false;
+        self.io.starttls().await
+    }
+
+    async fn authenticate(
+        &mut self,
+        mechanism: AuthMechanism<'static>,
+        initial: Option<Vec<u8>>,
+    ) -> CmdResult {
+        if !matches!(mechanism, AuthMechanism::Plain) {
+            return Ok(Reply::no(format!(
+                "[CANNOT] unsupported mechanism {mechanism}; use PLAIN"
+            )));
+        }
+        if !self.plaintext_ok() {
+            return Ok(Reply::no(
+                "[PRIVACYREQUIRED] AUTHENTICATE PLAIN is disabled until STARTTLS",
+            ));
+        }
+        let data = match initial {
+            Some(data) => data,
+            None => {
+                self.out.text("+ ").crlf();
+                self.flush().await?;
+                match self.next_message().await? {
+                    Input::Message => {}
+                    Input::Closed => {
+                        return Err(CmdError::Io(io::ErrorKind::UnexpectedEof.into()));
+                    }
+                }
+                match self.frag.decode_message(&AuthenticateDataCodec::default()) {
+                    Ok(AuthenticateData::Continue(data)) => data.declassify().to_vec(),
+                    Ok(AuthenticateData::Cancel) => {
+                        return Ok(Reply::bad("AUTHENTICATE cancelled"));
+                    }
+                    Err(_) => return Ok(Reply::bad("invalid base64 in AUTHENTICATE response")),
+                }
+            }
+        };
+        let credentials = match sasl::decode_plain(&data) {
+            Ok(c) => c,
+            Err(e) => return Ok(Reply::bad(format!("invalid PLAIN message: {e}"))),
+        };
+        if credentials.authzid.is_some() {
+            return Ok(Reply::no(
+                "[AUTHORIZATIONFAILED] acting as another user is not allowed",
+            ));
+        }
+        self.login(&credentials.username, &credentials.password)
+            .await
+    }
+
+    async fn login(&mut self, username: &str, password: &str) -> CmdResult {
+        match self
+            .imap
+            .auth
+            .login("imap", self.ip, username, password)
+            .await
+        {
+            Ok(account) => {
+                tracing::Span::current().record("account", account.address.as_str());
+                self.changes = Some(self.imap.store.changes().subscribe());
+                self.account = Some(account);
+                // Literals up to the message size limit are allowed from now on.
+                Ok(Reply::ok(format!(
+                    "[CAPABILITY {}] logged in",
+                    capabilities(&self.imap)
+                )))
+            }
+            Err(AuthError::Failed) => Ok(Reply::no("[AUTHENTICATIONFAILED] invalid credentials")),
+            Err(AuthError::Locked(secs)) => Ok(Reply::no(format!(
+                "[UNAVAILABLE] too many failed logins; try again in {secs} seconds"
+            ))),
+            Err(AuthError::Internal(e)) => {
+                tracing::error!("imap login failed: {e}");
+                Ok(Reply::no("[UNAVAILABLE] authentication is unavailable"))
+            }
+        }
+    }
+}
+
+fn fragment_limit(imap: &Imap) -> u32 {
+    u32::try_from(imap.max_message_size.saturating_add(MAX_LINE as u64 * 2)).unwrap_or(u32::MAX)
+}
+
+/// Maps a store failure to the client's reply. Our faults are logged with their cause and
+/// shown without internals.
+pub(super) fn store_error(e: StoreError) -> Reply {
+    match e {
+        StoreError::NotFound(what) => Reply::no(format!("[NONEXISTENT] {what} does not exist")),
+        StoreError::Conflict(text) => Reply::no(format!("[CANNOT] {text}")),
+        StoreError::Invalid(text) => Reply::no(format!("[CANNOT] {text}")),
+        StoreError::QuotaExceeded { .. } => {
+            Reply::no("[OVERQUOTA] the mailbox is full (quota exceeded)")
+        }
+        e @ (StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Corrupt(_)) => {
+            tracing::error!("imap: store failure: {e}");
+            Reply::no("[SERVERBUG] internal error; please try again later")
+        }
+    }
+}
+
+/// Commands imap-codec knows, to tell "unknown command" from "bad arguments".
+const KNOWN: &[&str] = &[
+    "CAPABILITY",
+    "NOOP",
+    "LOGOUT",
+    "STARTTLS",
+    "AUTHENTICATE",
+    "LOGIN",
+    "SELECT",
+    "EXAMINE",
+    "CREATE",
+    "DELETE",
+    "RENAME",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "LIST",
+    "LSUB",
+    "STATUS",
+    "APPEND",
+    "CHECK",
+    "CLOSE",
+    "EXPUNGE",
+    "SEARCH",
+    "FETCH",
+    "STORE",
+    "COPY",
+    "MOVE",
+    "UID",
+    "IDLE",
+    "ENABLE",
+    "UNSELECT",
+    "NAMESPACE",
+    "ID",
+    "GETQUOTA",
+    "GETQUOTAROOT",
+    "SETQUOTA",
+    "SORT",
+];
+
+/// The tag (when there is a valid one) and a clear text for a message that did not decode;
+/// `None` when the client was already answered (a refused literal).
+fn describe_decode_error(
+    e: &DecodeMessageError<'_, CommandCodec>,
+    bytes: &[u8],
+) -> Option<(Option<String>, String)> {
+    let mut words = bytes
+        .split(|&b| b == b' ' || b == b'\r' || b == b'\n')
+        .filter(|w| !w.is_empty());
+    let tag = words.next().and_then(|t| {
+        imap_codec::imap_types::core::Tag::try_from(t)
+            .ok()
+            .map(|t| t.as_ref().to_string())
+    });
+    let mut name = words
+        .next()
+        .map(|w| String::from_utf8_lossy(w).to_ascii_uppercase())
+        .unwrap_or_default();
+    if name == "UID"
+        && let Some(sub) = words.next()
+    {
+        name = format!("UID {}", String::from_utf8_lossy(sub).to_ascii_uppercase());
+    }
+    let text = match e {
+        DecodeMessageError::MessagePoisoned { .. } => return None,
+        DecodeMessageError::MessageTooLong { .. } => "[TOOBIG] command too long".to_string(),
+        _ if tag.is_none() => "invalid or missing tag".to_string(),
+        _ if name.is_empty() => "missing command".to_string(),
+        _ if !KNOWN.contains(&name.split(' ').next().unwrap_or_default()) => {
+            format!("unknown command {}", super::response::sanitize(&name))
+        }
+        _ => format!(
+            "syntax error in the arguments of {}",
+            super::response::sanitize(&name)
+        ),
+    };
+    Some((tag, text))
+}

@@ -1,0 +1,215 @@
+//! Keeping a session up to date with other sessions and deliveries: reading the change bus,
+//! catching the selected mailbox up with the store (`Store::changes_since`), writing the
+//! untagged EXISTS / EXPUNGE / FETCH reports, and IDLE (RFC 2177), which does the same as soon
+//! as a change is announced.
+
+use std::io;
+
+use imap_codec::IdleDoneCodec;
+use imap_codec::fragmentizer::FragmentInfo;
+use tokio::io::AsyncReadExt;
+use tokio::sync::broadcast;
+
+use super::response::Out;
+use super::selected::{Selected, Update};
+use super::session::{CmdError, CmdResult, MAX_LINE, Reply, Session};
+use crate::net::{Transport, stopped};
+use crate::store::{Change, StoreError};
+
+impl<T: Transport> Session<T> {
+    /// IDLE (RFC 2177): report changes as they are announced until the client sends DONE.
+    pub(super) async fn idle(&mut self) -> CmdResult {
+        self.out.text("+ idling").crlf();
+        self.dirty = true;
+        if let Err(e) = self.sync(true).await {
+            tracing::error!("imap: reading mailbox changes failed: {e}");
+        }
+        self.flush().await?;
+        loop {
+            // A DONE (or anything else) already buffered ends the IDLE.
+            if self.progress_line() {
+                self.line_start = 0;
+                return Ok(match self.frag.decode_message(&IdleDoneCodec::default()) {
+                    Ok(_) => Reply::ok("IDLE terminated"),
+                    Err(_) => Reply::bad("expected DONE to end IDLE"),
+                });
+            }
+            if self.frag.message_bytes().len() > MAX_LINE {
+                return Err(CmdError::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "line too long in IDLE",
+                )));
+            }
+            let changes = &mut self.changes;
+            tokio::select! {
+                read = self.io.read(&mut self.buf) => {
+                    let n = read?;
+                    if n == 0 {
+                        return Err(CmdError::Io(io::ErrorKind::UnexpectedEof.into()));
+                    }
+                    self.frag.enqueue_bytes(self.buf.get(..n).unwrap_or_default());
+                }
+                change = recv(changes) => {
+                    let relevant = match change {
+                        Ok(c) => self.concerns(&c),
+                        Err(broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(broadcast::error::RecvError::Closed) => false,
+                    };
+                    if relevant {
+                        self.dirty = true;
+                        if let Err(e) = self.sync(true).await {
+                            tracing::error!("imap: reading mailbox changes failed: {e}");
+                        }
+                        self.flush().await?;
+                    }
+                }
+                _ = stopped(&mut self.shutdown) => {
+                    self.out.untagged("BYE server shutting down");
+                    self.flush().await?;
+                    return Err(CmdError::Io(io::ErrorKind::ConnectionAborted.into()));
+                }
+            }
+        }
+    }
+
+    /// Advances the fragmentizer; true once it holds a complete line.
+    fn progress_line(&mut self) -> bool {
+        while let Some(fragment) = self.frag.progress() {
+            match fragment {
+                FragmentInfo::Line {
+                    announcement: None, ..
+                } => return true,
+                // No literal belongs in IDLE's DONE: decoding will fail and say so.
+                FragmentInfo::Line { .. } => self.frag.poison_message(),
+                FragmentInfo::Literal { .. } => {}
+            }
+        }
+        false
+    }
+
+    pub(super) fn concerns(&self, change: &Change) -> bool {
+        let (Some(account), Some(selected)) = (&self.account, &self.selected) else {
+            return false;
+        };
+        match change {
+            Change::Appended {
+                account_id,
+                mailbox_id,
+                ..
+            }
+            | Change::FlagsChanged {
+                account_id,
+                mailbox_id,
+                ..
+            }
+            | Change::Expunged {
+                account_id,
+                mailbox_id,
+                ..
+            } => *account_id == account.id && *mailbox_id == selected.mailbox_id,
+            _ => false,
+        }
+    }
+
+    /// Reads the change announcements waiting for this session.
+    pub(super) fn drain_changes(&mut self) {
+        let mut dirty = false;
+        if let Some(rx) = &mut self.changes {
+            loop {
+                match rx.try_recv() {
+                    Ok(change) => {
+                        let (Some(account), Some(selected)) = (&self.account, &self.selected)
+                        else {
+                            continue;
+                        };
+                        dirty |= match change {
+                            Change::Appended {
+                                account_id,
+                                mailbox_id,
+                                ..
+                            }
+                            | Change::FlagsChanged {
+                                account_id,
+                                mailbox_id,
+                                ..
+                            }
+                            | Change::Expunged {
+                                account_id,
+                                mailbox_id,
+                                ..
+                            } => account_id == account.id && mailbox_id == selected.mailbox_id,
+                            _ => false,
+                        };
+                    }
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => dirty = true,
+                    Err(_) => break,
+                }
+            }
+        }
+        self.dirty |= dirty;
+    }
+
+    /// Catches the selected mailbox up with the store and writes the untagged reports.
+    pub(super) async fn sync(&mut self, allow_expunge: bool) -> Result<(), StoreError> {
+        self.drain_changes();
+        let Some(selected) = &self.selected else {
+            self.dirty = false;
+            return Ok(());
+        };
+        if !(self.dirty || (allow_expunge && selected.has_pending())) {
+            return Ok(());
+        }
+        self.dirty = false;
+        let (mailbox_id, since) = (selected.mailbox_id, selected.highestmodseq);
+        let Some(changes) = self.imap.store.changes_since(mailbox_id, since).await? else {
+            // The mailbox was deleted under us: nothing sensible is left to show.
+            self.out.untagged("BYE the selected mailbox was deleted");
+            self.logout = true;
+            return Ok(());
+        };
+        let condstore = self.condstore;
+        let Some(selected) = &mut self.selected else {
+            return Ok(());
+        };
+        let updates = selected.apply(changes, allow_expunge);
+        for update in updates {
+            write_update(&mut self.out, selected, &update, condstore);
+        }
+        Ok(())
+    }
+}
+
+/// Writes one untagged report.
+pub(super) fn write_update(out: &mut Out, selected: &Selected, update: &Update, condstore: bool) {
+    match update {
+        Update::Expunge(n) => out.untagged(&format!("{n} EXPUNGE")),
+        Update::Exists(n) => out.untagged(&format!("{n} EXISTS")),
+        Update::Recent(n) => out.untagged(&format!("{n} RECENT")),
+        Update::Flags(seq, state) => {
+            let flags = super::fetch::flag_list(
+                state.flags,
+                &state.keywords,
+                selected.is_recent(state.uid),
+            );
+            let modseq = if condstore {
+                format!(" MODSEQ ({})", state.modseq)
+            } else {
+                String::new()
+            };
+            out.untagged(&format!(
+                "{seq} FETCH (UID {} FLAGS ({flags}){modseq})",
+                state.uid
+            ))
+        }
+    };
+}
+
+/// Waits for the next change, or forever when there is no receiver.
+async fn recv(
+    changes: &mut Option<broadcast::Receiver<Change>>,
+) -> Result<Change, broadcast::error::RecvError> {
+    match changes {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

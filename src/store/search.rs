@@ -1,0 +1,210 @@
+//! What searching a mailbox reads: one row per message with the header fields parsed at
+//! delivery, text matches through the FTS5 index, and raw header blocks for searches on an
+//! arbitrary header field. Nothing here parses a message.
+//!
+//! Text search (IMAP BODY and TEXT) is substring search in IMAP but word search in FTS5. We
+//! combine both: the needle's words are looked up in the index as prefixes (`"word"*`), which
+//! narrows the mailbox to a few candidates quickly, and each candidate's stored text is then
+//! checked for the whole needle as a case-insensitive substring. The result is exact for
+//! needles that start at a word boundary (what people type); a needle starting inside a word
+//! ("ello" for "hello") is not found. A needle with no letters or digits at all falls back to
+//! a substring scan of the stored texts. The text searched is what was indexed at delivery:
+//! the decoded subject, the addresses and display names, and the decoded text of the text
+//! parts (HTML as text), so TEXT does not see other header fields (use HEADER for those).
+
+use super::{Result, Store};
+use crate::mime::Envelope;
+
+/// One message as search sees it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchRow {
+    pub uid: u32,
+    pub modseq: u64,
+    pub flags: u8,
+    pub keywords: String,
+    pub internal_date: i64,
+    pub size: u64,
+    /// The Date: header as unix seconds.
+    pub header_date: Option<i64>,
+    /// Decoded subject and display forms of the address fields (when asked for).
+    pub subject: String,
+    pub from: String,
+    pub to: String,
+    pub cc: String,
+    /// Parsed envelope (when asked for: BCC and SORT need its addresses).
+    pub envelope: Option<Envelope>,
+}
+
+/// Which text a text search looks in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TextField {
+    /// The body text only.
+    Body,
+    /// Subject, addresses and body text.
+    All,
+}
+
+type Row = (
+    u32,
+    i64,
+    u8,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The words of a needle, as the index tokenizes (letters and digits).
+fn words(needle: &str) -> Vec<String> {
+    needle
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
+        .collect()
+}
+
+fn contains_ci(haystack: &str, needle_lower: &str) -> bool {
+    if needle_lower.is_empty() {
+        return true;
+    }
+    if haystack.is_ascii() && needle_lower.is_ascii() {
+        let (h, n) = (haystack.as_bytes(), needle_lower.as_bytes());
+        return h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+    }
+    haystack.to_lowercase().contains(needle_lower)
+}
+
+impl Store {
+    /// Every message of a mailbox for search, by ascending UID. `headers` loads the subject
+    /// and address columns, `envelope` the parsed envelope.
+    pub async fn search_rows(
+        &self,
+        mailbox_id: i64,
+        headers: bool,
+        envelope: bool,
+    ) -> Result<Vec<SearchRow>> {
+        let h = |c: &'static str| if headers { c } else { "NULL" };
+        // The header columns come from their covering index (migrations/0002_imap.sql),
+        // which avoids walking each message body's overflow pages; the envelope needs the row.
+        let blobs = if envelope {
+            "blobs b"
+        } else {
+            "blobs b INDEXED BY blobs_search"
+        };
+        let sql = format!(
+            "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, b.header_date,
+                    {}, {}, {}, {}, {}
+             FROM messages m JOIN {blobs} ON b.id = m.blob_id
+             WHERE m.mailbox_id = ? ORDER BY m.uid",
+            h("b.subject"),
+            h("b.from_display"),
+            h("b.to_display"),
+            h("b.cc_display"),
+            if envelope { "b.envelope" } else { "NULL" },
+        );
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(mailbox_id)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SearchRow {
+                uid: r.0,
+                modseq: r.1 as u64,
+                flags: r.2,
+                keywords: r.3,
+                internal_date: r.4,
+                size: r.5.max(0) as u64,
+                header_date: r.6,
+                subject: r.7.unwrap_or_default(),
+                from: r.8.unwrap_or_default(),
+                to: r.9.unwrap_or_default(),
+                cc: r.10.unwrap_or_default(),
+                envelope: r.11.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+            })
+            .collect())
+    }
+
+    /// UIDs (ascending) of the messages whose indexed text contains `needle` (see the module
+    /// documentation for what that means exactly).
+    pub async fn search_text_substring(
+        &self,
+        mailbox_id: i64,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<u32>> {
+        let terms = words(needle);
+        let column = match field {
+            TextField::Body => "t.body",
+            TextField::All => "t.subject || ' ' || t.addresses || ' ' || t.body",
+        };
+        let rows: Vec<(u32, String)> = if terms.is_empty() {
+            let sql = format!(
+                "SELECT m.uid, {column} FROM messages m JOIN blob_text t ON t.rowid = m.blob_id
+                 WHERE m.mailbox_id = ? ORDER BY m.uid"
+            );
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(mailbox_id)
+                .fetch_all(&self.reader)
+                .await?
+        } else {
+            let query = match field {
+                TextField::Body => format!("body : ({})", terms.join(" AND ")),
+                TextField::All => terms.join(" AND "),
+            };
+            // CROSS JOIN keeps the index lookup as the outer loop: the few candidates are
+            // found first, then matched to this mailbox's messages (not the other way round,
+            // which runs the MATCH once per message).
+            let sql = format!(
+                "SELECT m.uid, {column} FROM blob_text t CROSS JOIN messages m ON m.blob_id = t.rowid
+                 WHERE t.blob_text MATCH ? AND m.mailbox_id = ? ORDER BY m.uid"
+            );
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(query)
+                .bind(mailbox_id)
+                .fetch_all(&self.reader)
+                .await?
+        };
+        let needle = needle.to_lowercase();
+        Ok(rows
+            .into_iter()
+            .filter(|(_, text)| contains_ci(text, &needle))
+            .map(|(uid, _)| uid)
+            .collect())
+    }
+
+    /// The raw header block (up to the blank line, at most 64 KiB) of every message of a
+    /// mailbox, by ascending UID: for searches on a header field that is not kept in a column.
+    pub async fn raw_headers(&self, mailbox_id: i64) -> Result<Vec<(u32, Vec<u8>)>> {
+        Ok(sqlx::query_as(
+            "SELECT m.uid, CASE WHEN instr(b.data, X'0D0A0D0A') > 0
+                                THEN substr(b.data, 1, min(instr(b.data, X'0D0A0D0A') + 1, 65536))
+                                ELSE substr(b.data, 1, 65536) END
+             FROM messages m JOIN blobs b ON b.id = m.blob_id
+             WHERE m.mailbox_id = ? ORDER BY m.uid",
+        )
+        .bind(mailbox_id)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{contains_ci, words};
+
+    #[test]
+    fn needles() {
+        assert_eq!(words("hello, world"), vec!["\"hello\"*", "\"world\"*"]);
+        assert!(words("@@").is_empty());
+        assert!(contains_ci("Hello World", "o w"));
+        assert!(contains_ci("Grüße aus KÖLN", "köln"));
+        assert!(!contains_ci("abc", "abd"));
+    }
+}

@@ -1,0 +1,113 @@
+//! What readers see of messages: metadata with, on request, the envelope and body structure
+//! parsed at delivery and the raw bytes. IMAP FETCH reads only the columns it needs, so a
+//! FETCH of FLAGS or ENVELOPE never loads a body.
+
+use super::flags::uid_ranges;
+use super::messages::{Flags, MessageMeta};
+use super::{Result, Store, StoreError};
+use crate::mime::{BodyPart, Envelope};
+
+/// Which optional parts of a message to load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ViewParts {
+    pub envelope: bool,
+    pub structure: bool,
+    pub raw: bool,
+}
+
+/// One message as a reader sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageView {
+    pub meta: MessageMeta,
+    pub envelope: Option<Envelope>,
+    pub structure: Option<BodyPart>,
+    pub raw: Option<Vec<u8>>,
+}
+
+type ViewRow = (
+    i64,
+    u32,
+    i64,
+    u8,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+);
+
+impl Store {
+    /// The messages of a mailbox with these UIDs (ascending; missing ones are skipped), with
+    /// the parts asked for.
+    pub async fn message_views(
+        &self,
+        mailbox_id: i64,
+        uids: &[u32],
+        parts: ViewParts,
+    ) -> Result<Vec<MessageView>> {
+        // Without the body or its structure, the envelope comes from its covering index
+        // (see migrations/0002_imap.sql) and FLAGS-only fetches do not touch blobs at all.
+        let from = if parts.raw || parts.structure {
+            "messages m JOIN blobs b ON b.id = m.blob_id"
+        } else if parts.envelope {
+            "messages m JOIN blobs b INDEXED BY blobs_envelope ON b.id = m.blob_id"
+        } else {
+            "messages m"
+        };
+        let sql = format!(
+            "SELECT m.id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.blob_id, {}, {}, {}
+             FROM {from}
+             WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid",
+            if parts.envelope { "b.envelope" } else { "NULL" },
+            if parts.structure {
+                "b.body_structure"
+            } else {
+                "NULL"
+            },
+            if parts.raw { "b.data" } else { "NULL" },
+        );
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("stored message: {e}"));
+        let mut out = Vec::with_capacity(uids.len());
+        for (lo, hi) in uid_ranges(uids) {
+            let rows: Vec<ViewRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(mailbox_id)
+                .bind(lo)
+                .bind(hi)
+                .fetch_all(&self.reader)
+                .await?;
+            for r in rows {
+                if uids.binary_search(&r.1).is_err() {
+                    continue;
+                }
+                out.push(MessageView {
+                    meta: MessageMeta {
+                        id: r.0,
+                        uid: r.1,
+                        modseq: r.2 as u64,
+                        flags: Flags::from_bits(r.3),
+                        keywords: r.4.split_whitespace().map(str::to_string).collect(),
+                        internal_date: r.5,
+                        size: r.6 as u64,
+                        blob_id: r.7,
+                    },
+                    envelope: r
+                        .8
+                        .as_deref()
+                        .map(serde_json::from_str)
+                        .transpose()
+                        .map_err(corrupt)?,
+                    structure: r
+                        .9
+                        .as_deref()
+                        .map(serde_json::from_str)
+                        .transpose()
+                        .map_err(corrupt)?,
+                    raw: r.10,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
