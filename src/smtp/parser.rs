@@ -101,12 +101,28 @@ impl DataDecoder {
     /// Feeds input; returns how many bytes were used and whether the end of data was reached
     /// (the bytes after it belong to the next command).
     pub fn feed(&mut self, input: &[u8]) -> (usize, bool) {
-        for (i, &b) in input.iter().enumerate() {
+        let mut i = 0;
+        while let Some(&b) = input.get(i) {
+            // Fast path: inside a line, copy everything up to the next CR or LF at once.
+            if self.state == State::InLine {
+                let run = input
+                    .get(i..)
+                    .unwrap_or_default()
+                    .iter()
+                    .position(|c| *c == b'\r' || *c == b'\n')
+                    .unwrap_or(input.len() - i);
+                if run > 0 {
+                    self.emit(input.get(i..i + run).unwrap_or_default());
+                    i += run;
+                    continue;
+                }
+            }
+            i += 1;
             self.state = match (self.state, b) {
                 (State::LineStartCrlf, b'.') => State::Dot { after_crlf: true },
                 (State::LineStartLf, b'.') => State::Dot { after_crlf: false },
                 (State::Dot { after_crlf }, b'\r') => State::DotCr { after_crlf },
-                (State::DotCr { after_crlf: true }, b'\n') => return (i + 1, true),
+                (State::DotCr { after_crlf: true }, b'\n') => return (i, true),
                 (State::DotCr { after_crlf: false }, b'\n') | (State::Dot { .. }, b'\n') => {
                     // A lone dot that cannot end the message: keep it as a "." line.
                     self.emit(b".\r\n");

@@ -561,14 +561,15 @@ impl<'a, T: Transport> Session<'a, T> {
             return Reply::new(501, "5.1.3", "Bad recipient address syntax");
         };
         let store = &self.smtp.store;
-        match store.is_local_domain(&address.domain).await {
-            Ok(true) => {}
-            Ok(false) => return Reply::new(554, "5.7.1", "Relay access denied"),
-            Err(e) => return self.store_error(e),
-        }
         let expansion = match store.expand_recipient(&address.to_string()).await {
             Ok(Some(e)) => e,
-            Ok(None) => return Reply::new(550, "5.1.1", "No such user here"),
+            Ok(None) => {
+                return match store.is_local_domain(&address.domain).await {
+                    Ok(true) => Reply::new(550, "5.1.1", "No such user here"),
+                    Ok(false) => Reply::new(554, "5.7.1", "Relay access denied"),
+                    Err(e) => self.store_error(e),
+                };
+            }
             Err(e) => return self.store_error(e),
         };
         if !expansion.remote.is_empty() {

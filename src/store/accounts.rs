@@ -222,18 +222,20 @@ impl Store {
             let Ok(parsed) = Address::parse(&addr) else {
                 continue;
             };
-            if !self.is_local_domain(&parsed.domain).await? {
-                if depth > 0 {
-                    out.remote.push(addr);
-                    found = true;
-                }
-                continue;
-            }
+            // An account first: the common case answers in one query. (Accounts exist only in
+            // local domains, so the domain check can wait.)
             if let Some(account) = self.account_by_address(&addr).await? {
                 if !out.local.iter().any(|a| a.id == account.id) {
                     out.local.push(account);
                 }
                 found = true;
+                continue;
+            }
+            if !self.is_local_domain(&parsed.domain).await? {
+                if depth > 0 {
+                    out.remote.push(addr);
+                    found = true;
+                }
                 continue;
             }
             let targets = match self.alias(&addr).await? {
