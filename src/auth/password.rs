@@ -1,7 +1,15 @@
 //! Password hashing: argon2id with the crate's defaults (m=19456 KiB, t=2, p=1, the OWASP
 //! minimum), as PHC strings so the parameters travel with each hash and can be raised later
-//! without invalidating old ones. Hashing costs tens of milliseconds of CPU, so it runs on
-//! tokio's blocking pool, never on a runtime thread.
+//! without invalidating old ones.
+//!
+//! Each hash costs tens of milliseconds of CPU and 19 MiB of memory, so hashing runs on a small
+//! pool of dedicated threads (one per core, at most four), never on a runtime thread and never
+//! on tokio's blocking pool: there, a burst of logins would run on up to 512 threads at once,
+//! and the allocator keeps each thread's 19 MiB afterwards (1000 logins left the process at
+//! over 1 GiB). A fixed pool bounds both the CPU a login storm can take and the memory.
+
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -29,14 +37,14 @@ pub async fn hash(password: &str) -> Result<String, PasswordError> {
         return Err(PasswordError::TooLong);
     }
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
+    on_hasher(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
             .map_err(|e| PasswordError::Hash(e.to_string()))
     })
     .await
-    .map_err(|e| PasswordError::Hash(e.to_string()))?
+    .unwrap_or_else(|| Err(PasswordError::Hash("the hashing threads are gone".into())))
 }
 
 /// True when `password` matches the PHC string `hash`. A malformed hash never matches.
@@ -46,9 +54,48 @@ pub async fn verify(password: &str, hash: &str) -> bool {
     }
     let password = password.to_owned();
     let hash = hash.to_owned();
-    tokio::task::spawn_blocking(move || verify_blocking(&password, &hash))
+    on_hasher(move || verify_blocking(&password, &hash))
         .await
         .unwrap_or(false)
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `work` on the hashing threads; `None` if they are gone (they never exit on their own).
+async fn on_hasher<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    static POOL: OnceLock<Option<Mutex<Sender<Job>>>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        let (tx, rx) = channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        let mut started = 0;
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        // Hold the lock only to take a job, not while running it.
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            started += usize::from(spawned.is_ok());
+        }
+        (started > 0).then(|| Mutex::new(tx))
+    });
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = reply.send(work());
+    });
+    pool.as_ref()?.lock().ok()?.send(job).ok()?;
+    answer.await.ok()
 }
 
 fn verify_blocking(password: &str, hash: &str) -> bool {

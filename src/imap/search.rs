@@ -57,6 +57,17 @@ fn needs(key: &SearchKey<'_>, n: &mut Needs) {
     }
 }
 
+/// The full-text keys a message must satisfy for `key` to match: those reached through ANDs
+/// only (an OR or a NOT says nothing about each message on its own).
+fn required_texts(key: &SearchKey<'_>, out: &mut Vec<(TextField, String)>) {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().for_each(|k| required_texts(k, out)),
+        SearchKey::Body(s) => out.push((TextField::Body, text(s.as_ref()))),
+        SearchKey::Text(s) => out.push((TextField::All, text(s.as_ref()))),
+        _ => {}
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
@@ -286,8 +297,28 @@ impl<T: Transport> Session<T> {
         } else {
             HashMap::new()
         };
+        // Every match must contain the text of each BODY/TEXT key at the top of the key: only
+        // their candidates need their rows read, not the whole mailbox.
+        let mut required = Vec::new();
+        required_texts(&key, &mut required);
+        let candidates: Option<Vec<u32>> = required.iter().fold(None, |acc, k| {
+            let uids = texts.get(k).cloned().unwrap_or_default();
+            Some(match acc {
+                None => uids,
+                // Both lists ascend (the store returns UIDs in order).
+                Some(prev) => prev
+                    .into_iter()
+                    .filter(|u| uids.binary_search(u).is_ok())
+                    .collect(),
+            })
+        });
         let rows = store
-            .search_rows(mailbox_id, n.headers || subject, n.envelope || envelope)
+            .search_rows(
+                mailbox_id,
+                n.headers || subject,
+                n.envelope || envelope,
+                candidates.as_deref(),
+            )
             .await?;
         let ctx = Ctx {
             selected,

@@ -83,12 +83,16 @@ fn contains_ci(haystack: &str, needle_lower: &str) -> bool {
 impl Store {
     /// Every message of a mailbox for search, by ascending UID. `headers` loads the subject
     /// and address columns, `envelope` the parsed envelope.
+    /// `only`, when given, limits the rows to those UIDs (the candidates a full-text key left).
     pub async fn search_rows(
         &self,
         mailbox_id: i64,
         headers: bool,
         envelope: bool,
+        only: Option<&[u32]>,
     ) -> Result<Vec<SearchRow>> {
+        // A long candidate list costs more as SQL than the full scan it would save.
+        let only = only.filter(|uids| uids.len() <= 2000);
         let h = |c: &'static str| if headers { c } else { "NULL" };
         // The header columns come from their covering index (migrations/0002_imap.sql),
         // which avoids walking each message body's overflow pages; the envelope needs the row.
@@ -101,17 +105,24 @@ impl Store {
             "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, b.header_date,
                     {}, {}, {}, {}, {}
              FROM messages m JOIN {blobs} ON b.id = m.blob_id
-             WHERE m.mailbox_id = ? ORDER BY m.uid",
+             WHERE m.mailbox_id = ? {} ORDER BY m.uid",
             h("b.subject"),
             h("b.from_display"),
             h("b.to_display"),
             h("b.cc_display"),
             if envelope { "b.envelope" } else { "NULL" },
+            match only {
+                // Placeholders only: the UIDs are bound below.
+                Some(uids) if uids.is_empty() => "AND 0".to_string(),
+                Some(uids) => format!("AND m.uid IN ({})", vec!["?"; uids.len()].join(", ")),
+                None => String::new(),
+            },
         );
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(mailbox_id)
-            .fetch_all(&self.reader)
-            .await?;
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(mailbox_id);
+        for uid in only.unwrap_or_default() {
+            query = query.bind(*uid);
+        }
+        let rows: Vec<Row> = query.fetch_all(&self.reader).await?;
         Ok(rows
             .into_iter()
             .map(|r| SearchRow {
