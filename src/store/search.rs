@@ -113,7 +113,7 @@ impl Store {
             if envelope { "b.envelope" } else { "NULL" },
             match only {
                 // Placeholders only: the UIDs are bound below.
-                Some(uids) if uids.is_empty() => "AND 0".to_string(),
+                Some([]) => "AND 0".to_string(),
                 Some(uids) => format!("AND m.uid IN ({})", vec!["?"; uids.len()].join(", ")),
                 None => String::new(),
             },
