@@ -8,5 +8,6 @@ mod imap;
 mod net;
 mod pop3;
 mod smtp;
+mod smtp_interop;
 mod store;
 mod web;
