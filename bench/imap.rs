@@ -142,8 +142,16 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let dir = tempfile::tempdir().expect("tempdir");
+    // IMAP_KEEP=1 keeps the data directory (to look at the database afterwards).
+    let dir_path = if std::env::var("IMAP_KEEP").is_ok() {
+        let kept = dir.keep();
+        println!("data directory kept: {}", kept.display());
+        kept
+    } else {
+        dir.path().to_path_buf()
+    };
     let mut config = Config::embedded();
-    config.data_dir = dir.path().to_path_buf();
+    config.data_dir = dir_path.clone();
     config.listen = Listen {
         imap: vec!["127.0.0.1:0".parse().expect("addr")],
         ..Listen::default()

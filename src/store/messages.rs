@@ -101,11 +101,13 @@ impl Store {
             return Ok(Vec::new());
         };
         Ok(sqlx::query_scalar(
-            "SELECT m.uid FROM messages m JOIN blob_text t ON t.rowid = m.blob_id
-             WHERE m.mailbox_id = ? AND t.blob_text MATCH ? ORDER BY m.uid",
+            // The index lookup drives the join and reaches messages by body: left to itself,
+            // SQLite walks the mailbox and runs the MATCH per message (0.9 s vs 1 ms on 10,000).
+            "SELECT m.uid FROM blob_text t CROSS JOIN messages m INDEXED BY messages_blob
+             ON m.blob_id = t.rowid WHERE t.blob_text MATCH ? AND m.mailbox_id = ? ORDER BY m.uid",
         )
-        .bind(mailbox_id)
         .bind(query)
+        .bind(mailbox_id)
         .fetch_all(&self.reader)
         .await?)
     }

@@ -171,9 +171,12 @@ impl Store {
             };
             // CROSS JOIN keeps the index lookup as the outer loop: the few candidates are
             // found first, then matched to this mailbox's messages (not the other way round,
-            // which runs the MATCH once per message).
+            // which runs the MATCH once per message). INDEXED BY: without it SQLite reaches the
+            // messages through (mailbox_id, modseq) and scans the whole mailbox per candidate
+            // (200 ms instead of 1 ms on 10,000 messages).
             let sql = format!(
-                "SELECT m.uid, {column} FROM blob_text t CROSS JOIN messages m ON m.blob_id = t.rowid
+                "SELECT m.uid, {column} FROM blob_text t CROSS JOIN messages m INDEXED BY messages_blob
+                 ON m.blob_id = t.rowid
                  WHERE t.blob_text MATCH ? AND m.mailbox_id = ? ORDER BY m.uid"
             );
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
