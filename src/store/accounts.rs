@@ -189,9 +189,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        for (blob_id, refs) in blobs {
-            super::blobs::release(&mut tx, blob_id, refs).await?;
-        }
+        super::blobs::release_many(&mut tx, &blobs).await?;
         sqlx::query("DELETE FROM aliases WHERE target = ?")
             .bind(address.trim())
             .execute(&mut *tx)

@@ -112,30 +112,47 @@ pub(super) async fn acquire_many(
     Ok(ids)
 }
 
-/// Drops `refs` references; the blob and its index row go when none are left.
-pub(super) async fn release(conn: &mut SqliteConnection, blob_id: i64, refs: i64) -> Result<()> {
-    let left: Option<i64> = sqlx::query_scalar(
-        "UPDATE blobs SET refcount = refcount - ? WHERE id = ? RETURNING refcount",
-    )
-    .bind(refs)
-    .bind(blob_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match left {
-        Some(n) if n <= 0 => {
-            sqlx::query("DELETE FROM blob_text WHERE rowid = ?")
-                .bind(blob_id)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("DELETE FROM blobs WHERE id = ?")
-                .bind(blob_id)
-                .execute(&mut *conn)
-                .await?;
+/// Drops references to bodies (blob id, count); a body and its index row go when none are
+/// left. Three statements per 500 bodies: how a mailbox of
+/// 10,000 messages is expunged in one go (POP3 QUIT, IMAP EXPUNGE, deleting a folder).
+pub(super) async fn release_many(conn: &mut SqliteConnection, refs: &[(i64, i64)]) -> Result<()> {
+    for chunk in refs.chunks(500) {
+        let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE blobs SET refcount = refcount - CASE id");
+        for (id, n) in chunk {
+            q.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*n);
         }
-        Some(_) => {}
-        None => return Err(StoreError::Corrupt(format!("blob {blob_id} is missing"))),
+        q.push(" END WHERE id IN (");
+        push_ids(&mut q, &ids);
+        let updated = q.build().execute(&mut *conn).await?.rows_affected();
+        if updated != ids.len() as u64 {
+            return Err(StoreError::Corrupt(format!(
+                "{} of {} message bodies are missing",
+                ids.len() as u64 - updated,
+                ids.len()
+            )));
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "DELETE FROM blob_text WHERE rowid IN (SELECT id FROM blobs WHERE refcount <= 0 AND id IN (",
+        );
+        push_ids(&mut q, &ids);
+        q.push(")");
+        q.build().execute(&mut *conn).await?;
+        let mut q =
+            QueryBuilder::<Sqlite>::new("DELETE FROM blobs WHERE refcount <= 0 AND id IN (");
+        push_ids(&mut q, &ids);
+        q.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Appends `?, ?, …)` binding `ids`.
+fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    q.push(")");
 }
 
 impl Store {

@@ -204,11 +204,12 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let (mut count, mut bytes) = (0i64, 0i64);
-        for (blob_id, n, size) in refs {
-            blobs::release(&mut tx, blob_id, n).await?;
+        for (_, n, size) in &refs {
             count += n;
             bytes += size;
         }
+        let refs: Vec<(i64, i64)> = refs.iter().map(|(blob_id, n, _)| (*blob_id, *n)).collect();
+        blobs::release_many(&mut tx, &refs).await?;
         sqlx::query(
             "UPDATE accounts SET used_bytes = MAX(used_bytes - ?, 0), message_count = MAX(message_count - ?, 0) WHERE id = ?",
         )
