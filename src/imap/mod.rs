@@ -34,7 +34,7 @@ mod selected;
 mod seqset;
 mod session;
 mod updates;
-mod utf7;
+pub mod utf7;
 
 use std::sync::Arc;
 
