@@ -8,6 +8,9 @@ use mailroom::imap::utf7;
 fuzz_target!(|data: &[u8]| {
     let _ = utf7::decode_lenient(data);
     if let Some(name) = utf7::decode(data) {
-        assert_eq!(utf7::decode(utf7::encode(&name).as_bytes()).as_deref(), Some(name.as_str()));
+        assert_eq!(
+            utf7::decode(utf7::encode(&name).as_bytes()).as_deref(),
+            Some(name.as_str())
+        );
     }
 });

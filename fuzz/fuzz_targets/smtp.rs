@@ -35,6 +35,10 @@ fuzz_target!(|data: &[u8]| {
         let (b, done_b) = parts.feed(&data[split..]);
         (a + b, done_b)
     };
-    assert_eq!((used_whole, done_whole), (used_parts, done_parts), "chunking changes nothing");
+    assert_eq!(
+        (used_whole, done_whole),
+        (used_parts, done_parts),
+        "chunking changes nothing"
+    );
     assert_eq!(whole.into_message(), parts.into_message());
 });
