@@ -20,6 +20,9 @@ CREATE TABLE queue_recipients (
     domain       TEXT NOT NULL COLLATE NOCASE,
     attempts     INTEGER NOT NULL DEFAULT 0,
     next_attempt INTEGER NOT NULL,
+    -- Set while a worker holds it (next_attempt is then the lease's end); cleared on start,
+    -- so attempts cut short by a crash or a restart are retried at once.
+    claimed      INTEGER NOT NULL DEFAULT 0,
     last_error   TEXT
 );
 CREATE INDEX queue_recipients_due ON queue_recipients(next_attempt);

@@ -158,6 +158,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .push(listener.local);
         tasks.spawn(listener.run(limits.clone(), shutdown_rx.clone(), grace));
     }
+    let dns = crate::dns::Dns::new(&config.dns).context("cannot set up the DNS resolver")?;
+    let outbound = crate::queue::Outbound::new(
+        store.clone(),
+        dns,
+        config.queue.clone(),
+        config.hostname.clone(),
+    );
+    tasks.spawn(outbound.run(shutdown_rx.clone()));
     tls::spawn_background(&tls, shutdown_rx);
 
     Ok(Running {

@@ -46,6 +46,8 @@ pub struct Config {
     #[serde(default)]
     pub dns: DnsConfig,
     #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
     pub auth: AuthConfig,
@@ -144,6 +146,41 @@ impl Default for TlsConfig {
 pub struct DnsConfig {
     /// Resolvers to ask (UDP and TCP); empty means the system's `/etc/resolv.conf`.
     pub nameservers: Vec<SocketAddr>,
+}
+
+/// The outbound queue: how mail for other servers is delivered and retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// The port of other servers' MX (25 on the internet; tests point it at a local peer).
+    pub smtp_port: u16,
+    /// Seconds before the first retry; each later retry waits twice as long ...
+    pub retry_first_secs: u64,
+    /// ... up to this many seconds.
+    pub retry_max_secs: u64,
+    /// Seconds after which an undelivered message is given up and bounced to its sender.
+    pub give_up_secs: u64,
+    /// Destinations delivered to at once.
+    pub concurrency: usize,
+    /// Seconds to wait for a connection or for any reply of the peer.
+    pub timeout_secs: u64,
+    /// Refuse to deliver without TLS (and with a certificate that does not verify). Off by
+    /// default, as everywhere on the internet: STARTTLS is used whenever offered.
+    pub require_tls: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            smtp_port: 25,
+            retry_first_secs: 300,
+            retry_max_secs: 4 * 3600,
+            give_up_secs: 5 * 24 * 3600,
+            concurrency: 16,
+            timeout_secs: 300,
+            require_tls: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,11 +6,8 @@
 //! 2. `Date:` and `Message-ID:` are added when missing (RFC 6409 §8);
 //! 3. local recipients (after aliases) get the message through the one delivery path, all or
 //!    none;
-//! 4. remote recipients go to the outbound queue — which does not exist yet, so they are refused
-//!    up front by [`Submission::check_recipient`] with a temporary error rather than accepted
-//!    and never delivered.
-//!
-//! DKIM signing (before anything is stored or queued) arrives with the outbound issue.
+//! 4. remote recipients (and remote targets of local aliases) go to the outbound queue, committed
+//!    before `submit` returns.
 
 use crate::address::Address;
 use crate::store::{Account, Delivered, Delivery, Store, StoreError, Target};
@@ -21,8 +18,6 @@ pub enum SubmitError {
     NotYourAddress(String),
     #[error("{0}")]
     BadRecipient(String),
-    #[error("{0} is outside this server, and sending to other servers is not available yet")]
-    RemoteUnavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -30,8 +25,10 @@ pub enum SubmitError {
 /// Where one recipient of a submission goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recipient {
-    /// Local accounts (an alias may name several).
-    Local(Vec<i64>),
+    /// Local accounts (an alias may name several), and remote addresses an alias forwards to.
+    Local(Vec<i64>, Vec<String>),
+    /// An address on another server.
+    Remote(String),
 }
 
 #[derive(Clone)]
@@ -67,15 +64,13 @@ impl Submission {
         let parsed = Address::parse(rcpt).map_err(SubmitError::BadRecipient)?;
         let address = parsed.to_string();
         if !self.store.is_local_domain(&parsed.domain).await? {
-            return Err(SubmitError::RemoteUnavailable(address));
+            return Ok(Recipient::Remote(address));
         }
         match self.store.expand_recipient(&address).await? {
-            Some(e) if e.remote.is_empty() => {
-                Ok(Recipient::Local(e.local.iter().map(|a| a.id).collect()))
-            }
-            Some(_) => Err(SubmitError::RemoteUnavailable(format!(
-                "{address} forwards to another server"
-            ))),
+            Some(e) => Ok(Recipient::Local(
+                e.local.iter().map(|a| a.id).collect(),
+                e.remote,
+            )),
             None => Err(SubmitError::BadRecipient(format!(
                 "{address}: no such mailbox here"
             ))),
@@ -84,7 +79,10 @@ impl Submission {
 
     /// Submits `message` from `account` with envelope sender `from` to `recipients` (as
     /// resolved by [`Submission::check_recipient`]), with `trace` (the receiving protocol's
-    /// `Return-Path:`/`Received:` lines, or nothing) on top. Returns the stored copies.
+    /// `Return-Path:`/`Received:` lines, or nothing) on top. Local copies are stored (all or
+    /// none) before remote recipients are queued; a failure to queue after local delivery is
+    /// reported as an error, so the client's retry may deliver local copies twice but nothing is
+    /// ever lost. Returns the stored copies.
     pub async fn submit(
         &self,
         account: &Account,
@@ -96,27 +94,54 @@ impl Submission {
         if !self.may_send_as(account, from).await? {
             return Err(SubmitError::NotYourAddress(from.to_string()));
         }
-        let message = [trace, &complete_headers(message, &self.hostname)].concat();
+        let content = complete_headers(message, &self.hostname);
         let mut accounts: Vec<i64> = Vec::new();
+        let mut remote: Vec<String> = Vec::new();
         for r in recipients {
-            let Recipient::Local(ids) = r;
+            let (ids, forwards) = match r {
+                Recipient::Local(ids, forwards) => (ids.as_slice(), forwards.as_slice()),
+                Recipient::Remote(address) => (&[][..], std::slice::from_ref(address)),
+            };
             for id in ids {
                 if !accounts.contains(id) {
                     accounts.push(*id);
                 }
             }
+            for address in forwards {
+                if !remote.iter().any(|a| a.eq_ignore_ascii_case(address)) {
+                    remote.push(address.clone());
+                }
+            }
         }
         let targets: Vec<Target> = accounts.into_iter().map(Target::inbox).collect();
-        Ok(self
+        let delivered = self
             .store
             .deliver_atomic(
                 Delivery {
-                    raw: &message,
+                    raw: &[trace, &content].concat(),
                     internal_date: None,
                 },
                 &targets,
             )
-            .await?)
+            .await?;
+        if !remote.is_empty() {
+            // Return-Path belongs to final delivery; the next server adds its own.
+            let outbound = [without_return_path(trace), &content].concat();
+            self.store.queue_add(from, &remote, &outbound).await?;
+        }
+        Ok(delivered)
+    }
+}
+
+/// `trace` without a leading `Return-Path:` field.
+fn without_return_path(trace: &[u8]) -> &[u8] {
+    if trace.len() >= 12 && trace[..12].eq_ignore_ascii_case(b"return-path:") {
+        match trace.windows(2).position(|w| w == b"\r\n") {
+            Some(end) => trace.get(end + 2..).unwrap_or_default(),
+            None => &[],
+        }
+    } else {
+        trace
     }
 }
 

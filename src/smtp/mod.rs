@@ -11,6 +11,7 @@
 //! (`Store::deliver_atomic`), submitted mail through the one submission path
 //! ([`crate::submission`]); in both, `250` is sent only after the commit.
 
+pub mod client;
 pub mod parser;
 pub mod reply;
 pub mod session;

@@ -606,7 +606,6 @@ impl<'a, T: Transport> Session<'a, T> {
                 Reply::new(250, "2.1.5", "Recipient OK")
             }
             Err(SubmitError::BadRecipient(m)) => Reply::new(550, "5.1.1", m),
-            Err(e @ SubmitError::RemoteUnavailable(_)) => Reply::new(451, "4.4.3", e.to_string()),
             Err(SubmitError::Store(e)) => self.store_error(e),
             Err(e) => Reply::new(550, "5.7.1", e.to_string()),
         }
@@ -799,7 +798,6 @@ impl<'a, T: Transport> Session<'a, T> {
             }
             Err(SubmitError::Store(e)) => self.store_error(e),
             Err(e @ SubmitError::NotYourAddress(_)) => Reply::new(550, "5.7.1", e.to_string()),
-            Err(e @ SubmitError::RemoteUnavailable(_)) => Reply::new(451, "4.4.3", e.to_string()),
             Err(e @ SubmitError::BadRecipient(_)) => Reply::new(550, "5.1.1", e.to_string()),
         }
     }

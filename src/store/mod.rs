@@ -20,6 +20,7 @@ mod deliver;
 mod domains;
 mod mailboxes;
 mod messages;
+mod queue;
 // IMAP support: flags and change log, copy/move, mailbox management, FETCH views, search.
 mod copy;
 mod flags;
@@ -43,6 +44,7 @@ pub use flags::{FlagOp, FlagOutcome, FlagState, MailboxChanges, apply_flags};
 pub use folders::MailboxCounts;
 pub use mailboxes::{DEFAULT_MAILBOXES, Mailbox};
 pub use messages::{Flags, MessageMeta};
+pub use queue::{QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{SearchRow, TextField};
 pub use views::{MessageView, ViewParts};
 
@@ -121,6 +123,8 @@ pub struct Store {
     reader: SqlitePool,
     bus: ChangeBus,
     deliverer: deliver::Deliverer,
+    /// Wakes the outbound worker when something is queued.
+    queue_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -168,6 +172,7 @@ impl Store {
             writer,
             reader,
             bus,
+            queue_wake: Default::default(),
         })
     }
 

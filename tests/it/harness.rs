@@ -21,6 +21,10 @@ pub fn config(dir: &Path) -> Config {
     config.data_dir = dir.to_path_buf();
     config.listen = Listen::ephemeral();
     config.limits.shutdown_grace_secs = 2;
+    // Never the real DNS or port 25 from a test: mail for other domains stays queued (the
+    // discard port answers no DNS), unless a test points these at its own peers.
+    config.dns.nameservers = vec![std::net::SocketAddr::from(([127, 0, 0, 1], 9))];
+    config.queue.smtp_port = 9;
     config
 }
 

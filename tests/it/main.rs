@@ -3,9 +3,11 @@
 
 mod auth;
 mod cli;
+mod dns_server;
 mod harness;
 mod imap;
 mod net;
+mod outbound;
 mod pop3;
 mod smtp;
 mod smtp_interop;

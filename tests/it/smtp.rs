@@ -73,7 +73,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 }
 
-async fn connect(server: &TestServer, kind: &str) -> Client<TcpStream> {
+pub async fn connect(server: &TestServer, kind: &str) -> Client<TcpStream> {
     let tcp = TcpStream::connect(server.running.addr(kind).unwrap())
         .await
         .unwrap();
@@ -408,8 +408,7 @@ async fn submission_requires_tls_auth_and_an_owned_sender() {
         .await;
     c.expect("MAIL FROM:<>", 550, "5.7.1").await;
     c.expect("MAIL FROM:<sales@example.org>", 250, "").await;
-    c.expect("RCPT TO:<someone@remote.net>", 451, "not available yet")
-        .await;
+    c.expect("RCPT TO:<someone@remote.net>", 250, "").await;
     c.expect("RCPT TO:<carol@example.org>", 250, "").await;
     c.expect("DATA", 354, "").await;
     c.send(b"From: sales@example.org\r\nSubject: offer\r\n\r\nBuy now.\r\n")
@@ -426,6 +425,16 @@ async fn submission_requires_tls_auth_and_an_owned_sender() {
         "{text}"
     );
     assert!(text.contains("with ESMTPSA"), "{text}");
+    // The remote recipient's copy is in the queue, committed before the 250, without our
+    // Return-Path (the receiving server adds its own).
+    let queued = store.queue_list().await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].sender, "sales@example.org");
+    assert_eq!(queued[0].recipients[0].address, "someone@remote.net");
+    let (_, raw, _, _) = store.queued_message(queued[0].id).await.unwrap().unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    assert!(raw.starts_with("Received: from laptop"), "{raw}");
+    assert!(raw.ends_with("Buy now.\r\n"), "{raw}");
 }
 
 #[tokio::test]

@@ -1,0 +1,173 @@
+//! DNS for the outbound queue (and, through [`Dns::resolver`], for mail-auth's SPF, DKIM and
+//! DMARC lookups): one hickory resolver, so every lookup shares one cache.
+//!
+//! `[dns] nameservers` points it at chosen servers (tests run a DNS server on loopback with
+//! invented domains); empty means the system's `/etc/resolv.conf`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::NetError;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+use rand::seq::SliceRandom;
+
+use crate::config::DnsConfig;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum DnsError {
+    /// The name does not exist: permanent.
+    #[error("{0}: no such domain")]
+    NoSuchDomain(String),
+    /// The domain says it accepts no mail (RFC 7505): permanent.
+    #[error("{0} accepts no mail (null MX)")]
+    NullMx(String),
+    /// Anything else (timeouts, SERVFAIL): worth retrying.
+    #[error("DNS lookup for {0} failed: {1}")]
+    Temporary(String, String),
+}
+
+impl DnsError {
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, DnsError::Temporary(..))
+    }
+}
+
+/// One mail exchanger of a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mx {
+    pub preference: u16,
+    /// The host name, without the trailing dot.
+    pub host: String,
+}
+
+#[derive(Clone)]
+pub struct Dns {
+    resolver: TokioResolver,
+}
+
+impl Dns {
+    pub fn new(config: &DnsConfig) -> anyhow::Result<Dns> {
+        let provider = TokioRuntimeProvider::default();
+        let mut builder = if config.nameservers.is_empty() {
+            TokioResolver::builder(provider)?
+        } else {
+            let servers = config
+                .nameservers
+                .iter()
+                .map(|addr| {
+                    let mut server = NameServerConfig::udp_and_tcp(addr.ip());
+                    for connection in &mut server.connections {
+                        connection.port = addr.port();
+                    }
+                    server
+                })
+                .collect();
+            TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
+        };
+        let options = builder.options_mut();
+        options.timeout = Duration::from_secs(5);
+        options.attempts = 2;
+        // Names are always absolute here: never try them under a local search domain.
+        options.ndots = 0;
+        Ok(Dns {
+            resolver: builder.build()?,
+        })
+    }
+
+    /// The resolver itself, for mail-auth (`MessageAuthenticator(dns.resolver().clone())`).
+    pub fn resolver(&self) -> &TokioResolver {
+        &self.resolver
+    }
+
+    /// Where mail for `domain` goes, in the order to try: by preference, shuffled among equal
+    /// preferences (RFC 5321 §5.1), or the domain itself when it has no MX (implicit MX).
+    pub async fn mx(&self, domain: &str) -> Result<Vec<Mx>, DnsError> {
+        let name = absolute(domain);
+        let lookup = match self.resolver.mx_lookup(name.as_str()).await {
+            Ok(lookup) => lookup,
+            Err(e) if e.is_nx_domain() => return Err(DnsError::NoSuchDomain(domain.to_string())),
+            Err(e) if e.is_no_records_found() => {
+                return Ok(vec![Mx {
+                    preference: 0,
+                    host: domain.trim_end_matches('.').to_string(),
+                }]);
+            }
+            Err(e) => return Err(temporary(domain, &e)),
+        };
+        let mut hosts: Vec<Mx> = lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::MX(mx) => Some(Mx {
+                    preference: mx.preference,
+                    host: mx.exchange.to_ascii().trim_end_matches('.').to_string(),
+                }),
+                _ => None,
+            })
+            .collect();
+        if hosts.len() == 1 && hosts.iter().any(|mx| mx.host.is_empty()) {
+            return Err(DnsError::NullMx(domain.to_string()));
+        }
+        hosts.retain(|mx| !mx.host.is_empty());
+        if hosts.is_empty() {
+            return Ok(vec![Mx {
+                preference: 0,
+                host: domain.trim_end_matches('.').to_string(),
+            }]);
+        }
+        hosts.shuffle(&mut rand::rng());
+        hosts.sort_by_key(|mx| mx.preference);
+        Ok(hosts)
+    }
+
+    /// The IPv4 and IPv6 addresses of `host`.
+    pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        match self.resolver.lookup_ip(absolute(host).as_str()).await {
+            Ok(lookup) => Ok(lookup.iter().collect()),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => {
+                Err(DnsError::NoSuchDomain(host.to_string()))
+            }
+            Err(e) => Err(temporary(host, &e)),
+        }
+    }
+
+    /// The TXT records at `name`, each joined from its character-strings.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        match self.resolver.txt_lookup(absolute(name).as_str()).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::TXT(txt) => Some(
+                        txt.txt_data
+                            .iter()
+                            .map(|part| String::from_utf8_lossy(part))
+                            .collect::<String>(),
+                    ),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
+            Err(e) => Err(temporary(name, &e)),
+        }
+    }
+}
+
+fn absolute(name: &str) -> String {
+    let name = name.trim();
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
+}
+
+fn temporary(name: &str, e: &NetError) -> DnsError {
+    DnsError::Temporary(name.to_string(), e.to_string())
+}

@@ -1,0 +1,324 @@
+//! The outbound queue: mail for other servers, delivered by MX with retries and bounces.
+//!
+//! - [`Outbound::run`] is the worker: it sleeps until the next recipient falls due (or new mail
+//!   wakes it, or shutdown), claims due recipients, and delivers them grouped by message and
+//!   destination domain, several destinations at once;
+//! - [`retry`]: the backoff schedule and expiry;
+//! - [`dsn`]: the bounce (RFC 3464) sent to a local sender through the one delivery path.
+//!
+//! The queue itself (durable before submission answers `250`) is in `store/queue.rs`.
+
+pub mod dsn;
+pub mod retry;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::config::QueueConfig;
+use crate::dns::Dns;
+use crate::smtp::client::{Client, ClientError, ClientSettings, Envelope, Outcome};
+use crate::store::{Delivery, QueuedRecipient, Store, Target, now};
+
+/// Recipients claimed per round.
+const CLAIM_BATCH: i64 = 500;
+/// The worker looks at the queue at least this often, for changes made by the CLI (another
+/// process, which cannot wake it).
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// Addresses tried per destination in one attempt, over all its MX hosts.
+const MAX_ADDRESSES: usize = 10;
+
+/// Everything the worker needs.
+#[derive(Clone)]
+pub struct Outbound {
+    store: Store,
+    dns: Dns,
+    config: Arc<QueueConfig>,
+    client: ClientSettings,
+    hostname: String,
+}
+
+impl Outbound {
+    pub fn new(store: Store, dns: Dns, config: QueueConfig, hostname: String) -> Outbound {
+        let client = ClientSettings::new(
+            hostname.clone(),
+            Duration::from_secs(config.timeout_secs.max(1)),
+            config.require_tls,
+        );
+        Outbound {
+            store,
+            dns,
+            config: Arc::new(config),
+            client,
+            hostname,
+        }
+    }
+
+    /// The worker loop, until `shutdown` turns true. Deliveries in flight are abandoned at
+    /// shutdown: their recipients stay claimed for a lease and are retried after a restart.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut running: JoinSet<()> = JoinSet::new();
+        match self.store.queue_release_claims().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("queue: {n} recipients interrupted by the last stop are due"),
+            Err(e) => tracing::error!("queue: cannot release old claims: {e}"),
+        }
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.store.queue_claim(CLAIM_BATCH).await {
+                Ok(claimed) => {
+                    for ((message_id, domain), recipients) in group(claimed) {
+                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                            break;
+                        };
+                        let this = self.clone();
+                        running.spawn(async move {
+                            this.deliver(message_id, &domain, recipients).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(e) => tracing::error!("queue: cannot read the queue: {e}"),
+            }
+            while running.try_join_next().is_some() {}
+            let sleep = match self.store.queue_next_due().await {
+                Ok(Some(due)) => {
+                    Duration::from_secs(u64::try_from(due - now()).unwrap_or(0)).min(MAX_SLEEP)
+                }
+                Ok(None) => MAX_SLEEP,
+                Err(_) => Duration::from_secs(5),
+            };
+            // A finished delivery may have deferred recipients to a time before `sleep` ends.
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.store.queue_woken() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                _ = crate::net::stopped(&mut shutdown) => break,
+            }
+        }
+        running.abort_all();
+    }
+
+    /// One attempt for the recipients of message `message_id` at `domain`, and its results
+    /// written back.
+    async fn deliver(&self, message_id: i64, domain: &str, recipients: Vec<QueuedRecipient>) {
+        let message = match self.store.queued_message(message_id).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return, // dropped meanwhile
+            Err(e) => {
+                tracing::error!("queue: cannot read message {message_id}: {e}");
+                return;
+            }
+        };
+        let (sender, raw, created_at, smtputf8) = message;
+        let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
+        let outcomes = self
+            .attempt(
+                domain,
+                &Envelope {
+                    sender: &sender,
+                    recipients: &addresses,
+                    message: &raw,
+                    smtputf8,
+                },
+            )
+            .await;
+
+        let now = now();
+        let mut finished = Vec::new();
+        let mut failures = Vec::new();
+        for (recipient, outcome) in recipients.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Delivered(reply) => {
+                    tracing::info!(
+                        "queue: delivered message {message_id} to {}: {reply}",
+                        recipient.address
+                    );
+                    finished.push(recipient.id);
+                }
+                Outcome::Failed(why) => {
+                    tracing::info!(
+                        "queue: message {message_id} to {} failed: {why}",
+                        recipient.address
+                    );
+                    finished.push(recipient.id);
+                    failures.push(dsn::Failure {
+                        recipient: recipient.address.clone(),
+                        from_peer: starts_with_reply_code(&why),
+                        diagnostic: why,
+                    });
+                }
+                Outcome::Deferred(why) if retry::expired(&self.config, created_at, now) => {
+                    tracing::info!(
+                        "queue: giving up message {message_id} to {}: {why}",
+                        recipient.address
+                    );
+                    finished.push(recipient.id);
+                    failures.push(dsn::Failure {
+                        recipient: recipient.address.clone(),
+                        diagnostic: format!(
+                            "gave up after {} attempts; the last said: {why}",
+                            recipient.attempts + 1
+                        ),
+                        from_peer: false,
+                    });
+                }
+                Outcome::Deferred(why) => {
+                    let wait = retry::delay(&self.config, recipient.attempts + 1);
+                    tracing::info!(
+                        "queue: message {message_id} to {} deferred for {wait} s: {why}",
+                        recipient.address
+                    );
+                    let next = now.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX));
+                    if let Err(e) = self.store.queue_defer(recipient.id, next, &why).await {
+                        tracing::error!("queue: cannot record a deferral: {e}");
+                    }
+                }
+            }
+        }
+        // The bounce is stored before the recipients leave the queue: a crash in between
+        // means a second bounce at worst, never none.
+        if !failures.is_empty()
+            && let Err(e) = self.bounce(&sender, &raw, created_at, &failures).await
+        {
+            tracing::error!("queue: cannot bounce message {message_id} to {sender}: {e}");
+            return;
+        }
+        if let Err(e) = self.store.queue_finish(&finished).await {
+            tracing::error!("queue: cannot record deliveries of message {message_id}: {e}");
+        }
+    }
+
+    /// Tries the mail exchangers of `domain` in order until one decides; an outcome for every
+    /// recipient, in order.
+    async fn attempt(&self, domain: &str, envelope: &Envelope<'_>) -> Vec<Outcome> {
+        let all = |o: Outcome| vec![o; envelope.recipients.len()];
+        let hosts = match self.dns.mx(domain).await {
+            Ok(hosts) => hosts,
+            Err(e) if e.is_permanent() => return all(Outcome::Failed(e.to_string())),
+            Err(e) => return all(Outcome::Deferred(e.to_string())),
+        };
+        let mut last_error = format!("no mail exchanger of {domain} could be reached");
+        let mut tried = 0;
+        for mx in &hosts {
+            let ips = match self.dns.addresses(&mx.host).await {
+                Ok(ips) => ips,
+                Err(e) => {
+                    last_error = e.to_string();
+                    continue;
+                }
+            };
+            for ip in ips {
+                if tried >= MAX_ADDRESSES {
+                    break;
+                }
+                tried += 1;
+                let addr = SocketAddr::new(ip, self.config.smtp_port);
+                let mut client = match Client::connect(&self.client, addr, &mx.host, true).await {
+                    Err(ClientError::Tls(e)) if !self.config.require_tls => {
+                        // Opportunistic TLS: a failed handshake must not stop delivery.
+                        tracing::info!("queue: TLS with {} failed ({e}); trying without", mx.host);
+                        match Client::connect(&self.client, addr, &mx.host, false).await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                last_error = format!("{} [{addr}]: {e}", mx.host);
+                                continue;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        last_error = format!("{} [{addr}]: {e}", mx.host);
+                        continue;
+                    }
+                    Ok(c) => c,
+                };
+                match client.send(envelope).await {
+                    Ok(outcomes) => {
+                        client.quit().await;
+                        return outcomes;
+                    }
+                    Err(e) if e.is_permanent() => {
+                        client.quit().await;
+                        return all(Outcome::Failed(e.to_string()));
+                    }
+                    Err(e) => last_error = format!("{} [{addr}]: {e}", mx.host),
+                }
+            }
+        }
+        all(Outcome::Deferred(last_error))
+    }
+
+    /// Sends one DSN for `failures` to `sender`: into the local sender's INBOX through the one
+    /// delivery path, or through the queue (from the null sender) when the sender is remote.
+    /// Never to the null sender.
+    async fn bounce(
+        &self,
+        sender: &str,
+        raw: &[u8],
+        created_at: i64,
+        failures: &[dsn::Failure],
+    ) -> Result<(), crate::store::StoreError> {
+        if sender.is_empty() {
+            return Ok(());
+        }
+        let report = dsn::build(&self.hostname, sender, raw, created_at, failures);
+        match self.store.expand_recipient(sender).await? {
+            Some(expansion) if !expansion.local.is_empty() => {
+                // Return-Path is added where a message is finally delivered: here.
+                let message = [b"Return-Path: <>\r\n".as_slice(), &report].concat();
+                let targets: Vec<Target> = expansion
+                    .local
+                    .iter()
+                    .map(|a| Target::inbox(a.id))
+                    .collect();
+                let report = self
+                    .store
+                    .deliver(
+                        Delivery {
+                            raw: &message,
+                            internal_date: None,
+                        },
+                        &targets,
+                    )
+                    .await?;
+                for (target, why) in report.refused {
+                    tracing::warn!(
+                        "queue: bounce for {sender} not stored in account {}: {why}",
+                        target.account_id
+                    );
+                }
+                Ok(())
+            }
+            _ => {
+                self.store
+                    .queue_add("", &[sender.to_string()], &report)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn starts_with_reply_code(s: &str) -> bool {
+    s.get(..3)
+        .is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Claimed recipients grouped by (message, destination domain): one SMTP transaction each.
+fn group(claimed: Vec<QueuedRecipient>) -> BTreeMap<(i64, String), Vec<QueuedRecipient>> {
+    let mut groups: BTreeMap<(i64, String), Vec<QueuedRecipient>> = BTreeMap::new();
+    for r in claimed {
+        groups
+            .entry((r.message_id, r.domain.to_ascii_lowercase()))
+            .or_default()
+            .push(r);
+    }
+    groups
+}
