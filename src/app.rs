@@ -86,12 +86,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
 
+    let dns = crate::dns::Dns::new(&config.dns).context("cannot set up the DNS resolver")?;
     let services = Services {
         config: Arc::new(config.clone()),
         store: store.clone(),
         auth: auth.clone(),
         tls: tls.clone(),
-        smtp: Arc::new(Smtp::new(&config, store.clone(), auth.clone())),
+        smtp: Arc::new(Smtp::new(&config, store.clone(), auth.clone(), &dns)),
         pop3: crate::pop3::Server::new(
             store.clone(),
             auth.clone(),
@@ -158,7 +159,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .push(listener.local);
         tasks.spawn(listener.run(limits.clone(), shutdown_rx.clone(), grace));
     }
-    let dns = crate::dns::Dns::new(&config.dns).context("cannot set up the DNS resolver")?;
     let outbound = crate::queue::Outbound::new(
         store.clone(),
         dns,

@@ -48,6 +48,8 @@ pub struct Config {
     #[serde(default)]
     pub queue: QueueConfig,
     #[serde(default)]
+    pub inbound: InboundConfig,
+    #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
     pub auth: AuthConfig,
@@ -146,6 +148,25 @@ impl Default for TlsConfig {
 pub struct DnsConfig {
     /// Resolvers to ask (UDP and TCP); empty means the system's `/etc/resolv.conf`.
     pub nameservers: Vec<SocketAddr>,
+}
+
+/// Checks on mail arriving from other servers (port 25).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundConfig {
+    /// Check SPF, DKIM and DMARC and record the results in `Authentication-Results:`.
+    pub verify: bool,
+    /// Refuse (`550 5.7.1`) mail that fails DMARC for a domain publishing `p=reject`.
+    pub dmarc_reject: bool,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            verify: true,
+            dmarc_reject: true,
+        }
+    }
 }
 
 /// The outbound queue: how mail for other servers is delivered and retried.

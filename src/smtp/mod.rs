@@ -15,11 +15,13 @@ pub mod client;
 pub mod parser;
 pub mod reply;
 pub mod session;
+pub mod verify;
 
 use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::dns::Dns;
 use crate::net::{Connection, Handler};
 use crate::store::Store;
 use crate::submission::Submission;
@@ -41,11 +43,16 @@ pub struct Smtp {
     pub hostname: String,
     pub max_message_size: usize,
     pub allow_plaintext: bool,
+    /// SPF/DKIM/DMARC checks on port 25, unless `[inbound] verify` is off.
+    pub verifier: Option<verify::Verifier>,
 }
 
 impl Smtp {
-    pub fn new(config: &Config, store: Store, auth: Authenticator) -> Smtp {
+    pub fn new(config: &Config, store: Store, auth: Authenticator, dns: &Dns) -> Smtp {
         Smtp {
+            verifier: config.inbound.verify.then(|| {
+                verify::Verifier::new(dns, config.hostname.clone(), config.inbound.dmarc_reject)
+            }),
             submission: Submission::new(store.clone(), config.hostname.clone()),
             store,
             auth,

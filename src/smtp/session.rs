@@ -761,7 +761,21 @@ impl<'a, T: Transport> Session<'a, T> {
 
     async fn deliver_inbound(&mut self, env: &Envelope, message: &[u8]) -> Reply {
         let mut raw = self.trace_headers(env);
-        raw.extend_from_slice(message);
+        if let Some(verifier) = &self.smtp.verifier {
+            let helo = self.helo.as_deref().unwrap_or("unknown");
+            let verdict = verifier
+                .verify(self.peer.ip(), helo, &env.from, message)
+                .await;
+            if let Some(why) = verdict.reject {
+                return Reply::new(550, "5.7.1", why);
+            }
+            raw.extend_from_slice(verdict.header.as_bytes());
+        }
+        // Only we may state our verdicts, whether or not we checked.
+        raw.extend_from_slice(&super::verify::strip_forged_results(
+            message,
+            &self.smtp.hostname,
+        ));
         let targets: Vec<Target> = env.accounts.iter().map(|id| Target::inbox(*id)).collect();
         let delivery = crate::store::Delivery {
             raw: &raw,

@@ -35,6 +35,10 @@ pub async fn start() -> TestServer {
 pub async fn start_with(change: impl FnOnce(&mut Config)) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = config(dir.path());
+    // A DNS server of our own that knows no names: SPF/DKIM/DMARC checks of inbound mail get
+    // quick NXDOMAINs instead of timeouts (tests about them publish records with their own).
+    config.dns.nameservers =
+        vec![crate::dns_server::start(crate::dns_server::Zone::default()).await];
     change(&mut config);
     let running = app::start(config).await.expect("server starts");
     TestServer { running, dir }

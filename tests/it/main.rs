@@ -6,6 +6,7 @@ mod cli;
 mod dns_server;
 mod harness;
 mod imap;
+mod mail_auth;
 mod net;
 mod outbound;
 mod pop3;

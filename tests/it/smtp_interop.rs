@@ -31,6 +31,7 @@ fn without_trace(raw: &[u8]) -> &[u8] {
         let (line, after) = rest.split_at(line_end);
         let trace = line.starts_with(b"Return-Path:")
             || line.starts_with(b"Received:")
+            || line.starts_with(b"Authentication-Results:")
             || line.starts_with(b"\t");
         if !trace {
             return rest;

@@ -1,0 +1,163 @@
+//! Inbound authentication on port 25: SPF (HELO and MAIL FROM), DKIM and DMARC through
+//! mail-auth, on the same hickory resolver (and cache) as the outbound queue. The verdict is
+//! recorded in an `Authentication-Results:` field (RFC 8601) added at delivery; a DMARC failure
+//! of a domain that publishes `p=reject` is refused when `[inbound] dmarc_reject` says so.
+
+use std::net::IpAddr;
+
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dmarc::Policy;
+use mail_auth::{
+    AuthenticatedMessage, AuthenticationResults, DmarcResult, MessageAuthenticator,
+    dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
+};
+
+use crate::dns::Dns;
+
+/// What the checks found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The `Authentication-Results:` field, CRLF-terminated.
+    pub header: String,
+    /// Set when the message must be refused: the reason for the `550 5.7.1`.
+    pub reject: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Verifier {
+    authenticator: MessageAuthenticator,
+    hostname: String,
+    dmarc_reject: bool,
+}
+
+impl Verifier {
+    pub fn new(dns: &Dns, hostname: String, dmarc_reject: bool) -> Verifier {
+        Verifier {
+            authenticator: MessageAuthenticator(dns.resolver().clone()),
+            hostname,
+            dmarc_reject,
+        }
+    }
+
+    /// Checks `message` received from `ip`, which said `helo` and `MAIL FROM:<mail_from>`.
+    pub async fn verify(&self, ip: IpAddr, helo: &str, mail_from: &str, message: &[u8]) -> Verdict {
+        let host = self.hostname.as_str();
+        let spf = if mail_from.is_empty() {
+            self.authenticator
+                .verify_spf(SpfParameters::verify_ehlo(ip, helo, host))
+                .await
+        } else {
+            self.authenticator
+                .verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from))
+                .await
+        };
+        let results = AuthenticationResults::new(host);
+        let results = if mail_from.is_empty() {
+            results.with_spf_ehlo_result(&spf, ip, helo)
+        } else {
+            results.with_spf_mailfrom_result(&spf, ip, mail_from, helo)
+        };
+        let Some(parsed) = AuthenticatedMessage::parse(message) else {
+            // Nothing to check DKIM or DMARC against (no header section worth the name).
+            return Verdict {
+                header: results.to_header(),
+                reject: None,
+            };
+        };
+        let dkim = self.authenticator.verify_dkim(&parsed).await;
+        let mail_from_domain = mail_from
+            .rsplit_once('@')
+            .map_or(helo, |(_, domain)| domain);
+        let dmarc = self
+            .authenticator
+            .verify_dmarc(DmarcParameters::new(&parsed, &dkim, mail_from_domain, &spf))
+            .await;
+        let header_from = parsed.from.first().map_or("", |f| f.as_str());
+        let header = results
+            .with_dkim_results(&dkim, header_from)
+            .with_dmarc_result(&dmarc)
+            .to_header();
+        let failed = dmarc.dkim_result() != &DmarcResult::Pass
+            && dmarc.spf_result() != &DmarcResult::Pass
+            && matches!(dmarc.result(), DmarcResult::Fail(_));
+        let reject = (self.dmarc_reject && failed && dmarc.policy() == Policy::Reject).then(|| {
+            format!(
+                "Message rejected: it fails the DMARC policy of {} (p=reject)",
+                dmarc.domain()
+            )
+        });
+        Verdict { header, reject }
+    }
+}
+
+/// `message` without `Authentication-Results:` fields whose authserv-id is `hostname`: only we
+/// may claim our verdicts (RFC 8601 §5), so such fields from outside are forgeries.
+pub fn strip_forged_results(message: &[u8], hostname: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len());
+    let mut rest = message;
+    let mut dropping = false;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(rest.len(), |p| p + 1);
+        let (line, tail) = rest.split_at(end);
+        let bare = line.strip_suffix(b"\n").unwrap_or(line);
+        let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
+        if bare.is_empty() {
+            // End of the header section: the body goes through untouched.
+            out.extend_from_slice(rest);
+            return out;
+        }
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation {
+            dropping = is_our_results(bare, hostname);
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+        rest = tail;
+    }
+    out
+}
+
+fn is_our_results(field: &[u8], hostname: &str) -> bool {
+    let Some(colon) = field.iter().position(|b| *b == b':') else {
+        return false;
+    };
+    let (name, value) = field.split_at(colon);
+    if !name
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"authentication-results")
+    {
+        return false;
+    }
+    let value = String::from_utf8_lossy(value.get(1..).unwrap_or_default());
+    let authserv = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next()
+        .unwrap_or("");
+    authserv.eq_ignore_ascii_case(hostname)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forged_results_for_our_name_are_removed_and_others_kept() {
+        let m = b"Authentication-Results: mx.example.org;\r\n\tdkim=pass header.d=bank.test\r\n\
+Authentication-Results: other.test; spf=fail\r\n\
+authentication-results:MX.EXAMPLE.ORG 1; dmarc=pass\r\n\
+Subject: hi\r\n\r\nAuthentication-Results: mx.example.org; in the body stays\r\n";
+        let out = String::from_utf8(strip_forged_results(m, "mx.example.org")).unwrap();
+        assert_eq!(
+            out,
+            "Authentication-Results: other.test; spf=fail\r\nSubject: hi\r\n\r\n\
+Authentication-Results: mx.example.org; in the body stays\r\n"
+        );
+    }
+}
