@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use crate::auth::{Authenticator, password};
 use crate::config::Config;
 use crate::net::{self, Handler, Listener, Security};
+use crate::queue::srs::Srs;
 use crate::smtp::{self, Smtp};
 use crate::store::{NewAccount, Store};
 use crate::tls::{self, Tls};
@@ -24,6 +25,7 @@ const WEB_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 /// Meta key set once the first start has created the domain and the admin account.
 const INITIALIZED: &str = "initialized";
+const SRS_SECRET: &str = "srs_secret";
 
 /// The first login, created on first start.
 #[derive(Debug, Clone)]
@@ -87,12 +89,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
 
     let dns = crate::dns::Dns::new(&config.dns).context("cannot set up the DNS resolver")?;
+    let srs = Srs::new(&srs_secret(&store).await?);
     let services = Services {
         config: Arc::new(config.clone()),
         store: store.clone(),
         auth: auth.clone(),
         tls: tls.clone(),
-        smtp: Arc::new(Smtp::new(&config, store.clone(), auth.clone(), &dns)),
+        smtp: Arc::new(Smtp::new(
+            &config,
+            store.clone(),
+            auth.clone(),
+            &dns,
+            srs.clone(),
+        )),
         pop3: crate::pop3::Server::new(
             store.clone(),
             auth.clone(),
@@ -164,6 +173,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         dns,
         config.queue.clone(),
         config.hostname.clone(),
+        srs,
     );
     tasks.spawn(outbound.run(shutdown_rx.clone()));
     tls::spawn_background(&tls, shutdown_rx);
@@ -231,6 +241,19 @@ fn describe(kind: &str) -> (&'static str, &'static str) {
         "pop3s" => ("POP3", "SSL/TLS"),
         _ => ("other", "-"),
     }
+}
+
+/// The key of SRS addresses: made once and kept in the database, so addresses handed out
+/// before a restart still bring their bounces back.
+async fn srs_secret(store: &Store) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD;
+    if let Some(secret) = store.meta(SRS_SECRET).await? {
+        return Ok(engine.decode(secret)?);
+    }
+    let secret: [u8; 32] = rand::random();
+    store.set_meta(SRS_SECRET, &engine.encode(secret)).await?;
+    Ok(secret.to_vec())
 }
 
 /// On the very first start: the configured domain and `admin@<domain>` with a random password,

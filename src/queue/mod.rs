@@ -10,6 +10,7 @@
 
 pub mod dsn;
 pub mod retry;
+pub mod srs;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -40,10 +41,17 @@ pub struct Outbound {
     config: Arc<QueueConfig>,
     client: ClientSettings,
     hostname: String,
+    srs: srs::Srs,
 }
 
 impl Outbound {
-    pub fn new(store: Store, dns: Dns, config: QueueConfig, hostname: String) -> Outbound {
+    pub fn new(
+        store: Store,
+        dns: Dns,
+        config: QueueConfig,
+        hostname: String,
+        srs: srs::Srs,
+    ) -> Outbound {
         let client = ClientSettings::new(
             hostname.clone(),
             Duration::from_secs(config.timeout_secs.max(1)),
@@ -55,6 +63,7 @@ impl Outbound {
             config: Arc::new(config),
             client,
             hostname,
+            srs,
         }
     }
 
@@ -268,6 +277,15 @@ impl Outbound {
         if sender.is_empty() {
             return Ok(());
         }
+        // Forwarded mail failed: the bounce belongs to the sender behind our SRS address.
+        let mut sender = sender.to_string();
+        if let Some((local, domain)) = sender.rsplit_once('@')
+            && let Some(original) = self.srs.reverse(local)
+            && self.store.is_local_domain(domain).await?
+        {
+            sender = original;
+        }
+        let sender = sender.as_str();
         let report = dsn::build(&self.hostname, sender, raw, created_at, failures);
         match self.store.expand_recipient(sender).await? {
             Some(expansion) if !expansion.local.is_empty() => {

@@ -23,6 +23,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::dns::Dns;
 use crate::net::{Connection, Handler};
+use crate::queue::srs::Srs;
 use crate::store::Store;
 use crate::submission::Submission;
 
@@ -45,11 +46,14 @@ pub struct Smtp {
     pub allow_plaintext: bool,
     /// SPF/DKIM/DMARC checks on port 25, unless `[inbound] verify` is off.
     pub verifier: Option<verify::Verifier>,
+    /// Rewrites senders of forwarded mail, and recognises bounces to rewritten addresses.
+    pub srs: Srs,
 }
 
 impl Smtp {
-    pub fn new(config: &Config, store: Store, auth: Authenticator, dns: &Dns) -> Smtp {
+    pub fn new(config: &Config, store: Store, auth: Authenticator, dns: &Dns, srs: Srs) -> Smtp {
         Smtp {
+            srs,
             verifier: config.inbound.verify.then(|| {
                 verify::Verifier::new(dns, config.hostname.clone(), config.inbound.dmarc_reject)
             }),

@@ -39,6 +39,10 @@ struct Envelope {
     rcpts: Vec<String>,
     /// Inbound: the local accounts to deliver to. Submission: the resolved recipients.
     accounts: Vec<i64>,
+    /// Inbound: remote addresses aliases forward to (and senders behind SRS bounces), with the
+    /// local domain that forwards (the SRS domain).
+    forwards: Vec<String>,
+    forward_domain: Option<String>,
     resolved: Vec<Recipient>,
     /// BDAT chunks so far (and whether they went over the size limit).
     chunks: Vec<u8>,
@@ -526,6 +530,8 @@ impl<'a, T: Transport> Session<'a, T> {
             declared_size: from.size,
             rcpts: Vec::new(),
             accounts: Vec::new(),
+            forwards: Vec::new(),
+            forward_domain: None,
             resolved: Vec::new(),
             chunks: Vec::new(),
             chunks_too_big: false,
@@ -561,6 +567,17 @@ impl<'a, T: Transport> Session<'a, T> {
             return Reply::new(501, "5.1.3", "Bad recipient address syntax");
         };
         let store = &self.smtp.store;
+        // A bounce coming back to an address we rewrote when forwarding: pass it on to the
+        // original sender.
+        if let Some(original) = self.smtp.srs.reverse(&address.local)
+            && matches!(store.is_local_domain(&address.domain).await, Ok(true))
+        {
+            if let Some(env) = &mut self.envelope {
+                env.forwards.push(original);
+                env.forward_domain.get_or_insert(address.domain.clone());
+            }
+            return Reply::new(250, "2.1.5", "Recipient OK");
+        }
         let expansion = match store.expand_recipient(&address.to_string()).await {
             Ok(Some(e)) => e,
             Ok(None) => {
@@ -572,15 +589,6 @@ impl<'a, T: Transport> Session<'a, T> {
             }
             Err(e) => return self.store_error(e),
         };
-        if !expansion.remote.is_empty() {
-            // Until the outbound queue exists, forwarding would mean accepting what we cannot
-            // pass on; a temporary refusal keeps the mail at the sender.
-            return Reply::new(
-                451,
-                "4.4.3",
-                "This address forwards to another server, which is not available yet; try later",
-            );
-        }
         for account in &expansion.local {
             let quota = account.quota_bytes;
             if quota > 0 && account.used_bytes.saturating_add(declared_size as i64) >= quota {
@@ -592,6 +600,12 @@ impl<'a, T: Transport> Session<'a, T> {
                 if !env.accounts.contains(&account.id) {
                     env.accounts.push(account.id);
                 }
+            }
+            for target in expansion.remote {
+                if !env.forwards.contains(&target) {
+                    env.forwards.push(target);
+                }
+                env.forward_domain.get_or_insert(address.domain.clone());
             }
         }
         Reply::new(250, "2.1.5", "Recipient OK")
@@ -760,6 +774,16 @@ impl<'a, T: Transport> Session<'a, T> {
     }
 
     async fn deliver_inbound(&mut self, env: &Envelope, message: &[u8]) -> Reply {
+        // Each server adds a Received field: this many means the message is going round in
+        // circles (two aliases forwarding to each other across servers, RFC 5321 §6.3).
+        let hops = count_received(message);
+        if hops >= MAX_HOPS {
+            return Reply::new(
+                554,
+                "5.4.6",
+                format!("Too many hops ({hops} Received fields): a mail loop?"),
+            );
+        }
         let mut raw = self.trace_headers(env);
         if let Some(verifier) = &self.smtp.verifier {
             let helo = self.helo.as_deref().unwrap_or("unknown");
@@ -782,7 +806,10 @@ impl<'a, T: Transport> Session<'a, T> {
             internal_date: None,
         };
         match self.smtp.store.deliver_atomic(delivery, &targets).await {
-            Ok(_) => Reply::new(250, "2.0.0", format!("OK: stored as {}", env.id)),
+            Ok(_) if env.forwards.is_empty() => {
+                Reply::new(250, "2.0.0", format!("OK: stored as {}", env.id))
+            }
+            Ok(_) => self.forward(env, &raw).await,
             Err(StoreError::QuotaExceeded { address, .. }) if targets.len() == 1 => {
                 Reply::new(552, "5.2.2", format!("Mailbox full: {address}"))
             }
@@ -790,6 +817,36 @@ impl<'a, T: Transport> Session<'a, T> {
                 452,
                 "4.2.2",
                 format!("Mailbox full: {address}; nothing was delivered, please retry"),
+            ),
+            Err(e) => self.store_error(e),
+        }
+    }
+
+    /// Queues `raw` for the remote targets of aliases, from an SRS address of the forwarding
+    /// domain so SPF passes at the destination. Local copies are already stored.
+    async fn forward(&mut self, env: &Envelope, raw: &[u8]) -> Reply {
+        let domain = env
+            .forward_domain
+            .clone()
+            .unwrap_or_else(|| self.smtp.hostname.clone());
+        let sender = self.smtp.srs.forward(&env.from, &domain);
+        // The Return-Path is ours to add only at final delivery; the next server adds its own.
+        let outbound = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .filter(|_| raw.starts_with(b"Return-Path:"))
+            .and_then(|end| raw.get(end + 2..))
+            .unwrap_or(raw);
+        match self
+            .smtp
+            .store
+            .queue_add(&sender, &env.forwards, outbound)
+            .await
+        {
+            Ok(id) => Reply::new(
+                250,
+                "2.0.0",
+                format!("OK: stored as {}, forwarded as queue item {id}", env.id),
             ),
             Err(e) => self.store_error(e),
         }
@@ -886,4 +943,20 @@ fn proto_error(e: ProtoError) -> Reply {
         | ProtoError::ResponseTooLong
         | ProtoError::InvalidResponse { .. } => reply::syntax("Syntax error"),
     }
+}
+
+/// Received fields at which a message is refused as looping (Postfix uses 50, RFC 5321
+/// suggests at least 100 is excessive; forwarding chains this long do not occur in practice).
+const MAX_HOPS: usize = 30;
+
+/// The number of `Received:` fields in the header section of `message`.
+fn count_received(message: &[u8]) -> usize {
+    message
+        .split(|b| *b == b'\n')
+        .take_while(|line| !matches!(line, [] | [b'\r']))
+        .filter(|line| {
+            line.get(..9)
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"received:"))
+        })
+        .count()
 }

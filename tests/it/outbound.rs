@@ -488,3 +488,117 @@ async fn dns_lookups_follow_the_rules_for_mail() {
         Err(DnsError::NoSuchDomain(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliases_forward_with_srs_and_bounces_come_back_to_the_original_sender() {
+    let (sink, port) = Sink::start(
+        "127.0.0.1",
+        0,
+        Arc::new(|rcpt, _| {
+            if rcpt.starts_with("gone") {
+                "550 5.1.1 gone"
+            } else {
+                "250 2.1.5 ok"
+            }
+        }),
+    )
+    .await;
+    let zone = Zone::default();
+    zone.mx("remote.test", 10, "mx.remote.test");
+    zone.ip("mx.remote.test", IpAddr::from([127, 0, 0, 1]));
+    zone.mx("origin.test", 10, "mx.remote.test");
+    let server = sender(dns_server::start(zone).await, port).await;
+    let store = &server.running.store;
+    store
+        .add_alias(
+            "fwd@example.org",
+            &["friend@remote.test".into(), "bob@example.org".into()],
+        )
+        .await
+        .unwrap();
+
+    // Mail from outside to the alias: bob gets a copy, friend@remote.test gets it through the
+    // queue from an SRS address of example.org.
+    let mut c = crate::smtp::connect(&server, "smtp").await;
+    c.expect("EHLO origin.test", 250, "").await;
+    c.expect("MAIL FROM:<alice@origin.test>", 250, "").await;
+    c.expect("RCPT TO:<fwd@example.org>", 250, "").await;
+    c.expect("DATA", 354, "").await;
+    c.send(b"From: alice@origin.test\r\nSubject: pass it on\r\n\r\nHello.\r\n")
+        .await;
+    c.expect(".", 250, "forwarded").await;
+    eventually("the forwarded copy", || async {
+        sink.received().len() == 1
+    })
+    .await;
+    let got = sink.received().remove(0);
+    assert!(got.from.starts_with("SRS0="), "{}", got.from);
+    assert!(
+        got.from.ends_with("=origin.test=alice@example.org"),
+        "{}",
+        got.from
+    );
+    assert_eq!(got.rcpts, ["friend@remote.test"]);
+    assert!(got.data.contains("Subject: pass it on"));
+    assert!(!got.data.contains("Return-Path:"), "{}", got.data);
+    assert!(
+        got.data.starts_with("Received: from origin.test"),
+        "{}",
+        got.data
+    );
+    assert_eq!(inbox_texts(&server, "bob@example.org").await.len(), 1);
+
+    // The destination bounces to the SRS address: the bounce goes on to alice, from <>.
+    c.expect("MAIL FROM:<>", 250, "").await;
+    c.expect(&format!("RCPT TO:<{}>", got.from), 250, "").await;
+    c.expect("DATA", 354, "").await;
+    c.send(b"From: MAILER-DAEMON@remote.test\r\nSubject: Undelivered\r\n\r\nSorry.\r\n")
+        .await;
+    c.expect(".", 250, "").await;
+    eventually("the bounce passed on", || async {
+        sink.received().len() == 2
+    })
+    .await;
+    let bounce = sink.received().remove(1);
+    assert_eq!(bounce.from, "");
+    assert_eq!(bounce.rcpts, ["alice@origin.test"]);
+
+    // A message that has been round too many servers is refused.
+    let mut looping = String::new();
+    for i in 0..30 {
+        looping.push_str(&format!(
+            "Received: from hop{i}.test by hop{}.test; Thu, 26 Nov 2026 10:00:00 +0000\r\n",
+            i + 1
+        ));
+    }
+    looping.push_str("From: alice@origin.test\r\nSubject: loop\r\n\r\nround and round\r\n");
+    c.expect("MAIL FROM:<alice@origin.test>", 250, "").await;
+    c.expect("RCPT TO:<fwd@example.org>", 250, "").await;
+    c.expect("DATA", 354, "").await;
+    c.send(looping.as_bytes()).await;
+    c.expect(".", 554, "5.4.6").await;
+    assert_eq!(sink.received().len(), 2);
+
+    // Forwarding that fails for good bounces to the original sender, not to our SRS address.
+    store
+        .add_alias("old@example.org", &["gone@remote.test".into()])
+        .await
+        .unwrap();
+    c.expect("MAIL FROM:<alice@origin.test>", 250, "").await;
+    c.expect("RCPT TO:<old@example.org>", 250, "").await;
+    c.expect("DATA", 354, "").await;
+    c.send(b"From: alice@origin.test\r\nSubject: for old\r\n\r\nHi.\r\n")
+        .await;
+    c.expect(".", 250, "").await;
+    eventually("the DSN to alice", || async { sink.received().len() == 3 }).await;
+    let dsn = sink.received().remove(2);
+    assert_eq!(dsn.from, "");
+    assert_eq!(dsn.rcpts, ["alice@origin.test"]);
+    assert!(
+        dsn.data
+            .contains("Final-Recipient: rfc822; gone@remote.test"),
+        "{}",
+        dsn.data
+    );
+    eventually("an empty queue", || queue_empty(&server)).await;
+}
