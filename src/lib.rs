@@ -9,7 +9,10 @@
 //! - [`net`]: the one accept loop: connection limits, idle timeouts, TLS and STARTTLS.
 //! - [`tls`]: certificates (self-signed, files, ACME) behind one resolver.
 //! - [`store`]: the only place with SQL: accounts, mailboxes, the one delivery path, blobs.
-//! - [`smtp`]: inbound MX and submission sessions.
+//! - [`smtp`]: inbound MX and submission sessions, inbound SPF/DKIM/DMARC checks, and the
+//!   outbound client.
+//! - [`queue`]: the outbound worker: MX delivery, retries, DSNs, DKIM signing, SRS.
+//! - [`dns`]: MX, address and TXT lookups over one hickory resolver (shared with mail-auth).
 //! - [`imap`]: IMAP4rev1 with IDLE, CONDSTORE, MOVE, UIDPLUS, SORT and more (143, 993).
 //! - [`pop3`]: POP3 with STLS and AUTH over the account's INBOX (110, 995).
 //! - [`submission`]: the one submission path (SMTP submission and the webmail's Send).
