@@ -209,4 +209,50 @@ mod tests {
         assert_eq!(selector_base(1_795_737_600), "mr202611");
         assert_eq!(selector_base(0), "mr197001");
     }
+
+    #[tokio::test]
+    async fn add_domain_makes_keys_and_ensure_fills_old_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+        store.add_domain("Example.org").await.unwrap();
+        let keys = store
+            .dkim_keys("EXAMPLE.org.")
+            .await
+            .unwrap()
+            .expect("keys");
+        assert_eq!(keys.domain, "example.org");
+        assert_eq!(keys.selector, selector_base(now()));
+        assert_eq!(keys.rsa_selector(), format!("{}r", keys.selector));
+        assert_eq!(keys.ed25519_selector(), format!("{}e", keys.selector));
+        assert!(
+            keys.rsa_pkcs8_pem
+                .starts_with("-----BEGIN PRIVATE KEY-----\n")
+        );
+        assert!(
+            keys.ed25519_pkcs8_pem
+                .starts_with("-----BEGIN PRIVATE KEY-----\n")
+        );
+        assert_eq!(keys.ed25519_public_key().unwrap().len(), 32);
+        // SubjectPublicKeyInfo of a 2048-bit key: 294 bytes.
+        assert_eq!(keys.rsa_public_key_der().unwrap().len(), 294);
+        assert!(!format!("{keys:?}").contains("PRIVATE"));
+        assert_eq!(store.dkim_keys("example.net").await.unwrap(), None);
+        assert_eq!(store.ensure_dkim_keys().await.unwrap(), 0);
+
+        // A row from before keys were made (an older database, the first-start domain).
+        sqlx::query("INSERT INTO domains (name, created_at) VALUES ('old.example', 0)")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        assert_eq!(store.dkim_keys("old.example").await.unwrap(), None);
+        assert_eq!(store.ensure_dkim_keys().await.unwrap(), 1);
+        let old = store.dkim_keys("old.example").await.unwrap().expect("keys");
+        assert_eq!(store.ensure_dkim_keys().await.unwrap(), 0);
+        // Existing keys are kept.
+        assert_eq!(
+            store.dkim_keys("example.org").await.unwrap(),
+            Some(keys.clone())
+        );
+        assert_ne!(old.rsa_pkcs8_pem, keys.rsa_pkcs8_pem);
+    }
 }
