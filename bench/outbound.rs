@@ -80,7 +80,9 @@ fn message(i: usize, to: &str) -> Vec<u8> {
     );
     let mut n = 0;
     while m.len() < 4096 {
-        m.push_str(&format!("Line {n} of message {i}: lorem ipsum dolor sit amet.\r\n"));
+        m.push_str(&format!(
+            "Line {n} of message {i}: lorem ipsum dolor sit amet.\r\n"
+        ));
         n += 1;
     }
     m.into_bytes()
@@ -154,7 +156,10 @@ fn main() {
         let submitted = start.elapsed();
         while delivered.load(Ordering::Relaxed) < total {
             if start.elapsed() > Duration::from_secs(600) {
-                panic!("only {} of {total} delivered", delivered.load(Ordering::Relaxed));
+                panic!(
+                    "only {} of {total} delivered",
+                    delivered.load(Ordering::Relaxed)
+                );
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

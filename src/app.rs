@@ -77,6 +77,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot open {}", config.database_path().display()))?;
     let first_login = first_start(&store, &config).await?;
+    // Domains from before DKIM (or added while keys could not be made) get their keys now.
+    let keyed = store.ensure_dkim_keys().await?;
+    if keyed > 0 {
+        tracing::info!(
+            "made DKIM keys for {keyed} domains; `mailroom domain dns` shows the records"
+        );
+    }
     let tls = Tls::load(&config.tls, &config.hostname, &config.data_dir)
         .await
         .context("cannot set up TLS")?;

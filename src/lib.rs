@@ -18,6 +18,8 @@
 //! - [`submission`]: the one submission path (SMTP submission and the webmail's Send).
 //! - [`mime`]: what IMAP and the webmail need from a message, computed once at delivery.
 //! - [`auth`]: password hashing, SASL decoding and the failed-login throttle.
+//! - [`queue`]: outbound mail: DKIM signing ([`queue::dkim`]).
+//! - [`records`]: the DNS records a domain publishes (MX, SPF, DKIM, DMARC, autoconfig).
 //! - [`web`]: the HTTP router (health, static files; admin and webmail build on it).
 
 pub mod address;
@@ -30,6 +32,7 @@ pub mod mime;
 pub mod net;
 pub mod pop3;
 pub mod queue;
+pub mod records;
 pub mod smtp;
 pub mod store;
 pub mod submission;

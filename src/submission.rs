@@ -3,13 +3,17 @@
 //!
 //! 1. the envelope sender must be the account's own address or an alias that delivers to it
 //!    (never a catch-all: owning `@example.org` mail does not make every address yours);
-//! 2. `Date:` and `Message-ID:` are added when missing (RFC 6409 §8);
-//! 3. local recipients (after aliases) get the message through the one delivery path, all or
+//! 2. `Date:` and `Message-ID:` are added when missing (RFC 6409 §8); a `From:` header in one
+//!    of our domains must name an address the account owns too, since the message is then
+//!    DKIM-signed for that domain (otherwise any user could have a colleague's mail signed);
+//! 3. the message is DKIM-signed when its From: domain is ours (RSA and Ed25519);
+//! 4. local recipients (after aliases) get the message through the one delivery path, all or
 //!    none;
-//! 4. remote recipients (and remote targets of local aliases) go to the outbound queue, committed
+//! 5. remote recipients (and remote targets of local aliases) go to the outbound queue, committed
 //!    before `submit` returns.
 
 use crate::address::Address;
+use crate::queue::dkim::Signer;
 use crate::store::{Account, Delivered, Delivery, Store, StoreError, Target};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +24,8 @@ pub enum SubmitError {
     BadRecipient(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Dkim(#[from] crate::queue::dkim::DkimError),
 }
 
 /// Where one recipient of a submission goes.
@@ -35,11 +41,16 @@ pub enum Recipient {
 pub struct Submission {
     store: Store,
     hostname: String,
+    signer: Signer,
 }
 
 impl Submission {
     pub fn new(store: Store, hostname: String) -> Submission {
-        Submission { store, hostname }
+        Submission {
+            signer: Signer::new(store.clone()),
+            store,
+            hostname,
+        }
     }
 
     /// True when `account` may use `from` as its envelope or header sender.
@@ -94,7 +105,17 @@ impl Submission {
         if !self.may_send_as(account, from).await? {
             return Err(SubmitError::NotYourAddress(from.to_string()));
         }
-        let content = complete_headers(message, &self.hostname);
+        if let Some(author) = header_from(message)
+            && let Some((_, domain)) = author.rsplit_once('@')
+            && self.store.is_local_domain(domain).await?
+            && !self.may_send_as(account, &author).await?
+        {
+            return Err(SubmitError::NotYourAddress(author));
+        }
+        let content = self
+            .signer
+            .sign(&complete_headers(message, &self.hostname))
+            .await?;
         let mut accounts: Vec<i64> = Vec::new();
         let mut remote: Vec<String> = Vec::new();
         for r in recipients {
@@ -131,6 +152,12 @@ impl Submission {
         }
         Ok(delivered)
     }
+}
+
+/// The address of the message's `From:` field (the first, if several).
+fn header_from(message: &[u8]) -> Option<String> {
+    let parsed = mail_parser::MessageParser::new().parse_headers(message)?;
+    parsed.from()?.first()?.address().map(str::to_string)
 }
 
 /// `trace` without a leading `Return-Path:` field.

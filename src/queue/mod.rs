@@ -4,10 +4,12 @@
 //!   wakes it, or shutdown), claims due recipients, and delivers them grouped by message and
 //!   destination domain, several destinations at once;
 //! - [`retry`]: the backoff schedule and expiry;
+//! - [`dkim`]: signatures for mail from our domains, added before anything is queued;
 //! - [`dsn`]: the bounce (RFC 3464) sent to a local sender through the one delivery path.
 //!
 //! The queue itself (durable before submission answers `250`) is in `store/queue.rs`.
 
+pub mod dkim;
 pub mod dsn;
 pub mod retry;
 pub mod srs;

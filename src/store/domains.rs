@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Result, Store, StoreError, now};
+use super::{Result, Store, StoreError, dkim, now};
 use crate::address::{Address, AliasSource, validate_domain};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,23 +26,43 @@ impl Store {
         let name = validate_domain(name).map_err(|e| {
             StoreError::Invalid(format!("{:?} is not a valid domain: {e}", name.trim()))
         })?;
-        let mut tx = self.write().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM domains WHERE name = ?")
-            .bind(&name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
-            return Err(StoreError::Conflict(format!(
+        let exists = |id: Option<i64>| match id {
+            Some(_) => Err(StoreError::Conflict(format!(
                 "domain {name} already exists"
-            )));
-        }
+            ))),
+            None => Ok(()),
+        };
+        // A cheap early answer for a duplicate, before spending CPU on keys; the check inside
+        // the transaction below is the one that counts.
+        exists(
+            sqlx::query_scalar("SELECT id FROM domains WHERE name = ?")
+                .bind(&name)
+                .fetch_optional(&self.reader)
+                .await?,
+        )?;
         let created_at = now();
-        let id = sqlx::query("INSERT INTO domains (name, created_at) VALUES (?, ?)")
-            .bind(&name)
-            .bind(created_at)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
+        // Outside the transaction: generating the RSA key takes a while and the writer is
+        // shared by every delivery.
+        let keys = dkim::generate(created_at).await?;
+        let mut tx = self.write().await?;
+        exists(
+            sqlx::query_scalar("SELECT id FROM domains WHERE name = ?")
+                .bind(&name)
+                .fetch_optional(&mut *tx)
+                .await?,
+        )?;
+        let id = sqlx::query(
+            "INSERT INTO domains (name, created_at, dkim_selector, dkim_rsa_key, dkim_ed25519_key)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&name)
+        .bind(created_at)
+        .bind(&keys.selector)
+        .bind(&keys.rsa_pem)
+        .bind(&keys.ed25519_pem)
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
         tx.commit().await?;
         Ok(Domain {
             id,

@@ -17,6 +17,7 @@
 mod accounts;
 mod blobs;
 mod deliver;
+mod dkim;
 mod domains;
 mod mailboxes;
 mod messages;
@@ -39,6 +40,7 @@ use tokio::sync::broadcast;
 pub use accounts::{Account, NewAccount};
 pub use copy::{Copied, Transfer};
 pub use deliver::{Delivered, Delivery, DeliveryReport, Target};
+pub use dkim::DkimKeys;
 pub use domains::{Alias, Domain};
 pub use flags::{FlagOp, FlagOutcome, FlagState, MailboxChanges, apply_flags};
 pub use folders::MailboxCounts;

@@ -199,18 +199,33 @@ async fn queue_empty(server: &TestServer) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_to_another_mailroom_by_mx_with_starttls() {
-    // The receiving Mailroom: remote.test, its MX port found by the sender through DNS.
+    // One DNS for both: the receiver (remote.test) checks the sender's published records.
+    let zone = Zone::default();
+    let dns = dns_server::start(zone.clone()).await;
     let receiver = start_with(|c| {
         c.domain = "remote.test".into();
         c.hostname = "mx.remote.test".into();
+        c.dns.nameservers = vec![dns];
     })
     .await;
     account(&receiver.running.store, "someone@remote.test", 0).await;
     let port = receiver.running.addr("smtp").unwrap().port();
-    let zone = Zone::default();
     zone.mx("remote.test", 10, "mx.remote.test");
     zone.ip("mx.remote.test", IpAddr::from([127, 0, 0, 1]));
-    let sender = sender(dns_server::start(zone).await, port).await;
+    let sender = sender(dns, port).await;
+    // Publish exactly what `mailroom domain dns example.org` prints, as a user would.
+    let keys = sender.running.store.dkim_keys("example.org").await.unwrap();
+    for record in
+        mailroom::records::domain_records("mail.example.org", "example.org", keys.as_ref()).unwrap()
+    {
+        let name = record.name.trim_end_matches('.');
+        match record.kind {
+            mailroom::records::RecordKind::Txt => zone.txt(name, &record.value),
+            mailroom::records::RecordKind::Mx => zone.mx(name, 10, "mail.example.org"),
+            _ => {}
+        }
+    }
+    zone.ip("mail.example.org", IpAddr::from([127, 0, 0, 1]));
 
     submit(&sender, &["someone@remote.test", "bob@example.org"], BODY).await;
 
@@ -225,6 +240,7 @@ async fn delivers_to_another_mailroom_by_mx_with_starttls() {
         text.starts_with("Return-Path: <bob@example.org>\r\nReceived: from mail.example.org"),
         "{text}"
     );
+    assert_eq!(text.matches("DKIM-Signature:").count(), 2, "{text}");
     assert!(
         text.contains("with ESMTPS (TLS"),
         "STARTTLS was used: {text}"
@@ -233,6 +249,15 @@ async fn delivers_to_another_mailroom_by_mx_with_starttls() {
     assert_eq!(text.matches("Return-Path:").count(), 1, "{text}");
     assert!(text.contains("with ESMTPSA"), "{text}");
     assert!(text.ends_with("Hi there.\r\n.leading dot\r\n"), "{text:?}");
+    // Signed with both keys, and the receiver could verify everything from the records.
+    let results = text
+        .split("Authentication-Results: mx.remote.test;")
+        .nth(1)
+        .and_then(|r| r.split("\r\nDKIM-Signature:").next())
+        .unwrap_or_default();
+    assert_eq!(results.matches("dkim=pass").count(), 2, "{text}");
+    assert!(results.contains("spf=pass"), "{results}");
+    assert!(results.contains("dmarc=pass"), "{results}");
     // The local recipient got it at once, and the queue is empty afterwards.
     assert_eq!(inbox_texts(&sender, "bob@example.org").await.len(), 1);
     eventually("an empty queue", || queue_empty(&sender)).await;

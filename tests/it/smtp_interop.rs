@@ -19,7 +19,8 @@ async fn inbox(t: &TestServer, address: &str) -> Vec<Vec<u8>> {
     out
 }
 
-/// The message after the `Return-Path:` and `Received:` lines the server put on top.
+/// The message after the fields the server put on top: `Return-Path:`, `Received:`,
+/// `Authentication-Results:` (inbound) and `DKIM-Signature:` (submitted from our domains).
 fn without_trace(raw: &[u8]) -> &[u8] {
     let text = raw;
     let mut rest = text;
@@ -32,7 +33,9 @@ fn without_trace(raw: &[u8]) -> &[u8] {
         let trace = line.starts_with(b"Return-Path:")
             || line.starts_with(b"Received:")
             || line.starts_with(b"Authentication-Results:")
-            || line.starts_with(b"\t");
+            || line.starts_with(b"DKIM-Signature:")
+            || line.starts_with(b"\t")
+            || line.starts_with(b" ");
         if !trace {
             return rest;
         }
@@ -97,6 +100,17 @@ async fn smtplib_plain_starttls_ssl_auth_and_smtputf8() {
         .find(|m| String::from_utf8_lossy(m).contains("Grüße"))
         .unwrap();
     assert!(String::from_utf8_lossy(utf8).contains("with ESMTPSA (TLS 1.3"));
+    // What bob submitted (From: bob@localhost) left signed for localhost, twice.
+    let submitted = stored
+        .iter()
+        .map(|m| String::from_utf8_lossy(m))
+        .find(|m| m.contains("Subject: submission\r\n"))
+        .unwrap();
+    assert!(
+        submitted.contains("DKIM-Signature: v=1; a=rsa-sha256"),
+        "{submitted}"
+    );
+    assert!(submitted.contains("a=ed25519-sha256"), "{submitted}");
     t.running.shutdown().await;
 }
 

@@ -1,0 +1,211 @@
+//! The DNS records a mail domain publishes so that mail reaches this server, is accepted
+//! elsewhere as really from it, and clients configure themselves.
+//!
+//! [`domain_records`] returns them as data (the admin panel shows them as a table);
+//! [`zone_file`] renders them as zone-file lines, the form `mailroom domain dns` prints and a
+//! DNS provider's import accepts.
+//!
+//! Choices: SPF `v=spf1 mx -all` (only the MX host sends for the domain, which is this
+//! server); DMARC `p=quarantine` with aggregate reports to postmaster@ (a safe start that still
+//! protects the domain; `p=reject` is the owner's call once reports look clean); SRV records for
+//! the implicit-TLS ports only (RFC 8314 prefers them to STARTTLS).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::store::{DkimKeys, Result};
+
+/// The type of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    Mx,
+    Txt,
+    Cname,
+    Srv,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Mx => "MX",
+            RecordKind::Txt => "TXT",
+            RecordKind::Cname => "CNAME",
+            RecordKind::Srv => "SRV",
+        }
+    }
+}
+
+impl std::fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One record to publish. `name` is absolute (ends with a dot). `value` is the record data as
+/// a provider's web form wants it: for TXT the text itself, unquoted and unsplit; for the
+/// others the zone-file data (`10 mail.example.org.`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsRecord {
+    pub name: String,
+    pub kind: RecordKind,
+    pub value: String,
+}
+
+impl DnsRecord {
+    fn new(name: String, kind: RecordKind, value: String) -> DnsRecord {
+        DnsRecord { name, kind, value }
+    }
+}
+
+/// An absolute name: lower case, one trailing dot.
+fn absolute(name: &str) -> String {
+    format!(
+        "{}.",
+        name.trim().trim_end_matches('.').to_ascii_lowercase()
+    )
+}
+
+/// The records for `domain` served by `hostname`, with the DKIM key records when `keys` is
+/// given. Fails only when a stored key cannot be read.
+pub fn domain_records(
+    hostname: &str,
+    domain: &str,
+    keys: Option<&DkimKeys>,
+) -> Result<Vec<DnsRecord>> {
+    let host = absolute(hostname);
+    let dom = absolute(domain);
+    let bare = dom.trim_end_matches('.');
+    let mut out = vec![
+        DnsRecord::new(dom.clone(), RecordKind::Mx, format!("10 {host}")),
+        DnsRecord::new(dom.clone(), RecordKind::Txt, "v=spf1 mx -all".into()),
+    ];
+    if let Some(keys) = keys {
+        out.push(DnsRecord::new(
+            format!("{}._domainkey.{dom}", keys.rsa_selector()),
+            RecordKind::Txt,
+            format!(
+                "v=DKIM1; k=rsa; p={}",
+                BASE64.encode(keys.rsa_public_key_der()?)
+            ),
+        ));
+        out.push(DnsRecord::new(
+            format!("{}._domainkey.{dom}", keys.ed25519_selector()),
+            RecordKind::Txt,
+            format!(
+                "v=DKIM1; k=ed25519; p={}",
+                BASE64.encode(keys.ed25519_public_key()?)
+            ),
+        ));
+    }
+    out.push(DnsRecord::new(
+        format!("_dmarc.{dom}"),
+        RecordKind::Txt,
+        format!("v=DMARC1; p=quarantine; rua=mailto:postmaster@{bare}"),
+    ));
+    out.push(DnsRecord::new(
+        format!("autoconfig.{dom}"),
+        RecordKind::Cname,
+        host.clone(),
+    ));
+    for (service, port) in [("submissions", 465), ("imaps", 993), ("pop3s", 995)] {
+        out.push(DnsRecord::new(
+            format!("_{service}._tcp.{dom}"),
+            RecordKind::Srv,
+            format!("0 1 {port} {host}"),
+        ));
+    }
+    Ok(out)
+}
+
+/// TXT data as zone-file character-strings: quoted, `"` and `\` escaped, and cut into pieces
+/// of at most 255 bytes (the limit of one character-string, RFC 1035 §3.3; a DKIM RSA key is
+/// longer). Verifiers join the pieces without a separator (RFC 6376 §3.6.2.2).
+pub fn txt_strings(text: &str) -> String {
+    if text.is_empty() {
+        return "\"\"".into();
+    }
+    text.as_bytes()
+        .chunks(255)
+        .map(|chunk| {
+            let mut s = String::with_capacity(chunk.len() + 2);
+            s.push('"');
+            for &b in chunk {
+                match b {
+                    b'"' | b'\\' => {
+                        s.push('\\');
+                        s.push(char::from(b));
+                    }
+                    // Printable ASCII as is; anything else (not in our records) as \DDD.
+                    0x20..=0x7e => s.push(char::from(b)),
+                    _ => s.push_str(&format!("\\{b:03}")),
+                }
+            }
+            s.push('"');
+            s
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Zone-file lines, one per record, with a TTL of one hour.
+pub fn zone_file(records: &[DnsRecord]) -> String {
+    let width = records.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for r in records {
+        let data = match r.kind {
+            RecordKind::Txt => txt_strings(&r.value),
+            _ => r.value.clone(),
+        };
+        out.push_str(&format!(
+            "{:<width$} 3600 IN {:<5} {data}\n",
+            r.name,
+            r.kind.as_str()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_without_keys() {
+        let records = domain_records("Mail.Example.org", "example.org.", None).unwrap();
+        let zone = zone_file(&records);
+        // Columns are padded for reading; compare with single spaces.
+        let lines: Vec<String> = zone
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "example.org. 3600 IN MX 10 mail.example.org.",
+                "example.org. 3600 IN TXT \"v=spf1 mx -all\"",
+                "_dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=quarantine; rua=mailto:postmaster@example.org\"",
+                "autoconfig.example.org. 3600 IN CNAME mail.example.org.",
+                "_submissions._tcp.example.org. 3600 IN SRV 0 1 465 mail.example.org.",
+                "_imaps._tcp.example.org. 3600 IN SRV 0 1 993 mail.example.org.",
+                "_pop3s._tcp.example.org. 3600 IN SRV 0 1 995 mail.example.org.",
+            ]
+        );
+        assert_eq!(records[0].kind, RecordKind::Mx);
+        assert_eq!(records[1].value, "v=spf1 mx -all");
+    }
+
+    #[test]
+    fn long_txt_is_split_at_255_bytes_and_escaped() {
+        let text = "a".repeat(300);
+        assert_eq!(
+            txt_strings(&text),
+            format!("\"{}\" \"{}\"", "a".repeat(255), "a".repeat(45))
+        );
+        assert_eq!(
+            txt_strings(&"b".repeat(255)),
+            format!("\"{}\"", "b".repeat(255))
+        );
+        assert_eq!(txt_strings(r#"say "hi" \o/"#), r#""say \"hi\" \\o/""#);
+        assert_eq!(txt_strings(""), "\"\"");
+    }
+}
