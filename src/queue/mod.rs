@@ -85,13 +85,13 @@ impl Outbound {
             }
             match self.store.queue_claim(CLAIM_BATCH).await {
                 Ok(claimed) => {
-                    for ((message_id, domain), recipients) in group(claimed) {
+                    for (domain, batch) in group(claimed) {
                         let Ok(permit) = slots.clone().acquire_owned().await else {
                             break;
                         };
                         let this = self.clone();
                         running.spawn(async move {
-                            this.deliver(message_id, &domain, recipients).await;
+                            this.deliver_domain(&domain, batch).await;
                             drop(permit);
                         });
                     }
@@ -117,31 +117,76 @@ impl Outbound {
         running.abort_all();
     }
 
-    /// One attempt for the recipients of message `message_id` at `domain`, and its results
-    /// written back.
-    async fn deliver(&self, message_id: i64, domain: &str, recipients: Vec<QueuedRecipient>) {
-        let message = match self.store.queued_message(message_id).await {
-            Ok(Some(m)) => m,
-            Ok(None) => return, // dropped meanwhile
-            Err(e) => {
-                tracing::error!("queue: cannot read message {message_id}: {e}");
-                return;
-            }
-        };
-        let (sender, raw, created_at, smtputf8) = message;
-        let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
-        let outcomes = self
-            .attempt(
-                domain,
-                &Envelope {
-                    sender: &sender,
-                    recipients: &addresses,
-                    message: &raw,
-                    smtputf8,
+    /// Delivers claimed messages for one destination domain over one connection where the
+    /// peer allows (as MTAs do), then records them as done in one transaction.
+    async fn deliver_domain(&self, domain: &str, batch: Vec<(i64, Vec<QueuedRecipient>)>) {
+        let mut session: Option<Client> = None;
+        let mut finished = Vec::new();
+        // Set when the destination could not be reached: the rest of the batch waits too,
+        // rather than each message timing out on its own.
+        let mut unreachable: Option<String> = None;
+        for (message_id, recipients) in batch {
+            let message = match self.store.queued_message(message_id).await {
+                Ok(Some(m)) => m,
+                Ok(None) => continue, // dropped meanwhile
+                Err(e) => {
+                    tracing::error!("queue: cannot read message {message_id}: {e}");
+                    continue;
+                }
+            };
+            let (sender, raw, created_at, smtputf8) = message;
+            let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
+            let envelope = Envelope {
+                sender: &sender,
+                recipients: &addresses,
+                message: &raw,
+                smtputf8,
+            };
+            let outcomes = match (&unreachable, session.as_mut()) {
+                (Some(why), _) => vec![Outcome::Deferred(why.clone()); addresses.len()],
+                (None, Some(client)) => match client.send(&envelope).await {
+                    Ok(outcomes) => outcomes,
+                    Err(e) if e.is_permanent() => {
+                        vec![Outcome::Failed(e.to_string()); addresses.len()]
+                    }
+                    // The connection went away between messages: start afresh.
+                    Err(_) => {
+                        session = None;
+                        self.attempt(domain, &envelope, &mut session).await
+                    }
                 },
-            )
-            .await;
+                (None, None) => self.attempt(domain, &envelope, &mut session).await,
+            };
+            if session.is_none()
+                && let Some(Outcome::Deferred(why)) = outcomes.first()
+                && outcomes.iter().all(|o| matches!(o, Outcome::Deferred(_)))
+            {
+                unreachable = Some(why.clone());
+            }
+            let done = self
+                .record(message_id, &sender, &raw, created_at, &recipients, outcomes)
+                .await;
+            finished.extend(done);
+        }
+        if let Some(client) = session {
+            client.quit().await;
+        }
+        if let Err(e) = self.store.queue_finish(&finished).await {
+            tracing::error!("queue: cannot record deliveries to {domain}: {e}");
+        }
+    }
 
+    /// Writes back the outcomes of one message: deferrals at once, a DSN for failures; returns
+    /// the recipients that are done (delivered or bounced) for [`Store::queue_finish`].
+    async fn record(
+        &self,
+        message_id: i64,
+        sender: &str,
+        raw: &[u8],
+        created_at: i64,
+        recipients: &[QueuedRecipient],
+        outcomes: Vec<Outcome>,
+    ) -> Vec<i64> {
         let now = now();
         let mut finished = Vec::new();
         let mut failures = Vec::new();
@@ -197,19 +242,24 @@ impl Outbound {
         // The bounce is stored before the recipients leave the queue: a crash in between
         // means a second bounce at worst, never none.
         if !failures.is_empty()
-            && let Err(e) = self.bounce(&sender, &raw, created_at, &failures).await
+            && let Err(e) = self.bounce(sender, raw, created_at, &failures).await
         {
             tracing::error!("queue: cannot bounce message {message_id} to {sender}: {e}");
-            return;
+            // They stay claimed until the next start, which tries again.
+            return Vec::new();
         }
-        if let Err(e) = self.store.queue_finish(&finished).await {
-            tracing::error!("queue: cannot record deliveries of message {message_id}: {e}");
-        }
+        finished
     }
 
     /// Tries the mail exchangers of `domain` in order until one decides; an outcome for every
-    /// recipient, in order.
-    async fn attempt(&self, domain: &str, envelope: &Envelope<'_>) -> Vec<Outcome> {
+    /// recipient, in order. The connection that decided is left in `session` for the next
+    /// message to the same domain.
+    async fn attempt(
+        &self,
+        domain: &str,
+        envelope: &Envelope<'_>,
+        session: &mut Option<Client>,
+    ) -> Vec<Outcome> {
         let all = |o: Outcome| vec![o; envelope.recipients.len()];
         let hosts = match self.dns.mx(domain).await {
             Ok(hosts) => hosts,
@@ -252,7 +302,7 @@ impl Outbound {
                 };
                 match client.send(envelope).await {
                     Ok(outcomes) => {
-                        client.quit().await;
+                        *session = Some(client);
                         return outcomes;
                     }
                     Err(e) if e.is_permanent() => {
@@ -331,14 +381,20 @@ fn starts_with_reply_code(s: &str) -> bool {
         .is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Claimed recipients grouped by (message, destination domain): one SMTP transaction each.
-fn group(claimed: Vec<QueuedRecipient>) -> BTreeMap<(i64, String), Vec<QueuedRecipient>> {
-    let mut groups: BTreeMap<(i64, String), Vec<QueuedRecipient>> = BTreeMap::new();
+/// Claimed recipients grouped by destination domain (one connection each), and within it by
+/// message (one SMTP transaction each), oldest message first.
+fn group(claimed: Vec<QueuedRecipient>) -> BTreeMap<String, Vec<(i64, Vec<QueuedRecipient>)>> {
+    let mut groups: BTreeMap<String, BTreeMap<i64, Vec<QueuedRecipient>>> = BTreeMap::new();
     for r in claimed {
         groups
-            .entry((r.message_id, r.domain.to_ascii_lowercase()))
+            .entry(r.domain.to_ascii_lowercase())
+            .or_default()
+            .entry(r.message_id)
             .or_default()
             .push(r);
     }
     groups
+        .into_iter()
+        .map(|(domain, messages)| (domain, messages.into_iter().collect()))
+        .collect()
 }
