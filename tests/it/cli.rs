@@ -411,3 +411,51 @@ fn stop(child: std::process::Child) -> Output {
     assert!(killed.success());
     child.wait_with_output().unwrap()
 }
+
+#[tokio::test]
+async fn queue_list_retry_and_drop() {
+    let cli = Cli::new();
+    cli.ok(&["domain", "add", "example.org"]);
+    assert!(cli.ok(&["queue", "list"]).contains("the queue is empty"));
+    // Something waiting for another server, put there the way submission does.
+    let store = mailroom::store::Store::open(&cli.dir.path().join("data/mailroom.db"))
+        .await
+        .unwrap();
+    let id = store
+        .queue_add(
+            "bob@example.org",
+            &["x@remote.test".into()],
+            b"Subject: x\r\n\r\nx\r\n",
+        )
+        .await
+        .unwrap();
+    store
+        .queue_defer(1, mailroom::store::now() + 3600, "451 4.7.1 greylisted")
+        .await
+        .unwrap();
+    store.close().await;
+    let list = cli.ok(&["queue", "list"]);
+    assert!(
+        list.contains(&format!("{id:>6}  from bob@example.org")),
+        "{list}"
+    );
+    assert!(
+        list.contains("to x@remote.test (1 attempts, next try in"),
+        "{list}"
+    );
+    assert!(list.contains("last error: 451 4.7.1 greylisted"), "{list}");
+    assert!(
+        cli.ok(&["queue", "retry", &id.to_string()])
+            .contains("retried now")
+    );
+    assert!(cli.ok(&["queue", "list"]).contains("due now"));
+    assert!(
+        cli.fails(&["queue", "drop", "999"], "")
+            .contains("no queued message 999")
+    );
+    assert!(
+        cli.ok(&["queue", "drop", &id.to_string()])
+            .contains("removed")
+    );
+    assert!(cli.ok(&["queue", "list"]).contains("the queue is empty"));
+}
