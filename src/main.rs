@@ -89,6 +89,9 @@ enum DomainCmd {
     List,
     /// Remove a domain (refused while it has accounts).
     Remove { name: String },
+    /// Print the DNS records to publish for a domain (zone-file lines): MX, SPF, DKIM, DMARC
+    /// and the client autoconfiguration names.
+    Dns { name: String },
 }
 
 #[derive(Subcommand)]
@@ -203,7 +206,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => serve(Config::load_or_default(cli.config.as_deref())?).await,
         Command::Init(args) => init(cli.config.as_deref(), args).await,
-        Command::Domain(cmd) => domain(&open(cli.config.as_deref()).await?, cmd).await,
+        Command::Domain(cmd) => {
+            let config = Config::load_or_default(cli.config.as_deref())?;
+            domain(&open_with(&config).await?, &config, cmd).await
+        }
         Command::User(cmd) => {
             let config = Config::load_or_default(cli.config.as_deref())?;
             user(&open_with(&config).await?, &config, cmd).await
@@ -356,7 +362,7 @@ async fn init(path: Option<&Path>, args: InitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn domain(store: &Store, cmd: DomainCmd) -> anyhow::Result<()> {
+async fn domain(store: &Store, config: &Config, cmd: DomainCmd) -> anyhow::Result<()> {
     match cmd {
         DomainCmd::Add { name } => {
             let d = store.add_domain(&name).await?;
@@ -377,6 +383,17 @@ async fn domain(store: &Store, cmd: DomainCmd) -> anyhow::Result<()> {
         DomainCmd::Remove { name } => {
             store.remove_domain(&name).await?;
             println!("removed domain {}", name.trim().to_lowercase());
+        }
+        DomainCmd::Dns { name } => {
+            let Some(domain) = store.domain(&name).await? else {
+                bail!("no domain {} here", name.trim());
+            };
+            // Domains from before DKIM get their keys on first use, as at server start.
+            store.ensure_dkim_keys().await?;
+            let keys = store.dkim_keys(&domain.name).await?;
+            let records =
+                mailroom::records::domain_records(&config.hostname, &domain.name, keys.as_ref())?;
+            print!("{}", mailroom::records::zone_file(&records));
         }
     }
     Ok(())

@@ -7,9 +7,10 @@ use std::net::IpAddr;
 
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dmarc::Policy;
+use mail_auth::dkim::DkimError;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DmarcResult, MessageAuthenticator,
-    dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
+    AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcResult, Error,
+    MessageAuthenticator, dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
 };
 
 use crate::dns::Dns;
@@ -64,7 +65,13 @@ impl Verifier {
                 reject: None,
             };
         };
-        let dkim = self.authenticator.verify_dkim(&parsed).await;
+        let dkim: Vec<_> = self
+            .authenticator
+            .verify_dkim(&parsed)
+            .await
+            .into_iter()
+            .map(|output| body_hash_mismatch_fails(output, &parsed))
+            .collect();
         let mail_from_domain = mail_from
             .rsplit_once('@')
             .map_or(helo, |(_, domain)| domain);
@@ -87,6 +94,31 @@ impl Verifier {
             )
         });
         Verdict { header, reject }
+    }
+}
+
+/// A body that does not match its signature's body hash is a failed verification (RFC 6376
+/// §6.1.3: PERMFAIL), reported as `dkim=fail`; mail-auth reports it as `neutral`, which
+/// filters and users read as "unsigned" rather than "altered".
+fn body_hash_mismatch_fails<'x>(
+    output: DkimOutput<'x>,
+    message: &'x AuthenticatedMessage<'x>,
+) -> DkimOutput<'x> {
+    let mismatch = Error::Dkim(DkimError::FailedBodyHashMatch);
+    if output.result() != &DkimResult::Neutral(mismatch.clone()) {
+        return output;
+    }
+    // The same signature, borrowed from the message for as long as the output lives.
+    let signature = output.signature().and_then(|s| {
+        message
+            .dkim_headers
+            .iter()
+            .map(|h| &h.header)
+            .find(|h| *h == s)
+    });
+    match signature {
+        Some(signature) => DkimOutput::fail(mismatch).with_signature(signature),
+        None => output,
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod auth;
 mod cli;
+mod dkim_interop;
 mod dns_server;
 mod harness;
 mod imap;
