@@ -6,8 +6,8 @@
 use std::net::IpAddr;
 
 use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dmarc::Policy;
 use mail_auth::dkim::DkimError;
+use mail_auth::dmarc::Policy;
 use mail_auth::{
     AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcResult, Error,
     MessageAuthenticator, dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
