@@ -45,6 +45,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     grace: Duration,
+    /// Held until the server is dropped.
+    _lock: crate::backup::ServerLock,
 }
 
 impl Running {
@@ -73,6 +75,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    // One server per data directory; `mailroom restore` takes the same lock.
+    let lock = crate::backup::ServerLock::acquire(&config.data_dir).with_context(|| {
+        format!(
+            "another Mailroom is running on {} (or its lock file cannot be opened)",
+            config.data_dir.display()
+        )
+    })?;
     let store = Store::open(&config.database_path())
         .await
         .with_context(|| format!("cannot open {}", config.database_path().display()))?;
@@ -194,6 +203,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         shutdown,
         tasks,
         grace,
+        _lock: lock,
     })
 }
 

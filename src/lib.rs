@@ -8,6 +8,7 @@
 //! - [`app`]: `start(Config)` wires every part together and returns the bound addresses.
 //! - [`net`]: the one accept loop: connection limits, idle timeouts, TLS and STARTTLS.
 //! - [`tls`]: certificates (self-signed, files, ACME) behind one resolver.
+//! - [`backup`]: online backups (checked) and restore.
 //! - [`store`]: the only place with SQL: accounts, mailboxes, the one delivery path, blobs.
 //! - [`smtp`]: inbound MX and submission sessions, inbound SPF/DKIM/DMARC checks, and the
 //!   outbound client.
@@ -25,6 +26,7 @@
 pub mod address;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod dns;
 pub mod imap;

@@ -53,6 +53,10 @@ enum Command {
     /// The outbound queue (mail waiting for other servers).
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// Copy the database to DEST while the server runs, then check the copy.
+    Backup { dest: PathBuf },
+    /// Replace the database with the backup SRC (refused while the server runs).
+    Restore { src: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -216,6 +220,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Alias(cmd) => alias(&open(cli.config.as_deref()).await?, cmd).await,
         Command::Queue(cmd) => queue(&open(cli.config.as_deref()).await?, cmd).await,
+        Command::Backup { dest } => {
+            let store = open(cli.config.as_deref()).await?;
+            let summary = mailroom::backup::backup(&store, &dest).await?;
+            store.close().await;
+            println!(
+                "backed up {} messages ({}) to {}; integrity check ok",
+                summary.messages,
+                config::format_size(summary.bytes),
+                dest.display()
+            );
+            Ok(())
+        }
+        Command::Restore { src } => {
+            let config = Config::load_or_default(cli.config.as_deref())?;
+            let summary = mailroom::backup::restore(&config, &src).await?;
+            println!(
+                "restored {} messages from {} into {}",
+                summary.messages,
+                src.display(),
+                config.database_path().display()
+            );
+            Ok(())
+        }
     }
 }
 

@@ -215,6 +215,39 @@ pub fn now() -> i64 {
 }
 
 impl Store {
+    /// Writes a consistent copy of the database to `dest` (`VACUUM INTO`, on a read connection:
+    /// one snapshot, while writers go on).
+    pub async fn copy_into(&self, dest: &Path) -> Result<()> {
+        let dest = dest
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid(format!("{} is not UTF-8", dest.display())))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(dest)
+            .execute(&self.reader)
+            .await?;
+        Ok(())
+    }
+
+    /// Checks the database file at `path` (SQLite's integrity check) and counts its messages.
+    pub async fn check_file(path: &Path) -> Result<i64> {
+        use sqlx::ConnectOptions;
+        let mut conn = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .connect()
+            .await?;
+        let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&mut conn)
+            .await?;
+        if verdict != "ok" {
+            return Err(StoreError::Invalid(format!("integrity check: {verdict}")));
+        }
+        let messages: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(messages)
+    }
+
     /// A cheap query on each pool, for `/healthz`.
     pub async fn health(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;

@@ -459,3 +459,27 @@ async fn queue_list_retry_and_drop() {
     );
     assert!(cli.ok(&["queue", "list"]).contains("the queue is empty"));
 }
+
+#[test]
+fn backup_and_restore() {
+    let cli = Cli::new();
+    cli.ok(&["domain", "add", "example.org"]);
+    cli.ok(&["user", "add", "bob@example.org"]);
+    let dest = cli.dir.path().join("bk/one.db");
+    let dest = dest.to_str().unwrap();
+    let out = cli.ok(&["backup", dest]);
+    assert!(
+        out.contains("backed up 0 messages") && out.contains("integrity check ok"),
+        "{out}"
+    );
+    assert!(cli.fails(&["backup", dest], "").contains("exists"));
+    cli.ok(&["user", "remove", "bob@example.org"]);
+    let out = cli.ok(&["restore", dest]);
+    assert!(out.contains("restored 0 messages"), "{out}");
+    assert!(
+        cli.ok(&["user", "list"]).contains("bob@example.org"),
+        "bob is back"
+    );
+    let missing = cli.dir.path().join("nope.db");
+    cli.fails(&["restore", missing.to_str().unwrap()], "");
+}

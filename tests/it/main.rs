@@ -2,6 +2,7 @@
 //! with a temporary data directory (see `harness`).
 
 mod auth;
+mod backup;
 mod cli;
 mod dkim_interop;
 mod dns_server;
