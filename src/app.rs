@@ -149,6 +149,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         listeners
             .iter()
             .map(|l| web::Service {
+                kind: l.protocol,
                 name: describe(l.protocol).0,
                 port: l.local.port(),
                 security: describe(l.protocol).1,

@@ -3,10 +3,12 @@
 //! shutdown as mail. Layers: request tracing, compression, a body size limit, a request
 //! timeout, and a panic catcher that answers 500 instead of dropping the connection.
 //!
-//! Routes here: the start page (client settings), `/healthz`, and the built-in static files.
+//! Routes here: the start page (client settings), `/healthz`, client autoconfiguration
+//! ([`autoconfig`]), and the built-in static files.
 //! The admin panel (`/admin`) and the webmail mount on this router in their own modules.
 
 mod assets;
+mod autoconfig;
 mod error;
 
 use std::sync::Arc;
@@ -36,6 +38,8 @@ use crate::store::Store;
 /// A mail service as the start page lists it.
 #[derive(Debug, Clone)]
 pub struct Service {
+    /// The listener kind (`imaps`, `submissions`, …), for client autoconfiguration.
+    pub kind: &'static str,
     pub name: &'static str,
     pub port: u16,
     pub security: &'static str,
@@ -52,6 +56,19 @@ pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
+        .route(
+            "/.well-known/autoconfig/mail/config-v1.1.xml",
+            get(autoconfig::thunderbird),
+        )
+        .route("/mail/config-v1.1.xml", get(autoconfig::thunderbird))
+        .route(
+            "/autodiscover/autodiscover.xml",
+            axum::routing::post(autoconfig::autodiscover),
+        )
+        .route(
+            "/Autodiscover/Autodiscover.xml",
+            axum::routing::post(autoconfig::autodiscover),
+        )
         .route("/static/{*path}", get(assets::serve))
         .fallback(error::not_found)
         .with_state(state)

@@ -81,3 +81,113 @@ async fn first_start_creates_the_admin_once() {
         .unwrap();
     running.shutdown().await;
 }
+
+/// Parses `xml` with Python's ElementTree and prints "tag=text" for the given tags, so the
+/// test sees what a real XML parser sees.
+fn parse_xml(xml: &str, tags: &[&str]) -> String {
+    use std::io::Write;
+    let script = format!(
+        "import sys, xml.etree.ElementTree as ET\n\
+         root = ET.fromstring(sys.stdin.read())\n\
+         for el in root.iter():\n    \
+             tag = el.tag.split('}}')[-1]\n    \
+             if tag in {tags:?}: print(tag + '=' + (el.text or '') + ' ' + str(el.attrib.get('type', '')))\n"
+    );
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not well-formed XML: {}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn mail_clients_configure_themselves() {
+    let server = crate::harness::start_with(|c| {
+        c.domain = "example.org".into();
+        c.hostname = "mail.example.org".into();
+    })
+    .await;
+    let http = server.running.addr("http").unwrap();
+    let imaps = server.running.addr("imaps").unwrap().port();
+    let smtps = server.running.addr("submissions").unwrap().port();
+
+    for path in [
+        "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=bob%40example.org",
+        "/mail/config-v1.1.xml?emailaddress=bob@EXAMPLE.org",
+    ] {
+        let mut s = TcpStream::connect(http).await.unwrap();
+        let (status, head, body) = http_get(&mut s, path).await;
+        assert_eq!(status, 200, "{path}: {head}{body}");
+        assert!(head.contains("content-type: application/xml"), "{head}");
+        let seen = parse_xml(
+            &body,
+            &[
+                "domain",
+                "hostname",
+                "port",
+                "socketType",
+                "incomingServer",
+                "outgoingServer",
+            ],
+        );
+        assert!(seen.contains("domain=example.org"), "{seen}");
+        assert!(seen.contains("hostname=mail.example.org"), "{seen}");
+        assert!(seen.contains(&format!("port={imaps} ")), "{seen}");
+        assert!(seen.contains(&format!("port={smtps} ")), "{seen}");
+        assert!(
+            seen.contains("incomingServer=") && seen.contains(" imap"),
+            "{seen}"
+        );
+        assert!(
+            seen.contains("outgoingServer=") && seen.contains(" smtp"),
+            "{seen}"
+        );
+    }
+    let mut s = TcpStream::connect(http).await.unwrap();
+    let (status, _, _) = http_get(
+        &mut s,
+        "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=x@elsewhere.test",
+    )
+    .await;
+    assert_eq!(status, 404, "not our domain");
+
+    // Outlook's autodiscover: a POST naming the address.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = "<?xml version=\"1.0\"?><Autodiscover xmlns=\"http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006\"><Request><EMailAddress>bob@example.org</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>";
+    let mut s = TcpStream::connect(http).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{request}",
+            request.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let seen = parse_xml(body, &["Type", "Server", "Port", "LoginName", "SSL"]);
+    assert!(seen.contains("Type=IMAP"), "{seen}");
+    assert!(seen.contains(&format!("Port={imaps} ")), "{seen}");
+    assert!(seen.contains("Server=mail.example.org"), "{seen}");
+    assert!(seen.contains("LoginName=bob@example.org"), "{seen}");
+    server.running.shutdown().await;
+}
