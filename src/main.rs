@@ -271,11 +271,37 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         println!();
         let _ = std::io::stdout().flush();
     }
+    // Every listener is bound: tell systemd (Type=notify) the service is up.
+    notify_systemd("READY=1\nSTATUS=serving mail");
     stop.await;
     tracing::info!("shutting down");
+    notify_systemd("STOPPING=1");
     running.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Sends `state` to systemd's notification socket when there is one (`Type=notify` units;
+/// sd_notify(3) protocol: one datagram to `$NOTIFY_SOCKET`, `@` meaning the abstract namespace).
+fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sent = (|| -> std::io::Result<()> {
+        let socket = std::os::unix::net::UnixDatagram::unbound()?;
+        let bytes = path.as_encoded_bytes();
+        if let Some(name) = bytes.strip_prefix(b"@") {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+            socket.send_to_addr(state.as_bytes(), &addr)?;
+        } else {
+            socket.send_to(state.as_bytes(), &path)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = sent {
+        tracing::warn!("cannot notify systemd: {e}");
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

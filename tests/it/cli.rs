@@ -483,3 +483,29 @@ fn backup_and_restore() {
     let missing = cli.dir.path().join("nope.db");
     cli.fails(&["restore", missing.to_str().unwrap()], "");
 }
+
+#[test]
+fn serve_tells_systemd_when_it_is_ready_and_when_it_stops() {
+    let cli = Cli::new();
+    let socket_path = cli.dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let child = cli
+        .command()
+        .arg("serve")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("READY=1 from the server");
+    let ready = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(ready.starts_with("READY=1\n"), "{ready:?}");
+    let out = stop(child);
+    assert!(out.status.success());
+    let n = socket.recv(&mut buf).expect("STOPPING=1 from the server");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+}
