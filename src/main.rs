@@ -390,6 +390,10 @@ async fn init(path: Option<&Path>, args: InitArgs) -> anyhow::Result<()> {
     store
         .set_meta("initialized", &mailroom::store::now().to_string())
         .await?;
+    store.ensure_dkim_keys().await?;
+    let keys = store.dkim_keys(&config.domain).await?;
+    let records =
+        mailroom::records::domain_records(&config.hostname, &config.domain, keys.as_ref())?;
     store.close().await;
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
 
@@ -399,16 +403,13 @@ async fn init(path: Option<&Path>, args: InitArgs) -> anyhow::Result<()> {
         None => println!("Admin login: {admin} (already existed; password unchanged)"),
     }
     println!();
-    println!("Publish these DNS records:");
-    let (host, dom) = (&config.hostname, &config.domain);
-    println!("  {host}.  A/AAAA  <this server's addresses>");
-    println!("  {dom}.  MX  10 {host}.");
-    println!("  {dom}.  TXT  \"v=spf1 mx -all\"");
-    println!("  _dmarc.{dom}.  TXT  \"v=DMARC1; p=quarantine; rua=mailto:postmaster@{dom}\"");
-    println!("  autoconfig.{dom}.  CNAME  {host}.");
-    println!("  _submissions._tcp.{dom}.  SRV  0 1 465 {host}.");
-    println!("  _imaps._tcp.{dom}.  SRV  0 1 993 {host}.");
-    println!("  _pop3s._tcp.{dom}.  SRV  0 1 995 {host}.");
+    let host = &config.hostname;
+    println!(
+        "Publish these DNS records (`mailroom domain dns {}` prints them again):",
+        config.domain
+    );
+    println!("{host}.  A/AAAA  <this server's addresses>");
+    print!("{}", mailroom::records::zone_file(&records));
     println!("and a PTR record for the server's addresses naming {host}.");
     println!();
     println!("Then: systemctl enable --now mailroom");

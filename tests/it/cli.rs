@@ -325,9 +325,11 @@ fn init_writes_a_production_config_once() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("example.org.  MX  10 mail.example.org."),
+        stdout.contains(" IN MX    10 mail.example.org."),
         "{stdout}"
     );
+    assert!(stdout.contains("_domainkey.example.org."), "{stdout}");
+    assert!(stdout.contains("\"v=DKIM1; k=ed25519; p="), "{stdout}");
     let written = mailroom::config::Config::load(&config).unwrap();
     assert_eq!(written.listen.smtp, vec!["[::]:25".parse().unwrap()]);
     assert_eq!(written.tls.mode, mailroom::config::TlsMode::Acme);
