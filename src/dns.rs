@@ -52,7 +52,20 @@ impl Dns {
     pub fn new(config: &DnsConfig) -> anyhow::Result<Dns> {
         let provider = TokioRuntimeProvider::default();
         let mut builder = if config.nameservers.is_empty() {
-            TokioResolver::builder(provider)?
+            match TokioResolver::builder(provider.clone()) {
+                Ok(builder) => builder,
+                Err(e) => {
+                    // Local mail must keep working without DNS (a container with no
+                    // resolv.conf); mail for other servers then waits in the queue.
+                    tracing::warn!(
+                        "no system DNS configuration ({e}); set [dns] nameservers to send mail to other servers"
+                    );
+                    TokioResolver::builder_with_config(
+                        ResolverConfig::from_name_servers(Vec::new()),
+                        provider,
+                    )
+                }
+            }
         } else {
             let servers = config
                 .nameservers
