@@ -13,7 +13,7 @@
 //!    before `submit` returns.
 
 use crate::address::Address;
-use crate::queue::dkim::Signer;
+use crate::queue::dkim::{Signer, author, domain_of};
 use crate::store::{Account, Delivered, Delivery, Store, StoreError, Target};
 
 #[derive(Debug, thiserror::Error)]
@@ -105,17 +105,18 @@ impl Submission {
         if !self.may_send_as(account, from).await? {
             return Err(SubmitError::NotYourAddress(from.to_string()));
         }
-        if let Some(author) = header_from(message)
-            && let Some((_, domain)) = author.rsplit_once('@')
-            && self.store.is_local_domain(domain).await?
-            && !self.may_send_as(account, &author).await?
-        {
-            return Err(SubmitError::NotYourAddress(author));
-        }
-        let content = self
-            .signer
-            .sign(&complete_headers(message, &self.hostname))
-            .await?;
+        let content = complete_headers(message, &self.hostname);
+        let from_header = author(message).and_then(|a| Some((domain_of(&a)?, a)));
+        let content = match from_header {
+            Some((domain, author)) if self.store.is_local_domain(&domain).await? => {
+                if !self.may_send_as(account, &author).await? {
+                    return Err(SubmitError::NotYourAddress(author));
+                }
+                self.signer.sign_as(&domain, &content).await?
+            }
+            // Not ours to sign.
+            _ => content,
+        };
         let mut accounts: Vec<i64> = Vec::new();
         let mut remote: Vec<String> = Vec::new();
         for r in recipients {
@@ -154,14 +155,9 @@ impl Submission {
     }
 }
 
-/// The address of the message's `From:` field (the first, if several).
-fn header_from(message: &[u8]) -> Option<String> {
-    let parsed = mail_parser::MessageParser::new().parse_headers(message)?;
-    parsed.from()?.first()?.address().map(str::to_string)
-}
-
-/// `trace` without a leading `Return-Path:` field.
-fn without_return_path(trace: &[u8]) -> &[u8] {
+/// `trace` (or a whole message) without a leading `Return-Path:` field: it belongs to final
+/// delivery, so what we pass on to another server must not carry ours.
+pub(crate) fn without_return_path(trace: &[u8]) -> &[u8] {
     if trace.len() >= 12 && trace[..12].eq_ignore_ascii_case(b"return-path:") {
         match trace.windows(2).position(|w| w == b"\r\n") {
             Some(end) => trace.get(end + 2..).unwrap_or_default(),

@@ -206,6 +206,15 @@ fn message_children(body: &BodyPart) -> &[BodyPart] {
 
 /// Parses a raw message once, for everything IMAP, search and the webmail need. Never
 /// panics, never fails.
+/// The names of the fields in the header section of `message`, in order (split by the same
+/// rules as at delivery).
+pub fn header_fields(message: &[u8]) -> impl Iterator<Item = &[u8]> {
+    header::parse_header(message, 0, message.len(), true)
+        .fields
+        .into_iter()
+        .map(|f| f.name)
+}
+
 pub fn analyze(raw: &[u8]) -> Analysis {
     let (envelope, body) = structure::Parser::new(raw).parse();
 

@@ -83,10 +83,15 @@ impl Signer {
     /// The message with DKIM signatures prepended when its From: domain is local and has keys;
     /// otherwise the message unchanged.
     pub async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, DkimError> {
-        let Some(domain) = from_domain(message) else {
-            return Ok(message.to_vec());
-        };
-        let Some(keys) = self.store.dkim_keys(&domain).await? else {
+        match author(message).as_deref().and_then(domain_of) {
+            Some(domain) => self.sign_as(&domain, message).await,
+            None => Ok(message.to_vec()),
+        }
+    }
+
+    /// [`Signer::sign`] for a caller that already knows the From: domain.
+    pub async fn sign_as(&self, domain: &str, message: &[u8]) -> Result<Vec<u8>, DkimError> {
+        let Some(keys) = self.store.dkim_keys(domain).await? else {
             return Ok(message.to_vec());
         };
         let loaded = self.load(keys)?;
@@ -114,15 +119,14 @@ impl Signer {
     }
 }
 
-/// Signs one message without a cache; see [`Signer::sign`].
-pub async fn sign(store: &Store, message: &[u8]) -> Result<Vec<u8>, DkimError> {
-    Signer::new(store.clone()).sign(message).await
+/// The address of the message's From: field (the first, if several).
+pub fn author(message: &[u8]) -> Option<String> {
+    let parsed = mail_parser::MessageParser::new().parse_headers(message)?;
+    parsed.from()?.first()?.address().map(str::to_string)
 }
 
-/// The domain of the first address of the From: field, lower case.
-fn from_domain(message: &[u8]) -> Option<String> {
-    let parsed = mail_parser::MessageParser::new().parse_headers(message)?;
-    let address = parsed.from()?.first()?.address()?;
+/// The domain of `address`, lower case, without a trailing dot.
+pub fn domain_of(address: &str) -> Option<String> {
     let (_, domain) = address.rsplit_once('@')?;
     let domain = domain.trim().trim_end_matches('.');
     (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
@@ -321,7 +325,10 @@ mod tests {
             b"From: not an address\r\n\r\nbody\r\n",
             b"",
         ] {
-            assert_eq!(sign(&store, message).await.unwrap(), message);
+            assert_eq!(
+                Signer::new(store.clone()).sign(message).await.unwrap(),
+                message
+            );
         }
     }
 }

@@ -831,12 +831,7 @@ impl<'a, T: Transport> Session<'a, T> {
             .unwrap_or_else(|| self.smtp.hostname.clone());
         let sender = self.smtp.srs.forward(&env.from, &domain);
         // The Return-Path is ours to add only at final delivery; the next server adds its own.
-        let outbound = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .filter(|_| raw.starts_with(b"Return-Path:"))
-            .and_then(|end| raw.get(end + 2..))
-            .unwrap_or(raw);
+        let outbound = crate::submission::without_return_path(raw);
         match self
             .smtp
             .store
@@ -955,12 +950,7 @@ const MAX_HOPS: usize = 30;
 
 /// The number of `Received:` fields in the header section of `message`.
 fn count_received(message: &[u8]) -> usize {
-    message
-        .split(|b| *b == b'\n')
-        .take_while(|line| !matches!(line, [] | [b'\r']))
-        .filter(|line| {
-            line.get(..9)
-                .is_some_and(|name| name.eq_ignore_ascii_case(b"received:"))
-        })
+    crate::mime::header_fields(message)
+        .filter(|name| name.eq_ignore_ascii_case(b"received"))
         .count()
 }

@@ -154,18 +154,29 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.write().await?;
+        let mut messages: Vec<i64> = Vec::new();
         for id in recipient_ids {
-            sqlx::query("DELETE FROM queue_recipients WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            let message: Option<i64> = sqlx::query_scalar(
+                "DELETE FROM queue_recipients WHERE id = ? RETURNING message_id",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(m) = message.filter(|m| !messages.contains(m)) {
+                messages.push(m);
+            }
         }
-        sqlx::query(
-            "DELETE FROM queue_messages WHERE NOT EXISTS
-               (SELECT 1 FROM queue_recipients r WHERE r.message_id = queue_messages.id)",
-        )
-        .execute(&mut *tx)
-        .await?;
+        // Only the messages these recipients belonged to can have become empty.
+        for id in messages {
+            sqlx::query(
+                "DELETE FROM queue_messages WHERE id = ? AND NOT EXISTS
+                   (SELECT 1 FROM queue_recipients r WHERE r.message_id = ?)",
+            )
+            .bind(id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

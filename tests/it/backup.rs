@@ -74,18 +74,9 @@ async fn a_backup_under_smtp_load_restores_every_acknowledged_message() {
     let restored = mailroom::backup::restore(&config, &dest).await.unwrap();
     assert_eq!(restored.messages, summary.messages);
     let store = Store::open(&config.database_path()).await.unwrap();
-    let bob = store
-        .account_by_address("bob@example.org")
+    let texts = crate::harness::inbox_texts(&store, "bob@example.org")
         .await
-        .unwrap()
-        .unwrap();
-    let inbox = store.mailbox(bob.id, "INBOX").await.unwrap().unwrap();
-    let mut texts = String::new();
-    for m in store.messages(inbox.id).await.unwrap() {
-        texts.push_str(&String::from_utf8_lossy(
-            &store.blob(m.blob_id).await.unwrap(),
-        ));
-    }
+        .concat();
     for id in &before {
         assert!(texts.contains(&format!("Message-ID: <{id}>")), "{id} lost");
     }

@@ -10,8 +10,7 @@ use mailroom::records::{RecordKind, domain_records};
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::EncodePublicKey;
 
-use crate::dns_server::{self, Zone};
-use crate::harness::{account, start_with};
+use crate::dns_server::Zone;
 use crate::smtp::connect;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/dkim_dkimpy.py");
@@ -85,14 +84,7 @@ async fn dkimpy_signatures_verify_here_and_tampering_fails() {
             base64::engine::general_purpose::STANDARD.encode(public.as_bytes())
         ),
     );
-    let dns = dns_server::start(zone).await;
-    let server = start_with(|c| {
-        c.domain = "example.org".into();
-        c.hostname = "mx.example.org".into();
-        c.dns.nameservers = vec![dns];
-    })
-    .await;
-    account(&server.running.store, "bob@example.org", 0).await;
+    let server = crate::mail_auth::receiver(zone).await;
     let dir = server.dir.path();
     let key_file = dir.join("key.pem");
     std::fs::write(
@@ -128,17 +120,7 @@ Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <d@signer.test>\r\n\r\nHell
         c.send(body.as_bytes()).await;
         c.expect(".", 250, "").await;
     }
-    let store = &server.running.store;
-    let a = store
-        .account_by_address("bob@example.org")
-        .await
-        .unwrap()
-        .unwrap();
-    let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
-    let mut stored = Vec::new();
-    for m in store.messages(inbox.id).await.unwrap() {
-        stored.push(String::from_utf8(store.blob(m.blob_id).await.unwrap()).unwrap());
-    }
+    let stored = crate::harness::inbox_texts(&server.running.store, "bob@example.org").await;
     assert_eq!(stored.len(), 2);
     let results = |m: &str| {
         m.split("Authentication-Results: mx.example.org;")

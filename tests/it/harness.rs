@@ -72,6 +72,17 @@ pub async fn account(store: &Store, address: &str, quota: u64) -> Account {
         .expect("account")
 }
 
+/// The messages in the INBOX of `address`, oldest first, as text.
+pub async fn inbox_texts(store: &Store, address: &str) -> Vec<String> {
+    let a = store.account_by_address(address).await.unwrap().unwrap();
+    let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
+    let mut out = Vec::new();
+    for m in store.messages(inbox.id).await.unwrap() {
+        out.push(String::from_utf8_lossy(&store.blob(m.blob_id).await.unwrap()).to_string());
+    }
+    out
+}
+
 /// A well-formed message of about `size` bytes whose body mentions `word`.
 pub fn message(subject: &str, word: &str, size: usize) -> Vec<u8> {
     let mut m = format!(

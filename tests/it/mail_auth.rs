@@ -3,11 +3,12 @@
 //! results for our name removed.
 
 use crate::dns_server::{self, Zone};
-use crate::harness::{TestServer, account, start_with};
+use crate::harness::{TestServer, account, inbox_texts, start_with};
 use crate::smtp::{Client, connect};
 use tokio::net::TcpStream;
 
-async fn receiver(zone: Zone) -> TestServer {
+/// mx.example.org serving example.org with bob, resolving through `zone`.
+pub async fn receiver(zone: Zone) -> TestServer {
     let dns = dns_server::start(zone).await;
     let server = start_with(|c| {
         c.domain = "example.org".into();
@@ -29,15 +30,10 @@ async fn send(c: &mut Client<TcpStream>, from: &str, body: &str) -> (u16, String
 }
 
 async fn last_stored(server: &TestServer) -> String {
-    let store = &server.running.store;
-    let a = store
-        .account_by_address("bob@example.org")
+    inbox_texts(&server.running.store, "bob@example.org")
         .await
+        .pop()
         .unwrap()
-        .unwrap();
-    let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
-    let m = store.messages(inbox.id).await.unwrap().pop().unwrap();
-    String::from_utf8(store.blob(m.blob_id).await.unwrap()).unwrap()
 }
 
 fn message(from: &str, subject: &str) -> String {

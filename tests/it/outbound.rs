@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::dns_server::{self, Zone};
-use crate::harness::{TestServer, account, start_with, tls_client};
+use crate::harness::{TestServer, account, inbox_texts, start_with, tls_client};
 use crate::smtp::Client;
 
 /// What the sink received: envelope and content.
@@ -127,6 +127,17 @@ fn accept_all() -> Script {
     Arc::new(|_, _| "250 2.1.5 ok")
 }
 
+/// Refuses recipients starting with `prefix` with `reply`, accepts the rest.
+fn refusing(prefix: &'static str, reply: &'static str) -> Script {
+    Arc::new(move |rcpt, _| {
+        if rcpt.starts_with(prefix) {
+            reply
+        } else {
+            "250 2.1.5 ok"
+        }
+    })
+}
+
 /// The sending server: example.org, DNS from `dns`, peers on `port`, retries after a second.
 async fn sender(dns: SocketAddr, port: u16) -> TestServer {
     let server = start_with(|c| {
@@ -182,17 +193,6 @@ where
     panic!("timed out waiting for {what}");
 }
 
-async fn inbox_texts(server: &TestServer, address: &str) -> Vec<String> {
-    let store = &server.running.store;
-    let a = store.account_by_address(address).await.unwrap().unwrap();
-    let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
-    let mut out = Vec::new();
-    for m in store.messages(inbox.id).await.unwrap() {
-        out.push(String::from_utf8_lossy(&store.blob(m.blob_id).await.unwrap()).to_string());
-    }
-    out
-}
-
 async fn queue_empty(server: &TestServer) -> bool {
     server.running.store.queue_list().await.unwrap().is_empty()
 }
@@ -230,10 +230,13 @@ async fn delivers_to_another_mailroom_by_mx_with_starttls() {
     submit(&sender, &["someone@remote.test", "bob@example.org"], BODY).await;
 
     eventually("delivery to the other server", || async {
-        inbox_texts(&receiver, "someone@remote.test").await.len() == 1
+        inbox_texts(&receiver.running.store, "someone@remote.test")
+            .await
+            .len()
+            == 1
     })
     .await;
-    let text = inbox_texts(&receiver, "someone@remote.test")
+    let text = inbox_texts(&receiver.running.store, "someone@remote.test")
         .await
         .remove(0);
     assert!(
@@ -259,7 +262,12 @@ async fn delivers_to_another_mailroom_by_mx_with_starttls() {
     assert!(results.contains("spf=pass"), "{results}");
     assert!(results.contains("dmarc=pass"), "{results}");
     // The local recipient got it at once, and the queue is empty afterwards.
-    assert_eq!(inbox_texts(&sender, "bob@example.org").await.len(), 1);
+    assert_eq!(
+        inbox_texts(&sender.running.store, "bob@example.org")
+            .await
+            .len(),
+        1
+    );
     eventually("an empty queue", || queue_empty(&sender)).await;
 }
 
@@ -320,7 +328,9 @@ async fn a_temporary_failure_is_retried() {
     eventually("the retry", || async { sink.received().len() == 1 }).await;
     eventually("an empty queue", || queue_empty(&sender)).await;
     assert!(
-        inbox_texts(&sender, "bob@example.org").await.is_empty(),
+        inbox_texts(&sender.running.store, "bob@example.org")
+            .await
+            .is_empty(),
         "no bounce"
     );
 }
@@ -330,13 +340,7 @@ async fn a_permanent_failure_bounces_once_to_the_sender() {
     let (sink, port) = Sink::start(
         "127.0.0.1",
         0,
-        Arc::new(|rcpt, _| {
-            if rcpt.starts_with("nobody") {
-                "550 5.1.1 no such user here"
-            } else {
-                "250 2.1.5 ok"
-            }
-        }),
+        refusing("nobody", "550 5.1.1 no such user here"),
     )
     .await;
     let zone = Zone::default();
@@ -346,7 +350,9 @@ async fn a_permanent_failure_bounces_once_to_the_sender() {
 
     submit(&sender, &["nobody@remote.test", "friend@remote.test"], BODY).await;
     eventually("the bounce", || async {
-        !inbox_texts(&sender, "bob@example.org").await.is_empty()
+        !inbox_texts(&sender.running.store, "bob@example.org")
+            .await
+            .is_empty()
     })
     .await;
     eventually("an empty queue", || queue_empty(&sender)).await;
@@ -354,7 +360,7 @@ async fn a_permanent_failure_bounces_once_to_the_sender() {
     assert_eq!(sink.received().len(), 1);
     assert_eq!(sink.received()[0].rcpts, ["friend@remote.test"]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let inbox = inbox_texts(&sender, "bob@example.org").await;
+    let inbox = inbox_texts(&sender.running.store, "bob@example.org").await;
     assert_eq!(inbox.len(), 1, "exactly one DSN");
     let dsn = &inbox[0];
     assert!(dsn.starts_with("Return-Path: <>\r\n"), "{dsn}");
@@ -382,10 +388,14 @@ async fn a_null_mx_bounces_at_once() {
     let sender = sender(dns_server::start(zone).await, 9).await;
     submit(&sender, &["x@nomail.test"], BODY).await;
     eventually("the bounce", || async {
-        !inbox_texts(&sender, "bob@example.org").await.is_empty()
+        !inbox_texts(&sender.running.store, "bob@example.org")
+            .await
+            .is_empty()
     })
     .await;
-    let dsn = inbox_texts(&sender, "bob@example.org").await.remove(0);
+    let dsn = inbox_texts(&sender.running.store, "bob@example.org")
+        .await
+        .remove(0);
     assert!(dsn.contains("null MX"), "{dsn}");
     assert!(dsn.contains("Status: 5."), "{dsn}");
     eventually("an empty queue", || queue_empty(&sender)).await;
@@ -516,18 +526,7 @@ async fn dns_lookups_follow_the_rules_for_mail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aliases_forward_with_srs_and_bounces_come_back_to_the_original_sender() {
-    let (sink, port) = Sink::start(
-        "127.0.0.1",
-        0,
-        Arc::new(|rcpt, _| {
-            if rcpt.starts_with("gone") {
-                "550 5.1.1 gone"
-            } else {
-                "250 2.1.5 ok"
-            }
-        }),
-    )
-    .await;
+    let (sink, port) = Sink::start("127.0.0.1", 0, refusing("gone", "550 5.1.1 gone")).await;
     let zone = Zone::default();
     zone.mx("remote.test", 10, "mx.remote.test");
     zone.ip("mx.remote.test", IpAddr::from([127, 0, 0, 1]));
@@ -571,7 +570,12 @@ async fn aliases_forward_with_srs_and_bounces_come_back_to_the_original_sender()
         "{}",
         got.data
     );
-    assert_eq!(inbox_texts(&server, "bob@example.org").await.len(), 1);
+    assert_eq!(
+        inbox_texts(&server.running.store, "bob@example.org")
+            .await
+            .len(),
+        1
+    );
 
     // The destination bounces to the SRS address: the bounce goes on to alice, from <>.
     c.expect("MAIL FROM:<>", 250, "").await;
