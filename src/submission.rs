@@ -185,19 +185,7 @@ pub fn complete_headers(message: &[u8], hostname: &str) -> Vec<u8> {
 
 /// True when the message's header section has a field `name` (case-insensitive).
 pub fn has_header(message: &[u8], name: &str) -> bool {
-    for line in message.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            return false;
-        }
-        if let Some(colon) = line.iter().position(|b| *b == b':') {
-            let field = line.get(..colon).unwrap_or_default();
-            if field.trim_ascii().eq_ignore_ascii_case(name.as_bytes()) {
-                return true;
-            }
-        }
-    }
-    false
+    crate::mime::header_fields(message).any(|field| field.eq_ignore_ascii_case(name.as_bytes()))
 }
 
 /// The current time as an RFC 5322 date.
