@@ -42,6 +42,8 @@ pub struct Running {
     pub tls: Tls,
     /// Set on the start that created the admin account, and only then.
     pub first_login: Option<FirstLogin>,
+    /// The web application the HTTP listeners serve (tests call it directly with `oneshot`).
+    pub router: axum::Router,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     grace: Duration,
@@ -161,6 +163,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             store: store.clone(),
             hostname: config.hostname.clone(),
             services,
+            auth: auth.clone(),
+            dns: dns.clone(),
+            tls: tls.clone(),
+            allow_plaintext: config.auth.allow_plaintext,
+            default_quota: config.limits.default_quota,
         },
         usize::try_from(config.limits.max_message_size)
             .unwrap_or(usize::MAX)
@@ -172,7 +179,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             "https" => Security::Implicit(tls.acceptor(WEB_ALPN)),
             _ => Security::Plain(None),
         };
-        listeners.push(Listener::bind(kind, addr, security, web::handler(router.clone())).await?);
+        let handler = web::handler(router.clone(), kind == "https");
+        listeners.push(Listener::bind(kind, addr, security, handler).await?);
     }
 
     let mut addresses: BTreeMap<&'static str, Vec<SocketAddr>> = BTreeMap::new();
@@ -193,6 +201,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         srs,
     );
     tasks.spawn(outbound.run(shutdown_rx.clone()));
+    tasks.spawn(flush_events(store.clone(), shutdown_rx.clone()));
     tls::spawn_background(&tls, shutdown_rx);
 
     Ok(Running {
@@ -201,6 +210,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         auth,
         tls,
         first_login,
+        router,
         shutdown,
         tasks,
         grace,
@@ -308,4 +318,22 @@ async fn first_start(store: &Store, config: &Config) -> anyhow::Result<Option<Fi
         .set_meta(INITIALIZED, &crate::store::now().to_string())
         .await?;
     Ok(login)
+}
+
+/// Writes the event counts (see `store::events`) once a minute and at shutdown.
+async fn flush_events(store: Store, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = net::stopped(&mut shutdown) => true,
+        };
+        if let Err(e) = store.flush_events().await {
+            tracing::warn!("cannot write event counts: {e}");
+        }
+        if stopping {
+            return;
+        }
+    }
 }

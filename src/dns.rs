@@ -11,10 +11,11 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::RData;
+use hickory_resolver::proto::rr::{RData, RecordType};
 use rand::seq::SliceRandom;
 
 use crate::config::DnsConfig;
+use crate::records::RecordKind;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DnsError {
@@ -163,6 +164,47 @@ impl Dns {
                             .map(|part| String::from_utf8_lossy(part))
                             .collect::<String>(),
                     ),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
+            Err(e) => Err(temporary(name, &e)),
+        }
+    }
+}
+
+impl Dns {
+    /// The records of `kind` at `name` in the form [`crate::records::DnsRecord::value`] uses
+    /// (MX `10 host.`, CNAME `host.`, SRV `0 1 993 host.`, TXT the joined text); empty when there
+    /// are none. For the admin panel's check of the published records.
+    pub async fn records(&self, name: &str, kind: RecordKind) -> Result<Vec<String>, DnsError> {
+        if kind == RecordKind::Txt {
+            return self.txt(name).await;
+        }
+        let record_type = match kind {
+            RecordKind::Mx => RecordType::MX,
+            RecordKind::Cname => RecordType::CNAME,
+            RecordKind::Srv => RecordType::SRV,
+            RecordKind::Txt => RecordType::TXT,
+        };
+        match self
+            .resolver
+            .lookup(absolute(name).as_str(), record_type)
+            .await
+        {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::MX(mx) => Some(format!("{} {}", mx.preference, mx.exchange.to_ascii())),
+                    RData::CNAME(c) => Some(c.0.to_ascii()),
+                    RData::SRV(srv) => Some(format!(
+                        "{} {} {} {}",
+                        srv.priority,
+                        srv.weight,
+                        srv.port,
+                        srv.target.to_ascii()
+                    )),
                     _ => None,
                 })
                 .collect()),

@@ -165,6 +165,67 @@ pub fn zone_file(records: &[DnsRecord]) -> String {
     out
 }
 
+/// What the DNS says about one record we ask the domain to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// There, as we would write it.
+    Found,
+    /// Nothing of its kind at the name.
+    Missing,
+    /// Something of its kind is there, but not this (what was found is given).
+    Different(Vec<String>),
+    /// The lookup failed (timeout, SERVFAIL); says nothing about the record.
+    Unknown(String),
+}
+
+/// Looks `record` up and compares it with what is published. Names compare without case;
+/// TXT records compare by content, whitespace aside. For a TXT record of a kind that allows only
+/// one per name (SPF, DMARC), any record of that kind that differs counts as different; for MX
+/// and SRV, the same target host counts as found whatever the preference or weight.
+pub async fn check(dns: &crate::dns::Dns, record: &DnsRecord) -> Published {
+    let found = match dns.records(&record.name, record.kind).await {
+        Ok(found) => found,
+        Err(e) => return Published::Unknown(e.to_string()),
+    };
+    compare(record, &found)
+}
+
+fn compare(record: &DnsRecord, found: &[String]) -> Published {
+    let squash = |s: &str| s.split_whitespace().collect::<String>();
+    let target = |s: &str| {
+        s.split_whitespace()
+            .last()
+            .unwrap_or("")
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+    };
+    // The tag that says what a TXT record is: "v=spf1", "v=DMARC1", "v=DKIM1".
+    let tag = record
+        .value
+        .split([' ', ';'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let is_txt = record.kind == RecordKind::Txt;
+    let same = |f: &str| {
+        if is_txt {
+            squash(f) == squash(&record.value)
+        } else {
+            target(f) == target(&record.value)
+        }
+    };
+    let related = |f: &str| !is_txt || f.to_ascii_lowercase().starts_with(&tag);
+    if found.iter().any(|f| same(f)) {
+        return Published::Found;
+    }
+    let others: Vec<String> = found.iter().filter(|f| related(f)).cloned().collect();
+    if others.is_empty() {
+        Published::Missing
+    } else {
+        Published::Different(others)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +268,47 @@ mod tests {
         );
         assert_eq!(txt_strings(r#"say "hi" \o/"#), r#""say \"hi\" \\o/""#);
         assert_eq!(txt_strings(""), "\"\"");
+    }
+}
+
+#[cfg(test)]
+mod compare_tests {
+    use super::*;
+
+    fn rec(kind: RecordKind, value: &str) -> DnsRecord {
+        DnsRecord::new("example.org.".into(), kind, value.into())
+    }
+
+    #[test]
+    fn txt_records_compare_by_content_and_kind() {
+        let spf = rec(RecordKind::Txt, "v=spf1 mx -all");
+        assert_eq!(compare(&spf, &["v=spf1  mx -all".into()]), Published::Found);
+        assert_eq!(
+            compare(&spf, &["google-site-verification=x".into()]),
+            Published::Missing
+        );
+        assert_eq!(
+            compare(&spf, &["v=spf1 a ~all".into(), "other".into()]),
+            Published::Different(vec!["v=spf1 a ~all".into()])
+        );
+        assert_eq!(compare(&spf, &[]), Published::Missing);
+    }
+
+    #[test]
+    fn host_records_compare_by_target() {
+        let mx = rec(RecordKind::Mx, "10 mail.example.org.");
+        assert_eq!(
+            compare(&mx, &["20 MAIL.example.org.".into()]),
+            Published::Found
+        );
+        assert_eq!(
+            compare(&mx, &["10 mx.elsewhere.net.".into()]),
+            Published::Different(vec!["10 mx.elsewhere.net.".into()])
+        );
+        let srv = rec(RecordKind::Srv, "0 1 993 mail.example.org.");
+        assert_eq!(
+            compare(&srv, &["5 0 993 mail.example.org.".into()]),
+            Published::Found
+        );
     }
 }

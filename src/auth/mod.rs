@@ -80,6 +80,7 @@ impl Authenticator {
             }
             _ => {
                 self.throttle.failed(protocol, ip, username);
+                self.store.count_event("login_failed");
                 Err(AuthError::Failed)
             }
         }

@@ -498,6 +498,7 @@ impl<'a, T: Transport> Session<'a, T> {
             ));
         }
         if from.size > self.smtp.max_message_size {
+            self.smtp.store.count_event("rejected:size");
             return self.error(Reply::new(
                 552,
                 "5.3.4",
@@ -582,8 +583,14 @@ impl<'a, T: Transport> Session<'a, T> {
             Ok(Some(e)) => e,
             Ok(None) => {
                 return match store.is_local_domain(&address.domain).await {
-                    Ok(true) => Reply::new(550, "5.1.1", "No such user here"),
-                    Ok(false) => Reply::new(554, "5.7.1", "Relay access denied"),
+                    Ok(true) => {
+                        store.count_event("rejected:unknown_user");
+                        Reply::new(550, "5.1.1", "No such user here")
+                    }
+                    Ok(false) => {
+                        store.count_event("rejected:relay");
+                        Reply::new(554, "5.7.1", "Relay access denied")
+                    }
                     Err(e) => self.store_error(e),
                 };
             }
@@ -592,6 +599,7 @@ impl<'a, T: Transport> Session<'a, T> {
         for account in &expansion.local {
             let quota = account.quota_bytes;
             if quota > 0 && account.used_bytes.saturating_add(declared_size as i64) >= quota {
+                store.count_event("rejected:quota");
                 return Reply::new(452, "4.2.2", format!("Mailbox full: {address}"));
             }
         }
@@ -778,6 +786,7 @@ impl<'a, T: Transport> Session<'a, T> {
         // circles (two aliases forwarding to each other across servers, RFC 5321 §6.3).
         let hops = count_received(message);
         if hops >= MAX_HOPS {
+            self.smtp.store.count_event("rejected:loop");
             return Reply::new(
                 554,
                 "5.4.6",
@@ -791,6 +800,7 @@ impl<'a, T: Transport> Session<'a, T> {
                 .verify(self.peer.ip(), helo, &env.from, message)
                 .await;
             if let Some(why) = verdict.reject {
+                self.smtp.store.count_event("rejected:dmarc");
                 return Reply::new(550, "5.7.1", why);
             }
             raw.extend_from_slice(verdict.header.as_bytes());

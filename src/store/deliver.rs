@@ -155,9 +155,11 @@ impl super::Store {
             .send(job)
             .await
             .map_err(|_| StoreError::Corrupt("the delivery writer has stopped".into()))?;
-        answer
+        let report = answer
             .await
-            .map_err(|_| StoreError::Corrupt("the delivery writer has stopped".into()))?
+            .map_err(|_| StoreError::Corrupt("the delivery writer has stopped".into()))??;
+        self.count_events("delivered", report.delivered.len() as i64);
+        Ok(report)
     }
 }
 

@@ -19,9 +19,11 @@ mod blobs;
 mod deliver;
 mod dkim;
 mod domains;
+mod events;
 mod mailboxes;
 mod messages;
 mod queue;
+mod sessions;
 // IMAP support: flags and change log, copy/move, mailbox management, FETCH views, search.
 mod copy;
 mod flags;
@@ -42,12 +44,14 @@ pub use copy::{Copied, Transfer};
 pub use deliver::{Delivered, Delivery, DeliveryReport, Target};
 pub use dkim::DkimKeys;
 pub use domains::{Alias, Domain};
+pub use events::StorageTotals;
 pub use flags::{FlagOp, FlagOutcome, FlagState, MailboxChanges, apply_flags};
 pub use folders::MailboxCounts;
 pub use mailboxes::{DEFAULT_MAILBOXES, Mailbox};
 pub use messages::{Flags, MessageMeta};
 pub use queue::{QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{SearchRow, TextField};
+pub use sessions::{WebSession, random_token};
 pub use views::{MessageView, ViewParts};
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +131,8 @@ pub struct Store {
     deliverer: deliver::Deliverer,
     /// Wakes the outbound worker when something is queued.
     queue_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Event counts not yet written (see `events`).
+    events: events::Pending,
 }
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -175,6 +181,7 @@ impl Store {
             reader,
             bus,
             queue_wake: Default::default(),
+            events: Default::default(),
         })
     }
 

@@ -7,11 +7,18 @@ use axum::response::{IntoResponse, Response};
 use super::WebError;
 
 /// (path under /static/, content type, bytes)
-const ASSETS: &[(&str, &str, &[u8])] = &[(
-    "style.css",
-    "text/css; charset=utf-8",
-    include_bytes!("../../static/style.css"),
-)];
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/style.css"),
+    ),
+    (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/admin.js"),
+    ),
+];
 
 pub(super) async fn serve(Path(path): Path<String>) -> Result<Response, WebError> {
     let (_, content_type, body) = ASSETS

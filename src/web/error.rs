@@ -13,6 +13,9 @@ pub enum WebError {
     NotFound,
     #[error("{0}")]
     BadRequest(String),
+    /// A refused request (CSRF, not allowed); the text says what to do.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -55,6 +58,7 @@ impl IntoResponse for WebError {
         match self {
             WebError::NotFound => page(StatusCode::NOT_FOUND, "There is nothing at this address."),
             WebError::BadRequest(m) => page(StatusCode::BAD_REQUEST, &m),
+            WebError::Forbidden(m) => page(StatusCode::FORBIDDEN, &m),
             WebError::Internal(cause) => {
                 tracing::error!("web request failed: {cause}");
                 page(

@@ -7,9 +7,11 @@
 //! ([`autoconfig`]), and the built-in static files.
 //! The admin panel (`/admin`) and the webmail mount on this router in their own modules.
 
+pub mod admin;
 mod assets;
 mod autoconfig;
 mod error;
+pub mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,8 +34,11 @@ use tower_http::trace::TraceLayer;
 
 pub use error::WebError;
 
+use crate::auth::Authenticator;
+use crate::dns::Dns;
 use crate::net::{Connection, Handler};
 use crate::store::Store;
+use crate::tls::Tls;
 
 /// A mail service as the start page lists it.
 #[derive(Debug, Clone)]
@@ -50,6 +55,15 @@ pub struct WebState {
     pub store: Store,
     pub hostname: String,
     pub services: Arc<Vec<Service>>,
+    pub auth: Authenticator,
+    /// For the admin panel's check of a domain's published records.
+    pub dns: Dns,
+    /// The certificate's status for the dashboard.
+    pub tls: Tls,
+    /// `[auth] allow_plaintext`: passwords over plain HTTP from other machines.
+    pub allow_plaintext: bool,
+    /// `[limits] default_quota`, proposed for new accounts.
+    pub default_quota: u64,
 }
 
 pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
@@ -70,6 +84,7 @@ pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
             axum::routing::post(autoconfig::autodiscover),
         )
         .route("/static/{*path}", get(assets::serve))
+        .merge(admin::router())
         .fallback(error::not_found)
         .with_state(state)
         .layer(CompressionLayer::new())
@@ -83,10 +98,21 @@ pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
 }
 
 /// Serves HTTP/1.1 and HTTP/2 on each connection; on shutdown, in-flight requests finish and
-/// keep-alive connections are closed.
-pub fn handler(router: Router) -> Handler {
+/// keep-alive connections are closed. `https` says whether the listener is the TLS one; every
+/// request carries it and the peer's address as a [`session::Client`].
+pub fn handler(router: Router, https: bool) -> Handler {
     Arc::new(move |conn: Connection| {
-        let service = TowerToHyperService::new(router.clone());
+        let client = session::Client {
+            ip: conn.peer.ip(),
+            https,
+        };
+        let router = router.clone();
+        let service = TowerToHyperService::new(tower::service_fn(
+            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(client);
+                tower::ServiceExt::oneshot(router.clone(), req)
+            },
+        ));
         Box::pin(async move {
             let Connection {
                 stream,

@@ -1,0 +1,256 @@
+//! The admin panel at `/admin`: dashboard, domains (with the DNS records to publish and a live
+//! check of them), accounts, aliases and the outbound queue.
+//!
+//! Server-rendered pages; every action is a POST with the session's CSRF token and goes
+//! through the same store functions as the CLI. Destructive actions have a confirmation page
+//! (works without JavaScript). After a successful POST the browser is redirected (303) to a
+//! page with a notice, so a reload never repeats the action; a failed one renders the form
+//! again with the error next to its field.
+
+mod accounts;
+mod aliases;
+mod dashboard;
+mod domains;
+mod login;
+mod queue;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, OriginalUri};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use super::WebState;
+use super::session::{self, Session};
+
+pub fn router() -> Router<WebState> {
+    Router::new()
+        .route("/admin", get(dashboard::page))
+        .route("/admin/", get(dashboard::page))
+        .route("/admin/login", get(login::form).post(login::submit))
+        .route("/admin/logout", post(login::logout))
+        .route("/admin/domains", get(domains::list).post(domains::add))
+        .route("/admin/domains/{name}", get(domains::show))
+        .route(
+            "/admin/domains/{name}/remove",
+            get(domains::confirm_remove).post(domains::remove),
+        )
+        .route("/admin/accounts", get(accounts::list).post(accounts::add))
+        .route("/admin/accounts/new", get(accounts::new_form))
+        .route("/admin/accounts/{address}", get(accounts::show))
+        .route("/admin/accounts/{address}/quota", post(accounts::set_quota))
+        .route(
+            "/admin/accounts/{address}/password",
+            post(accounts::reset_password),
+        )
+        .route("/admin/accounts/{address}/state", post(accounts::set_state))
+        .route(
+            "/admin/accounts/{address}/remove",
+            get(accounts::confirm_remove).post(accounts::remove),
+        )
+        .route("/admin/aliases", get(aliases::list).post(aliases::add))
+        .route("/admin/aliases/remove", post(aliases::remove))
+        .route("/admin/queue", get(queue::list))
+        .route("/admin/queue/{id}/retry", post(queue::retry))
+        .route(
+            "/admin/queue/{id}/drop",
+            get(queue::confirm_drop).post(queue::drop),
+        )
+        // Pages show accounts and secrets shown once: never cached, never framed.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                 frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+}
+
+/// A signed-in administrator. Without a session the request is redirected to the login page
+/// (and comes back afterwards); a signed-in user without the admin flag gets 403.
+pub struct Admin(pub Session);
+
+impl FromRequestParts<WebState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Admin, Response> {
+        let session = session::current(state, &parts.headers)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match session {
+            Some(s) if s.account.is_admin => Ok(Admin(s)),
+            Some(_) => Err(super::WebError::Forbidden(
+                "This account is not an administrator.".into(),
+            )
+            .into_response()),
+            None => {
+                let uri = parts
+                    .extensions
+                    .get::<OriginalUri>()
+                    .map(|u| u.0.clone())
+                    .unwrap_or_else(|| parts.uri.clone());
+                let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/admin");
+                Err(
+                    Redirect::to(&format!("/admin/login?next={}", url_encode(next)))
+                        .into_response(),
+                )
+            }
+        }
+    }
+}
+
+/// What every admin page shows around its content.
+#[derive(Default)]
+pub struct Chrome {
+    pub hostname: String,
+    pub user: String,
+    pub csrf: String,
+    /// The nav entry to highlight.
+    pub section: &'static str,
+    pub notice: Option<&'static str>,
+}
+
+impl Chrome {
+    fn new(state: &WebState, admin: &Admin, section: &'static str, done: Option<&str>) -> Chrome {
+        Chrome {
+            hostname: state.hostname.clone(),
+            user: admin.0.account.address.clone(),
+            csrf: admin.0.csrf_token.clone(),
+            section,
+            notice: done.and_then(notice),
+        }
+    }
+}
+
+/// The notices a redirect may ask for (`?done=`). Fixed texts only: a crafted link cannot make
+/// the panel say something of its choosing.
+fn notice(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "domain-removed" => "The domain was removed.",
+        "account-updated" => "The account was updated.",
+        "account-removed" => "The account and its mail were removed.",
+        "password-reset" => "The password was changed; the account's web sessions were ended.",
+        "alias-added" => "The alias was added.",
+        "alias-removed" => "The alias was removed.",
+        "queue-retry" => "The message will be tried again now.",
+        "queue-dropped" => "The message was removed from the queue.",
+        _ => return None,
+    })
+}
+
+/// After a successful POST: back to a page, with a notice.
+fn done(path: &str, code: &str) -> Response {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{path}{sep}done={code}")).into_response()
+}
+
+/// One page of a long list.
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    /// 1-based.
+    pub page: usize,
+    pub pages: usize,
+    pub total: usize,
+}
+
+const PAGE_SIZE: usize = 50;
+
+impl<T> Paged<T> {
+    fn new(all: Vec<T>, page: Option<usize>) -> Paged<T> {
+        let total = all.len();
+        let pages = total.div_ceil(PAGE_SIZE).max(1);
+        let page = page.unwrap_or(1).clamp(1, pages);
+        let items = all
+            .into_iter()
+            .skip((page - 1) * PAGE_SIZE)
+            .take(PAGE_SIZE)
+            .collect();
+        Paged {
+            items,
+            page,
+            pages,
+            total,
+        }
+    }
+
+    fn prev(&self) -> Option<usize> {
+        (self.page > 1).then(|| self.page - 1)
+    }
+
+    fn next(&self) -> Option<usize> {
+        (self.page < self.pages).then(|| self.page + 1)
+    }
+}
+
+/// Percent-encodes everything but unreserved characters, for query values and path segments.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
+                out.push(char::from(b))
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// "3 hours ago", "in 5 minutes": times relative to now, for tables.
+pub fn relative(t: i64) -> String {
+    let d = t - crate::store::now();
+    let (n, unit) = match d.unsigned_abs() {
+        s if s < 60 => {
+            return if d <= 0 {
+                "just now".into()
+            } else {
+                "now".into()
+            };
+        }
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 86400 => (s / 3600, "hour"),
+        s => (s / 86400, "day"),
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    if d < 0 {
+        format!("{n} {unit}{plural} ago")
+    } else {
+        format!("in {n} {unit}{plural}")
+    }
+}
+
+/// A UTC timestamp, `2026-11-27 10:04`.
+pub fn timestamp(t: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(format).ok())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// The generic confirmation page of destructive actions.
+#[derive(askama::Template, askama_web::WebTemplate)]
+#[template(path = "admin/confirm.html")]
+pub struct Confirm {
+    pub chrome: Chrome,
+    pub title: String,
+    pub text: String,
+    pub action: String,
+    pub button: &'static str,
+    pub back: String,
+    pub error: Option<String>,
+}
