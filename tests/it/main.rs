@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod backup;
+mod browser;
 mod cli;
 mod dkim_interop;
 mod dns_server;

@@ -1,0 +1,86 @@
+//! Browser journeys in headless Chromium (Debian's `chromium`, driven by npm's
+//! `playwright-core` from `tests/browser/`). `.ci/run` installs both and sets
+//! `MAILROOM_BROWSER_TESTS=required`, so there a missing browser fails the test; elsewhere it is
+//! skipped with a message. Screenshots of failures (and of the main pages) land in
+//! `tests/browser/artifacts/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::harness::{self, TestServer};
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Why the journeys cannot run here, if they cannot.
+fn missing() -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!("no Chromium at {chromium} (apt install chromium)"));
+    }
+    if !browser_dir().join("node_modules/playwright-core").exists() {
+        return Some("playwright-core is not installed (cd tests/browser && npm ci)".into());
+    }
+    None
+}
+
+/// Runs `tests/browser/<script>` against `server` with `vars`; panics with its output if the
+/// journey fails.
+pub async fn journey(script: &str, server: &TestServer, vars: &[(&str, String)]) {
+    if let Some(why) = missing() {
+        if std::env::var("MAILROOM_BROWSER_TESTS").as_deref() == Ok("required") {
+            panic!("browser tests are required here, but {why}");
+        }
+        eprintln!("SKIPPED {script}: {why}");
+        return;
+    }
+    let http = server.running.addr("http").expect("http listener");
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(browser_dir().join(script))
+        .current_dir(browser_dir())
+        .env("BASE_URL", format!("http://{http}"))
+        .env("ARTIFACTS", browser_dir().join("artifacts"))
+        .kill_on_drop(true);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
+        .await
+        .expect("the journey finishes within 3 minutes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    print!("{stdout}");
+}
+
+#[tokio::test]
+async fn admin_journey_in_chromium() {
+    let server = harness::start().await;
+    let login = server.running.first_login.clone().expect("first login");
+    let smtp = server.running.addr("smtp").expect("smtp listener");
+    journey(
+        "admin.mjs",
+        &server,
+        &[
+            ("ADMIN_ADDRESS", login.address),
+            ("ADMIN_PASSWORD", login.password),
+            ("SMTP_PORT", smtp.port().to_string()),
+        ],
+    )
+    .await;
+    // What the browser did is in the store.
+    let walter = server
+        .running
+        .store
+        .account_by_address("walter@browser.test")
+        .await
+        .unwrap();
+    if missing().is_none() {
+        let walter = walter.expect("account created in the browser");
+        assert_eq!(walter.quota_bytes, 1 << 20);
+        assert_eq!(walter.message_count, 1);
+    }
+    server.running.shutdown().await;
+}
