@@ -9,3 +9,6 @@ CREATE TABLE event_counts (
     count  INTEGER NOT NULL,
     PRIMARY KEY (hour, kind)
 ) WITHOUT ROWID;
+
+-- The webmail's signature, appended to new messages.
+ALTER TABLE accounts ADD COLUMN signature TEXT NOT NULL DEFAULT '';

@@ -168,6 +168,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             tls: tls.clone(),
             allow_plaintext: config.auth.allow_plaintext,
             default_quota: config.limits.default_quota,
+            max_message_size: config.limits.max_message_size,
+            submission: crate::submission::Submission::new(store.clone(), config.hostname.clone()),
         },
         usize::try_from(config.limits.max_message_size)
             .unwrap_or(usize::MAX)

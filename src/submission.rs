@@ -102,6 +102,21 @@ impl Submission {
         trace: &[u8],
         message: &[u8],
     ) -> Result<Vec<Delivered>, SubmitError> {
+        self.submit_keeping(account, from, recipients, trace, message, None)
+            .await
+    }
+
+    /// [`Submission::submit`], also storing the message as sent (in mailbox `sent` of the
+    /// account, marked seen) in the same commit as the local copies: the webmail's Send.
+    pub async fn submit_keeping(
+        &self,
+        account: &Account,
+        from: &str,
+        recipients: &[Recipient],
+        trace: &[u8],
+        message: &[u8],
+        sent: Option<i64>,
+    ) -> Result<Vec<Delivered>, SubmitError> {
         if !self.may_send_as(account, from).await? {
             return Err(SubmitError::NotYourAddress(from.to_string()));
         }
@@ -135,7 +150,15 @@ impl Submission {
                 }
             }
         }
-        let targets: Vec<Target> = accounts.into_iter().map(Target::inbox).collect();
+        let mut targets: Vec<Target> = accounts.into_iter().map(Target::inbox).collect();
+        if let Some(mailbox) = sent {
+            targets.push(Target {
+                account_id: account.id,
+                mailbox_id: Some(mailbox),
+                flags: crate::store::Flags::SEEN,
+                keywords: Vec::new(),
+            });
+        }
         let delivered = self
             .store
             .deliver_atomic(

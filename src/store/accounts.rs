@@ -19,6 +19,8 @@ pub struct Account {
     pub is_admin: bool,
     pub disabled: bool,
     pub created_at: i64,
+    /// Appended by the webmail to new messages.
+    pub signature: String,
 }
 
 pub struct NewAccount<'a> {
@@ -36,7 +38,7 @@ pub struct Expansion {
     pub remote: Vec<String>,
 }
 
-const ACCOUNT_COLUMNS: &str = "id, address, domain_id, password_hash, display_name, quota_bytes, used_bytes, message_count, is_admin, disabled, created_at";
+const ACCOUNT_COLUMNS: &str = "id, address, domain_id, password_hash, display_name, quota_bytes, used_bytes, message_count, is_admin, disabled, created_at, signature";
 /// Aliases may point to aliases; this bounds the chain (and breaks loops).
 const MAX_ALIAS_DEPTH: usize = 8;
 
@@ -148,6 +150,11 @@ impl Store {
 
     pub async fn set_display_name(&self, address: &str, name: &str) -> Result<()> {
         self.update_account(address, "display_name", name.trim().to_string())
+            .await
+    }
+
+    pub async fn set_signature(&self, address: &str, signature: &str) -> Result<()> {
+        self.update_account(address, "signature", signature.to_string())
             .await
     }
 

@@ -193,7 +193,7 @@ impl Store {
 
 /// Turns user words into an FTS5 query that can only mean "all these words": each word is
 /// quoted (doubling inner quotes), so no FTS5 operator or column filter can be injected.
-fn fts_query(words: &str) -> Option<String> {
+pub(super) fn fts_query(words: &str) -> Option<String> {
     let terms: Vec<String> = words
         .split_whitespace()
         .take(32)

@@ -18,6 +18,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/admin.js"),
     ),
+    (
+        "mail.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/mail.js"),
+    ),
 ];
 
 pub(super) async fn serve(Path(path): Path<String>) -> Result<Response, WebError> {

@@ -16,6 +16,9 @@ pub enum WebError {
     /// A refused request (CSRF, not allowed); the text says what to do.
     #[error("{0}")]
     Forbidden(String),
+    /// An upload over the size limit; the text says the limit.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -59,6 +62,7 @@ impl IntoResponse for WebError {
             WebError::NotFound => page(StatusCode::NOT_FOUND, "There is nothing at this address."),
             WebError::BadRequest(m) => page(StatusCode::BAD_REQUEST, &m),
             WebError::Forbidden(m) => page(StatusCode::FORBIDDEN, &m),
+            WebError::TooLarge(m) => page(StatusCode::PAYLOAD_TOO_LARGE, &m),
             WebError::Internal(cause) => {
                 tracing::error!("web request failed: {cause}");
                 page(

@@ -11,6 +11,9 @@ pub mod admin;
 mod assets;
 mod autoconfig;
 mod error;
+mod login;
+pub mod mail;
+pub mod sanitize;
 pub mod session;
 
 use std::sync::Arc;
@@ -38,6 +41,7 @@ use crate::auth::Authenticator;
 use crate::dns::Dns;
 use crate::net::{Connection, Handler};
 use crate::store::Store;
+use crate::submission::Submission;
 use crate::tls::Tls;
 
 /// A mail service as the start page lists it.
@@ -64,6 +68,10 @@ pub struct WebState {
     pub allow_plaintext: bool,
     /// `[limits] default_quota`, proposed for new accounts.
     pub default_quota: u64,
+    /// `[limits] max_message_size`: the webmail's largest message with attachments.
+    pub max_message_size: u64,
+    /// The webmail's Send (the same path as SMTP submission).
+    pub submission: Submission,
 }
 
 pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
@@ -85,10 +93,30 @@ pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
         )
         .route("/static/{*path}", get(assets::serve))
         .merge(admin::router())
+        .merge(mail::router())
         .fallback(error::not_found)
         .with_state(state)
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(max_body))
+        // The limit layer answers 413 with an empty body; say what the limit is instead.
+        .layer(axum::middleware::map_response(
+            move |res: Response| async move {
+                if res.status() == StatusCode::PAYLOAD_TOO_LARGE
+                    && !res
+                        .headers()
+                        .get(axum::http::header::CONTENT_TYPE)
+                        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"))
+                {
+                    return WebError::TooLarge(format!(
+                        "This upload is larger than the server accepts ({}). Attach less, or share \
+                     large files another way.",
+                        crate::config::format_size(max_body as u64)
+                    ))
+                    .into_response();
+                }
+                res
+            },
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,

@@ -18,3 +18,5 @@ mod smtp;
 mod smtp_interop;
 mod store;
 mod web;
+mod web_client;
+mod webmail;

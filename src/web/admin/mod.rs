@@ -11,26 +11,26 @@ mod accounts;
 mod aliases;
 mod dashboard;
 mod domains;
-mod login;
 mod queue;
 
-use axum::Router;
-use axum::extract::{FromRequestParts, OriginalUri};
+use axum::extract::{FromRequestParts, OriginalUri, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Form, Router};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::WebState;
-use super::session::{self, Session};
+use super::login::{self, Area};
+use super::session::{self, Client, Session};
 
 pub fn router() -> Router<WebState> {
     Router::new()
         .route("/admin", get(dashboard::page))
         .route("/admin/", get(dashboard::page))
-        .route("/admin/login", get(login::form).post(login::submit))
-        .route("/admin/logout", post(login::logout))
+        .route("/admin/login", get(sign_in_form).post(sign_in))
+        .route("/admin/logout", post(sign_out))
         .route("/admin/domains", get(domains::list).post(domains::add))
         .route("/admin/domains/{name}", get(domains::show))
         .route(
@@ -78,6 +78,33 @@ pub fn router() -> Router<WebState> {
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
+}
+
+async fn sign_in_form(
+    State(state): State<WebState>,
+    client: Client,
+    headers: HeaderMap,
+    Query(q): Query<login::NextQuery>,
+) -> Result<Response, super::WebError> {
+    login::form(Area::Admin, state, client, headers, q).await
+}
+
+async fn sign_in(
+    State(state): State<WebState>,
+    client: Client,
+    headers: HeaderMap,
+    Form(f): Form<login::LoginForm>,
+) -> Result<Response, super::WebError> {
+    login::submit(Area::Admin, state, client, headers, f).await
+}
+
+async fn sign_out(
+    State(state): State<WebState>,
+    client: Client,
+    headers: HeaderMap,
+    Form(f): Form<login::CsrfForm>,
+) -> Result<Response, super::WebError> {
+    login::logout(Area::Admin, state, client, headers, f).await
 }
 
 /// A signed-in administrator. Without a session the request is redirected to the login page

@@ -1,22 +1,54 @@
-//! Sign in and out of the admin panel.
+//! Sign in and out, for the admin panel (`/admin/login`) and the webmail (`/mail/login`): one
+//! form, one session (an administrator signed in to one is signed in to the other).
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
-use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::super::session::{self, Client, LOGIN_COOKIE, SESSION_COOKIE};
-use super::super::{WebError, WebState};
+use super::session::{self, Client, LOGIN_COOKIE, SESSION_COOKIE};
+use super::{WebError, WebState};
 use crate::auth::AuthError;
 use crate::store::random_token;
 
+/// Where a sign-in leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    Admin,
+    Mail,
+}
+
+impl Area {
+    fn base(self) -> &'static str {
+        match self {
+            Area::Admin => "/admin",
+            Area::Mail => "/mail",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Area::Admin => "Admin sign-in",
+            Area::Mail => "Webmail sign-in",
+        }
+    }
+
+    /// Whether `account` may enter.
+    fn admits(self, account: &crate::store::Account) -> bool {
+        match self {
+            Area::Admin => account.is_admin,
+            Area::Mail => true,
+        }
+    }
+}
+
 #[derive(Template, WebTemplate)]
-#[template(path = "admin/login.html")]
+#[template(path = "login.html")]
 struct LoginPage {
     hostname: String,
+    title: &'static str,
+    action: String,
     address: String,
     next: String,
     login_token: String,
@@ -24,35 +56,44 @@ struct LoginPage {
 }
 
 #[derive(Deserialize)]
-pub(super) struct NextQuery {
+pub struct NextQuery {
     next: Option<String>,
 }
 
-/// Only our own admin pages are a place to go back to after signing in.
-fn safe_next(next: Option<&str>) -> String {
+/// Only our own pages of the area are a place to go back to after signing in.
+fn safe_next(area: Area, next: Option<&str>) -> String {
+    let base = area.base();
+    let inside = |n: &str| {
+        n == base || n.starts_with(&format!("{base}/")) || n.starts_with(&format!("{base}?"))
+    };
     match next {
         Some(n)
-            if n.starts_with("/admin") && !n.starts_with("/admin/login") && !n.contains("//") =>
+            if inside(n)
+                && !n.starts_with(&format!("{base}/login"))
+                && !n.contains("//")
+                && !n.contains('\\') =>
         {
             n.to_string()
         }
-        _ => "/admin".to_string(),
+        _ => base.to_string(),
     }
 }
 
-pub(super) async fn form(
-    State(state): State<WebState>,
+pub async fn form(
+    area: Area,
+    state: WebState,
     client: Client,
     headers: HeaderMap,
-    Query(q): Query<NextQuery>,
+    q: NextQuery,
 ) -> Result<Response, WebError> {
-    let next = safe_next(q.next.as_deref());
+    let next = safe_next(area, q.next.as_deref());
     if let Some(s) = session::current(&state, &headers).await?
-        && s.account.is_admin
+        && area.admits(&s.account)
     {
         return Ok(Redirect::to(&next).into_response());
     }
     Ok(login_page(
+        area,
         &state,
         client,
         &headers,
@@ -65,7 +106,9 @@ pub(super) async fn form(
 
 /// The login form, with its double-submit token (reusing the browser's if it has one, so two
 /// open tabs both work).
+#[allow(clippy::too_many_arguments)]
 fn login_page(
+    area: Area,
     state: &WebState,
     client: Client,
     headers: &HeaderMap,
@@ -79,12 +122,13 @@ fn login_page(
         .unwrap_or_else(random_token);
     let error = error.or_else(|| {
         (!client.may_send_password(state.allow_plaintext)).then(|| {
-            "This connection is not encrypted. Open the admin panel over https:// to sign in."
-                .to_string()
+            "This connection is not encrypted. Open this page over https:// to sign in.".to_string()
         })
     });
     let page = LoginPage {
         hostname: state.hostname.clone(),
+        title: area.title(),
+        action: format!("{}/login", area.base()),
         address,
         next,
         login_token: token.clone(),
@@ -102,18 +146,19 @@ fn login_page(
 }
 
 #[derive(Deserialize)]
-pub(super) struct LoginForm {
+pub struct LoginForm {
     address: String,
     password: String,
     login_token: String,
     next: Option<String>,
 }
 
-pub(super) async fn submit(
-    State(state): State<WebState>,
+pub async fn submit(
+    area: Area,
+    state: WebState,
     client: Client,
     headers: HeaderMap,
-    Form(f): Form<LoginForm>,
+    f: LoginForm,
 ) -> Result<Response, WebError> {
     session::same_origin(&headers)?;
     let cookie = session::cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
@@ -123,9 +168,10 @@ pub(super) async fn submit(
                 .into(),
         ));
     }
-    let next = safe_next(f.next.as_deref());
+    let next = safe_next(area, f.next.as_deref());
     let again = |error: &str, status| {
         login_page(
+            area,
             &state,
             client,
             &headers,
@@ -137,7 +183,7 @@ pub(super) async fn submit(
     };
     if !client.may_send_password(state.allow_plaintext) {
         return Ok(again(
-            "This connection is not encrypted. Open the admin panel over https:// to sign in.",
+            "This connection is not encrypted. Open this page over https:// to sign in.",
             StatusCode::FORBIDDEN,
         ));
     }
@@ -161,7 +207,7 @@ pub(super) async fn submit(
         }
         Err(AuthError::Internal(e)) => return Err(WebError::Internal(e)),
     };
-    if !account.is_admin {
+    if !area.admits(&account) {
         return Ok(again(
             "This account is not an administrator.",
             StatusCode::FORBIDDEN,
@@ -185,15 +231,16 @@ pub(super) async fn submit(
 }
 
 #[derive(Deserialize)]
-pub(super) struct CsrfForm {
+pub struct CsrfForm {
     csrf: String,
 }
 
-pub(super) async fn logout(
-    State(state): State<WebState>,
+pub async fn logout(
+    area: Area,
+    state: WebState,
     client: Client,
     headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
+    f: CsrfForm,
 ) -> Result<Response, WebError> {
     session::same_origin(&headers)?;
     if let Some(s) = session::current(&state, &headers).await? {
@@ -205,7 +252,7 @@ pub(super) async fn logout(
             header::SET_COOKIE,
             session::set_cookie(SESSION_COOKIE, "", client, Some(0)),
         )],
-        Redirect::to("/admin/login"),
+        Redirect::to(&format!("{}/login", area.base())),
     )
         .into_response())
 }

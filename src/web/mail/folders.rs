@@ -1,0 +1,172 @@
+//! Managing folders: create (with `/` for sub-folders), rename, delete with their messages.
+//! INBOX and the special folders (Drafts, Sent, Junk, Trash, Archive) stay as they are.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::super::{WebError, WebState};
+use super::{Chrome, Reader};
+use crate::store::StoreError;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "mail/folders.html")]
+pub struct FoldersPage {
+    chrome: Chrome,
+    name: String,
+    error: Option<String>,
+    /// The folder whose rename failed, with why.
+    rename_error: Option<(i64, String)>,
+}
+
+impl FoldersPage {
+    fn rename_error_for(&self, id: &i64) -> Option<&str> {
+        self.rename_error
+            .as_ref()
+            .filter(|(i, _)| i == id)
+            .map(|(_, e)| e.as_str())
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+pub async fn page(
+    reader: Reader,
+    State(state): State<WebState>,
+    Query(q): Query<DoneQuery>,
+) -> Result<FoldersPage, WebError> {
+    Ok(FoldersPage {
+        chrome: Chrome::new(&state, &reader, None, q.done.as_deref()).await?,
+        name: String::new(),
+        error: None,
+        rename_error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct NameForm {
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+fn user_error(e: StoreError) -> Result<String, WebError> {
+    match e {
+        StoreError::Invalid(m) | StoreError::Conflict(m) | StoreError::NotFound(m) => Ok(m),
+        other => Err(other.into()),
+    }
+}
+
+pub async fn create(
+    reader: Reader,
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Form(f): Form<NameForm>,
+) -> Result<Response, WebError> {
+    reader.check(&headers, &f.csrf)?;
+    let name = f.name.trim().trim_matches('/').to_string();
+    let error = if name.is_empty() {
+        "Give the folder a name.".to_string()
+    } else {
+        match state
+            .store
+            .create_mailbox_path(reader.account_id(), &name)
+            .await
+        {
+            Ok(m) => {
+                return Ok(
+                    Redirect::to(&format!("/mail/box/{}?done=folder-created", m.id))
+                        .into_response(),
+                );
+            }
+            Err(e) => user_error(e)?,
+        }
+    };
+    Ok((
+        StatusCode::UNPROCESSABLE_ENTITY,
+        FoldersPage {
+            chrome: Chrome::new(&state, &reader, None, None).await?,
+            name: f.name,
+            error: Some(error),
+            rename_error: None,
+        },
+    )
+        .into_response())
+}
+
+fn is_system(m: &crate::store::Mailbox) -> bool {
+    m.special_use.is_some() || m.name.eq_ignore_ascii_case("INBOX")
+}
+
+pub async fn rename(
+    reader: Reader,
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<NameForm>,
+) -> Result<Response, WebError> {
+    reader.check(&headers, &f.csrf)?;
+    let mailbox = reader.mailbox(&state, id).await?;
+    let to = f.name.trim().trim_matches('/').to_string();
+    let error = if is_system(&mailbox) {
+        format!("{} is a standard folder and keeps its name.", mailbox.name)
+    } else if to.is_empty() {
+        "Give the folder a name.".to_string()
+    } else {
+        match state
+            .store
+            .rename_mailbox(reader.account_id(), &mailbox.name, &to)
+            .await
+        {
+            Ok(()) => return Ok(Redirect::to("/mail/folders?done=folder-renamed").into_response()),
+            Err(e) => user_error(e)?,
+        }
+    };
+    Ok((
+        StatusCode::UNPROCESSABLE_ENTITY,
+        FoldersPage {
+            chrome: Chrome::new(&state, &reader, None, None).await?,
+            name: String::new(),
+            error: None,
+            rename_error: Some((id, error)),
+        },
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn delete(
+    reader: Reader,
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    reader.check(&headers, &f.csrf)?;
+    let mailbox = reader.mailbox(&state, id).await?;
+    if is_system(&mailbox) {
+        return Err(WebError::BadRequest(format!(
+            "{} is a standard folder and cannot be deleted.",
+            mailbox.name
+        )));
+    }
+    match state
+        .store
+        .delete_mailbox(reader.account_id(), &mailbox.name)
+        .await
+    {
+        Ok(()) => Ok(Redirect::to("/mail/folders?done=folder-deleted").into_response()),
+        Err(e) => Err(WebError::BadRequest(user_error(e)?)),
+    }
+}

@@ -1,0 +1,313 @@
+//! Message lists (a folder, newest first, 50 a page; or search results) and what can be done
+//! to the selected messages: mark read/unread, flag, move, delete (to Trash; from Trash, for
+//! good).
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::super::{WebError, WebState};
+use super::{Chrome, Reader, iso_date, short_date};
+use crate::config::format_size;
+use crate::store::{FlagOp, Flags, ListEntry, MailQuery};
+
+pub const PAGE_SIZE: u32 = 50;
+/// Search results shown at most.
+const SEARCH_LIMIT: u32 = 200;
+
+/// One line of a list.
+pub struct Row {
+    pub mailbox_id: i64,
+    pub uid: u32,
+    pub from: String,
+    pub subject: String,
+    pub snippet: String,
+    pub date: String,
+    pub iso: String,
+    pub size: String,
+    pub attachment: bool,
+    pub seen: bool,
+    pub flagged: bool,
+    pub answered: bool,
+    /// The folder's name, in search results over all folders.
+    pub folder: Option<String>,
+}
+
+impl Row {
+    fn of(e: &ListEntry, folder: Option<String>) -> Row {
+        let t = e.header_date.unwrap_or(e.internal_date);
+        Row {
+            mailbox_id: e.mailbox_id,
+            uid: e.uid,
+            from: if e.from_display.is_empty() {
+                "(no sender)".into()
+            } else {
+                e.from_display.clone()
+            },
+            subject: if e.subject.trim().is_empty() {
+                "(no subject)".into()
+            } else {
+                e.subject.clone()
+            },
+            snippet: e.snippet.clone(),
+            date: short_date(t),
+            iso: iso_date(t),
+            size: format_size(u64::try_from(e.size).unwrap_or(0)),
+            attachment: e.has_attachment,
+            seen: e.flags.contains(Flags::SEEN),
+            flagged: e.flags.contains(Flags::FLAGGED),
+            answered: e.flags.contains(Flags::ANSWERED),
+            folder,
+        }
+    }
+
+    fn link(&self) -> String {
+        format!("/mail/box/{}/{}", self.mailbox_id, self.uid)
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "mail/list.html")]
+pub struct ListPage {
+    chrome: Chrome,
+    /// The folder acted on (for search over all folders: INBOX, for the actions form).
+    box_id: i64,
+    title: String,
+    rows: Vec<Row>,
+    page: u32,
+    pages: u32,
+    total: u32,
+    /// Set for search results.
+    search: Option<SearchForm>,
+    in_trash: bool,
+    /// Where actions return to.
+    back: String,
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    page: Option<u32>,
+    done: Option<String>,
+}
+
+pub async fn page(
+    reader: Reader,
+    State(state): State<WebState>,
+    Path(id): Path<i64>,
+    Query(q): Query<PageQuery>,
+) -> Result<ListPage, WebError> {
+    let mailbox = reader.mailbox(&state, id).await?;
+    let counts = state.store.mailbox_counts(id).await?;
+    let pages = counts.messages.div_ceil(PAGE_SIZE).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let entries = state
+        .store
+        .message_list(id, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+        .await?;
+    Ok(ListPage {
+        chrome: Chrome::new(&state, &reader, Some(id), q.done.as_deref()).await?,
+        box_id: id,
+        title: mailbox.name.clone(),
+        rows: entries.iter().map(|e| Row::of(e, None)).collect(),
+        page,
+        pages,
+        total: counts.messages,
+        search: None,
+        in_trash: mailbox.special_use.as_deref() == Some("\\Trash"),
+        back: if page > 1 {
+            format!("/mail/box/{id}?page={page}")
+        } else {
+            format!("/mail/box/{id}")
+        },
+    })
+}
+
+/// The search form, as typed.
+#[derive(Deserialize, Default, Clone)]
+pub struct SearchForm {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub subject: String,
+    /// `YYYY-MM-DD`.
+    #[serde(default)]
+    pub since: String,
+    #[serde(default)]
+    pub before: String,
+    pub attachment: Option<String>,
+    /// A folder id, or empty for all folders.
+    #[serde(default)]
+    pub folder: String,
+}
+
+impl SearchForm {
+    fn folder_id(&self) -> Option<i64> {
+        self.folder.parse().ok()
+    }
+}
+
+/// Midnight UTC of a `YYYY-MM-DD` date.
+fn day(s: &str) -> Result<Option<i64>, WebError> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s.trim(), format)
+        .map(|d| Some(d.midnight().assume_utc().unix_timestamp()))
+        .map_err(|_| WebError::BadRequest(format!("{s:?} is not a date (YYYY-MM-DD)")))
+}
+
+pub async fn search(
+    reader: Reader,
+    State(state): State<WebState>,
+    Query(f): Query<SearchForm>,
+) -> Result<ListPage, WebError> {
+    let folder = match f.folder_id() {
+        Some(id) => Some(reader.mailbox(&state, id).await?),
+        None => None,
+    };
+    let query = MailQuery {
+        words: f.q.clone(),
+        from: f.from.clone(),
+        to: f.to.clone(),
+        subject: f.subject.clone(),
+        since: day(&f.since)?,
+        // "Before" names the last day wanted: up to its end.
+        before: day(&f.before)?.map(|t| t + 86400),
+        has_attachment: f.attachment.is_some(),
+    };
+    let chrome = Chrome::new(&state, &reader, folder.as_ref().map(|m| m.id), None).await?;
+    let entries = if query.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .store
+            .search_mail(
+                reader.account_id(),
+                folder.as_ref().map(|m| m.id),
+                &query,
+                SEARCH_LIMIT,
+            )
+            .await?
+    };
+    let name_of = |id: i64| {
+        chrome
+            .folders
+            .iter()
+            .find(|f| f.id == id)
+            .map(|f| f.name.clone())
+    };
+    let rows: Vec<Row> = entries
+        .iter()
+        .map(|e| Row::of(e, folder.is_none().then(|| name_of(e.mailbox_id)).flatten()))
+        .collect();
+    let box_id = match &folder {
+        Some(m) => m.id,
+        None => chrome.folders.first().map(|f| f.id).unwrap_or(0),
+    };
+    Ok(ListPage {
+        title: match &folder {
+            Some(m) => format!("Search in {}", m.name),
+            None => "Search in all folders".into(),
+        },
+        total: rows.len() as u32,
+        rows,
+        page: 1,
+        pages: 1,
+        in_trash: folder
+            .as_ref()
+            .is_some_and(|m| m.special_use.as_deref() == Some("\\Trash")),
+        back: "/mail/search".into(),
+        search: Some(f),
+        box_id,
+        chrome,
+    })
+}
+
+/// Applies an action to the selected messages of folder `id`. The form (parsed by hand:
+/// `uid` repeats) carries `csrf`, `action`, the `uid`s, `target` for moves and `back`.
+pub async fn act(
+    reader: Reader,
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let mut csrf = String::new();
+    let mut action = String::new();
+    let mut target = String::new();
+    let mut back = String::new();
+    let mut uids: Vec<u32> = Vec::new();
+    for (k, v) in form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "csrf" => csrf = v.into_owned(),
+            "action" => action = v.into_owned(),
+            "target" => target = v.into_owned(),
+            "back" => back = v.into_owned(),
+            "uid" => uids.extend(v.parse::<u32>().ok()),
+            _ => {}
+        }
+    }
+    reader.check(&headers, &csrf)?;
+    let mailbox = reader.mailbox(&state, id).await?;
+    uids.sort_unstable();
+    uids.dedup();
+    let back = if back.starts_with("/mail/") && !back.contains("//") {
+        back
+    } else {
+        format!("/mail/box/{id}")
+    };
+    if uids.is_empty() {
+        return Ok(Redirect::to(&back).into_response());
+    }
+    let store = &state.store;
+    let flag = |op, f| store.set_flags(id, &uids, op, f, &[], None);
+    let done = match action.as_str() {
+        "read" => flag(FlagOp::Add, Flags::SEEN).await.map(|_| "updated")?,
+        "unread" => flag(FlagOp::Remove, Flags::SEEN).await.map(|_| "updated")?,
+        "flag" => flag(FlagOp::Add, Flags::FLAGGED).await.map(|_| "updated")?,
+        "unflag" => flag(FlagOp::Remove, Flags::FLAGGED)
+            .await
+            .map(|_| "updated")?,
+        "move" => {
+            let to: i64 = target
+                .parse()
+                .map_err(|_| WebError::BadRequest("Choose a folder to move to.".into()))?;
+            let to = reader.mailbox(&state, to).await?;
+            if to.id != id {
+                store.move_messages(id, &uids, to.id).await?;
+            }
+            "moved"
+        }
+        "delete" if mailbox.special_use.as_deref() == Some("\\Trash") => {
+            store.expunge(id, &uids).await?;
+            "purged"
+        }
+        "delete" => {
+            let trash = reader
+                .special(&state, "\\Trash")
+                .await?
+                .ok_or_else(|| WebError::BadRequest("There is no Trash folder.".into()))?;
+            store.move_messages(id, &uids, trash.id).await?;
+            "deleted"
+        }
+        other => return Err(WebError::BadRequest(format!("Unknown action {other:?}."))),
+    };
+    // Back to a single message that is no longer here: to its folder instead.
+    let gone = matches!(done, "moved" | "deleted" | "purged");
+    let back = if gone && back.starts_with(&format!("/mail/box/{id}/")) {
+        format!("/mail/box/{id}")
+    } else {
+        back
+    };
+    let sep = if back.contains('?') { '&' } else { '?' };
+    Ok(Redirect::to(&format!("{back}{sep}done={done}")).into_response())
+}

@@ -1,0 +1,314 @@
+//! The webmail at `/mail`: folders, message lists, reading, compose/reply/forward with
+//! attachments, search, settings, and live updates.
+//!
+//! It reads and changes mail through the store, as IMAP does, so each sees the other's
+//! changes at once (the store announces every change on its bus; the list page listens through
+//! server-sent events). Sending goes through the one submission path (`submission.rs`).
+//! Pages are server-rendered and work without JavaScript; `static/mail.js` adds keyboard
+//! shortcuts, local times, select-all and the live refresh.
+
+mod compose;
+mod events;
+mod folders;
+mod list;
+mod read;
+mod settings;
+
+use axum::extract::{FromRequestParts, OriginalUri, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use super::login::{self, Area};
+use super::session::{self, Client, Session};
+use super::{WebError, WebState};
+use crate::store::{Mailbox, MailboxCounts};
+
+pub fn router() -> Router<WebState> {
+    let pages = Router::new()
+        .route("/mail", get(home))
+        .route("/mail/", get(home))
+        .route("/mail/login", get(sign_in_form).post(sign_in))
+        .route("/mail/logout", post(sign_out))
+        .route("/mail/box/{id}", get(list::page))
+        .route("/mail/box/{id}/act", post(list::act))
+        .route("/mail/box/{id}/{uid}", get(read::page))
+        .route("/mail/box/{id}/{uid}/raw", get(read::raw))
+        .route("/mail/box/{id}/{uid}/part/{n}", get(read::attachment))
+        .route("/mail/search", get(list::search))
+        .route("/mail/compose", get(compose::form))
+        // Uploads: the router's overall request limit (the message size limit) applies, not
+        // axum's 2 MB default for extractors.
+        .route(
+            "/mail/send",
+            post(compose::send).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/mail/folders", get(folders::page).post(folders::create))
+        .route("/mail/folders/{id}/rename", post(folders::rename))
+        .route("/mail/folders/{id}/delete", post(folders::delete))
+        .route("/mail/settings", get(settings::page))
+        .route("/mail/settings/profile", post(settings::profile))
+        .route("/mail/settings/password", post(settings::password))
+        .route("/mail/events", get(events::stream))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                 frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ));
+    // The HTML body of a message has its own, stricter policy (set by the handler), and is
+    // framed by the reading page.
+    Router::new()
+        .route("/mail/box/{id}/{uid}/body", get(read::body))
+        .merge(pages)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+}
+
+async fn sign_in_form(
+    State(state): State<WebState>,
+    client: Client,
+    headers: HeaderMap,
+    Query(q): Query<login::NextQuery>,
+) -> Result<Response, WebError> {
+    login::form(Area::Mail, state, client, headers, q).await
+}
+
+async fn sign_in(
+    State(state): State<WebState>,
+    client: Client,
+    headers: HeaderMap,
+    Form(f): Form<login::LoginForm>,
+) -> Result<Response, WebError> {
+    login::submit(Area::Mail, state, client, headers, f).await
+}
+
+async fn sign_out(
+    State(state): State<WebState>,
+    client: Client,
+    headers: HeaderMap,
+    Form(f): Form<login::CsrfForm>,
+) -> Result<Response, WebError> {
+    login::logout(Area::Mail, state, client, headers, f).await
+}
+
+/// A signed-in account; without a session, a redirect to the sign-in page (and back).
+pub struct Reader(pub Session);
+
+impl FromRequestParts<WebState> for Reader {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Reader, Response> {
+        match session::current(state, &parts.headers).await {
+            Ok(Some(s)) => Ok(Reader(s)),
+            Ok(None) => {
+                let uri = parts
+                    .extensions
+                    .get::<OriginalUri>()
+                    .map(|u| u.0.clone())
+                    .unwrap_or_else(|| parts.uri.clone());
+                let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/mail");
+                Err(Redirect::to(&format!(
+                    "/mail/login?next={}",
+                    super::admin::url_encode(next)
+                ))
+                .into_response())
+            }
+            Err(e) => Err(e.into_response()),
+        }
+    }
+}
+
+impl Reader {
+    fn account_id(&self) -> i64 {
+        self.0.account.id
+    }
+
+    /// The mailbox `id` if it is this account's; otherwise not found (never "forbidden": the
+    /// answer must not tell whether someone else's mailbox exists).
+    async fn mailbox(&self, state: &WebState, id: i64) -> Result<Mailbox, WebError> {
+        state
+            .store
+            .mailbox_by_id(id)
+            .await?
+            .filter(|m| m.account_id == self.account_id())
+            .ok_or(WebError::NotFound)
+    }
+
+    /// This account's mailbox with special use `use_` (`\Sent`, `\Trash`, `\Drafts`).
+    async fn special(&self, state: &WebState, use_: &str) -> Result<Option<Mailbox>, WebError> {
+        Ok(state
+            .store
+            .mailboxes(self.account_id())
+            .await?
+            .into_iter()
+            .find(|m| m.special_use.as_deref() == Some(use_)))
+    }
+
+    fn check(&self, headers: &HeaderMap, csrf: &str) -> Result<(), WebError> {
+        session::same_origin(headers)?;
+        self.0.check_csrf(csrf)
+    }
+}
+
+/// A folder in the sidebar.
+pub struct Folder {
+    pub id: i64,
+    pub name: String,
+    /// Indented by its depth in the hierarchy.
+    pub depth: usize,
+    /// The last part of the name.
+    pub label: String,
+    pub special_use: Option<String>,
+    pub counts: MailboxCounts,
+}
+
+impl Folder {
+    fn link(&self) -> String {
+        format!("/mail/box/{}", self.id)
+    }
+
+    /// The default folders (special use, and INBOX) cannot be renamed or deleted here.
+    fn is_system(&self) -> bool {
+        self.special_use.is_some() || self.name.eq_ignore_ascii_case("INBOX")
+    }
+}
+
+/// The order of the sidebar: INBOX, the special folders in their usual order, then the
+/// others by name.
+fn folder_rank(m: &Mailbox) -> (u8, String) {
+    let rank = if m.name.eq_ignore_ascii_case("INBOX") {
+        0
+    } else {
+        match m.special_use.as_deref() {
+            Some("\\Drafts") => 1,
+            Some("\\Sent") => 2,
+            Some("\\Archive") => 3,
+            Some("\\Junk") => 4,
+            Some("\\Trash") => 5,
+            _ => 6,
+        }
+    };
+    (rank, m.name.to_lowercase())
+}
+
+/// What every webmail page shows around its content.
+#[derive(Default)]
+pub struct Chrome {
+    pub hostname: String,
+    pub user: String,
+    pub csrf: String,
+    pub folders: Vec<Folder>,
+    /// The folder being shown, if any.
+    pub current: Option<i64>,
+    pub notice: Option<&'static str>,
+}
+
+impl Chrome {
+    fn is_current(&self, id: &i64) -> bool {
+        self.current == Some(*id)
+    }
+
+    async fn new(
+        state: &WebState,
+        reader: &Reader,
+        current: Option<i64>,
+        done: Option<&str>,
+    ) -> Result<Chrome, WebError> {
+        let mut boxes = state.store.mailboxes(reader.account_id()).await?;
+        boxes.sort_by_key(folder_rank);
+        let mut folders = Vec::with_capacity(boxes.len());
+        for m in boxes {
+            let counts = state.store.mailbox_counts(m.id).await?;
+            folders.push(Folder {
+                id: m.id,
+                depth: m.name.matches('/').count(),
+                label: m.name.rsplit('/').next().unwrap_or(&m.name).to_string(),
+                name: m.name,
+                special_use: m.special_use,
+                counts,
+            });
+        }
+        Ok(Chrome {
+            hostname: state.hostname.clone(),
+            user: reader.0.account.address.clone(),
+            csrf: reader.0.csrf_token.clone(),
+            folders,
+            current,
+            notice: done.and_then(notice),
+        })
+    }
+}
+
+/// Notices after a redirect (`?done=`); fixed texts only.
+fn notice(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "sent" => "Your message was sent.",
+        "draft" => "The draft was saved in Drafts.",
+        "moved" => "Moved.",
+        "deleted" => "Moved to Trash.",
+        "purged" => "Deleted for good.",
+        "updated" => "Updated.",
+        "folder-created" => "The folder was created.",
+        "folder-renamed" => "The folder was renamed.",
+        "folder-deleted" => "The folder and its messages were deleted.",
+        "password" => "Your password was changed.",
+        "profile" => "Saved.",
+        _ => return None,
+    })
+}
+
+async fn home(reader: Reader, State(state): State<WebState>) -> Result<Response, WebError> {
+    let inbox = state
+        .store
+        .mailbox(reader.account_id(), "INBOX")
+        .await?
+        .ok_or(WebError::NotFound)?;
+    Ok(Redirect::to(&format!("/mail/box/{}", inbox.id)).into_response())
+}
+
+/// A short date for lists: the time today, the day this year, the full date otherwise (UTC;
+/// `mail.js` shows local time from the `datetime` attribute).
+pub fn short_date(t: i64) -> String {
+    use time::OffsetDateTime;
+    use time::macros::format_description;
+    let (Ok(d), Ok(now)) = (
+        OffsetDateTime::from_unix_timestamp(t),
+        OffsetDateTime::from_unix_timestamp(crate::store::now()),
+    ) else {
+        return String::new();
+    };
+    let format = if d.date() == now.date() {
+        format_description!("[hour]:[minute]")
+    } else if d.year() == now.year() {
+        format_description!("[month repr:short] [day padding:none]")
+    } else {
+        format_description!("[year]-[month]-[day]")
+    };
+    d.format(format).unwrap_or_default()
+}
+
+/// ISO 8601 for `<time datetime>`.
+pub fn iso_date(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,156 @@
+//! Settings: display name and signature; password change (with the current password).
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::super::session::Client;
+use super::super::{WebError, WebState};
+use super::{Chrome, Reader};
+use crate::auth::{AuthError, password};
+
+/// New passwords are at least this long.
+const MIN_PASSWORD: usize = 10;
+/// A signature longer than this is a mistake (a pasted message).
+const MAX_SIGNATURE: usize = 4000;
+
+#[derive(Template, WebTemplate, Default)]
+#[template(path = "mail/settings.html")]
+pub struct SettingsPage {
+    chrome: Chrome,
+    display_name: String,
+    signature: String,
+    profile_error: Option<String>,
+    current_error: Option<String>,
+    new_error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+async fn settings_page(
+    state: &WebState,
+    reader: &Reader,
+    done: Option<&str>,
+) -> Result<SettingsPage, WebError> {
+    Ok(SettingsPage {
+        chrome: Chrome::new(state, reader, None, done).await?,
+        display_name: reader.0.account.display_name.clone(),
+        signature: reader.0.account.signature.clone(),
+        ..SettingsPage::default()
+    })
+}
+
+pub async fn page(
+    reader: Reader,
+    State(state): State<WebState>,
+    Query(q): Query<DoneQuery>,
+) -> Result<SettingsPage, WebError> {
+    settings_page(&state, &reader, q.done.as_deref()).await
+}
+
+#[derive(Deserialize)]
+pub struct ProfileForm {
+    csrf: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    signature: String,
+}
+
+pub async fn profile(
+    reader: Reader,
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Form(f): Form<ProfileForm>,
+) -> Result<Response, WebError> {
+    reader.check(&headers, &f.csrf)?;
+    let name = f.display_name.trim();
+    if name.chars().count() > 200 || name.contains(['\r', '\n', '<', '>', '"']) {
+        let mut page = settings_page(&state, &reader, None).await?;
+        page.display_name = f.display_name;
+        page.signature = f.signature;
+        page.profile_error =
+            Some("At most 200 characters, without quotes or angle brackets.".into());
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    if f.signature.chars().count() > MAX_SIGNATURE {
+        let mut page = settings_page(&state, &reader, None).await?;
+        page.display_name = f.display_name;
+        page.signature = f.signature;
+        page.profile_error = Some(format!(
+            "A signature of at most {MAX_SIGNATURE} characters."
+        ));
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    let address = &reader.0.account.address;
+    state.store.set_display_name(address, name).await?;
+    state
+        .store
+        .set_signature(address, &f.signature.replace("\r\n", "\n"))
+        .await?;
+    Ok(Redirect::to("/mail/settings?done=profile").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    new: String,
+    #[serde(default)]
+    repeat: String,
+}
+
+pub async fn password(
+    reader: Reader,
+    State(state): State<WebState>,
+    client: Client,
+    headers: HeaderMap,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, WebError> {
+    reader.check(&headers, &f.csrf)?;
+    let mut page = settings_page(&state, &reader, None).await?;
+    // The current password through the shared throttle: a stolen session cannot guess it.
+    match state
+        .auth
+        .login("http", client.ip, &reader.0.account.address, &f.current)
+        .await
+    {
+        Ok(_) => {}
+        Err(AuthError::Failed) => {
+            page.current_error = Some("This is not your current password.".into())
+        }
+        Err(AuthError::Locked(s)) => {
+            page.current_error = Some(format!(
+                "Too many failed attempts; try again in {s} seconds."
+            ))
+        }
+        Err(AuthError::Internal(e)) => return Err(WebError::Internal(e)),
+    }
+    if f.new.chars().count() < MIN_PASSWORD {
+        page.new_error = Some(format!("At least {MIN_PASSWORD} characters."));
+    } else if f.new.len() > password::MAX_PASSWORD_LEN {
+        page.new_error = Some("At most 1024 bytes.".into());
+    } else if f.new != f.repeat {
+        page.new_error = Some("The two new passwords differ.".into());
+    }
+    if page.current_error.is_some() || page.new_error.is_some() {
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    let hash = password::hash(&f.new)
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    state
+        .store
+        .set_password_hash(&reader.0.account.address, &hash)
+        .await?;
+    Ok(Redirect::to("/mail/settings?done=password").into_response())
+}

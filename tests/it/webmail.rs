@@ -1,0 +1,769 @@
+//! The webmail through its router (`oneshot`): sign-in, isolation between accounts, CSRF,
+//! reading (sanitized HTML, attachments), actions, compose/reply/forward/drafts, search,
+//! folders, settings and live events.
+
+use axum::http::StatusCode;
+use mailroom::store::{Delivery, Flags, Store, Target};
+
+use crate::harness::{self, TestServer};
+use crate::web_client::{Browser, field};
+
+/// bob@localhost and carol@localhost, password "secret".
+async fn server() -> TestServer {
+    let server = harness::start().await;
+    harness::account(&server.running.store, "bob@localhost", 0).await;
+    harness::account(&server.running.store, "carol@localhost", 0).await;
+    server
+}
+
+async fn signed_in(server: &TestServer, who: &str) -> (Browser, String) {
+    let mut b = Browser::new(server);
+    let page = b.sign_in_at("/mail", who, "secret").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let csrf = b.csrf_of("/mail/settings").await;
+    (b, csrf)
+}
+
+async fn mailbox(store: &Store, who: &str, name: &str) -> i64 {
+    let a = store.account_by_address(who).await.unwrap().unwrap();
+    store.mailbox(a.id, name).await.unwrap().unwrap().id
+}
+
+async fn deliver(store: &Store, who: &str, raw: &[u8]) -> u32 {
+    let a = store.account_by_address(who).await.unwrap().unwrap();
+    store
+        .deliver(
+            Delivery {
+                raw,
+                internal_date: None,
+            },
+            &[Target::inbox(a.id)],
+        )
+        .await
+        .unwrap()
+        .delivered[0]
+        .uid
+}
+
+/// A message with a text part, an HTML part (hostile bits included) and an HTML attachment.
+const RICH: &str = "From: Alice <alice@example.net>\r\nTo: bob@localhost\r\nSubject: Quarterly report\r\n\
+Message-ID: <report-1@example.net>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\nContent-Type: multipart/alternative; boundary=alt\r\n\r\n\
+--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe numbers are up.\r\n\
+--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>The <b>numbers</b> are up.</p>\
+<script>window.pwned=1</script><img src=x onerror=\"window.pwned=1\"><img src=\"https://tracker.example/p.gif\">\
+<a href=\"javascript:window.pwned=1\">click</a>\r\n--alt--\r\n\
+--outer\r\nContent-Type: text/html; name=\"evil.html\"\r\nContent-Disposition: attachment; filename=\"evil.html\"\r\n\r\n\
+<script>alert(1)</script>\r\n--outer--\r\n";
+
+#[tokio::test]
+async fn pages_need_a_session_and_never_show_another_accounts_mail() {
+    let server = server().await;
+    let store = server.running.store.clone();
+    let inbox = mailbox(&store, "bob@localhost", "INBOX").await;
+    let uid = deliver(&store, "bob@localhost", RICH.as_bytes()).await;
+    let mut anonymous = Browser::new(&server);
+    for path in [
+        "/mail".to_string(),
+        format!("/mail/box/{inbox}"),
+        format!("/mail/box/{inbox}/{uid}"),
+        format!("/mail/box/{inbox}/{uid}/body"),
+        format!("/mail/box/{inbox}/{uid}/part/0"),
+        format!("/mail/box/{inbox}/{uid}/raw"),
+        "/mail/search?q=report".into(),
+        "/mail/compose".into(),
+        "/mail/folders".into(),
+        "/mail/settings".into(),
+        "/mail/events".into(),
+    ] {
+        let page = anonymous.get(&path).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(
+            page.location.starts_with("/mail/login?next=%2Fmail"),
+            "{path}: {}",
+            page.location
+        );
+    }
+    for path in [
+        format!("/mail/box/{inbox}/act"),
+        "/mail/send".into(),
+        "/mail/folders".into(),
+        format!("/mail/folders/{inbox}/rename"),
+        format!("/mail/folders/{inbox}/delete"),
+        "/mail/settings/profile".into(),
+        "/mail/settings/password".into(),
+    ] {
+        let page = anonymous.post(&path, &[("csrf", "x")]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+    }
+
+    // Carol, signed in, tries Bob's mailbox and message: 404 every time, and no content.
+    let (mut carol, csrf) = signed_in(&server, "carol@localhost").await;
+    for path in [
+        format!("/mail/box/{inbox}"),
+        format!("/mail/box/{inbox}/{uid}"),
+        format!("/mail/box/{inbox}/{uid}/body"),
+        format!("/mail/box/{inbox}/{uid}/part/0"),
+        format!("/mail/box/{inbox}/{uid}/raw"),
+        format!("/mail/compose?reply={inbox}:{uid}"),
+        format!("/mail/compose?forward={inbox}:{uid}"),
+        format!("/mail/search?q=numbers&folder={inbox}"),
+    ] {
+        let page = carol.get(&path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!page.body.contains("Quarterly"), "{path}");
+        assert!(!page.body.contains("numbers"), "{path}");
+    }
+    let page = carol.get("/mail/search?q=numbers").await;
+    assert!(page.body.contains("Nothing found"), "{}", page.body);
+    let trash = mailbox(&store, "carol@localhost", "Trash").await;
+    let uid_s = uid.to_string();
+    let page = carol
+        .post(
+            &format!("/mail/box/{inbox}/act"),
+            &[("csrf", &csrf), ("action", "delete"), ("uid", &uid_s)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    let page = carol
+        .post(
+            &format!("/mail/box/{trash}/act"),
+            &[
+                ("csrf", &csrf),
+                ("action", "move"),
+                ("target", &inbox.to_string()),
+                ("uid", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert_eq!(store.messages(inbox).await.unwrap().len(), 1);
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn forged_posts_are_refused() {
+    let server = server().await;
+    let store = server.running.store.clone();
+    let inbox = mailbox(&store, "bob@localhost", "INBOX").await;
+    let uid = deliver(&store, "bob@localhost", RICH.as_bytes()).await;
+    let (mut bob, _) = signed_in(&server, "bob@localhost").await;
+    let page = bob
+        .post(
+            &format!("/mail/box/{inbox}/act"),
+            &[
+                ("csrf", "forged"),
+                ("action", "delete"),
+                ("uid", &uid.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let page = bob
+        .post_multipart(
+            "/mail/send",
+            &[
+                ("to", "carol@localhost"),
+                ("subject", "forged"),
+                ("body", "x"),
+                ("action", "send"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let page = bob
+        .post("/mail/folders", &[("csrf", "nope"), ("name", "X")])
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(store.messages(inbox).await.unwrap().len(), 1);
+    let carol_inbox = mailbox(&store, "carol@localhost", "INBOX").await;
+    assert!(store.messages(carol_inbox).await.unwrap().is_empty());
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn reading_sanitizes_html_blocks_remote_images_and_downloads_attachments() {
+    let server = server().await;
+    let store = server.running.store.clone();
+    let inbox = mailbox(&store, "bob@localhost", "INBOX").await;
+    let uid = deliver(&store, "bob@localhost", RICH.as_bytes()).await;
+    let (mut bob, _) = signed_in(&server, "bob@localhost").await;
+
+    let list = bob.get(&format!("/mail/box/{inbox}")).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.body.contains("Quarterly report"));
+    assert!(list.body.contains("msg unread"), "{}", list.body);
+    assert!(list.body.contains("Has attachments"));
+
+    let page = bob.get(&format!("/mail/box/{inbox}/{uid}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Alice &#60;alice@example.net&#62;"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("sandbox=\"allow-popups allow-popups-to-escape-sandbox\"")
+    );
+    assert!(page.body.contains("id=\"images-blocked\""));
+    assert!(page.body.contains("evil.html"));
+    assert!(!page.body.contains("<script>window.pwned"));
+    // Opening marked it read.
+    let m = &store.messages(inbox).await.unwrap()[0];
+    assert!(m.flags.contains(Flags::SEEN));
+
+    let body = bob.get(&format!("/mail/box/{inbox}/{uid}/body")).await;
+    assert_eq!(body.status, StatusCode::OK);
+    let csp = body.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("sandbox"), "{csp}");
+    assert!(csp.contains("default-src 'none'"));
+    assert!(!csp.contains("https:"), "{csp}");
+    assert!(body.body.contains("<b>numbers</b>"));
+    for bad in ["<script", "onerror", "javascript:", "tracker.example"] {
+        assert!(!body.body.contains(bad), "{bad} in {}", body.body);
+    }
+    let allowed = bob
+        .get(&format!("/mail/box/{inbox}/{uid}/body?images=1"))
+        .await;
+    assert!(allowed.body.contains("https://tracker.example/p.gif"));
+    assert!(
+        allowed.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("img-src data: https: http:")
+    );
+
+    let file = bob.get(&format!("/mail/box/{inbox}/{uid}/part/0")).await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert_eq!(file.headers["content-type"], "application/octet-stream");
+    let disposition = file.headers["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"evil.html\""),
+        "{disposition}"
+    );
+    assert_eq!(file.headers["x-content-type-options"], "nosniff");
+    assert!(file.body.contains("<script>alert(1)</script>"));
+    assert_eq!(
+        bob.get(&format!("/mail/box/{inbox}/{uid}/part/5"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let raw = bob.get(&format!("/mail/box/{inbox}/{uid}/raw")).await;
+    assert!(raw.body.contains("Message-ID: <report-1@example.net>"));
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn actions_mark_flag_move_and_delete() {
+    let server = server().await;
+    let store = server.running.store.clone();
+    let inbox = mailbox(&store, "bob@localhost", "INBOX").await;
+    let trash = mailbox(&store, "bob@localhost", "Trash").await;
+    let archive = mailbox(&store, "bob@localhost", "Archive").await;
+    let mut uids = Vec::new();
+    for i in 0..3 {
+        uids.push(
+            deliver(
+                &store,
+                "bob@localhost",
+                &harness::message(&format!("m{i}"), "w", 500),
+            )
+            .await,
+        );
+    }
+    let (mut bob, csrf) = signed_in(&server, "bob@localhost").await;
+    let act = format!("/mail/box/{inbox}/act");
+    let (a, b) = (uids[0].to_string(), uids[1].to_string());
+    let page = bob
+        .post(
+            &act,
+            &[
+                ("csrf", &csrf),
+                ("action", "read"),
+                ("uid", &a),
+                ("uid", &b),
+            ],
+        )
+        .await;
+    assert_eq!(page.location, format!("/mail/box/{inbox}?done=updated"));
+    let flags: Vec<bool> = store
+        .messages(inbox)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.flags.contains(Flags::SEEN))
+        .collect();
+    assert_eq!(flags, vec![true, true, false]);
+    bob.post(&act, &[("csrf", &csrf), ("action", "flag"), ("uid", &a)])
+        .await;
+    assert!(
+        store.messages(inbox).await.unwrap()[0]
+            .flags
+            .contains(Flags::FLAGGED)
+    );
+    let page = bob
+        .post(
+            &act,
+            &[
+                ("csrf", &csrf),
+                ("action", "move"),
+                ("target", &archive.to_string()),
+                ("uid", &a),
+            ],
+        )
+        .await;
+    assert_eq!(page.location, format!("/mail/box/{inbox}?done=moved"));
+    assert_eq!(store.messages(archive).await.unwrap().len(), 1);
+    let page = bob
+        .post(&act, &[("csrf", &csrf), ("action", "delete"), ("uid", &b)])
+        .await;
+    assert_eq!(page.location, format!("/mail/box/{inbox}?done=deleted"));
+    assert_eq!(store.messages(inbox).await.unwrap().len(), 1);
+    let in_trash = store.messages(trash).await.unwrap();
+    assert_eq!(in_trash.len(), 1);
+    // From Trash, delete is final.
+    let page = bob
+        .post(
+            &format!("/mail/box/{trash}/act"),
+            &[
+                ("csrf", &csrf),
+                ("action", "delete"),
+                ("uid", &in_trash[0].uid.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(page.location, format!("/mail/box/{trash}?done=purged"));
+    assert!(store.messages(trash).await.unwrap().is_empty());
+    // Deleting from a message page returns to its folder.
+    let c = uids[2].to_string();
+    let page = bob
+        .post(
+            &act,
+            &[
+                ("csrf", &csrf),
+                ("action", "delete"),
+                ("uid", &c),
+                ("back", &format!("/mail/box/{inbox}/{c}")),
+            ],
+        )
+        .await;
+    assert_eq!(page.location, format!("/mail/box/{inbox}?done=deleted"));
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn send_reply_forward_and_drafts_go_through_submission() {
+    let server = server().await;
+    let store = server.running.store.clone();
+    let inbox = mailbox(&store, "bob@localhost", "INBOX").await;
+    let uid = deliver(&store, "bob@localhost", RICH.as_bytes()).await;
+    let (mut bob, csrf) = signed_in(&server, "bob@localhost").await;
+
+    // Validation next to the field; nothing sent.
+    let page = bob
+        .post_multipart(
+            "/mail/send",
+            &[
+                ("csrf", &csrf),
+                ("to", "not an address"),
+                ("subject", "x"),
+                ("body", "x"),
+                ("action", "send"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("id=\"to-error\""), "{}", page.body);
+    let page = bob
+        .post_multipart(
+            "/mail/send",
+            &[
+                ("csrf", &csrf),
+                ("to", "nobody@localhost"),
+                ("subject", "x"),
+                ("body", "x"),
+                ("action", "send"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("no such mailbox"), "{}", page.body);
+
+    // Reply, prefilled from the original.
+    let form = bob.get(&format!("/mail/compose?reply={inbox}:{uid}")).await;
+    assert!(
+        form.body.contains("value=\"alice@example.net\""),
+        "{}",
+        form.body
+    );
+    assert!(form.body.contains("value=\"Re: Quarterly report\""));
+    assert!(form.body.contains("&#62; The numbers are up."));
+    let in_reply_to = field(&form.body, "in_reply_to");
+    assert_eq!(in_reply_to, "report-1@example.net");
+
+    // Send to a local user with an attachment: carol gets it, Sent keeps a copy, the original
+    // is marked answered.
+    let page = bob
+        .post_multipart(
+            "/mail/send",
+            &[
+                ("csrf", &csrf),
+                ("to", "Carol <carol@localhost>"),
+                ("cc", ""),
+                ("bcc", ""),
+                ("subject", "Re: Quarterly report"),
+                ("body", "Looks good.\n\n> The numbers are up."),
+                ("in_reply_to", &in_reply_to),
+                ("references", "report-1@example.net"),
+                ("reply_of", &format!("{inbox}:{uid}")),
+                ("action", "send"),
+            ],
+            &[("attachment", "notes.txt", "text/plain", b"attached notes\n")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let sent = mailbox(&store, "bob@localhost", "Sent").await;
+    assert_eq!(page.location, format!("/mail/box/{sent}?done=sent"));
+    let carol = harness::inbox_texts(&store, "carol@localhost").await;
+    assert_eq!(carol.len(), 1);
+    let m = &carol[0];
+    assert!(m.contains("In-Reply-To: <report-1@example.net>"), "{m}");
+    assert!(m.contains("Subject: Re: Quarterly report"));
+    assert!(m.contains("notes.txt"), "{m}");
+    assert!(m.contains("DKIM-Signature:"), "signed on the way: {m}");
+    assert!(!m.to_ascii_lowercase().contains("\r\nbcc:"));
+    let sent_copy = store.messages(sent).await.unwrap();
+    assert_eq!(sent_copy.len(), 1);
+    assert!(sent_copy[0].flags.contains(Flags::SEEN));
+    assert!(
+        store.messages(inbox).await.unwrap()[0]
+            .flags
+            .contains(Flags::ANSWERED)
+    );
+
+    // Forward: the original goes along as an attachment.
+    let form = bob
+        .get(&format!("/mail/compose?forward={inbox}:{uid}"))
+        .await;
+    assert!(form.body.contains("Fwd: Quarterly report"));
+    let page = bob
+        .post_multipart(
+            "/mail/send",
+            &[
+                ("csrf", &csrf),
+                ("to", "carol@localhost"),
+                ("subject", "Fwd: Quarterly report"),
+                ("body", "FYI"),
+                ("forward_of", &format!("{inbox}:{uid}")),
+                ("action", "send"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let carol = harness::inbox_texts(&store, "carol@localhost").await;
+    assert!(carol[1].contains("message/rfc822"), "{}", carol[1]);
+    assert!(carol[1].contains("Message-ID: <report-1@example.net>"));
+
+    // A draft goes to Drafts, flagged as a draft; no recipient needed.
+    let page = bob
+        .post_multipart(
+            "/mail/send",
+            &[
+                ("csrf", &csrf),
+                ("to", ""),
+                ("subject", "Unfinished"),
+                ("body", "tbc"),
+                ("action", "draft"),
+            ],
+            &[],
+        )
+        .await;
+    let drafts = mailbox(&store, "bob@localhost", "Drafts").await;
+    assert_eq!(page.location, format!("/mail/box/{drafts}?done=draft"));
+    let d = store.messages(drafts).await.unwrap();
+    assert_eq!(d.len(), 1);
+    assert!(d[0].flags.contains(Flags::DRAFT));
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn uploads_over_the_limit_get_a_clear_error() {
+    let server = harness::start_with(|c| c.limits.max_message_size = 64 * 1024).await;
+    harness::account(&server.running.store, "bob@localhost", 0).await;
+    let (mut bob, csrf) = signed_in(&server, "bob@localhost").await;
+    // Over the request limit (the message limit plus 1 MB for form overhead).
+    let big = vec![b'x'; 1200 * 1024];
+    let page = bob
+        .post_multipart(
+            "/mail/send",
+            &[
+                ("csrf", &csrf),
+                ("to", "bob@localhost"),
+                ("subject", "big"),
+                ("body", "x"),
+                ("action", "send"),
+            ],
+            &[("attachment", "big.bin", "application/octet-stream", &big)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", page.body);
+    assert!(page.body.contains("larger than"), "{}", page.body);
+    // Under the request limit but over the message limit once encoded: the form says so.
+    let medium = vec![b'y'; 60 * 1024];
+    let page = bob
+        .post_multipart(
+            "/mail/send",
+            &[
+                ("csrf", &csrf),
+                ("to", "bob@localhost"),
+                ("subject", "medium"),
+                ("body", "x"),
+                ("action", "send"),
+            ],
+            &[(
+                "attachment",
+                "medium.bin",
+                "application/octet-stream",
+                &medium,
+            )],
+        )
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"attach-error\""));
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn search_folders_and_settings() {
+    let server = server().await;
+    let store = server.running.store.clone();
+    deliver(&store, "bob@localhost", RICH.as_bytes()).await;
+    for i in 0..5 {
+        deliver(
+            &store,
+            "bob@localhost",
+            &harness::message(&format!("plain{i}"), "giraffe", 800),
+        )
+        .await;
+    }
+    let (mut bob, csrf) = signed_in(&server, "bob@localhost").await;
+    let count = |html: &str| html.matches("data-uid=").count();
+    assert_eq!(count(&bob.get("/mail/search?q=giraffe").await.body), 5);
+    assert_eq!(count(&bob.get("/mail/search?q=numbers").await.body), 1);
+    assert_eq!(
+        count(
+            &bob.get("/mail/search?from=alice&subject=quarterly")
+                .await
+                .body
+        ),
+        1
+    );
+    assert_eq!(
+        count(&bob.get("/mail/search?q=&attachment=1").await.body),
+        1
+    );
+    assert_eq!(
+        count(
+            &bob.get("/mail/search?since=2000-01-01&q=giraffe")
+                .await
+                .body
+        ),
+        5
+    );
+    assert_eq!(
+        count(
+            &bob.get("/mail/search?before=2000-01-01&q=giraffe")
+                .await
+                .body
+        ),
+        0
+    );
+    assert_eq!(
+        bob.get("/mail/search?since=yesterday").await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Folders: create (with a parent), rename, delete; standard ones stay.
+    let page = bob
+        .post(
+            "/mail/folders",
+            &[("csrf", &csrf), ("name", "Projects/Zoo")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let bob_id = store
+        .account_by_address("bob@localhost")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let zoo = store
+        .mailbox(bob_id, "Projects/Zoo")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.mailbox(bob_id, "Projects").await.unwrap().is_some());
+    let page = bob
+        .post(
+            "/mail/folders",
+            &[("csrf", &csrf), ("name", "Projects/Zoo")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("id=\"name-error\""));
+    let page = bob
+        .post(
+            &format!("/mail/folders/{}/rename", zoo.id),
+            &[("csrf", &csrf), ("name", "Projects/Safari")],
+        )
+        .await;
+    assert_eq!(page.location, "/mail/folders?done=folder-renamed");
+    assert!(
+        store
+            .mailbox(bob_id, "Projects/Safari")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let inbox = mailbox(&store, "bob@localhost", "INBOX").await;
+    let page = bob
+        .post(
+            &format!("/mail/folders/{inbox}/rename"),
+            &[("csrf", &csrf), ("name", "Elsewhere")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        bob.post(&format!("/mail/folders/{inbox}/delete"), &[("csrf", &csrf)])
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    let page = bob
+        .post(
+            &format!("/mail/folders/{}/delete", zoo.id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.location, "/mail/folders?done=folder-deleted");
+    assert!(
+        store
+            .mailbox(bob_id, "Projects/Safari")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Settings: name and signature; the signature starts new messages.
+    let page = bob
+        .post(
+            "/mail/settings/profile",
+            &[
+                ("csrf", &csrf),
+                ("display_name", "Bob Builder"),
+                ("signature", "Bob\nbuilder.example"),
+            ],
+        )
+        .await;
+    assert_eq!(page.location, "/mail/settings?done=profile");
+    let form = bob.get("/mail/compose").await;
+    assert!(
+        form.body.contains("-- \nBob\nbuilder.example"),
+        "{}",
+        form.body
+    );
+    let page = bob
+        .post(
+            "/mail/settings/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "wrong"),
+                ("new", "a new long password"),
+                ("repeat", "a new long password"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("id=\"current-error\""));
+    let page = bob
+        .post(
+            "/mail/settings/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "secret"),
+                ("new", "a new long password"),
+                ("repeat", "another one entirely"),
+            ],
+        )
+        .await;
+    assert!(page.body.contains("id=\"new-error\""));
+    let page = bob
+        .post(
+            "/mail/settings/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "secret"),
+                ("new", "a new long password"),
+                ("repeat", "a new long password"),
+            ],
+        )
+        .await;
+    assert_eq!(page.location, "/mail/settings?done=password");
+    let bob_account = store
+        .account_by_address("bob@localhost")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bob_account.display_name, "Bob Builder");
+    assert!(
+        mailroom::auth::password::verify("a new long password", &bob_account.password_hash).await
+    );
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn live_events_announce_new_mail() {
+    use futures::StreamExt;
+    use tower::ServiceExt;
+    let server = server().await;
+    let store = server.running.store.clone();
+    let (bob, _) = signed_in(&server, "bob@localhost").await;
+    let cookies: Vec<String> = bob
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut req = axum::http::Request::get("/mail/events")
+        .header("cookie", cookies.join("; "))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    req.extensions_mut().insert(bob.client);
+    let res = bob.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.into_body().into_data_stream();
+    // Carol's mail is not Bob's business; Bob's is.
+    deliver(&store, "carol@localhost", b"Subject: c\r\n\r\nc\r\n").await;
+    deliver(&store, "bob@localhost", b"Subject: b\r\n\r\nb\r\n").await;
+    let inbox = mailbox(&store, "bob@localhost", "INBOX").await;
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
+        .await
+        .expect("an event within 5 s")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(chunk.to_vec()).unwrap();
+    assert_eq!(text, format!("event: changed\ndata: {inbox}\n\n"));
+    server.running.shutdown().await;
+}
