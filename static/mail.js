@@ -60,10 +60,20 @@
   var live = document.getElementById("live");
   if (live) {
     var folder = live.getAttribute("data-folder");
-    var busy = function () { return document.querySelector("#messages input[name=uid]:checked") !== null; };
-    var refresh = function () { if (!busy()) window.location.reload(); };
+    // Leaving the page (opening a message marks it read, which is itself a change) must not
+    // turn into a reload of the list.
+    var leaving = false;
+    window.addEventListener("beforeunload", function () { leaving = true; });
+    document.addEventListener("click", function (e) { if (e.target.closest("a[href], button")) leaving = true; });
+    var busy = function () { return leaving || document.querySelector("#messages input[name=uid]:checked") !== null; };
+    var timer = null;
+    var refresh = function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () { if (!busy()) window.location.reload(); }, 300);
+    };
     if (window.EventSource) {
       var source = new EventSource("/mail/events");
+      window.addEventListener("beforeunload", function () { source.close(); });
       var failures = 0;
       source.addEventListener("changed", function (e) {
         if (e.data === folder || e.data === "all" || e.data === "folders") refresh();

@@ -84,3 +84,40 @@ async fn admin_journey_in_chromium() {
     }
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn webmail_journey_in_chromium() {
+    let (server, _alice) = crate::imap::server().await;
+    harness::account(&server.running.store, "bob@localhost", 0).await;
+    let smtp = server.running.addr("smtp").expect("smtp listener");
+    journey(
+        "webmail.mjs",
+        &server,
+        &[("SMTP_PORT", smtp.port().to_string())],
+    )
+    .await;
+    if missing().is_some() {
+        return server.running.shutdown().await;
+    }
+    // Bob's reply, sent from the browser, is in Alice's INBOX over IMAP, attachment and all.
+    let mut imap = crate::imap::logged_in(&server).await;
+    imap.ok("SELECT INBOX").await;
+    let lines = imap.ok("UID SEARCH SUBJECT \"Re: Newsletter\"").await;
+    let uid = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("* SEARCH "))
+        .and_then(|u| u.split_whitespace().next())
+        .expect("the reply arrived")
+        .to_string();
+    let fetched = imap
+        .ok(&format!("UID FETCH {uid} BODY.PEEK[]"))
+        .await
+        .join("\n");
+    assert!(fetched.contains("In-Reply-To:"), "{fetched}");
+    assert!(fetched.contains("agenda.txt"), "{fetched}");
+    assert!(
+        fetched.contains("Thanks! See the agenda attached."),
+        "{fetched}"
+    );
+    server.running.shutdown().await;
+}

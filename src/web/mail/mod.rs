@@ -66,16 +66,24 @@ pub fn router() -> Router<WebState> {
         ));
     // The HTML body of a message has its own, stricter policy (set by the handler), and is
     // framed by the reading page.
+    // Pages send their address only to themselves ("no-referrer" would make browsers send
+    // `Origin: null` with our own forms); a message's links never learn where they were read.
+    let pages = pages.layer(SetResponseHeaderLayer::overriding(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    ));
     Router::new()
-        .route("/mail/box/{id}/{uid}/body", get(read::body))
+        .route(
+            "/mail/box/{id}/{uid}/body",
+            get(read::body).layer(SetResponseHeaderLayer::overriding(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            )),
+        )
         .merge(pages)
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
         ))
 }
 
