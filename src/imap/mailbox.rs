@@ -98,8 +98,12 @@ impl<T: Transport> Session<T> {
         parameters: Vec<SelectParameter>,
         read_only: bool,
     ) -> CmdResult {
-        // RFC 3501 §6.3.1: a SELECT deselects the current mailbox even when it fails.
-        self.selected = None;
+        // RFC 3501 §6.3.1: a SELECT deselects the current mailbox even when it fails. A server
+        // that advertises CONDSTORE (or QRESYNC) marks where the old mailbox's responses end
+        // (RFC 7162 §3.2.11), whether or not the client enabled it.
+        if self.selected.take().is_some() {
+            self.out.untagged("OK [CLOSED] previous mailbox closed");
+        }
         for p in &parameters {
             match p {
                 SelectParameter::CondStore => self.condstore = true,

@@ -1,9 +1,11 @@
 //! IMAP against the whole server, per command group, asserting the exact responses: the
 //! connection (greeting, CAPABILITY, STARTTLS, LOGIN/AUTHENTICATE, LOGINDISABLED), mailboxes,
 //! APPEND and FETCH, STORE/EXPUNGE/COPY/MOVE, SEARCH and SORT, two sessions on one mailbox,
-//! IDLE with a delivery, CONDSTORE, limits and bad input. `interop` runs Python's imaplib.
+//! IDLE with a delivery, CONDSTORE, limits and bad input. `qresync` covers the rest of RFC 7162
+//! and `interop` runs Python's imaplib and mbsync.
 
 mod interop;
+mod qresync;
 
 use std::time::Duration;
 
