@@ -187,7 +187,7 @@ async fn logindisabled_until_starttls() {
         r.starts_with("TAG OK [CAPABILITY IMAP4rev1 LITERAL+"),
         "{r}"
     );
-    assert!(r.ends_with("CONDSTORE SORT] logged in"), "{r}");
+    assert!(r.ends_with("CONDSTORE QRESYNC SORT] logged in"), "{r}");
     let (lines, r) = c.cmd("LOGOUT").await;
     assert_eq!(lines, ["* BYE logging out"]);
     assert_eq!(r, "TAG OK LOGOUT completed");
