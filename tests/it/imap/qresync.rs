@@ -1,6 +1,7 @@
 //! QRESYNC (RFC 7162 §3.2): ENABLE, SELECT/EXAMINE (QRESYNC …) with VANISHED (EARLIER) and the
 //! changed flags, UID FETCH (CHANGEDSINCE … VANISHED), VANISHED instead of EXPUNGE once
-//! enabled (EXPUNGE, UID EXPUNGE, MOVE, other sessions' expunges), and the CLOSED response code.
+//! enabled (EXPUNGE, UID EXPUNGE, MOVE, other sessions' expunges, in IDLE too), and the CLOSED
+//! response code.
 
 use super::{deliver, logged_in, server};
 use crate::harness::message;
@@ -223,5 +224,42 @@ async fn vanished_replaces_expunge_once_enabled() {
     assert_eq!(
         c.ok("UID FETCH 1:* (FLAGS)").await,
         ["* 1 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (14))"]
+    );
+}
+
+#[tokio::test]
+async fn idle_reports_vanished() {
+    let (t, alice) = server().await;
+    for i in 1..=3 {
+        deliver(
+            &t.running.store,
+            &alice,
+            &message(&format!("m{i}"), "w", 300),
+        )
+        .await;
+    }
+    let mut c = logged_in(&t).await;
+    c.ok("ENABLE QRESYNC").await;
+    c.ok("SELECT INBOX").await;
+    c.send(b"i1 IDLE\r\n").await;
+    assert_eq!(c.line().await, "+ idling");
+    let mut other = logged_in(&t).await;
+    other.ok("SELECT INBOX").await;
+    other.ok("STORE 1,3 +FLAGS.SILENT (\\Deleted)").await; // MODSEQ 5
+    assert_eq!(
+        c.line().await,
+        "* 1 FETCH (UID 1 FLAGS (\\Deleted) MODSEQ (5))"
+    );
+    assert_eq!(
+        c.line().await,
+        "* 3 FETCH (UID 3 FLAGS (\\Deleted) MODSEQ (5))"
+    );
+    other.ok("EXPUNGE").await;
+    assert_eq!(c.line().await, "* VANISHED 1,3");
+    c.send(b"DONE\r\n").await;
+    assert_eq!(c.line().await, "i1 OK IDLE terminated");
+    assert_eq!(
+        c.ok("FETCH 1:* (FLAGS)").await,
+        ["* 1 FETCH (UID 2 FLAGS () MODSEQ (3))"]
     );
 }
