@@ -212,7 +212,7 @@ impl Selected {
     /// While expunges are held back (during FETCH, STORE, SEARCH), MODSEQs sent in FETCH
     /// responses may be above theirs; a client that saved such a MODSEQ and resynchronized
     /// from it would never learn of those expunges. This is the MODSEQ it may safely resume
-    /// from meanwhile (RFC 5162 erratum 1810, carried into RFC 7162 §3.2.10).
+    /// from meanwhile (RFC 7162 §3.2: sent as `OK [HIGHESTMODSEQ n]` to QRESYNC clients).
     pub fn held_modseq(&self) -> Option<u64> {
         self.held_since.filter(|_| !self.pending.is_empty())
     }

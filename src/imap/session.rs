@@ -372,6 +372,8 @@ impl<T: Transport> Session<T> {
         if let Err(e) = self.sync(allow_expunge).await {
             tracing::error!("imap: reading mailbox changes failed: {e}");
         }
+        // RFC 7162 §3.2: a QRESYNC client that saved a MODSEQ from this command's FETCH
+        // responses must not skip the expunges still held back.
         if self.qresync
             && let Some(modseq) = self.selected.as_ref().and_then(|s| s.held_modseq())
         {
