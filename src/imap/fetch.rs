@@ -20,7 +20,8 @@ use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::message::targets;
 use super::response::{Out, date_time};
-use super::session::{CmdResult, Reply, Session};
+use super::seqset;
+use super::session::{CmdError, CmdResult, Reply, Session};
 use crate::mime::{Address, BodyPart, Envelope};
 use crate::net::Transport;
 use crate::store::{FlagOp, Flags, MessageView, ViewParts};
@@ -80,6 +81,29 @@ impl<T: Transport> Session<T> {
         uid: bool,
         modifiers: Vec<FetchModifier>,
     ) -> CmdResult {
+        let mut items = items_of(request);
+        let mut changed_since = None;
+        let mut vanished = false;
+        for m in &modifiers {
+            match m {
+                FetchModifier::ChangedSince(n) => changed_since = Some(n.get()),
+                FetchModifier::Vanished => vanished = true,
+            }
+        }
+        if vanished {
+            // RFC 7162 §3.2.6: each of these is a BAD.
+            if !self.qresync {
+                return Ok(Reply::bad("VANISHED needs ENABLE QRESYNC first"));
+            }
+            if !uid {
+                return Ok(Reply::bad("VANISHED is only allowed with UID FETCH"));
+            }
+            let Some(since) = changed_since else {
+                return Ok(Reply::bad("VANISHED is only allowed with CHANGEDSINCE"));
+            };
+            // Before any FETCH response, so the client's numbering stays right.
+            self.vanished_earlier(&set, since).await?;
+        }
         let Some(selected) = &self.selected else {
             return Ok(Reply::bad("no mailbox selected"));
         };
@@ -87,23 +111,15 @@ impl<T: Transport> Session<T> {
             Ok(f) => f,
             Err(r) => return Ok(r),
         };
-        let mut items = items_of(request);
-        let mut changed_since = None;
-        for m in &modifiers {
-            match m {
-                FetchModifier::ChangedSince(n) => changed_since = Some(n.get()),
-                FetchModifier::Vanished => {
-                    return Ok(Reply::bad("VANISHED needs QRESYNC, which is not enabled"));
-                }
-            }
-        }
         if changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq) {
             self.condstore = true;
         }
         if changed_since.is_some() && !items.contains(&MessageDataItemName::ModSeq) {
             items.push(MessageDataItemName::ModSeq);
         }
-        if uid && !items.contains(&MessageDataItemName::Uid) {
+        // With QRESYNC every FETCH response carries the UID (RFC 7162 §3.2.4), so a client
+        // can always tie it to its cache.
+        if (uid || self.qresync) && !items.contains(&MessageDataItemName::Uid) {
             items.insert(0, MessageDataItemName::Uid);
         }
         if items.iter().any(|i| {
@@ -200,6 +216,36 @@ impl<T: Transport> Session<T> {
             self.flush_if_large().await?;
         }
         Ok(Reply::ok("FETCH completed"))
+    }
+}
+
+impl<T: Transport> Session<T> {
+    /// `* VANISHED (EARLIER)` for the UIDs of `set` expunged after MODSEQ `since` (UID FETCH …
+    /// (CHANGEDSINCE since VANISHED), RFC 7162 §3.2.6). A `*` in the set stands for any UID
+    /// ever given, so `1:*` also reports expunged messages above the highest UID left. UIDs
+    /// whose expunge this session has not reported yet are left out: they still have a
+    /// sequence number, and a plain VANISHED will report them.
+    async fn vanished_earlier(&mut self, set: &SequenceSet, since: u64) -> Result<(), CmdError> {
+        let Some(selected) = &self.selected else {
+            return Ok(());
+        };
+        let ranges = seqset::ranges(set, u32::MAX);
+        let expunged = self
+            .imap
+            .store
+            .changes_since(selected.mailbox_id, since)
+            .await?
+            .map(|c| c.expunged)
+            .unwrap_or_default();
+        let gone: Vec<u32> = expunged
+            .into_iter()
+            .filter(|&u| seqset::contains(&ranges, u) && selected.seq(u).is_none())
+            .collect();
+        if !gone.is_empty() {
+            self.out
+                .untagged(&format!("VANISHED (EARLIER) {}", seqset::compact(&gone)));
+        }
+        Ok(())
     }
 }
 

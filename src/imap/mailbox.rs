@@ -3,23 +3,33 @@
 //!
 //! Names are stored in UTF-8 and sent in modified UTF-7; the hierarchy separator is `/`.
 //! LIST shows special-use attributes (RFC 6154) and `\HasChildren`/`\HasNoChildren`
-//! (RFC 3348) without being asked, as both RFCs allow.
+//! (RFC 3348) without being asked, as both RFCs allow. SELECT/EXAMINE take the CONDSTORE and
+//! QRESYNC parameters (RFC 7162).
 
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
+use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::StatusDataItemName;
 
+use super::fetch::flag_list;
 use super::response::Out;
 use super::selected::Selected;
-use super::session::{CmdResult, Reply, Session};
-use super::utf7;
+use super::session::{CmdError, CmdResult, Reply, Session};
+use super::{seqset, utf7};
 use crate::net::Transport;
-use crate::store::{Delivery, Flags, Mailbox, StoreError, Target};
+use crate::store::{Delivery, FlagState, Flags, Mailbox, StoreError, Target};
 
 const SEPARATOR: char = '/';
+
+/// The QRESYNC parameter of SELECT/EXAMINE (RFC 7162 §3.2.5).
+struct Resync {
+    uidvalidity: u32,
+    since: u64,
+    known_uids: Option<SequenceSet>,
+}
 
 /// The UTF-8 name of a mailbox argument, or the BAD reply for an undecodable one.
 pub(super) fn mailbox_name(mailbox: &WireMailbox<'_>) -> Result<String, Reply> {
@@ -98,13 +108,31 @@ impl<T: Transport> Session<T> {
         parameters: Vec<SelectParameter>,
         read_only: bool,
     ) -> CmdResult {
-        // RFC 3501 §6.3.1: a SELECT deselects the current mailbox even when it fails.
-        self.selected = None;
-        for p in &parameters {
+        // RFC 3501 §6.3.1: a SELECT deselects the current mailbox even when it fails. A server
+        // that advertises CONDSTORE or QRESYNC marks where the old mailbox's responses end
+        // (RFC 7162 §3.2.11), whether or not the client enabled them.
+        if self.selected.take().is_some() {
+            self.out.untagged("OK [CLOSED] previous mailbox closed");
+        }
+        let mut resync = None;
+        for p in parameters {
             match p {
                 SelectParameter::CondStore => self.condstore = true,
-                SelectParameter::QResync { .. } => {
-                    return Ok(Reply::bad("QRESYNC is not supported"));
+                SelectParameter::QResync {
+                    uid_validity,
+                    mod_sequence_value,
+                    known_uids,
+                    // Only a hint for servers that forget expunges; ours keeps them all.
+                    seq_match_data: _,
+                } => {
+                    if !self.qresync {
+                        return Ok(Reply::bad("QRESYNC parameters need ENABLE QRESYNC first"));
+                    }
+                    resync = Some(Resync {
+                        uidvalidity: uid_validity.get(),
+                        since: mod_sequence_value.get(),
+                        known_uids,
+                    });
                 }
             }
         }
@@ -151,6 +179,11 @@ impl<T: Transport> Session<T> {
             .untagged(&format!("OK [UIDNEXT {uidnext}] predicted next UID"));
         self.out
             .untagged(&format!("OK [HIGHESTMODSEQ {highest}] highest"));
+        // RFC 7162 §3.2.5.2: with another UIDVALIDITY the client's cache is worthless and the
+        // rest of the parameter is ignored.
+        if let Some(resync) = resync.filter(|r| r.uidvalidity == mb.uidvalidity) {
+            self.resync(mb.id, &states, &uids, &resync).await?;
+        }
         self.selected = Some(Selected::new(
             mb.id,
             mb.name.clone(),
@@ -164,6 +197,56 @@ impl<T: Transport> Session<T> {
         } else {
             "[READ-WRITE] SELECT completed"
         }))
+    }
+
+    /// What SELECT (QRESYNC …) adds (RFC 7162 §3.2.5.1): the known messages expunged since
+    /// the client's MODSEQ as `VANISHED (EARLIER)`, then the flags of those changed since,
+    /// with UID and MODSEQ. `states` and `uids` are the snapshot SELECT reported.
+    async fn resync(
+        &mut self,
+        mailbox_id: i64,
+        states: &[FlagState],
+        uids: &[u32],
+        resync: &Resync,
+    ) -> Result<(), CmdError> {
+        // Without known UIDs the client is taken to know them all (1:*).
+        let known = resync
+            .known_uids
+            .as_ref()
+            .map(|set| seqset::ranges(set, u32::MAX));
+        let is_known = |uid: u32| known.as_ref().is_none_or(|k| seqset::contains(k, uid));
+        let expunged = self
+            .imap
+            .store
+            .changes_since(mailbox_id, resync.since)
+            .await?
+            .map(|c| c.expunged)
+            .unwrap_or_default();
+        // A UID still in the snapshot was expunged after it was read: the session reports it
+        // later as a plain VANISHED, when it catches up.
+        let vanished: Vec<u32> = expunged
+            .into_iter()
+            .filter(|&u| is_known(u) && uids.binary_search(&u).is_err())
+            .collect();
+        if !vanished.is_empty() {
+            self.out.untagged(&format!(
+                "VANISHED (EARLIER) {}",
+                seqset::compact(&vanished)
+            ));
+        }
+        for (i, state) in states.iter().enumerate() {
+            if state.modseq > resync.since && is_known(state.uid) {
+                self.out.untagged(&format!(
+                    "{} FETCH (UID {} FLAGS ({}) MODSEQ ({}))",
+                    i + 1,
+                    state.uid,
+                    flag_list(state.flags, &state.keywords, false),
+                    state.modseq
+                ));
+                self.flush_if_large().await?;
+            }
+        }
+        Ok(())
     }
 
     pub(super) async fn create(&mut self, mailbox: WireMailbox<'static>) -> CmdResult {

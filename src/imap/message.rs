@@ -11,7 +11,7 @@ use super::mailbox::{mailbox_name, split_flags};
 use super::selected::Selected;
 use super::seqset::{self, compact};
 use super::session::{CmdResult, Reply, Session};
-use super::updates::write_update;
+use super::updates::write_updates;
 use crate::net::Transport;
 use crate::store::{FlagOp, Flags};
 
@@ -103,7 +103,8 @@ impl<T: Transport> Session<T> {
                 continue;
             };
             let mut items = Vec::new();
-            if uid {
+            // With QRESYNC every FETCH response carries the UID (RFC 7162 §3.2.4).
+            if uid || self.qresync {
                 items.push(format!("UID {}", state.uid));
             }
             if !silent {
@@ -199,11 +200,10 @@ impl<T: Transport> Session<T> {
             return Ok(Reply::ok(format!("{code}COPY completed")));
         }
         self.out.untagged(&format!("OK {}moved", code));
-        let condstore = self.condstore;
+        let (condstore, qresync) = (self.condstore, self.qresync);
         if let Some(selected) = &mut self.selected {
-            for update in selected.expunge(&from) {
-                write_update(&mut self.out, selected, &update, condstore);
-            }
+            let updates = selected.expunge(&from);
+            write_updates(&mut self.out, selected, &updates, condstore, qresync);
         }
         Ok(Reply::ok("MOVE completed"))
     }
@@ -226,10 +226,22 @@ impl<T: Transport> Session<T> {
         let mailbox_id = selected.mailbox_id;
         let uids = self.deleted_uids(mailbox_id, allowed.as_deref()).await?;
         let gone = self.imap.store.expunge(mailbox_id, &uids).await?;
-        let condstore = self.condstore;
+        let (condstore, qresync) = (self.condstore, self.qresync);
         if let Some(selected) = &mut self.selected {
-            for update in selected.expunge(&gone) {
-                write_update(&mut self.out, selected, &update, condstore);
+            let updates = selected.expunge(&gone);
+            write_updates(&mut self.out, selected, &updates, condstore, qresync);
+        }
+        if qresync && !gone.is_empty() {
+            // RFC 7162 §3.2.7: the tagged OK carries the new HIGHESTMODSEQ. Catching up first
+            // makes it a value the client may trust: every change up to it has been reported
+            // (the expunge itself, and whatever other sessions did meanwhile).
+            self.dirty = true;
+            self.sync(true).await?;
+            if let Some(selected) = &self.selected {
+                return Ok(Reply::ok(format!(
+                    "[HIGHESTMODSEQ {}] EXPUNGE completed",
+                    selected.highestmodseq
+                )));
             }
         }
         Ok(Reply::ok("EXPUNGE completed"))

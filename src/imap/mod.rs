@@ -15,7 +15,8 @@
 //!   Sessions learn about each other's changes from the
 //!   store's change bus: an announcement for the selected mailbox marks the session dirty, and
 //!   before the next tagged reply (or at once, in IDLE) it reads what changed since its MODSEQ
-//!   (`Store::changes_since`) and reports EXISTS / EXPUNGE / FETCH.
+//!   (`Store::changes_since`) and reports EXISTS / EXPUNGE / FETCH (VANISHED instead of
+//!   EXPUNGE once the client enabled QRESYNC).
 //! - Responses are written by hand (`response.rs`); FETCH renders ENVELOPE and BODYSTRUCTURE
 //!   from what was parsed at delivery and cuts body sections from the stored message by offset.
 //!
@@ -72,7 +73,7 @@ pub fn capabilities(imap: &Imap) -> String {
     format!(
         "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN \
          SPECIAL-USE QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE \
-         CONDSTORE SORT",
+         CONDSTORE QRESYNC SORT",
         imap.max_message_size.min(u64::from(u32::MAX))
     )
 }

@@ -21,8 +21,9 @@ use crate::store::{FlagState, MailboxChanges};
 /// One untagged report produced by catching up with the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
-    /// `* n EXPUNGE` (sequence number at the time it is sent).
-    Expunge(u32),
+    /// `* n EXPUNGE` (sequence number at the time it is sent), or the UID in a
+    /// `* VANISHED` once QRESYNC is enabled.
+    Expunge { seq: u32, uid: u32 },
     /// `* n EXISTS`.
     Exists(u32),
     /// `* n RECENT`.
@@ -39,6 +40,9 @@ pub struct Selected {
     pub highestmodseq: u64,
     uids: Vec<u32>,
     pending: BTreeSet<u32>,
+    /// While expunges are held back: the MODSEQ reached before the oldest of them was learned
+    /// (they all have higher ones). See [`Selected::held_modseq`].
+    held_since: Option<u64>,
     recent_from: u32,
     own: Vec<u64>,
 }
@@ -59,6 +63,7 @@ impl Selected {
             highestmodseq,
             uids,
             pending: BTreeSet::new(),
+            held_since: None,
             recent_from: uidnext.max(1),
             own: Vec::new(),
         }
@@ -137,6 +142,9 @@ impl Selected {
         let mut updates = Vec::new();
         for uid in changes.expunged {
             if self.uids.binary_search(&uid).is_ok() {
+                if self.pending.is_empty() {
+                    self.held_since = Some(self.highestmodseq);
+                }
                 self.pending.insert(uid);
             }
         }
@@ -189,12 +197,24 @@ impl Selected {
         let mut updates = Vec::with_capacity(self.pending.len());
         for uid in self.pending.iter().rev() {
             if let Ok(i) = self.uids.binary_search(uid) {
-                updates.push(Update::Expunge(i as u32 + 1));
+                updates.push(Update::Expunge {
+                    seq: i as u32 + 1,
+                    uid: *uid,
+                });
             }
         }
         let pending = std::mem::take(&mut self.pending);
+        self.held_since = None;
         self.uids.retain(|u| !pending.contains(u));
         updates
+    }
+
+    /// While expunges are held back (during FETCH, STORE, SEARCH), MODSEQs sent in FETCH
+    /// responses may be above theirs; a client that saved such a MODSEQ and resynchronized
+    /// from it would never learn of those expunges. This is the MODSEQ it may safely resume
+    /// from meanwhile (RFC 7162 §3.2: sent as `OK [HIGHESTMODSEQ n]` to QRESYNC clients).
+    pub fn held_modseq(&self) -> Option<u64> {
+        self.held_since.filter(|_| !self.pending.is_empty())
     }
 
     /// Whether expunges are waiting to be reported.
@@ -287,6 +307,7 @@ mod tests {
         assert_eq!(u, vec![Update::Exists(5), Update::Recent(1)]);
         assert!(s.is_expunged(5));
         assert_eq!(s.seq(9), Some(3));
+        assert_eq!(s.held_modseq(), Some(5), "the MODSEQ before the expunges");
         // At the next NOOP: highest first, then the map shrinks.
         let u = s.apply(
             MailboxChanges {
@@ -295,9 +316,16 @@ mod tests {
             },
             true,
         );
-        assert_eq!(u, vec![Update::Expunge(4), Update::Expunge(2)]);
+        assert_eq!(
+            u,
+            vec![
+                Update::Expunge { seq: 4, uid: 12 },
+                Update::Expunge { seq: 2, uid: 5 }
+            ]
+        );
         assert_eq!(s.uids(), &[3, 9, 13]);
         assert_eq!(s.exists(), 3);
+        assert_eq!(s.held_modseq(), None);
     }
 
     #[test]
@@ -305,7 +333,10 @@ mod tests {
         let mut s = selected(&[1, 2, 3]);
         assert_eq!(
             s.expunge(&[1, 3, 8]),
-            vec![Update::Expunge(3), Update::Expunge(1)]
+            vec![
+                Update::Expunge { seq: 3, uid: 3 },
+                Update::Expunge { seq: 1, uid: 1 }
+            ]
         );
         assert_eq!(s.uids(), &[2]);
         assert!(!s.has_pending());

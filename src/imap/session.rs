@@ -122,6 +122,9 @@ pub struct Session<T> {
     bad_in_row: u32,
     /// CONDSTORE was enabled (ENABLE, SELECT (CONDSTORE), or a MODSEQ-using command).
     pub(super) condstore: bool,
+    /// QRESYNC was enabled (ENABLE QRESYNC only, RFC 7162 §3.2.3): expunges are reported as
+    /// VANISHED from then on, and SELECT (QRESYNC …) and UID FETCH (… VANISHED) are allowed.
+    pub(super) qresync: bool,
     pub(super) logout: bool,
 }
 
@@ -146,6 +149,7 @@ impl<T: Transport> Session<T> {
             dirty: false,
             bad_in_row: 0,
             condstore: false,
+            qresync: false,
             logout: false,
         }
     }
@@ -368,6 +372,15 @@ impl<T: Transport> Session<T> {
         if let Err(e) = self.sync(allow_expunge).await {
             tracing::error!("imap: reading mailbox changes failed: {e}");
         }
+        // RFC 7162 §3.2: a QRESYNC client that saved a MODSEQ from this command's FETCH
+        // responses must not skip the expunges still held back.
+        if self.qresync
+            && let Some(modseq) = self.selected.as_ref().and_then(|s| s.held_modseq())
+        {
+            self.out.untagged(&format!(
+                "OK [HIGHESTMODSEQ {modseq}] some expunges are not reported yet"
+            ));
+        }
         if reply.status == Status::Bad {
             self.bad_in_row += 1;
         } else {
@@ -405,9 +418,22 @@ impl<T: Transport> Session<T> {
                 }
                 let mut enabled = Vec::new();
                 for cap in capabilities.as_ref() {
-                    if matches!(cap, CapabilityEnable::CondStore) && !self.condstore {
-                        self.condstore = true;
-                        enabled.push("CONDSTORE");
+                    match cap {
+                        CapabilityEnable::CondStore if !self.condstore => {
+                            self.condstore = true;
+                            enabled.push("CONDSTORE");
+                        }
+                        // imap-types has no variant for QRESYNC: it arrives as an "other"
+                        // capability, recognised by name.
+                        CapabilityEnable::Other(_)
+                            if !self.qresync && cap.to_string().eq_ignore_ascii_case("QRESYNC") =>
+                        {
+                            // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+                            self.qresync = true;
+                            self.condstore = true;
+                            enabled.push("QRESYNC");
+                        }
+                        _ => {}
                     }
                 }
                 let list: String = enabled.iter().map(|c| format!(" {c}")).collect();

@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 
 use super::response::Out;
 use super::selected::{Selected, Update};
+use super::seqset::compact;
 use super::session::{CmdError, CmdResult, MAX_LINE, Reply, Session};
 use crate::net::{Transport, stopped};
 use crate::store::{Change, StoreError};
@@ -167,22 +168,52 @@ impl<T: Transport> Session<T> {
             self.logout = true;
             return Ok(());
         };
-        let condstore = self.condstore;
+        let (condstore, qresync) = (self.condstore, self.qresync);
         let Some(selected) = &mut self.selected else {
             return Ok(());
         };
         let updates = selected.apply(changes, allow_expunge);
-        for update in updates {
-            write_update(&mut self.out, selected, &update, condstore);
-        }
+        write_updates(&mut self.out, selected, &updates, condstore, qresync);
         Ok(())
     }
 }
 
+/// Writes untagged reports in order. Once QRESYNC is enabled, expunges go out as one
+/// `* VANISHED uid-set` instead of `* n EXPUNGE` lines (RFC 7162 §3.2.10.2).
+pub(super) fn write_updates(
+    out: &mut Out,
+    selected: &Selected,
+    updates: &[Update],
+    condstore: bool,
+    qresync: bool,
+) {
+    let mut vanished: Vec<u32> = Vec::new();
+    for update in updates {
+        match update {
+            Update::Expunge { uid, .. } if qresync => vanished.push(*uid),
+            other => {
+                write_vanished(out, &mut vanished);
+                write_update(out, selected, other, condstore);
+            }
+        }
+    }
+    write_vanished(out, &mut vanished);
+}
+
+fn write_vanished(out: &mut Out, uids: &mut Vec<u32>) {
+    if uids.is_empty() {
+        return;
+    }
+    // Expunges are produced highest sequence number first; the set is written ascending.
+    uids.sort_unstable();
+    out.untagged(&format!("VANISHED {}", compact(uids)));
+    uids.clear();
+}
+
 /// Writes one untagged report.
-pub(super) fn write_update(out: &mut Out, selected: &Selected, update: &Update, condstore: bool) {
+fn write_update(out: &mut Out, selected: &Selected, update: &Update, condstore: bool) {
     match update {
-        Update::Expunge(n) => out.untagged(&format!("{n} EXPUNGE")),
+        Update::Expunge { seq, .. } => out.untagged(&format!("{seq} EXPUNGE")),
         Update::Exists(n) => out.untagged(&format!("{n} EXISTS")),
         Update::Recent(n) => out.untagged(&format!("{n} RECENT")),
         Update::Flags(seq, state) => {
