@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per area. Each test starts what it needs on port 0
 //! with a temporary data directory (see `harness`).
 
+mod acme_pebble;
 mod admin;
 mod auth;
 mod backup;
