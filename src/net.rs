@@ -4,8 +4,8 @@
 //! its protocol's [`Handler`] in a task of its own, inside a tracing span naming the protocol and
 //! the peer (protocols add the account once known). Around that it enforces:
 //!
-//! - a global and a per-IP limit on open connections (over the limit, the connection is closed
-//!   at once: a mail peer retries later, and a client sees a refused connection);
+//! - a global and a per-IP limit on open connections (over the limit, a plain connection is
+//!   told so in its protocol's words and closed at once: a mail peer retries later);
 //! - implicit TLS (465, 993, 995, 443), with a handshake deadline, or plain with a later
 //!   [`Connection::starttls`];
 //! - an idle timeout on the stream itself: a read or a write that makes no progress for the
@@ -44,6 +44,20 @@ pub type Handler = Arc<dyn Fn(Connection) -> BoxFuture + Send + Sync>;
 pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is not Send; drop it before anything else is awaited.
     let _ = shutdown.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// What a plain listener says to a connection over the limits before closing it.
+fn refusal(protocol: &str) -> Option<&'static [u8]> {
+    Some(match protocol {
+        "smtp" | "submission" => b"421 4.7.0 Too many connections; try again later\r\n",
+        "imap" => b"* BYE [UNAVAILABLE] Too many connections; try again later\r\n",
+        "pop3" => b"-ERR [SYS/TEMP] Too many connections; try again later\r\n",
+        "http" => {
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 30\r\nContent-Type: text/plain\r\n\
+              Content-Length: 40\r\nConnection: close\r\n\r\nToo many connections; try again later.\r\n"
+        }
+        _ => return None,
+    })
 }
 
 /// Connection limits shared by every listener.
@@ -159,6 +173,14 @@ impl Listener {
                     };
                     let Some(admission) = limits.admit(peer.ip()) else {
                         tracing::warn!(protocol = self.protocol, %peer, "connection refused: too many connections");
+                        // Say why on plain listeners (a TLS handshake is exactly the work a
+                        // flood should not get); one small write to a fresh socket, never
+                        // waiting on the peer.
+                        if matches!(self.security, Security::Plain(_))
+                            && let Some(reply) = refusal(self.protocol)
+                        {
+                            let _ = tcp.try_write(reply);
+                        }
                         continue;
                     };
                     let _ = tcp.set_nodelay(true);

@@ -146,3 +146,32 @@ async fn starttls_upgrades_in_place() {
     let info = line(&mut t).await;
     assert!(info.starts_with("Some(\"TLS 1."), "{info}");
 }
+
+#[tokio::test]
+async fn over_the_limit_each_protocol_says_why() {
+    let server = crate::harness::start_with(|c| c.limits.max_connections_per_ip = 1).await;
+    for (kind, first, refusal) in [
+        ("smtp", "220 ", "421 4.7.0 Too many connections"),
+        ("imap", "* OK", "* BYE [UNAVAILABLE] Too many connections"),
+        ("pop3", "+OK", "-ERR [SYS/TEMP] Too many connections"),
+        ("http", "", "HTTP/1.1 503 Service Unavailable"),
+    ] {
+        let addr = server.running.addr(kind).unwrap();
+        let mut held = TcpStream::connect(addr).await.unwrap();
+        if !first.is_empty() {
+            assert!(line(&mut held).await.starts_with(first.trim()), "{kind}");
+        } else {
+            held.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            assert!(line(&mut held).await.starts_with("HTTP/1.1 200"));
+        }
+        let mut extra = TcpStream::connect(addr).await.unwrap();
+        let said = line(&mut extra).await;
+        assert!(said.starts_with(refusal), "{kind}: {said:?}");
+        drop(held);
+        // The slot is released when the held connection's task sees the close.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.running.shutdown().await;
+}
