@@ -26,6 +26,7 @@
 //! 30 minutes (RFC 3501 §5.4), also in IDLE, where clients re-issue the command every 29.
 //! Failed logins go through the shared throttle (delays, then a lock).
 
+pub mod extended;
 mod fetch;
 mod mailbox;
 mod message;
