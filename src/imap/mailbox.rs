@@ -5,6 +5,14 @@
 //! LIST shows special-use attributes (RFC 6154) and `\HasChildren`/`\HasNoChildren`
 //! (RFC 3348) without being asked, as both RFCs allow. SELECT/EXAMINE take the CONDSTORE and
 //! QRESYNC parameters (RFC 7162).
+//!
+//! The extended LIST (RFC 5258, parsed in `extended.rs`): selection options SUBSCRIBED,
+//! SPECIAL-USE (RFC 6154), RECURSIVEMATCH (with SUBSCRIBED; a matching unsubscribed parent of
+//! a subscribed mailbox is listed with `("CHILDINFO" ("SUBSCRIBED"))`) and REMOTE (nothing
+//! is remote); return options SUBSCRIBED, CHILDREN and SPECIAL-USE (the last two are always
+//! shown anyway), and STATUS (RFC 5819), answered with a `* STATUS` line right after each
+//! mailbox's LIST line. Subscriptions are a property of existing mailboxes here, so
+//! `\NonExistent` subscribed names never occur.
 
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::datetime::DateTime;
@@ -14,6 +22,7 @@ use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::StatusDataItemName;
 
+use super::extended::ListCommand;
 use super::fetch::flag_list;
 use super::response::Out;
 use super::selected::Selected;
@@ -62,6 +71,27 @@ pub(super) fn split_flags(flags: &[Flag<'_>]) -> (Flags, Vec<String>) {
         }
     }
     (bits, keywords)
+}
+
+/// What a LIST or LSUB lists and shows.
+#[derive(Default)]
+struct Listing {
+    lsub: bool,
+    /// Full patterns (reference and pattern joined); a mailbox matching any is a candidate.
+    patterns: Vec<String>,
+    /// Selection options (RFC 5258 SUBSCRIBED, RFC 6154 SPECIAL-USE, RECURSIVEMATCH).
+    subscribed_only: bool,
+    special_use_only: bool,
+    recursive_match: bool,
+    /// Show `\Subscribed` (RFC 5258: the SUBSCRIBED selection or return option).
+    show_subscribed: bool,
+    /// RFC 5819 STATUS return option.
+    status: Option<Vec<StatusDataItemName>>,
+}
+
+/// A pattern or reference from the wire in UTF-8; the empty one stays empty.
+fn decode_pattern(bytes: &[u8]) -> Option<String> {
+    utf7::decode_lenient(bytes).or_else(|| bytes.is_empty().then(String::new))
 }
 
 /// LIST wildcard matching: `*` matches anything, `%` anything but the separator. Dynamic
@@ -345,7 +375,6 @@ impl<T: Transport> Session<T> {
         pattern: ListMailbox<'static>,
         lsub: bool,
     ) -> CmdResult {
-        let command = if lsub { "LSUB" } else { "LIST" };
         let reference = match reference {
             WireMailbox::Inbox => "INBOX".to_string(),
             WireMailbox::Other(o) => match utf7::decode_lenient(o.inner().as_ref()) {
@@ -357,34 +386,95 @@ impl<T: Transport> Session<T> {
             ListMailbox::Token(t) => t.as_ref(),
             ListMailbox::String(s) => s.as_ref(),
         };
-        let Some(pattern) = utf7::decode_lenient(pattern_bytes)
-            .or_else(|| (pattern_bytes.is_empty()).then(String::new))
-        else {
+        let Some(pattern) = decode_pattern(pattern_bytes) else {
             return Ok(Reply::bad("invalid mailbox pattern"));
         };
+        let list = Listing {
+            lsub,
+            patterns: vec![format!("{reference}{pattern}")],
+            ..Listing::default()
+        };
         if pattern.is_empty() && !lsub {
-            // The hierarchy separator request (RFC 3501 §6.3.8).
-            self.out.untagged("LIST (\\Noselect) \"/\" \"\"");
-            return Ok(Reply::ok("LIST completed"));
+            return Ok(self.hierarchy_delimiter());
         }
-        let full = format!("{reference}{pattern}");
-        let mailboxes = self.imap.store.mailboxes(self.account_id()).await?;
-        for mb in &mailboxes {
-            if lsub && !mb.subscribed {
-                continue;
+        self.write_list(&list).await
+    }
+
+    /// The hierarchy separator request, `LIST "" ""` (RFC 3501 §6.3.8).
+    fn hierarchy_delimiter(&mut self) -> Reply {
+        self.out.untagged("LIST (\\Noselect) \"/\" \"\"");
+        Reply::ok("LIST completed")
+    }
+
+    /// LIST with the RFC 5258 extensions (selection options, several patterns, return
+    /// options, and RFC 5819's STATUS), as `extended.rs` parsed it.
+    pub(super) async fn list_extended(&mut self, cmd: ListCommand) -> CmdResult {
+        let reference = if cmd.reference.eq_ignore_ascii_case(b"INBOX") {
+            "INBOX".to_string()
+        } else {
+            match decode_pattern(&cmd.reference) {
+                Some(r) => r,
+                None => return Ok(Reply::bad("invalid reference name")),
             }
-            let matched = wildcard_match(&full, &mb.name)
-                || (mb.name == "INBOX" && wildcard_match(&full.to_ascii_uppercase(), "INBOX"));
+        };
+        let mut patterns = Vec::with_capacity(cmd.patterns.len());
+        for p in &cmd.patterns {
+            match decode_pattern(p) {
+                Some(p) => patterns.push(p),
+                None => return Ok(Reply::bad("invalid mailbox pattern")),
+            }
+        }
+        // RFC 5258 §3: the empty-pattern request keeps its RFC 3501 meaning when nothing
+        // selects mailboxes in another way.
+        if !cmd.selection && patterns.len() == 1 && patterns.iter().all(String::is_empty) {
+            return Ok(self.hierarchy_delimiter());
+        }
+        let list = Listing {
+            lsub: false,
+            patterns: patterns.iter().map(|p| format!("{reference}{p}")).collect(),
+            subscribed_only: cmd.select_subscribed,
+            special_use_only: cmd.select_special_use,
+            recursive_match: cmd.recursive_match,
+            show_subscribed: cmd.select_subscribed || cmd.return_subscribed,
+            status: cmd.return_status,
+        };
+        self.write_list(&list).await
+    }
+
+    /// Writes the LIST (or LSUB) responses of a listing, each followed by its STATUS
+    /// response when asked (RFC 5819 §2: "immediately" after the LIST line of its mailbox).
+    async fn write_list(&mut self, list: &Listing) -> CmdResult {
+        let command = if list.lsub { "LSUB" } else { "LIST" };
+        let mailboxes = self.imap.store.mailboxes(self.account_id()).await?;
+        let selects = |m: &Mailbox| {
+            (!list.subscribed_only || m.subscribed)
+                && (!list.special_use_only || m.special_use.is_some())
+                && (!list.lsub || m.subscribed)
+        };
+        for mb in &mailboxes {
+            let matched = list.patterns.iter().any(|full| {
+                wildcard_match(full, &mb.name)
+                    || (mb.name == "INBOX" && wildcard_match(&full.to_ascii_uppercase(), "INBOX"))
+            });
             if !matched {
                 continue;
             }
             let prefix = format!("{}{SEPARATOR}", mb.name);
-            let children = mailboxes.iter().any(|m| m.name.starts_with(&prefix));
-            let mut attrs = vec![if children {
+            let mut descendants = mailboxes.iter().filter(|m| m.name.starts_with(&prefix));
+            // RFC 5258 §3: with RECURSIVEMATCH a matching parent of a selected mailbox is
+            // listed (whether or not it is selected itself) with CHILDINFO.
+            let child_info = list.recursive_match && descendants.clone().any(selects);
+            if !selects(mb) && !child_info {
+                continue;
+            }
+            let mut attrs = vec![if descendants.next().is_some() {
                 "\\HasChildren"
             } else {
                 "\\HasNoChildren"
             }];
+            if list.show_subscribed && mb.subscribed {
+                attrs.push("\\Subscribed");
+            }
             if let Some(su) = &mb.special_use {
                 attrs.push(su);
             }
@@ -395,7 +485,14 @@ impl<T: Transport> Session<T> {
                 .text(&attrs.join(" "))
                 .text(") \"/\" ");
             write_name(&mut self.out, &mb.name);
+            if child_info {
+                self.out.text(" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
             self.out.crlf();
+            if let Some(items) = &list.status {
+                self.write_status(mb, items).await?;
+            }
+            self.flush_if_large().await?;
         }
         Ok(Reply::ok(format!("{command} completed")))
     }
@@ -412,6 +509,16 @@ impl<T: Transport> Session<T> {
         let Some(mb) = self.find_mailbox(&name).await? else {
             return Ok(Reply::no("[NONEXISTENT] no such mailbox"));
         };
+        self.write_status(&mb, items).await?;
+        Ok(Reply::ok("STATUS completed"))
+    }
+
+    /// One `* STATUS` response (STATUS, and LIST's STATUS return option).
+    async fn write_status(
+        &mut self,
+        mb: &Mailbox,
+        items: &[StatusDataItemName],
+    ) -> Result<(), StoreError> {
         let counts = self.imap.store.mailbox_counts(mb.id).await?;
         let mut parts = Vec::new();
         for item in items {
@@ -435,7 +542,7 @@ impl<T: Transport> Session<T> {
         self.out.text("* STATUS ");
         write_name(&mut self.out, &mb.name);
         self.out.text(" (").text(&parts.join(" ")).text(")").crlf();
-        Ok(Reply::ok("STATUS completed"))
+        Ok(())
     }
 
     pub(super) async fn append(

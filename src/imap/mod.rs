@@ -17,6 +17,8 @@
 //!   before the next tagged reply (or at once, in IDLE) it reads what changed since its MODSEQ
 //!   (`Store::changes_since`) and reports EXISTS / EXPUNGE / FETCH (VANISHED instead of
 //!   EXPUNGE once the client enabled QRESYNC).
+//! - `extended.rs` recognises the command forms imap-codec cannot parse (`SEARCH RETURN`,
+//!   the extended LIST) before it sees them.
 //! - Responses are written by hand (`response.rs`); FETCH renders ENVELOPE and BODYSTRUCTURE
 //!   from what was parsed at delivery and cuts body sections from the stored message by offset.
 //!
@@ -26,6 +28,7 @@
 //! 30 minutes (RFC 3501 §5.4), also in IDLE, where clients re-issue the command every 29.
 //! Failed logins go through the shared throttle (delays, then a lock).
 
+pub mod extended;
 mod fetch;
 mod mailbox;
 mod message;
@@ -73,7 +76,7 @@ pub fn capabilities(imap: &Imap) -> String {
     format!(
         "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN \
          SPECIAL-USE QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE \
-         CONDSTORE QRESYNC SORT",
+         CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS",
         imap.max_message_size.min(u64::from(u32::MAX))
     )
 }

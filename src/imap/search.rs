@@ -18,6 +18,7 @@ use imap_codec::imap_types::datetime::NaiveDate;
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use imap_codec::imap_types::search::SearchKey;
 
+use super::extended::SearchReturn;
 use super::selected::Selected;
 use super::seqset::{self};
 use super::session::{CmdResult, Reply, Session};
@@ -347,9 +348,14 @@ impl<T: Transport> Session<T> {
                 "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset",
             ));
         }
+        let esearch = self.esearch.take();
         let (found, modseq) = self.matches(criteria, false, false).await?;
         if modseq {
             self.condstore = true;
+        }
+        if let Some((tag, options)) = esearch {
+            self.write_esearch(&tag, options, uid, &found, modseq);
+            return Ok(Reply::ok("SEARCH completed"));
         }
         let mut line = String::from("SEARCH");
         for (seq, row) in &found {
@@ -361,6 +367,57 @@ impl<T: Transport> Session<T> {
         }
         self.out.untagged(&line);
         Ok(Reply::ok("SEARCH completed"))
+    }
+
+    /// `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [COUNT n] [ALL set] [MODSEQ m]` (RFC 4731
+    /// §3.1: MIN, MAX and ALL are left out when nothing matched; COUNT 0 is not). MODSEQ
+    /// (RFC 7162 §3.1.5) is the highest of the messages returned: all matches for ALL or
+    /// COUNT, otherwise those MIN and MAX name.
+    fn write_esearch(
+        &mut self,
+        tag: &str,
+        options: SearchReturn,
+        uid: bool,
+        found: &[(u32, SearchRow)],
+        modseq: bool,
+    ) {
+        // `found` ascends by sequence number, so by UID too.
+        let number = |(seq, row): &(u32, SearchRow)| if uid { row.uid } else { *seq };
+        let out = &mut self.out;
+        out.text("* ESEARCH (TAG ").string(tag.as_bytes()).text(")");
+        if uid {
+            out.text(" UID");
+        }
+        if let (Some(first), Some(last)) = (found.first(), found.last()) {
+            if options.min {
+                out.text(" MIN ").num(number(first));
+            }
+            if options.max {
+                out.text(" MAX ").num(number(last));
+            }
+        }
+        if options.count {
+            out.text(" COUNT ").num(found.len());
+        }
+        if options.all && !found.is_empty() {
+            let numbers: Vec<u32> = found.iter().map(number).collect();
+            out.text(" ALL ").text(&seqset::compact(&numbers));
+        }
+        if modseq {
+            let highest = if options.all || options.count {
+                found.iter().map(|(_, r)| r.modseq).max()
+            } else {
+                let ends = [
+                    options.min.then(|| found.first()).flatten(),
+                    options.max.then(|| found.last()).flatten(),
+                ];
+                ends.into_iter().flatten().map(|(_, r)| r.modseq).max()
+            };
+            if let Some(m) = highest {
+                out.text(" MODSEQ ").num(m);
+            }
+        }
+        out.crlf();
     }
 
     pub(super) async fn sort(

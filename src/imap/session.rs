@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use imap_codec::decode::Decoder;
 use imap_codec::fragmentizer::{
     DecodeMessageError, FragmentInfo, Fragmentizer, LiteralAnnouncement,
 };
@@ -23,6 +24,7 @@ use imap_codec::{AuthenticateDataCodec, CommandCodec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, watch};
 
+use super::extended::{self, Extended, ListCommand, SearchReturn};
 use super::response::{Out, Status};
 use super::selected::Selected;
 use super::{Imap, capabilities, pre_auth_capabilities};
@@ -93,6 +95,13 @@ impl From<StoreError> for CmdError {
 
 pub(super) type CmdResult = Result<Reply, CmdError>;
 
+/// A command ready to run: one imap-codec decoded (with ESEARCH return options when it was
+/// `SEARCH RETURN (…)`), or an extended LIST.
+enum Decoded {
+    Codec(Command<'static>, Option<SearchReturn>),
+    List(String, ListCommand),
+}
+
 /// What reading the next message gave.
 enum Input {
     Message,
@@ -126,6 +135,8 @@ pub struct Session<T> {
     /// VANISHED from then on, and SELECT (QRESYNC …) and UID FETCH (… VANISHED) are allowed.
     pub(super) qresync: bool,
     pub(super) logout: bool,
+    /// The tag and ESEARCH return options of the command being run (`SEARCH RETURN (…)`).
+    pub(super) esearch: Option<(String, SearchReturn)>,
 }
 
 impl<T: Transport> Session<T> {
@@ -151,6 +162,7 @@ impl<T: Transport> Session<T> {
             condstore: false,
             qresync: false,
             logout: false,
+            esearch: None,
         }
     }
 
@@ -184,12 +196,46 @@ impl<T: Transport> Session<T> {
                 }
                 continue;
             }
-            let decoded = match self.frag.decode_message(&CommandCodec::default()) {
-                Ok(command) => Ok(command.into_static()),
-                Err(e) => Err(describe_decode_error(&e, self.frag.message_bytes())),
+            // The extensions imap-codec cannot parse are recognised first (`extended.rs`);
+            // a poisoned or truncated message is left to the fragmentizer's own errors.
+            let ext = if self.frag.is_message_poisoned() || self.frag.is_max_message_size_exceeded()
+            {
+                Extended::Plain
+            } else {
+                extended::recognise(self.frag.message_bytes())
+            };
+            let decoded = match ext {
+                Extended::Plain => match self.frag.decode_message(&CommandCodec::default()) {
+                    Ok(command) => Ok(Decoded::Codec(command.into_static(), None)),
+                    Err(e) => Err(describe_decode_error(&e, self.frag.message_bytes())),
+                },
+                Extended::Search {
+                    tag,
+                    options,
+                    command,
+                } => match CommandCodec::default().decode(&command) {
+                    Ok((rest, decoded))
+                        if rest.is_empty()
+                            && matches!(decoded.body, CommandBody::Search { .. }) =>
+                    {
+                        Ok(Decoded::Codec(decoded.into_static(), Some(options)))
+                    }
+                    _ => Err(Some((
+                        Some(tag),
+                        "syntax error in the arguments of SEARCH".to_string(),
+                    ))),
+                },
+                Extended::List { tag, list } => Ok(Decoded::List(tag, list)),
+                Extended::Bad { tag, text } => Err(Some((Some(tag), text))),
             };
             let result = match decoded {
-                Ok(command) => self.execute(command).await,
+                Ok(Decoded::Codec(command, esearch)) => {
+                    self.esearch = esearch.map(|o| (command.tag.as_ref().to_string(), o));
+                    let result = self.execute(command).await;
+                    self.esearch = None;
+                    result
+                }
+                Ok(Decoded::List(tag, list)) => self.execute_list(tag, list).await,
                 Err(None) => Ok(()),
                 Err(Some((tag, text))) => {
                     match tag {
@@ -352,6 +398,16 @@ impl<T: Transport> Session<T> {
         self.bad_in_row += 1;
     }
 
+    /// An extended LIST (`extended.rs`): valid in the authenticated and selected states.
+    async fn execute_list(&mut self, tag: String, list: ListCommand) -> io::Result<()> {
+        let result = if self.account.is_some() {
+            self.list_extended(list).await
+        } else {
+            Ok(Reply::bad("LIST is only valid after login"))
+        };
+        self.finish(&tag, true, result).await
+    }
+
     async fn execute(&mut self, command: Command<'static>) -> io::Result<()> {
         let tag = command.tag.as_ref().to_string();
         let allow_expunge = !matches!(
@@ -364,7 +420,18 @@ impl<T: Transport> Session<T> {
         if let CommandBody::StartTLS = command.body {
             return self.starttls(&tag).await;
         }
-        let reply = match self.dispatch(command.body).await {
+        let result = self.dispatch(command.body).await;
+        self.finish(&tag, allow_expunge, result).await
+    }
+
+    /// After a command: reports what changed meanwhile, then the tagged reply.
+    async fn finish(
+        &mut self,
+        tag: &str,
+        allow_expunge: bool,
+        result: CmdResult,
+    ) -> io::Result<()> {
+        let reply = match result {
             Ok(reply) => reply,
             Err(CmdError::Io(e)) => return Err(e),
             Err(CmdError::Store(e)) => store_error(e),
@@ -386,7 +453,7 @@ impl<T: Transport> Session<T> {
         } else {
             self.bad_in_row = 0;
         }
-        self.out.tagged(&tag, reply.status, &reply.text);
+        self.out.tagged(tag, reply.status, &reply.text);
         Ok(())
     }
 

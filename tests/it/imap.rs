@@ -1,9 +1,11 @@
 //! IMAP against the whole server, per command group, asserting the exact responses: the
 //! connection (greeting, CAPABILITY, STARTTLS, LOGIN/AUTHENTICATE, LOGINDISABLED), mailboxes,
 //! APPEND and FETCH, STORE/EXPUNGE/COPY/MOVE, SEARCH and SORT, two sessions on one mailbox,
-//! IDLE with a delivery, CONDSTORE, limits and bad input. `qresync` covers the rest of RFC 7162
-//! and `interop` runs Python's imaplib and mbsync.
+//! IDLE with a delivery, CONDSTORE, limits and bad input. `qresync` covers the rest of RFC 7162,
+//! `extended` ESEARCH, LIST-EXTENDED and LIST-STATUS, and `interop` runs Python's imaplib and
+//! mbsync.
 
+mod extended;
 mod interop;
 mod qresync;
 
@@ -187,7 +189,10 @@ async fn logindisabled_until_starttls() {
         r.starts_with("TAG OK [CAPABILITY IMAP4rev1 LITERAL+"),
         "{r}"
     );
-    assert!(r.ends_with("CONDSTORE QRESYNC SORT] logged in"), "{r}");
+    assert!(
+        r.ends_with("CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS] logged in"),
+        "{r}"
+    );
     let (lines, r) = c.cmd("LOGOUT").await;
     assert_eq!(lines, ["* BYE logging out"]);
     assert_eq!(r, "TAG OK LOGOUT completed");

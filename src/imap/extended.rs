@@ -1,0 +1,691 @@
+//! A small pre-parser for the command extensions imap-codec 2.0.0-alpha.10 cannot parse:
+//! `SEARCH RETURN (…)` (ESEARCH, RFC 4731) and the extended LIST (LIST-EXTENDED, RFC 5258;
+//! the STATUS return option of LIST-STATUS, RFC 5819; the SPECIAL-USE options of RFC 6154).
+//!
+//! [`recognise`] looks at one complete command (the fragmentizer's message: lines and the
+//! literals between them) before imap-codec does:
+//! - `tag [UID] SEARCH RETURN (opts) rest`: the options are taken out and `tag [UID] SEARCH
+//!   rest` is handed back for imap-codec to decode (literals in `rest` stay as they are).
+//! - `LIST` with selection options, a pattern list, or `RETURN (…)`: parsed whole here
+//!   (references and patterns may be atoms, quoted strings or literals).
+//! - Everything else, including a plain `LIST ref pattern`, is [`Extended::Plain`] and goes
+//!   to imap-codec unchanged, so the basic forms behave exactly as before.
+//!
+//! Strictness: once a command is recognised as one of these forms, anything unknown
+//! (an option we do not implement, `SAVE` from SEARCHRES, option values) is refused with a
+//! BAD text saying what; RFC 5258 §3 makes an unknown selection option a BAD, and refusing
+//! an unknown return option too is what lets a client tell we did not honour it.
+//!
+//! Bounds: a recognised LIST is at most [`MAX_INPUT`] bytes, with at most [`MAX_OPTIONS`]
+//! options per list, [`MAX_PATTERNS`] patterns and literals of at most [`MAX_LITERAL`]
+//! bytes. The grammar has a fixed depth (`RETURN (STATUS (…))` is the deepest), so there is
+//! no recursion; SEARCH looks only at its return options before handing the rest on.
+
+use imap_codec::imap_types::status::StatusDataItemName;
+
+/// Largest extended LIST command, literals included.
+pub const MAX_INPUT: usize = 64 * 1024;
+/// Most options in one parenthesised option list (selection, return, STATUS items).
+pub const MAX_OPTIONS: usize = 16;
+/// Most patterns in one pattern list.
+pub const MAX_PATTERNS: usize = 32;
+/// Largest literal in a LIST reference or pattern.
+pub const MAX_LITERAL: usize = 4096;
+
+/// What the ESEARCH return options ask for. `RETURN ()` means ALL (RFC 4731 §3.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchReturn {
+    pub min: bool,
+    pub max: bool,
+    pub count: bool,
+    pub all: bool,
+}
+
+/// An extended LIST, with the reference and patterns as sent (modified UTF-7 bytes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListCommand {
+    pub reference: Vec<u8>,
+    pub patterns: Vec<Vec<u8>>,
+    /// Selection options were given (even an empty list).
+    pub selection: bool,
+    pub select_subscribed: bool,
+    pub select_special_use: bool,
+    pub recursive_match: bool,
+    pub return_subscribed: bool,
+    pub return_children: bool,
+    pub return_special_use: bool,
+    /// `RETURN (STATUS (…))`: the items to send in a STATUS response after each LIST line.
+    pub return_status: Option<Vec<StatusDataItemName>>,
+}
+
+/// What [`recognise`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extended {
+    /// Not one of the extended forms: imap-codec decodes the message as it is.
+    Plain,
+    /// `SEARCH RETURN (…)`: the options, and the command without them for imap-codec.
+    Search {
+        tag: String,
+        options: SearchReturn,
+        command: Vec<u8>,
+    },
+    /// An extended LIST, parsed whole.
+    List { tag: String, list: ListCommand },
+    /// An extended form with an error: answer BAD with this text.
+    Bad { tag: String, text: String },
+}
+
+/// Recognises the extended forms in one complete command message (see the module doc).
+pub fn recognise(message: &[u8]) -> Extended {
+    let mut p = Parser {
+        input: message,
+        pos: 0,
+    };
+    let Some(tag) = p.tag() else {
+        return Extended::Plain;
+    };
+    if !p.sp() {
+        return Extended::Plain;
+    }
+    let Some(word) = p.atom() else {
+        return Extended::Plain;
+    };
+    if word.eq_ignore_ascii_case(b"UID") {
+        if !p.sp() {
+            return Extended::Plain;
+        }
+        return match p.atom() {
+            Some(w) if w.eq_ignore_ascii_case(b"SEARCH") => search(p, tag),
+            _ => Extended::Plain,
+        };
+    }
+    if word.eq_ignore_ascii_case(b"SEARCH") {
+        return search(p, tag);
+    }
+    if word.eq_ignore_ascii_case(b"LIST") {
+        return list(p, tag);
+    }
+    Extended::Plain
+}
+
+fn search(mut p: Parser<'_>, tag: String) -> Extended {
+    let keep = p.pos;
+    let bad = |text: &str| Extended::Bad {
+        tag: tag.clone(),
+        text: text.to_string(),
+    };
+    if !p.sp() {
+        return Extended::Plain;
+    }
+    match p.atom() {
+        Some(w) if w.eq_ignore_ascii_case(b"RETURN") => {}
+        _ => return Extended::Plain,
+    }
+    if !p.sp() {
+        return bad("SEARCH RETURN needs a parenthesised option list");
+    }
+    let words = match p.atom_list() {
+        Ok(words) => words,
+        Err(text) => return bad(&format!("SEARCH RETURN: {text}")),
+    };
+    let mut options = SearchReturn::default();
+    for w in &words {
+        match w.to_ascii_uppercase().as_slice() {
+            b"MIN" => options.min = true,
+            b"MAX" => options.max = true,
+            b"COUNT" => options.count = true,
+            b"ALL" => options.all = true,
+            b"SAVE" => return bad("SEARCH RETURN (SAVE) is not supported (no SEARCHRES)"),
+            other => {
+                return bad(&format!(
+                    "unknown SEARCH return option {}",
+                    String::from_utf8_lossy(other)
+                ));
+            }
+        }
+    }
+    if words.is_empty() {
+        options.all = true;
+    }
+    // The search criteria follow after one space; imap-codec checks them.
+    if p.peek() != Some(b' ') {
+        return bad("SEARCH RETURN (...) must be followed by search criteria");
+    }
+    let mut command = Vec::with_capacity(p.input.len());
+    command.extend_from_slice(p.input.get(..keep).unwrap_or_default());
+    command.extend_from_slice(p.input.get(p.pos..).unwrap_or_default());
+    Extended::Search {
+        tag,
+        options,
+        command,
+    }
+}
+
+fn list(mut p: Parser<'_>, tag: String) -> Extended {
+    let bad = |text: String| Extended::Bad {
+        tag: tag.clone(),
+        text,
+    };
+    if p.input.len() > MAX_INPUT {
+        // A basic LIST this long is refused by imap-codec's own rules anyway.
+        return Extended::Plain;
+    }
+    let mut list = ListCommand::default();
+    let mut extended = false;
+    if !p.sp() {
+        return Extended::Plain;
+    }
+    if p.peek() == Some(b'(') {
+        extended = true;
+        list.selection = true;
+        let words = match p.atom_list() {
+            Ok(w) => w,
+            Err(text) => return bad(format!("LIST selection options: {text}")),
+        };
+        for w in &words {
+            match w.to_ascii_uppercase().as_slice() {
+                b"SUBSCRIBED" => list.select_subscribed = true,
+                b"SPECIAL-USE" => list.select_special_use = true,
+                b"RECURSIVEMATCH" => list.recursive_match = true,
+                // Referrals to other servers (RFC 2193): we have none, so it changes nothing.
+                b"REMOTE" => {}
+                other => {
+                    return bad(format!(
+                        "unknown LIST selection option {}",
+                        String::from_utf8_lossy(other)
+                    ));
+                }
+            }
+        }
+        // RFC 5258 §3: RECURSIVEMATCH only makes sense with an option it can recurse on.
+        if list.recursive_match && !list.select_subscribed {
+            return bad("RECURSIVEMATCH needs the SUBSCRIBED selection option".into());
+        }
+        if !p.sp() {
+            return bad("LIST: missing reference name".into());
+        }
+    }
+    list.reference = match p.astring() {
+        Ok(r) => r,
+        Err(_) if !extended => return Extended::Plain,
+        Err(text) => return bad(format!("LIST reference: {text}")),
+    };
+    if !p.sp() {
+        return if extended {
+            bad("LIST: missing mailbox pattern".into())
+        } else {
+            Extended::Plain
+        };
+    }
+    if p.peek() == Some(b'(') {
+        extended = true;
+        p.pos += 1;
+        loop {
+            if list.patterns.len() >= MAX_PATTERNS {
+                return bad(format!("LIST: more than {MAX_PATTERNS} patterns"));
+            }
+            match p.list_mailbox() {
+                Ok(pattern) => list.patterns.push(pattern),
+                Err(text) => return bad(format!("LIST pattern: {text}")),
+            }
+            match p.peek() {
+                Some(b')') => {
+                    p.pos += 1;
+                    break;
+                }
+                Some(b' ') => p.pos += 1,
+                _ => return bad("LIST: pattern list not closed".into()),
+            }
+        }
+    } else {
+        match p.list_mailbox() {
+            Ok(pattern) => list.patterns.push(pattern),
+            Err(_) if !extended => return Extended::Plain,
+            Err(text) => return bad(format!("LIST pattern: {text}")),
+        }
+    }
+    if p.at_end() {
+        return if extended {
+            Extended::List { tag, list }
+        } else {
+            Extended::Plain
+        };
+    }
+    let is_return = p.sp() && p.atom().is_some_and(|w| w.eq_ignore_ascii_case(b"RETURN"));
+    if !is_return {
+        if !extended {
+            return Extended::Plain;
+        }
+        return bad("LIST: unexpected text after the patterns".into());
+    }
+    if !p.sp() || p.peek() != Some(b'(') {
+        return bad("LIST RETURN needs a parenthesised option list".into());
+    }
+    if let Err(text) = return_options(&mut p, &mut list) {
+        return bad(format!("LIST return options: {text}"));
+    }
+    if !p.at_end() {
+        return bad("LIST: unexpected text after the return options".into());
+    }
+    Extended::List { tag, list }
+}
+
+/// `"(" [return-option *(SP return-option)] ")"` with SUBSCRIBED, CHILDREN, SPECIAL-USE and
+/// `STATUS (items)`.
+fn return_options(p: &mut Parser<'_>, list: &mut ListCommand) -> Result<(), String> {
+    p.pos += 1; // "("
+    let mut n = 0;
+    if p.peek() == Some(b')') {
+        p.pos += 1;
+        return Ok(());
+    }
+    loop {
+        n += 1;
+        if n > MAX_OPTIONS {
+            return Err(format!("more than {MAX_OPTIONS} options"));
+        }
+        let word = p.atom().ok_or("an option must be an atom")?;
+        match word.to_ascii_uppercase().as_slice() {
+            b"SUBSCRIBED" => list.return_subscribed = true,
+            b"CHILDREN" => list.return_children = true,
+            b"SPECIAL-USE" => list.return_special_use = true,
+            b"STATUS" => {
+                if list.return_status.is_some() {
+                    return Err("STATUS given twice".into());
+                }
+                if !p.sp() {
+                    return Err("STATUS needs a parenthesised item list".into());
+                }
+                let words = p.atom_list()?;
+                if words.is_empty() {
+                    return Err("STATUS needs at least one item".into());
+                }
+                let mut items = Vec::with_capacity(words.len());
+                for w in &words {
+                    items.push(status_item(w)?);
+                }
+                list.return_status = Some(items);
+            }
+            other => {
+                return Err(format!("unknown option {}", String::from_utf8_lossy(other)));
+            }
+        }
+        match p.peek() {
+            Some(b')') => {
+                p.pos += 1;
+                return Ok(());
+            }
+            Some(b' ') => p.pos += 1,
+            _ => return Err("option list not closed".into()),
+        }
+    }
+}
+
+fn status_item(word: &[u8]) -> Result<StatusDataItemName, String> {
+    Ok(match word.to_ascii_uppercase().as_slice() {
+        b"MESSAGES" => StatusDataItemName::Messages,
+        b"RECENT" => StatusDataItemName::Recent,
+        b"UIDNEXT" => StatusDataItemName::UidNext,
+        b"UIDVALIDITY" => StatusDataItemName::UidValidity,
+        b"UNSEEN" => StatusDataItemName::Unseen,
+        b"DELETED" => StatusDataItemName::Deleted,
+        b"DELETED-STORAGE" => StatusDataItemName::DeletedStorage,
+        b"SIZE" => StatusDataItemName::Size,
+        b"HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
+        other => {
+            return Err(format!(
+                "unknown STATUS item {}",
+                String::from_utf8_lossy(other)
+            ));
+        }
+    })
+}
+
+/// RFC 3501 ATOM-CHAR: any 7-bit CHAR but atom-specials.
+fn is_atom_char(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b) && !b"(){%*\"\\]".contains(&b)
+}
+
+/// RFC 3501 list-char: ATOM-CHAR, list-wildcards and resp-specials.
+fn is_list_char(b: u8) -> bool {
+    is_atom_char(b) || b"%*]".contains(&b)
+}
+
+/// A cursor over the message. Every read is checked (`get`), so no input can panic it.
+struct Parser<'a> {
+    input: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.input.get(self.pos).copied()
+    }
+
+    fn sp(&mut self) -> bool {
+        if self.peek() == Some(b' ') {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Only the line ending is left (CRLF, or the bare LF imap-codec also accepts).
+    fn at_end(&self) -> bool {
+        matches!(self.input.get(self.pos..), Some(b"\r\n" | b"\n"))
+    }
+
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.pos;
+        while self.peek().is_some_and(&f) {
+            self.pos += 1;
+        }
+        self.input.get(start..self.pos).unwrap_or_default()
+    }
+
+    /// A tag: ASTRING-CHARs except `+`.
+    fn tag(&mut self) -> Option<String> {
+        let t = self.take_while(|b| (is_atom_char(b) || b == b']') && b != b'+');
+        (!t.is_empty()).then(|| String::from_utf8_lossy(t).into_owned())
+    }
+
+    fn atom(&mut self) -> Option<&'a [u8]> {
+        let a = self.take_while(is_atom_char);
+        (!a.is_empty()).then_some(a)
+    }
+
+    /// `"(" [atom *(SP atom)] ")"`, at most [`MAX_OPTIONS`] atoms.
+    fn atom_list(&mut self) -> Result<Vec<&'a [u8]>, String> {
+        if self.peek() != Some(b'(') {
+            return Err("expected a parenthesised list".into());
+        }
+        self.pos += 1;
+        let mut words = Vec::new();
+        if self.peek() == Some(b')') {
+            self.pos += 1;
+            return Ok(words);
+        }
+        loop {
+            if words.len() >= MAX_OPTIONS {
+                return Err(format!("more than {MAX_OPTIONS} options"));
+            }
+            words.push(self.atom().ok_or("an option must be an atom")?);
+            match self.peek() {
+                Some(b')') => {
+                    self.pos += 1;
+                    return Ok(words);
+                }
+                Some(b' ') => self.pos += 1,
+                _ => return Err("list not closed".into()),
+            }
+        }
+    }
+
+    /// `astring`: 1*ASTRING-CHAR, a quoted string or a literal.
+    fn astring(&mut self) -> Result<Vec<u8>, String> {
+        match self.peek() {
+            Some(b'"') => self.quoted(),
+            Some(b'{') => self.literal(),
+            _ => {
+                let a = self.take_while(|b| is_atom_char(b) || b == b']');
+                if a.is_empty() {
+                    Err("expected a mailbox name".into())
+                } else {
+                    Ok(a.to_vec())
+                }
+            }
+        }
+    }
+
+    /// `list-mailbox`: 1*list-char, a quoted string or a literal.
+    fn list_mailbox(&mut self) -> Result<Vec<u8>, String> {
+        match self.peek() {
+            Some(b'"') => self.quoted(),
+            Some(b'{') => self.literal(),
+            _ => {
+                let a = self.take_while(is_list_char);
+                if a.is_empty() {
+                    Err("expected a mailbox pattern".into())
+                } else {
+                    Ok(a.to_vec())
+                }
+            }
+        }
+    }
+
+    /// A quoted string of 7-bit text with `\"` and `\\` escapes.
+    fn quoted(&mut self) -> Result<Vec<u8>, String> {
+        self.pos += 1; // the opening quote
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(c @ (b'"' | b'\\')) => out.push(c),
+                        _ => return Err("invalid escape in a quoted string".into()),
+                    }
+                }
+                Some(c) if (0x01..=0x7f).contains(&c) && c != b'\r' && c != b'\n' => out.push(c),
+                Some(_) => return Err("invalid character in a quoted string".into()),
+                None => return Err("unterminated quoted string".into()),
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// `{n}` or `{n+}`, CRLF, then n bytes (already in the message: the fragmentizer read
+    /// the literal before the message was complete).
+    fn literal(&mut self) -> Result<Vec<u8>, String> {
+        self.pos += 1; // "{"
+        let digits = self.take_while(|b| b.is_ascii_digit());
+        if digits.is_empty() || digits.len() > 10 {
+            return Err("invalid literal length".into());
+        }
+        let n: usize = std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .ok_or("invalid literal length")?;
+        if self.peek() == Some(b'+') {
+            self.pos += 1;
+        }
+        let header_end = match self.input.get(self.pos..) {
+            Some(rest) if rest.starts_with(b"}\r\n") => self.pos + 3,
+            Some(rest) if rest.starts_with(b"}\n") => self.pos + 2,
+            _ => return Err("invalid literal".into()),
+        };
+        if n > MAX_LITERAL {
+            return Err(format!("literal longer than {MAX_LITERAL} octets"));
+        }
+        let end = header_end.checked_add(n).ok_or("invalid literal length")?;
+        let data = self
+            .input
+            .get(header_end..end)
+            .ok_or("literal shorter than announced")?;
+        self.pos = end;
+        Ok(data.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn search_of(input: &str) -> (SearchReturn, String) {
+        match recognise(input.as_bytes()) {
+            Extended::Search {
+                tag,
+                options,
+                command,
+            } => {
+                assert_eq!(tag, "a1");
+                (options, String::from_utf8(command).expect("utf-8"))
+            }
+            other => panic!("{input:?}: {other:?}"),
+        }
+    }
+
+    fn list_of(input: &[u8]) -> ListCommand {
+        match recognise(input) {
+            Extended::List { list, .. } => list,
+            other => panic!("{input:?}: {other:?}"),
+        }
+    }
+
+    fn bad_text(input: &[u8]) -> String {
+        match recognise(input) {
+            Extended::Bad { tag, text } => {
+                assert_eq!(tag, "a1");
+                text
+            }
+            other => panic!("{input:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn search_return_is_taken_out() {
+        let (o, c) = search_of("a1 SEARCH RETURN (MIN MAX) UNSEEN\r\n");
+        assert_eq!(
+            o,
+            SearchReturn {
+                min: true,
+                max: true,
+                ..Default::default()
+            }
+        );
+        assert_eq!(c, "a1 SEARCH UNSEEN\r\n");
+        let (o, c) = search_of("a1 uid search return () charset UTF-8 ALL\r\n");
+        assert!(o.all && !o.min && !o.max && !o.count);
+        assert_eq!(c, "a1 uid search charset UTF-8 ALL\r\n");
+        let (o, c) = search_of("a1 SEARCH RETURN (count ALL) BODY {3}\r\nabc\r\n");
+        assert!(o.count && o.all);
+        assert_eq!(c, "a1 SEARCH BODY {3}\r\nabc\r\n");
+    }
+
+    #[test]
+    fn plain_commands_pass_through() {
+        for input in [
+            "a1 SEARCH ALL\r\n",
+            "a1 UID SEARCH UNSEEN\r\n",
+            "a1 SEARCH\r\n",
+            "a1 UID FETCH 1 FLAGS\r\n",
+            "a1 LIST \"\" \"*\"\r\n",
+            "a1 LIST \"\" %\r\n",
+            "a1 LIST {0}\r\n \"*\"\r\n",
+            "a1 LSUB \"\" (\"*\")\r\n",
+            "a1 LIST\r\n",
+            "a1 LIST \"\" \"*\" garbage\r\n",
+            "",
+            "+ LIST (SUBSCRIBED) \"\" *\r\n",
+            " SEARCH RETURN () ALL\r\n",
+            "a1 SEARCHRETURN\r\n",
+        ] {
+            assert_eq!(recognise(input.as_bytes()), Extended::Plain, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn search_return_errors() {
+        assert!(bad_text(b"a1 SEARCH RETURN (SAVE) ALL\r\n").contains("SAVE"));
+        assert!(bad_text(b"a1 SEARCH RETURN (PARTIAL 1:5) ALL\r\n").contains("PARTIAL"));
+        bad_text(b"a1 SEARCH RETURN (MIN\r\n");
+        bad_text(b"a1 SEARCH RETURN MIN ALL\r\n");
+        bad_text(b"a1 SEARCH RETURN (MIN)\r\n");
+        bad_text(b"a1 SEARCH RETURN (MIN)ALL\r\n");
+        bad_text(b"a1 SEARCH RETURN ((MIN)) ALL\r\n");
+        bad_text(b"a1 SEARCH RETURN\r\n");
+        bad_text(format!("a1 SEARCH RETURN ({}) ALL\r\n", ["MIN"; 17].join(" ")).as_bytes());
+    }
+
+    #[test]
+    fn list_extended_forms() {
+        let l = list_of(b"a1 LIST (SUBSCRIBED RECURSIVEMATCH remote) \"\" \"*\"\r\n");
+        assert!(l.selection && l.select_subscribed && l.recursive_match);
+        assert_eq!(l.patterns, vec![b"*".to_vec()]);
+        let l = list_of(b"a1 LIST \"\" (INBOX \"Sent\" %/x {3}\r\na\"b) RETURN (CHILDREN)\r\n");
+        assert!(!l.selection && l.return_children);
+        assert_eq!(
+            l.patterns,
+            vec![
+                b"INBOX".to_vec(),
+                b"Sent".to_vec(),
+                b"%/x".to_vec(),
+                b"a\"b".to_vec()
+            ]
+        );
+        let l = list_of(
+            b"a1 list () {4+}\r\nWork \"*\" return (status (messages unseen SIZE) SPECIAL-USE SUBSCRIBED)\n",
+        );
+        assert_eq!(l.reference, b"Work");
+        assert!(l.selection && !l.select_subscribed);
+        assert!(l.return_special_use && l.return_subscribed);
+        assert_eq!(
+            l.return_status,
+            Some(vec![
+                StatusDataItemName::Messages,
+                StatusDataItemName::Unseen,
+                StatusDataItemName::Size
+            ])
+        );
+        let l = list_of(b"a1 LIST \"\" \"\" RETURN ()\r\n");
+        assert_eq!(l.patterns, vec![Vec::<u8>::new()]);
+        let l = list_of(b"a1 LIST (SPECIAL-USE) \"\" *\r\n");
+        assert!(l.select_special_use);
+    }
+
+    #[test]
+    fn list_errors() {
+        assert!(bad_text(b"a1 LIST (FOO) \"\" *\r\n").contains("FOO"));
+        assert!(bad_text(b"a1 LIST (RECURSIVEMATCH) \"\" *\r\n").contains("RECURSIVEMATCH"));
+        assert!(bad_text(b"a1 LIST \"\" * RETURN (FOO)\r\n").contains("FOO"));
+        bad_text(b"a1 LIST \"\" * RETURN (STATUS ())\r\n");
+        bad_text(b"a1 LIST \"\" * RETURN (STATUS (MESSAGES) STATUS (UNSEEN))\r\n");
+        bad_text(b"a1 LIST \"\" * RETURN (STATUS (BOGUS))\r\n");
+        bad_text(b"a1 LIST \"\" * RETURN (STATUS MESSAGES)\r\n");
+        bad_text(b"a1 LIST \"\" * RETURN (CHILDREN\r\n");
+        bad_text(b"a1 LIST \"\" * RETURN CHILDREN\r\n");
+        bad_text(b"a1 LIST \"\" * RETURN (CHILDREN) x\r\n");
+        bad_text(b"a1 LIST () \"\"\r\n");
+        bad_text(b"a1 LIST ()\r\n");
+        bad_text(b"a1 LIST () \"unterminated *\r\n");
+        bad_text(b"a1 LIST () \"\" (\r\n");
+        bad_text(b"a1 LIST () \"\" ()\r\n");
+        bad_text(b"a1 LIST () \"\" (a b\r\n");
+        bad_text(b"a1 LIST () \"\" * extra\r\n");
+        bad_text(b"a1 LIST () {5}\r\nab\r\n");
+        bad_text(b"a1 LIST () {99999999999}\r\n");
+        bad_text(b"a1 LIST () \"\\x\" *\r\n");
+        bad_text(b"a1 LIST () \"\xc3\xa9\" *\r\n");
+        bad_text(format!("a1 LIST () {{{}}}\r\n", MAX_LITERAL + 1).as_bytes());
+        let many = vec!["x"; MAX_PATTERNS + 1].join(" ");
+        assert!(bad_text(format!("a1 LIST \"\" ({many})\r\n").as_bytes()).contains("patterns"));
+    }
+
+    #[test]
+    fn every_prefix_and_odd_bytes_are_safe() {
+        let samples: [&[u8]; 3] = [
+            b"a1 LIST (SUBSCRIBED RECURSIVEMATCH) {3+}\r\nabc (\"x\" {2}\r\nyz) RETURN (STATUS (MESSAGES) CHILDREN)\r\n",
+            b"a1 UID SEARCH RETURN (MIN MAX COUNT ALL) CHARSET UTF-8 TEXT {2}\r\nhi\r\n",
+            b"a1 LIST \"\\\\\" \"\\\"\" RETURN ()\r\n",
+        ];
+        for s in samples {
+            for end in 0..=s.len() {
+                let _ = recognise(&s[..end]);
+            }
+            let mut flipped = s.to_vec();
+            for i in 0..flipped.len() {
+                let keep = flipped[i];
+                for b in [0u8, b'(', b')', b'{', b'"', b' ', 0xff] {
+                    flipped[i] = b;
+                    let _ = recognise(&flipped);
+                }
+                flipped[i] = keep;
+            }
+        }
+    }
+}
