@@ -9,6 +9,7 @@
 //! - [`net`]: the one accept loop: connection limits, idle timeouts, TLS and STARTTLS.
 //! - [`tls`]: certificates (self-signed, files, ACME) behind one resolver.
 //! - [`backup`]: online backups (checked) and restore.
+//! - [`mailbox_files`]: `import` from mbox files and Maildir trees, `export` to mbox files.
 //! - [`store`]: the only place with SQL: accounts, mailboxes, the one delivery path, blobs.
 //! - [`smtp`]: inbound MX and submission sessions, inbound SPF/DKIM/DMARC checks, and the
 //!   outbound client.
@@ -30,6 +31,7 @@ pub mod backup;
 pub mod config;
 pub mod dns;
 pub mod imap;
+pub mod mailbox_files;
 pub mod mime;
 pub mod net;
 pub mod pop3;

@@ -10,6 +10,7 @@ mod dkim_interop;
 mod dns_server;
 mod harness;
 mod imap;
+mod import;
 mod mail_auth;
 mod net;
 mod outbound;
