@@ -6,6 +6,7 @@
 //! - [`config`]: the TOML configuration and its embedded default.
 //! - [`address`]: e-mail addresses and domains: parsing, validation, normalisation.
 //! - [`app`]: `start(Config)` wires every part together and returns the bound addresses.
+//! - [`metrics`]: connection and HTTP latency counters for `/metrics`.
 //! - [`net`]: the one accept loop: connection limits, idle timeouts, TLS and STARTTLS.
 //! - [`tls`]: certificates (self-signed, files, ACME) behind one resolver.
 //! - [`backup`]: online backups (checked) and restore.
@@ -32,6 +33,7 @@ pub mod config;
 pub mod dns;
 pub mod imap;
 pub mod mailbox_files;
+pub mod metrics;
 pub mod mime;
 pub mod net;
 pub mod pop3;

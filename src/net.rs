@@ -158,6 +158,7 @@ impl Listener {
                         }
                     };
                     let Some(admission) = limits.admit(peer.ip()) else {
+                        crate::metrics::METRICS.connection_refused(self.protocol);
                         tracing::warn!(protocol = self.protocol, %peer, "connection refused: too many connections");
                         continue;
                     };
@@ -172,9 +173,11 @@ impl Listener {
                         shutdown: shutdown.clone(),
                     };
                     let handler = self.handler.clone();
+                    let counted = crate::metrics::METRICS.connection_opened(self.protocol);
                     sessions.spawn(
                         async move {
                             let _admission = admission;
+                            let _counted = counted;
                             tracing::debug!("connected");
                             match conn.establish().await {
                                 Ok(Some(conn)) => handler(conn).await,

@@ -12,6 +12,7 @@ mod harness;
 mod imap;
 mod import;
 mod mail_auth;
+mod metrics;
 mod net;
 mod outbound;
 mod pop3;
