@@ -53,6 +53,16 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub web: WebConfig,
+}
+
+/// The web listeners' own settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// The bearer token that lets other machines read `/metrics`; loopback clients need none.
+    pub metrics_token: Option<String>,
 }
 
 /// One address list per protocol; an empty list turns the listener off, port 0 picks a port.
@@ -315,6 +325,14 @@ impl Config {
         if self.auth.lock_after == 0 {
             return Err("[auth] lock_after must be at least 1".into());
         }
+        if let Some(token) = &self.web.metrics_token
+            && (token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(
+                "[web] metrics_token must be at least 16 visible ASCII characters (no spaces)"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -439,6 +457,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cert"), "{err}");
+    }
+
+    #[test]
+    fn metrics_tokens_are_long() {
+        let base = "hostname = \"a\"\ndomain = \"a.org\"\ndata_dir = \"d\"\n[web]\n";
+        let ok = format!("{base}metrics_token = \"0123456789abcdef\"\n");
+        let c = Config::parse(&ok, Path::new("x.toml")).unwrap();
+        assert_eq!(c.web.metrics_token.as_deref(), Some("0123456789abcdef"));
+        for bad in ["short", "has spaces in it, long enough"] {
+            let text = format!("{base}metrics_token = \"{bad}\"\n");
+            let err = Config::parse(&text, Path::new("x.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("metrics_token"), "{err}");
+        }
+        assert!(Config::embedded().web.metrics_token.is_none());
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //! - [`config`]: the TOML configuration and its embedded default.
 //! - [`address`]: e-mail addresses and domains: parsing, validation, normalisation.
 //! - [`app`]: `start(Config)` wires every part together and returns the bound addresses.
+//! - [`metrics`]: connection and HTTP latency counters for `/metrics`.
 //! - [`net`]: the one accept loop: connection limits, idle timeouts, TLS and STARTTLS.
 //! - [`tls`]: certificates (self-signed, files, ACME) behind one resolver.
 //! - [`backup`]: online backups (checked) and restore.
+//! - [`mailbox_files`]: `import` from mbox files and Maildir trees, `export` to mbox files.
 //! - [`store`]: the only place with SQL: accounts, mailboxes, the one delivery path, blobs.
 //! - [`smtp`]: inbound MX and submission sessions, inbound SPF/DKIM/DMARC checks, and the
 //!   outbound client.
@@ -30,6 +32,8 @@ pub mod backup;
 pub mod config;
 pub mod dns;
 pub mod imap;
+pub mod mailbox_files;
+pub mod metrics;
 pub mod mime;
 pub mod net;
 pub mod pop3;

@@ -57,6 +57,18 @@ enum Command {
     Backup { dest: PathBuf },
     /// Replace the database with the backup SRC (refused while the server runs).
     Restore { src: PathBuf },
+    /// Import mail into an account from an mbox file, a directory of mbox files, or a Maildir
+    /// tree; messages already there are skipped, so it can be run again.
+    Import {
+        address: String,
+        path: PathBuf,
+        /// For one mbox file, the mailbox to fill (default INBOX); for a directory, the mailbox
+        /// its folders go under (default: the top level).
+        #[arg(long)]
+        mailbox: Option<String>,
+    },
+    /// Write every mailbox of an account as an mbox file under DIR (INBOX.mbox, Work/2026.mbox, ...).
+    Export { address: String, dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -229,6 +241,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.messages,
                 config::format_size(summary.bytes),
                 dest.display()
+            );
+            Ok(())
+        }
+        Command::Import {
+            address,
+            path,
+            mailbox,
+        } => {
+            let store = open(cli.config.as_deref()).await?;
+            let result = import(&store, &address, &path, mailbox.as_deref()).await;
+            store.close().await;
+            result
+        }
+        Command::Export { address, dir } => {
+            let store = open(cli.config.as_deref()).await?;
+            let result = mailroom::mailbox_files::export(&store, &address, &dir).await;
+            store.close().await;
+            let summary = result?;
+            println!(
+                "exported {} messages ({}) from {} mailboxes of {} to {}",
+                summary.messages,
+                config::format_size(summary.bytes),
+                summary.mailboxes,
+                address.trim(),
+                dir.display()
             );
             Ok(())
         }
@@ -649,6 +686,57 @@ async fn queue(store: &Store, cmd: QueueCmd) -> anyhow::Result<()> {
             }
             println!("message {id} removed from the queue");
         }
+    }
+    Ok(())
+}
+
+/// `mailroom import`: a progress line rewritten in place on a terminal, a summary at the end.
+async fn import(
+    store: &Store,
+    address: &str,
+    path: &Path,
+    into: Option<&str>,
+) -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+    let tty = std::io::stdout().is_terminal();
+    let mut shown = false;
+    let mut last: Option<Instant> = None;
+    let mut progress = |p: mailroom::mailbox_files::Progress<'_>| {
+        if !tty || last.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
+            return;
+        }
+        last = Some(Instant::now());
+        shown = true;
+        // \r and "erase to end of line": the line is rewritten, not appended.
+        print!(
+            "\r\x1b[K{}: {} imported, {} already there",
+            p.mailbox, p.imported, p.skipped
+        );
+        let _ = std::io::stdout().flush();
+    };
+    let result = mailroom::mailbox_files::import(store, address, path, into, &mut progress).await;
+    if shown {
+        print!("\r\x1b[K");
+    }
+    let summary = result?;
+    println!(
+        "imported {} messages ({}) into {}; {} were already there",
+        summary.imported,
+        config::format_size(summary.bytes),
+        address.trim(),
+        summary.skipped
+    );
+    if !summary.created.is_empty() {
+        println!("created mailboxes: {}", summary.created.join(", "));
+    }
+    for failed in &summary.failed {
+        eprintln!("cannot read {failed}");
+    }
+    if !summary.failed.is_empty() {
+        bail!(
+            "{} files could not be read (run the import again to retry them)",
+            summary.failed.len()
+        );
     }
     Ok(())
 }

@@ -172,6 +172,7 @@ impl Listener {
                         }
                     };
                     let Some(admission) = limits.admit(peer.ip()) else {
+                        crate::metrics::METRICS.connection_refused(self.protocol);
                         tracing::warn!(protocol = self.protocol, %peer, "connection refused: too many connections");
                         // Say why on plain listeners (a TLS handshake is exactly the work a
                         // flood should not get); one small write to a fresh socket, never
@@ -194,9 +195,11 @@ impl Listener {
                         shutdown: shutdown.clone(),
                     };
                     let handler = self.handler.clone();
+                    let counted = crate::metrics::METRICS.connection_opened(self.protocol);
                     sessions.spawn(
                         async move {
                             let _admission = admission;
+                            let _counted = counted;
                             tracing::debug!("connected");
                             match conn.establish().await {
                                 Ok(Some(conn)) => handler(conn).await,

@@ -204,8 +204,19 @@ fn message_children(body: &BodyPart) -> &[BodyPart] {
     }
 }
 
-/// Parses a raw message once, for everything IMAP, search and the webmail need. Never
-/// panics, never fails.
+/// The bare Message-ID and the `Date:` (Unix seconds) of a message, read from its header
+/// alone: the same values [`analyze`] stores, without parsing the body (import uses them to
+/// recognise messages it already stored).
+pub fn identity(raw: &[u8]) -> (Option<String>, Option<i64>) {
+    let header = header::parse_header(raw, 0, raw.len(), true);
+    let id = header
+        .text("Message-ID")
+        .as_deref()
+        .and_then(structure::bare_message_id);
+    let date = header.text("Date").as_deref().and_then(text::parse_date);
+    (id, date)
+}
+
 /// The names of the fields in the header section of `message`, in order (split by the same
 /// rules as at delivery).
 pub fn header_fields(message: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -215,6 +226,8 @@ pub fn header_fields(message: &[u8]) -> impl Iterator<Item = &[u8]> {
         .map(|f| f.name)
 }
 
+/// Parses a raw message once, for everything IMAP, search and the webmail need. Never
+/// panics, never fails.
 pub fn analyze(raw: &[u8]) -> Analysis {
     let (envelope, body) = structure::Parser::new(raw).parse();
 

@@ -518,7 +518,7 @@ async fn analyze(raw: &[u8]) -> Result<Analysis> {
         .map_err(|e| StoreError::Corrupt(format!("message parser failed: {e}")))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()

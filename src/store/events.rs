@@ -11,20 +11,30 @@ use std::sync::{Arc, Mutex};
 
 use super::{Result, Store, now};
 
-/// Counts not yet written, by kind.
+/// Counts not yet written, by kind, and counts since the process started (for `/metrics`,
+/// whose counters must only grow: the table forgets hours older than 90 days).
 #[derive(Clone, Default)]
-pub(super) struct Pending(Arc<Mutex<HashMap<&'static str, i64>>>);
+pub(super) struct Pending(Arc<Mutex<Counts>>);
+
+#[derive(Default)]
+struct Counts {
+    unwritten: HashMap<&'static str, i64>,
+    since_start: HashMap<&'static str, i64>,
+}
 
 impl Pending {
     fn take(&self) -> HashMap<&'static str, i64> {
         self.0
             .lock()
-            .map(|mut m| std::mem::take(&mut *m))
+            .map(|mut c| std::mem::take(&mut c.unwritten))
             .unwrap_or_default()
     }
 
     fn snapshot(&self) -> HashMap<&'static str, i64> {
-        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|c| c.unwritten.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -35,9 +45,23 @@ impl Store {
     }
 
     pub fn count_events(&self, kind: &'static str, n: i64) {
-        if let Ok(mut m) = self.events.0.lock() {
-            *m.entry(kind).or_insert(0) += n;
+        if let Ok(mut c) = self.events.0.lock() {
+            *c.unwritten.entry(kind).or_insert(0) += n;
+            *c.since_start.entry(kind).or_insert(0) += n;
         }
+    }
+
+    /// Counts by kind since this process opened the store, sorted by kind: counters that only
+    /// grow, as Prometheus expects (they start again from 0 when the server restarts).
+    pub fn event_counters(&self) -> Vec<(&'static str, i64)> {
+        let mut out: Vec<(&'static str, i64)> = self
+            .events
+            .0
+            .lock()
+            .map(|c| c.since_start.iter().map(|(k, n)| (*k, *n)).collect())
+            .unwrap_or_default();
+        out.sort();
+        out
     }
 
     /// Writes the counts kept in memory into the current hour.

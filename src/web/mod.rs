@@ -3,8 +3,8 @@
 //! shutdown as mail. Layers: request tracing, compression, a body size limit, a request
 //! timeout, and a panic catcher that answers 500 instead of dropping the connection.
 //!
-//! Routes here: the start page (client settings), `/healthz`, client autoconfiguration
-//! ([`autoconfig`]), and the built-in static files.
+//! Routes here: the start page (client settings), `/healthz`, `/metrics` ([`metrics`]),
+//! client autoconfiguration ([`autoconfig`]), and the built-in static files.
 //! The admin panel (`/admin`) and the webmail mount on this router in their own modules.
 
 pub mod admin;
@@ -13,6 +13,7 @@ mod autoconfig;
 mod error;
 mod login;
 pub mod mail;
+mod metrics;
 pub mod sanitize;
 pub mod session;
 
@@ -72,12 +73,15 @@ pub struct WebState {
     pub max_message_size: u64,
     /// The webmail's Send (the same path as SMTP submission).
     pub submission: Submission,
+    /// `[web] metrics_token`: lets other machines than this one read `/metrics`.
+    pub metrics_token: Option<String>,
 }
 
 pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
         .route(
             "/.well-known/autoconfig/mail/config-v1.1.xml",
             get(autoconfig::thunderbird),
@@ -122,6 +126,7 @@ pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
             timeout,
         ))
         .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn(metrics::time_request))
         .layer(TraceLayer::new_for_http())
 }
 

@@ -191,3 +191,83 @@ async fn mail_clients_configure_themselves() {
     assert!(seen.contains("LoginName=bob@example.org"), "{seen}");
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn apple_devices_get_a_profile_with_the_real_ports() {
+    use axum::http::StatusCode;
+    let server = crate::harness::start_with(|c| {
+        c.domain = "example.org".into();
+        c.hostname = "mail.example.org".into();
+    })
+    .await;
+    let store = &server.running.store;
+    crate::harness::account(store, "bob@example.org", 0).await;
+    store
+        .set_display_name("bob@example.org", "Bob <& Co>")
+        .await
+        .unwrap();
+    let imaps = server.running.addr("imaps").unwrap().port();
+    let smtps = server.running.addr("submissions").unwrap().port();
+
+    let mut b = crate::web_client::Browser::new(&server);
+    let page = b.get("/mail/settings/mobileconfig").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "signed-in users only");
+    let page = b.sign_in_at("/mail", "bob@example.org", "secret").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(
+        b.get("/mail/settings")
+            .await
+            .body
+            .contains("/mail/settings/mobileconfig")
+    );
+    let page = b.get("/mail/settings/mobileconfig").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(
+        page.headers[axum::http::header::CONTENT_TYPE],
+        "application/x-apple-aspen-config"
+    );
+    // What Python's plistlib reads from it.
+    let script = "import sys, plistlib, json\n\
+        p = plistlib.loads(sys.stdin.buffer.read())\n\
+        m = p['PayloadContent'][0]\n\
+        print(json.dumps([p['PayloadType'], p['PayloadUUID'], m['PayloadType'], m['EmailAddress'], \
+        m['EmailAccountName'], m['IncomingMailServerHostName'], m['IncomingMailServerPortNumber'], \
+        m['IncomingMailServerUseSSL'], m['OutgoingMailServerPortNumber'], m['OutgoingMailServerUsername']]))\n";
+    let read = |body: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "not a plist: {}\n{body}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let seen = read(&page.body);
+    let uuid = seen.split('"').nth(3).unwrap_or_default().to_string();
+    assert_eq!(
+        seen.trim(),
+        format!(
+            "[\"Configuration\", \"{uuid}\", \"com.apple.mail.managed\", \"bob@example.org\", \
+             \"Bob <& Co>\", \"mail.example.org\", {imaps}, true, {smtps}, \"bob@example.org\"]"
+        )
+    );
+    assert_eq!(uuid.len(), 36, "{seen}");
+    // The same profile again: it replaces the installed one.
+    let again = b.get("/mail/settings/mobileconfig").await;
+    assert!(again.body.contains(&uuid));
+    server.running.shutdown().await;
+}

@@ -11,6 +11,7 @@ mod compose;
 mod events;
 mod folders;
 mod list;
+mod mobileconfig;
 mod read;
 mod settings;
 
@@ -50,6 +51,7 @@ pub fn router() -> Router<WebState> {
         .route("/mail/folders/{id}/rename", post(folders::rename))
         .route("/mail/folders/{id}/delete", post(folders::delete))
         .route("/mail/settings", get(settings::page))
+        .route("/mail/settings/mobileconfig", get(mobileconfig::profile))
         .route("/mail/settings/profile", post(settings::profile))
         .route("/mail/settings/password", post(settings::password))
         .route("/mail/events", get(events::stream))
