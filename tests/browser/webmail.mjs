@@ -64,8 +64,8 @@ await run("webmail", async (page, { shot }) => {
   await page.click("nav >> text=INBOX").catch(() => {});
   await page.goto(`${base}/mail`);
   await page.click("text=Newsletter with surprises");
-  await page.waitForSelector("#html-body");
-  const frame = page.frame({ url: /\/body/ });
+  const frameElement = await page.waitForSelector("#html-body");
+  const frame = await frameElement.contentFrame();
   assert(frame, "the HTML body frame");
   // ids are removed by the sanitizer (they could clobber names on a page): find the heading.
   await frame.waitForSelector("h1");
