@@ -78,7 +78,7 @@ async fn smtp_reply(r: &mut BufReader<TcpStream>) -> u16 {
 /// The normal SMTP client: one whole transaction, timed.
 async fn smtp_round(r: &mut BufReader<TcpStream>, i: usize) -> Duration {
     let t = Instant::now();
-    let msg = format!("MAIL FROM:<a@example.net>\r\nRCPT TO:<user@localhost>\r\nDATA\r\n");
+    let msg = "MAIL FROM:<a@example.net>\r\nRCPT TO:<user@localhost>\r\nDATA\r\n";
     r.get_mut()
         .write_all(msg.as_bytes())
         .await
