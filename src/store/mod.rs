@@ -167,7 +167,7 @@ impl Store {
             .max_lifetime(None)
             .connect_with(base.clone().create_if_missing(true))
             .await?;
-        sqlx::migrate!("./migrations").run(&writer).await?;
+        migrate(&writer, path).await?;
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get().max(4));
         let reader = SqlitePoolOptions::new()
             .max_connections(readers as u32)
@@ -219,6 +219,49 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Brings the schema up to date. Migrations are forward-only and sqlx runs each in a
+/// transaction; before the first pending one touches a database that already holds data, a
+/// copy is written next to it (`<db>.before-migration-<version>`), so an upgrade that goes
+/// wrong can be undone with `mailroom restore`.
+async fn migrate(writer: &SqlitePool, path: &Path) -> Result<()> {
+    let migrator = sqlx::migrate!("./migrations");
+    let has_table: bool = sqlx::query_scalar(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(writer)
+    .await?;
+    if has_table {
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(writer)
+                .await?;
+        let pending = migrator
+            .iter()
+            .any(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version));
+        if pending {
+            let current = applied.iter().max().copied().unwrap_or(0);
+            let mut name = path.as_os_str().to_owned();
+            name.push(format!(".before-migration-{current}"));
+            let backup = std::path::PathBuf::from(name);
+            if !backup.exists() {
+                let dest = backup.to_str().ok_or_else(|| {
+                    StoreError::Invalid(format!("{} is not UTF-8", backup.display()))
+                })?;
+                sqlx::query("VACUUM INTO ?")
+                    .bind(dest)
+                    .execute(writer)
+                    .await?;
+                tracing::info!(
+                    "schema upgrade from version {current}: the database was copied to {} first",
+                    backup.display()
+                );
+            }
+        }
+    }
+    migrator.run(writer).await?;
+    Ok(())
 }
 
 pub fn now() -> i64 {

@@ -1,0 +1,116 @@
+//! Upgrades: a database made by the first released schema (migration 0001 alone) opens with
+//! the current code, is migrated forward, keeps its data, and a copy of it as it was is left
+//! next to it.
+
+use mailroom::store::{Delivery, Store, Target};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+#[tokio::test]
+async fn the_first_schema_upgrades_with_a_backup_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mailroom.db");
+    // The first release: only migrations/0001_init.sql, applied by sqlx as the server did.
+    let first = dir.path().join("first");
+    std::fs::create_dir(&first).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/0001_init.sql"),
+        first.join("0001_init.sql"),
+    )
+    .unwrap();
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(&db)
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(first.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO domains (name, created_at) VALUES ('old.example', 1)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO accounts (address, domain_id, password_hash, created_at)
+         VALUES ('kept@old.example', 1, 'x', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let account: i64 = sqlx::query_scalar("SELECT id FROM accounts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO mailboxes (account_id, name, uidvalidity, created_at) VALUES (?, 'INBOX', 1, 1)",
+    )
+    .bind(account)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = Store::open(&db)
+        .await
+        .expect("the old database opens and upgrades");
+    let backup = dir.path().join("mailroom.db.before-migration-1");
+    assert!(
+        backup.exists(),
+        "a copy of the version-1 database was written first"
+    );
+    let old = store
+        .account_by_address("kept@old.example")
+        .await
+        .unwrap()
+        .expect("the account survived");
+    assert_eq!(old.signature, "", "columns added later have their defaults");
+    // The upgraded database works: a delivery, and the keys made for old domains.
+    store
+        .deliver(
+            Delivery {
+                raw: b"Subject: after the upgrade\r\n\r\nhello\r\n",
+                internal_date: None,
+            },
+            &[Target::inbox(old.id)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.ensure_dkim_keys().await.unwrap(), 1);
+    store.close().await;
+    // The copy is the old schema, untouched.
+    let copy = SqlitePoolOptions::new()
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(&backup)
+                .read_only(true),
+        )
+        .await
+        .unwrap();
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+        .fetch_all(&copy)
+        .await
+        .unwrap();
+    assert_eq!(versions, vec![1]);
+    copy.close().await;
+
+    // Opening again: nothing pending, no second copy.
+    let store = Store::open(&db).await.unwrap();
+    store.close().await;
+    let copies = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("before-migration")
+        })
+        .count();
+    assert_eq!(copies, 1);
+}
