@@ -20,7 +20,7 @@
   var selectAll = document.getElementById("select-all");
   if (selectAll) {
     selectAll.addEventListener("change", function () {
-      document.querySelectorAll("#messages input[name=uid]").forEach(function (c) { c.checked = selectAll.checked; });
+      document.querySelectorAll("#messages input[name=msg]").forEach(function (c) { c.checked = selectAll.checked; });
     });
   }
 
@@ -65,7 +65,7 @@
     var leaving = false;
     window.addEventListener("beforeunload", function () { leaving = true; });
     document.addEventListener("click", function (e) { if (e.target.closest("a[href], button")) leaving = true; });
-    var busy = function () { return leaving || document.querySelector("#messages input[name=uid]:checked") !== null; };
+    var busy = function () { return leaving || document.querySelector("#messages input[name=msg]:checked") !== null; };
     var timer = null;
     var refresh = function () {
       clearTimeout(timer);

@@ -108,7 +108,7 @@ await run("webmail", async (page, { shot }) => {
   // Move the lunch message to Archive from the INBOX list.
   await page.goto(`${base}/mail`);
   await page.waitForSelector("#messages");
-  await page.locator("li.msg", { hasText: "Lunch on Friday" }).locator("input[name=uid]").check();
+  await page.locator("li.msg", { hasText: "Lunch on Friday" }).locator("input[name=msg]").check();
   await page.selectOption("select[name=target]", { label: "Archive" });
   await page.click("button[value=move]");
   await page.waitForSelector("text=Moved.");

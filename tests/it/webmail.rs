@@ -767,3 +767,74 @@ async fn live_events_announce_new_mail() {
     assert_eq!(text, format!("event: changed\ndata: {inbox}\n\n"));
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn search_results_act_on_the_right_folder() {
+    let server = server().await;
+    let store = server.running.store.clone();
+    let inbox = mailbox(&store, "bob@localhost", "INBOX").await;
+    let archive = mailbox(&store, "bob@localhost", "Archive").await;
+    let trash = mailbox(&store, "bob@localhost", "Trash").await;
+    let first = deliver(
+        &store,
+        "bob@localhost",
+        &harness::message("kiwi-one", "kiwi", 500),
+    )
+    .await;
+    deliver(
+        &store,
+        "bob@localhost",
+        &harness::message("kiwi-two", "kiwi", 500),
+    )
+    .await;
+    store.move_messages(inbox, &[first], archive).await.unwrap();
+    // Archive's message now has UID 1, like INBOX's first message had: same number, other folder.
+    let archived = store.messages(archive).await.unwrap()[0].uid;
+    let (mut bob, csrf) = signed_in(&server, "bob@localhost").await;
+    let results = bob.get("/mail/search?q=kiwi").await;
+    let pair = format!("{archive}:{archived}");
+    assert!(
+        results.body.contains(&format!("value=\"{pair}\"")),
+        "{}",
+        results.body
+    );
+    assert!(
+        results.body.contains("/mail/search?q=kiwi"),
+        "actions come back to the results"
+    );
+    let page = bob
+        .post(
+            &format!("/mail/box/{inbox}/act"),
+            &[
+                ("csrf", &csrf),
+                ("action", "delete"),
+                ("msg", &pair),
+                ("back", "/mail/search?q=kiwi"),
+            ],
+        )
+        .await;
+    assert_eq!(page.location, "/mail/search?q=kiwi&done=deleted");
+    assert!(store.messages(archive).await.unwrap().is_empty());
+    assert_eq!(
+        store.messages(inbox).await.unwrap().len(),
+        1,
+        "INBOX untouched"
+    );
+    assert_eq!(store.messages(trash).await.unwrap().len(), 1);
+    // Another account's folder named in a pair: 404, nothing changes.
+    let carol_inbox = mailbox(&store, "carol@localhost", "INBOX").await;
+    deliver(&store, "carol@localhost", &harness::message("c", "c", 300)).await;
+    let page = bob
+        .post(
+            &format!("/mail/box/{inbox}/act"),
+            &[
+                ("csrf", &csrf),
+                ("action", "delete"),
+                ("msg", &format!("{carol_inbox}:1")),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert_eq!(store.messages(carol_inbox).await.unwrap().len(), 1);
+    server.running.shutdown().await;
+}

@@ -54,7 +54,7 @@ pub struct ComposeQuery {
 }
 
 /// `"12:34"` → (mailbox 12, uid 34).
-fn message_ref(s: &str) -> Option<(i64, u32)> {
+pub(super) fn message_ref(s: &str) -> Option<(i64, u32)> {
     let (b, u) = s.split_once(':')?;
     Some((b.parse().ok()?, u.parse().ok()?))
 }

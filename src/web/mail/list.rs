@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::super::{WebError, WebState};
 use super::{Chrome, Reader, iso_date, short_date};
 use crate::config::format_size;
-use crate::store::{FlagOp, Flags, ListEntry, MailQuery};
+use crate::store::{FlagOp, Flags, ListEntry, MailQuery, Mailbox};
 
 pub const PAGE_SIZE: u32 = 50;
 /// Search results shown at most.
@@ -154,6 +154,25 @@ impl SearchForm {
     }
 }
 
+/// The search page again, with its query (where actions on results return).
+fn search_back(f: &SearchForm) -> String {
+    let enc = super::super::admin::url_encode;
+    let mut q = format!(
+        "/mail/search?q={}&from={}&to={}&subject={}&since={}&before={}&folder={}",
+        enc(&f.q),
+        enc(&f.from),
+        enc(&f.to),
+        enc(&f.subject),
+        enc(&f.since),
+        enc(&f.before),
+        enc(&f.folder)
+    );
+    if f.attachment.is_some() {
+        q.push_str("&attachment=1");
+    }
+    q
+}
+
 /// Midnight UTC of a `YYYY-MM-DD` date.
 fn day(s: &str) -> Result<Option<i64>, WebError> {
     if s.trim().is_empty() {
@@ -225,15 +244,17 @@ pub async fn search(
         in_trash: folder
             .as_ref()
             .is_some_and(|m| m.special_use.as_deref() == Some("\\Trash")),
-        back: "/mail/search".into(),
+        back: search_back(&f),
         search: Some(f),
         box_id,
         chrome,
     })
 }
 
-/// Applies an action to the selected messages of folder `id`. The form (parsed by hand:
-/// `uid` repeats) carries `csrf`, `action`, the `uid`s, `target` for moves and `back`.
+/// Applies an action to the selected messages. The form (parsed by hand: fields repeat)
+/// carries `csrf`, `action`, `target` for moves, `back`, and the messages: `uid` for messages
+/// of folder `id`, or `msg` as `folder:uid` (search results span folders). Every folder is
+/// checked to be the reader's before anything changes.
 pub async fn act(
     reader: Reader,
     State(state): State<WebState>,
@@ -245,63 +266,56 @@ pub async fn act(
     let mut action = String::new();
     let mut target = String::new();
     let mut back = String::new();
-    let mut uids: Vec<u32> = Vec::new();
+    let mut picked: Vec<(i64, u32)> = Vec::new();
     for (k, v) in form_urlencoded::parse(&body) {
         match k.as_ref() {
             "csrf" => csrf = v.into_owned(),
             "action" => action = v.into_owned(),
             "target" => target = v.into_owned(),
             "back" => back = v.into_owned(),
-            "uid" => uids.extend(v.parse::<u32>().ok()),
+            "uid" => picked.extend(v.parse::<u32>().ok().map(|u| (id, u))),
+            "msg" => picked.extend(super::compose::message_ref(&v)),
             _ => {}
         }
     }
     reader.check(&headers, &csrf)?;
-    let mailbox = reader.mailbox(&state, id).await?;
-    uids.sort_unstable();
-    uids.dedup();
+    // The folder in the address must be the reader's even when only `msg` entries are sent.
+    reader.mailbox(&state, id).await?;
+    picked.sort_unstable();
+    picked.dedup();
     let back = if back.starts_with("/mail/") && !back.contains("//") {
         back
     } else {
         format!("/mail/box/{id}")
     };
-    if uids.is_empty() {
+    let mut folders: Vec<Mailbox> = Vec::new();
+    for (box_id, _) in &picked {
+        if !folders.iter().any(|m| m.id == *box_id) {
+            folders.push(reader.mailbox(&state, *box_id).await?);
+        }
+    }
+    let to = if action == "move" {
+        let to: i64 = target
+            .parse()
+            .map_err(|_| WebError::BadRequest("Choose a folder to move to.".into()))?;
+        Some(reader.mailbox(&state, to).await?)
+    } else {
+        None
+    };
+    let trash = reader.special(&state, "\\Trash").await?;
+    let mut done = "updated";
+    for mailbox in &folders {
+        let uids: Vec<u32> = picked
+            .iter()
+            .filter(|(b, _)| *b == mailbox.id)
+            .map(|(_, u)| *u)
+            .collect();
+        done = apply(&state, mailbox, &uids, &action, to.as_ref(), trash.as_ref()).await?;
+    }
+    if picked.is_empty() {
         return Ok(Redirect::to(&back).into_response());
     }
-    let store = &state.store;
-    let flag = |op, f| store.set_flags(id, &uids, op, f, &[], None);
-    let done = match action.as_str() {
-        "read" => flag(FlagOp::Add, Flags::SEEN).await.map(|_| "updated")?,
-        "unread" => flag(FlagOp::Remove, Flags::SEEN).await.map(|_| "updated")?,
-        "flag" => flag(FlagOp::Add, Flags::FLAGGED).await.map(|_| "updated")?,
-        "unflag" => flag(FlagOp::Remove, Flags::FLAGGED)
-            .await
-            .map(|_| "updated")?,
-        "move" => {
-            let to: i64 = target
-                .parse()
-                .map_err(|_| WebError::BadRequest("Choose a folder to move to.".into()))?;
-            let to = reader.mailbox(&state, to).await?;
-            if to.id != id {
-                store.move_messages(id, &uids, to.id).await?;
-            }
-            "moved"
-        }
-        "delete" if mailbox.special_use.as_deref() == Some("\\Trash") => {
-            store.expunge(id, &uids).await?;
-            "purged"
-        }
-        "delete" => {
-            let trash = reader
-                .special(&state, "\\Trash")
-                .await?
-                .ok_or_else(|| WebError::BadRequest("There is no Trash folder.".into()))?;
-            store.move_messages(id, &uids, trash.id).await?;
-            "deleted"
-        }
-        other => return Err(WebError::BadRequest(format!("Unknown action {other:?}."))),
-    };
-    // Back to a single message that is no longer here: to its folder instead.
+    // Back to a single message that is no longer there: to its folder instead.
     let gone = matches!(done, "moved" | "deleted" | "purged");
     let back = if gone && back.starts_with(&format!("/mail/box/{id}/")) {
         format!("/mail/box/{id}")
@@ -310,4 +324,45 @@ pub async fn act(
     };
     let sep = if back.contains('?') { '&' } else { '?' };
     Ok(Redirect::to(&format!("{back}{sep}done={done}")).into_response())
+}
+
+/// One action on messages of one folder; returns the notice code.
+async fn apply(
+    state: &WebState,
+    mailbox: &Mailbox,
+    uids: &[u32],
+    action: &str,
+    to: Option<&Mailbox>,
+    trash: Option<&Mailbox>,
+) -> Result<&'static str, WebError> {
+    let store = &state.store;
+    let id = mailbox.id;
+    let flag = |op, f| store.set_flags(id, uids, op, f, &[], None);
+    Ok(match action {
+        "read" => flag(FlagOp::Add, Flags::SEEN).await.map(|_| "updated")?,
+        "unread" => flag(FlagOp::Remove, Flags::SEEN).await.map(|_| "updated")?,
+        "flag" => flag(FlagOp::Add, Flags::FLAGGED).await.map(|_| "updated")?,
+        "unflag" => flag(FlagOp::Remove, Flags::FLAGGED)
+            .await
+            .map(|_| "updated")?,
+        "move" => {
+            let to =
+                to.ok_or_else(|| WebError::BadRequest("Choose a folder to move to.".into()))?;
+            if to.id != id {
+                store.move_messages(id, uids, to.id).await?;
+            }
+            "moved"
+        }
+        "delete" if mailbox.special_use.as_deref() == Some("\\Trash") => {
+            store.expunge(id, uids).await?;
+            "purged"
+        }
+        "delete" => {
+            let trash =
+                trash.ok_or_else(|| WebError::BadRequest("There is no Trash folder.".into()))?;
+            store.move_messages(id, uids, trash.id).await?;
+            "deleted"
+        }
+        other => return Err(WebError::BadRequest(format!("Unknown action {other:?}."))),
+    })
 }
