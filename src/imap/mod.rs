@@ -33,7 +33,7 @@ mod fetch;
 mod mailbox;
 mod message;
 mod response;
-mod search;
+pub mod search;
 mod selected;
 mod seqset;
 mod session;

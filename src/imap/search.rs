@@ -485,6 +485,73 @@ impl<T: Transport> Session<T> {
     }
 }
 
+/// For the fuzzer (`fuzz/fuzz_targets/imap_search.rs`): decodes `input` as an IMAP command and,
+/// when it is a SEARCH, evaluates its criteria (with the answers the store would give for BODY,
+/// TEXT and HEADER keys made up) against a fixed mailbox of odd messages. Returns how many
+/// match; what matters is that no key, date, set or string panics or loops.
+#[doc(hidden)]
+pub fn fuzz_evaluate(input: &[u8]) -> usize {
+    use imap_codec::CommandCodec;
+    use imap_codec::decode::Decoder;
+    use imap_codec::imap_types::command::CommandBody;
+    let Ok((_, command)) = CommandCodec::default().decode(input) else {
+        return 0;
+    };
+    let CommandBody::Search { criteria, .. } = command.body else {
+        return 0;
+    };
+    let uids = vec![1, 2, 7, u32::MAX - 1];
+    let selected = Selected::new(1, "INBOX".into(), false, u32::MAX, uids.clone(), u64::MAX);
+    let mut n = Needs::default();
+    for key in criteria.as_ref() {
+        needs(key, &mut n);
+    }
+    let texts = n.texts.into_iter().map(|k| (k, vec![2, 7])).collect();
+    let headers = uids
+        .iter()
+        .map(|&u| {
+            (
+                u,
+                format!("Subject: =?utf-8?q?x?=\r\nX-\u{e9}: {u}\r\n\t folded\r\n").into_bytes(),
+            )
+        })
+        .collect();
+    let ctx = Ctx {
+        selected: &selected,
+        texts,
+        headers,
+    };
+    let rows: Vec<SearchRow> = uids
+        .iter()
+        .enumerate()
+        .map(|(i, &uid)| SearchRow {
+            uid,
+            modseq: [0, 1, u64::MAX, 42][i % 4],
+            flags: [0u8, 0xff, 1, 8][i % 4],
+            keywords: ["", "$Junk work", "\u{e9}t\u{e9}", "x"][i % 4].into(),
+            internal_date: [0, -1, i64::MAX / 2, 1_795_000_000][i % 4],
+            size: [0, 1, u64::MAX, 4096][i % 4],
+            header_date: [None, Some(i64::MIN / 2), Some(0), Some(1_795_000_000)][i % 4],
+            subject: ["", "Re: [list] Fwd: \u{1F600}", "ÄÖÜ ß", "a"][i % 4].into(),
+            from: ["", "Alice <a@x.org>", "\u{0}", "b@y"][i % 4].into(),
+            to: String::new(),
+            cc: "İstanbul".into(),
+            envelope: (i % 2 == 0).then(Envelope::default),
+        })
+        .collect();
+    let mut hits = 0;
+    for (i, row) in rows.iter().enumerate() {
+        if criteria
+            .as_ref()
+            .iter()
+            .all(|k| eval(k, row, i as u32 + 1, &ctx))
+        {
+            hits += 1;
+        }
+    }
+    hits
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
