@@ -28,6 +28,21 @@ pub enum PasswordError {
 
 pub const MAX_PASSWORD_LEN: usize = 1024;
 
+/// Passwords chosen in the web (admin panel, webmail settings) are at least this long;
+/// generated ones are 20.
+pub const MIN_NEW_PASSWORD: usize = 10;
+
+/// Whether `password` may be set as a new one, with the reason when not (for the form).
+pub fn check_new(password: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_NEW_PASSWORD {
+        Err(format!("At least {MIN_NEW_PASSWORD} characters."))
+    } else if password.len() > MAX_PASSWORD_LEN {
+        Err(format!("At most {MAX_PASSWORD_LEN} bytes."))
+    } else {
+        Ok(())
+    }
+}
+
 /// Hashes `password` into a PHC string (`$argon2id$v=19$...`).
 pub async fn hash(password: &str) -> Result<String, PasswordError> {
     if password.is_empty() {

@@ -25,6 +25,24 @@ pub struct MailboxCounts {
     pub deleted_size: u64,
 }
 
+/// messages, unseen, deleted, size, deleted size
+type CountRow = (i64, i64, i64, i64, i64);
+
+const COUNT_COLUMNS: &str =
+    "COUNT(*), COALESCE(SUM((flags & 1) = 0), 0), COALESCE(SUM((flags & 8) != 0), 0),
+    COALESCE(SUM(size), 0), COALESCE(SUM(CASE WHEN flags & 8 THEN size ELSE 0 END), 0)";
+
+fn counts((messages, unseen, deleted, size, deleted_size): CountRow) -> MailboxCounts {
+    let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+    MailboxCounts {
+        messages: n(messages),
+        unseen: n(unseen),
+        deleted: n(deleted),
+        size: size.max(0) as u64,
+        deleted_size: deleted_size.max(0) as u64,
+    }
+}
+
 fn is_inbox(name: &str) -> bool {
     name.eq_ignore_ascii_case("INBOX")
 }
@@ -243,23 +261,33 @@ impl Store {
 
     /// Message counts and sizes of a mailbox.
     pub async fn mailbox_counts(&self, mailbox_id: i64) -> Result<MailboxCounts> {
-        let (messages, unseen, deleted, size, deleted_size): (i64, i64, i64, i64, i64) =
-            sqlx::query_as(
-                "SELECT COUNT(*), COALESCE(SUM((flags & 1) = 0), 0), COALESCE(SUM((flags & 8) != 0), 0),
-                        COALESCE(SUM(size), 0), COALESCE(SUM(CASE WHEN flags & 8 THEN size ELSE 0 END), 0)
-                 FROM messages WHERE mailbox_id = ?",
-            )
+        let sql = format!("SELECT {COUNT_COLUMNS} FROM messages WHERE mailbox_id = ?");
+        let row: CountRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(mailbox_id)
             .fetch_one(&self.reader)
             .await?;
-        let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
-        Ok(MailboxCounts {
-            messages: n(messages),
-            unseen: n(unseen),
-            deleted: n(deleted),
-            size: size.max(0) as u64,
-            deleted_size: deleted_size.max(0) as u64,
-        })
+        Ok(counts(row))
+    }
+
+    /// The counts of every mailbox of an account in one query (the webmail's folder list);
+    /// mailboxes without messages are absent.
+    pub async fn account_mailbox_counts(
+        &self,
+        account_id: i64,
+    ) -> Result<std::collections::HashMap<i64, MailboxCounts>> {
+        let sql = format!(
+            "SELECT mailbox_id, {COUNT_COLUMNS} FROM messages
+             WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = ?)
+             GROUP BY mailbox_id"
+        );
+        let rows: Vec<(i64, i64, i64, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(account_id)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, a, b, c, d, e)| (id, counts((a, b, c, d, e))))
+            .collect())
     }
 }
 

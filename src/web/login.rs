@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::session::{self, Client, LOGIN_COOKIE, SESSION_COOKIE};
+use super::session::{self, Client, CsrfForm, LOGIN_COOKIE, SESSION_COOKIE};
 use super::{WebError, WebState};
 use crate::auth::AuthError;
 use crate::store::random_token;
@@ -228,11 +228,6 @@ pub async fn submit(
         Redirect::to(&next),
     )
         .into_response())
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 pub async fn logout(

@@ -115,7 +115,20 @@ pub struct Session {
     pub token: String,
 }
 
+/// A form that carries nothing but the CSRF token (logout, remove, retry, …).
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
 impl Session {
+    /// What every state-changing request must pass: sent from our own pages (`Origin`), with
+    /// this session's CSRF token.
+    pub fn check(&self, headers: &HeaderMap, posted: &str) -> Result<(), WebError> {
+        same_origin(headers)?;
+        self.check_csrf(posted)
+    }
+
     /// Checks the CSRF token posted with a form.
     pub fn check_csrf(&self, posted: &str) -> Result<(), WebError> {
         if same_secret(posted, &self.csrf_token) {
@@ -127,6 +140,26 @@ impl Session {
             ))
         }
     }
+}
+
+/// Where a request without a session goes: the sign-in page of `area` (`/admin`, `/mail`),
+/// coming back to the page asked for.
+pub fn sign_in_redirect(
+    parts: &axum::http::request::Parts,
+    area: &str,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let uri = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.0.clone())
+        .unwrap_or_else(|| parts.uri.clone());
+    let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or(area);
+    axum::response::Redirect::to(&format!(
+        "{area}/login?next={}",
+        super::admin::url_encode(next)
+    ))
+    .into_response()
 }
 
 /// The session of a request, if it has a live one.

@@ -9,16 +9,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::super::session;
+use super::super::session::CsrfForm;
 use super::super::{WebError, WebState};
 use super::{Admin, Chrome, Confirm, Paged, done, url_encode};
 use crate::address::Address;
 use crate::auth::password;
 use crate::config::{format_size, parse_size};
 use crate::store::{Account, NewAccount, StoreError};
-
-/// Passwords set in the panel are at least this long (generated ones are 20).
-const MIN_PASSWORD: usize = 10;
 
 /// An account as the tables show it.
 pub(super) struct Row {
@@ -183,24 +180,13 @@ fn quota_field(s: &str) -> Result<u64, String> {
     parse_size(s).map_err(|e| format!("{e} (examples: 500M, 2G; empty for unlimited)"))
 }
 
-fn password_field(s: &str) -> Result<(), String> {
-    if s.chars().count() < MIN_PASSWORD {
-        Err(format!("At least {MIN_PASSWORD} characters."))
-    } else if s.len() > password::MAX_PASSWORD_LEN {
-        Err("At most 1024 bytes.".into())
-    } else {
-        Ok(())
-    }
-}
-
 pub(super) async fn add(
     admin: Admin,
     State(state): State<WebState>,
     headers: HeaderMap,
     Form(f): Form<AddForm>,
 ) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    admin.0.check_csrf(&f.csrf)?;
+    admin.0.check(&headers, &f.csrf)?;
     let mut page = NewPage {
         address: f.address.trim().to_string(),
         quota: f.quota.trim().to_string(),
@@ -223,7 +209,7 @@ pub(super) async fn add(
     } else {
         f.password.clone()
     };
-    if !generated && let Err(e) = password_field(&pw) {
+    if !generated && let Err(e) = password::check_new(&pw) {
         page.password_error = Some(e);
     }
     let (Ok(address), Ok(quota), None, None) =
@@ -341,8 +327,7 @@ pub(super) async fn set_quota(
     Path(address): Path<String>,
     Form(f): Form<QuotaForm>,
 ) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    admin.0.check_csrf(&f.csrf)?;
+    admin.0.check(&headers, &f.csrf)?;
     let a = account(&state, &address).await?;
     match quota_field(&f.quota) {
         Ok(q) => {
@@ -373,11 +358,10 @@ pub(super) async fn reset_password(
     Path(address): Path<String>,
     Form(f): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    admin.0.check_csrf(&f.csrf)?;
+    admin.0.check(&headers, &f.csrf)?;
     let a = account(&state, &address).await?;
     let generated = f.password.is_empty();
-    if !generated && let Err(e) = password_field(&f.password) {
+    if !generated && let Err(e) = password::check_new(&f.password) {
         let mut page = AccountPage::new(&state, &admin, &a, None);
         page.password_error = Some(e);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
@@ -416,8 +400,7 @@ pub(super) async fn set_state(
     Path(address): Path<String>,
     Form(f): Form<StateForm>,
 ) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    admin.0.check_csrf(&f.csrf)?;
+    admin.0.check(&headers, &f.csrf)?;
     let a = account(&state, &address).await?;
     let is_self = a.id == admin.0.account.id;
     match f.action.as_str() {
@@ -466,11 +449,6 @@ pub(super) async fn confirm_remove(
     Ok(remove_page(&state, &admin, &a, error))
 }
 
-#[derive(Deserialize)]
-pub(super) struct CsrfForm {
-    csrf: String,
-}
-
 pub(super) async fn remove(
     admin: Admin,
     State(state): State<WebState>,
@@ -478,8 +456,7 @@ pub(super) async fn remove(
     Path(address): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    admin.0.check_csrf(&f.csrf)?;
+    admin.0.check(&headers, &f.csrf)?;
     let a = account(&state, &address).await?;
     if a.id == admin.0.account.id {
         return Ok((

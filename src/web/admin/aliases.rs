@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::super::session;
 use super::super::{WebError, WebState};
 use super::{Admin, Chrome, Paged, done};
 use crate::store::{Alias, StoreError};
@@ -59,8 +58,7 @@ pub(super) async fn add(
     headers: HeaderMap,
     Form(f): Form<AddForm>,
 ) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    admin.0.check_csrf(&f.csrf)?;
+    admin.0.check(&headers, &f.csrf)?;
     // Targets may be separated by commas, spaces or new lines.
     let targets: Vec<String> = f
         .targets
@@ -115,8 +113,7 @@ pub(super) async fn remove(
     headers: HeaderMap,
     Form(f): Form<RemoveForm>,
 ) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    admin.0.check_csrf(&f.csrf)?;
+    admin.0.check(&headers, &f.csrf)?;
     let target = f.target.as_deref().filter(|t| !t.is_empty());
     state.store.remove_alias(&f.source, target).await?;
     Ok(done("/admin/aliases", "alias-removed"))

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::super::session;
+use super::super::session::CsrfForm;
 use super::super::{WebError, WebState};
 use super::{Admin, Chrome, Confirm, Paged, done, url_encode};
 use crate::records::{self, DnsRecord, Published};
@@ -56,8 +56,7 @@ pub(super) async fn add(
     headers: HeaderMap,
     Form(f): Form<AddForm>,
 ) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    admin.0.check_csrf(&f.csrf)?;
+    admin.0.check(&headers, &f.csrf)?;
     match state.store.add_domain(&f.name).await {
         Ok(d) => {
             Ok(Redirect::to(&format!("/admin/domains/{}", url_encode(&d.name))).into_response())
@@ -186,11 +185,6 @@ pub(super) async fn confirm_remove(
     Ok(remove_page(&state, &admin, &domain, error))
 }
 
-#[derive(Deserialize)]
-pub(super) struct CsrfForm {
-    csrf: String,
-}
-
 pub(super) async fn remove(
     admin: Admin,
     State(state): State<WebState>,
@@ -198,8 +192,7 @@ pub(super) async fn remove(
     Path(name): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    admin.0.check_csrf(&f.csrf)?;
+    admin.0.check(&headers, &f.csrf)?;
     let domain = state.store.domain(&name).await?.ok_or(WebError::NotFound)?;
     match state.store.remove_domain(&domain.name).await {
         Ok(()) => Ok(done("/admin/domains", "domain-removed")),

@@ -13,7 +13,7 @@ mod dashboard;
 mod domains;
 mod queue;
 
-use axum::extract::{FromRequestParts, OriginalUri, Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -102,7 +102,7 @@ async fn sign_out(
     State(state): State<WebState>,
     client: Client,
     headers: HeaderMap,
-    Form(f): Form<login::CsrfForm>,
+    Form(f): Form<session::CsrfForm>,
 ) -> Result<Response, super::WebError> {
     login::logout(Area::Admin, state, client, headers, f).await
 }
@@ -124,18 +124,7 @@ impl FromRequestParts<WebState> for Admin {
                 "This account is not an administrator.".into(),
             )
             .into_response()),
-            None => {
-                let uri = parts
-                    .extensions
-                    .get::<OriginalUri>()
-                    .map(|u| u.0.clone())
-                    .unwrap_or_else(|| parts.uri.clone());
-                let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/admin");
-                Err(
-                    Redirect::to(&format!("/admin/login?next={}", url_encode(next)))
-                        .into_response(),
-                )
-            }
+            None => Err(session::sign_in_redirect(parts, "/admin")),
         }
     }
 }

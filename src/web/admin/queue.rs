@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::super::session;
+use super::super::session::CsrfForm;
 use super::super::{WebError, WebState};
 use super::{Admin, Chrome, Confirm, Paged, done, relative, timestamp};
 use crate::config::format_size;
@@ -87,11 +87,6 @@ pub(super) async fn list(
     })
 }
 
-#[derive(Deserialize)]
-pub(super) struct CsrfForm {
-    csrf: String,
-}
-
 pub(super) async fn retry(
     admin: Admin,
     State(state): State<WebState>,
@@ -99,8 +94,7 @@ pub(super) async fn retry(
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    admin.0.check_csrf(&f.csrf)?;
+    admin.0.check(&headers, &f.csrf)?;
     if !state.store.queue_retry(id).await? {
         return Err(WebError::NotFound);
     }
@@ -146,8 +140,7 @@ pub(super) async fn drop(
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    admin.0.check_csrf(&f.csrf)?;
+    admin.0.check(&headers, &f.csrf)?;
     if !state.store.queue_drop(id).await? {
         return Err(WebError::NotFound);
     }

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::super::session::CsrfForm;
 use super::super::{WebError, WebState};
 use super::{Chrome, Reader};
 use crate::store::StoreError;
@@ -139,11 +140,6 @@ pub async fn rename(
         },
     )
         .into_response())
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 pub async fn delete(

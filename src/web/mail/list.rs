@@ -101,21 +101,27 @@ pub async fn page(
     Query(q): Query<PageQuery>,
 ) -> Result<ListPage, WebError> {
     let mailbox = reader.mailbox(&state, id).await?;
-    let counts = state.store.mailbox_counts(id).await?;
-    let pages = counts.messages.div_ceil(PAGE_SIZE).max(1);
+    let chrome = Chrome::new(&state, &reader, Some(id), q.done.as_deref()).await?;
+    // The sidebar has just counted this folder.
+    let total = chrome
+        .folders
+        .iter()
+        .find(|f| f.id == id)
+        .map_or(0, |f| f.counts.messages);
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
     let entries = state
         .store
         .message_list(id, (page - 1) * PAGE_SIZE, PAGE_SIZE)
         .await?;
     Ok(ListPage {
-        chrome: Chrome::new(&state, &reader, Some(id), q.done.as_deref()).await?,
+        chrome,
         box_id: id,
         title: mailbox.name.clone(),
         rows: entries.iter().map(|e| Row::of(e, None)).collect(),
         page,
         pages,
-        total: counts.messages,
+        total,
         search: None,
         in_trash: mailbox.special_use.as_deref() == Some("\\Trash"),
         back: if page > 1 {

@@ -15,7 +15,7 @@ mod mobileconfig;
 mod read;
 mod settings;
 
-use axum::extract::{FromRequestParts, OriginalUri, Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -111,7 +111,7 @@ async fn sign_out(
     State(state): State<WebState>,
     client: Client,
     headers: HeaderMap,
-    Form(f): Form<login::CsrfForm>,
+    Form(f): Form<session::CsrfForm>,
 ) -> Result<Response, WebError> {
     login::logout(Area::Mail, state, client, headers, f).await
 }
@@ -125,19 +125,7 @@ impl FromRequestParts<WebState> for Reader {
     async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Reader, Response> {
         match session::current(state, &parts.headers).await {
             Ok(Some(s)) => Ok(Reader(s)),
-            Ok(None) => {
-                let uri = parts
-                    .extensions
-                    .get::<OriginalUri>()
-                    .map(|u| u.0.clone())
-                    .unwrap_or_else(|| parts.uri.clone());
-                let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/mail");
-                Err(Redirect::to(&format!(
-                    "/mail/login?next={}",
-                    super::admin::url_encode(next)
-                ))
-                .into_response())
-            }
+            Ok(None) => Err(session::sign_in_redirect(parts, "/mail")),
             Err(e) => Err(e.into_response()),
         }
     }
@@ -170,8 +158,7 @@ impl Reader {
     }
 
     fn check(&self, headers: &HeaderMap, csrf: &str) -> Result<(), WebError> {
-        session::same_origin(headers)?;
-        self.0.check_csrf(csrf)
+        self.0.check(headers, csrf)
     }
 }
 
@@ -241,9 +228,13 @@ impl Chrome {
     ) -> Result<Chrome, WebError> {
         let mut boxes = state.store.mailboxes(reader.account_id()).await?;
         boxes.sort_by_key(folder_rank);
+        let mut all_counts = state
+            .store
+            .account_mailbox_counts(reader.account_id())
+            .await?;
         let mut folders = Vec::with_capacity(boxes.len());
         for m in boxes {
-            let counts = state.store.mailbox_counts(m.id).await?;
+            let counts = all_counts.remove(&m.id).unwrap_or_default();
             folders.push(Folder {
                 id: m.id,
                 depth: m.name.matches('/').count(),

@@ -13,8 +13,6 @@ use super::super::{WebError, WebState};
 use super::{Chrome, Reader};
 use crate::auth::{AuthError, password};
 
-/// New passwords are at least this long.
-const MIN_PASSWORD: usize = 10;
 /// A signature longer than this is a mistake (a pasted message).
 const MAX_SIGNATURE: usize = 4000;
 
@@ -135,10 +133,8 @@ pub async fn password(
         }
         Err(AuthError::Internal(e)) => return Err(WebError::Internal(e)),
     }
-    if f.new.chars().count() < MIN_PASSWORD {
-        page.new_error = Some(format!("At least {MIN_PASSWORD} characters."));
-    } else if f.new.len() > password::MAX_PASSWORD_LEN {
-        page.new_error = Some("At most 1024 bytes.".into());
+    if let Err(e) = password::check_new(&f.new) {
+        page.new_error = Some(e);
     } else if f.new != f.repeat {
         page.new_error = Some("The two new passwords differ.".into());
     }
