@@ -1,7 +1,7 @@
 //! FETCH: every RFC 3501 data item, served from what the store kept at delivery.
 //!
-//! ENVELOPE and BODY/BODYSTRUCTURE are rendered from the parsed `Envelope` and `BodyPart`
-//! stored with the message; BODY[section] is cut from the stored message by the offsets in
+//! ENVELOPE is written from the stored envelope read in place (`mime::EnvelopeRef`), and
+//! BODY/BODYSTRUCTURE from the `BodyPart` stored with the message; BODY[section] is cut from the stored message by the offsets in
 //! the `BodyPart` tree (`header_start..body_start` is a header, `body_start..body_end` a body),
 //! so no message is parsed again. Only HEADER.FIELDS(.NOT) looks inside a header block, to
 //! pick its fields.
@@ -22,7 +22,7 @@ use super::message::targets;
 use super::response::{Out, date_time};
 use super::seqset;
 use super::session::{CmdError, CmdResult, Reply, Session};
-use crate::mime::{Address, BodyPart, Envelope};
+use crate::mime::{Addresses, BodyPart, EnvelopeRef};
 use crate::net::Transport;
 use crate::store::{FlagOp, Flags, MessageView, ViewParts};
 
@@ -295,10 +295,8 @@ fn write_fetch(
             }
             MessageDataItemName::Envelope => {
                 out.text("ENVELOPE ");
-                match &view.envelope {
-                    Some(e) => write_envelope(out, e),
-                    None => write_envelope(out, &Envelope::default()),
-                }
+                let envelope = view.envelope.as_ref().map(|e| e.get());
+                write_envelope(out, &envelope.unwrap_or_default());
             }
             MessageDataItemName::Body => {
                 out.text("BODY ");
@@ -533,39 +531,39 @@ fn write_section_name(out: &mut Out, section: &Section<'_>) {
     }
 }
 
-fn write_addresses(out: &mut Out, list: &[Address]) {
+fn write_addresses(out: &mut Out, list: &Addresses<'_>) {
     if list.is_empty() {
         out.raw(b"NIL");
         return;
     }
     out.raw(b"(");
-    for a in list {
+    for a in list.iter() {
         out.raw(b"(")
-            .nstr(a.name.as_deref())
+            .nstring(a.name)
             .raw(b" ")
-            .nstr(a.adl.as_deref())
+            .nstring(a.adl)
             .raw(b" ")
-            .nstr(a.mailbox.as_deref())
+            .nstring(a.mailbox)
             .raw(b" ")
-            .nstr(a.host.as_deref())
+            .nstring(a.host)
             .raw(b")");
     }
     out.raw(b")");
 }
 
-pub(super) fn write_envelope(out: &mut Out, e: &Envelope) {
+pub(super) fn write_envelope(out: &mut Out, e: &EnvelopeRef<'_>) {
     out.raw(b"(")
-        .nstr(e.date.as_deref())
+        .nstring(e.date)
         .raw(b" ")
-        .nstr(e.subject.as_deref())
+        .nstring(e.subject)
         .raw(b" ");
     for list in [&e.from, &e.sender, &e.reply_to, &e.to, &e.cc, &e.bcc] {
         write_addresses(out, list);
         out.raw(b" ");
     }
-    out.nstr(e.in_reply_to.as_deref())
+    out.nstring(e.in_reply_to)
         .raw(b" ")
-        .nstr(e.message_id.as_deref())
+        .nstring(e.message_id)
         .raw(b")");
 }
 
@@ -650,7 +648,7 @@ pub(super) fn write_body(out: &mut Out, part: &BodyPart, extended: bool) {
         .num(part.size);
     if let Some(m) = &part.message {
         out.raw(b" ");
-        write_envelope(out, &m.0);
+        write_envelope(out, &m.0.view());
         out.raw(b" ");
         write_body(out, &m.1, extended);
         out.raw(b" ").num(part.lines.unwrap_or(0));

@@ -2,10 +2,10 @@
 //!
 //! [`analyze`] parses a raw message (RFC 5322 + MIME) into an [`Analysis`]: the RFC 3501
 //! ENVELOPE, the BODYSTRUCTURE tree with the byte offsets of every part, the decoded header
-//! fields the webmail lists, and the text that search indexes. The store keeps it (JSON for
-//! the envelope and the body structure), so FETCH never parses a message again: BODY[1.2]
-//! is `raw[part.body_start..part.body_end]`, BODY[1.2.MIME] is
-//! `raw[part.header_start..part.body_start]`.
+//! fields the webmail lists, and the text that search indexes. The store keeps it (the
+//! envelope in the compact form of `packed.rs`, the body structure as JSON), so FETCH never
+//! parses a message again: BODY[1.2] is `raw[part.body_start..part.body_end]`,
+//! BODY[1.2.MIME] is `raw[part.header_start..part.body_start]`.
 //!
 //! Choices, where the RFCs leave room:
 //! - Nothing fails: any bytes give an Analysis. Input with no header is one text/plain part
@@ -34,6 +34,7 @@
 
 mod address;
 mod header;
+mod packed;
 mod structure;
 #[cfg(test)]
 mod tests;
@@ -41,6 +42,7 @@ mod text;
 
 use serde::{Deserialize, Serialize};
 
+pub use packed::{AddressRef, Addresses, EnvelopeRef, PackedEnvelope, pack as pack_envelope};
 pub use structure::{MAX_DEPTH, MAX_PARTS};
 
 /// Everything kept about a message at delivery.

@@ -58,7 +58,7 @@ pub(super) async fn acquire_many(
         let mut encoded = Vec::with_capacity(chunk.len());
         for b in chunk {
             encoded.push((
-                serde_json::to_string(&b.analysis.envelope).map_err(corrupt)?,
+                crate::mime::pack_envelope(&b.analysis.envelope),
                 serde_json::to_string(&b.analysis.body).map_err(corrupt)?,
             ));
         }
@@ -75,7 +75,7 @@ pub(super) async fn acquire_many(
                     .push_bind(b.refs)
                     .push_bind(b.raw.len() as i64)
                     .push_bind(b.raw)
-                    .push_bind(envelope.as_str())
+                    .push_bind(envelope.as_slice())
                     .push_bind(structure.as_str())
                     .push_bind(a.subject.as_str())
                     .push_bind(a.from.as_str())

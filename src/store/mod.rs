@@ -261,6 +261,39 @@ async fn migrate(writer: &SqlitePool, path: &Path) -> Result<()> {
         }
     }
     migrator.run(writer).await?;
+    repack_envelopes(writer).await
+}
+
+/// Converts envelopes stored as JSON (before migration 0005) to the packed form, a batch per
+/// transaction. Runs at every open; with nothing left to do it is one lookup in an empty index.
+async fn repack_envelopes(writer: &SqlitePool) -> Result<()> {
+    let mut done = 0usize;
+    loop {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, envelope FROM blobs INDEXED BY blobs_json_envelope
+             WHERE typeof(envelope) = 'text' LIMIT 1000",
+        )
+        .fetch_all(writer)
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut tx = writer.begin().await?;
+        for (id, json) in &rows {
+            let envelope: crate::mime::Envelope = serde_json::from_str(json)
+                .map_err(|e| StoreError::Corrupt(format!("envelope of body {id}: {e}")))?;
+            sqlx::query("UPDATE blobs SET envelope = ? WHERE id = ?")
+                .bind(crate::mime::pack_envelope(&envelope))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        done += rows.len();
+    }
+    if done > 0 {
+        tracing::info!("converted {done} stored envelopes to the packed form");
+    }
     Ok(())
 }
 

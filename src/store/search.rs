@@ -13,7 +13,7 @@
 //! parts (HTML as text), so TEXT does not see other header fields (use HEADER for those).
 
 use super::{Result, Store};
-use crate::mime::Envelope;
+use crate::mime::{Envelope, EnvelopeRef};
 
 /// One message as search sees it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -56,7 +56,7 @@ type Row = (
     Option<String>,
     Option<String>,
     Option<String>,
-    Option<String>,
+    Option<Vec<u8>>,
 );
 
 /// The words of a needle, as the index tokenizes (letters and digits).
@@ -137,7 +137,11 @@ impl Store {
                 from: r.8.unwrap_or_default(),
                 to: r.9.unwrap_or_default(),
                 cc: r.10.unwrap_or_default(),
-                envelope: r.11.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+                envelope: r
+                    .11
+                    .as_deref()
+                    .and_then(EnvelopeRef::parse)
+                    .map(|e| e.to_envelope()),
             })
             .collect())
     }

@@ -5,7 +5,7 @@
 use super::flags::uid_ranges;
 use super::messages::{Flags, MessageMeta};
 use super::{Result, Store, StoreError};
-use crate::mime::{BodyPart, Envelope};
+use crate::mime::{BodyPart, PackedEnvelope};
 
 /// Which optional parts of a message to load.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,7 +19,8 @@ pub struct ViewParts {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageView {
     pub meta: MessageMeta,
-    pub envelope: Option<Envelope>,
+    /// Read in place with [`PackedEnvelope::get`].
+    pub envelope: Option<PackedEnvelope>,
     pub structure: Option<BodyPart>,
     pub raw: Option<Vec<u8>>,
 }
@@ -33,7 +34,7 @@ type ViewRow = (
     i64,
     i64,
     i64,
-    Option<String>,
+    Option<Vec<u8>>,
     Option<String>,
     Option<Vec<u8>>,
 );
@@ -94,10 +95,12 @@ impl Store {
                     },
                     envelope: r
                         .8
-                        .as_deref()
-                        .map(serde_json::from_str)
-                        .transpose()
-                        .map_err(corrupt)?,
+                        .map(|bytes| {
+                            PackedEnvelope::new(bytes).ok_or_else(|| {
+                                StoreError::Corrupt("stored message: bad envelope".into())
+                            })
+                        })
+                        .transpose()?,
                     structure: r
                         .9
                         .as_deref()

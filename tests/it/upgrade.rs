@@ -1,8 +1,8 @@
 //! Upgrades: a database made by the first released schema (migration 0001 alone) opens with
 //! the current code, is migrated forward, keeps its data, and a copy of it as it was is left
-//! next to it.
+//! next to it. Envelopes stored as JSON by the old schema are converted to the packed form.
 
-use mailroom::store::{Delivery, Store, Target};
+use mailroom::store::{Delivery, Store, Target, ViewParts};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 #[tokio::test]
@@ -54,6 +54,34 @@ async fn the_first_schema_upgrades_with_a_backup_first() {
     .execute(&pool)
     .await
     .unwrap();
+    // A message as the first release stored it: envelope and body structure as JSON.
+    let raw = b"From: Old Friend <old@friend.example>\r\nTo: kept@old.example\r\n\
+                Subject: from the first release\r\nMessage-ID: <old@friend.example>\r\n\r\nhi\r\n";
+    let analysis = mailroom::mime::analyze(raw);
+    sqlx::query(
+        "INSERT INTO blobs (hash, refcount, size, data, envelope, body_structure, subject,
+                            from_display, to_display, cc_display, has_attachment, snippet)
+         VALUES ('old', 1, ?, ?, ?, ?, 'from the first release', '', '', '', 0, 'hi')",
+    )
+    .bind(raw.len() as i64)
+    .bind(&raw[..])
+    .bind(serde_json::to_string(&analysis.envelope).unwrap())
+    .bind(serde_json::to_string(&analysis.body).unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO messages (mailbox_id, uid, modseq, internal_date, size, blob_id)
+         VALUES (1, 1, 1, 1, ?, 1)",
+    )
+    .bind(raw.len() as i64)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE mailboxes SET uidnext = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
 
     let store = Store::open(&db)
@@ -70,6 +98,21 @@ async fn the_first_schema_upgrades_with_a_backup_first() {
         .unwrap()
         .expect("the account survived");
     assert_eq!(old.signature, "", "columns added later have their defaults");
+    // The old message's envelope was converted and reads back as it was parsed.
+    let inbox = store.mailbox(old.id, "INBOX").await.unwrap().unwrap();
+    let views = store
+        .message_views(
+            inbox.id,
+            &[1],
+            ViewParts {
+                envelope: true,
+                ..ViewParts::default()
+            },
+        )
+        .await
+        .unwrap();
+    let envelope = views[0].envelope.as_ref().expect("envelope").get();
+    assert_eq!(envelope.to_envelope(), analysis.envelope);
     // The upgraded database works: a delivery, and the keys made for old domains.
     store
         .deliver(
