@@ -30,6 +30,8 @@
 
 pub mod extended;
 mod fetch;
+#[doc(hidden)]
+pub mod fuzzing;
 mod mailbox;
 mod message;
 mod response;
