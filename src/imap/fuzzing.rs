@@ -134,11 +134,11 @@ pub fn session(input: &[u8]) -> Vec<u8> {
         world: None,
         generation: 0,
     });
-    if fuzzer.world.as_ref().is_some_and(|w| w.runs >= RENEW_EVERY) {
-        if let Some(old) = fuzzer.world.take() {
-            fuzzer.rt.block_on(old.store.close());
-            let _ = std::fs::remove_dir_all(&old.dir);
-        }
+    if fuzzer.world.as_ref().is_some_and(|w| w.runs >= RENEW_EVERY)
+        && let Some(old) = fuzzer.world.take()
+    {
+        fuzzer.rt.block_on(old.store.close());
+        let _ = std::fs::remove_dir_all(&old.dir);
     }
     if fuzzer.world.is_none() {
         fuzzer.generation += 1;
