@@ -24,7 +24,7 @@ use super::seqset::{self};
 use super::session::{CmdResult, Reply, Session};
 use crate::mime::{Address, Envelope};
 use crate::net::Transport;
-use crate::store::{Flags, SearchRow, TextField};
+use crate::store::{Flags, HeaderField, SearchRow, TextField};
 
 const DAY: i64 = 86_400;
 
@@ -65,6 +65,19 @@ fn required_texts(key: &SearchKey<'_>, out: &mut Vec<(TextField, String)>) {
         SearchKey::And(keys) => keys.as_ref().iter().for_each(|k| required_texts(k, out)),
         SearchKey::Body(s) => out.push((TextField::Body, text(s.as_ref()))),
         SearchKey::Text(s) => out.push((TextField::All, text(s.as_ref()))),
+        _ => {}
+    }
+}
+
+/// The header substrings a message must contain for `key` to match (reached through ANDs only),
+/// which let the store skip rows that cannot match.
+fn required_fields(key: &SearchKey<'_>, out: &mut Vec<(HeaderField, String)>) {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().for_each(|k| required_fields(k, out)),
+        SearchKey::Subject(s) => out.push((HeaderField::Subject, text(s.as_ref()))),
+        SearchKey::From(s) => out.push((HeaderField::From, text(s.as_ref()))),
+        SearchKey::To(s) => out.push((HeaderField::To, text(s.as_ref()))),
+        SearchKey::Cc(s) => out.push((HeaderField::Cc, text(s.as_ref()))),
         _ => {}
     }
 }
@@ -313,12 +326,15 @@ impl<T: Transport> Session<T> {
                     .collect(),
             })
         });
+        let mut containing = Vec::new();
+        required_fields(&key, &mut containing);
         let rows = store
             .search_rows(
                 mailbox_id,
                 n.headers || subject,
                 n.envelope || envelope,
                 candidates.as_deref(),
+                &containing,
             )
             .await?;
         let ctx = Ctx {

@@ -57,19 +57,6 @@ impl MailQuery {
     }
 }
 
-/// `%text%` for LIKE, with LIKE's own characters escaped (by `\`).
-fn like(text: &str) -> String {
-    let mut out = String::from("%");
-    for c in text.trim().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 impl Store {
     /// Messages `offset..offset+limit` of a mailbox, newest (highest UID) first.
     pub async fn message_list(
@@ -133,7 +120,7 @@ impl Store {
             if !text.trim().is_empty() {
                 // `column` is one of the literals above.
                 q.push(format!(" AND {column} LIKE "))
-                    .push_bind(like(text))
+                    .push_bind(super::search::like_contains(text.trim()))
                     .push(" ESCAPE '\\'");
             }
         }

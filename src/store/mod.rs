@@ -54,7 +54,7 @@ pub use listing::{ListEntry, MailQuery};
 pub use mailboxes::{DEFAULT_MAILBOXES, Mailbox};
 pub use messages::{Flags, MessageMeta};
 pub use queue::{QueueStats, QueuedMessage, QueuedRecipient};
-pub use search::{SearchRow, TextField};
+pub use search::{HeaderField, SearchRow, TextField};
 pub use sessions::{WebSession, random_token};
 pub use views::{MessageView, ViewParts};
 

@@ -35,6 +35,39 @@ pub struct SearchRow {
     pub envelope: Option<Envelope>,
 }
 
+/// A decoded header field a search key looks in (IMAP SUBJECT, FROM, TO, CC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeaderField {
+    Subject,
+    From,
+    To,
+    Cc,
+}
+
+impl HeaderField {
+    fn column(self) -> &'static str {
+        match self {
+            HeaderField::Subject => "b.subject",
+            HeaderField::From => "b.from_display",
+            HeaderField::To => "b.to_display",
+            HeaderField::Cc => "b.cc_display",
+        }
+    }
+}
+
+/// A LIKE pattern for "contains `text`" (with `ESCAPE '\'`).
+pub(super) fn like_contains(text: &str) -> String {
+    let mut out = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 /// Which text a text search looks in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TextField {
@@ -84,12 +117,15 @@ impl Store {
     /// Every message of a mailbox for search, by ascending UID. `headers` loads the subject
     /// and address columns, `envelope` the parsed envelope.
     /// `only`, when given, limits the rows to those UIDs (the candidates a full-text key left).
+    /// `containing` may leave out rows whose field cannot contain the text case-insensitively:
+    /// it narrows, the caller still decides each row.
     pub async fn search_rows(
         &self,
         mailbox_id: i64,
         headers: bool,
         envelope: bool,
         only: Option<&[u32]>,
+        containing: &[(HeaderField, String)],
     ) -> Result<Vec<SearchRow>> {
         // A long candidate list costs more as SQL than the full scan it would save.
         let only = only.filter(|uids| uids.len() <= 2000);
@@ -101,11 +137,27 @@ impl Store {
         } else {
             "blobs b INDEXED BY blobs_search"
         };
+        // SQLite's LIKE folds ASCII case only, so it narrows exactly only for an ASCII needle
+        // and a field that is all ASCII (character length = byte length); fields with other
+        // characters are always kept for the caller's Unicode comparison. Reading 10,000 rows
+        // to keep 100 cost more than the comparison (SUBJECT on 10,000 messages: 44 ms).
+        let narrowing: Vec<(HeaderField, String)> = containing
+            .iter()
+            .filter(|(_, text)| text.is_ascii() && !text.is_empty() && text.len() <= 1000)
+            .map(|(field, text)| (*field, like_contains(text)))
+            .collect();
+        let narrow: String = narrowing
+            .iter()
+            .map(|(field, _)| {
+                let c = field.column();
+                format!(" AND ({c} LIKE ? ESCAPE '\\' OR length({c}) <> length(CAST({c} AS BLOB)))")
+            })
+            .collect();
         let sql = format!(
             "SELECT m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, b.header_date,
                     {}, {}, {}, {}, {}
              FROM messages m JOIN {blobs} ON b.id = m.blob_id
-             WHERE m.mailbox_id = ? {} ORDER BY m.uid",
+             WHERE m.mailbox_id = ? {} {narrow} ORDER BY m.uid",
             h("b.subject"),
             h("b.from_display"),
             h("b.to_display"),
@@ -121,6 +173,9 @@ impl Store {
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(mailbox_id);
         for uid in only.unwrap_or_default() {
             query = query.bind(*uid);
+        }
+        for (_, pattern) in &narrowing {
+            query = query.bind(pattern.as_str());
         }
         let rows: Vec<Row> = query.fetch_all(&self.reader).await?;
         Ok(rows

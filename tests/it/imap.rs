@@ -754,6 +754,44 @@ Subject: Re: apple pie\r\nX-Mood: happy\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000
     assert!(lines[0].starts_with("* SEARCH 1 2 3 (MODSEQ "), "{lines:?}");
 }
 
+/// The store narrows SUBJECT/FROM/TO/CC with SQL LIKE before the exact comparison; nothing the
+/// exact comparison would match may be narrowed away (case, LIKE's wildcards and escape
+/// character, characters outside ASCII whose lower case is ASCII).
+#[tokio::test]
+async fn header_search_narrowing_loses_nothing() {
+    let (t, alice) = server().await;
+    let store = &t.running.store;
+    for (from, subject) in [
+        ("Ann <ann@example.com>", "100% off_sale"),
+        ("BOB <bob@example.com>", "Kelvin \u{212A} scale"),
+        ("Cy <cy@example.com>", "Caf\u{e9} ZANZIBAR"),
+        ("Di <di@example.com>", "plain zanzibar"),
+        ("Ed <ed@example.com>", "back\\slash"),
+    ] {
+        let raw =
+            format!("From: {from}\r\nTo: alice@localhost\r\nSubject: {subject}\r\n\r\nhi\r\n");
+        deliver(store, &alice, raw.as_bytes()).await;
+    }
+    let mut c = logged_in(&t).await;
+    c.ok("SELECT INBOX").await;
+    for (query, expect) in [
+        ("SUBJECT zanzibar", "* SEARCH 3 4"),
+        ("SUBJECT ZanZibar", "* SEARCH 3 4"),
+        ("SUBJECT \"100%\"", "* SEARCH 1"),
+        ("SUBJECT \"f_s\"", "* SEARCH 1"),
+        ("SUBJECT \"f%s\"", "* SEARCH"),
+        ("SUBJECT \"k scale\"", "* SEARCH 2"),
+        ("SUBJECT \"k\\\\s\"", "* SEARCH 5"),
+        ("CHARSET UTF-8 SUBJECT {5+}\r\ncaf\u{c9}", "* SEARCH 3"),
+        ("FROM bob SUBJECT scale", "* SEARCH 2"),
+        ("FROM BOB@EXAMPLE", "* SEARCH 2"),
+        ("OR SUBJECT sale SUBJECT slash", "* SEARCH 1 5"),
+        ("NOT SUBJECT zanzibar", "* SEARCH 1 2 5"),
+    ] {
+        assert_eq!(c.ok(&format!("SEARCH {query}")).await, [expect], "{query}");
+    }
+}
+
 #[tokio::test]
 async fn condstore_fetch_and_store() {
     let (t, alice) = server().await;
