@@ -192,10 +192,13 @@ pub fn print(
             _ => None,
         };
         let ratio_text = ratio.map_or("-".into(), |x| {
+            // Two decimals below 10 so that 0.96x does not read as 1.0x next to "no".
             if x >= 100.0 {
                 format!("{x:.0}x")
-            } else {
+            } else if x >= 10.0 {
                 format!("{x:.1}x")
+            } else {
+                format!("{x:.2}x")
             }
         });
         let target_text = r.target.map_or(String::new(), |t| format!("{t}x"));
