@@ -70,10 +70,15 @@ fn start_daemon(cmd: &str, args: &[&str], log: &Path) -> Result<()> {
 /// the install started. Err says, in one line, why the comparison cannot run.
 pub fn ensure_installed() -> Result<(), String> {
     let missing = || BINARIES.iter().any(|b| !Path::new(b).exists());
+    let root = procs::euid() == Some(0);
     if !missing() {
-        return Ok(());
+        return if root {
+            Ok(())
+        } else {
+            Err("Postfix+Dovecot not run: starting them (they switch users) needs root".into())
+        };
     }
-    if procs::euid() != Some(0) {
+    if !root {
         return Err(format!(
             "Postfix/Dovecot not installed and not root to install them (apt-get install {})",
             PACKAGES.join(" ")
