@@ -1,0 +1,348 @@
+//! `cargo bench --bench compare`: Mailroom against Postfix + Dovecot, the same loads, one
+//! table.
+//!
+//! Runs the release `mailroom` binary (a separate process, plain listeners on free loopback
+//! ports, the domain and accounts added with the CLI), then a Postfix + Dovecot pair configured
+//! the same way (one virtual domain, virtual users in a passwd-file with the same argon2id
+//! hashes, Maildir, Postfix delivering to Dovecot over LMTP, fsync on both, loopback, free
+//! ports, everything in a temporary directory; see `compare/pair.rs`). The servers run one
+//! after the other, not at once, and each gets, from the same client code:
+//!
+//! - SMTP ingest: `COMPARE_INGEST` (5,000) messages of 4 KB from 20 concurrent pipelining
+//!   clients to one user, timed until STATUS INBOX (MESSAGES), polled every 50 ms over IMAP,
+//!   counts them all, not merely until the last 250;
+//! - an IMAP APPEND fill (8 connections) of `COMPARE_N` (10,000) ~4 KB messages, 1% of them
+//!   mentioning a rare word (as bench/imap.rs builds them), and of `COMPARE_POP3` (2,000) for
+//!   a POP3 user;
+//! - the memory of the idle server after the fills: VmRSS and Pss (smaps_rollup) summed over
+//!   every process (Mailroom: its one process; the pair: Postfix's and Dovecot's);
+//! - on that mailbox, each run on a fresh connection, one warm-up run and then `COMPARE_REPS`
+//!   (5) runs, reporting the median: SELECT, UID FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE), FETCH
+//!   of 1,000 full bodies, UID SEARCH SUBJECT / BODY / TEXT for the rare word, STORE on all
+//!   (+FLAGS and -FLAGS alternately, so every run changes every message);
+//! - POP3, the same way: STAT, LIST, UIDL, RETR of every message;
+//! - `COMPARE_IDLE` (1,000) IMAP connections logged in, INBOX selected, in IDLE, and the memory
+//!   of the processes serving IMAP (Mailroom's one; Dovecot's, without Postfix's).
+//!
+//! Progress goes to stderr; the table, the versions and the machine to stdout. When Postfix
+//! and Dovecot are missing and cannot be installed (the bench installs them with apt-get when
+//! run as root), the table has Mailroom's column alone and says why. `COMPARE_ONLY=mailroom`
+//! (or `pair`) runs one side only; `COMPARE_DIR` picks the directory for the data (default
+//! /var/tmp: a real disk, so fsync costs what it costs).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+
+#[path = "compare/client.rs"]
+mod client;
+#[path = "compare/loads.rs"]
+mod loads;
+#[path = "compare/mailroom.rs"]
+mod mailroom_server;
+#[path = "compare/pair.rs"]
+mod pair;
+#[path = "compare/procs.rs"]
+mod procs;
+#[path = "compare/server.rs"]
+mod server;
+#[path = "compare/table.rs"]
+mod table;
+
+use client::Endpoints;
+use loads::Sizes;
+use server::Memory;
+
+const PASSWORD: &str = "compare-bench-secret";
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Everything measured on one server.
+pub struct Figures {
+    pub ingest: loads::Ingest,
+    pub fill_imap: Duration,
+    pub idle: Memory,
+    pub imap: loads::Timings,
+    pub pop3: loads::Timings,
+    pub sessions: Memory,
+}
+
+fn mib(m: procs::Mem) -> String {
+    format!(
+        "RSS {:.1} MiB, PSS {:.1} MiB over {} process(es)",
+        m.rss_kib as f64 / 1024.0,
+        m.pss_kib as f64 / 1024.0,
+        m.procs
+    )
+}
+
+/// The loads, in order, against one server.
+async fn measure(
+    name: &str,
+    ep: &Endpoints,
+    memory: impl Fn() -> Memory,
+    transient: impl Fn() -> Vec<String>,
+    processes: impl Fn() -> String,
+    sizes: Sizes,
+) -> Result<Figures> {
+    eprintln!(
+        "[{name}] SMTP ingest: {} x 4 KB from {} clients to {} ...",
+        sizes.ingest,
+        sizes.clients,
+        loads::INGEST_USER
+    );
+    let ingest = loads::ingest(ep, sizes).await.context("SMTP ingest")?;
+    eprintln!(
+        "[{name}]   all accepted after {:.2} s, all in the mailbox after {:.2} s",
+        ingest.accepted.as_secs_f64(),
+        ingest.in_mailbox.as_secs_f64()
+    );
+    eprintln!("[{name}] IMAP APPEND of {} messages ...", sizes.imap);
+    let fill_imap = loads::fill(ep, loads::IMAP_USER, sizes.imap, loads::imap_message)
+        .await
+        .context("IMAP fill")?;
+    eprintln!("[{name}]   {:.1} s", fill_imap.as_secs_f64());
+    eprintln!(
+        "[{name}] IMAP APPEND of {} messages for POP3 ...",
+        sizes.pop3
+    );
+    let fill_pop3 = loads::fill(ep, loads::POP3_USER, sizes.pop3, loads::pop3_message)
+        .await
+        .context("POP3 fill")?;
+    eprintln!("[{name}]   {:.1} s", fill_pop3.as_secs_f64());
+    eprintln!("[{name}] right after the fill: {}", mib(memory().all));
+
+    eprintln!(
+        "[{name}] IMAP commands: 1 warm-up + {} runs on fresh connections ...",
+        sizes.reps
+    );
+    let imap = loads::imap_timings(ep, sizes.imap, sizes.reps)
+        .await
+        .context("IMAP commands")?;
+    for (label, ms) in &imap {
+        eprintln!("[{name}]   {label:<50} {ms:>10.1} ms");
+    }
+    eprintln!("[{name}] POP3: 1 warm-up + {} sessions ...", sizes.reps);
+    let pop3 = loads::pop3_timings(ep, sizes.pop3, sizes.reps)
+        .await
+        .context("POP3")?;
+    for (label, ms) in &pop3 {
+        eprintln!("[{name}]   {label:<50} {ms:>10.1} ms");
+    }
+
+    // Idle: no connection open, and the pair's per-connection processes (smtpd, cleanup,
+    // lmtp, ...) gone on their idle timeouts (Postfix's max_idle is 100 s).
+    let settling = std::time::Instant::now();
+    let mut said = 0;
+    loop {
+        let left = transient();
+        if left.is_empty() {
+            break;
+        }
+        let waited = settling.elapsed().as_secs();
+        if waited >= 150 {
+            eprintln!("[{name}]   still there after 150 s: {}", left.join(", "));
+            break;
+        }
+        if waited >= said + 30 {
+            said = waited;
+            eprintln!("[{name}]   waiting for {}", left.join(", "));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = memory();
+    eprintln!(
+        "[{name}] idle (waited {:.0} s for per-connection processes to exit): {}",
+        settling.elapsed().as_secs_f64(),
+        mib(idle.all)
+    );
+    let before_sessions = memory();
+    eprintln!(
+        "[{name}] opening {} IMAP sessions (LOGIN, SELECT INBOX, IDLE), 8 at a time; IMAP \
+         processes before: {}",
+        sizes.idle,
+        mib(before_sessions.imap)
+    );
+    let (open, took) = loads::idle_sessions(ep, sizes.idle)
+        .await
+        .context("idle IMAP sessions")?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sessions = memory();
+    eprintln!(
+        "[{name}]   opened in {:.1} s; IMAP processes now: {} ({:.1} KiB RSS more per session)",
+        took.as_secs_f64(),
+        mib(sessions.imap),
+        sessions
+            .imap
+            .rss_kib
+            .saturating_sub(before_sessions.imap.rss_kib) as f64
+            / sizes.idle.max(1) as f64
+    );
+    let peak = processes();
+    if !peak.is_empty() {
+        eprintln!("[{name}]   processes now: {peak}");
+    }
+    drop(open);
+    Ok(Figures {
+        ingest,
+        fill_imap,
+        idle,
+        imap,
+        pop3,
+        sessions,
+    })
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map_or(String::new(), |k| {
+            format!(", {:.1} GiB RAM", k as f64 / 1048576.0)
+        });
+    format!("{cores} cores (nproc), {model}{mem}")
+}
+
+async fn run() -> Result<()> {
+    let sizes = Sizes {
+        ingest: env("COMPARE_INGEST", 5_000),
+        clients: env("COMPARE_CLIENTS", 20).max(1),
+        imap: env("COMPARE_N", 10_000),
+        pop3: env("COMPARE_POP3", 2_000),
+        idle: env("COMPARE_IDLE", 1_000),
+        reps: env("COMPARE_REPS", 5).max(1),
+    };
+    let only = std::env::var("COMPARE_ONLY").unwrap_or_default();
+    let connections = sizes.idle + sizes.clients + 100;
+    let nofile = procs::raise_nofile((4 * connections as u64).max(65_536));
+    eprintln!("open-file limit (inherited by the servers): {nofile}");
+    let base = std::env::var("COMPARE_DIR").unwrap_or_else(|_| "/var/tmp".into());
+    let tmp = tempfile::Builder::new()
+        .prefix("mailroom-compare-")
+        .tempdir_in(&base)
+        .with_context(|| format!("a temporary directory in {base}"))?;
+    // Postfix and Dovecot run their processes as other users: they need to get in.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
+    eprintln!("working in {}", tmp.path().display());
+    // COMPARE_KEEP=1 keeps the directory (configurations, logs, data) for a look afterwards.
+    let dir = tmp.path().to_path_buf();
+    let _tmp = if std::env::var_os("COMPARE_KEEP").is_some() {
+        let _ = tmp.keep();
+        None
+    } else {
+        Some(tmp)
+    };
+    let hash = mailroom::auth::password::hash(PASSWORD)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+
+    let ours = if only == "pair" {
+        None
+    } else {
+        eprintln!("[Mailroom] starting the release build ...");
+        let m = mailroom_server::Mailroom::start(&dir.join("mailroom"), PASSWORD, connections)
+            .await
+            .context("starting Mailroom")?;
+        let figures = measure(
+            "Mailroom",
+            &m.ep,
+            || m.memory(),
+            Vec::new,
+            String::new,
+            sizes,
+        )
+        .await;
+        let figures =
+            figures.map_err(|e| anyhow!("Mailroom: {e:#}\n{}", procs::tail(&m.log, 30)))?;
+        drop(m);
+        Some(figures)
+    };
+
+    let (theirs, why_not) = if only == "mailroom" {
+        (
+            None,
+            Some("Postfix+Dovecot skipped (COMPARE_ONLY=mailroom)".to_string()),
+        )
+    } else {
+        match pair::ensure_installed() {
+            Err(why) => (None, Some(why)),
+            Ok(()) => {
+                eprintln!("[Postfix+Dovecot] starting ({}) ...", pair::versions());
+                let p = pair::Pair::start(&dir.join("pair"), PASSWORD, &hash, connections)
+                    .await
+                    .context("starting Postfix+Dovecot")?;
+                let figures = measure(
+                    "Postfix+Dovecot",
+                    &p.ep,
+                    || p.memory(),
+                    || p.transient(),
+                    || p.processes(),
+                    sizes,
+                )
+                .await;
+                match figures {
+                    Ok(f) => (Some(f), None),
+                    Err(e) => return Err(anyhow!("Postfix+Dovecot: {e:#}\n{}", p.logs())),
+                }
+            }
+        }
+    };
+
+    table::print(
+        &sizes,
+        ours.as_ref(),
+        theirs.as_ref(),
+        why_not.as_deref(),
+        &machine(),
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("compare: no runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Ctrl-C or SIGTERM drops the run, and with it the servers' guards (which stop them).
+    let result = rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = run() => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+            _ = term.recv() => Err(anyhow!("terminated")),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("compare: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

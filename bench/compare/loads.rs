@@ -1,0 +1,344 @@
+//! The loads, the same for both servers: SMTP ingest timed until the mailbox holds every
+//! message, IMAP APPEND fills, the timed IMAP and POP3 commands, and idle IMAP sessions.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::client::{Endpoints, Imap, Pop3, Smtp, search_hits};
+
+pub const DOMAIN: &str = "example.org";
+pub const INGEST_USER: &str = "ingest@example.org";
+pub const IMAP_USER: &str = "imap@example.org";
+pub const POP3_USER: &str = "pop@example.org";
+pub const USERS: [&str; 3] = [INGEST_USER, IMAP_USER, POP3_USER];
+
+/// The word 1% of the IMAP messages mention, in the subject and the body.
+pub const RARE: &str = "zanzibar";
+
+/// How big each load is (environment variables shrink it for a quick run).
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    pub ingest: usize,
+    pub clients: usize,
+    pub imap: usize,
+    pub pop3: usize,
+    pub idle: usize,
+    pub reps: usize,
+}
+
+/// The IMAP message `i`, as bench/imap.rs builds them: ~4 KB, every hundredth mentions RARE.
+pub fn imap_message(i: usize) -> Vec<u8> {
+    let rare = i % 100 == 7;
+    let subject = if rare {
+        format!("Trip to {RARE} number {i}")
+    } else {
+        format!("Weekly report number {i}")
+    };
+    let mut m = format!(
+        "From: Sender {i} <sender{i}@example.net>\r\nTo: {IMAP_USER}\r\nSubject: {subject}\r\n\
+         Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{i}@bench.example.net>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    );
+    if rare {
+        m.push_str(&format!("We are going to {RARE} next week.\r\n"));
+    }
+    let mut n = 0;
+    while m.len() < 4096 - 80 {
+        m.push_str(&format!(
+            "Line {n} of message {i}: lorem ipsum dolor sit amet, consectetur elit.\r\n"
+        ));
+        n += 1;
+    }
+    m.into_bytes()
+}
+
+/// The POP3 message `i`, as bench/pop3.rs builds them (~4 KB).
+pub fn pop3_message(i: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: Bench <bench@example.net>\r\nTo: {POP3_USER}\r\nSubject: message {i}\r\n\
+         Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{i}@pop3.example.net>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    );
+    let mut n = 0;
+    while m.len() < 4096 - 80 {
+        m.push_str(&format!(
+            "Line {n} of message {i}: lorem ipsum dolor sit amet, consectetur.\r\n"
+        ));
+        n += 1;
+    }
+    m.into_bytes()
+}
+
+/// The SMTP message `i` of `client` (~4 KB, as bench/smtp.rs sends them).
+fn smtp_message(client: usize, i: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: Sender {client} <s{client}@remote.example>\r\nTo: {INGEST_USER}\r\n\
+         Subject: bench message {client}-{i}\r\nMessage-ID: <{client}.{i}@remote.example>\r\n\
+         Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\n"
+    );
+    let mut n = 0;
+    while m.len() < 4096 - 70 {
+        m.push_str(&format!(
+            "Line {n} of the message: lorem ipsum dolor sit amet, consectetur.\r\n"
+        ));
+        n += 1;
+    }
+    m.into_bytes()
+}
+
+pub struct Ingest {
+    /// Until the last 250.
+    pub accepted: Duration,
+    /// Until STATUS INBOX (MESSAGES) counted every message.
+    pub in_mailbox: Duration,
+}
+
+/// `sizes.ingest` messages from `sizes.clients` concurrent SMTP clients to INGEST_USER, timed
+/// until an IMAP client polling STATUS every 50 ms sees them all in the INBOX.
+pub async fn ingest(ep: &Endpoints, sizes: Sizes) -> Result<Ingest> {
+    let total = sizes.ingest;
+    let mut poll = Imap::login(ep.imap, INGEST_USER, &ep.password).await?;
+    let before = poll.messages().await?;
+    if before != 0 {
+        bail!("{INGEST_USER}'s INBOX already holds {before} messages");
+    }
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for c in 0..sizes.clients {
+        let count = total / sizes.clients + usize::from(c < total % sizes.clients);
+        let addr = ep.smtp;
+        clients.push(tokio::spawn(async move {
+            let mut s = Smtp::connect(addr).await?;
+            for i in 0..count {
+                s.send(
+                    &format!("s{c}@remote.example"),
+                    INGEST_USER,
+                    &smtp_message(c, i),
+                )
+                .await
+                .with_context(|| format!("SMTP client {c}, message {i}"))?;
+            }
+            s.quit().await;
+            anyhow::Ok(())
+        }));
+    }
+    let poller = tokio::spawn(async move {
+        let (mut last, mut progress) = (0, Instant::now());
+        loop {
+            let n = poll.messages().await?;
+            if n >= total {
+                return anyhow::Ok(started.elapsed());
+            }
+            if n != last {
+                (last, progress) = (n, Instant::now());
+            } else if progress.elapsed() > Duration::from_secs(120) {
+                bail!("the INBOX stayed at {n} of {total} messages for 2 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    for c in clients {
+        if let Err(e) = c.await.context("SMTP client task")? {
+            poller.abort();
+            return Err(e);
+        }
+    }
+    let accepted = started.elapsed();
+    let in_mailbox = poller.await.context("poller task")??;
+    Ok(Ingest {
+        accepted,
+        in_mailbox,
+    })
+}
+
+/// Fills `user`'s INBOX with messages 0..n of `message` by IMAP APPEND from 8 connections.
+pub async fn fill(
+    ep: &Endpoints,
+    user: &'static str,
+    n: usize,
+    message: fn(usize) -> Vec<u8>,
+) -> Result<Duration> {
+    let workers = 8;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let ep = ep.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Imap::login(ep.imap, user, &ep.password).await?;
+            for i in (w..n).step_by(workers) {
+                c.append(&message(i))
+                    .await
+                    .with_context(|| format!("APPEND of message {i} for {user}"))?;
+            }
+            c.cmd("LOGOUT").await?;
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await.context("APPEND task")??;
+    }
+    let took = started.elapsed();
+    let mut c = Imap::login(ep.imap, user, &ep.password).await?;
+    let stored = c.messages().await?;
+    if stored != n {
+        bail!("{user}'s INBOX holds {stored} messages after appending {n}");
+    }
+    c.cmd("LOGOUT").await?;
+    Ok(took)
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Medians, in ms, of the timed steps, in a fixed order (labels are the table's).
+pub type Timings = Vec<(String, f64)>;
+
+/// The IMAP commands on IMAP_USER's INBOX of `n` messages: one warm-up run, then
+/// `reps` runs, each on a fresh connection; the median of each step over the runs.
+pub async fn imap_timings(ep: &Endpoints, n: usize, reps: usize) -> Result<Timings> {
+    let bodies = 1000.min(n);
+    let steps: Vec<(String, String)> = vec![
+        (format!("IMAP SELECT ({n} msgs)"), "SELECT INBOX".into()),
+        (
+            "IMAP UID FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE)".into(),
+            "UID FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE)".into(),
+        ),
+        (
+            format!("IMAP FETCH {bodies} full bodies"),
+            format!("FETCH 1:{bodies} BODY.PEEK[]"),
+        ),
+        (
+            "IMAP UID SEARCH SUBJECT (1% match)".into(),
+            format!("UID SEARCH SUBJECT {RARE}"),
+        ),
+        (
+            "IMAP UID SEARCH BODY (1% match)".into(),
+            format!("UID SEARCH BODY {RARE}"),
+        ),
+        (
+            "IMAP UID SEARCH TEXT (1% match)".into(),
+            format!("UID SEARCH TEXT {RARE}"),
+        ),
+        ("IMAP STORE 1:* +/-FLAGS (all)".into(), String::new()),
+    ];
+    let want_hits = (0..n).filter(|i| i % 100 == 7).count();
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); steps.len()];
+    for run in 0..=reps {
+        let mut c = Imap::login(ep.imap, IMAP_USER, &ep.password).await?;
+        for (k, (label, command)) in steps.iter().enumerate() {
+            let command = if command.is_empty() {
+                // Alternate so that every run changes every message.
+                let sign = if run % 2 == 0 { '+' } else { '-' };
+                format!("STORE 1:* {sign}FLAGS (\\Flagged)")
+            } else {
+                command.clone()
+            };
+            let t = Instant::now();
+            let (_, kept) = c
+                .cmd_keep(&command, "* SEARCH")
+                .await
+                .with_context(|| label.clone())?;
+            let took = ms(t);
+            if command.contains("SEARCH") && search_hits(&kept) != want_hits {
+                bail!(
+                    "{command} found {} messages, expected {want_hits}",
+                    search_hits(&kept)
+                );
+            }
+            if run > 0 {
+                runs[k].push(took);
+            }
+        }
+        c.cmd("LOGOUT").await?;
+    }
+    Ok(steps
+        .into_iter()
+        .zip(runs)
+        .map(|((label, _), v)| (label, median(v)))
+        .collect())
+}
+
+/// POP3 on POP3_USER's maildrop of `n` messages: STAT, LIST, UIDL, RETR of every message;
+/// one warm-up session, then `reps` sessions; medians.
+pub async fn pop3_timings(ep: &Endpoints, n: usize, reps: usize) -> Result<Timings> {
+    let labels = [
+        format!("POP3 STAT ({n} msgs)"),
+        "POP3 LIST".to_string(),
+        "POP3 UIDL".to_string(),
+        format!("POP3 RETR all {n}"),
+    ];
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); labels.len()];
+    for run in 0..=reps {
+        let mut c = Pop3::login(ep.pop3, POP3_USER, &ep.password).await?;
+        let mut took = Vec::new();
+        let t = Instant::now();
+        let stat = c.cmd("STAT").await?;
+        took.push(ms(t));
+        if stat.split_whitespace().nth(1) != Some(&n.to_string()) {
+            bail!("POP3 STAT says {stat:?}, expected {n} messages");
+        }
+        for command in ["LIST", "UIDL"] {
+            let t = Instant::now();
+            c.cmd(command).await?;
+            c.body(command).await?;
+            took.push(ms(t));
+        }
+        let t = Instant::now();
+        for i in 1..=n {
+            c.cmd(&format!("RETR {i}")).await?;
+            c.body("RETR").await?;
+        }
+        took.push(ms(t));
+        c.cmd("QUIT").await?;
+        if run > 0 {
+            for (k, v) in took.into_iter().enumerate() {
+                runs[k].push(v);
+            }
+        }
+    }
+    Ok(labels
+        .into_iter()
+        .zip(runs)
+        .map(|(label, v)| (label, median(v)))
+        .collect())
+}
+
+/// Opens `count` IMAP sessions that log in as IMAP_USER, select INBOX and IDLE, 8 logging in
+/// at a time. Returns them (to keep them open) and how long opening them took.
+pub async fn idle_sessions(ep: &Endpoints, count: usize) -> Result<(Vec<Imap>, Duration)> {
+    let started = Instant::now();
+    let mut sessions = Vec::with_capacity(count);
+    let mut pending = Vec::new();
+    for i in 0..count {
+        let ep = ep.clone();
+        pending.push(tokio::spawn(async move {
+            let mut c = Imap::login(ep.imap, IMAP_USER, &ep.password).await?;
+            c.idle().await?;
+            anyhow::Ok(c)
+        }));
+        if pending.len() == 8 || i + 1 == count {
+            for p in pending.drain(..) {
+                let c = p
+                    .await
+                    .context("idle session task")?
+                    .with_context(|| format!("idle session {} of {count}", sessions.len() + 1))?;
+                sessions.push(c);
+            }
+        }
+        if (i + 1) % 250 == 0 {
+            eprintln!("  {} idle sessions open", i + 1);
+        }
+    }
+    Ok((sessions, started.elapsed()))
+}

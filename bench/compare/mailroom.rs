@@ -1,0 +1,132 @@
+//! Mailroom: the release binary cargo built, as a separate process with a config file in the
+//! temporary directory (plain listeners on free loopback ports), the domain and the accounts
+//! added with the CLI. Stopped with SIGTERM when dropped.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::client::Endpoints;
+use crate::loads::{DOMAIN, USERS};
+use crate::procs::{self, Mem};
+use crate::server::{Memory, wait_listening};
+
+pub struct Mailroom {
+    child: Child,
+    pub ep: Endpoints,
+    pub log: PathBuf,
+}
+
+fn cli(bin: &str, config: &Path, args: &[&str], stdin: &str) -> Result<()> {
+    let mut c = Command::new(bin)
+        .args(["--config", &config.display().to_string()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {bin}"))?;
+    if let Some(mut input) = c.stdin.take() {
+        input.write_all(stdin.as_bytes())?;
+    }
+    let out = c.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "mailroom {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+    Ok(())
+}
+
+impl Mailroom {
+    pub async fn start(dir: &Path, password: &str, connections: usize) -> Result<Mailroom> {
+        let bin = env!("CARGO_BIN_EXE_mailroom");
+        std::fs::create_dir_all(dir)?;
+        let (smtp, imap, pop3) = (procs::free_port(), procs::free_port(), procs::free_port());
+        let config = dir.join("mailroom.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "hostname = \"mail.{DOMAIN}\"\ndomain = \"{DOMAIN}\"\ndata_dir = {:?}\n\
+                 [listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nsubmission = []\nsubmissions = []\n\
+                 imap = [\"127.0.0.1:{imap}\"]\nimaps = []\npop3 = [\"127.0.0.1:{pop3}\"]\n\
+                 pop3s = []\nhttp = []\nhttps = []\n\
+                 [limits]\nmax_connections = {connections}\nmax_connections_per_ip = {connections}\n\
+                 [auth]\nallow_plaintext = true\n[inbound]\nverify = false\n\
+                 [dns]\nnameservers = [\"127.0.0.1:9\"]\n",
+                dir.join("data").display().to_string()
+            ),
+        )?;
+        cli(bin, &config, &["domain", "add", DOMAIN], "")?;
+        for user in USERS {
+            cli(
+                bin,
+                &config,
+                &["user", "add", user, "--password-stdin"],
+                &format!("{password}\n"),
+            )?;
+        }
+        let log = dir.join("mailroom.log");
+        let out = std::fs::File::create(&log)?;
+        let child = Command::new(bin)
+            .args(["--config", &config.display().to_string(), "serve"])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("starting mailroom serve")?;
+        let mut m = Mailroom {
+            child,
+            ep: Endpoints {
+                smtp: ([127, 0, 0, 1], smtp).into(),
+                imap: ([127, 0, 0, 1], imap).into(),
+                pop3: ([127, 0, 0, 1], pop3).into(),
+                password: password.to_string(),
+            },
+            log,
+        };
+        for addr in [m.ep.smtp, m.ep.imap, m.ep.pop3] {
+            if let Err(e) = wait_listening(addr, || m.exited()).await {
+                bail!("{e}\n{}", procs::tail(&m.log, 30));
+            }
+        }
+        Ok(m)
+    }
+
+    fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!("mailroom exited: {status}")),
+            _ => None,
+        }
+    }
+
+    pub fn memory(&self) -> Memory {
+        let all: Mem = procs::mem(&procs::tree(self.child.id()));
+        Memory { all, imap: all }
+    }
+}
+
+impl Drop for Mailroom {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(20) {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

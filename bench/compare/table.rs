@@ -1,0 +1,267 @@
+//! The one table: both figures per row, the ratio (how many times better Mailroom is), the
+//! target and whether it is met; then how it was measured, the versions and the machine.
+
+use crate::Figures;
+use crate::loads::Sizes;
+use crate::procs::Mem;
+
+#[derive(Clone, Copy)]
+enum Unit {
+    /// Messages per second: more is better.
+    Rate,
+    /// Milliseconds: less is better.
+    Ms,
+    /// MiB: less is better.
+    Mib,
+}
+
+/// A row's figure from one server's measurements.
+type Value = fn(&Figures, &Sizes) -> Option<f64>;
+
+struct Row {
+    label: String,
+    unit: Unit,
+    target: Option<f64>,
+    value: Value,
+}
+
+fn format(unit: Unit, v: Option<f64>) -> String {
+    let Some(v) = v.filter(|v| v.is_finite()) else {
+        return "-".into();
+    };
+    let n = if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    match unit {
+        Unit::Rate => format!("{n} msg/s"),
+        Unit::Ms => format!("{n} ms"),
+        Unit::Mib => format!("{n} MiB"),
+    }
+}
+
+fn timing(t: &[(String, f64)], k: usize) -> Option<f64> {
+    t.get(k).map(|(_, v)| *v)
+}
+
+fn mib(m: Mem) -> f64 {
+    m.rss_kib as f64 / 1024.0
+}
+
+fn pss(m: Mem) -> f64 {
+    m.pss_kib as f64 / 1024.0
+}
+
+fn rows(s: &Sizes) -> Vec<Row> {
+    let mut rows = vec![
+        Row {
+            label: format!(
+                "SMTP ingest {} x 4 KB, {} clients, into the mailbox",
+                s.ingest, s.clients
+            ),
+            unit: Unit::Rate,
+            target: Some(5.0),
+            value: |f, s| Some(s.ingest as f64 / f.ingest.in_mailbox.as_secs_f64()),
+        },
+        Row {
+            label: "  (until the last 250, for information)".into(),
+            unit: Unit::Rate,
+            target: None,
+            value: |f, s| Some(s.ingest as f64 / f.ingest.accepted.as_secs_f64()),
+        },
+        Row {
+            label: format!("IMAP APPEND {} x 4 KB, 8 clients (the fill)", s.imap),
+            unit: Unit::Rate,
+            target: None,
+            value: |f, s| Some(s.imap as f64 / f.fill_imap.as_secs_f64()),
+        },
+    ];
+    // The IMAP and POP3 steps, in loads.rs's order.
+    let imap: [(String, f64, Value); 7] = [
+        (format!("IMAP SELECT ({} msgs)", s.imap), 1.0, |f, _| {
+            timing(&f.imap, 0)
+        }),
+        (
+            "IMAP UID FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE)".into(),
+            1.0,
+            |f, _| timing(&f.imap, 1),
+        ),
+        (
+            format!("IMAP FETCH {} full bodies", s.imap.min(1000)),
+            1.0,
+            |f, _| timing(&f.imap, 2),
+        ),
+        ("IMAP UID SEARCH SUBJECT (1% match)".into(), 1.0, |f, _| {
+            timing(&f.imap, 3)
+        }),
+        ("IMAP UID SEARCH BODY (1% match)".into(), 10.0, |f, _| {
+            timing(&f.imap, 4)
+        }),
+        ("IMAP UID SEARCH TEXT (1% match)".into(), 10.0, |f, _| {
+            timing(&f.imap, 5)
+        }),
+        ("IMAP STORE 1:* +/-FLAGS (\\Flagged)".into(), 1.0, |f, _| {
+            timing(&f.imap, 6)
+        }),
+    ];
+    let pop3: [(String, Value); 4] = [
+        (format!("POP3 STAT ({} msgs)", s.pop3), |f, _| {
+            timing(&f.pop3, 0)
+        }),
+        ("POP3 LIST".into(), |f, _| timing(&f.pop3, 1)),
+        ("POP3 UIDL".into(), |f, _| timing(&f.pop3, 2)),
+        (format!("POP3 RETR x {}", s.pop3), |f, _| timing(&f.pop3, 3)),
+    ];
+    for (label, target, value) in imap {
+        rows.push(Row {
+            label,
+            unit: Unit::Ms,
+            target: Some(target),
+            value,
+        });
+    }
+    for (label, value) in pop3 {
+        rows.push(Row {
+            label,
+            unit: Unit::Ms,
+            target: Some(1.0),
+            value,
+        });
+    }
+    rows.extend([
+        Row {
+            label: "memory idle, mailboxes full, RSS (all processes)".into(),
+            unit: Unit::Mib,
+            target: Some(1.0),
+            value: |f, _| Some(mib(f.idle.all)),
+        },
+        Row {
+            label: "memory idle, mailboxes full, PSS (all processes)".into(),
+            unit: Unit::Mib,
+            target: Some(1.0),
+            value: |f, _| Some(pss(f.idle.all)),
+        },
+        Row {
+            label: format!(
+                "memory, {} IMAP sessions in IDLE, RSS (IMAP server)",
+                s.idle
+            ),
+            unit: Unit::Mib,
+            target: Some(10.0),
+            value: |f, _| Some(mib(f.sessions.imap)),
+        },
+        Row {
+            label: format!(
+                "memory, {} IMAP sessions in IDLE, PSS (IMAP server)",
+                s.idle
+            ),
+            unit: Unit::Mib,
+            target: Some(10.0),
+            value: |f, _| Some(pss(f.sessions.imap)),
+        },
+    ]);
+    rows
+}
+
+pub fn print(
+    s: &Sizes,
+    ours: Option<&Figures>,
+    theirs: Option<&Figures>,
+    why_not: Option<&str>,
+    machine: &str,
+) {
+    let rows = rows(s);
+    let width = rows.iter().map(|r| r.label.len()).max().unwrap_or(40) + 2;
+    println!();
+    println!(
+        "{:<width$}{:>12}{:>18}{:>8}{:>8}{:>6}",
+        "", "Mailroom", "Postfix+Dovecot", "ratio", "target", "met"
+    );
+    let (mut met, mut missed) = (0, 0);
+    for r in &rows {
+        let a = ours.and_then(|f| (r.value)(f, s));
+        let b = theirs.and_then(|f| (r.value)(f, s));
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if a > 0.0 && b > 0.0 => Some(match r.unit {
+                Unit::Rate => a / b,
+                Unit::Ms | Unit::Mib => b / a,
+            }),
+            _ => None,
+        };
+        let ratio_text = ratio.map_or("-".into(), |x| {
+            // Two decimals below 10 so that 0.96x does not read as 1.0x next to "no".
+            if x >= 100.0 {
+                format!("{x:.0}x")
+            } else if x >= 10.0 {
+                format!("{x:.1}x")
+            } else {
+                format!("{x:.2}x")
+            }
+        });
+        let target_text = r.target.map_or(String::new(), |t| format!("{t}x"));
+        let met_text = match (ratio, r.target) {
+            (Some(x), Some(t)) if x >= t => {
+                met += 1;
+                "yes"
+            }
+            (Some(_), Some(_)) => {
+                missed += 1;
+                "no"
+            }
+            _ => "",
+        };
+        println!(
+            "{:<width$}{:>12}{:>18}{:>8}{:>8}{:>6}",
+            r.label,
+            format(r.unit, a),
+            format(r.unit, b),
+            ratio_text,
+            target_text,
+            met_text
+        );
+    }
+    println!();
+    if let Some(why) = why_not {
+        println!("Mailroom alone: {why}.");
+    } else if theirs.is_some() {
+        println!("targets met: {met} of {}", met + missed);
+    }
+    println!(
+        "ratio = how many times better Mailroom is (their time / ours, our rate / theirs, their \
+         memory / ours)."
+    );
+    println!(
+        "IMAP and POP3 rows: median of {} runs after one warm-up run, each run on a fresh \
+         connection; STORE alternates +FLAGS and -FLAGS so each run changes every message.",
+        s.reps
+    );
+    println!(
+        "SMTP ingest is timed until STATUS INBOX (MESSAGES), polled every 50 ms over IMAP, \
+         counts every message; messages are pipelined (MAIL, RCPT, DATA in one write)."
+    );
+    println!(
+        "Memory: VmRSS and Pss (smaps_rollup) summed over processes; RSS counts shared pages \
+         once per process. \"all processes\": Mailroom's one, or Postfix's and Dovecot's; \
+         \"IMAP server\": Mailroom's one, or Dovecot's. Idle: after all the loads above, no \
+         connection open, once the pair's per-connection processes (smtpd, cleanup, lmtp, \
+         imap, ...) exited on their idle timeouts."
+    );
+    println!(
+        "Mailroom: release build, one process, SQLite with synchronous=FULL (fsync before every \
+         250 and OK), argon2id passwords (m=19456,t=2,p=1)."
+    );
+    if theirs.is_some() || why_not.is_none() {
+        println!(
+            "Postfix+Dovecot ({}): Postfix with its queue fsync (default), chroot off, \
+             lmtp_destination_concurrency_limit 20, delivering over LMTP to Dovecot; Dovecot \
+             with Maildir, mail_fsync=always, passwd-file of the same argon2id hashes ({{ARGON2ID}}), \
+             no FTS plugin (as Debian ships it: SEARCH BODY/TEXT read the messages), login \
+             processes in the default high-security mode and one imap process per connection.",
+            crate::pair::versions()
+        );
+    }
+    println!("Machine: {machine}.");
+}
