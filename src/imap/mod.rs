@@ -39,6 +39,7 @@ pub mod search;
 mod selected;
 mod seqset;
 mod session;
+mod uidmap;
 mod updates;
 pub mod utf7;
 

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeSet;
 
+use super::uidmap::UidMap;
 use crate::store::{FlagState, MailboxChanges};
 
 /// One untagged report produced by catching up with the store.
@@ -38,7 +39,7 @@ pub struct Selected {
     pub name: String,
     pub read_only: bool,
     pub highestmodseq: u64,
-    uids: Vec<u32>,
+    uids: UidMap,
     pending: BTreeSet<u32>,
     /// While expunges are held back: the MODSEQ reached before the oldest of them was learned
     /// (they all have higher ones). See [`Selected::held_modseq`].
@@ -61,7 +62,7 @@ impl Selected {
             name,
             read_only,
             highestmodseq,
-            uids,
+            uids: UidMap::from_sorted(uids),
             pending: BTreeSet::new(),
             held_since: None,
             recent_from: uidnext.max(1),
@@ -75,22 +76,20 @@ impl Selected {
     }
 
     #[cfg(test)]
-    pub fn uids(&self) -> &[u32] {
-        &self.uids
+    pub fn uids(&self) -> Vec<u32> {
+        self.uids.iter().collect()
     }
 
     pub fn max_uid(&self) -> u32 {
-        self.uids.last().copied().unwrap_or(0)
+        self.uids.last().unwrap_or(0)
     }
 
     pub fn uid(&self, seq: u32) -> Option<u32> {
-        self.uids
-            .get(usize::try_from(seq).ok()?.checked_sub(1)?)
-            .copied()
+        self.uids.get(usize::try_from(seq).ok()?.checked_sub(1)?)
     }
 
     pub fn seq(&self, uid: u32) -> Option<u32> {
-        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+        self.uids.position(uid).ok().map(|i| i as u32 + 1)
     }
 
     /// Whether the message is gone from the store but its expunge not yet reported.
@@ -103,7 +102,7 @@ impl Selected {
     }
 
     pub fn recent_count(&self) -> u32 {
-        self.uids.iter().filter(|&&u| self.is_recent(u)).count() as u32
+        (self.uids.len() - self.uids.count_below(self.recent_from)) as u32
     }
 
     /// The messages (sequence number, UID) a set names. `uid_mode`: the ranges are UIDs and
@@ -113,8 +112,10 @@ impl Selected {
         let mut seqs: Vec<u32> = Vec::new();
         for &(lo, hi) in ranges {
             if uid_mode {
-                let start = self.uids.partition_point(|&u| u < lo);
-                let end = self.uids.partition_point(|&u| u <= hi);
+                let start = self.uids.count_below(lo);
+                let end = hi
+                    .checked_add(1)
+                    .map_or(self.uids.len(), |h| self.uids.count_below(h));
                 seqs.extend((start..end).map(|i| i as u32 + 1));
             } else {
                 if lo == 0 || hi > self.exists() {
@@ -141,7 +142,7 @@ impl Selected {
     pub fn apply(&mut self, changes: MailboxChanges, allow_expunge: bool) -> Vec<Update> {
         let mut updates = Vec::new();
         for uid in changes.expunged {
-            if self.uids.binary_search(&uid).is_ok() {
+            if self.uids.contains(uid) {
                 if self.pending.is_empty() {
                     self.held_since = Some(self.highestmodseq);
                 }
@@ -150,15 +151,14 @@ impl Selected {
         }
         let mut added = false;
         for state in changes.changed {
-            match self.uids.binary_search(&state.uid) {
+            match self.uids.position(state.uid) {
                 Ok(i) => {
                     if !self.pending.contains(&state.uid) && !self.own.contains(&state.modseq) {
                         updates.push(Update::Flags(i as u32 + 1, state));
                     }
                 }
                 Err(i) if i == self.uids.len() => {
-                    self.uids.push(state.uid);
-                    added = true;
+                    added |= self.uids.push(state.uid);
                 }
                 // A UID below the highest known that the client never saw cannot be new
                 // (UIDs only grow); it would break the numbering, so it is ignored.
@@ -181,7 +181,7 @@ impl Selected {
     /// Marks UIDs expunged (by this session) and reports every pending expunge.
     pub fn expunge(&mut self, uids: &[u32]) -> Vec<Update> {
         for &uid in uids {
-            if self.uids.binary_search(&uid).is_ok() {
+            if self.uids.contains(uid) {
                 self.pending.insert(uid);
             }
         }
@@ -196,7 +196,7 @@ impl Selected {
         }
         let mut updates = Vec::with_capacity(self.pending.len());
         for uid in self.pending.iter().rev() {
-            if let Ok(i) = self.uids.binary_search(uid) {
+            if let Ok(i) = self.uids.position(*uid) {
                 updates.push(Update::Expunge {
                     seq: i as u32 + 1,
                     uid: *uid,
@@ -205,7 +205,7 @@ impl Selected {
         }
         let pending = std::mem::take(&mut self.pending);
         self.held_since = None;
-        self.uids.retain(|u| !pending.contains(u));
+        self.uids.remove_where(|u| pending.contains(&u));
         updates
     }
 
