@@ -280,8 +280,12 @@ async fn repack_envelopes(writer: &SqlitePool) -> Result<()> {
         }
         let mut tx = writer.begin().await?;
         for (id, json) in &rows {
-            let envelope: crate::mime::Envelope = serde_json::from_str(json)
-                .map_err(|e| StoreError::Corrupt(format!("envelope of body {id}: {e}")))?;
+            // An unreadable one (never written by us) becomes an empty envelope rather than
+            // a server that does not start (FETCH of it failed before).
+            let envelope = serde_json::from_str(json).unwrap_or_else(|e| {
+                tracing::warn!("stored envelope of body {id} is unreadable ({e}): left empty");
+                crate::mime::Envelope::default()
+            });
             sqlx::query("UPDATE blobs SET envelope = ? WHERE id = ?")
                 .bind(crate::mime::pack_envelope(&envelope))
                 .bind(id)

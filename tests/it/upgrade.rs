@@ -70,15 +70,25 @@ async fn the_first_schema_upgrades_with_a_backup_first() {
     .execute(&pool)
     .await
     .unwrap();
+    // And one whose JSON is unreadable: the upgrade must not stop on it.
+    sqlx::query(
+        "INSERT INTO blobs (hash, refcount, size, data, envelope, body_structure, subject,
+                            from_display, to_display, cc_display, has_attachment, snippet)
+         VALUES ('broken', 1, 2, x'6869', '{not json', ?, '', '', '', '', 0, '')",
+    )
+    .bind(serde_json::to_string(&analysis.body).unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
     sqlx::query(
         "INSERT INTO messages (mailbox_id, uid, modseq, internal_date, size, blob_id)
-         VALUES (1, 1, 1, 1, ?, 1)",
+         VALUES (1, 1, 1, 1, ?, 1), (1, 2, 1, 1, 2, 2)",
     )
     .bind(raw.len() as i64)
     .execute(&pool)
     .await
     .unwrap();
-    sqlx::query("UPDATE mailboxes SET uidnext = 2")
+    sqlx::query("UPDATE mailboxes SET uidnext = 3")
         .execute(&pool)
         .await
         .unwrap();
@@ -103,7 +113,7 @@ async fn the_first_schema_upgrades_with_a_backup_first() {
     let views = store
         .message_views(
             inbox.id,
-            &[1],
+            &[1, 2],
             ViewParts {
                 envelope: true,
                 ..ViewParts::default()
@@ -113,6 +123,8 @@ async fn the_first_schema_upgrades_with_a_backup_first() {
         .unwrap();
     let envelope = views[0].envelope.as_ref().expect("envelope").get();
     assert_eq!(envelope.to_envelope(), analysis.envelope);
+    let broken = views[1].envelope.as_ref().expect("envelope").get();
+    assert_eq!(broken.to_envelope(), mailroom::mime::Envelope::default());
     // The upgraded database works: a delivery, and the keys made for old domains.
     store
         .deliver(
