@@ -23,30 +23,6 @@ use crate::harness;
 
 const HOST: &str = "mail.pebble.test";
 
-/// A port that is free now and stays free while the test starts: pebble must be told our
-/// HTTPS port before we listen on it, so it is chosen below the kernel's ephemeral range,
-/// where the ports other tests bind to (port 0) never land. A port from the ephemeral range
-/// was once taken by another test in between (`Address already in use`).
-fn free_port() -> u16 {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32768)
-        .clamp(12_000, 65_000);
-    let span = low - 10_000;
-    let seed = std::process::id().wrapping_mul(7919);
-    for _ in 0..span {
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let port = 10_000 + seed.wrapping_add(n.wrapping_mul(131)) % span;
-        let port = u16::try_from(port).expect("port");
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port below the ephemeral range");
-}
-
 /// A CA, and a certificate it signed for pebble's own HTTPS (127.0.0.1 and localhost).
 fn pebble_tls(dir: &Path) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -110,8 +86,12 @@ async fn acme_certificate_from_pebble_on_every_tls_listener() {
     let zone = Zone::default();
     zone.ip(HOST, [127, 0, 0, 1].into());
     let dns = dns_server::start(zone).await;
-    let (acme_port, mgmt_port, tls_port, http_port) =
-        (free_port(), free_port(), free_port(), free_port());
+    let (acme_port, mgmt_port, tls_port, http_port) = (
+        harness::free_port(),
+        harness::free_port(),
+        harness::free_port(),
+        harness::free_port(),
+    );
     let config = serde_json::json!({
         "pebble": {
             "listenAddress": format!("127.0.0.1:{acme_port}"),

@@ -137,3 +137,28 @@ where
         .unwrap_or(0);
     (status, head.to_lowercase(), body.to_string())
 }
+
+/// A port that is free now and stays free until the test listens on it (for a port a test
+/// must name before it listens: pebble's idea of our HTTPS port, a peer that is down at
+/// first). It is chosen below the kernel's ephemeral range, where the ports other tests bind
+/// to (port 0) never land; one from that range was once taken by another test in between
+/// (`Address already in use`).
+pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768)
+        .clamp(12_000, 65_000);
+    let span = low - 10_000;
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 10_000 + seed.wrapping_add(n.wrapping_mul(131)) % span;
+        let port = u16::try_from(port).expect("port");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
+}

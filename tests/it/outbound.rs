@@ -404,9 +404,7 @@ async fn a_null_mx_bounces_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_the_queue_and_delivers_what_is_due() {
     // First run: the peer is down, so the message waits in the queue.
-    let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
+    let port = crate::harness::free_port();
     let zone = Zone::default();
     zone.mx("remote.test", 10, "mx.remote.test");
     zone.ip("mx.remote.test", IpAddr::from([127, 0, 0, 1]));
