@@ -37,6 +37,8 @@ use anyhow::{Context, Result, anyhow};
 
 #[path = "compare/client.rs"]
 mod client;
+#[path = "common/corpus.rs"]
+mod corpus;
 #[path = "compare/loads.rs"]
 mod loads;
 #[path = "compare/mailroom.rs"]

@@ -7,25 +7,13 @@
 //! Environment: `DELIVER_N` messages per run (default 2000); `DELIVER_DIR` where to put the
 //! database (default: a temporary directory; put it on the disk you want to measure).
 
+#[path = "common/corpus.rs"]
+mod corpus;
+
+use corpus::plain;
 use std::time::{Duration, Instant};
 
 use mailroom::store::{Delivery, NewAccount, Store, Target};
-
-fn message(i: usize) -> Vec<u8> {
-    let mut m = format!(
-        "From: Bench <bench@example.net>\r\nTo: user@example.org\r\nSubject: message {i}\r\n\
-         Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{i}@bench.example.net>\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\n"
-    );
-    let mut n = 0;
-    while m.len() < 4096 - 80 {
-        m.push_str(&format!(
-            "Line {n} of message {i}: lorem ipsum dolor sit amet, consectetur.\r\n"
-        ));
-        n += 1;
-    }
-    m.into_bytes()
-}
 
 async fn run(
     store: &Store,
@@ -41,7 +29,7 @@ async fn run(
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             for i in (w..n).step_by(workers) {
-                let raw = message(offset + i);
+                let raw = plain(offset + i, "user@example.org");
                 let t = Instant::now();
                 let report = store
                     .deliver(

@@ -19,37 +19,14 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "common/corpus.rs"]
+mod corpus;
+
+use corpus::{RARE, literal_len, report};
 use mailroom::config::{Config, Listen};
 use mailroom::store::{Delivery, NewAccount, Target};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-
-const RARE: &str = "zanzibar";
-
-fn message(i: usize) -> Vec<u8> {
-    let rare = i % 100 == 7;
-    let subject = if rare {
-        format!("Trip to {RARE} number {i}")
-    } else {
-        format!("Weekly report number {i}")
-    };
-    let mut m = format!(
-        "From: Sender {i} <sender{i}@example.net>\r\nTo: user@localhost\r\nSubject: {subject}\r\n\
-         Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{i}@bench.example.net>\r\n\
-         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-    );
-    if rare {
-        m.push_str(&format!("We are going to {RARE} next week.\r\n"));
-    }
-    let mut n = 0;
-    while m.len() < 4096 - 80 {
-        m.push_str(&format!(
-            "Line {n} of message {i}: lorem ipsum dolor sit amet, consectetur elit.\r\n"
-        ));
-        n += 1;
-    }
-    m.into_bytes()
-}
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -112,15 +89,6 @@ impl Client {
     }
 }
 
-fn literal_len(line: &[u8]) -> Option<usize> {
-    let line = line.strip_suffix(b"\r\n")?.strip_suffix(b"}")?;
-    let open = line.iter().rposition(|&b| b == b'{')?;
-    std::str::from_utf8(line.get(open + 1..)?)
-        .ok()?
-        .parse()
-        .ok()
-}
-
 async fn timed(c: &mut Client, label: &str, command: &str) {
     let t = Instant::now();
     let bytes = c.cmd(command).await;
@@ -181,7 +149,7 @@ async fn main() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in (w..n).step_by(workers) {
-                let raw = message(i);
+                let raw = report(i, "user@localhost");
                 store
                     .deliver(
                         Delivery {

@@ -8,28 +8,16 @@
 //! one after the other, and DELE of every message followed by QUIT (the expunge). Prints
 //! milliseconds per step.
 
+#[path = "common/corpus.rs"]
+mod corpus;
+
+use corpus::plain;
 use std::time::Instant;
 
 use mailroom::config::{Config, Listen};
 use mailroom::store::{Delivery, NewAccount, Target};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-
-fn message(i: usize) -> Vec<u8> {
-    let mut m = format!(
-        "From: Bench <bench@example.net>\r\nTo: user@localhost\r\nSubject: message {i}\r\n\
-         Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{i}@bench.example.net>\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\n"
-    );
-    let mut n = 0;
-    while m.len() < 4096 - 80 {
-        m.push_str(&format!(
-            "Line {n} of message {i}: lorem ipsum dolor sit amet, consectetur.\r\n"
-        ));
-        n += 1;
-    }
-    m.into_bytes()
-}
 
 struct Client {
     s: BufReader<TcpStream>,
@@ -111,7 +99,7 @@ fn main() {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
                 for i in (w..n).step_by(workers) {
-                    let raw = message(i);
+                    let raw = plain(i, "user@localhost");
                     let delivery = Delivery {
                         raw: &raw,
                         internal_date: None,

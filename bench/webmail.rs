@@ -14,28 +14,16 @@
 //! and prints p50 / p99 / max in ms. The client reads the whole response; no compression is
 //! asked for.
 
+#[path = "common/corpus.rs"]
+mod corpus;
+
+use corpus::report as message;
 use std::time::{Duration, Instant};
 
 use mailroom::config::{Config, Listen};
 use mailroom::store::{Delivery, NewAccount, Target};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-
-fn message(i: usize) -> Vec<u8> {
-    let mut m = format!(
-        "From: Sender {i} <sender{i}@example.net>\r\nTo: user@localhost\r\nSubject: Weekly report number {i}\r\n\
-         Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{i}@bench.example.net>\r\n\
-         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-    );
-    let mut n = 0;
-    while m.len() < 4096 - 80 {
-        m.push_str(&format!(
-            "Line {n} of message {i}: lorem ipsum dolor sit amet, consectetur elit.\r\n"
-        ));
-        n += 1;
-    }
-    m.into_bytes()
-}
 
 /// A newsletter-like HTML message of about 1 MB: tables, inline styles, links, images.
 fn big_html() -> Vec<u8> {
@@ -215,7 +203,7 @@ async fn main() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in (w..n).step_by(workers) {
-                let raw = message(i);
+                let raw = message(i, "user@localhost");
                 store
                     .deliver(
                         Delivery {

@@ -10,6 +10,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::corpus::literal_len;
+
 /// Longest wait for one line (or literal) of a reply. Generous: SEARCH BODY over 10,000 files
 /// on a busy machine can take seconds.
 const READ_TIMEOUT: Duration = Duration::from_secs(300);
@@ -171,15 +173,6 @@ impl Imap {
         }
         Ok(())
     }
-}
-
-fn literal_len(line: &[u8]) -> Option<usize> {
-    let line = line.strip_suffix(b"\r\n")?.strip_suffix(b"}")?;
-    let open = line.iter().rposition(|&b| b == b'{')?;
-    std::str::from_utf8(line.get(open + 1..)?)
-        .ok()?
-        .parse()
-        .ok()
 }
 
 /// The number of UIDs in `* SEARCH ...` lines.

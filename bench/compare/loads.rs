@@ -14,7 +14,7 @@ pub const POP3_USER: &str = "pop@example.org";
 pub const USERS: [&str; 3] = [INGEST_USER, IMAP_USER, POP3_USER];
 
 /// The word 1% of the IMAP messages mention, in the subject and the body.
-pub const RARE: &str = "zanzibar";
+pub use crate::corpus::RARE;
 
 /// How big each load is (environment variables shrink it for a quick run).
 #[derive(Clone, Copy, Debug)]
@@ -27,47 +27,14 @@ pub struct Sizes {
     pub reps: usize,
 }
 
-/// The IMAP message `i`, as bench/imap.rs builds them: ~4 KB, every hundredth mentions RARE.
+/// The IMAP message `i` (bench/imap.rs's: 1% mention RARE).
 pub fn imap_message(i: usize) -> Vec<u8> {
-    let rare = i % 100 == 7;
-    let subject = if rare {
-        format!("Trip to {RARE} number {i}")
-    } else {
-        format!("Weekly report number {i}")
-    };
-    let mut m = format!(
-        "From: Sender {i} <sender{i}@example.net>\r\nTo: {IMAP_USER}\r\nSubject: {subject}\r\n\
-         Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{i}@bench.example.net>\r\n\
-         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-    );
-    if rare {
-        m.push_str(&format!("We are going to {RARE} next week.\r\n"));
-    }
-    let mut n = 0;
-    while m.len() < 4096 - 80 {
-        m.push_str(&format!(
-            "Line {n} of message {i}: lorem ipsum dolor sit amet, consectetur elit.\r\n"
-        ));
-        n += 1;
-    }
-    m.into_bytes()
+    crate::corpus::report(i, IMAP_USER)
 }
 
-/// The POP3 message `i`, as bench/pop3.rs builds them (~4 KB).
+/// The POP3 message `i` (bench/pop3.rs's).
 pub fn pop3_message(i: usize) -> Vec<u8> {
-    let mut m = format!(
-        "From: Bench <bench@example.net>\r\nTo: {POP3_USER}\r\nSubject: message {i}\r\n\
-         Date: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{i}@pop3.example.net>\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\n"
-    );
-    let mut n = 0;
-    while m.len() < 4096 - 80 {
-        m.push_str(&format!(
-            "Line {n} of message {i}: lorem ipsum dolor sit amet, consectetur.\r\n"
-        ));
-        n += 1;
-    }
-    m.into_bytes()
+    crate::corpus::plain(i, POP3_USER)
 }
 
 /// The SMTP message `i` of `client` (~4 KB, as bench/smtp.rs sends them).

@@ -58,26 +58,25 @@ fn needs(key: &SearchKey<'_>, n: &mut Needs) {
     }
 }
 
-/// The full-text keys a message must satisfy for `key` to match: those reached through ANDs
-/// only (an OR or a NOT says nothing about each message on its own).
-fn required_texts(key: &SearchKey<'_>, out: &mut Vec<(TextField, String)>) {
-    match key {
-        SearchKey::And(keys) => keys.as_ref().iter().for_each(|k| required_texts(k, out)),
-        SearchKey::Body(s) => out.push((TextField::Body, text(s.as_ref()))),
-        SearchKey::Text(s) => out.push((TextField::All, text(s.as_ref()))),
-        _ => {}
-    }
+/// What every match of `key` must contain, from the keys reached through ANDs only (an OR or
+/// a NOT says nothing about each message on its own): full-text needles (BODY, TEXT), whose
+/// candidates are the only rows read, and header substrings (SUBJECT, FROM, TO, CC), which let
+/// the store skip rows that cannot match.
+#[derive(Default)]
+struct Required {
+    texts: Vec<(TextField, String)>,
+    fields: Vec<(HeaderField, String)>,
 }
 
-/// The header substrings a message must contain for `key` to match (reached through ANDs only),
-/// which let the store skip rows that cannot match.
-fn required_fields(key: &SearchKey<'_>, out: &mut Vec<(HeaderField, String)>) {
+fn required(key: &SearchKey<'_>, out: &mut Required) {
     match key {
-        SearchKey::And(keys) => keys.as_ref().iter().for_each(|k| required_fields(k, out)),
-        SearchKey::Subject(s) => out.push((HeaderField::Subject, text(s.as_ref()))),
-        SearchKey::From(s) => out.push((HeaderField::From, text(s.as_ref()))),
-        SearchKey::To(s) => out.push((HeaderField::To, text(s.as_ref()))),
-        SearchKey::Cc(s) => out.push((HeaderField::Cc, text(s.as_ref()))),
+        SearchKey::And(keys) => keys.as_ref().iter().for_each(|k| required(k, out)),
+        SearchKey::Body(s) => out.texts.push((TextField::Body, text(s.as_ref()))),
+        SearchKey::Text(s) => out.texts.push((TextField::All, text(s.as_ref()))),
+        SearchKey::Subject(s) => out.fields.push((HeaderField::Subject, text(s.as_ref()))),
+        SearchKey::From(s) => out.fields.push((HeaderField::From, text(s.as_ref()))),
+        SearchKey::To(s) => out.fields.push((HeaderField::To, text(s.as_ref()))),
+        SearchKey::Cc(s) => out.fields.push((HeaderField::Cc, text(s.as_ref()))),
         _ => {}
     }
 }
@@ -311,11 +310,9 @@ impl<T: Transport> Session<T> {
         } else {
             HashMap::new()
         };
-        // Every match must contain the text of each BODY/TEXT key at the top of the key: only
-        // their candidates need their rows read, not the whole mailbox.
-        let mut required = Vec::new();
-        required_texts(&key, &mut required);
-        let candidates: Option<Vec<u32>> = required.iter().fold(None, |acc, k| {
+        let mut req = Required::default();
+        required(&key, &mut req);
+        let candidates: Option<Vec<u32>> = req.texts.iter().fold(None, |acc, k| {
             let uids = texts.get(k).cloned().unwrap_or_default();
             Some(match acc {
                 None => uids,
@@ -326,15 +323,13 @@ impl<T: Transport> Session<T> {
                     .collect(),
             })
         });
-        let mut containing = Vec::new();
-        required_fields(&key, &mut containing);
         let rows = store
             .search_rows(
                 mailbox_id,
                 n.headers || subject,
                 n.envelope || envelope,
                 candidates.as_deref(),
-                &containing,
+                &req.fields,
             )
             .await?;
         let ctx = Ctx {
