@@ -125,6 +125,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let dns = crate::dns::Dns::new(&config.dns).context("cannot set up the DNS resolver")?;
     let srs = Srs::new(&srs_secret(&store).await?);
+    let budget = crate::budget::Budget::new(config.limits.max_message_memory);
     let services = Services {
         config: Arc::new(config.clone()),
         store: store.clone(),
@@ -136,7 +137,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             auth.clone(),
             &dns,
             srs.clone(),
+            budget.clone(),
         )),
+        budget,
         pop3: crate::pop3::Server::new(
             store.clone(),
             auth.clone(),
@@ -247,6 +250,8 @@ struct Services {
     auth: Authenticator,
     tls: Tls,
     smtp: Arc<Smtp>,
+    /// Memory for messages being received, shared by SMTP and IMAP.
+    budget: Arc<crate::budget::Budget>,
     /// One POP3 server for 110 and 995, so both see the same maildrop locks.
     pop3: crate::pop3::Server,
 }
@@ -267,7 +272,9 @@ fn mail_service(kind: &str, s: &Services) -> Option<(Handler, Security)> {
             implicit,
         )),
         "imap" | "imaps" => {
-            let imap = Arc::new(crate::imap::Imap::new(&s.config, &s.store, &s.auth));
+            let imap = Arc::new(crate::imap::Imap::new(
+                &s.config, &s.store, &s.auth, &s.budget,
+            ));
             let security = if kind == "imap" { starttls } else { implicit };
             Some((crate::imap::handler(imap), security))
         }

@@ -168,6 +168,10 @@ pub struct InboundConfig {
     pub verify: bool,
     /// Refuse (`550 5.7.1`) mail that fails DMARC for a domain publishing `p=reject`.
     pub dmarc_reject: bool,
+    /// Refused recipients (unknown users, relaying) one client network may cause in
+    /// `refused_rcpt_window_secs` before its RCPTs get `450 4.7.1`; 0 turns the limit off.
+    pub refused_rcpt_limit: u32,
+    pub refused_rcpt_window_secs: u64,
 }
 
 impl Default for InboundConfig {
@@ -175,6 +179,8 @@ impl Default for InboundConfig {
         InboundConfig {
             verify: true,
             dmarc_reject: true,
+            refused_rcpt_limit: 50,
+            refused_rcpt_window_secs: 900,
         }
     }
 }
@@ -227,6 +233,10 @@ pub struct Limits {
     /// Quota given to new accounts when `--quota` is not given; 0 means unlimited.
     #[serde(deserialize_with = "de_size")]
     pub default_quota: u64,
+    /// Bytes of messages being received (SMTP DATA/BDAT, IMAP APPEND) held in memory at once
+    /// across all sessions, beyond 64 KiB per message; past it new data gets a temporary error.
+    #[serde(deserialize_with = "de_size")]
+    pub max_message_memory: u64,
     /// Seconds a web request may take.
     pub http_timeout_secs: u64,
     /// Seconds a session given to a protocol may stay open after shutdown begins.
@@ -240,6 +250,7 @@ impl Default for Limits {
             max_connections_per_ip: 100,
             max_message_size: 50 << 20,
             default_quota: 0,
+            max_message_memory: 128 << 20,
             http_timeout_secs: 60,
             shutdown_grace_secs: 10,
         }

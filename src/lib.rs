@@ -8,6 +8,7 @@
 //! - [`app`]: `start(Config)` wires every part together and returns the bound addresses.
 //! - [`metrics`]: connection and HTTP latency counters for `/metrics`.
 //! - [`net`]: the one accept loop: connection limits, idle timeouts, TLS and STARTTLS.
+//! - [`budget`]: the memory budget for messages being received, shared by SMTP and IMAP.
 //! - [`tls`]: certificates (self-signed, files, ACME) behind one resolver.
 //! - [`backup`]: online backups (checked) and restore.
 //! - [`mailbox_files`]: `import` from mbox files and Maildir trees, `export` to mbox files.
@@ -29,6 +30,7 @@ pub mod address;
 pub mod app;
 pub mod auth;
 pub mod backup;
+pub mod budget;
 pub mod config;
 pub mod dns;
 pub mod imap;

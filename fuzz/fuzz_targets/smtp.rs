@@ -3,7 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailroom::smtp::parser::{DataDecoder, LineScan, MAX_LINE, scan_line, skip_to_eol};
+use mailroom::budget::Budget;
+use mailroom::smtp::parser::{
+    DataDecoder, LineScan, MAX_LINE, MessageBuffer, mail_size_param, scan_line, skip_to_eol,
+};
 
 fuzz_target!(|data: &[u8]| {
     let mut rest = data;
@@ -12,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
             LineScan::Line(len, used) => {
                 assert!(len <= used && used <= rest.len() && used <= MAX_LINE);
                 let mut line = rest[..len].to_vec();
+                let _ = mail_size_param(&line);
                 line.extend_from_slice(b"\r\n");
                 let _ = smtp_proto::Request::parse(&mut line.iter());
                 rest = &rest[used..];
@@ -25,9 +29,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let split = data.first().map_or(0, |b| *b as usize % (data.len() + 1));
-    let mut whole = DataDecoder::new(1 << 16);
+    // A budget smaller than the size limit, so both ways of dropping a message are reached.
+    let budget = Budget::new(1 << 15);
+    let mut whole = DataDecoder::new(MessageBuffer::new(1 << 17, budget.claim()));
     let (used_whole, done_whole) = whole.feed(data);
-    let mut parts = DataDecoder::new(1 << 16);
+    let other = Budget::new(1 << 15);
+    let mut parts = DataDecoder::new(MessageBuffer::new(1 << 17, other.claim()));
     let (a, done_a) = parts.feed(&data[..split]);
     let (used_parts, done_parts) = if done_a {
         (a, true)
@@ -40,5 +47,12 @@ fuzz_target!(|data: &[u8]| {
         (used_parts, done_parts),
         "chunking changes nothing"
     );
-    assert_eq!(whole.into_message(), parts.into_message());
+    let (whole, parts) = (whole.finish(), parts.finish());
+    assert_eq!(whole.size(), parts.size());
+    match (whole.finish(), parts.finish()) {
+        (Ok((a, _)), Ok((b, _))) => assert_eq!(a, b),
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (a, b) => panic!("one kept, one dropped: {:?} {:?}", a.is_ok(), b.is_ok()),
+    }
+    assert_eq!(budget.used(), 0, "claims given back");
 });

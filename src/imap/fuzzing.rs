@@ -101,7 +101,12 @@ async fn make_world(dir: std::path::PathBuf) -> World {
         .await
         .unwrap_or_else(|e| panic!("fuzz store: {e}"));
     let auth = Authenticator::new(store.clone(), config.auth.clone());
-    let imap = Arc::new(Imap::new(&config, &store, &auth));
+    let imap = Arc::new(Imap::new(
+        &config,
+        &store,
+        &auth,
+        &crate::budget::Budget::new(config.limits.max_message_memory),
+    ));
     let _ = store.add_domain("localhost").await;
     let account = store
         .create_account(NewAccount {

@@ -22,9 +22,12 @@
 //! - Responses are written by hand (`response.rs`); FETCH renders ENVELOPE and BODYSTRUCTURE
 //!   from what was parsed at delivery and cuts body sections from the stored message by offset.
 //!
-//! Limits: a command line may be 64 KiB, a literal before login 64 KiB and after it the
-//! configured `max_message_size` (APPENDLIMIT); larger literals are refused with `[TOOBIG]`
-//! before they are sent. Ten syntax errors in a row close the connection. The idle timeout is
+//! Limits: a command line may be 64 KiB, a literal before login 64 KiB and a whole command
+//! before login 128 KiB; after login a literal may be the configured `max_message_size`
+//! (APPENDLIMIT), and the literals of a command count against the memory budget for mail in
+//! flight shared with SMTP ([`crate::budget`]). Larger literals are refused with `[TOOBIG]`
+//! (over the budget, `[UNAVAILABLE]`) before they are sent; a non-synchronizing one that is
+//! refused ends the connection, since its bytes are already coming. Ten syntax errors in a row close the connection. The idle timeout is
 //! 30 minutes (RFC 3501 §5.4), also in IDLE, where clients re-issue the command every 29.
 //! Failed logins go through the shared throttle (delays, then a lock).
 
@@ -46,6 +49,7 @@ pub mod utf7;
 use std::sync::Arc;
 
 use crate::auth::Authenticator;
+use crate::budget::Budget;
 use crate::config::Config;
 use crate::net::{Connection, Handler};
 use crate::store::Store;
@@ -60,6 +64,8 @@ pub struct Imap {
     pub allow_plaintext: bool,
     /// The largest APPEND accepted (`[limits] max_message_size`).
     pub max_message_size: u64,
+    /// Memory for commands with large literals, shared with SMTP.
+    pub budget: Arc<Budget>,
 }
 
 /// The listener handler for `imap` and `imaps`.
@@ -100,8 +106,9 @@ pub fn pre_auth_capabilities(imap: &Imap, tls: bool, can_starttls: bool) -> Stri
 }
 
 impl Imap {
-    pub fn new(config: &Config, store: &Store, auth: &Authenticator) -> Imap {
+    pub fn new(config: &Config, store: &Store, auth: &Authenticator, budget: &Arc<Budget>) -> Imap {
         Imap {
+            budget: budget.clone(),
             store: store.clone(),
             auth: auth.clone(),
             allow_plaintext: config.auth.allow_plaintext,

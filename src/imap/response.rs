@@ -64,10 +64,22 @@ impl Out {
         }
     }
 
-    /// A literal `{n}\r\n` followed by the bytes.
+    /// A literal `{n}\r\n` followed by the bytes. RFC 3501 §4.3 excludes NUL from literals
+    /// (stored mail may hold one): as Dovecot does, 0x80 stands in for it, so the length and
+    /// every offset stay as stored.
     pub fn literal(&mut self, bytes: &[u8]) -> &mut Self {
         self.num_braced(bytes.len());
-        self.raw(bytes)
+        let start = self.buf.len();
+        self.raw(bytes);
+        if bytes.contains(&0)
+            && let Some(written) = self.buf.get_mut(start..)
+        {
+            written
+                .iter_mut()
+                .filter(|b| **b == 0)
+                .for_each(|b| *b = 0x80);
+        }
+        self
     }
 
     fn num_braced(&mut self, n: usize) {
@@ -181,6 +193,13 @@ mod tests {
             String::from_utf8_lossy(&o.buf),
             "\"a \\\"b\\\" \\\\c\" {4}\r\nx\r\ny {2}\r\né NIL"
         );
+    }
+
+    #[test]
+    fn no_nul_leaves_in_a_literal_or_string() {
+        let mut o = Out::new();
+        o.literal(b"a\0b").raw(b" ").string(b"subject\0x");
+        assert_eq!(o.buf, b"{3}\r\na\x80b {9}\r\nsubject\x80x");
     }
 
     #[test]

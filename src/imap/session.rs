@@ -29,6 +29,7 @@ use super::response::{Out, Status};
 use super::selected::Selected;
 use super::{Imap, capabilities, pre_auth_capabilities};
 use crate::auth::{AuthError, sasl};
+use crate::budget::Claim;
 use crate::net::{Transport, stopped};
 use crate::store::{Account, Change, StoreError};
 
@@ -36,6 +37,9 @@ use crate::store::{Account, Change, StoreError};
 pub(super) const MAX_LINE: usize = 64 * 1024;
 /// Largest literal before login (a LOGIN password, an AUTHENTICATE response).
 const MAX_PRE_AUTH_LITERAL: u64 = 64 * 1024;
+/// Largest whole command before login, literals included: without it, one command of many
+/// small literals could make an anonymous peer hold `max_message_size`.
+const MAX_PRE_AUTH_COMMAND: u64 = 128 * 1024;
 /// Syntax errors in a row after which the connection is closed.
 const MAX_BAD_IN_ROW: u32 = 10;
 /// RFC 3501 §5.4: at least 30 minutes.
@@ -102,6 +106,18 @@ enum Decoded {
     List(String, ListCommand),
 }
 
+/// Which limit a command that is being skipped passed.
+#[derive(Debug, Clone, Copy)]
+enum TooLong {
+    Line,
+    /// The whole command, before login.
+    Command,
+}
+
+fn pre_auth_command_too_long() -> String {
+    format!("[TOOBIG] commands before login are limited to {MAX_PRE_AUTH_COMMAND} octets")
+}
+
 /// What reading the next message gave.
 enum Input {
     Message,
@@ -114,11 +130,14 @@ pub struct Session<T> {
     ip: IpAddr,
     pub(super) shutdown: watch::Receiver<bool>,
     pub(super) frag: Fragmentizer,
+    /// The current command's share of the memory budget for mail in flight (its literals).
+    claim: Claim,
     /// Where the current line starts in the fragmentizer's message (for the line limit).
     pub(super) line_start: usize,
     in_literal: bool,
-    /// An over-long line is being skipped up to its end; holds its tag, if it had one.
-    discarding: Option<Option<String>>,
+    /// An over-long line is being skipped up to its end; holds its tag, if it had one, and
+    /// which limit it passed.
+    discarding: Option<(Option<String>, TooLong)>,
     /// The message just read had a line over [`MAX_LINE`] (it arrived whole in one read).
     too_long: bool,
     pub(super) buf: Box<[u8]>,
@@ -143,6 +162,7 @@ impl<T: Transport> Session<T> {
     pub fn new(imap: Arc<Imap>, io: T, ip: IpAddr, shutdown: watch::Receiver<bool>) -> Session<T> {
         let frag = Fragmentizer::new(fragment_limit(&imap));
         Session {
+            claim: imap.budget.claim(),
             imap,
             io,
             ip,
@@ -190,7 +210,7 @@ impl<T: Transport> Session<T> {
             }
             if std::mem::take(&mut self.too_long) {
                 let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
-                self.refuse_long_line(tag);
+                self.refuse_long_line(tag, TooLong::Line);
                 if self.flush().await.is_err() {
                     break;
                 }
@@ -291,6 +311,8 @@ impl<T: Transport> Session<T> {
     /// one too large (the client then does not send it), and `BYE` for a too-large
     /// non-synchronizing one (its bytes are already on their way and cannot be skipped).
     async fn next_message(&mut self) -> io::Result<Input> {
+        // The previous command is done with: its literals no longer count.
+        self.claim.release();
         loop {
             match self.frag.progress() {
                 Some(FragmentInfo::Line {
@@ -302,20 +324,19 @@ impl<T: Transport> Session<T> {
                     self.too_long |= end - start > MAX_LINE;
                     self.in_literal = true;
                     self.line_start = end;
-                    if u64::from(length) > self.literal_limit() {
+                    if let Some(text) = self.refuse_literal(u64::from(length)) {
                         if mode == LiteralMode::NonSync {
-                            self.out.untagged("BYE [TOOBIG] literal too large");
+                            // Its bytes are on their way and cannot be told apart from
+                            // commands without buffering them: end the connection.
+                            self.out.untagged(&format!("BYE {text}"));
                             self.flush().await?;
                             return Ok(Input::Closed);
                         }
                         let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
                         self.frag.skip_message();
+                        self.claim.release();
                         self.in_literal = false;
                         self.line_start = 0;
-                        let text = format!(
-                            "[TOOBIG] literal of {length} octets is larger than the limit of {}",
-                            self.literal_limit()
-                        );
                         match tag {
                             Some(tag) => self.out.tagged(&tag, Status::No, &text),
                             None => self.out.untagged(&format!("BAD {text}")),
@@ -339,14 +360,17 @@ impl<T: Transport> Session<T> {
                     return Ok(Input::Message);
                 }
                 None => {
-                    if !self.in_literal
+                    // Each line is bounded, and before login the whole command too.
+                    let held = self.frag.message_bytes().len();
+                    let passed = if held.saturating_sub(self.line_start) > MAX_LINE {
+                        Some(TooLong::Line)
+                    } else if self.account.is_none() && held as u64 > MAX_PRE_AUTH_COMMAND {
+                        Some(TooLong::Command)
+                    } else {
+                        None
+                    };
+                    if let Some(limit) = passed.filter(|_| !self.in_literal)
                         && self.discarding.is_none()
-                        && self
-                            .frag
-                            .message_bytes()
-                            .len()
-                            .saturating_sub(self.line_start)
-                            > MAX_LINE
                     {
                         // Stop buffering: the rest of the line is read and dropped, then the
                         // command is refused and the session goes on.
@@ -354,7 +378,7 @@ impl<T: Transport> Session<T> {
                         self.frag.skip_message();
                         self.line_start = 0;
                         self.too_long = false;
-                        self.discarding = Some(tag);
+                        self.discarding = Some((tag, limit));
                     }
                     let n = tokio::select! {
                         read = self.io.read(&mut self.buf) => read?,
@@ -370,13 +394,13 @@ impl<T: Transport> Session<T> {
                     let data = self.buf.get(..n).unwrap_or_default();
                     match &self.discarding {
                         None => self.frag.enqueue_bytes(data),
-                        Some(tag) => {
+                        Some((tag, limit)) => {
                             if let Some(nl) = data.iter().position(|&b| b == b'\n') {
-                                let tag = tag.clone();
+                                let (tag, limit) = (tag.clone(), *limit);
                                 self.frag
                                     .enqueue_bytes(data.get(nl + 1..).unwrap_or_default());
                                 self.discarding = None;
-                                self.refuse_long_line(tag);
+                                self.refuse_long_line(tag, limit);
                                 self.flush().await?;
                                 if self.bad_in_row >= MAX_BAD_IN_ROW {
                                     return Ok(Input::Closed);
@@ -389,8 +413,38 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    fn refuse_long_line(&mut self, tag: Option<String>) {
-        let text = format!("[TOOBIG] command line longer than {MAX_LINE} octets");
+    /// Why a literal of `length` octets announced now is refused (a response code and text),
+    /// or `None` when it may come: within the literal limit, within the whole-command limit
+    /// before login, and within the memory budget (claimed here for the whole command so far).
+    fn refuse_literal(&mut self, length: u64) -> Option<String> {
+        let limit = self.literal_limit();
+        if length > limit {
+            return Some(format!(
+                "[TOOBIG] literal of {length} octets is larger than the limit of {limit}"
+            ));
+        }
+        let command = (self.frag.message_bytes().len() as u64).saturating_add(length);
+        if self.account.is_none() && command > MAX_PRE_AUTH_COMMAND {
+            return Some(pre_auth_command_too_long());
+        }
+        if !self
+            .claim
+            .grow_to(usize::try_from(command).unwrap_or(usize::MAX))
+        {
+            tracing::warn!(
+                "imap: memory budget for mail in flight spent ({} bytes); literal of {length} octets refused for now",
+                self.imap.budget.limit()
+            );
+            return Some("[UNAVAILABLE] too much mail in flight; try again later".into());
+        }
+        None
+    }
+
+    fn refuse_long_line(&mut self, tag: Option<String>, limit: TooLong) {
+        let text = match limit {
+            TooLong::Line => format!("[TOOBIG] command line longer than {MAX_LINE} octets"),
+            TooLong::Command => pre_auth_command_too_long(),
+        };
         match tag {
             Some(tag) => self.out.tagged(&tag, Status::Bad, &text),
             None => self.out.untagged(&format!("BAD {text}")),

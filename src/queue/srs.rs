@@ -2,8 +2,13 @@
 //! sender becomes an address of ours (`SRS0=HHHH=TT=orig-domain=orig-local@our-domain`), so
 //! the destination's SPF check sees our domain; a bounce sent back to it is recognised by its
 //! keyed hash and day stamp and forwarded to the original sender.
+//!
+//! A valid address relays to anyone for three weeks, so it must not be guessable: the hash is
+//! [`HASH_LEN`] base32 characters of an HMAC-SHA256 (50 bits; the SRS paper's 4 characters,
+//! about 21 bits once case-folded, were found by brute force in two minutes), and the MX accepts
+//! these addresses only from the null sender (only bounces use them) and limits refused
+//! recipients per client ([`crate::smtp::anvil`]).
 
-use base64::Engine;
 use ring::hmac;
 
 /// How long a rewritten address keeps working for bounces (as in the SRS paper and Postfix).
@@ -11,6 +16,8 @@ const MAX_AGE_DAYS: u64 = 21;
 /// The day stamp is base32 over 10 bits: it wraps every 1024 days.
 const STAMP_PERIOD: u64 = 1024;
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+/// Characters of hash: 5 bits each, case-insensitive (local parts may not keep their case).
+const HASH_LEN: usize = 10;
 
 #[derive(Clone)]
 pub struct Srs {
@@ -53,9 +60,15 @@ impl Srs {
         if domain.is_empty() || local.is_empty() {
             return None;
         }
-        // Some MTAs lower-case local parts: compare case-insensitively.
+        // Some MTAs lower-case local parts: compare case-insensitively, and in constant time.
         let expected = self.hash(&stamp_text.to_ascii_uppercase(), domain, local);
-        if !expected.eq_ignore_ascii_case(hash) {
+        let differs = expected.len() != hash.len()
+            || expected
+                .bytes()
+                .zip(hash.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b.to_ascii_uppercase()))
+                != 0;
+        if differs {
             return None;
         }
         let made = unstamp(stamp_text)?;
@@ -66,15 +79,17 @@ impl Srs {
     fn hash(&self, stamp: &str, domain: &str, local: &str) -> String {
         let input = format!("{stamp}={}={local}", domain.to_ascii_lowercase());
         let tag = hmac::sign(&self.key, input.as_bytes());
-        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(tag.as_ref());
-        // Base64 letters are case-sensitive but local parts may not survive with their case:
-        // keep four characters of a case-folded form.
-        encoded
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(4)
-            .collect::<String>()
-            .to_ascii_uppercase()
+        // Base32, 5 bits a character, from the first bytes of the tag.
+        let mut bits: u64 = 0;
+        for byte in tag.as_ref().iter().take(8) {
+            bits = bits << 8 | u64::from(*byte);
+        }
+        (0..HASH_LEN)
+            .map(|i| {
+                let index = (bits >> (59 - 5 * i)) & 31;
+                char::from(BASE32[usize::try_from(index).unwrap_or(0) % 32])
+            })
+            .collect()
     }
 }
 
@@ -125,6 +140,15 @@ mod tests {
     }
 
     #[test]
+    fn hashes_are_ten_base32_characters() {
+        let srs = Srs::new(b"secret");
+        let hash = srs.hash("AB", "origin.test", "alice");
+        assert_eq!(hash.len(), HASH_LEN);
+        assert!(hash.bytes().all(|b| BASE32.contains(&b)), "{hash}");
+        assert_ne!(hash, srs.hash("AB", "origin.test", "bob"));
+    }
+
+    #[test]
     fn forged_or_stale_addresses_are_refused() {
         let srs = Srs::new(b"secret");
         let other = Srs::new(b"another secret");
@@ -133,6 +157,13 @@ mod tests {
         assert_eq!(other.reverse(local), None, "another key");
         assert_eq!(srs.reverse(&local.replace("alice", "mallory")), None);
         assert_eq!(srs.reverse("SRS0=abcd=AA=x.test=y"), None);
+        // The short hashes of before: refused, whatever their value.
+        let short = &srs.hash(&stamp(today()), "origin.test", "alice")[..4];
+        let stamp_now = stamp(today());
+        assert_eq!(
+            srs.reverse(&format!("SRS0={short}={stamp_now}=origin.test=alice")),
+            None
+        );
         assert_eq!(srs.reverse("alice"), None);
         // A stamp from 30 days ago, correctly hashed, is too old.
         let old = stamp(today() - 30);

@@ -426,21 +426,32 @@ impl Client {
     }
 }
 
-/// The DATA payload: CRLF line ends, leading dots doubled, and the final `.` line.
+/// The DATA payload: every line end CRLF, leading dots doubled, and the final `.` line.
+///
+/// A bare CR or bare LF becomes CRLF (and a dot after it is doubled): servers differ on
+/// whether a bare CR or LF ends a line, so `\r.\r\n` sent as written could end the message
+/// early in the next server's eyes (SMTP smuggling) and let what follows pass as commands.
 pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 50 + 5);
     let mut at_line_start = true;
-    let mut previous = 0u8;
-    for &byte in message {
-        if at_line_start && byte == b'.' {
-            out.push(b'.');
+    let mut bytes = message.iter().peekable();
+    while let Some(&byte) = bytes.next() {
+        match byte {
+            b'\r' | b'\n' => {
+                if byte == b'\r' {
+                    bytes.next_if_eq(&&b'\n');
+                }
+                out.extend_from_slice(b"\r\n");
+                at_line_start = true;
+            }
+            _ => {
+                if at_line_start && byte == b'.' {
+                    out.push(b'.');
+                }
+                out.push(byte);
+                at_line_start = false;
+            }
         }
-        if byte == b'\n' && previous != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(byte);
-        at_line_start = byte == b'\n';
-        previous = byte;
     }
     if !at_line_start {
         out.extend_from_slice(b"\r\n");
@@ -509,5 +520,10 @@ mod tests {
         assert_eq!(dot_stuff(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
         assert_eq!(dot_stuff(b".\nx"), b"..\r\nx\r\n.\r\n");
         assert_eq!(dot_stuff(b""), b".\r\n");
+        // Bare CR and bare LF: line ends like any other, so no early end of data is sent.
+        assert_eq!(dot_stuff(b"a\r.\r\nMAIL"), b"a\r\n..\r\nMAIL\r\n.\r\n");
+        assert_eq!(dot_stuff(b"a\n.\nb"), b"a\r\n..\r\nb\r\n.\r\n");
+        assert_eq!(dot_stuff(b"a\r\r\n"), b"a\r\n\r\n.\r\n");
+        assert_eq!(dot_stuff(b"x\r"), b"x\r\n.\r\n");
     }
 }

@@ -11,6 +11,7 @@
 //! (`Store::deliver_atomic`), submitted mail through the one submission path
 //! ([`crate::submission`]); in both, `250` is sent only after the commit.
 
+pub mod anvil;
 pub mod client;
 pub mod parser;
 pub mod reply;
@@ -20,6 +21,7 @@ pub mod verify;
 use std::sync::Arc;
 
 use crate::auth::Authenticator;
+use crate::budget::Budget;
 use crate::config::Config;
 use crate::dns::Dns;
 use crate::net::{Connection, Handler};
@@ -48,12 +50,28 @@ pub struct Smtp {
     pub verifier: Option<verify::Verifier>,
     /// Rewrites senders of forwarded mail, and recognises bounces to rewritten addresses.
     pub srs: Srs,
+    /// Memory for messages being received, shared with IMAP APPEND.
+    pub budget: Arc<Budget>,
+    /// Refused recipients per client, across connections (port 25).
+    pub anvil: anvil::Anvil,
 }
 
 impl Smtp {
-    pub fn new(config: &Config, store: Store, auth: Authenticator, dns: &Dns, srs: Srs) -> Smtp {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        auth: Authenticator,
+        dns: &Dns,
+        srs: Srs,
+        budget: Arc<Budget>,
+    ) -> Smtp {
         Smtp {
             srs,
+            budget,
+            anvil: anvil::Anvil::new(
+                config.inbound.refused_rcpt_limit,
+                std::time::Duration::from_secs(config.inbound.refused_rcpt_window_secs),
+            ),
             verifier: config.inbound.verify.then(|| {
                 verify::Verifier::new(dns, config.hostname.clone(), config.inbound.dmarc_reject)
             }),

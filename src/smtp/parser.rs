@@ -7,8 +7,12 @@
 //!   end and stored as CRLF; a bare CR is kept as it is. So no sequence can end the message early
 //!   in our eyes yet late in another server's, or the other way round.
 //! - Leading dots are removed (dot-unstuffing, §4.5.2).
-//! - Past the size limit the decoder keeps reading to the end of the message but stores nothing
-//!   more, so the reply (`552 5.3.4`) comes at the right place in the stream.
+//! - Past the size limit, or when the memory budget for mail in flight is spent
+//!   ([`crate::budget`]), the decoder keeps reading to the end of the message but stores nothing
+//!   more, so the reply (`552 5.3.4`, `452 4.3.1`) comes at the right place in the stream. BDAT
+//!   chunks go into the same [`MessageBuffer`].
+
+use crate::budget::Claim;
 
 /// The longest command line, CRLF included (§4.5.3.1.4 says 512; 1000 is the text-line limit
 /// and what real clients need for AUTH with long initial responses).
@@ -53,6 +57,29 @@ pub fn skip_to_eol(buf: &[u8]) -> (usize, bool) {
     }
 }
 
+/// The `SIZE=` parameter of a MAIL command line, read exactly: smtp-proto saturates long
+/// numbers and then starts again from the next digit, so `SIZE=99999999999999999999999` came
+/// out small. A number too large for a u64 is `u64::MAX` (and so over any limit).
+pub fn mail_size_param(line: &[u8]) -> Option<u64> {
+    let params = line.splitn(2, |b| *b == b'>').nth(1)?;
+    params
+        .split(|b| *b == b' ' || *b == b'\t')
+        .find_map(|p| {
+            p.get(..5)
+                .filter(|k| k.eq_ignore_ascii_case(b"SIZE="))
+                .map(|_| p.get(5..))
+        })?
+        .filter(|digits| !digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
+        .map(|digits| {
+            digits
+                .iter()
+                .try_fold(0u64, |n, d| {
+                    n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                })
+                .unwrap_or(u64::MAX)
+        })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// At the start of a line that followed a CRLF (or the DATA command itself).
@@ -71,31 +98,109 @@ enum State {
     Cr,
 }
 
-/// Decodes a DATA stream into the message: dot-unstuffing, line-end normalisation, size limit.
+/// Why a message was not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// Over `max_message_size`.
+    TooBig,
+    /// The memory budget for mail in flight is spent.
+    NoMemory,
+}
+
+/// A message being received: its bytes, held under the size limit and the memory budget. Past
+/// either the rest is counted but dropped, so the reply can wait for the message's end.
+#[derive(Debug)]
+pub struct MessageBuffer {
+    data: Vec<u8>,
+    claim: Claim,
+    max: usize,
+    /// Octets received, including those dropped.
+    size: usize,
+    dropped: Option<Dropped>,
+}
+
+impl MessageBuffer {
+    pub fn new(max: usize, claim: Claim) -> MessageBuffer {
+        MessageBuffer {
+            data: Vec::new(),
+            claim,
+            max,
+            size: 0,
+            dropped: None,
+        }
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.size = self.size.saturating_add(bytes.len());
+        if self.dropped.is_some() {
+            return;
+        }
+        if self.size > self.max {
+            return self.drop_all(Dropped::TooBig);
+        }
+        let need = self.data.len() + bytes.len();
+        if need > self.data.capacity() {
+            // Grow by half again, up to the limit, and claim the room before taking it: the
+            // memory held is what the budget counts (a doubling Vec could hold twice that).
+            let ample = (self.data.capacity().saturating_mul(3) / 2)
+                .clamp(8192, self.max.max(8192))
+                .max(need);
+            // Near the budget's end, just what is needed (in pages, to bound reallocations).
+            let room = if self.claim.grow_to(ample) {
+                ample
+            } else if self.claim.grow_to(need.next_multiple_of(4096)) {
+                need.next_multiple_of(4096)
+            } else {
+                return self.drop_all(Dropped::NoMemory);
+            };
+            self.data.reserve_exact(room - self.data.len());
+        }
+        self.data.extend_from_slice(bytes);
+    }
+
+    fn drop_all(&mut self, why: Dropped) {
+        self.dropped = Some(why);
+        self.data = Vec::new();
+        self.claim.release();
+    }
+
+    /// Octets received so far, including any dropped.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    pub fn dropped(&self) -> Option<Dropped> {
+        self.dropped
+    }
+
+    /// The message with its claim (to be kept until the message is stored), or why it was
+    /// dropped.
+    pub fn finish(self) -> Result<(Vec<u8>, Claim), Dropped> {
+        match self.dropped {
+            Some(why) => Err(why),
+            None => Ok((self.data, self.claim)),
+        }
+    }
+}
+
+/// Decodes a DATA stream into the message: dot-unstuffing, line-end normalisation; the size
+/// and memory limits are the [`MessageBuffer`]'s.
 #[derive(Debug)]
 pub struct DataDecoder {
     state: State,
-    max: usize,
-    message: Vec<u8>,
-    /// Total octets of the message as decoded, including what was dropped past the limit.
-    size: usize,
+    out: MessageBuffer,
 }
 
 impl DataDecoder {
-    pub fn new(max: usize) -> DataDecoder {
+    pub fn new(out: MessageBuffer) -> DataDecoder {
         DataDecoder {
             state: State::LineStartCrlf,
-            max,
-            message: Vec::with_capacity(8192),
-            size: 0,
+            out,
         }
     }
 
     fn emit(&mut self, bytes: &[u8]) {
-        self.size = self.size.saturating_add(bytes.len());
-        if self.size <= self.max {
-            self.message.extend_from_slice(bytes);
-        }
+        self.out.push(bytes);
     }
 
     /// Feeds input; returns how many bytes were used and whether the end of data was reached
@@ -162,16 +267,9 @@ impl DataDecoder {
         }
     }
 
-    pub fn too_big(&self) -> bool {
-        self.size > self.max
-    }
-
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
-    pub fn into_message(self) -> Vec<u8> {
-        self.message
+    /// The message decoded so far (all of it once `feed` said done).
+    pub fn finish(self) -> MessageBuffer {
+        self.out
     }
 }
 
@@ -179,14 +277,18 @@ impl DataDecoder {
 mod tests {
     use super::*;
 
+    fn buffer(max: usize) -> MessageBuffer {
+        MessageBuffer::new(max, crate::budget::Budget::new(u64::MAX).claim())
+    }
+
     fn decode_chunked(input: &[u8], chunk: usize) -> (Vec<u8>, usize) {
-        let mut d = DataDecoder::new(1 << 20);
+        let mut d = DataDecoder::new(buffer(1 << 20));
         let mut used = 0;
         for piece in input.chunks(chunk) {
             let (n, done) = d.feed(piece);
             used += n;
             if done {
-                return (d.into_message(), used);
+                return (d.finish().finish().unwrap().0, used);
             }
         }
         panic!("no end of data in {input:?}");
@@ -223,7 +325,7 @@ mod tests {
 
     #[test]
     fn end_of_data_leaves_the_rest() {
-        let mut d = DataDecoder::new(100);
+        let mut d = DataDecoder::new(buffer(100));
         let (n, done) = d.feed(b"x\r\n.\r\nQUIT\r\n");
         assert!(done);
         assert_eq!(n, 6);
@@ -231,12 +333,56 @@ mod tests {
 
     #[test]
     fn size_limit_keeps_reading_but_stops_storing() {
-        let mut d = DataDecoder::new(10);
+        let mut d = DataDecoder::new(buffer(10));
         let (_, done) = d.feed(b"0123456789abcdef\r\n.\r\n");
         assert!(done);
-        assert!(d.too_big());
-        assert_eq!(d.size(), 18);
-        assert!(d.into_message().len() <= 10);
+        let out = d.finish();
+        assert_eq!(out.size(), 18);
+        assert_eq!(out.finish().unwrap_err(), Dropped::TooBig);
+    }
+
+    #[test]
+    fn a_spent_budget_drops_the_message_and_gives_back_its_claim() {
+        let budget = crate::budget::Budget::new(100 << 10);
+        let mut big = MessageBuffer::new(1 << 20, budget.claim());
+        let line = [b'x'; 1000];
+        for _ in 0..150 {
+            big.push(&line);
+        }
+        assert!(budget.used() > 0 && budget.used() <= 100 << 10);
+        let mut other = MessageBuffer::new(1 << 20, budget.claim());
+        for _ in 0..150 {
+            other.push(&line);
+        }
+        assert_eq!(other.dropped(), Some(Dropped::NoMemory));
+        assert_eq!(other.size(), 150_000, "still counted");
+        let (message, claim) = big.finish().unwrap();
+        assert_eq!(message.len(), 150_000);
+        assert!(message.capacity() - crate::budget::FREE_BYTES <= 100 << 10);
+        drop(claim);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn size_parameters_are_read_exactly() {
+        let size = |l: &str| mail_size_param(l.as_bytes());
+        assert_eq!(size("MAIL FROM:<a@b> SIZE=1000"), Some(1000));
+        assert_eq!(size("MAIL FROM:<a@b> BODY=8BITMIME size=42"), Some(42));
+        assert_eq!(
+            size("MAIL FROM:<a@b> SIZE=99999999999999999999999"),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            size("MAIL FROM:<a@b> SIZE=18446744073709551616"),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            size("MAIL FROM:<a@b> SIZE=18446744073709551615"),
+            Some(u64::MAX)
+        );
+        assert_eq!(size("MAIL FROM:<a@b>"), None);
+        assert_eq!(size("MAIL FROM:<a@b> SIZE=x"), None);
+        assert_eq!(size("MAIL FROM:<size=5@b>"), None, "inside the address");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use smtp_proto::{Error as ProtoError, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::parser::{DataDecoder, LineScan, scan_line, skip_to_eol};
+use super::parser::{DataDecoder, Dropped, LineScan, MessageBuffer, scan_line, skip_to_eol};
 use super::reply::{self, Reply};
 use super::{Kind, Smtp};
 use crate::address::Address;
@@ -44,9 +44,8 @@ struct Envelope {
     forwards: Vec<String>,
     forward_domain: Option<String>,
     resolved: Vec<Recipient>,
-    /// BDAT chunks so far (and whether they went over the size limit).
-    chunks: Vec<u8>,
-    chunks_too_big: bool,
+    /// BDAT chunks so far.
+    chunks: Option<MessageBuffer>,
     started: Instant,
 }
 
@@ -232,7 +231,10 @@ impl<'a, T: Transport> Session<'a, T> {
                 mechanism,
                 initial_response,
             } => return self.auth(mechanism, initial_response).await,
-            Request::Mail { from } => self.mail(from).await,
+            Request::Mail { from } => {
+                let size = super::parser::mail_size_param(line).unwrap_or(from.size as u64);
+                self.mail(from, size).await
+            }
             Request::Rcpt { to } => self.rcpt(to).await,
             Request::Data => return self.data().await,
             Request::Bdat {
@@ -479,7 +481,7 @@ impl<'a, T: Transport> Session<'a, T> {
         }
     }
 
-    async fn mail(&mut self, from: smtp_proto::MailFrom<String>) {
+    async fn mail(&mut self, from: smtp_proto::MailFrom<String>, declared_size: u64) {
         if self.helo.is_none() {
             return self.error(reply::bad_sequence("Send EHLO or HELO first"));
         }
@@ -497,7 +499,7 @@ impl<'a, T: Transport> Session<'a, T> {
                 },
             ));
         }
-        if from.size > self.smtp.max_message_size {
+        if declared_size > self.smtp.max_message_size as u64 {
             self.smtp.store.count_event("rejected:size");
             return self.error(Reply::new(
                 552,
@@ -528,14 +530,13 @@ impl<'a, T: Transport> Session<'a, T> {
         self.envelope = Some(Envelope {
             id: unique_id(),
             from: address,
-            declared_size: from.size,
+            declared_size: usize::try_from(declared_size).unwrap_or(usize::MAX),
             rcpts: Vec::new(),
             accounts: Vec::new(),
             forwards: Vec::new(),
             forward_domain: None,
             resolved: Vec::new(),
-            chunks: Vec::new(),
-            chunks_too_big: false,
+            chunks: None,
             started: Instant::now(),
         });
         self.reply(Reply::new(250, "2.1.0", "Sender OK"));
@@ -549,8 +550,23 @@ impl<'a, T: Transport> Session<'a, T> {
             return self.reply(Reply::new(452, "4.5.3", "Too many recipients"));
         }
         let declared = env.declared_size;
+        let null_sender = env.from.is_empty();
         let reply = match self.kind {
-            Kind::Mx => self.rcpt_inbound(&to.address, declared).await,
+            Kind::Mx if self.smtp.anvil.blocked(self.peer.ip()) => {
+                self.smtp.store.count_event("rejected:rcpt_limit");
+                Reply::new(
+                    450,
+                    "4.7.1",
+                    "Too many refused recipients from your address; try again later",
+                )
+            }
+            Kind::Mx => {
+                let reply = self.rcpt_inbound(&to.address, declared, null_sender).await;
+                if reply.code >= 500 {
+                    self.smtp.anvil.refused(self.peer.ip());
+                }
+                reply
+            }
             Kind::Submission => self.rcpt_submission(&to.address).await,
         };
         if reply.is_error() {
@@ -563,14 +579,16 @@ impl<'a, T: Transport> Session<'a, T> {
         }
     }
 
-    async fn rcpt_inbound(&mut self, rcpt: &str, declared_size: usize) -> Reply {
+    async fn rcpt_inbound(&mut self, rcpt: &str, declared_size: usize, null_sender: bool) -> Reply {
         let Ok(address) = Address::parse(rcpt) else {
             return Reply::new(501, "5.1.3", "Bad recipient address syntax");
         };
         let store = &self.smtp.store;
         // A bounce coming back to an address we rewrote when forwarding: pass it on to the
-        // original sender.
-        if let Some(original) = self.smtp.srs.reverse(&address.local)
+        // original sender. Only bounces (from the null sender) may use these addresses, or a
+        // valid one would relay anyone's mail.
+        if null_sender
+            && let Some(original) = self.smtp.srs.reverse(&address.local)
             && matches!(store.is_local_domain(&address.domain).await, Ok(true))
         {
             if let Some(env) = &mut self.envelope {
@@ -642,7 +660,7 @@ impl<'a, T: Transport> Session<'a, T> {
             self.error(Reply::new(554, "5.5.1", "No valid recipients"));
             return Ok(());
         }
-        if !env.chunks.is_empty() {
+        if env.chunks.is_some() {
             self.error(reply::bad_sequence("DATA cannot follow BDAT"));
             return Ok(());
         }
@@ -652,7 +670,7 @@ impl<'a, T: Transport> Session<'a, T> {
             "Start mail input; end with <CRLF>.<CRLF>",
         ));
         self.io.set_idle_timeout(DATA_TIMEOUT);
-        let mut decoder = DataDecoder::new(self.smtp.max_message_size);
+        let mut decoder = DataDecoder::new(self.message_buffer());
         loop {
             let (used, done) = decoder.feed(&self.rbuf);
             self.rbuf.drain(..used);
@@ -664,45 +682,30 @@ impl<'a, T: Transport> Session<'a, T> {
             }
         }
         self.io.set_idle_timeout(COMMAND_TIMEOUT);
-        if decoder.too_big() {
-            let size = decoder.size();
-            self.finish(Err(Reply::new(
-                552,
-                "5.3.4",
-                format!(
-                    "Message too big ({size} bytes; this server accepts up to {})",
-                    self.smtp.max_message_size
-                ),
-            )))
-            .await;
-            return Ok(());
-        }
-        let message = decoder.into_message();
-        self.finish(Ok(message)).await;
+        self.finish(decoder.finish()).await;
         Ok(())
+    }
+
+    /// An empty buffer for one message, under the size limit and the shared memory budget.
+    fn message_buffer(&self) -> MessageBuffer {
+        MessageBuffer::new(self.smtp.max_message_size, self.smtp.budget.claim())
     }
 
     async fn bdat(&mut self, size: usize, last: bool) -> std::io::Result<()> {
         // The chunk follows the command whatever we answer, so read it first (RFC 3030 §2).
         self.io.set_idle_timeout(DATA_TIMEOUT);
-        let max = self.smtp.max_message_size;
-        let keep = self
-            .envelope
-            .as_ref()
-            .is_some_and(|e| !e.rcpts.is_empty() && !e.chunks_too_big);
+        let keep = self.envelope.as_ref().is_some_and(|e| !e.rcpts.is_empty());
+        if keep {
+            let fresh = self.message_buffer();
+            if let Some(env) = &mut self.envelope {
+                env.chunks.get_or_insert(fresh);
+            }
+        }
         let mut left = size;
-        let mut chunk: Vec<u8> = Vec::new();
-        let mut too_big = false;
         loop {
             let take = left.min(self.rbuf.len());
-            if keep && !too_big {
-                let held = self.envelope.as_ref().map_or(0, |e| e.chunks.len());
-                if held + chunk.len() + take > max {
-                    too_big = true;
-                    chunk = Vec::new();
-                } else {
-                    chunk.extend_from_slice(self.rbuf.get(..take).unwrap_or_default());
-                }
+            if let Some(buffer) = self.envelope.as_mut().and_then(|e| e.chunks.as_mut()) {
+                buffer.push(self.rbuf.get(..take).unwrap_or_default());
             }
             self.rbuf.drain(..take);
             left -= take;
@@ -722,47 +725,51 @@ impl<'a, T: Transport> Session<'a, T> {
             self.error(Reply::new(554, "5.5.1", "No valid recipients"));
             return Ok(());
         }
-        if too_big {
-            env.chunks_too_big = true;
-            env.chunks = Vec::new();
-        } else if !env.chunks_too_big {
-            env.chunks.extend_from_slice(&chunk);
-        }
-        if !last {
-            let held = env.chunks.len();
+        let Some(buffer) = env.chunks.take_if(|_| last) else {
+            let held = env.chunks.as_ref().map_or(0, MessageBuffer::size);
             self.reply(Reply::new(
                 250,
                 "2.0.0",
                 format!("{size} octets received ({held} so far)"),
             ));
             return Ok(());
-        }
-        if env.chunks_too_big {
-            self.finish(Err(Reply::new(
-                552,
-                "5.3.4",
-                format!("Message too big (this server accepts up to {max} bytes)"),
-            )))
-            .await;
-            return Ok(());
-        }
-        let message = std::mem::take(&mut env.chunks);
-        self.finish(Ok(message)).await;
+        };
+        self.finish(buffer).await;
         Ok(())
     }
 
     /// Ends the transaction: stores the message (or reports why not), replies, logs one line.
-    async fn finish(&mut self, message: Result<Vec<u8>, Reply>) {
+    async fn finish(&mut self, buffer: MessageBuffer) {
         let Some(env) = self.envelope.take() else {
             return;
         };
-        let size = message.as_ref().map_or(0, Vec::len);
-        let reply = match message {
-            Err(reply) => reply,
-            Ok(message) => match self.kind {
+        let size = buffer.size();
+        let reply = match buffer.finish() {
+            // The claim is held until the message is stored: delivery works on this copy.
+            Ok((message, _claim)) => match self.kind {
                 Kind::Mx => self.deliver_inbound(&env, &message).await,
                 Kind::Submission => self.submit(&env, &message).await,
             },
+            Err(Dropped::TooBig) => Reply::new(
+                552,
+                "5.3.4",
+                format!(
+                    "Message too big ({size} bytes; this server accepts up to {})",
+                    self.smtp.max_message_size
+                ),
+            ),
+            Err(Dropped::NoMemory) => {
+                tracing::warn!(
+                    "smtp: memory budget for mail in flight spent ({} bytes); message of {size} bytes refused for now",
+                    self.smtp.budget.limit()
+                );
+                self.smtp.store.count_event("rejected:busy");
+                Reply::new(
+                    452,
+                    "4.3.1",
+                    "Insufficient system resources: too much mail in flight; try again later",
+                )
+            }
         };
         let tls = self.io.tls_info().map_or("none".to_string(), |t| t.version);
         tracing::info!(

@@ -3,6 +3,7 @@
 
 mod acme_pebble;
 mod admin;
+mod attacks;
 mod auth;
 mod backup;
 mod browser;

@@ -589,6 +589,13 @@ async fn aliases_forward_with_srs_and_bounces_come_back_to_the_original_sender()
     let bounce = sink.received().remove(1);
     assert_eq!(bounce.from, "");
     assert_eq!(bounce.rcpts, ["alice@origin.test"]);
+    // The same valid address from a real sender is nobody: it would relay anyone's mail to
+    // alice for three weeks.
+    c.expect("MAIL FROM:<spammer@outside.example>", 250, "")
+        .await;
+    c.expect(&format!("RCPT TO:<{}>", got.from), 550, "5.1.1")
+        .await;
+    c.expect("RSET", 250, "").await;
 
     // A message that has been round too many servers is refused.
     let mut looping = String::new();
