@@ -77,6 +77,10 @@ pub struct WebState {
     pub metrics_token: Option<String>,
 }
 
+/// The largest body of a form (every POST but the message upload): a mailbox action on a few
+/// thousand selected messages fits.
+pub const FORM_LIMIT: usize = 256 * 1024;
+
 pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
     Router::new()
         .route("/", get(index))
@@ -100,6 +104,9 @@ pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
         .merge(mail::router())
         .fallback(error::not_found)
         .with_state(state)
+        // Forms, sign-ins above all, are small: an anonymous client may make the server hold
+        // this much per request, not axum's default 2 MB (the uploads route lifts it).
+        .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT))
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(max_body))
         // The limit layer answers 413 with an empty body; say what the limit is instead.

@@ -361,3 +361,27 @@ async fn nul_bytes_are_not_sent_in_imap_literals() {
     assert!(text.contains("body with \u{FFFD} a nul"), "{text}");
     assert!(!text.contains('\0'), "{text:?}");
 }
+
+/// An anonymous POST may not make the server hold more than a form's worth: a 1 MiB sign-in
+/// is refused (413) before anything reads it whole.
+#[tokio::test]
+async fn anonymous_form_bodies_are_small() {
+    let t = start_with(|_| {}).await;
+    let mut s = TcpStream::connect(t.running.addr("http").unwrap())
+        .await
+        .unwrap();
+    let body = format!(
+        "username=admin%40localhost&password={}",
+        "x".repeat(1 << 20)
+    );
+    let head = format!(
+        "POST /mail/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let _ = s.write_all(body.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
