@@ -262,12 +262,19 @@ impl Default for Limits {
 pub struct AuthConfig {
     /// Allow passwords over connections without TLS (never needed on the public internet).
     pub allow_plaintext: bool,
-    /// Failed logins after which replies are slowed down.
+    /// Failed logins from one address for one account after which its replies slow down.
     pub slow_after: u32,
-    /// Failed logins (per IP or per account) after which logins are refused for `lock_secs`.
+    /// Failed logins from one address for one account after which that address is refused
+    /// for that account for `lock_secs`; also the failures of an account from all addresses
+    /// after which addresses it has not signed in from are slowed (never refused).
     pub lock_after: u32,
     pub lock_secs: u64,
-    /// Seconds after which failure counts are forgotten.
+    /// Failed logins from one address (an IPv6 /64), over all accounts, after which it is
+    /// refused for every account for `lock_secs`.
+    pub ip_lock_after: u32,
+    /// The longest a slowed reply waits.
+    pub max_delay_secs: u64,
+    /// A failure count is forgotten this many seconds after its last failure.
     pub window_secs: u64,
 }
 
@@ -278,6 +285,8 @@ impl Default for AuthConfig {
             slow_after: 3,
             lock_after: 10,
             lock_secs: 900,
+            ip_lock_after: 30,
+            max_delay_secs: 10,
             window_secs: 900,
         }
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::config::AuthConfig;
 use crate::store::{Account, Store};
-use throttle::{Throttle, Verdict};
+use throttle::Throttle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -49,16 +49,19 @@ impl Authenticator {
         username: &str,
         password: &str,
     ) -> Result<Account, AuthError> {
-        match self.throttle.check(ip, username) {
-            Verdict::Locked(left) => {
+        // Counted before the password is checked, so parallel guesses cannot outrun the count.
+        let attempt = match self.throttle.attempt(ip, username) {
+            Ok(attempt) => attempt,
+            Err(left) => {
                 tracing::warn!(
                     target: "mailroom::auth",
                     "authentication refused while locked: protocol={protocol} ip={ip}"
                 );
                 return Err(AuthError::Locked(left.as_secs().max(1)));
             }
-            Verdict::Allow(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
-            Verdict::Allow(_) => {}
+        };
+        if !attempt.delay().is_zero() {
+            tokio::time::sleep(attempt.delay()).await;
         }
         let account = self
             .store
@@ -74,12 +77,12 @@ impl Authenticator {
         };
         match account {
             Some(a) if ok => {
-                self.throttle.succeeded(username);
+                attempt.succeeded();
                 tracing::info!(target: "mailroom::auth", "login: protocol={protocol} ip={ip} account={}", a.address);
                 Ok(a)
             }
             _ => {
-                self.throttle.failed(protocol, ip, username);
+                attempt.failed(protocol);
                 self.store.count_event("login_failed");
                 Err(AuthError::Failed)
             }

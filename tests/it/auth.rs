@@ -18,6 +18,8 @@ async fn login_checks_password_and_locks_after_repeated_failures() {
             slow_after: 100,
             lock_after: 3,
             lock_secs: 60,
+            ip_lock_after: 3,
+            max_delay_secs: 10,
             window_secs: 60,
         },
     );
@@ -41,7 +43,7 @@ async fn login_checks_password_and_locks_after_repeated_failures() {
         auth.login("pop3", ip, "a@example.org", "secret").await,
         Err(AuthError::Failed)
     ));
-    // Third failure from this IP: locked, even with the right password.
+    // Third failure from this IP (over any account): locked, even with the right password.
     store.set_disabled("a@example.org", false).await.unwrap();
     assert!(
         matches!(auth.login("imap", ip, "a@example.org", "secret").await, Err(AuthError::Locked(s)) if s > 0)

@@ -21,6 +21,7 @@ mod pop3;
 mod smtp;
 mod smtp_interop;
 mod store;
+mod throttle;
 mod upgrade;
 mod web;
 mod web_client;
