@@ -428,19 +428,22 @@ impl Listener {
                             let _admission = admission;
                             let _counted = counted;
                             tracing::debug!("connected");
-                            let session = async {
-                                match conn.establish().await {
-                                    Ok(Some(conn)) => handler(conn).await,
-                                    Ok(None) => {}
-                                    Err(e) => tracing::debug!("connection setup failed: {e}"),
-                                }
+                            // A TLS handshake does not read through `Stream`: an eviction
+                            // ends it here, at once.
+                            let established = tokio::select! {
+                                r = conn.establish() => r,
+                                () = eviction.wait() => Ok(None),
                             };
-                            tokio::select! {
-                                () = session => {}
-                                () = async {
-                                    eviction.wait().await;
-                                    tokio::time::sleep(EVICTION_GRACE).await;
-                                } => tracing::debug!("evicted session did not end in time"),
+                            match established {
+                                Ok(Some(conn)) => tokio::select! {
+                                    () = handler(conn) => {}
+                                    () = async {
+                                        eviction.wait().await;
+                                        tokio::time::sleep(EVICTION_GRACE).await;
+                                    } => tracing::debug!("evicted session did not end in time"),
+                                },
+                                Ok(None) => {}
+                                Err(e) => tracing::debug!("connection setup failed: {e}"),
                             }
                             tracing::debug!("closed");
                         }

@@ -406,3 +406,39 @@ async fn http_headers_trickled_are_cut_off_at_the_deadline() {
     }
     server.running.shutdown().await;
 }
+
+/// The same flood on an implicit-TLS listener, holding connections in the TLS handshake: a
+/// clean client gets its greeting, and the connection evicted for it is closed at once rather
+/// than at the end of the handshake timeout.
+#[tokio::test]
+async fn a_flood_stuck_in_tls_handshakes_is_evicted_at_once() {
+    let server = crate::harness::start_with(|c| {
+        c.limits.max_connections = 40;
+        c.limits.max_connections_per_ip = 10;
+    })
+    .await;
+    let imaps = server.running.addr("imaps").unwrap();
+    let mut flood = Vec::new();
+    for n in 0..29u8 {
+        flood.push(connect_from([127, 0, 0, 2 + n % 3], imaps).await);
+    }
+    // Every slot IMAPS may take (its reserve and the shared pool) is held; let them register.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let tcp = TcpStream::connect(imaps).await.unwrap();
+    let mut tls =
+        tokio::io::BufReader::new(crate::harness::tls_client(server.dir.path(), tcp).await);
+    use tokio::io::AsyncBufReadExt;
+    let mut greeting = String::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_line(&mut greeting))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(greeting.starts_with("* OK"), "{greeting:?}");
+    // The oldest of the IP holding the most (127.0.0.2, 10 connections) made room.
+    let (t, _) = time_to_close(&mut flood[0], Duration::from_secs(3)).await;
+    assert!(
+        t < Duration::from_secs(3),
+        "the evicted handshake is still open"
+    );
+    server.running.shutdown().await;
+}
