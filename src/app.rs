@@ -116,9 +116,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .context("cannot set up TLS")?;
     let auth = Authenticator::new(store.clone(), config.auth.clone());
-    let limits = net::Limits::new(
+    let limits = net::Limits::with_login_timeout(
         config.limits.max_connections,
         config.limits.max_connections_per_ip,
+        Duration::from_secs(config.limits.login_timeout_secs),
     );
     let (shutdown, shutdown_rx) = watch::channel(false);
     let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
@@ -202,7 +203,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             "https" => Security::Implicit(tls.acceptor(WEB_ALPN)),
             _ => Security::Plain(None),
         };
-        let handler = web::handler(router.clone(), kind == "https");
+        let handler = web::handler(
+            router.clone(),
+            kind == "https",
+            Duration::from_secs(config.limits.http_header_timeout_secs),
+        );
         listeners.push(Listener::bind(kind, addr, security, handler).await?);
     }
 

@@ -239,6 +239,11 @@ pub struct Limits {
     pub max_message_memory: u64,
     /// Seconds a web request may take.
     pub http_timeout_secs: u64,
+    /// Seconds a client may take to send a request's header (and to send the next one on a
+    /// kept-alive connection).
+    pub http_header_timeout_secs: u64,
+    /// Seconds an IMAP, POP3 or submission client may take to log in before it is disconnected.
+    pub login_timeout_secs: u64,
     /// Seconds a session given to a protocol may stay open after shutdown begins.
     pub shutdown_grace_secs: u64,
 }
@@ -252,6 +257,8 @@ impl Default for Limits {
             default_quota: 0,
             max_message_memory: 128 << 20,
             http_timeout_secs: 60,
+            http_header_timeout_secs: 30,
+            login_timeout_secs: 180,
             shutdown_grace_secs: 10,
         }
     }
@@ -341,6 +348,12 @@ impl Config {
         }
         if self.limits.max_connections == 0 || self.limits.max_connections_per_ip == 0 {
             return Err("[limits] connection limits must be at least 1".into());
+        }
+        if self.limits.login_timeout_secs == 0 || self.limits.http_header_timeout_secs == 0 {
+            return Err(
+                "[limits] login_timeout_secs and http_header_timeout_secs must be at least 1"
+                    .into(),
+            );
         }
         if self.auth.lock_after == 0 {
             return Err("[auth] lock_after must be at least 1".into());

@@ -774,6 +774,7 @@ impl<T: Transport> Session<T> {
             Ok(account) => {
                 tracing::Span::current().record("account", account.address.as_str());
                 self.changes = Some(self.imap.store.changes().subscribe());
+                self.io.authenticated();
                 self.account = Some(account);
                 // Literals up to the message size limit are allowed from now on.
                 Ok(Reply::ok(format!(

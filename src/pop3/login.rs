@@ -181,6 +181,7 @@ impl Session {
             .map_err(|e| Refusal::ours(cannot_open, e))?;
         tracing::Span::current().record("account", account.address.as_str());
         self.account = Some(account.address.clone());
+        self.conn.authenticated();
         let maildrop = Maildrop::new(&mailbox, messages, lock, self.shared.sizes.clone());
         let n = maildrop.len();
         let plural = if n == 1 { "" } else { "s" };

@@ -439,6 +439,7 @@ impl<'a, T: Transport> Session<'a, T> {
         {
             Ok(account) => {
                 tracing::Span::current().record("account", account.address.as_str());
+                self.io.authenticated();
                 self.account = Some(account);
                 self.reply(Reply::new(235, "2.7.0", "Authentication successful"));
             }

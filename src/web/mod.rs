@@ -27,7 +27,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -140,30 +140,59 @@ pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
 /// Serves HTTP/1.1 and HTTP/2 on each connection; on shutdown, in-flight requests finish and
 /// keep-alive connections are closed. `https` says whether the listener is the TLS one; every
 /// request carries it and the peer's address as a [`session::Client`].
-pub fn handler(router: Router, https: bool) -> Handler {
-    Arc::new(move |conn: Connection| {
+///
+/// `header_timeout` bounds the wait for a request's head, from the first byte of the connection
+/// (the protocol sniffing and TLS included) to the first request, then between requests on a
+/// keep-alive connection (hyper's `header_read_timeout`, which needs the timer set here): a
+/// client trickling header bytes holds its slot that long at most. A connection evicted to make
+/// room for others ends like a shutdown: the request under way finishes.
+pub fn handler(router: Router, https: bool, header_timeout: Duration) -> Handler {
+    Arc::new(move |mut conn: Connection| {
         let client = session::Client {
             ip: conn.peer.ip(),
             https,
         };
         let router = router.clone();
+        // Told of every request, so the first-request deadline stops at the first.
+        let requested = Arc::new(tokio::sync::Notify::new());
+        let seen = requested.clone();
         let service = TowerToHyperService::new(tower::service_fn(
             move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                seen.notify_one();
                 req.extensions_mut().insert(client);
                 tower::ServiceExt::oneshot(router.clone(), req)
             },
         ));
+        let evicted = conn.eviction_notice();
         Box::pin(async move {
             let Connection {
                 stream,
                 mut shutdown,
                 ..
             } = conn;
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
             let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::pin!(served);
+            let first_request = async {
+                tokio::select! {
+                    () = requested.notified() => std::future::pending::<()>().await,
+                    () = tokio::time::sleep(header_timeout) => {}
+                }
+            };
             let result = tokio::select! {
                 r = served.as_mut() => r,
+                () = first_request => {
+                    tracing::debug!("http connection ended: no request within {header_timeout:?}");
+                    return;
+                }
+                () = evicted.wait() => {
+                    served.as_mut().graceful_shutdown();
+                    served.await
+                }
                 _ = crate::net::stopped(&mut shutdown) => {
                     served.as_mut().graceful_shutdown();
                     served.await
