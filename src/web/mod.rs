@@ -77,6 +77,11 @@ pub struct WebState {
     pub metrics_token: Option<String>,
 }
 
+/// The largest request head (line and header fields): cookies and all fit in a few KiB.
+const MAX_HEAD: usize = 64 * 1024;
+/// HTTP/2 requests in flight on one connection.
+const MAX_STREAMS: u32 = 16;
+
 /// The largest body of a form (every POST but the message upload): a mailbox action on a few
 /// thousand selected messages fits.
 pub const FORM_LIMIT: usize = 256 * 1024;
@@ -174,7 +179,15 @@ pub fn handler(router: Router, https: bool, header_timeout: Duration) -> Handler
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
+                .header_read_timeout(header_timeout)
+                // A request head of 64 KiB (hyper allows ~400 KiB), held before any sign-in.
+                .max_buf_size(MAX_HEAD);
+            // HTTP/2: a few streams at once, each with a bounded head, so one anonymous
+            // connection holds at most a few forms' worth.
+            builder
+                .http2()
+                .max_concurrent_streams(MAX_STREAMS)
+                .max_header_list_size(MAX_HEAD as u32);
             let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::pin!(served);
             let first_request = async {

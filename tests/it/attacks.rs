@@ -385,3 +385,21 @@ async fn anonymous_form_bodies_are_small() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
+
+/// A request head past 64 KiB is refused (hyper would hold ~400 KiB per connection).
+#[tokio::test]
+async fn request_heads_are_small() {
+    let t = start_with(|_| {}).await;
+    let mut s = TcpStream::connect(t.running.addr("http").unwrap())
+        .await
+        .unwrap();
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Filler: {}\r\n\r\n",
+        "x".repeat(100 * 1024)
+    );
+    let _ = s.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
