@@ -918,6 +918,11 @@ impl<'a, T: Transport> Session<'a, T> {
     }
 
     fn store_error(&self, e: StoreError) -> Reply {
+        if let StoreError::StorageFull(why) = &e {
+            // RFC 3463 4.3.1 "mail system full"; temporary, the client retries.
+            tracing::warn!("refusing mail for lack of storage: {why}");
+            return Reply::new(452, "4.3.1", "Insufficient system storage; try again later");
+        }
         tracing::error!("store error during SMTP session: {e}");
         reply::unavailable()
     }
