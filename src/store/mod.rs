@@ -527,8 +527,8 @@ impl Store {
     /// SQLite found: a server started on a damaged file fails later, message by message (a
     /// page overwritten in the middle showed only as `NO [SERVERBUG]` on FETCH), and every
     /// write onto it risks spreading the damage. `quick_check` reads every page and checks the
-    /// b-tree structure (it skips only the comparison of indexes with their tables): about a
-    /// second per GB from a warm cache.
+    /// b-tree structure (it skips only the comparison of indexes with their tables): on this
+    /// project's machine 0.3 s for a 1 GB database in the page cache, 7 s read cold from disk.
     pub async fn quick_check(path: &Path) -> Result<Option<Duration>> {
         use sqlx::ConnectOptions;
         refuse_empty(path)?;
@@ -556,7 +556,8 @@ impl Store {
             .map_err(|e| damaged(format!("quick_check: {e}")))?;
         let _ = sqlx::Connection::close(conn).await;
         if verdict.len() != 1 || verdict.first().map(String::as_str) != Some("ok") {
-            return Err(damaged(format!("quick_check: {}", verdict.join("; "))));
+            let found = verdict.join("; ").replace('\n', " ");
+            return Err(damaged(format!("quick_check: {found}")));
         }
         Ok(Some(started.elapsed()))
     }

@@ -7,6 +7,7 @@ mod auth;
 mod backup;
 mod browser;
 mod cli;
+mod damaged;
 mod disk_full;
 mod dkim_interop;
 mod dns_server;
