@@ -121,6 +121,7 @@ async fn start(data: PathBuf, reserve: u64) -> TestServer {
     start_with(move |c| {
         c.data_dir = data;
         c.inbound.verify = false;
+        c.auth.allow_plaintext = true;
         c.limits.min_free_space = reserve;
     })
     .await
@@ -204,6 +205,22 @@ async fn fill_and_recover(
         "/healthz gives its reason: {body}"
     );
     let healthz_full = body.trim().to_string();
+
+    // IMAP APPEND goes through the same delivery path: a temporary NO with the reason.
+    let mut imap = crate::imap::connect(&server).await;
+    imap.ok("LOGIN bob@localhost secret").await;
+    let raw = message(n, 64 << 10);
+    n += 1;
+    imap.send(format!("ap APPEND INBOX {{{}+}}\r\n", raw.len()).as_bytes())
+        .await;
+    imap.send(&raw).await;
+    imap.send(b"\r\n").await;
+    let (_, appended) = imap.until("ap").await;
+    assert_eq!(
+        appended, "TAG NO [UNAVAILABLE] the server is short of storage; try again later",
+        "APPEND on the full disk"
+    );
+    imap.ok("LOGOUT").await;
 
     if restart_while_full {
         // A stop and a start on the full disk: the shutdown's checkpoint and the start (WAL
