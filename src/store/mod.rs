@@ -168,6 +168,8 @@ pub struct Store {
 }
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The message `/healthz` checks there is room for.
+const HEALTH_MESSAGE_SIZE: u64 = 1 << 20;
 /// How long `/healthz` waits for the writer (it queues behind deliveries).
 const HEALTH_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -326,19 +328,20 @@ impl Store {
             let _one = self.checkpointing.lock().await;
             if let Err(space::Refusal::Checkpoint(_)) = self.space.check(size, false) {
                 let started = std::time::Instant::now();
-                match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+                let before = self.space.wal_len();
+                match sqlx::query_scalar::<_, i64>("PRAGMA wal_checkpoint(TRUNCATE)")
                     .fetch_one(&self.writer)
                     .await
                 {
-                    Ok((busy, pages, copied)) => tracing::info!(
-                        "disk short of space: WAL checkpoint copied {copied} of {pages} pages{} \
-                         in {:.0?}",
+                    Ok(busy) => tracing::info!(
+                        "disk short of space: WAL checkpoint in {:.0?}, WAL {before} -> {} bytes{}",
+                        started.elapsed(),
+                        self.space.wal_len(),
                         if busy != 0 {
                             " (readers kept it from finishing)"
                         } else {
                             ""
-                        },
-                        started.elapsed()
+                        }
                     ),
                     Err(e) => tracing::warn!("disk short of space: WAL checkpoint failed: {e}"),
                 }
@@ -516,7 +519,9 @@ impl Store {
                     "the writer could not begin a transaction within {HEALTH_WRITE_TIMEOUT:?}"
                 ))
             })??;
-        self.room(0, false).await?;
+        // Healthy means a message of ordinary size still fits: monitoring hears of a full disk
+        // a little before the first small message is refused, not after.
+        self.room(HEALTH_MESSAGE_SIZE, false).await?;
         self.space
             .failed_recently()
             .map_err(StoreError::StorageFull)

@@ -147,13 +147,18 @@ impl Space {
     /// A fresh sample (free space and WAL length), or `None` when the system cannot say.
     fn sample(&self) -> Option<Sample> {
         let free = self.available()?;
-        let wal = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
+        let wal = self.wal_len();
         Some(Sample {
             at: Instant::now(),
             free,
             wal,
             spent: 0,
         })
+    }
+
+    /// The WAL file's length now.
+    pub(super) fn wal_len(&self) -> u64 {
+        std::fs::metadata(&self.wal).map_or(0, |m| m.len())
     }
 
     /// Forgets the last sample (after a checkpoint changed the WAL).
