@@ -549,16 +549,28 @@ impl Store {
                 path.display()
             ))
         };
+        // SQLITE_CORRUPT and SQLITE_NOTADB mean damage; anything else (permissions, a lock
+        // held too long) is reported as it is.
+        let fail = |e: sqlx::Error, doing: &str| {
+            let code = e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .and_then(|c| c.parse::<i64>().ok());
+            match code.map(|c| c & 0xff) {
+                Some(11 | 26) => damaged(format!("{doing}: {e}")),
+                _ => StoreError::from(e),
+            }
+        };
         let mut conn = SqliteConnectOptions::new()
             .filename(path)
             .busy_timeout(BUSY_TIMEOUT)
             .connect()
             .await
-            .map_err(|e| damaged(e.to_string()))?;
+            .map_err(|e| fail(e, "opening it"))?;
         let verdict: Vec<String> = sqlx::query_scalar("PRAGMA quick_check(20)")
             .fetch_all(&mut conn)
             .await
-            .map_err(|e| damaged(format!("quick_check: {e}")))?;
+            .map_err(|e| fail(e, "quick_check"))?;
         let _ = sqlx::Connection::close(conn).await;
         if verdict.len() != 1 || verdict.first().map(String::as_str) != Some("ok") {
             let found = verdict.join("; ").replace('\n', " ");

@@ -132,4 +132,9 @@ async fn a_page_overwritten_in_the_middle_is_found_at_start() {
         error.contains("mailroom restore"),
         "says what to do: {error}"
     );
+
+    // A header overwritten too: SQLite no longer takes the file for a database at all.
+    std::fs::write(&db, vec![0xA5u8; (pages * page_size) as usize]).unwrap();
+    let error = start_error(&data).await;
+    assert!(error.contains("is damaged"), "{error}");
 }
