@@ -101,9 +101,28 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             config.data_dir.display()
         )
     })?;
-    let store = Store::open(&config.database_path())
+    let db = config.database_path();
+    // A damaged database is refused before anything writes to it (see Store::quick_check).
+    if let Some(took) = Store::quick_check(&db)
         .await
-        .with_context(|| format!("cannot open {}", config.database_path().display()))?;
+        .with_context(|| format!("cannot open {}", db.display()))?
+    {
+        tracing::info!("database check (PRAGMA quick_check) passed in {took:.2?}");
+    }
+    let store = Store::open(&db)
+        .await
+        .with_context(|| format!("cannot open {}", db.display()))?;
+    store.set_min_free_space(config.limits.min_free_space);
+    if let Some(free) = store.free_space()
+        && free < config.limits.min_free_space
+    {
+        tracing::warn!(
+            "only {free} bytes free on the disk of {}, below min_free_space ({}): new mail is \
+             refused until space is freed",
+            config.data_dir.display(),
+            config.limits.min_free_space
+        );
+    }
     let first_login = first_start(&store, &config).await?;
     // Domains from before DKIM (or added while keys could not be made) get their keys now.
     let keyed = store.ensure_dkim_keys().await?;

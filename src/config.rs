@@ -246,6 +246,10 @@ pub struct Limits {
     pub login_timeout_secs: u64,
     /// Seconds a session given to a protocol may stay open after shutdown begins.
     pub shutdown_grace_secs: u64,
+    /// Free space kept on the data directory's disk: new mail that would leave less is refused
+    /// with a temporary error (SMTP `452 4.3.1`). 0 turns the reserve off.
+    #[serde(deserialize_with = "de_size")]
+    pub min_free_space: u64,
 }
 
 impl Default for Limits {
@@ -260,6 +264,7 @@ impl Default for Limits {
             http_header_timeout_secs: 30,
             login_timeout_secs: 180,
             shutdown_grace_secs: 10,
+            min_free_space: 100 << 20,
         }
     }
 }

@@ -289,9 +289,11 @@ async fn open(path: Option<&Path>) -> anyhow::Result<Store> {
 
 async fn open_with(config: &Config) -> anyhow::Result<Store> {
     let path = config.database_path();
-    Store::open(&path)
+    let store = Store::open(&path)
         .await
-        .with_context(|| format!("cannot open {}", path.display()))
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    store.set_min_free_space(config.limits.min_free_space);
+    Ok(store)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

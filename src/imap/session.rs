@@ -808,6 +808,12 @@ pub(super) fn store_error(e: StoreError) -> Reply {
         StoreError::QuotaExceeded { .. } => {
             Reply::no("[OVERQUOTA] the mailbox is full (quota exceeded)")
         }
+        // IMAP has no code for a full disk (OVERQUOTA is the user's quota); UNAVAILABLE says
+        // the failure is temporary (RFC 5530).
+        StoreError::StorageFull(why) => {
+            tracing::warn!("imap: refused for lack of storage: {why}");
+            Reply::no("[UNAVAILABLE] the server is short of storage; try again later")
+        }
         e @ (StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Corrupt(_)) => {
             tracing::error!("imap: store failure: {e}");
             Reply::no("[SERVERBUG] internal error; please try again later")

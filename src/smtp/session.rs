@@ -511,6 +511,15 @@ impl<'a, T: Transport> Session<'a, T> {
                 ),
             ));
         }
+        // Short of storage: say so now (RFC 5321 §4.2.2, 452), not after the whole message.
+        if let Err(StoreError::StorageFull(why)) = self.smtp.store.room_for(declared_size).await {
+            tracing::warn!("smtp: refusing mail for now: {why}");
+            return self.error(Reply::new(
+                452,
+                "4.3.1",
+                "Insufficient system storage; try again later",
+            ));
+        }
         let address = from.address.trim().to_string();
         if !address.is_empty() && Address::parse(&address).is_err() {
             return self.error(Reply::new(553, "5.1.7", "Bad sender address syntax"));
@@ -926,6 +935,11 @@ impl<'a, T: Transport> Session<'a, T> {
     }
 
     fn store_error(&self, e: StoreError) -> Reply {
+        if let StoreError::StorageFull(why) = &e {
+            // RFC 3463 4.3.1 "mail system full"; temporary, the client retries.
+            tracing::warn!("refusing mail for lack of storage: {why}");
+            return Reply::new(452, "4.3.1", "Insufficient system storage; try again later");
+        }
         tracing::error!("store error during SMTP session: {e}");
         reply::unavailable()
     }

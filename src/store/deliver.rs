@@ -12,6 +12,13 @@
 //! 3. one commit, fsynced (`synchronous=FULL`), then every caller gets its answer and the new
 //!    messages are announced on the change bus.
 //!
+//! A batch whose commit fails is answered with the error by every caller in it, and nothing of
+//! it is stored. When the failure is a full disk the answer is [`StoreError::StorageFull`] (a
+//! temporary failure for the peer), the writer connection is replaced if SQLite's automatic
+//! rollback left it inside a transaction (see the store's `after_release` check), and the next
+//! batch simply tries again: that is how deliveries resume once space returns. Before a message
+//! joins the queue, the free-space reserve is checked (`space`).
+//!
 //! Why group commit: a durable commit costs one fsync (about 2 ms here), which capped delivery at
 //! ~500 messages/s whatever the concurrency (`cargo bench --bench deliver`, before). Sharing the
 //! fsync among everything that arrived meanwhile keeps each reply after its commit and lets
@@ -25,6 +32,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::messages::Flags;
+use super::space::Space;
 use super::{Change, ChangeBus, Result, StoreError, blobs, now};
 use crate::mime::{self, Analysis};
 
@@ -100,10 +108,15 @@ struct Job {
 pub(super) struct Deliverer(mpsc::Sender<Job>);
 
 impl Deliverer {
-    /// Starts the writer task on `writer`, announcing on `bus`.
-    pub(super) fn spawn(writer: sqlx::SqlitePool, bus: ChangeBus) -> Deliverer {
+    /// Starts the writer task on `writer`, announcing on `bus` and telling `space` when the
+    /// disk was full and when deliveries succeed again.
+    pub(super) fn spawn(
+        writer: sqlx::SqlitePool,
+        bus: ChangeBus,
+        space: std::sync::Arc<Space>,
+    ) -> Deliverer {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(writer_task(writer, bus, rx));
+        tokio::spawn(writer_task(writer, bus, space, rx));
         Deliverer(tx)
     }
 }
@@ -139,6 +152,8 @@ impl super::Store {
         if targets.is_empty() {
             return Ok(DeliveryReport::default());
         }
+        // The body is stored once whatever the number of targets.
+        self.admit(delivery.raw.len()).await?;
         let analysis = analyze(delivery.raw).await?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
@@ -163,7 +178,12 @@ impl super::Store {
     }
 }
 
-async fn writer_task(writer: sqlx::SqlitePool, bus: ChangeBus, mut rx: mpsc::Receiver<Job>) {
+async fn writer_task(
+    writer: sqlx::SqlitePool,
+    bus: ChangeBus,
+    space: std::sync::Arc<Space>,
+    mut rx: mpsc::Receiver<Job>,
+) {
     while let Some(first) = rx.recv().await {
         let mut bytes = first.raw.len();
         let mut copies = first.targets.len();
@@ -178,14 +198,15 @@ async fn writer_task(writer: sqlx::SqlitePool, bus: ChangeBus, mut rx: mpsc::Rec
                 Err(_) => break,
             }
         }
-        commit_batch(&writer, &bus, batch).await;
+        commit_batch(&writer, &bus, &space, batch).await;
     }
 }
 
 /// Stores a batch in one transaction and answers every job.
-async fn commit_batch(writer: &sqlx::SqlitePool, bus: &ChangeBus, batch: Vec<Job>) {
+async fn commit_batch(writer: &sqlx::SqlitePool, bus: &ChangeBus, space: &Space, batch: Vec<Job>) {
     match store_batch(writer, &batch).await {
         Ok(results) => {
+            space.committed();
             for (job, result) in batch.into_iter().zip(results) {
                 if let Ok(report) = &result {
                     for d in &report.delivered {
@@ -198,6 +219,18 @@ async fn commit_batch(writer: &sqlx::SqlitePool, bus: &ChangeBus, batch: Vec<Job
                     }
                 }
                 let _ = job.reply.send(result);
+            }
+        }
+        Err(StoreError::StorageFull(why)) => {
+            // Nothing of the batch was committed; every caller learns that the disk is full
+            // (SMTP answers 452 4.3.1) and the next batch tries again.
+            tracing::warn!(
+                "delivery of {} messages failed for lack of space: {why}",
+                batch.len()
+            );
+            space.failed_full();
+            for job in batch {
+                let _ = job.reply.send(Err(StoreError::StorageFull(why.clone())));
             }
         }
         Err(e) => {

@@ -50,6 +50,7 @@ impl Store {
                 "a queued message needs recipients".into(),
             ));
         }
+        self.admit(raw.len()).await?;
         let created_at = now();
         let smtputf8 = !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
         let mut tx = self.write().await?;

@@ -232,10 +232,20 @@ async fn index(State(state): State<WebState>) -> IndexPage {
     }
 }
 
-/// 200 when the database answers, 503 otherwise; for load balancers and monitoring.
+/// 200 when the database answers and can take mail, 503 otherwise (with the reason when it is
+/// storage: a full disk, or free space below the reserve); for load balancers and monitoring.
 async fn healthz(State(state): State<WebState>) -> Response {
     match state.store.health().await {
         Ok(()) => (StatusCode::OK, [("cache-control", "no-store")], "ok\n").into_response(),
+        Err(crate::store::StoreError::StorageFull(why)) => {
+            tracing::warn!("health check: {why}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("cache-control", "no-store")],
+                format!("unhealthy: insufficient storage: {why}\n"),
+            )
+                .into_response()
+        }
         Err(e) => {
             tracing::error!("health check failed: {e}");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()

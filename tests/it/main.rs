@@ -8,6 +8,8 @@ mod auth;
 mod backup;
 mod browser;
 mod cli;
+mod damaged;
+mod disk_full;
 mod dkim_interop;
 mod dns_server;
 mod harness;
