@@ -20,6 +20,7 @@ mod pop3;
 mod smtp;
 mod smtp_interop;
 mod store;
+mod submission_checks;
 mod upgrade;
 mod web;
 mod web_client;
