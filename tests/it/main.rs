@@ -24,4 +24,5 @@ mod submission_checks;
 mod upgrade;
 mod web;
 mod web_client;
+mod web_hardening;
 mod webmail;
