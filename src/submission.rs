@@ -3,17 +3,25 @@
 //!
 //! 1. the envelope sender must be the account's own address or an alias that delivers to it
 //!    (never a catch-all: owning `@example.org` mail does not make every address yours);
-//! 2. `Date:` and `Message-ID:` are added when missing (RFC 6409 §8); a `From:` header in one
-//!    of our domains must name an address the account owns too, since the message is then
-//!    DKIM-signed for that domain (otherwise any user could have a colleague's mail signed);
-//! 3. the message is DKIM-signed when its From: domain is ours (RSA and Ed25519);
-//! 4. local recipients (after aliases) get the message through the one delivery path, all or
+//! 2. the header must be one that every reader splits and reads the same way (see
+//!    [`authors`]): no control characters (NUL, bare CR, ...), at most one `From:` and one
+//!    `Sender:`, each a strict mailbox list, a `Sender:` when `From:` names several mailboxes
+//!    (RFC 5322 §3.6), and no field hidden after a line that ends the header early. Otherwise
+//!    the check below would read one author and a mail client another;
+//! 3. every mailbox of `From:` and `Sender:` in one of our domains must be an address the
+//!    account owns too, since the message is then DKIM-signed for that domain (otherwise any
+//!    user could have a colleague's mail signed). Mailboxes of other domains are left alone:
+//!    we never sign for them, and their owners' DMARC decides;
+//! 4. `Date:` and `Message-ID:` are added when missing (RFC 6409 §8);
+//! 5. the message is DKIM-signed when its (first) From: domain is ours (RSA and Ed25519);
+//! 6. local recipients (after aliases) get the message through the one delivery path, all or
 //!    none;
-//! 5. remote recipients (and remote targets of local aliases) go to the outbound queue, committed
+//! 7. remote recipients (and remote targets of local aliases) go to the outbound queue, committed
 //!    before `submit` returns.
 
 use crate::address::Address;
-use crate::queue::dkim::{Signer, author, domain_of};
+use crate::mime::Mailbox;
+use crate::queue::dkim::{Signer, domain_of};
 use crate::store::{Account, Delivered, Delivery, Store, StoreError, Target};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +30,9 @@ pub enum SubmitError {
     NotYourAddress(String),
     #[error("{0}")]
     BadRecipient(String),
+    /// The header is malformed in a way that would let readers disagree on who sent it.
+    #[error("Malformed header: {0}")]
+    Malformed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -120,17 +131,28 @@ impl Submission {
         if !self.may_send_as(account, from).await? {
             return Err(SubmitError::NotYourAddress(from.to_string()));
         }
-        let content = complete_headers(message, &self.hostname);
-        let from_header = author(message).and_then(|a| Some((domain_of(&a)?, a)));
-        let content = match from_header {
-            Some((domain, author)) if self.store.is_local_domain(&domain).await? => {
-                if !self.may_send_as(account, &author).await? {
-                    return Err(SubmitError::NotYourAddress(author));
-                }
-                self.signer.sign_as(&domain, &content).await?
+        let authors = authors(message).map_err(SubmitError::Malformed)?;
+        let mut sign_for = None;
+        for (i, mailbox) in authors.from.iter().chain(&authors.sender).enumerate() {
+            let Some(domain) = domain_of(&mailbox.address) else {
+                continue;
+            };
+            if !self.store.is_local_domain(&domain).await? {
+                continue;
             }
+            if !self.may_send_as(account, &mailbox.address).await? {
+                return Err(SubmitError::NotYourAddress(mailbox.address.clone()));
+            }
+            // DKIM (and DMARC after it) goes by the first author.
+            if i == 0 {
+                sign_for = Some(domain);
+            }
+        }
+        let content = complete_headers(message, &self.hostname);
+        let content = match sign_for {
+            Some(domain) => self.signer.sign_as(&domain, &content).await?,
             // Not ours to sign.
-            _ => content,
+            None => content,
         };
         let mut accounts: Vec<i64> = Vec::new();
         let mut remote: Vec<String> = Vec::new();
@@ -175,6 +197,130 @@ impl Submission {
             self.store.queue_add(from, &remote, &outbound).await?;
         }
         Ok(delivered)
+    }
+}
+
+/// Who a message says it is from: the mailboxes of its `From:` and `Sender:` fields.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Authors {
+    pub from: Vec<Mailbox>,
+    pub sender: Option<Mailbox>,
+}
+
+/// Reads the authors of a submitted message, refusing (with the reason, for the sender) a
+/// header that readers could split or read differently. The ownership check must see what
+/// IMAP's ENVELOPE, the webmail and the receiving server's DMARC will see, and those use
+/// different parsers (ours for ENVELOPE, mail-parser for the webmail, anything elsewhere): a
+/// second `From:` (mail-parser reads the last one, ENVELOPE the first), a mailbox after the
+/// first, a NUL or bare CR that one parser takes as a line end, or a field after a stray line
+/// all once let a user have a colleague's address signed. So: no control characters in the
+/// header section (tab, and CR LF as line ends, aside), no field after a line that ended the
+/// header, at most one `From:` and one `Sender:`, both strict mailbox lists of valid
+/// addresses without invisible characters, a `Sender:` of one mailbox when `From:` has
+/// several (RFC 5322 §3.6.2), and mail-parser must read the same addresses as we do.
+pub fn authors(message: &[u8]) -> Result<Authors, String> {
+    let header = crate::mime::raw_header(message);
+    let section = message.get(..header.body_start).unwrap_or(message);
+    for (i, &b) in section.iter().enumerate() {
+        let bare_cr = b == b'\r' && section.get(i + 1) != Some(&b'\n');
+        if bare_cr || (b.is_ascii_control() && !matches!(b, b'\t' | b'\r' | b'\n')) {
+            let line = section.get(..i).unwrap_or_default();
+            let line = line.iter().filter(|&&c| c == b'\n').count() + 1;
+            return Err(format!(
+                "control character 0x{b:02X} in line {line} of the header"
+            ));
+        }
+    }
+    if header.stray_field {
+        return Err(
+            "a line that is neither a header field nor its continuation, followed by more fields \
+             (end the header with an empty line)"
+                .into(),
+        );
+    }
+    let mut authors = Authors::default();
+    let (mut froms, mut senders) = (0, 0);
+    for field in &header.fields {
+        let from = field.name.eq_ignore_ascii_case(b"from");
+        let sender = field.name.eq_ignore_ascii_case(b"sender");
+        if !from && !sender {
+            continue;
+        }
+        let name = if from { "From" } else { "Sender" };
+        let count = if from { &mut froms } else { &mut senders };
+        *count += 1;
+        if *count > 1 {
+            return Err(format!(
+                "more than one {name}: field (RFC 5322 §3.6 allows one)"
+            ));
+        }
+        let list = crate::mime::mailboxes(field.value).map_err(|e| format!("{name}: {e}"))?;
+        for m in &list {
+            check_author_address(&m.address).map_err(|e| format!("{name}: {e}"))?;
+        }
+        if from {
+            if list.is_empty() {
+                return Err("From: names no mailbox".into());
+            }
+            authors.from = list;
+        } else {
+            let mut list = list.into_iter();
+            match (list.next(), list.next()) {
+                (Some(one), None) => authors.sender = Some(one),
+                _ => return Err("Sender: must name exactly one mailbox".into()),
+            }
+        }
+    }
+    if authors.from.len() > 1 && authors.sender.is_none() {
+        return Err(
+            "From: names several mailboxes, so a Sender: field must say which one sent it \
+             (RFC 5322 §3.6.2)"
+                .into(),
+        );
+    }
+    // A second opinion: the parser the webmail (and many others) read with must agree.
+    let theirs = mail_parser::MessageParser::new().parse_headers(message);
+    let list = |a: Option<&mail_parser::Address<'_>>| -> Vec<String> {
+        a.map(|a| {
+            a.iter()
+                .map(|m| m.address().unwrap_or_default().to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let ours = |list: &[Mailbox]| -> Vec<String> {
+        list.iter()
+            .map(|m| m.address.to_ascii_lowercase())
+            .collect()
+    };
+    let (their_from, their_sender) = match &theirs {
+        Some(m) => (list(m.from()), list(m.sender())),
+        None => (Vec::new(), Vec::new()),
+    };
+    if their_from != ours(&authors.from) || their_sender != ours(authors.sender.as_slice()) {
+        return Err("From: or Sender: can be read in more than one way".into());
+    }
+    Ok(authors)
+}
+
+/// An author's address must be one a person could type and see: a valid address (so no
+/// control characters and an ASCII domain), without white space or invisible or
+/// direction-changing characters in the local part that would make it look like someone
+/// else's (`Address::parse` trims white space, so it must be refused before).
+fn check_author_address(address: &str) -> Result<(), String> {
+    Address::parse(address)?;
+    let invisible = |c: char| {
+        c.is_control()
+            || c.is_whitespace()
+            || matches!(c,
+                '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+                | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}')
+    };
+    match address.chars().find(|&c| invisible(c)) {
+        Some(c) => Err(format!("{address:?} has the invisible character {c:?}")),
+        None => Ok(()),
     }
 }
 
@@ -246,5 +392,53 @@ mod tests {
         assert_eq!(complete_headers(full, "h"), full.to_vec());
         assert!(has_header(b"X: 1\nSubject : y\n\nz", "subject"));
         assert!(!has_header(b"X: 1\n\nSubject: y", "subject"));
+    }
+
+    #[test]
+    fn authors_are_read_once_and_strictly() {
+        let a = authors(b"From: A <a@x.org>, b@x.org\r\nSender: a@x.org\r\n\r\nbody").unwrap();
+        assert_eq!(a.from.len(), 2);
+        assert_eq!(a.sender.map(|s| s.address).as_deref(), Some("a@x.org"));
+        assert_eq!(
+            authors(b"Subject: none\r\n\r\n").unwrap(),
+            Authors::default()
+        );
+        // A NUL in the body is not the header's business.
+        assert!(authors(b"From: a@x.org\r\n\r\nbody \0 and \x01\r\n").is_ok());
+        for (bad, why) in [
+            (
+                &b"From: a@x.org\r\nFrom: b@x.org\r\n\r\n"[..],
+                "more than one From",
+            ),
+            (
+                b"Sender: a@x.org\r\nSENDER: b@x.org\r\n\r\n",
+                "more than one Sender",
+            ),
+            (b"From: a@x.org, b@x.org\r\n\r\n", "Sender: field must say"),
+            (
+                b"From: a@x.org\r\nSender: a@x.org, b@x.org\r\n\r\n",
+                "exactly one",
+            ),
+            (b"From:\r\n\r\n", "no mailbox"),
+            (b"From: a@x.org\r\nX: \0\r\n\r\n", "0x00 in line 2"),
+            (b"From: a@x.org\rFrom: b@x.org\r\n\r\n", "0x0D"),
+            (
+                b"From: a@x.org\r\nbogus\r\nFrom: b@x.org\r\n\r\n",
+                "neither a header",
+            ),
+            ("From: a\u{200B}@x.org\r\n\r\n".as_bytes(), "invisible"),
+            (
+                "From: a@x.org\u{200B}\r\n\r\n".as_bytes(),
+                "may not contain",
+            ),
+            (b"From: <a@x.org> b@y.org\r\n\r\n", "after the closing"),
+        ] {
+            let err = authors(bad).expect_err(&String::from_utf8_lossy(bad));
+            assert!(
+                err.contains(why),
+                "{:?}: {err}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

@@ -366,3 +366,127 @@ pub(crate) fn search_text(list: &[Address], out: &mut String) {
         }
     }
 }
+
+/// A mailbox of an author field (`From:`, `Sender:`), read strictly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    /// The display name, RFC 2047 words decoded; `None` when there is none.
+    pub name: Option<String>,
+    /// `local@domain` as written (quotes and comments removed).
+    pub address: String,
+}
+
+/// Parses an author field's value (`mailbox-list` of RFC 5322 §3.4, folding allowed, without
+/// the obsolete forms): each mailbox is `addr-spec` or `[phrase] "<" addr-spec ">"`, with
+/// comments anywhere. Refused, where [`parse_list`] would guess: groups, source routes, two
+/// angle addresses in one mailbox, anything after the `>`, a missing `@`. The submission path
+/// checks who a message claims to be from with this, so what it checks is what every reader
+/// would show, not one parser's best guess.
+pub(crate) fn parse_mailboxes(value: &[u8]) -> Result<Vec<Mailbox>, String> {
+    let mut out = Vec::new();
+    let mut item: Vec<Token> = Vec::new();
+    let mut in_angle = false;
+    for t in lex(value) {
+        match t.tok {
+            Tok::Special(b'<') => {
+                if in_angle {
+                    return Err("a '<' inside an address".into());
+                }
+                in_angle = true;
+                item.push(t);
+            }
+            Tok::Special(b'>') => {
+                in_angle = false;
+                item.push(t);
+            }
+            Tok::Special(b',') if !in_angle => {
+                if let Some(m) = strict_mailbox(&item)? {
+                    out.push(m);
+                }
+                item.clear();
+            }
+            Tok::Special(b':' | b';') => {
+                return Err("a group or a source route, which an author field may not have".into());
+            }
+            _ => item.push(t),
+        }
+    }
+    if let Some(m) = strict_mailbox(&item)? {
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// One mailbox of [`parse_mailboxes`]; `None` for an empty item (`a@x, , b@y`).
+fn strict_mailbox(item: &[Token]) -> Result<Option<Mailbox>, String> {
+    let words: Vec<&Token> = item
+        .iter()
+        .filter(|t| !matches!(t.tok, Tok::Comment(_)))
+        .collect();
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let (name, spec) = match words.iter().position(|t| t.tok == Tok::Special(b'<')) {
+        Some(lt) => {
+            let before = words.get(..lt).unwrap_or_default();
+            let after = words.get(lt + 1..).unwrap_or_default();
+            // The phrase: words, and the dots of "J. Smith" (obs-phrase, still common).
+            if before
+                .iter()
+                .any(|t| !matches!(t.tok, Tok::Word(_) | Tok::Special(b'.')))
+            {
+                return Err("a display name with special characters that are not quoted".into());
+            }
+            let Some((last, spec)) = after.split_last() else {
+                return Err("an address without its closing '>'".into());
+            };
+            if last.tok != Tok::Special(b'>') {
+                return Err("something after the closing '>' of an address, or no '>'".into());
+            }
+            let phrase_tokens: Vec<Token> = before.iter().map(|t| (*t).clone()).collect();
+            let name = phrase(&phrase_tokens);
+            let name = (!name.is_empty()).then(|| super::text::decode_words(&name));
+            (name, spec)
+        }
+        None => (None, words.as_slice()),
+    };
+    Ok(Some(Mailbox {
+        name,
+        address: addr_spec(spec)?,
+    }))
+}
+
+/// `local-part "@" domain` from its tokens: dot-separated words, then a domain of
+/// dot-separated words or one domain literal.
+fn addr_spec(tokens: &[&Token]) -> Result<String, String> {
+    let at = tokens
+        .iter()
+        .position(|t| t.tok == Tok::Special(b'@'))
+        .ok_or("an address without '@'")?;
+    let dotted = |part: &[&Token], literal_ok: bool| -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        if let [one] = part
+            && let Tok::Literal(l) = &one.tok
+            && literal_ok
+        {
+            return Ok(l.clone());
+        }
+        for (i, t) in part.iter().enumerate() {
+            match (&t.tok, i % 2) {
+                (Tok::Word(w), 0) if !w.is_empty() => out.extend_from_slice(w),
+                (Tok::Special(b'.'), 1) => out.push(b'.'),
+                _ => return Err("an address that is not local@domain".to_string()),
+            }
+        }
+        if part.len().is_multiple_of(2) {
+            return Err("an address that is not local@domain".to_string());
+        }
+        Ok(out)
+    };
+    let local = dotted(tokens.get(..at).unwrap_or_default(), false)?;
+    let domain = dotted(tokens.get(at + 1..).unwrap_or_default(), true)?;
+    let mut address = local;
+    address.push(b'@');
+    address.extend_from_slice(&domain);
+    Ok(bytes_to_string(&address))
+}

@@ -101,6 +101,29 @@ pub(crate) fn parse_header(raw: &[u8], start: usize, end: usize, unix_from: bool
     header
 }
 
+/// Whether a line that looks like a field (`name:`) comes after the header of `raw` (as
+/// [`parse_header`] split it, ending at `body_start`) but before the first empty line: the
+/// header then ended at a line that is neither a field nor a continuation, and a more lenient
+/// reader (mail-parser is one) takes what follows as more fields of the header.
+pub(crate) fn stray_field(raw: &[u8], body_start: usize) -> bool {
+    let Some(before) = raw.get(..body_start) else {
+        return false;
+    };
+    // Ended by an empty line (or by the end of the message): nothing can follow.
+    let last_line = before
+        .strip_suffix(b"\n")
+        .map(|b| b.strip_suffix(b"\r").unwrap_or(b));
+    if body_start >= raw.len() || last_line.is_some_and(|b| b.is_empty() || b.ends_with(b"\n")) {
+        return false;
+    }
+    raw.get(body_start..)
+        .unwrap_or_default()
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+        .any(|line| field_name(line).is_some())
+}
+
 fn field<'a>(raw: &'a [u8], name: &'a [u8], start: usize, end: usize) -> Field<'a> {
     Field {
         name,

@@ -42,6 +42,7 @@ mod text;
 
 use serde::{Deserialize, Serialize};
 
+pub use address::Mailbox;
 pub use packed::{AddressRef, Addresses, EnvelopeRef, PackedEnvelope, pack as pack_envelope};
 pub use structure::{MAX_DEPTH, MAX_PARTS};
 
@@ -226,6 +227,81 @@ pub fn header_fields(message: &[u8]) -> impl Iterator<Item = &[u8]> {
         .fields
         .into_iter()
         .map(|f| f.name)
+}
+
+/// A header field as written: its name and raw value (after the colon, folding kept).
+#[derive(Debug, Clone, Copy)]
+pub struct RawField<'a> {
+    pub name: &'a [u8],
+    pub value: &'a [u8],
+}
+
+/// The header section of a message, split by the same rules as at delivery.
+#[derive(Debug)]
+pub struct RawHeader<'a> {
+    pub fields: Vec<RawField<'a>>,
+    /// Where the body starts (after the empty line, if any).
+    pub body_start: usize,
+    /// A line that looks like a field follows the line that ended the header, before the
+    /// first empty line: readers would disagree on where the header ends.
+    pub stray_field: bool,
+}
+
+/// The header section of `message`: its fields in order and where it ends.
+pub fn raw_header(message: &[u8]) -> RawHeader<'_> {
+    let header = header::parse_header(message, 0, message.len(), true);
+    RawHeader {
+        stray_field: header::stray_field(message, header.body_start),
+        body_start: header.body_start,
+        fields: header
+            .fields
+            .into_iter()
+            .map(|f| RawField {
+                name: f.name,
+                value: f.value,
+            })
+            .collect(),
+    }
+}
+
+/// The mailboxes of an author field's raw value (`From:`, `Sender:`), read strictly: see
+/// [`Mailbox`]. An error says what is wrong, in words for the sender.
+pub fn mailboxes(value: &[u8]) -> Result<Vec<Mailbox>, String> {
+    address::parse_mailboxes(&header::unfold(value))
+}
+
+/// `id` (with or without its angle brackets) when it is a well-formed message identifier
+/// (RFC 5322 §3.6.4: `id-left "@" id-right`, each a dot-atom, the right side also a domain
+/// literal; UTF-8 allowed as RFC 6532 does), without the brackets; `None` otherwise. What a
+/// form sends back as `In-Reply-To:` or `References:` must pass this before it goes into a
+/// header: anything else could carry a line break and a field of its own.
+pub fn message_id(id: &str) -> Option<&str> {
+    let id = id
+        .strip_prefix('<')
+        .and_then(|i| i.strip_suffix('>'))
+        .unwrap_or(id);
+    let (left, right) = id.rsplit_once('@')?;
+    // RFC 5322 atext, plus anything beyond ASCII that is not a control or a space.
+    let atext = |c: char| {
+        c.is_ascii_alphanumeric()
+            || "!#$%&'*+-/=?^_`{|}~".contains(c)
+            || !(c.is_ascii() || c.is_control() || c.is_whitespace())
+    };
+    let dot_atom = |s: &str| {
+        !s.is_empty()
+            && s.split('.')
+                .all(|part| !part.is_empty() && part.chars().all(atext))
+    };
+    let literal = |s: &str| {
+        s.strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .is_some_and(|inner| {
+                inner
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && !"[]\\".contains(c))
+            })
+    };
+    (id.len() <= 250 && dot_atom(left) && (dot_atom(right) || literal(right))).then_some(id)
 }
 
 /// Parses a raw message once, for everything IMAP, search and the webmail need. Never

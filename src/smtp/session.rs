@@ -892,6 +892,7 @@ impl<'a, T: Transport> Session<'a, T> {
             Err(SubmitError::Store(e)) => self.store_error(e),
             Err(e @ SubmitError::NotYourAddress(_)) => Reply::new(550, "5.7.1", e.to_string()),
             Err(e @ SubmitError::BadRecipient(_)) => Reply::new(550, "5.1.1", e.to_string()),
+            Err(e @ SubmitError::Malformed(_)) => Reply::new(554, "5.6.0", e.to_string()),
             Err(e @ SubmitError::Dkim(_)) => {
                 tracing::error!("submission: {e}");
                 Reply::new(451, "4.3.0", "Cannot sign the message now; try again later")

@@ -60,7 +60,11 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-/// Only our own pages of the area are a place to go back to after signing in.
+/// Only our own pages of the area are a place to go back to after signing in: a local path
+/// (one leading `/`, no `//` or `\\` that a browser would take for another host) of visible
+/// ASCII only, since it becomes a `Location:` header (a line break there made the redirect
+/// fail with a 500; percent-encoding is how a URL carries anything else). Anything else is
+/// ignored, and the area's start page is used.
 fn safe_next(area: Area, next: Option<&str>) -> String {
     let base = area.base();
     let inside = |n: &str| {
@@ -69,6 +73,7 @@ fn safe_next(area: Area, next: Option<&str>) -> String {
     match next {
         Some(n)
             if inside(n)
+                && n.bytes().all(|b| b.is_ascii_graphic())
                 && !n.starts_with(&format!("{base}/login"))
                 && !n.contains("//")
                 && !n.contains('\\') =>

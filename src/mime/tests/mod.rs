@@ -739,3 +739,92 @@ fn lenient_transfer_decoding() {
     assert_eq!(text::base64_decode(b"aGVs\r\nbG8=\n!"), b"hello");
     assert_eq!(text::base64_decode(b"aGVsbG8gd29ybGQ"), b"hello world");
 }
+
+#[test]
+fn author_fields_are_read_strictly() {
+    let m = |s: &str| mailboxes(s.as_bytes());
+    let one = |name: Option<&str>, address: &str| Mailbox {
+        name: name.map(str::to_string),
+        address: address.to_string(),
+    };
+    assert_eq!(m(" a@x.org").unwrap(), vec![one(None, "a@x.org")]);
+    assert_eq!(
+        m("\"Smith, J.\" <j.s@x.org> (work),\r\n\t=?utf-8?q?Zo=C3=AB?= <z@y.org>,").unwrap(),
+        vec![
+            one(Some("Smith, J."), "j.s@x.org"),
+            one(Some("Zoë"), "z@y.org")
+        ]
+    );
+    assert_eq!(
+        m("J. Smith <j@x.org>").unwrap()[0].name.as_deref(),
+        Some("J. Smith")
+    );
+    assert_eq!(m("").unwrap(), vec![]);
+    for bad in [
+        "a@x.org b@y.org",
+        "A <a@x.org> B <b@y.org>",
+        "A <a@x.org> <b@y.org>",
+        "<a@x.org",
+        "a@x.org>",
+        "<<a@x.org>>",
+        "group: a@x.org;",
+        "<@route.example:a@x.org>",
+        "nobody",
+        "a@",
+        "@x.org",
+        "a..b@x.org",
+        "a@x..org",
+        "a.@x.org",
+        "Bob@Home <b@x.org>",
+    ] {
+        assert!(m(bad).is_err(), "{bad:?} read as {:?}", m(bad));
+    }
+}
+
+#[test]
+fn message_ids_are_checked() {
+    for (good, bare) in [
+        ("<a.b@c.example>", "a.b@c.example"),
+        ("a$b#c@host", "a$b#c@host"),
+        ("<x@[127.0.0.1]>", "x@[127.0.0.1]"),
+        ("ü@ö.example", "ü@ö.example"),
+    ] {
+        assert_eq!(message_id(good), Some(bare), "{good:?}");
+    }
+    for bad in [
+        "",
+        "<>",
+        "no-at-sign",
+        "a@b>\r\nBcc: c@d",
+        "a@b\nX: y",
+        "a b@c",
+        "<a@b> <c@d>",
+        "a@b>",
+        "<a@b",
+        "a@@b",
+        ".a@b",
+        "a@b.",
+        "a\"@b",
+        "a@[b]c",
+        "a\u{0}@b",
+        "a@b\u{85}",
+    ] {
+        assert_eq!(message_id(bad), None, "{bad:?}");
+    }
+    assert_eq!(message_id(&format!("{}@b", "a".repeat(300))), None);
+}
+
+#[test]
+fn fields_after_a_line_that_ends_the_header_are_noticed() {
+    let stray = |s: &str| raw_header(s.as_bytes()).stray_field;
+    assert!(stray("From: a@x\r\nnot a field\r\nFrom: b@y\r\n\r\nbody"));
+    assert!(stray("\tcontinued\r\nFrom: b@y\r\n"));
+    assert!(!stray("From: a@x\r\n\r\nTo: b@y\r\n"));
+    assert!(!stray("From: a@x\n\nTo: b@y\n"));
+    assert!(!stray("From: a@x\r\nhello there\r\n\r\nTo: b@y\r\n"));
+    assert!(!stray("From: a@x\r\n"));
+    assert!(!stray("\r\nTo: b@y\r\n"));
+    let h = raw_header(b"From: a@x\r\nSubject: s\r\n\r\nb");
+    assert_eq!(h.fields.len(), 2);
+    assert_eq!(h.body_start, 25);
+}

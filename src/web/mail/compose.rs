@@ -135,7 +135,10 @@ pub async fn form(
             page.to = to.join(", ");
             page.cc = cc.join(", ");
             page.subject = with_prefix("Re:", &subject);
-            if let Some(id) = m.message_id() {
+            // Only identifiers that will pass `message_ids` on the way back: a reply to a
+            // message whose ids are malformed is sent without threading headers rather than
+            // refused.
+            if let Some(id) = m.message_id().and_then(crate::mime::message_id) {
                 page.in_reply_to = id.to_string();
                 let mut refs: Vec<String> = m
                     .references()
@@ -143,6 +146,7 @@ pub async fn form(
                     .map(|l| l.iter().map(|r| r.to_string()).collect())
                     .or_else(|| m.references().as_text().map(|r| vec![r.to_string()]))
                     .unwrap_or_default();
+                refs.retain(|r| crate::mime::message_id(r).is_some());
                 refs.push(id.to_string());
                 page.references = refs.join(" ");
             }
@@ -246,6 +250,29 @@ async fn read_form(mut multipart: Multipart, limit: u64) -> Result<Sent, WebErro
     Ok(f)
 }
 
+/// Most identifiers kept in `References:` (RFC 5322 §3.6.4 lets a writer trim the middle of a
+/// long thread; clients keep about 20).
+const MAX_REFERENCES: usize = 50;
+
+/// The message identifiers of a form's `in_reply_to` or `references` field (white space
+/// separated, with or without angle brackets), each checked by [`crate::mime::message_id`]:
+/// these are written into the header, so one with a line break in it would add fields of its
+/// own. The one validator for every identifier a form sends.
+fn message_ids(field: &str, what: &str) -> Result<Vec<String>, String> {
+    let mut ids = Vec::new();
+    for item in field.split_whitespace() {
+        match crate::mime::message_id(item) {
+            Some(id) => ids.push(id.to_string()),
+            None => return Err(format!("{what}: {item:?} is not a message identifier.")),
+        }
+    }
+    // Keep the first (the thread's root) and the latest.
+    if ids.len() > MAX_REFERENCES {
+        ids.drain(1..ids.len() - (MAX_REFERENCES - 1));
+    }
+    Ok(ids)
+}
+
 /// The addresses of a To/Cc/Bcc field: comma or semicolon separated, each `a@b` or
 /// `Name <a@b>`.
 fn parse_addresses(field: &str) -> Result<Vec<String>, String> {
@@ -292,6 +319,21 @@ pub async fn send(
     let bcc = parse_addresses(&f.bcc).map_err(|e| page.bcc_error = Some(e));
     let (Ok(to), Ok(cc), Ok(bcc)) = (to, cc, bcc) else {
         return again(&state, &reader, page).await;
+    };
+    // Both come from hidden fields the form filled with checked identifiers: anything else
+    // was not written by this form.
+    let threading = message_ids(&f.in_reply_to, "In-Reply-To").and_then(|in_reply_to| {
+        match in_reply_to.as_slice() {
+            [] | [_] => Ok((in_reply_to, message_ids(&f.references, "References")?)),
+            _ => Err("In-Reply-To: one message identifier only.".to_string()),
+        }
+    });
+    let (in_reply_to, references) = match threading {
+        Ok(t) => t,
+        Err(e) => {
+            page.error = Some(e);
+            return again(&state, &reader, page).await;
+        }
     };
     let all: Vec<String> = to.iter().chain(&cc).chain(&bcc).cloned().collect();
     if !draft && all.is_empty() {
@@ -363,15 +405,10 @@ pub async fn send(
         // Kept in the draft so it is not lost; never written into a sent message.
         builder = builder.bcc(bcc.clone());
     }
-    if !f.in_reply_to.trim().is_empty() {
-        builder = builder.in_reply_to(f.in_reply_to.trim().to_string());
-        let refs: Vec<String> = f
-            .references
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        if !refs.is_empty() {
-            builder = builder.references(refs);
+    if let Some(id) = in_reply_to.into_iter().next() {
+        builder = builder.in_reply_to(id);
+        if !references.is_empty() {
+            builder = builder.references(references);
         }
     }
     let message = builder
@@ -465,7 +502,7 @@ pub async fn send(
             ));
             return again(&state, &reader, page).await;
         }
-        Err(e @ SubmitError::NotYourAddress(_)) => {
+        Err(e @ (SubmitError::NotYourAddress(_) | SubmitError::Malformed(_))) => {
             page.error = Some(e.to_string());
             return again(&state, &reader, page).await;
         }
