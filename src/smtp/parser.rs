@@ -145,12 +145,16 @@ impl MessageBuffer {
             let ample = (self.data.capacity().saturating_mul(3) / 2)
                 .clamp(8192, self.max.max(8192))
                 .max(need);
-            // Near the budget's end, just what is needed (in pages, to bound reallocations).
-            let room = if self.claim.grow_to(ample) {
-                ample
-            } else if self.claim.grow_to(need.next_multiple_of(4096)) {
-                need.next_multiple_of(4096)
-            } else {
+            // Near the budget's end, what is needed rounded up to a whole MiB, then to a page:
+            // each step copies the message, so steps must not be small while the budget lasts.
+            let room = [
+                ample,
+                need.next_multiple_of(1 << 20),
+                need.next_multiple_of(4096),
+            ]
+            .into_iter()
+            .find(|&room| room >= need && self.claim.grow_to(room));
+            let Some(room) = room else {
                 return self.drop_all(Dropped::NoMemory);
             };
             self.data.reserve_exact(room - self.data.len());
