@@ -145,7 +145,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let dns = crate::dns::Dns::new(&config.dns).context("cannot set up the DNS resolver")?;
     let srs = Srs::new(&srs_secret(&store).await?);
-    let budget = crate::budget::Budget::new(config.limits.max_message_memory);
+    let budget = crate::budget::Budget::new(
+        config.limits.max_message_memory,
+        config.limits.max_message_size,
+    );
     let services = Services {
         config: Arc::new(config.clone()),
         store: store.clone(),

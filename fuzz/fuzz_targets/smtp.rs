@@ -30,11 +30,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let split = data.first().map_or(0, |b| *b as usize % (data.len() + 1));
     // A budget smaller than the size limit, so both ways of dropping a message are reached.
-    let budget = Budget::new(1 << 15);
-    let mut whole = DataDecoder::new(MessageBuffer::new(1 << 17, budget.claim()));
+    let client = std::net::IpAddr::from([192, 0, 2, 1]);
+    let budget = Budget::new(1 << 15, 1 << 15);
+    let mut whole = DataDecoder::new(MessageBuffer::new(1 << 17, budget.claim(client)));
     let (used_whole, done_whole) = whole.feed(data);
-    let other = Budget::new(1 << 15);
-    let mut parts = DataDecoder::new(MessageBuffer::new(1 << 17, other.claim()));
+    let other = Budget::new(1 << 15, 1 << 15);
+    let mut parts = DataDecoder::new(MessageBuffer::new(1 << 17, other.claim(client)));
     let (a, done_a) = parts.feed(&data[..split]);
     let (used_parts, done_parts) = if done_a {
         (a, true)

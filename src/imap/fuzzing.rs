@@ -105,7 +105,10 @@ async fn make_world(dir: std::path::PathBuf) -> World {
         &config,
         &store,
         &auth,
-        &crate::budget::Budget::new(config.limits.max_message_memory),
+        &crate::budget::Budget::new(
+            config.limits.max_message_memory,
+            config.limits.max_message_size,
+        ),
     ));
     let _ = store.add_domain("localhost").await;
     let account = store

@@ -162,7 +162,7 @@ impl<T: Transport> Session<T> {
     pub fn new(imap: Arc<Imap>, io: T, ip: IpAddr, shutdown: watch::Receiver<bool>) -> Session<T> {
         let frag = Fragmentizer::new(fragment_limit(&imap));
         Session {
-            claim: imap.budget.claim(),
+            claim: imap.budget.claim(ip),
             imap,
             io,
             ip,

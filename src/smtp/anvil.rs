@@ -15,6 +15,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::auth::throttle::Origin;
+
 /// Client networks tracked at once (about 50 bytes each).
 const MAX_CLIENTS: usize = 100_000;
 
@@ -25,7 +27,7 @@ pub struct Anvil {
 }
 
 struct Clients {
-    counts: HashMap<IpAddr, Count>,
+    counts: HashMap<Origin, Count>,
     swept: Instant,
 }
 
@@ -67,7 +69,7 @@ impl Anvil {
         };
         clients
             .counts
-            .get(&network(ip))
+            .get(&Origin::from(ip))
             .is_some_and(|c| now.duration_since(c.since) < self.window && c.refused >= self.limit)
     }
 
@@ -85,7 +87,7 @@ impl Anvil {
                 .retain(|_, c| now.duration_since(c.since) < window);
             clients.swept = now;
         }
-        let key = network(ip);
+        let key = Origin::from(ip);
         if clients.counts.len() >= MAX_CLIENTS
             && !clients.counts.contains_key(&key)
             && let Some(any) = clients.counts.keys().next().copied()
@@ -103,20 +105,6 @@ impl Anvil {
             };
         }
         count.refused = count.refused.saturating_add(1);
-    }
-}
-
-/// The unit an attacker pays for: one IPv4 address, or an IPv6 /64 (what one host gets).
-fn network(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
-            }
-        },
     }
 }
 

@@ -281,8 +281,13 @@ impl DataDecoder {
 mod tests {
     use super::*;
 
+    const LOCAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     fn buffer(max: usize) -> MessageBuffer {
-        MessageBuffer::new(max, crate::budget::Budget::new(u64::MAX).claim())
+        MessageBuffer::new(
+            max,
+            crate::budget::Budget::new(u64::MAX, u64::MAX).claim(LOCAL),
+        )
     }
 
     fn decode_chunked(input: &[u8], chunk: usize) -> (Vec<u8>, usize) {
@@ -347,14 +352,14 @@ mod tests {
 
     #[test]
     fn a_spent_budget_drops_the_message_and_gives_back_its_claim() {
-        let budget = crate::budget::Budget::new(100 << 10);
-        let mut big = MessageBuffer::new(1 << 20, budget.claim());
+        let budget = crate::budget::Budget::new(100 << 10, 100 << 10);
+        let mut big = MessageBuffer::new(1 << 20, budget.claim(LOCAL));
         let line = [b'x'; 1000];
         for _ in 0..150 {
             big.push(&line);
         }
         assert!(budget.used() > 0 && budget.used() <= 100 << 10);
-        let mut other = MessageBuffer::new(1 << 20, budget.claim());
+        let mut other = MessageBuffer::new(1 << 20, budget.claim([192, 0, 2, 1].into()));
         for _ in 0..150 {
             other.push(&line);
         }

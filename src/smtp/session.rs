@@ -698,7 +698,10 @@ impl<'a, T: Transport> Session<'a, T> {
 
     /// An empty buffer for one message, under the size limit and the shared memory budget.
     fn message_buffer(&self) -> MessageBuffer {
-        MessageBuffer::new(self.smtp.max_message_size, self.smtp.budget.claim())
+        MessageBuffer::new(
+            self.smtp.max_message_size,
+            self.smtp.budget.claim(self.peer.ip()),
+        )
     }
 
     async fn bdat(&mut self, size: usize, last: bool) -> std::io::Result<()> {
