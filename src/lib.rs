@@ -22,7 +22,6 @@
 //! - [`submission`]: the one submission path (SMTP submission and the webmail's Send).
 //! - [`mime`]: what IMAP and the webmail need from a message, computed once at delivery.
 //! - [`auth`]: password hashing, SASL decoding and the failed-login throttle.
-//! - [`queue`]: outbound mail: DKIM signing ([`queue::dkim`]).
 //! - [`records`]: the DNS records a domain publishes (MX, SPF, DKIM, DMARC, autoconfig).
 //! - [`web`]: the HTTP router (health, static files; admin and webmail build on it).
 
