@@ -75,6 +75,8 @@ pub struct WebState {
     pub submission: Submission,
     /// `[web] metrics_token`: lets other machines than this one read `/metrics`.
     pub metrics_token: Option<String>,
+    /// The last `/healthz` answer and when its probe ended (see [`healthz`]).
+    pub health: Arc<tokio::sync::Mutex<Option<(std::time::Instant, StatusCode, String)>>>,
 }
 
 /// The largest request head (line and header fields): cookies and all fit in a few KiB.
@@ -234,21 +236,36 @@ async fn index(State(state): State<WebState>) -> IndexPage {
 
 /// 200 when the database answers and can take mail, 503 otherwise (with the reason when it is
 /// storage: a full disk, or free space below the reserve); for load balancers and monitoring.
+///
+/// The probe begins a write transaction, and anyone may ask: one probe runs at a time, and
+/// the callers that waited for it take its answer when it ended after they asked. A flood of
+/// requests costs the writer one probe after another, never a queue of them.
 async fn healthz(State(state): State<WebState>) -> Response {
-    match state.store.health().await {
-        Ok(()) => (StatusCode::OK, [("cache-control", "no-store")], "ok\n").into_response(),
-        Err(crate::store::StoreError::StorageFull(why)) => {
-            tracing::warn!("health check: {why}");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [("cache-control", "no-store")],
-                format!("unhealthy: insufficient storage: {why}\n"),
-            )
-                .into_response()
+    let asked = std::time::Instant::now();
+    let mut last = state.health.lock().await;
+    let (status, body) = match last.as_ref() {
+        Some((ended, status, body)) if *ended >= asked => (*status, body.clone()),
+        _ => {
+            let (status, body) = match state.store.health().await {
+                Ok(()) => (StatusCode::OK, "ok\n".to_string()),
+                Err(crate::store::StoreError::StorageFull(why)) => {
+                    tracing::warn!("health check: {why}");
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("unhealthy: insufficient storage: {why}\n"),
+                    )
+                }
+                Err(e) => {
+                    tracing::error!("health check failed: {e}");
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "database unavailable\n".to_string(),
+                    )
+                }
+            };
+            *last = Some((std::time::Instant::now(), status, body.clone()));
+            (status, body)
         }
-        Err(e) => {
-            tracing::error!("health check failed: {e}");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
-        }
-    }
+    };
+    (status, [("cache-control", "no-store")], body).into_response()
 }
