@@ -430,10 +430,12 @@ fn strict_mailbox(item: &[Token]) -> Result<Option<Mailbox>, String> {
         Some(lt) => {
             let before = words.get(..lt).unwrap_or_default();
             let after = words.get(lt + 1..).unwrap_or_default();
-            // The phrase: words, and the dots of "J. Smith" (obs-phrase, still common).
+            // The phrase: words, the dots of "J. Smith" (obs-phrase, still common), and the
+            // '@' of "j@x.org <j@x.org>" (scripts and some phones write the address as its own
+            // unquoted name; the address is the one in angle brackets either way).
             if before
                 .iter()
-                .any(|t| !matches!(t.tok, Tok::Word(_) | Tok::Special(b'.')))
+                .any(|t| !matches!(t.tok, Tok::Word(_) | Tok::Special(b'.' | b'@')))
             {
                 return Err("a display name with special characters that are not quoted".into());
             }

@@ -759,6 +759,10 @@ fn author_fields_are_read_strictly() {
         m("J. Smith <j@x.org>").unwrap()[0].name.as_deref(),
         Some("J. Smith")
     );
+    assert_eq!(
+        m("j@x.org <j@x.org>").unwrap(),
+        vec![one(Some("j@x.org"), "j@x.org")]
+    );
     assert_eq!(m("").unwrap(), vec![]);
     for bad in [
         "a@x.org b@y.org",
@@ -775,7 +779,7 @@ fn author_fields_are_read_strictly() {
         "a..b@x.org",
         "a@x..org",
         "a.@x.org",
-        "Bob@Home <b@x.org>",
+        "Bob, Home <b@x.org>",
     ] {
         assert!(m(bad).is_err(), "{bad:?} read as {:?}", m(bad));
     }
