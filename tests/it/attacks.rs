@@ -6,7 +6,6 @@
 //! server's alone.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -51,13 +50,7 @@ impl Process {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let rx = crate::harness::stderr_lines(&mut child);
         let mut addrs = HashMap::new();
         while addrs.len() < 2 {
             let line = rx
@@ -187,11 +180,15 @@ async fn imap_commands_before_login_are_bounded_as_a_whole() {
             String::from_utf8_lossy(&answer).to_string()
         }));
     }
+    // Sampled while the attack runs, not after the connections have closed.
     let mut peak = before;
+    while !tasks.iter().all(|t| t.is_finished()) {
+        peak = peak.max(server.rss_mib());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut answers = Vec::new();
     for t in tasks {
         answers.push(t.await.unwrap());
-        peak = peak.max(server.rss_mib());
     }
     println!("IMAP 10 connections x 10 MiB pre-login command: RSS {before:.0} -> {peak:.0} MiB");
     for a in &answers {

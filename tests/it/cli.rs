@@ -1,7 +1,7 @@
 //! The `mailroom` command: admin commands, their errors and exit codes, config checks, init,
 //! and `serve` as a process (bound addresses logged, admin login printed once, SIGTERM).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -356,13 +356,7 @@ fn serve_prints_the_admin_login_once_and_stops_on_sigterm() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let rx = crate::harness::stderr_lines(&mut child);
         let mut bound: Vec<String> = Vec::new();
         let logged = |bound: &[String], kind: &str| bound.iter().any(|b| b.starts_with(kind));
         while !(logged(&bound, "http on") && logged(&bound, "https on")) {

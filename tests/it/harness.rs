@@ -162,3 +162,20 @@ pub fn free_port() -> u16 {
     }
     panic!("no free port below the ephemeral range");
 }
+
+/// The lines a spawned `mailroom serve` logs on stderr, read on a thread of their own (so the
+/// pipe never fills): a test waits on them for the `listening:` lines.
+pub fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
