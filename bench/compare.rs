@@ -28,7 +28,8 @@
 //! and Dovecot are missing and cannot be installed (the bench installs them with apt-get when
 //! run as root), the table has Mailroom's column alone and says why. `COMPARE_ONLY=mailroom`
 //! (or `pair`) runs one side only; `COMPARE_DIR` picks the directory for the data (default
-//! /var/tmp: a real disk, so fsync costs what it costs).
+//! /var/tmp: a real disk, so fsync costs what it costs); `COMPARE_BIN` runs another `mailroom`
+//! binary in place of the one cargo built (a previous commit's, to compare a change).
 
 use std::process::ExitCode;
 use std::time::Duration;

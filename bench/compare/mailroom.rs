@@ -45,7 +45,11 @@ fn cli(bin: &str, config: &Path, args: &[&str], stdin: &str) -> Result<()> {
 
 impl Mailroom {
     pub async fn start(dir: &Path, password: &str, connections: usize) -> Result<Mailroom> {
-        let bin = env!("CARGO_BIN_EXE_mailroom");
+        // COMPARE_BIN runs another build (e.g. the previous commit's) under the same loads, so
+        // a change can be compared with what it replaces in one sitting.
+        let bin =
+            std::env::var("COMPARE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_mailroom").into());
+        let bin = bin.as_str();
         std::fs::create_dir_all(dir)?;
         let (smtp, imap, pop3) = (procs::free_port(), procs::free_port(), procs::free_port());
         let config = dir.join("mailroom.toml");
