@@ -3,15 +3,13 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::super::session::CsrfForm;
 use super::super::{WebError, WebState};
-use super::{Admin, Chrome, Confirm, Paged, done, url_encode};
+use super::{Admin, Chrome, Confirm, ListQuery, NoFields, Paged, Posted, done, url_encode};
 use crate::address::Address;
 use crate::auth::password;
 use crate::config::{format_size, parse_size};
@@ -61,13 +59,6 @@ pub(super) struct AccountsPage {
     chrome: Chrome,
     accounts: Paged<Row>,
     q: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct ListQuery {
-    q: Option<String>,
-    page: Option<usize>,
-    done: Option<String>,
 }
 
 impl AccountsPage {
@@ -163,7 +154,6 @@ impl CreatedPage {
 
 #[derive(Deserialize)]
 pub(super) struct AddForm {
-    csrf: String,
     address: String,
     #[serde(default)]
     password: String,
@@ -181,12 +171,9 @@ fn quota_field(s: &str) -> Result<u64, String> {
 }
 
 pub(super) async fn add(
-    admin: Admin,
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Form(f): Form<AddForm>,
+    Posted(admin, f): Posted<AddForm>,
 ) -> Result<Response, WebError> {
-    admin.0.check(&headers, &f.csrf)?;
     let mut page = NewPage {
         address: f.address.trim().to_string(),
         quota: f.quota.trim().to_string(),
@@ -286,11 +273,6 @@ impl AccountPage {
     }
 }
 
-#[derive(Deserialize)]
-pub(super) struct DoneQuery {
-    done: Option<String>,
-}
-
 async fn account(state: &WebState, address: &str) -> Result<Account, WebError> {
     state
         .store
@@ -303,7 +285,7 @@ pub(super) async fn show(
     admin: Admin,
     State(state): State<WebState>,
     Path(address): Path<String>,
-    Query(q): Query<DoneQuery>,
+    Query(q): Query<ListQuery>,
 ) -> Result<AccountPage, WebError> {
     let a = account(&state, &address).await?;
     Ok(AccountPage::new(&state, &admin, &a, q.done.as_deref()))
@@ -315,19 +297,15 @@ fn back_to(a: &Account, code: &str) -> Response {
 
 #[derive(Deserialize)]
 pub(super) struct QuotaForm {
-    csrf: String,
     #[serde(default)]
     quota: String,
 }
 
 pub(super) async fn set_quota(
-    admin: Admin,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(address): Path<String>,
-    Form(f): Form<QuotaForm>,
+    Posted(admin, f): Posted<QuotaForm>,
 ) -> Result<Response, WebError> {
-    admin.0.check(&headers, &f.csrf)?;
     let a = account(&state, &address).await?;
     match quota_field(&f.quota) {
         Ok(q) => {
@@ -345,20 +323,16 @@ pub(super) async fn set_quota(
 
 #[derive(Deserialize)]
 pub(super) struct PasswordForm {
-    csrf: String,
     #[serde(default)]
     password: String,
 }
 
 /// Sets the typed password, or a generated one shown once; ends the account's web sessions.
 pub(super) async fn reset_password(
-    admin: Admin,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(address): Path<String>,
-    Form(f): Form<PasswordForm>,
+    Posted(admin, f): Posted<PasswordForm>,
 ) -> Result<Response, WebError> {
-    admin.0.check(&headers, &f.csrf)?;
     let a = account(&state, &address).await?;
     let generated = f.password.is_empty();
     if !generated && let Err(e) = password::check_new(&f.password) {
@@ -388,19 +362,15 @@ pub(super) async fn reset_password(
 
 #[derive(Deserialize)]
 pub(super) struct StateForm {
-    csrf: String,
     /// "disable", "enable", "make-admin", "revoke-admin".
     action: String,
 }
 
 pub(super) async fn set_state(
-    admin: Admin,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(address): Path<String>,
-    Form(f): Form<StateForm>,
+    Posted(admin, f): Posted<StateForm>,
 ) -> Result<Response, WebError> {
-    admin.0.check(&headers, &f.csrf)?;
     let a = account(&state, &address).await?;
     let is_self = a.id == admin.0.account.id;
     match f.action.as_str() {
@@ -450,13 +420,10 @@ pub(super) async fn confirm_remove(
 }
 
 pub(super) async fn remove(
-    admin: Admin,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(address): Path<String>,
-    Form(f): Form<CsrfForm>,
+    Posted(admin, _): Posted<NoFields>,
 ) -> Result<Response, WebError> {
-    admin.0.check(&headers, &f.csrf)?;
     let a = account(&state, &address).await?;
     if a.id == admin.0.account.id {
         return Ok((

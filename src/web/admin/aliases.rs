@@ -2,14 +2,13 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::super::{WebError, WebState};
-use super::{Admin, Chrome, Paged, done};
+use super::{Admin, Chrome, ListQuery, Paged, Posted, done};
 use crate::store::{Alias, StoreError};
 
 #[derive(Template, WebTemplate)]
@@ -21,12 +20,6 @@ pub(super) struct AliasesPage {
     targets: String,
     source_error: Option<String>,
     targets_error: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct ListQuery {
-    page: Option<usize>,
-    done: Option<String>,
 }
 
 pub(super) async fn list(
@@ -46,19 +39,15 @@ pub(super) async fn list(
 
 #[derive(Deserialize)]
 pub(super) struct AddForm {
-    csrf: String,
     source: String,
     #[serde(default)]
     targets: String,
 }
 
 pub(super) async fn add(
-    admin: Admin,
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Form(f): Form<AddForm>,
+    Posted(admin, f): Posted<AddForm>,
 ) -> Result<Response, WebError> {
-    admin.0.check(&headers, &f.csrf)?;
     // Targets may be separated by commas, spaces or new lines.
     let targets: Vec<String> = f
         .targets
@@ -101,19 +90,15 @@ pub(super) async fn add(
 
 #[derive(Deserialize)]
 pub(super) struct RemoveForm {
-    csrf: String,
     source: String,
     /// Without it, the whole alias goes.
     target: Option<String>,
 }
 
 pub(super) async fn remove(
-    admin: Admin,
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Form(f): Form<RemoveForm>,
+    Posted(_admin, f): Posted<RemoveForm>,
 ) -> Result<Response, WebError> {
-    admin.0.check(&headers, &f.csrf)?;
     let target = f.target.as_deref().filter(|t| !t.is_empty());
     state.store.remove_alias(&f.source, target).await?;
     Ok(done("/admin/aliases", "alias-removed"))

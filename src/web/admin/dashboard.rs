@@ -4,10 +4,9 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Query, State};
-use serde::Deserialize;
 
 use super::super::{WebError, WebState};
-use super::{Admin, Chrome, relative, timestamp};
+use super::{Admin, Chrome, ListQuery, relative, timestamp};
 use crate::config::format_size;
 use crate::store::now;
 
@@ -37,15 +36,10 @@ pub(super) struct Dashboard {
     backup_old: bool,
 }
 
-#[derive(Deserialize)]
-pub(super) struct DoneQuery {
-    done: Option<String>,
-}
-
 pub(super) async fn page(
     admin: Admin,
     State(state): State<WebState>,
-    Query(q): Query<DoneQuery>,
+    Query(q): Query<ListQuery>,
 ) -> Result<Dashboard, WebError> {
     let store = &state.store;
     let totals = store.storage_totals().await?;

@@ -4,15 +4,13 @@ use std::time::Duration;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::super::session::CsrfForm;
 use super::super::{WebError, WebState};
-use super::{Admin, Chrome, Confirm, Paged, done, url_encode};
+use super::{Admin, Chrome, Confirm, ListQuery, NoFields, Paged, Posted, done, url_encode};
 use crate::records::{self, DnsRecord, Published};
 use crate::store::{Domain, StoreError};
 
@@ -23,12 +21,6 @@ pub(super) struct DomainsPage {
     domains: Paged<Domain>,
     name: String,
     error: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct ListQuery {
-    page: Option<usize>,
-    done: Option<String>,
 }
 
 pub(super) async fn list(
@@ -46,17 +38,13 @@ pub(super) async fn list(
 
 #[derive(Deserialize)]
 pub(super) struct AddForm {
-    csrf: String,
     name: String,
 }
 
 pub(super) async fn add(
-    admin: Admin,
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Form(f): Form<AddForm>,
+    Posted(admin, f): Posted<AddForm>,
 ) -> Result<Response, WebError> {
-    admin.0.check(&headers, &f.csrf)?;
     match state.store.add_domain(&f.name).await {
         Ok(d) => {
             Ok(Redirect::to(&format!("/admin/domains/{}", url_encode(&d.name))).into_response())
@@ -186,13 +174,10 @@ pub(super) async fn confirm_remove(
 }
 
 pub(super) async fn remove(
-    admin: Admin,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
-    Form(f): Form<CsrfForm>,
+    Posted(admin, _): Posted<NoFields>,
 ) -> Result<Response, WebError> {
-    admin.0.check(&headers, &f.csrf)?;
     let domain = state.store.domain(&name).await?.ok_or(WebError::NotFound)?;
     match state.store.remove_domain(&domain.name).await {
         Ok(()) => Ok(done("/admin/domains", "domain-removed")),

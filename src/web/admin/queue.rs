@@ -3,15 +3,13 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
-use serde::Deserialize;
 
-use super::super::session::CsrfForm;
 use super::super::{WebError, WebState};
-use super::{Admin, Chrome, Confirm, Paged, done, relative, timestamp};
+use super::{
+    Admin, Chrome, Confirm, ListQuery, NoFields, Paged, Posted, done, relative, timestamp,
+};
 use crate::config::format_size;
 use crate::store::QueuedMessage;
 
@@ -63,12 +61,6 @@ pub(super) struct QueuePage {
     messages: Paged<Row>,
 }
 
-#[derive(Deserialize)]
-pub(super) struct ListQuery {
-    page: Option<usize>,
-    done: Option<String>,
-}
-
 pub(super) async fn list(
     admin: Admin,
     State(state): State<WebState>,
@@ -88,13 +80,10 @@ pub(super) async fn list(
 }
 
 pub(super) async fn retry(
-    admin: Admin,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(f): Form<CsrfForm>,
+    Posted(_admin, _): Posted<NoFields>,
 ) -> Result<Response, WebError> {
-    admin.0.check(&headers, &f.csrf)?;
     if !state.store.queue_retry(id).await? {
         return Err(WebError::NotFound);
     }
@@ -134,13 +123,10 @@ pub(super) async fn confirm_drop(
 }
 
 pub(super) async fn drop(
-    admin: Admin,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(f): Form<CsrfForm>,
+    Posted(_admin, _): Posted<NoFields>,
 ) -> Result<Response, WebError> {
-    admin.0.check(&headers, &f.csrf)?;
     if !state.store.queue_drop(id).await? {
         return Err(WebError::NotFound);
     }
