@@ -145,6 +145,11 @@ impl ChangeBus {
         self.0.subscribe()
     }
 
+    /// How many listeners are subscribed now (IMAP sessions in a mailbox, open webmail pages).
+    pub fn listeners(&self) -> usize {
+        self.0.receiver_count()
+    }
+
     fn announce(&self, change: Change) {
         // No receiver is not an error: nobody is watching.
         let _ = self.0.send(change);

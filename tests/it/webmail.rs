@@ -765,6 +765,17 @@ async fn live_events_announce_new_mail() {
         .unwrap();
     let text = String::from_utf8(chunk.to_vec()).unwrap();
     assert_eq!(text, format!("event: changed\ndata: {inbox}\n\n"));
+    // The page goes away: its subscription ends with it, without waiting for another change.
+    let listening = store.changes().listeners();
+    drop(body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while store.changes().listeners() >= listening {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the event stream outlived its page"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     server.running.shutdown().await;
 }
 

@@ -20,8 +20,11 @@ pub async fn stream(
     State(state): State<WebState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let account = reader.account_id();
-    let mut changes = state.store.changes().subscribe();
-    let events = async_stream(move |tx| async move {
+    let changes = state.store.changes().subscribe();
+    // The stream owns the subscription and no task is spawned: when the page goes away, axum
+    // drops the stream and the subscription with it, at once (a task waiting on the bus would
+    // live until the next change of any account).
+    let events = futures::stream::unfold(changes, move |mut changes| async move {
         loop {
             let event = match changes.recv().await {
                 Ok(change) => match change {
@@ -48,23 +51,10 @@ pub async fn stream(
                     _ => continue,
                 },
                 Err(RecvError::Lagged(_)) => Event::default().event("changed").data("all"),
-                Err(RecvError::Closed) => return,
+                Err(RecvError::Closed) => return None,
             };
-            if tx.send(Ok(event)).await.is_err() {
-                return;
-            }
+            return Some((Ok(event), changes));
         }
     });
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(25)))
-}
-
-/// A stream fed by a task: the task ends when the page goes away (the receiver is dropped).
-fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, Infallible>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(f(tx));
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
 }
