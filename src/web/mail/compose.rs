@@ -11,7 +11,7 @@ use mail_builder::mime::MimePart;
 use serde::Deserialize;
 
 use super::super::{WebError, WebState};
-use super::read::{addresses, bare_addresses, load, parse};
+use super::read::{addresses, bare_addresses, load, with_parsed};
 use super::{Chrome, Reader};
 use crate::address::Address;
 use crate::config::format_size;
@@ -105,13 +105,14 @@ pub async fn form(
     let original = q.reply.as_deref().or(q.forward.as_deref());
     if let Some((id, uid)) = original.and_then(message_ref) {
         let (_, entry, raw) = load(&state, &reader, id, uid).await?;
-        let m = parse(&raw)?;
+        let me = reader.0.account.address.to_lowercase();
+        let (reply, all) = (q.reply.is_some(), q.all.is_some());
+        page = with_parsed(raw, move |m| {
         let subject = m.subject().unwrap_or("").to_string();
         let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
         let from = addresses(m.from()).join(", ");
         let date = super::super::admin::timestamp(entry.header_date.unwrap_or(entry.internal_date));
-        if q.reply.is_some() {
-            let me = reader.0.account.address.to_lowercase();
+        if reply {
             let reply_to = bare_addresses(m.reply_to());
             let mut to = if reply_to.is_empty() {
                 bare_addresses(m.from())
@@ -119,7 +120,7 @@ pub async fn form(
                 reply_to
             };
             let mut cc = Vec::new();
-            if q.all.is_some() {
+            if all {
                 to.extend(bare_addresses(m.to()));
                 cc.extend(bare_addresses(m.cc()));
             }
@@ -170,6 +171,9 @@ pub async fn form(
                 "{sig_block}\n\n---------- Forwarded message ----------\nFrom: {from}\nDate: {date}\nSubject: {subject}\n\n{text}\n"
             );
         }
+        Ok(page)
+        })
+        .await?;
     }
     Ok(page)
 }

@@ -39,10 +39,22 @@ pub(super) async fn load(
     Ok((mailbox, entry, raw))
 }
 
-pub(super) fn parse(raw: &[u8]) -> Result<Message<'_>, WebError> {
+fn parse(raw: &[u8]) -> Result<Message<'_>, WebError> {
     MessageParser::default()
         .parse(raw)
         .ok_or_else(|| WebError::BadRequest("This message cannot be read.".into()))
+}
+
+/// Parses `raw` with mail-parser and runs `f` on the result, on the blocking pool: a message
+/// may be as large as the size limit, and parsing and decoding it must not hold an async
+/// worker (every other page and protocol session on that worker would wait).
+pub(super) async fn with_parsed<T: Send + 'static>(
+    raw: Vec<u8>,
+    f: impl FnOnce(&Message<'_>) -> Result<T, WebError> + Send + 'static,
+) -> Result<T, WebError> {
+    tokio::task::spawn_blocking(move || f(&parse(&raw)?))
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
 }
 
 /// `Name <address>, …` of an address header.
@@ -141,6 +153,18 @@ pub struct ReadQuery {
     done: Option<String>,
 }
 
+/// What the reading page shows of the parsed message.
+struct Shown {
+    subject: String,
+    from: Vec<String>,
+    to: Vec<String>,
+    cc: Vec<String>,
+    text: Option<String>,
+    has_html: bool,
+    remote_images: bool,
+    attachments: Vec<Attachment>,
+}
+
 pub async fn page(
     reader: Reader,
     State(state): State<WebState>,
@@ -154,46 +178,57 @@ pub async fn page(
             .set_flags(id, &[uid], FlagOp::Add, Flags::SEEN, &[], None)
             .await?;
     }
-    let m = parse(&raw)?;
-    let html = html_part(&m);
-    let remote_images = html.and_then(|p| p.text_contents()).is_some_and(|h| {
-        let h = h.to_ascii_lowercase();
-        ["src=\"http", "src='http", "src=http", "src=\"//"]
-            .iter()
-            .any(|p| h.contains(p))
-    });
-    let attachments = m
-        .attachments()
-        .enumerate()
-        .map(|(index, p)| Attachment {
-            index,
-            name: attachment_name(p, index),
-            size: format_size(p.len() as u64),
-            content_type: content_type(p),
+    let shown = with_parsed(raw, |m| {
+        let html = html_part(m);
+        let remote_images = html.and_then(|p| p.text_contents()).is_some_and(|h| {
+            let h = h.to_ascii_lowercase();
+            ["src=\"http", "src='http", "src=http", "src=\"//"]
+                .iter()
+                .any(|p| h.contains(p))
+        });
+        Ok(Shown {
+            subject: m.subject().unwrap_or("(no subject)").to_string(),
+            from: addresses(m.from()),
+            to: addresses(m.to()),
+            cc: addresses(m.cc()),
+            text: if html.is_some() {
+                None
+            } else {
+                Some(m.body_text(0).map(|t| t.into_owned()).unwrap_or_default())
+            },
+            has_html: html.is_some(),
+            remote_images,
+            attachments: m
+                .attachments()
+                .enumerate()
+                .map(|(index, p)| Attachment {
+                    index,
+                    name: attachment_name(p, index),
+                    size: format_size(p.len() as u64),
+                    content_type: content_type(p),
+                })
+                .collect(),
         })
-        .collect();
+    })
+    .await?;
     let t = entry.header_date.unwrap_or(entry.internal_date);
     Ok(MessagePage {
         chrome: Chrome::new(&state, &reader, Some(id), q.done.as_deref()).await?,
         box_id: id,
         folder: mailbox.name.clone(),
         uid,
-        subject: m.subject().unwrap_or("(no subject)").to_string(),
-        from: addresses(m.from()),
-        to: addresses(m.to()),
-        cc: addresses(m.cc()),
+        subject: shown.subject,
+        from: shown.from,
+        to: shown.to,
+        cc: shown.cc,
         date: super::super::admin::timestamp(t),
         iso: super::iso_date(t),
         flagged: entry.flags.contains(Flags::FLAGGED),
-        text: if html.is_some() {
-            None
-        } else {
-            Some(m.body_text(0).map(|t| t.into_owned()).unwrap_or_default())
-        },
-        has_html: html.is_some(),
-        remote_images,
+        text: shown.text,
+        has_html: shown.has_html,
+        remote_images: shown.remote_images,
         images_allowed: q.images.is_some(),
-        attachments,
+        attachments: shown.attachments,
         in_trash: mailbox.special_use.as_deref() == Some("\\Trash"),
     })
 }
@@ -207,12 +242,11 @@ pub async fn body(
 ) -> Result<Response, WebError> {
     let (_, _, raw) = load(&state, &reader, id, uid).await?;
     let allow_remote = q.images.is_some();
-    let html = tokio::task::spawn_blocking(move || -> Result<String, WebError> {
-        let m = parse(&raw)?;
-        let source = html_part(&m)
+    let html = with_parsed(raw, move |m| {
+        let source = html_part(m)
             .and_then(|p| p.text_contents())
             .ok_or(WebError::NotFound)?;
-        let images = inline_images(&m);
+        let images = inline_images(m);
         let clean = sanitize(source, allow_remote, move |cid| images.get(cid).cloned());
         Ok(format!(
             "<!doctype html><html><head><meta charset=\"utf-8\"><base target=\"_blank\">\
@@ -222,8 +256,7 @@ pub async fn body(
             clean.html
         ))
     })
-    .await
-    .map_err(|e| WebError::Internal(e.to_string()))??;
+    .await?;
     let images = if allow_remote { " https: http:" } else { "" };
     let csp = format!(
         "default-src 'none'; style-src 'unsafe-inline'; img-src data:{images}; font-src data:; \
@@ -341,13 +374,16 @@ pub async fn attachment(
     Path((id, uid, n)): Path<(i64, u32, usize)>,
 ) -> Result<Response, WebError> {
     let (_, _, raw) = load(&state, &reader, id, uid).await?;
-    let m = parse(&raw)?;
-    let p = m.attachments().nth(n).ok_or(WebError::NotFound)?;
-    download(
-        &content_type(p),
-        &attachment_name(p, n),
-        p.contents().to_vec(),
-    )
+    let (content_type, name, bytes) = with_parsed(raw, move |m| {
+        let p = m.attachments().nth(n).ok_or(WebError::NotFound)?;
+        Ok((
+            content_type(p),
+            attachment_name(p, n),
+            p.contents().to_vec(),
+        ))
+    })
+    .await?;
+    download(&content_type, &name, bytes)
 }
 
 /// The message as stored (`.eml`).
