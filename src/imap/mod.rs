@@ -35,6 +35,8 @@
 pub mod extended;
 mod fetch;
 mod framing;
+// Only for the fuzz crate (its `panic!`s report findings): see `[features]` in Cargo.toml.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod mailbox;
