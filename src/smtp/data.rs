@@ -32,8 +32,8 @@ impl<'a, T: Transport> Session<'a, T> {
         self.io.set_idle_timeout(DATA_TIMEOUT);
         let mut decoder = DataDecoder::new(self.message_buffer());
         loop {
-            let (used, done) = decoder.feed(&self.rbuf);
-            self.rbuf.drain(..used);
+            let (used, done) = decoder.feed(self.rbuf.pending());
+            self.rbuf.consume(used);
             if done {
                 break;
             }
@@ -66,11 +66,11 @@ impl<'a, T: Transport> Session<'a, T> {
         }
         let mut left = size;
         loop {
-            let take = left.min(self.rbuf.len());
+            let take = left.min(self.rbuf.pending().len());
             if let Some(buffer) = self.envelope.as_mut().and_then(|e| e.chunks.as_mut()) {
-                buffer.push(self.rbuf.get(..take).unwrap_or_default());
+                buffer.push(self.rbuf.pending().get(..take).unwrap_or_default());
             }
-            self.rbuf.drain(..take);
+            self.rbuf.consume(take);
             left -= take;
             if left == 0 {
                 break;

@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 use smtp_proto::{Error as ProtoError, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::parser::{LineScan, MessageBuffer, scan_line, skip_to_eol};
+use super::parser::{LINE_LIMIT, MessageBuffer};
 use super::reply::{self, Reply};
 use super::{Kind, Smtp};
 use crate::address::Address;
 use crate::net::Transport;
 use crate::store::{Account, StoreError};
 use crate::submission::{Recipient, SubmitError, unique_id};
+use crate::wire::line::{Frame, LineBuffer};
 
 /// §4.5.3.2: 5 minutes for a command, 3 for each DATA block.
 pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
@@ -57,7 +58,7 @@ pub struct Session<'a, T: Transport> {
     pub(super) smtp: &'a Smtp,
     pub(super) kind: Kind,
     pub(super) peer: SocketAddr,
-    pub(super) rbuf: Vec<u8>,
+    pub(super) rbuf: LineBuffer,
     pub(super) wbuf: Vec<u8>,
     pub(super) helo: Option<String>,
     pub(super) esmtp: bool,
@@ -80,7 +81,7 @@ impl<'a, T: Transport> Session<'a, T> {
             smtp,
             kind,
             peer,
-            rbuf: Vec::with_capacity(4096),
+            rbuf: LineBuffer::new(),
             wbuf: Vec::with_capacity(4096),
             helo: None,
             esmtp: false,
@@ -172,37 +173,16 @@ impl<'a, T: Transport> Session<'a, T> {
         self.flush().await?;
         let mut chunk = [0u8; 8192];
         let n = self.io.read(&mut chunk).await?;
-        self.rbuf
-            .extend_from_slice(chunk.get(..n).unwrap_or_default());
+        self.rbuf.extend(chunk.get(..n).unwrap_or_default());
         Ok(n)
     }
 
     pub(super) async fn next_line(&mut self) -> std::io::Result<Next> {
         loop {
-            match scan_line(&self.rbuf) {
-                LineScan::Line(len, used) => {
-                    let line = self.rbuf.get(..len).unwrap_or_default().to_vec();
-                    self.rbuf.drain(..used);
-                    return Ok(Next::Line(line));
-                }
-                LineScan::TooLong(drop) => {
-                    let ended = self.rbuf.get(..drop).is_some_and(|b| b.ends_with(b"\n"));
-                    self.rbuf.drain(..drop);
-                    if !ended {
-                        loop {
-                            let (n, found) = skip_to_eol(&self.rbuf);
-                            self.rbuf.drain(..n);
-                            if found {
-                                break;
-                            }
-                            if self.fill().await? == 0 {
-                                return Ok(Next::Eof);
-                            }
-                        }
-                    }
-                    return Ok(Next::TooLong);
-                }
-                LineScan::NeedMore => {
+            match self.rbuf.next_line(LINE_LIMIT) {
+                Frame::Line(line) => return Ok(Next::Line(line)),
+                Frame::TooLong => return Ok(Next::TooLong),
+                Frame::Incomplete => {
                     if self.fill().await? == 0 {
                         return Ok(Next::Eof);
                     }
