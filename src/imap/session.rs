@@ -28,7 +28,8 @@ use super::framing::{Input, READ_BUF, TooLong, fragment_limit};
 use super::response::{Out, Status};
 use super::selected::Selected;
 use super::{Imap, capabilities, pre_auth_capabilities};
-use crate::auth::{AuthError, sasl};
+use crate::auth::AuthError;
+use crate::auth::sasl::{Exchange, Mechanism, Response, SaslError, Step};
 use crate::budget::Claim;
 use crate::net::Transport;
 use crate::store::{Account, Change, StoreError};
@@ -551,29 +552,34 @@ impl<T: Transport> Session<T> {
                 "[PRIVACYREQUIRED] AUTHENTICATE PLAIN is disabled until STARTTLS",
             ));
         }
-        let data = match initial {
-            Some(data) => data,
-            None => {
-                self.out.text("+ ").crlf();
-                self.flush().await?;
-                match self.next_message().await? {
-                    Input::Message => {}
-                    Input::Closed => {
-                        return Err(CmdError::Io(io::ErrorKind::UnexpectedEof.into()));
+        let initial = initial.as_deref().map(Response::Decoded);
+        let (mut exchange, mut step) = Exchange::start(Mechanism::Plain, initial);
+        let credentials = loop {
+            match step {
+                Step::Challenge(challenge) => {
+                    self.out.text(&format!("+ {challenge}")).crlf();
+                    self.flush().await?;
+                    match self.next_message().await? {
+                        Input::Message => {}
+                        Input::Closed => {
+                            return Err(CmdError::Io(io::ErrorKind::UnexpectedEof.into()));
+                        }
                     }
+                    // imap-codec decodes the base64 and recognises `*`.
+                    step = match self.frag.decode_message(&AuthenticateDataCodec::default()) {
+                        Ok(AuthenticateData::Continue(data)) => {
+                            exchange.respond(Response::Decoded(data.declassify()))
+                        }
+                        Ok(AuthenticateData::Cancel) => exchange.respond(Response::Cancel),
+                        Err(_) => return Ok(Reply::bad("invalid base64 in AUTHENTICATE response")),
+                    };
                 }
-                match self.frag.decode_message(&AuthenticateDataCodec::default()) {
-                    Ok(AuthenticateData::Continue(data)) => data.declassify().to_vec(),
-                    Ok(AuthenticateData::Cancel) => {
-                        return Ok(Reply::bad("AUTHENTICATE cancelled"));
-                    }
-                    Err(_) => return Ok(Reply::bad("invalid base64 in AUTHENTICATE response")),
+                Step::Done(credentials) => break credentials,
+                Step::Failed(SaslError::Cancelled) => {
+                    return Ok(Reply::bad("AUTHENTICATE cancelled"));
                 }
+                Step::Failed(e) => return Ok(Reply::bad(format!("invalid PLAIN message: {e}"))),
             }
-        };
-        let credentials = match sasl::decode_plain(&data) {
-            Ok(c) => c,
-            Err(e) => return Ok(Reply::bad(format!("invalid PLAIN message: {e}"))),
         };
         if credentials.authzid.is_some() {
             return Ok(Reply::no(

@@ -1,10 +1,12 @@
 //! SMTP AUTH (RFC 4954) on the submission ports: PLAIN and LOGIN, only over TLS (unless the
-//! config allows plaintext), checked through the one login path (`Authenticator::login`).
+//! config allows plaintext), checked through the one login path (`Authenticator::login`). The
+//! exchange is `sasl::Exchange`'s; this file frames it (`334` challenges) and answers it.
 
 use super::Kind;
 use super::reply::{self, Reply};
 use super::session::{Next, Session};
-use crate::auth::{AuthError, sasl};
+use crate::auth::AuthError;
+use crate::auth::sasl::{Exchange, Mechanism, Response, SaslError, Step};
 use crate::net::Transport;
 
 impl<'a, T: Transport> Session<'a, T> {
@@ -35,46 +37,9 @@ impl<'a, T: Transport> Session<'a, T> {
             ));
             return Ok(());
         }
-        let credentials = match mechanism {
-            smtp_proto::AUTH_PLAIN => {
-                let data = if initial.is_empty() {
-                    self.reply(Reply::new(334, "", ""));
-                    match self.challenge_response().await? {
-                        Some(line) => line,
-                        None => return Ok(()),
-                    }
-                } else {
-                    initial
-                };
-                sasl::decode_response(&data).and_then(|d| sasl::decode_plain(&d))
-            }
-            smtp_proto::AUTH_LOGIN => {
-                let user = if initial.is_empty() {
-                    self.reply(Reply::new(334, "", sasl::LOGIN_USERNAME_CHALLENGE));
-                    match self.challenge_response().await? {
-                        Some(line) => line,
-                        None => return Ok(()),
-                    }
-                } else {
-                    initial
-                };
-                match sasl::decode_login_step(&user) {
-                    Ok(username) => {
-                        self.reply(Reply::new(334, "", sasl::LOGIN_PASSWORD_CHALLENGE));
-                        match self.challenge_response().await? {
-                            Some(line) => {
-                                sasl::decode_login_step(&line).map(|password| sasl::Credentials {
-                                    authzid: None,
-                                    username,
-                                    password,
-                                })
-                            }
-                            None => return Ok(()),
-                        }
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+        let mechanism = match mechanism {
+            smtp_proto::AUTH_PLAIN => Mechanism::Plain,
+            smtp_proto::AUTH_LOGIN => Mechanism::Login,
             _ => {
                 self.error(Reply::new(
                     504,
@@ -84,19 +49,33 @@ impl<'a, T: Transport> Session<'a, T> {
                 return Ok(());
             }
         };
-        let credentials = match credentials {
-            Ok(c) => c,
-            Err(sasl::SaslError::Cancelled) => {
-                self.error(Reply::new(501, "5.0.0", "Authentication cancelled"));
-                return Ok(());
-            }
-            Err(e) => {
-                self.error(Reply::new(
-                    501,
-                    "5.5.2",
-                    format!("Cannot decode response: {e}"),
-                ));
-                return Ok(());
+        // smtp-proto gives "" for no initial response (`=` is an empty one).
+        let initial = Some(initial.as_str())
+            .filter(|i| !i.is_empty())
+            .map(Response::Base64);
+        let (mut exchange, mut step) = Exchange::start(mechanism, initial);
+        let credentials = loop {
+            match step {
+                Step::Challenge(challenge) => {
+                    self.reply(Reply::new(334, "", challenge));
+                    let Some(line) = self.challenge_response().await? else {
+                        return Ok(());
+                    };
+                    step = exchange.respond(Response::Base64(&line));
+                }
+                Step::Done(credentials) => break credentials,
+                Step::Failed(SaslError::Cancelled) => {
+                    self.error(Reply::new(501, "5.0.0", "Authentication cancelled"));
+                    return Ok(());
+                }
+                Step::Failed(e) => {
+                    self.error(Reply::new(
+                        501,
+                        "5.5.2",
+                        format!("Cannot decode response: {e}"),
+                    ));
+                    return Ok(());
+                }
             }
         };
         if credentials.authzid.is_some() {
