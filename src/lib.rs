@@ -21,7 +21,9 @@
 //! - [`pop3`]: POP3 with STLS and AUTH over the account's INBOX (110, 995).
 //! - [`submission`]: the one submission path (SMTP submission and the webmail's Send).
 //! - [`mime`]: what IMAP and the webmail need from a message, computed once at delivery.
-//! - [`auth`]: password hashing, SASL decoding and the failed-login throttle.
+//! - [`auth`]: password hashing, the SASL exchange (PLAIN, LOGIN) and the failed-login throttle.
+//! - [`wire`]: byte-level pieces the line protocols share: the bounded line framer and the
+//!   dot-terminated message form.
 //! - [`records`]: the DNS records a domain publishes (MX, SPF, DKIM, DMARC, autoconfig).
 //! - [`web`]: the HTTP router (health, static files; admin and webmail build on it).
 
@@ -45,3 +47,4 @@ pub mod store;
 pub mod submission;
 pub mod tls;
 pub mod web;
+pub mod wire;

@@ -2,14 +2,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailroom::pop3::parser::{Frame, LineBuffer, parse};
+use mailroom::pop3::parser::{COMMAND_LIMIT, parse};
+use mailroom::wire::line::{Frame, LineBuffer};
 
 fuzz_target!(|data: &[u8]| {
     let mut buf = LineBuffer::new();
     for chunk in data.chunks(7) {
         buf.extend(chunk);
         loop {
-            match buf.next_line(512) {
+            match buf.next_line(COMMAND_LIMIT) {
                 Frame::Line(line) => {
                     let _ = parse(&line);
                 }

@@ -4,29 +4,26 @@
 
 use libfuzzer_sys::fuzz_target;
 use mailroom::budget::Budget;
-use mailroom::smtp::parser::{
-    DataDecoder, LineScan, MAX_LINE, MessageBuffer, mail_size_param, scan_line, skip_to_eol,
-};
+use mailroom::smtp::parser::{DataDecoder, LINE_LIMIT, MAX_LINE, MessageBuffer, mail_size_param};
+use mailroom::wire::line::{Frame, LineBuffer};
 
 fuzz_target!(|data: &[u8]| {
-    let mut rest = data;
-    while !rest.is_empty() {
-        match scan_line(rest) {
-            LineScan::Line(len, used) => {
-                assert!(len <= used && used <= rest.len() && used <= MAX_LINE);
-                let mut line = rest[..len].to_vec();
-                let _ = mail_size_param(&line);
-                line.extend_from_slice(b"\r\n");
-                let _ = smtp_proto::Request::parse(&mut line.iter());
-                rest = &rest[used..];
+    let mut lines = LineBuffer::new();
+    for chunk in data.chunks(7) {
+        lines.extend(chunk);
+        loop {
+            match lines.next_line(LINE_LIMIT) {
+                Frame::Line(mut line) => {
+                    assert!(line.len() < MAX_LINE);
+                    let _ = mail_size_param(&line);
+                    line.extend_from_slice(b"\r\n");
+                    let _ = smtp_proto::Request::parse(&mut line.iter());
+                }
+                Frame::TooLong => {}
+                Frame::Incomplete => break,
             }
-            LineScan::TooLong(drop) => {
-                rest = &rest[drop..];
-                let (n, _) = skip_to_eol(rest);
-                rest = &rest[n..];
-            }
-            LineScan::NeedMore => break,
         }
+        assert!(lines.pending().len() <= MAX_LINE + 7, "bounded");
     }
     let split = data.first().map_or(0, |b| *b as usize % (data.len() + 1));
     // A budget smaller than the size limit, so both ways of dropping a message are reached.

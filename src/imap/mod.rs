@@ -2,10 +2,11 @@
 //! extensions listed in [`capabilities`].
 //!
 //! How it is put together:
-//! - `session.rs` runs one connection: it reads commands through imap-codec's `Fragmentizer`
-//!   (which finds lines and literals, so the size limits and the `+` continuation for
-//!   synchronizing literals are decided before a byte of a literal is buffered), decodes them
-//!   with `CommandCodec`, and dispatches by state (not authenticated, authenticated,
+//! - `framing.rs` reads commands through imap-codec's `Fragmentizer` (which finds lines and
+//!   literals, so the size limits and the `+` continuation for synchronizing literals are
+//!   decided before a byte of a literal is buffered).
+//! - `session.rs` runs one connection: it decodes commands with `CommandCodec` and
+//!   dispatches them by state (not authenticated, authenticated,
 //!   selected). Connection-level commands (CAPABILITY, STARTTLS, LOGIN, AUTHENTICATE, IDLE,
 //!   ENABLE, ID, LOGOUT) live there.
 //! - `mailbox.rs` (LIST, CREATE, SELECT, STATUS, APPEND, …), `message.rs` (STORE, COPY, MOVE,
@@ -33,6 +34,9 @@
 
 pub mod extended;
 mod fetch;
+mod framing;
+// Only for the fuzz crate (its `panic!`s report findings): see `[features]` in Cargo.toml.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod mailbox;

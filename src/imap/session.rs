@@ -2,6 +2,8 @@
 //! the connection itself (CAPABILITY, NOOP, LOGOUT, STARTTLS, LOGIN, AUTHENTICATE, ENABLE, ID,
 //! NAMESPACE, IDLE). Generic over [`Transport`] so tests can drive it over an in-memory pipe.
 //!
+//! Reading a command off the wire (the fragmentizer, literals, the limits) is in `framing.rs`.
+//!
 //! States (RFC 3501 §3): not authenticated (`account` is `None`), authenticated (`account`
 //! set, `selected` `None`), selected (both set), logout (`logout`). A command sent in a state
 //! where it is not valid gets `BAD` with the reason.
@@ -12,41 +14,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imap_codec::decode::Decoder;
-use imap_codec::fragmentizer::{
-    DecodeMessageError, FragmentInfo, Fragmentizer, LiteralAnnouncement,
-};
+use imap_codec::fragmentizer::{DecodeMessageError, Fragmentizer};
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::command::{Command, CommandBody};
-use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::{AuthenticateDataCodec, CommandCodec};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, watch};
 
 use super::extended::{self, Extended, ListCommand, SearchReturn};
+use super::framing::{Input, READ_BUF, TooLong, fragment_limit};
 use super::response::{Out, Status};
 use super::selected::Selected;
 use super::{Imap, capabilities, pre_auth_capabilities};
-use crate::auth::{AuthError, sasl};
+use crate::auth::AuthError;
+use crate::auth::sasl::{Exchange, Mechanism, Response, SaslError, Step};
 use crate::budget::Claim;
-use crate::net::{Transport, stopped};
+use crate::net::Transport;
 use crate::store::{Account, Change, StoreError};
 
-/// Longest command line (without literals).
-pub(super) const MAX_LINE: usize = 64 * 1024;
-/// Largest literal before login (a LOGIN password, an AUTHENTICATE response).
-const MAX_PRE_AUTH_LITERAL: u64 = 64 * 1024;
-/// Largest whole command before login, literals included: without it, one command of many
-/// small literals could make an anonymous peer hold `max_message_size`.
-const MAX_PRE_AUTH_COMMAND: u64 = 128 * 1024;
 /// Syntax errors in a row after which the connection is closed.
-const MAX_BAD_IN_ROW: u32 = 10;
+pub(super) const MAX_BAD_IN_ROW: u32 = 10;
 /// RFC 3501 §5.4: at least 30 minutes.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Bytes of response buffered before they are written out mid-command.
 pub(super) const FLUSH_AT: usize = 256 * 1024;
-const READ_BUF: usize = 8 * 1024;
 
 /// The tagged result of a command: status and text (which may start with a response code).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,24 +99,6 @@ enum Decoded {
     List(String, ListCommand),
 }
 
-/// Which limit a command that is being skipped passed.
-#[derive(Debug, Clone, Copy)]
-enum TooLong {
-    Line,
-    /// The whole command, before login.
-    Command,
-}
-
-fn pre_auth_command_too_long() -> String {
-    format!("[TOOBIG] commands before login are limited to {MAX_PRE_AUTH_COMMAND} octets")
-}
-
-/// What reading the next message gave.
-enum Input {
-    Message,
-    Closed,
-}
-
 pub struct Session<T> {
     pub(super) imap: Arc<Imap>,
     pub(super) io: T,
@@ -131,15 +106,15 @@ pub struct Session<T> {
     pub(super) shutdown: watch::Receiver<bool>,
     pub(super) frag: Fragmentizer,
     /// The current command's share of the memory budget for mail in flight (its literals).
-    claim: Claim,
+    pub(super) claim: Claim,
     /// Where the current line starts in the fragmentizer's message (for the line limit).
     pub(super) line_start: usize,
-    in_literal: bool,
+    pub(super) in_literal: bool,
     /// An over-long line is being skipped up to its end; holds its tag, if it had one, and
     /// which limit it passed.
-    discarding: Option<(Option<String>, TooLong)>,
+    pub(super) discarding: Option<(Option<String>, TooLong)>,
     /// The message just read had a line over [`MAX_LINE`] (it arrived whole in one read).
-    too_long: bool,
+    pub(super) too_long: bool,
     pub(super) buf: Box<[u8]>,
     pub(super) out: Out,
     pub(super) account: Option<Account>,
@@ -147,7 +122,7 @@ pub struct Session<T> {
     pub(super) changes: Option<broadcast::Receiver<Change>>,
     /// A change for the selected mailbox was announced and not yet read.
     pub(super) dirty: bool,
-    bad_in_row: u32,
+    pub(super) bad_in_row: u32,
     /// CONDSTORE was enabled (ENABLE, SELECT (CONDSTORE), or a MODSEQ-using command).
     pub(super) condstore: bool,
     /// QRESYNC was enabled (ENABLE QRESYNC only, RFC 7162 §3.2.3): expunges are reported as
@@ -296,160 +271,6 @@ impl<T: Transport> Session<T> {
             self.io.write_all(&bytes).await?;
         }
         Ok(())
-    }
-
-    fn literal_limit(&self) -> u64 {
-        if self.account.is_some() {
-            self.imap.max_message_size
-        } else {
-            MAX_PRE_AUTH_LITERAL
-        }
-    }
-
-    /// Reads until the fragmentizer holds one complete message, answering literal
-    /// announcements on the way: `+` for an accepted synchronizing literal, `NO [TOOBIG]` for
-    /// one too large (the client then does not send it), and `BYE` for a too-large
-    /// non-synchronizing one (its bytes are already on their way and cannot be skipped).
-    async fn next_message(&mut self) -> io::Result<Input> {
-        // The previous command is done with: its literals no longer count.
-        self.claim.release();
-        loop {
-            match self.frag.progress() {
-                Some(FragmentInfo::Line {
-                    start,
-                    end,
-                    announcement: Some(LiteralAnnouncement { mode, length }),
-                    ..
-                }) => {
-                    self.too_long |= end - start > MAX_LINE;
-                    self.in_literal = true;
-                    self.line_start = end;
-                    if let Some(text) = self.refuse_literal(u64::from(length)) {
-                        if mode == LiteralMode::NonSync {
-                            // Its bytes are on their way and cannot be told apart from
-                            // commands without buffering them: end the connection.
-                            self.out.untagged(&format!("BYE {text}"));
-                            self.flush().await?;
-                            return Ok(Input::Closed);
-                        }
-                        let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
-                        self.frag.skip_message();
-                        self.claim.release();
-                        self.in_literal = false;
-                        self.line_start = 0;
-                        match tag {
-                            Some(tag) => self.out.tagged(&tag, Status::No, &text),
-                            None => self.out.untagged(&format!("BAD {text}")),
-                        };
-                        self.flush().await?;
-                        continue;
-                    }
-                    if mode == LiteralMode::Sync {
-                        self.out.text("+ Ready for literal data").crlf();
-                        self.flush().await?;
-                    }
-                }
-                Some(FragmentInfo::Literal { end, .. }) => {
-                    self.in_literal = false;
-                    self.line_start = end;
-                }
-                Some(FragmentInfo::Line { start, end, .. }) => {
-                    self.too_long |= end - start > MAX_LINE;
-                    self.in_literal = false;
-                    self.line_start = 0;
-                    return Ok(Input::Message);
-                }
-                None => {
-                    // Each line is bounded, and before login the whole command too.
-                    let held = self.frag.message_bytes().len();
-                    let passed = if held.saturating_sub(self.line_start) > MAX_LINE {
-                        Some(TooLong::Line)
-                    } else if self.account.is_none() && held as u64 > MAX_PRE_AUTH_COMMAND {
-                        Some(TooLong::Command)
-                    } else {
-                        None
-                    };
-                    if let Some(limit) = passed.filter(|_| !self.in_literal)
-                        && self.discarding.is_none()
-                    {
-                        // Stop buffering: the rest of the line is read and dropped, then the
-                        // command is refused and the session goes on.
-                        let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
-                        self.frag.skip_message();
-                        self.line_start = 0;
-                        self.too_long = false;
-                        self.discarding = Some((tag, limit));
-                    }
-                    let n = tokio::select! {
-                        read = self.io.read(&mut self.buf) => read?,
-                        _ = stopped(&mut self.shutdown) => {
-                            self.out.untagged("BYE server shutting down");
-                            self.flush().await?;
-                            return Ok(Input::Closed);
-                        }
-                    };
-                    if n == 0 {
-                        return Ok(Input::Closed);
-                    }
-                    let data = self.buf.get(..n).unwrap_or_default();
-                    match &self.discarding {
-                        None => self.frag.enqueue_bytes(data),
-                        Some((tag, limit)) => {
-                            if let Some(nl) = data.iter().position(|&b| b == b'\n') {
-                                let (tag, limit) = (tag.clone(), *limit);
-                                self.frag
-                                    .enqueue_bytes(data.get(nl + 1..).unwrap_or_default());
-                                self.discarding = None;
-                                self.refuse_long_line(tag, limit);
-                                self.flush().await?;
-                                if self.bad_in_row >= MAX_BAD_IN_ROW {
-                                    return Ok(Input::Closed);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Why a literal of `length` octets announced now is refused (a response code and text),
-    /// or `None` when it may come: within the literal limit, within the whole-command limit
-    /// before login, and within the memory budget (claimed here for the whole command so far).
-    fn refuse_literal(&mut self, length: u64) -> Option<String> {
-        let limit = self.literal_limit();
-        if length > limit {
-            return Some(format!(
-                "[TOOBIG] literal of {length} octets is larger than the limit of {limit}"
-            ));
-        }
-        let command = (self.frag.message_bytes().len() as u64).saturating_add(length);
-        if self.account.is_none() && command > MAX_PRE_AUTH_COMMAND {
-            return Some(pre_auth_command_too_long());
-        }
-        if !self
-            .claim
-            .grow_to(usize::try_from(command).unwrap_or(usize::MAX))
-        {
-            tracing::warn!(
-                "imap: memory budget for mail in flight spent ({} bytes); literal of {length} octets refused for now",
-                self.imap.budget.limit()
-            );
-            return Some("[UNAVAILABLE] too much mail in flight; try again later".into());
-        }
-        None
-    }
-
-    fn refuse_long_line(&mut self, tag: Option<String>, limit: TooLong) {
-        let text = match limit {
-            TooLong::Line => format!("[TOOBIG] command line longer than {MAX_LINE} octets"),
-            TooLong::Command => pre_auth_command_too_long(),
-        };
-        match tag {
-            Some(tag) => self.out.tagged(&tag, Status::Bad, &text),
-            None => self.out.untagged(&format!("BAD {text}")),
-        };
-        self.bad_in_row += 1;
     }
 
     /// An extended LIST (`extended.rs`): valid in the authenticated and selected states.
@@ -731,29 +552,34 @@ impl<T: Transport> Session<T> {
                 "[PRIVACYREQUIRED] AUTHENTICATE PLAIN is disabled until STARTTLS",
             ));
         }
-        let data = match initial {
-            Some(data) => data,
-            None => {
-                self.out.text("+ ").crlf();
-                self.flush().await?;
-                match self.next_message().await? {
-                    Input::Message => {}
-                    Input::Closed => {
-                        return Err(CmdError::Io(io::ErrorKind::UnexpectedEof.into()));
+        let initial = initial.as_deref().map(Response::Decoded);
+        let (mut exchange, mut step) = Exchange::start(Mechanism::Plain, initial);
+        let credentials = loop {
+            match step {
+                Step::Challenge(challenge) => {
+                    self.out.text(&format!("+ {challenge}")).crlf();
+                    self.flush().await?;
+                    match self.next_message().await? {
+                        Input::Message => {}
+                        Input::Closed => {
+                            return Err(CmdError::Io(io::ErrorKind::UnexpectedEof.into()));
+                        }
                     }
+                    // imap-codec decodes the base64 and recognises `*`.
+                    step = match self.frag.decode_message(&AuthenticateDataCodec::default()) {
+                        Ok(AuthenticateData::Continue(data)) => {
+                            exchange.respond(Response::Decoded(data.declassify()))
+                        }
+                        Ok(AuthenticateData::Cancel) => exchange.respond(Response::Cancel),
+                        Err(_) => return Ok(Reply::bad("invalid base64 in AUTHENTICATE response")),
+                    };
                 }
-                match self.frag.decode_message(&AuthenticateDataCodec::default()) {
-                    Ok(AuthenticateData::Continue(data)) => data.declassify().to_vec(),
-                    Ok(AuthenticateData::Cancel) => {
-                        return Ok(Reply::bad("AUTHENTICATE cancelled"));
-                    }
-                    Err(_) => return Ok(Reply::bad("invalid base64 in AUTHENTICATE response")),
+                Step::Done(credentials) => break credentials,
+                Step::Failed(SaslError::Cancelled) => {
+                    return Ok(Reply::bad("AUTHENTICATE cancelled"));
                 }
+                Step::Failed(e) => return Ok(Reply::bad(format!("invalid PLAIN message: {e}"))),
             }
-        };
-        let credentials = match sasl::decode_plain(&data) {
-            Ok(c) => c,
-            Err(e) => return Ok(Reply::bad(format!("invalid PLAIN message: {e}"))),
         };
         if credentials.authzid.is_some() {
             return Ok(Reply::no(
@@ -792,10 +618,6 @@ impl<T: Transport> Session<T> {
             }
         }
     }
-}
-
-fn fragment_limit(imap: &Imap) -> u32 {
-    u32::try_from(imap.max_message_size.saturating_add(MAX_LINE as u64 * 2)).unwrap_or(u32::MAX)
 }
 
 /// Maps a store failure to the client's reply. Our faults are logged with their cause and

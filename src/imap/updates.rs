@@ -10,10 +10,11 @@ use imap_codec::fragmentizer::FragmentInfo;
 use tokio::io::AsyncReadExt;
 use tokio::sync::broadcast;
 
+use super::framing::MAX_LINE;
 use super::response::Out;
 use super::selected::{Selected, Update};
 use super::seqset::compact;
-use super::session::{CmdError, CmdResult, MAX_LINE, Reply, Session};
+use super::session::{CmdError, CmdResult, Reply, Session};
 use crate::net::{Transport, stopped};
 use crate::store::{Change, StoreError};
 

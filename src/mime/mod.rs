@@ -308,7 +308,7 @@ pub fn message_id(id: &str) -> Option<&str> {
 /// panics, never fails.
 /// `message` with every line ending CRLF: a bare CR or bare LF becomes CRLF (borrowed as it is
 /// when there is none). Submitted mail is normalised so before it is DKIM-signed: the outbound
-/// client sends every line end as CRLF (`smtp::client::dot_stuff`), and a signature over bare
+/// client sends every line end as CRLF (`wire::dot::BareCr::LineEnd`), and a signature over bare
 /// CRs would not verify after that.
 pub fn crlf_line_ends(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let bare = |i: usize, b: u8| match b {

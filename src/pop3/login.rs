@@ -18,7 +18,7 @@
 use super::maildrop::Maildrop;
 use super::session::{Fail, Flow, Outcome, Refusal, Session, State};
 use crate::auth::AuthError;
-use crate::auth::sasl::{self, Mechanism, SaslError};
+use crate::auth::sasl::{Exchange, Mechanism, Response, SaslError, Step};
 use crate::store::Account;
 
 fn plaintext_refused() -> Fail {
@@ -76,54 +76,32 @@ impl Session {
             self.line(".");
             return Ok(Flow::Continue);
         };
-        let (username, password) = match Mechanism::parse(&mechanism) {
-            None => {
-                return Err(
-                    Refusal::strike("unsupported SASL mechanism (PLAIN and LOGIN are)").into(),
-                );
-            }
-            Some(Mechanism::Plain) => {
-                let response = match initial {
-                    Some(initial) => initial,
-                    None => {
-                        self.line("+ ");
-                        match self.response().await? {
-                            Some(r) => r,
-                            None => return Ok(Flow::Close),
-                        }
-                    }
-                };
-                let message = sasl::decode_response(&response).map_err(sasl_refused)?;
-                let credentials = sasl::decode_plain(&message).map_err(sasl_refused)?;
-                if credentials.authzid.is_some() {
-                    return Err(
-                        Refusal::strike("logging in as another user is not supported")
-                            .code("AUTH")
-                            .into(),
-                    );
+        let Some(mechanism) = Mechanism::parse(&mechanism) else {
+            return Err(Refusal::strike("unsupported SASL mechanism (PLAIN and LOGIN are)").into());
+        };
+        let initial = initial.as_deref().map(Response::Base64);
+        let (mut exchange, mut step) = Exchange::start(mechanism, initial);
+        let credentials = loop {
+            match step {
+                Step::Challenge(challenge) => {
+                    self.line(&format!("+ {challenge}"));
+                    let Some(response) = self.response().await? else {
+                        return Ok(Flow::Close);
+                    };
+                    step = exchange.respond(Response::Base64(&response));
                 }
-                (credentials.username, credentials.password)
-            }
-            Some(Mechanism::Login) => {
-                let username = match initial {
-                    Some(initial) => initial,
-                    None => {
-                        self.line(&format!("+ {}", sasl::LOGIN_USERNAME_CHALLENGE));
-                        match self.response().await? {
-                            Some(r) => r,
-                            None => return Ok(Flow::Close),
-                        }
-                    }
-                };
-                let username = sasl::decode_login_step(&username).map_err(sasl_refused)?;
-                self.line(&format!("+ {}", sasl::LOGIN_PASSWORD_CHALLENGE));
-                let Some(password) = self.response().await? else {
-                    return Ok(Flow::Close);
-                };
-                let password = sasl::decode_login_step(&password).map_err(sasl_refused)?;
-                (username, password)
+                Step::Done(credentials) => break credentials,
+                Step::Failed(e) => return Err(sasl_refused(e)),
             }
         };
+        if credentials.authzid.is_some() {
+            return Err(
+                Refusal::strike("logging in as another user is not supported")
+                    .code("AUTH")
+                    .into(),
+            );
+        }
+        let (username, password) = (credentials.username, credentials.password);
         self.login(&username, &password).await
     }
 

@@ -1,88 +1,23 @@
-//! POP3 input, pure: line framing ([`LineBuffer`]) and command parsing ([`parse`]).
+//! POP3 input, pure: the line limits for the shared framer ([`crate::wire::line`]) and
+//! command parsing ([`parse`]).
 //!
-//! Framing and parsing are separate because a POP3 session reads two kinds of line: commands
-//! (RFC 2449 caps them at 255 octets; we allow [`MAX_COMMAND`] to be lenient with clients that
-//! send long user names) and the base64 continuation lines of an AUTH exchange, which may be
-//! longer. The caller says how long a line may be each time it asks for one.
-//!
-//! An over-long line is not buffered: once the limit is passed the buffer is emptied and
-//! everything up to the next line feed is dropped as it arrives, and only then is
-//! [`Frame::TooLong`] reported, so the `-ERR` reply answers that line and the next command is
-//! read cleanly. A bare LF ends a line as well as CRLF (people test with `nc`).
+//! A POP3 session reads two kinds of line: commands (RFC 2449 caps them at 255 octets; we
+//! allow [`MAX_COMMAND`] to be lenient with clients that send long user names) and the base64
+//! continuation lines of an AUTH exchange, which may be longer. The session says which limit
+//! each time it asks the framer for a line; a bare LF ends a line as well as CRLF.
 //!
 //! Nothing here panics on peer input: no unwrap, no unchecked indexing.
+
+use crate::wire::line::Limit;
 
 /// The longest command line accepted, without its CRLF.
 pub const MAX_COMMAND: usize = 512;
 /// The longest AUTH continuation line accepted, without its CRLF.
 pub const MAX_AUTH_LINE: usize = 8192;
-
-/// What [`LineBuffer::next_line`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
-    /// A complete line, without its line ending.
-    Line(Vec<u8>),
-    /// A line longer than the limit ended; it was discarded.
-    TooLong,
-    /// Need more input.
-    Incomplete,
-}
-
-/// Input received but not yet framed into lines; bounded by the line limit plus one read.
-#[derive(Debug, Default)]
-pub struct LineBuffer {
-    buf: Vec<u8>,
-    /// Inside an over-long line: drop input until its line feed.
-    discarding: bool,
-}
-
-impl LineBuffer {
-    pub fn new() -> LineBuffer {
-        LineBuffer::default()
-    }
-
-    pub fn extend(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
-    }
-
-    /// True when no input is waiting (so replies can be flushed before the next read).
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    /// Forgets everything buffered: after STLS, nothing sent in plaintext may be acted upon
-    /// (RFC 2595 §4, the STARTTLS command-injection attack).
-    pub fn clear(&mut self) {
-        self.buf.clear();
-        self.discarding = false;
-    }
-
-    /// The next line of at most `max` octets (line ending excluded).
-    pub fn next_line(&mut self, max: usize) -> Frame {
-        match self.buf.iter().position(|b| *b == b'\n') {
-            Some(lf) => {
-                let mut line: Vec<u8> = self.buf.drain(..=lf).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                if std::mem::take(&mut self.discarding) || line.len() > max {
-                    Frame::TooLong
-                } else {
-                    Frame::Line(line)
-                }
-            }
-            None => {
-                // `max + 1` leaves room for a CR whose LF has not arrived yet.
-                if self.discarding || self.buf.len() > max.saturating_add(1) {
-                    self.buf.clear();
-                    self.discarding = true;
-                }
-                Frame::Incomplete
-            }
-        }
-    }
-}
+/// [`MAX_COMMAND`] for the framer: POP3 limits count the line without its ending.
+pub const COMMAND_LIMIT: Limit = Limit::Content(MAX_COMMAND);
+/// [`MAX_AUTH_LINE`] for the framer.
+pub const AUTH_LINE_LIMIT: Limit = Limit::Content(MAX_AUTH_LINE);
 
 /// A POP3 command (RFC 1939, 2449, 2595, 5034).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,6 +221,7 @@ fn echoable(keyword: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::line::{Frame, LineBuffer};
 
     fn auth(mech: Option<&str>, initial: Option<&str>) -> Command {
         Command::Auth {
@@ -386,14 +322,14 @@ mod tests {
     fn frame_all(
         input: &[u8],
         chunk: usize,
-        max: usize,
+        limit: Limit,
     ) -> Vec<Result<Result<Command, ParseError>, &'static str>> {
         let mut buf = LineBuffer::new();
         let mut out = Vec::new();
         for piece in input.chunks(chunk) {
             buf.extend(piece);
             loop {
-                match buf.next_line(max) {
+                match buf.next_line(limit) {
                     Frame::Line(l) => out.push(Ok(parse(&l))),
                     Frame::TooLong => out.push(Err("too long")),
                     Frame::Incomplete => break,
@@ -401,9 +337,9 @@ mod tests {
             }
             // Bounded: never more than the limit plus the chunk just read.
             assert!(
-                buf.buf.len() <= max + 1 + chunk,
+                buf.pending().len() <= MAX_COMMAND + 1 + chunk,
                 "buffer grew to {}",
-                buf.buf.len()
+                buf.pending().len()
             );
         }
         out
@@ -415,7 +351,7 @@ mod tests {
         input.extend_from_slice(b"TOP 1 5\r\n");
         input.extend(std::iter::repeat_n(b'X', 2000));
         input.extend_from_slice(b"\r\nRETR 2\r\n\r\nQUIT\r\nNOOP");
-        let want = frame_all(&input, input.len(), MAX_COMMAND);
+        let want = frame_all(&input, input.len(), COMMAND_LIMIT);
         assert_eq!(
             want,
             vec![
@@ -431,7 +367,11 @@ mod tests {
             ]
         );
         for chunk in [1, 2, 3, 7, 64, 511, 513] {
-            assert_eq!(frame_all(&input, chunk, MAX_COMMAND), want, "chunk {chunk}");
+            assert_eq!(
+                frame_all(&input, chunk, COMMAND_LIMIT),
+                want,
+                "chunk {chunk}"
+            );
         }
     }
 
@@ -442,31 +382,31 @@ mod tests {
         line.resize(MAX_COMMAND, b' ');
         buf.extend(&line);
         buf.extend(b"\r\n");
-        assert_eq!(buf.next_line(MAX_COMMAND), Frame::Line(line.clone()));
+        assert_eq!(buf.next_line(COMMAND_LIMIT), Frame::Line(line.clone()));
         line.push(b' ');
         buf.extend(&line);
         buf.extend(b"\r\n");
-        assert_eq!(buf.next_line(MAX_COMMAND), Frame::TooLong);
-        assert_eq!(buf.next_line(MAX_COMMAND), Frame::Incomplete);
+        assert_eq!(buf.next_line(COMMAND_LIMIT), Frame::TooLong);
+        assert_eq!(buf.next_line(COMMAND_LIMIT), Frame::Incomplete);
         assert!(buf.is_empty());
         // A longer limit for AUTH continuation lines.
         buf.extend(&line);
         buf.extend(b"\n");
-        assert_eq!(buf.next_line(MAX_AUTH_LINE), Frame::Line(line));
+        assert_eq!(buf.next_line(AUTH_LINE_LIMIT), Frame::Line(line));
     }
 
     #[test]
     fn clear_forgets_pipelined_input() {
         let mut buf = LineBuffer::new();
         buf.extend(b"STLS\r\nUSER mallory\r\n");
-        assert_eq!(buf.next_line(MAX_COMMAND), Frame::Line(b"STLS".to_vec()));
+        assert_eq!(buf.next_line(COMMAND_LIMIT), Frame::Line(b"STLS".to_vec()));
         buf.clear();
-        assert_eq!(buf.next_line(MAX_COMMAND), Frame::Incomplete);
+        assert_eq!(buf.next_line(COMMAND_LIMIT), Frame::Incomplete);
         // Clearing also ends a discard in progress.
         buf.extend(&[b'x'; 600]);
-        assert_eq!(buf.next_line(MAX_COMMAND), Frame::Incomplete);
+        assert_eq!(buf.next_line(COMMAND_LIMIT), Frame::Incomplete);
         buf.clear();
         buf.extend(b"NOOP\r\n");
-        assert_eq!(buf.next_line(MAX_COMMAND), Frame::Line(b"NOOP".to_vec()));
+        assert_eq!(buf.next_line(COMMAND_LIMIT), Frame::Line(b"NOOP".to_vec()));
     }
 }

@@ -20,9 +20,10 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::maildrop::Maildrop;
-use super::parser::{self, Command, Frame, LineBuffer};
+use super::parser::{self, Command};
 use super::server::Shared;
 use crate::net::{self, Connection};
+use crate::wire::line::{Frame, LineBuffer};
 
 /// What the loop does after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +173,7 @@ impl Session {
         );
         self.ok(&greeting);
         loop {
-            match self.input.next_line(parser::MAX_COMMAND) {
+            match self.input.next_line(parser::COMMAND_LIMIT) {
                 Frame::Line(line) => {
                     let outcome = match parser::parse(&line) {
                         Ok(command) => {
@@ -261,7 +262,7 @@ impl Session {
     /// `None` when the connection ended; a too-long line is a refusal.
     pub async fn continuation(&mut self) -> Result<Option<Vec<u8>>, Fail> {
         loop {
-            match self.input.next_line(parser::MAX_AUTH_LINE) {
+            match self.input.next_line(parser::AUTH_LINE_LIMIT) {
                 Frame::Line(line) => return Ok(Some(line)),
                 Frame::TooLong => {
                     return Err(Refusal::strike("authentication line too long").into());

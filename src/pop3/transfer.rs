@@ -1,6 +1,7 @@
-//! How a stored message goes on the wire for RETR and TOP (RFC 1939 §3): every line ends in
-//! CRLF whatever the stored line endings were, a line starting with "." gets one more
-//! ("byte-stuffing"), and the message ends with a line holding a single ".".
+//! How a stored message goes on the wire for RETR and TOP (RFC 1939 §3): the shared
+//! dot-terminated form ([`crate::wire::dot`]: every line ends in CRLF whatever the stored line
+//! endings were, a line starting with "." gets one more, "byte-stuffing", and the message ends
+//! with a line holding a single "."). A lone CR inside a line is left alone.
 //!
 //! The stored body is read once into memory (the store keeps bodies in SQLite); the wire form
 //! is never built whole: [`Encoder`] produces it a chunk at a time, so a 50 MB message costs
@@ -8,100 +9,41 @@
 //!
 //! Sizes: [`size`] is the number of octets the message has in this CRLF form, without the
 //! stuffing dots and the terminating line, which is what RFC 1939 means by a message's size
-//! and what a client counts after un-stuffing. Line splitting lives in one function
-//! ([`next_line`]) used by both, so the size in LIST and STAT always matches what RETR sends.
-//! A message that does not end with a line break gets one (the terminator must start a line),
-//! and it is counted. A lone CR inside a line is left alone.
+//! and what a client counts after un-stuffing. Both split lines the same way, so the size in
+//! LIST and STAT always matches what RETR sends.
+
+use crate::wire::dot::{self, BareCr};
 
 /// Chunks handed to the writer: big enough to amortise a TLS record and a syscall.
 pub const CHUNK: usize = 64 * 1024;
 
-/// Splits off the next line: (its content without the line ending, the rest).
-fn next_line(raw: &[u8]) -> Option<(&[u8], &[u8])> {
-    if raw.is_empty() {
-        return None;
-    }
-    let (line, rest) = match raw.iter().position(|b| *b == b'\n') {
-        Some(lf) => (
-            raw.get(..lf).unwrap_or_default(),
-            raw.get(lf + 1..).unwrap_or_default(),
-        ),
-        None => (raw, &[][..]),
-    };
-    Some((line.strip_suffix(b"\r").unwrap_or(line), rest))
-}
+/// POP3 sends the message as stored: a CR not followed by LF stays part of its line.
+const BARE_CR: BareCr = BareCr::Keep;
 
 /// The message's size in octets as POP3 presents it (CRLF line endings, no stuffing).
 pub fn size(raw: &[u8]) -> u64 {
-    let mut total = 0u64;
-    let mut rest = raw;
-    while let Some((line, next)) = next_line(rest) {
-        total += line.len() as u64 + 2;
-        rest = next;
-    }
-    total
+    dot::size(raw, BARE_CR)
 }
 
 /// Produces the wire form of a message (or of its headers and first lines, for TOP),
 /// terminator included, in chunks.
-pub struct Encoder<'a> {
-    rest: &'a [u8],
-    /// Body lines still to send; `None` means all.
-    body_lines: Option<u32>,
-    in_body: bool,
-    terminated: bool,
-}
+pub struct Encoder<'a>(dot::Encoder<'a>);
 
 impl<'a> Encoder<'a> {
     /// The whole message, for RETR.
     pub fn message(raw: &'a [u8]) -> Encoder<'a> {
-        Encoder {
-            rest: raw,
-            body_lines: None,
-            in_body: false,
-            terminated: false,
-        }
+        Encoder(dot::Encoder::message(raw, BARE_CR))
     }
 
     /// The header, the blank line, and `lines` lines of the body, for TOP.
     pub fn top(raw: &'a [u8], lines: u32) -> Encoder<'a> {
-        Encoder {
-            rest: raw,
-            body_lines: Some(lines),
-            in_body: false,
-            terminated: false,
-        }
+        Encoder(dot::Encoder::top(raw, lines, BARE_CR))
     }
 
     /// Appends the next part of the wire form to `out`, at least `CHUNK` octets unless the end
     /// is reached. Returns false once everything, terminator included, has been produced.
     pub fn fill(&mut self, out: &mut Vec<u8>) -> bool {
-        if self.terminated {
-            return false;
-        }
-        let start = out.len();
-        while out.len() - start < CHUNK {
-            let more = self.in_body && self.body_lines == Some(0);
-            let Some((line, rest)) = next_line(self.rest).filter(|_| !more) else {
-                out.extend_from_slice(b".\r\n");
-                self.terminated = true;
-                return true;
-            };
-            self.rest = rest;
-            if self.in_body {
-                if let Some(n) = self.body_lines.as_mut() {
-                    *n -= 1;
-                }
-            } else if line.is_empty() {
-                self.in_body = true;
-            }
-            if line.first() == Some(&b'.') {
-                out.push(b'.');
-            }
-            out.extend_from_slice(line);
-            out.extend_from_slice(b"\r\n");
-        }
-        true
+        self.0.fill(out, CHUNK)
     }
 }
 

@@ -18,6 +18,8 @@ use tokio::io::{
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::wire::dot::BareCr;
+
 const MAX_REPLY_LINE: usize = 4096;
 const MAX_REPLY_LINES: usize = 100;
 
@@ -350,7 +352,9 @@ impl Client {
         }
         let data = self.command("DATA\r\n", "after DATA").await?;
         let last = if data.code == 354 {
-            self.write(&dot_stuff(envelope.message)).await?;
+            // Bare CRs become line ends: see `BareCr::LineEnd` (SMTP smuggling).
+            let payload = crate::wire::dot::dot_stuff(envelope.message, BareCr::LineEnd);
+            self.write(&payload).await?;
             self.reply("after the message").await?
         } else {
             data
@@ -426,40 +430,6 @@ impl Client {
     }
 }
 
-/// The DATA payload: every line end CRLF, leading dots doubled, and the final `.` line.
-///
-/// A bare CR or bare LF becomes CRLF (and a dot after it is doubled): servers differ on
-/// whether a bare CR or LF ends a line, so `\r.\r\n` sent as written could end the message
-/// early in the next server's eyes (SMTP smuggling) and let what follows pass as commands.
-pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 50 + 5);
-    let mut at_line_start = true;
-    let mut bytes = message.iter().peekable();
-    while let Some(&byte) = bytes.next() {
-        match byte {
-            b'\r' | b'\n' => {
-                if byte == b'\r' {
-                    bytes.next_if_eq(&&b'\n');
-                }
-                out.extend_from_slice(b"\r\n");
-                at_line_start = true;
-            }
-            _ => {
-                if at_line_start && byte == b'.' {
-                    out.push(b'.');
-                }
-                out.push(byte);
-                at_line_start = false;
-            }
-        }
-    }
-    if !at_line_start {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
-}
-
 /// Opportunistic TLS (RFC 7435): encrypt against passive listeners even when the peer's
 /// certificate cannot be verified, as every MTA does without MTA-STS or DANE. The signature
 /// checks still run, so the handshake itself is sound.
@@ -508,22 +478,5 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dot_stuffing_doubles_leading_dots_and_terminates() {
-        assert_eq!(dot_stuff(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
-        assert_eq!(dot_stuff(b".\nx"), b"..\r\nx\r\n.\r\n");
-        assert_eq!(dot_stuff(b""), b".\r\n");
-        // Bare CR and bare LF: line ends like any other, so no early end of data is sent.
-        assert_eq!(dot_stuff(b"a\r.\r\nMAIL"), b"a\r\n..\r\nMAIL\r\n.\r\n");
-        assert_eq!(dot_stuff(b"a\n.\nb"), b"a\r\n..\r\nb\r\n.\r\n");
-        assert_eq!(dot_stuff(b"a\r\r\n"), b"a\r\n\r\n.\r\n");
-        assert_eq!(dot_stuff(b"x\r"), b"x\r\n.\r\n");
     }
 }

@@ -12,7 +12,10 @@
 //! ([`crate::submission`]); in both, `250` is sent only after the commit.
 
 pub mod anvil;
+mod auth;
 pub mod client;
+mod data;
+mod inbound;
 pub mod parser;
 pub mod reply;
 pub mod session;

@@ -1,4 +1,5 @@
-//! Byte-level SMTP input handling: command lines (bounded), and the DATA decoder.
+//! Byte-level SMTP input handling: the command line limit (lines are framed by the shared
+//! [`crate::wire::line::LineBuffer`]), and the DATA decoder.
 //!
 //! Decisions (RFC 5321 §2.3.8 and the 2023 "SMTP smuggling" lessons):
 //! - Command lines may end in CRLF or a bare LF (treated as CRLF); a line longer than
@@ -13,49 +14,13 @@
 //!   chunks go into the same [`MessageBuffer`].
 
 use crate::budget::Claim;
+use crate::wire::line::Limit;
 
 /// The longest command line, CRLF included (§4.5.3.1.4 says 512; 1000 is the text-line limit
 /// and what real clients need for AUTH with long initial responses).
 pub const MAX_LINE: usize = 1000;
-
-/// The result of looking for one command line in a buffer.
-#[derive(Debug, PartialEq, Eq)]
-pub enum LineScan {
-    /// A complete line (without its line end) and how many bytes it took from the buffer.
-    Line(usize, usize),
-    /// No line end yet; read more.
-    NeedMore,
-    /// The line is over the limit; this many bytes can be dropped, and the caller must keep
-    /// dropping until the line's end (see [`skip_to_eol`]).
-    TooLong(usize),
-}
-
-/// Finds the first line in `buf`: `Line(len, consumed)` where `buf[..len]` is the line without
-/// CR LF.
-pub fn scan_line(buf: &[u8]) -> LineScan {
-    match buf.iter().position(|b| *b == b'\n') {
-        Some(lf) if lf + 1 > MAX_LINE => LineScan::TooLong(lf + 1),
-        Some(lf) => {
-            let len = if lf > 0 && buf.get(lf - 1) == Some(&b'\r') {
-                lf - 1
-            } else {
-                lf
-            };
-            LineScan::Line(len, lf + 1)
-        }
-        None if buf.len() >= MAX_LINE => LineScan::TooLong(buf.len()),
-        None => LineScan::NeedMore,
-    }
-}
-
-/// While skipping an over-long line: how many bytes of `buf` to drop, and whether its end was
-/// found.
-pub fn skip_to_eol(buf: &[u8]) -> (usize, bool) {
-    match buf.iter().position(|b| *b == b'\n') {
-        Some(lf) => (lf + 1, true),
-        None => (buf.len(), false),
-    }
-}
+/// [`MAX_LINE`] for the framer: SMTP counts the line with its ending.
+pub const LINE_LIMIT: Limit = Limit::WithEnding(MAX_LINE);
 
 /// The `SIZE=` parameter of a MAIL command line, read exactly: smtp-proto saturates long
 /// numbers and then starts again from the next digit, so `SIZE=99999999999999999999999` came
@@ -396,16 +361,25 @@ mod tests {
 
     #[test]
     fn lines() {
-        assert_eq!(scan_line(b"EHLO x\r\nMAIL"), LineScan::Line(6, 8));
-        assert_eq!(scan_line(b"EHLO x\nMAIL"), LineScan::Line(6, 7));
-        assert_eq!(scan_line(b"EHLO x"), LineScan::NeedMore);
-        assert_eq!(scan_line(b"\r\n"), LineScan::Line(0, 2));
-        let long = vec![b'a'; MAX_LINE + 5];
-        assert_eq!(scan_line(&long), LineScan::TooLong(MAX_LINE + 5));
-        let mut long_line = vec![b'a'; MAX_LINE];
-        long_line.extend_from_slice(b"\r\nNOOP\r\n");
-        assert_eq!(scan_line(&long_line), LineScan::TooLong(MAX_LINE + 2));
-        assert_eq!(skip_to_eol(b"aaa\r\nNOOP"), (5, true));
-        assert_eq!(skip_to_eol(b"aaa"), (3, false));
+        use crate::wire::line::{Frame, LineBuffer};
+        let mut buf = LineBuffer::new();
+        buf.extend(b"EHLO x\r\nMAIL\nNOOP");
+        assert_eq!(buf.next_line(LINE_LIMIT), Frame::Line(b"EHLO x".to_vec()));
+        assert_eq!(buf.next_line(LINE_LIMIT), Frame::Line(b"MAIL".to_vec()));
+        assert_eq!(buf.next_line(LINE_LIMIT), Frame::Incomplete);
+        buf.clear();
+        // 1000 octets with the CRLF fit; one more does not, and is skipped to its end.
+        let mut line = vec![b'a'; MAX_LINE - 2];
+        line.extend_from_slice(b"\r\n");
+        buf.extend(&line);
+        assert_eq!(
+            buf.next_line(LINE_LIMIT),
+            Frame::Line(vec![b'a'; MAX_LINE - 2])
+        );
+        buf.extend(&[b'a'; MAX_LINE + 5]);
+        assert_eq!(buf.next_line(LINE_LIMIT), Frame::Incomplete);
+        buf.extend(b"aa\r\nNOOP\r\n");
+        assert_eq!(buf.next_line(LINE_LIMIT), Frame::TooLong);
+        assert_eq!(buf.next_line(LINE_LIMIT), Frame::Line(b"NOOP".to_vec()));
     }
 }

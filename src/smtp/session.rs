@@ -5,6 +5,10 @@
 //! to "EHLO done". Replies are buffered and flushed only when the client's input is used up, so
 //! a pipelined batch (RFC 2920) gets its replies in order and in one write, and a client that
 //! waits for each reply gets it at once.
+//!
+//! The commands with a concern of their own are in sibling files, as further `impl Session`
+//! blocks: AUTH in `auth.rs`, the inbound (MX) recipient policy and delivery in `inbound.rs`,
+//! DATA/BDAT and the end of a transaction in `data.rs`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -12,18 +16,18 @@ use std::time::{Duration, Instant};
 use smtp_proto::{Error as ProtoError, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::parser::{DataDecoder, Dropped, LineScan, MessageBuffer, scan_line, skip_to_eol};
+use super::parser::{LINE_LIMIT, MessageBuffer};
 use super::reply::{self, Reply};
 use super::{Kind, Smtp};
 use crate::address::Address;
-use crate::auth::{AuthError, sasl};
 use crate::net::Transport;
-use crate::store::{Account, StoreError, Target};
-use crate::submission::{Recipient, SubmitError, rfc5322_now, unique_id};
+use crate::store::{Account, StoreError};
+use crate::submission::{Recipient, SubmitError, unique_id};
+use crate::wire::line::{Frame, LineBuffer};
 
 /// §4.5.3.2: 5 minutes for a command, 3 for each DATA block.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
-const DATA_TIMEOUT: Duration = Duration::from_secs(180);
+pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+pub(super) const DATA_TIMEOUT: Duration = Duration::from_secs(180);
 /// §4.5.3.1.8 asks for at least 100.
 pub const MAX_RECIPIENTS: usize = 100;
 /// Errors after which the session is closed (a confused or hostile client); refused recipients
@@ -31,40 +35,40 @@ pub const MAX_RECIPIENTS: usize = 100;
 const MAX_ERRORS: u32 = 20;
 
 /// A transaction in progress: after MAIL, before the end of DATA.
-struct Envelope {
-    id: String,
+pub(super) struct Envelope {
+    pub(super) id: String,
     /// "" for the null sender.
-    from: String,
-    declared_size: usize,
-    rcpts: Vec<String>,
+    pub(super) from: String,
+    pub(super) declared_size: usize,
+    pub(super) rcpts: Vec<String>,
     /// Inbound: the local accounts to deliver to. Submission: the resolved recipients.
-    accounts: Vec<i64>,
+    pub(super) accounts: Vec<i64>,
     /// Inbound: remote addresses aliases forward to (and senders behind SRS bounces), with the
     /// local domain that forwards (the SRS domain).
-    forwards: Vec<String>,
-    forward_domain: Option<String>,
-    resolved: Vec<Recipient>,
+    pub(super) forwards: Vec<String>,
+    pub(super) forward_domain: Option<String>,
+    pub(super) resolved: Vec<Recipient>,
     /// BDAT chunks so far.
-    chunks: Option<MessageBuffer>,
-    started: Instant,
+    pub(super) chunks: Option<MessageBuffer>,
+    pub(super) started: Instant,
 }
 
 pub struct Session<'a, T: Transport> {
-    io: T,
-    smtp: &'a Smtp,
-    kind: Kind,
-    peer: SocketAddr,
-    rbuf: Vec<u8>,
-    wbuf: Vec<u8>,
-    helo: Option<String>,
-    esmtp: bool,
-    account: Option<Account>,
-    envelope: Option<Envelope>,
-    errors: u32,
-    quit: bool,
+    pub(super) io: T,
+    pub(super) smtp: &'a Smtp,
+    pub(super) kind: Kind,
+    pub(super) peer: SocketAddr,
+    pub(super) rbuf: LineBuffer,
+    pub(super) wbuf: Vec<u8>,
+    pub(super) helo: Option<String>,
+    pub(super) esmtp: bool,
+    pub(super) account: Option<Account>,
+    pub(super) envelope: Option<Envelope>,
+    pub(super) errors: u32,
+    pub(super) quit: bool,
 }
 
-enum Next {
+pub(super) enum Next {
     Line(Vec<u8>),
     TooLong,
     Eof,
@@ -77,7 +81,7 @@ impl<'a, T: Transport> Session<'a, T> {
             smtp,
             kind,
             peer,
-            rbuf: Vec::with_capacity(4096),
+            rbuf: LineBuffer::new(),
             wbuf: Vec::with_capacity(4096),
             helo: None,
             esmtp: false,
@@ -145,16 +149,16 @@ impl<'a, T: Transport> Session<'a, T> {
         true
     }
 
-    fn reply(&mut self, reply: Reply) {
+    pub(super) fn reply(&mut self, reply: Reply) {
         reply.write_to(&mut self.wbuf);
     }
 
-    fn error(&mut self, reply: Reply) {
+    pub(super) fn error(&mut self, reply: Reply) {
         self.errors += 1;
         self.reply(reply);
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
+    pub(super) async fn flush(&mut self) -> std::io::Result<()> {
         if !self.wbuf.is_empty() {
             self.io.write_all(&self.wbuf).await?;
             self.io.flush().await?;
@@ -165,41 +169,20 @@ impl<'a, T: Transport> Session<'a, T> {
 
     /// Reads more input, flushing pending replies first when the client may be waiting for
     /// them (PIPELINING: replies go out when the batch is used up).
-    async fn fill(&mut self) -> std::io::Result<usize> {
+    pub(super) async fn fill(&mut self) -> std::io::Result<usize> {
         self.flush().await?;
         let mut chunk = [0u8; 8192];
         let n = self.io.read(&mut chunk).await?;
-        self.rbuf
-            .extend_from_slice(chunk.get(..n).unwrap_or_default());
+        self.rbuf.extend(chunk.get(..n).unwrap_or_default());
         Ok(n)
     }
 
-    async fn next_line(&mut self) -> std::io::Result<Next> {
+    pub(super) async fn next_line(&mut self) -> std::io::Result<Next> {
         loop {
-            match scan_line(&self.rbuf) {
-                LineScan::Line(len, used) => {
-                    let line = self.rbuf.get(..len).unwrap_or_default().to_vec();
-                    self.rbuf.drain(..used);
-                    return Ok(Next::Line(line));
-                }
-                LineScan::TooLong(drop) => {
-                    let ended = self.rbuf.get(..drop).is_some_and(|b| b.ends_with(b"\n"));
-                    self.rbuf.drain(..drop);
-                    if !ended {
-                        loop {
-                            let (n, found) = skip_to_eol(&self.rbuf);
-                            self.rbuf.drain(..n);
-                            if found {
-                                break;
-                            }
-                            if self.fill().await? == 0 {
-                                return Ok(Next::Eof);
-                            }
-                        }
-                    }
-                    return Ok(Next::TooLong);
-                }
-                LineScan::NeedMore => {
+            match self.rbuf.next_line(LINE_LIMIT) {
+                Frame::Line(line) => return Ok(Next::Line(line)),
+                Frame::TooLong => return Ok(Next::TooLong),
+                Frame::Incomplete => {
                     if self.fill().await? == 0 {
                         return Ok(Next::Eof);
                     }
@@ -300,7 +283,7 @@ impl<'a, T: Transport> Session<'a, T> {
     }
 
     /// Passwords only over TLS, unless the config says TLS is impossible here.
-    fn auth_allowed(&self) -> bool {
+    pub(super) fn auth_allowed(&self) -> bool {
         self.io.is_tls() || self.smtp.allow_plaintext
     }
 
@@ -325,161 +308,6 @@ impl<'a, T: Transport> Session<'a, T> {
         self.envelope = None;
         self.account = None;
         Ok(())
-    }
-
-    async fn auth(&mut self, mechanism: u64, initial: String) -> std::io::Result<()> {
-        if self.kind != Kind::Submission {
-            self.error(Reply::new(
-                503,
-                "5.5.1",
-                "AUTH is only available on the submission ports",
-            ));
-            return Ok(());
-        }
-        if !self.auth_allowed() {
-            self.error(Reply::new(
-                530,
-                "5.7.0",
-                "Must issue a STARTTLS command first",
-            ));
-            return Ok(());
-        }
-        if self.account.is_some() {
-            self.error(reply::bad_sequence("Already authenticated"));
-            return Ok(());
-        }
-        if self.envelope.is_some() {
-            self.error(reply::bad_sequence(
-                "AUTH is not allowed during a mail transaction",
-            ));
-            return Ok(());
-        }
-        let credentials = match mechanism {
-            smtp_proto::AUTH_PLAIN => {
-                let data = if initial.is_empty() {
-                    self.reply(Reply::new(334, "", ""));
-                    match self.challenge_response().await? {
-                        Some(line) => line,
-                        None => return Ok(()),
-                    }
-                } else {
-                    initial
-                };
-                sasl::decode_response(&data).and_then(|d| sasl::decode_plain(&d))
-            }
-            smtp_proto::AUTH_LOGIN => {
-                let user = if initial.is_empty() {
-                    self.reply(Reply::new(334, "", sasl::LOGIN_USERNAME_CHALLENGE));
-                    match self.challenge_response().await? {
-                        Some(line) => line,
-                        None => return Ok(()),
-                    }
-                } else {
-                    initial
-                };
-                match sasl::decode_login_step(&user) {
-                    Ok(username) => {
-                        self.reply(Reply::new(334, "", sasl::LOGIN_PASSWORD_CHALLENGE));
-                        match self.challenge_response().await? {
-                            Some(line) => {
-                                sasl::decode_login_step(&line).map(|password| sasl::Credentials {
-                                    authzid: None,
-                                    username,
-                                    password,
-                                })
-                            }
-                            None => return Ok(()),
-                        }
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            _ => {
-                self.error(Reply::new(
-                    504,
-                    "5.5.4",
-                    "Unrecognized authentication mechanism",
-                ));
-                return Ok(());
-            }
-        };
-        let credentials = match credentials {
-            Ok(c) => c,
-            Err(sasl::SaslError::Cancelled) => {
-                self.error(Reply::new(501, "5.0.0", "Authentication cancelled"));
-                return Ok(());
-            }
-            Err(e) => {
-                self.error(Reply::new(
-                    501,
-                    "5.5.2",
-                    format!("Cannot decode response: {e}"),
-                ));
-                return Ok(());
-            }
-        };
-        if credentials.authzid.is_some() {
-            self.error(Reply::new(
-                535,
-                "5.7.8",
-                "Authorization identity not permitted",
-            ));
-            return Ok(());
-        }
-        match self
-            .smtp
-            .auth
-            .login(
-                "smtp",
-                self.peer.ip(),
-                &credentials.username,
-                &credentials.password,
-            )
-            .await
-        {
-            Ok(account) => {
-                tracing::Span::current().record("account", account.address.as_str());
-                self.io.authenticated();
-                self.account = Some(account);
-                self.reply(Reply::new(235, "2.7.0", "Authentication successful"));
-            }
-            Err(AuthError::Failed) => {
-                self.error(Reply::new(
-                    535,
-                    "5.7.8",
-                    "Authentication credentials invalid",
-                ));
-            }
-            Err(AuthError::Locked(secs)) => self.error(Reply::new(
-                454,
-                "4.7.0",
-                format!("Too many failed logins; try again in {secs} seconds"),
-            )),
-            Err(AuthError::Internal(e)) => {
-                tracing::error!("authentication failed internally: {e}");
-                self.reply(Reply::new(454, "4.7.0", "Temporary authentication failure"));
-            }
-        }
-        Ok(())
-    }
-
-    /// One line of a SASL exchange; `None` (with the reply already queued) when the line was
-    /// unusable.
-    async fn challenge_response(&mut self) -> std::io::Result<Option<String>> {
-        match self.next_line().await? {
-            Next::Line(line) => match String::from_utf8(line) {
-                Ok(s) => Ok(Some(s)),
-                Err(_) => {
-                    self.error(Reply::new(501, "5.5.2", "Invalid response"));
-                    Ok(None)
-                }
-            },
-            Next::TooLong => {
-                self.error(Reply::new(500, "5.5.2", "Line too long"));
-                Ok(None)
-            }
-            Next::Eof => Err(std::io::ErrorKind::UnexpectedEof.into()),
-        }
     }
 
     async fn mail(&mut self, from: smtp_proto::MailFrom<String>, declared_size: u64) {
@@ -589,64 +417,6 @@ impl<'a, T: Transport> Session<'a, T> {
         }
     }
 
-    async fn rcpt_inbound(&mut self, rcpt: &str, declared_size: usize, null_sender: bool) -> Reply {
-        let Ok(address) = Address::parse(rcpt) else {
-            return Reply::new(501, "5.1.3", "Bad recipient address syntax");
-        };
-        let store = &self.smtp.store;
-        // A bounce coming back to an address we rewrote when forwarding: pass it on to the
-        // original sender. Only bounces (from the null sender) may use these addresses, or a
-        // valid one would relay anyone's mail.
-        if null_sender
-            && let Some(original) = self.smtp.srs.reverse(&address.local)
-            && matches!(store.is_local_domain(&address.domain).await, Ok(true))
-        {
-            if let Some(env) = &mut self.envelope {
-                env.forwards.push(original);
-                env.forward_domain.get_or_insert(address.domain.clone());
-            }
-            return Reply::new(250, "2.1.5", "Recipient OK");
-        }
-        let expansion = match store.expand_recipient(&address.to_string()).await {
-            Ok(Some(e)) => e,
-            Ok(None) => {
-                return match store.is_local_domain(&address.domain).await {
-                    Ok(true) => {
-                        store.count_event("rejected:unknown_user");
-                        Reply::new(550, "5.1.1", "No such user here")
-                    }
-                    Ok(false) => {
-                        store.count_event("rejected:relay");
-                        Reply::new(554, "5.7.1", "Relay access denied")
-                    }
-                    Err(e) => self.store_error(e),
-                };
-            }
-            Err(e) => return self.store_error(e),
-        };
-        for account in &expansion.local {
-            let quota = account.quota_bytes;
-            if quota > 0 && account.used_bytes.saturating_add(declared_size as i64) >= quota {
-                store.count_event("rejected:quota");
-                return Reply::new(452, "4.2.2", format!("Mailbox full: {address}"));
-            }
-        }
-        if let Some(env) = &mut self.envelope {
-            for account in expansion.local {
-                if !env.accounts.contains(&account.id) {
-                    env.accounts.push(account.id);
-                }
-            }
-            for target in expansion.remote {
-                if !env.forwards.contains(&target) {
-                    env.forwards.push(target);
-                }
-                env.forward_domain.get_or_insert(address.domain.clone());
-            }
-        }
-        Reply::new(250, "2.1.5", "Recipient OK")
-    }
-
     async fn rcpt_submission(&mut self, rcpt: &str) -> Reply {
         match self.smtp.submission.check_recipient(rcpt).await {
             Ok(resolved) => {
@@ -661,284 +431,7 @@ impl<'a, T: Transport> Session<'a, T> {
         }
     }
 
-    async fn data(&mut self) -> std::io::Result<()> {
-        let Some(env) = &self.envelope else {
-            self.error(reply::bad_sequence("Need MAIL before DATA"));
-            return Ok(());
-        };
-        if env.rcpts.is_empty() {
-            self.error(Reply::new(554, "5.5.1", "No valid recipients"));
-            return Ok(());
-        }
-        if env.chunks.is_some() {
-            self.error(reply::bad_sequence("DATA cannot follow BDAT"));
-            return Ok(());
-        }
-        self.reply(Reply::new(
-            354,
-            "",
-            "Start mail input; end with <CRLF>.<CRLF>",
-        ));
-        self.io.set_idle_timeout(DATA_TIMEOUT);
-        let mut decoder = DataDecoder::new(self.message_buffer());
-        loop {
-            let (used, done) = decoder.feed(&self.rbuf);
-            self.rbuf.drain(..used);
-            if done {
-                break;
-            }
-            if self.fill().await? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-        }
-        self.io.set_idle_timeout(COMMAND_TIMEOUT);
-        self.finish(decoder.finish()).await;
-        Ok(())
-    }
-
-    /// An empty buffer for one message, under the size limit and the shared memory budget.
-    fn message_buffer(&self) -> MessageBuffer {
-        MessageBuffer::new(
-            self.smtp.max_message_size,
-            self.smtp.budget.claim(self.peer.ip()),
-        )
-    }
-
-    async fn bdat(&mut self, size: usize, last: bool) -> std::io::Result<()> {
-        // The chunk follows the command whatever we answer, so read it first (RFC 3030 §2).
-        self.io.set_idle_timeout(DATA_TIMEOUT);
-        let keep = self.envelope.as_ref().is_some_and(|e| !e.rcpts.is_empty());
-        if keep {
-            let fresh = self.message_buffer();
-            if let Some(env) = &mut self.envelope {
-                env.chunks.get_or_insert(fresh);
-            }
-        }
-        let mut left = size;
-        loop {
-            let take = left.min(self.rbuf.len());
-            if let Some(buffer) = self.envelope.as_mut().and_then(|e| e.chunks.as_mut()) {
-                buffer.push(self.rbuf.get(..take).unwrap_or_default());
-            }
-            self.rbuf.drain(..take);
-            left -= take;
-            if left == 0 {
-                break;
-            }
-            if self.fill().await? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-        }
-        self.io.set_idle_timeout(COMMAND_TIMEOUT);
-        let Some(env) = &mut self.envelope else {
-            self.error(reply::bad_sequence("Need MAIL before BDAT"));
-            return Ok(());
-        };
-        if env.rcpts.is_empty() {
-            self.error(Reply::new(554, "5.5.1", "No valid recipients"));
-            return Ok(());
-        }
-        let Some(buffer) = env.chunks.take_if(|_| last) else {
-            let held = env.chunks.as_ref().map_or(0, MessageBuffer::size);
-            self.reply(Reply::new(
-                250,
-                "2.0.0",
-                format!("{size} octets received ({held} so far)"),
-            ));
-            return Ok(());
-        };
-        self.finish(buffer).await;
-        Ok(())
-    }
-
-    /// Ends the transaction: stores the message (or reports why not), replies, logs one line.
-    async fn finish(&mut self, buffer: MessageBuffer) {
-        let Some(env) = self.envelope.take() else {
-            return;
-        };
-        let size = buffer.size();
-        let reply = match buffer.finish() {
-            // The claim is held until the message is stored: delivery works on this copy.
-            Ok((message, _claim)) => match self.kind {
-                Kind::Mx => self.deliver_inbound(&env, &message).await,
-                Kind::Submission => self.submit(&env, &message).await,
-            },
-            Err(Dropped::TooBig) => Reply::new(
-                552,
-                "5.3.4",
-                format!(
-                    "Message too big ({size} bytes; this server accepts up to {})",
-                    self.smtp.max_message_size
-                ),
-            ),
-            Err(Dropped::NoMemory) => {
-                tracing::warn!(
-                    "smtp: memory budget for mail in flight spent ({} bytes); message of {size} bytes refused for now",
-                    self.smtp.budget.limit()
-                );
-                self.smtp.store.count_event("rejected:busy");
-                Reply::new(
-                    452,
-                    "4.3.1",
-                    "Insufficient system resources: too much mail in flight; try again later",
-                )
-            }
-        };
-        let tls = self.io.tls_info().map_or("none".to_string(), |t| t.version);
-        tracing::info!(
-            "smtp transaction: id={} peer={} tls={tls} from=<{}> rcpts={} size={size} result={} ms={}",
-            env.id,
-            self.peer.ip(),
-            env.from,
-            env.rcpts.join(","),
-            reply.code,
-            env.started.elapsed().as_millis()
-        );
-        if reply.is_error() {
-            self.error(reply);
-        } else {
-            self.reply(reply);
-        }
-    }
-
-    async fn deliver_inbound(&mut self, env: &Envelope, message: &[u8]) -> Reply {
-        // Each server adds a Received field: this many means the message is going round in
-        // circles (two aliases forwarding to each other across servers, RFC 5321 §6.3).
-        let hops = count_received(message);
-        if hops >= MAX_HOPS {
-            self.smtp.store.count_event("rejected:loop");
-            return Reply::new(
-                554,
-                "5.4.6",
-                format!("Too many hops ({hops} Received fields): a mail loop?"),
-            );
-        }
-        let mut raw = self.trace_headers(env);
-        if let Some(verifier) = &self.smtp.verifier {
-            let helo = self.helo.as_deref().unwrap_or("unknown");
-            let verdict = verifier
-                .verify(self.peer.ip(), helo, &env.from, message)
-                .await;
-            if let Some(why) = verdict.reject {
-                self.smtp.store.count_event("rejected:dmarc");
-                return Reply::new(550, "5.7.1", why);
-            }
-            raw.extend_from_slice(verdict.header.as_bytes());
-        }
-        // Only we may state our verdicts, whether or not we checked.
-        raw.extend_from_slice(&super::verify::strip_forged_results(
-            message,
-            &self.smtp.hostname,
-        ));
-        let targets: Vec<Target> = env.accounts.iter().map(|id| Target::inbox(*id)).collect();
-        let delivery = crate::store::Delivery {
-            raw: &raw,
-            internal_date: None,
-        };
-        match self.smtp.store.deliver_atomic(delivery, &targets).await {
-            Ok(_) if env.forwards.is_empty() => {
-                Reply::new(250, "2.0.0", format!("OK: stored as {}", env.id))
-            }
-            Ok(_) => self.forward(env, &raw).await,
-            Err(StoreError::QuotaExceeded { address, .. }) if targets.len() == 1 => {
-                Reply::new(552, "5.2.2", format!("Mailbox full: {address}"))
-            }
-            Err(StoreError::QuotaExceeded { address, .. }) => Reply::new(
-                452,
-                "4.2.2",
-                format!("Mailbox full: {address}; nothing was delivered, please retry"),
-            ),
-            Err(e) => self.store_error(e),
-        }
-    }
-
-    /// Queues `raw` for the remote targets of aliases, from an SRS address of the forwarding
-    /// domain so SPF passes at the destination. Local copies are already stored.
-    async fn forward(&mut self, env: &Envelope, raw: &[u8]) -> Reply {
-        let domain = env
-            .forward_domain
-            .clone()
-            .unwrap_or_else(|| self.smtp.hostname.clone());
-        let sender = self.smtp.srs.forward(&env.from, &domain);
-        // The Return-Path is ours to add only at final delivery; the next server adds its own.
-        let outbound = crate::submission::without_return_path(raw);
-        match self
-            .smtp
-            .store
-            .queue_add(&sender, &env.forwards, outbound)
-            .await
-        {
-            Ok(id) => Reply::new(
-                250,
-                "2.0.0",
-                format!("OK: stored as {}, forwarded as queue item {id}", env.id),
-            ),
-            Err(e) => self.store_error(e),
-        }
-    }
-
-    async fn submit(&mut self, env: &Envelope, message: &[u8]) -> Reply {
-        let Some(account) = &self.account else {
-            return Reply::new(530, "5.7.0", "Authentication required");
-        };
-        let trace = self.trace_headers(env);
-        match self
-            .smtp
-            .submission
-            .submit(account, &env.from, &env.resolved, &trace, message)
-            .await
-        {
-            Ok(_) => Reply::new(250, "2.0.0", format!("OK: stored as {}", env.id)),
-            Err(SubmitError::Store(StoreError::QuotaExceeded { address, .. })) => {
-                Reply::new(452, "4.2.2", format!("Mailbox full: {address}"))
-            }
-            Err(SubmitError::Store(e)) => self.store_error(e),
-            Err(e @ SubmitError::NotYourAddress(_)) => Reply::new(550, "5.7.1", e.to_string()),
-            Err(e @ SubmitError::BadRecipient(_)) => Reply::new(550, "5.1.1", e.to_string()),
-            Err(e @ SubmitError::Malformed(_)) => Reply::new(554, "5.6.0", e.to_string()),
-            Err(e @ SubmitError::Dkim(_)) => {
-                tracing::error!("submission: {e}");
-                Reply::new(451, "4.3.0", "Cannot sign the message now; try again later")
-            }
-        }
-    }
-
-    /// `Return-Path:` and `Received:` for the top of a stored message. `for <rcpt>` only with a
-    /// single recipient, so one body serves every recipient (and is stored once).
-    fn trace_headers(&self, env: &Envelope) -> Vec<u8> {
-        let helo = self.helo.as_deref().unwrap_or("unknown");
-        let helo: String = helo
-            .chars()
-            .filter(|c| c.is_ascii_graphic())
-            .take(255)
-            .collect();
-        let mut with = match (self.esmtp, self.io.is_tls(), self.account.is_some()) {
-            (false, _, _) => "SMTP",
-            (true, false, false) => "ESMTP",
-            (true, false, true) => "ESMTPA",
-            (true, true, false) => "ESMTPS",
-            (true, true, true) => "ESMTPSA",
-        }
-        .to_string();
-        if let Some(tls) = self.io.tls_info() {
-            with.push_str(&format!(" ({} {})", tls.version, tls.cipher));
-        }
-        let for_clause = match env.rcpts.as_slice() {
-            [one] => format!("\r\n\tfor <{one}>"),
-            _ => String::new(),
-        };
-        format!(
-            "Return-Path: <{}>\r\nReceived: from {helo} ([{}])\r\n\tby {} (Mailroom) with {with}\r\n\tid {}{for_clause};\r\n\t{}\r\n",
-            env.from,
-            self.peer.ip(),
-            self.smtp.hostname,
-            env.id,
-            rfc5322_now()
-        )
-        .into_bytes()
-    }
-
-    fn store_error(&self, e: StoreError) -> Reply {
+    pub(super) fn store_error(&self, e: StoreError) -> Reply {
         if let StoreError::StorageFull(why) = &e {
             // RFC 3463 4.3.1 "mail system full"; temporary, the client retries.
             tracing::warn!("refusing mail for lack of storage: {why}");
@@ -948,7 +441,7 @@ impl<'a, T: Transport> Session<'a, T> {
         reply::unavailable()
     }
 
-    fn store_failed(&mut self, e: StoreError) {
+    pub(super) fn store_failed(&mut self, e: StoreError) {
         let r = self.store_error(e);
         self.reply(r);
     }
@@ -978,15 +471,4 @@ fn proto_error(e: ProtoError) -> Reply {
         | ProtoError::ResponseTooLong
         | ProtoError::InvalidResponse { .. } => reply::syntax("Syntax error"),
     }
-}
-
-/// Received fields at which a message is refused as looping (Postfix uses 50, RFC 5321
-/// suggests at least 100 is excessive; forwarding chains this long do not occur in practice).
-const MAX_HOPS: usize = 30;
-
-/// The number of `Received:` fields in the header section of `message`.
-fn count_received(message: &[u8]) -> usize {
-    crate::mime::header_fields(message)
-        .filter(|name| name.eq_ignore_ascii_case(b"received"))
-        .count()
 }
