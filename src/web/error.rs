@@ -21,6 +21,9 @@ pub enum WebError {
     TooLarge(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A passing failure of ours ([`StoreError::Unavailable`]): 503, try again.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for WebError {
@@ -28,6 +31,7 @@ impl From<StoreError> for WebError {
         match e {
             StoreError::NotFound(_) => WebError::NotFound,
             StoreError::Invalid(m) | StoreError::Conflict(m) => WebError::BadRequest(m),
+            StoreError::Unavailable(why) => WebError::Unavailable(why),
             other => WebError::Internal(other.to_string()),
         }
     }
@@ -63,6 +67,13 @@ impl IntoResponse for WebError {
             WebError::BadRequest(m) => page(StatusCode::BAD_REQUEST, &m),
             WebError::Forbidden(m) => page(StatusCode::FORBIDDEN, &m),
             WebError::TooLarge(m) => page(StatusCode::PAYLOAD_TOO_LARGE, &m),
+            WebError::Unavailable(cause) => {
+                tracing::warn!("web request refused for now: {cause}");
+                page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The server is busy. Please try again in a moment.",
+                )
+            }
             WebError::Internal(cause) => {
                 tracing::error!("web request failed: {cause}");
                 page(
