@@ -92,3 +92,23 @@ pub(super) async fn not_found() -> WebError {
 pub(super) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     WebError::Internal("a handler panicked".into()).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passing_store_failures_are_503_and_corruption_500() {
+        let status = |e: StoreError| WebError::from(e).into_response().status();
+        assert_eq!(
+            status(StoreError::Unavailable(
+                "the delivery writer has stopped".into()
+            )),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(StoreError::Corrupt("flags of mailbox 1".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}

@@ -225,3 +225,42 @@ async fn the_store_opens_without_the_json_envelope_index() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn imap_copy_and_append_take_an_exact_fit_and_refuse_one_byte_more() {
+    let (t, alice) = crate::imap::server().await;
+    let store = &t.running.store;
+    let raw = b"Subject: c\r\n\r\ncopy me\r\n";
+    crate::imap::deliver(store, &alice, raw).await;
+    let size = raw.len() as u64;
+    let mut c = crate::imap::logged_in(&t).await;
+    c.ok("SELECT INBOX").await;
+
+    store
+        .set_quota("alice@localhost", 2 * size - 1)
+        .await
+        .unwrap();
+    let (_, r) = c.cmd("COPY 1 Archive").await;
+    assert_eq!(r, "TAG NO [OVERQUOTA] the mailbox is full (quota exceeded)");
+    store.set_quota("alice@localhost", 2 * size).await.unwrap();
+    c.ok("COPY 1 Archive").await;
+    assert_eq!(
+        used(store, "alice@localhost").await,
+        (2 * size as i64, 2 * size as i64)
+    );
+
+    let append = format!(
+        "APPEND INBOX {{{}+}}\r\n{}",
+        raw.len(),
+        String::from_utf8_lossy(raw)
+    );
+    store
+        .set_quota("alice@localhost", 3 * size - 1)
+        .await
+        .unwrap();
+    let (_, r) = c.cmd(&append).await;
+    assert_eq!(r, "TAG NO [OVERQUOTA] the mailbox is full (quota exceeded)");
+    store.set_quota("alice@localhost", 3 * size).await.unwrap();
+    c.ok(&append).await;
+    assert_eq!(used(store, "alice@localhost").await.0, 3 * size as i64);
+}
