@@ -16,13 +16,14 @@
 //! 5. the message is DKIM-signed when its (first) From: domain is ours (RSA and Ed25519);
 //! 6. local recipients (after aliases) get the message through the one delivery path, all or
 //!    none;
-//! 7. remote recipients (and remote targets of local aliases) go to the outbound queue, committed
-//!    before `submit` returns.
+//! 7. remote recipients (and remote targets of local aliases) go to the outbound queue in the
+//!    same transaction as the local copies (`Store::deliver_and_queue`), committed before
+//!    `submit` returns.
 
 use crate::address::Address;
 use crate::mime::Mailbox;
 use crate::queue::dkim::{Signer, domain_of};
-use crate::store::{Account, Delivered, Delivery, Store, StoreError, Target};
+use crate::store::{Account, Delivered, Delivery, Outbound, Store, StoreError, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -101,10 +102,8 @@ impl Submission {
 
     /// Submits `message` from `account` with envelope sender `from` to `recipients` (as
     /// resolved by [`Submission::check_recipient`]), with `trace` (the receiving protocol's
-    /// `Return-Path:`/`Received:` lines, or nothing) on top. Local copies are stored (all or
-    /// none) before remote recipients are queued; a failure to queue after local delivery is
-    /// reported as an error, so the client's retry may deliver local copies twice but nothing is
-    /// ever lost. Returns the stored copies.
+    /// `Return-Path:`/`Received:` lines, or nothing) on top. Local copies and the queue entry
+    /// for remote recipients are committed together or not at all. Returns the stored copies.
     pub async fn submit(
         &self,
         account: &Account,
@@ -181,22 +180,27 @@ impl Submission {
                 keywords: Vec::new(),
             });
         }
-        let delivered = self
+        // Return-Path belongs to final delivery; the next server adds its own.
+        let outbound =
+            (!remote.is_empty()).then(|| [without_return_path(trace), &content].concat());
+        // Local copies and the queue entry in one transaction: a failure stores neither, so
+        // the client's retry cannot deliver the local copies twice.
+        let report = self
             .store
-            .deliver_atomic(
+            .deliver_and_queue(
                 Delivery {
                     raw: &[trace, &content].concat(),
                     internal_date: None,
                 },
                 &targets,
+                outbound.as_deref().map(|raw| Outbound {
+                    sender: from,
+                    recipients: &remote,
+                    raw,
+                }),
             )
             .await?;
-        if !remote.is_empty() {
-            // Return-Path belongs to final delivery; the next server adds its own.
-            let outbound = [without_return_path(trace), &content].concat();
-            self.store.queue_add(from, &remote, &outbound).await?;
-        }
-        Ok(delivered)
+        Ok(report.delivered)
     }
 }
 

@@ -636,6 +636,10 @@ pub(super) fn store_error(e: StoreError) -> Reply {
             tracing::warn!("imap: refused for lack of storage: {why}");
             Reply::no("[UNAVAILABLE] the server is short of storage; try again later")
         }
+        StoreError::Unavailable(why) => {
+            tracing::warn!("imap: store unavailable: {why}");
+            Reply::no("[UNAVAILABLE] the server is busy; try again later")
+        }
         e @ (StoreError::Db(_) | StoreError::Migrate(_) | StoreError::Corrupt(_)) => {
             tracing::error!("imap: store failure: {e}");
             Reply::no("[SERVERBUG] internal error; please try again later")

@@ -7,7 +7,7 @@ use super::reply::Reply;
 use super::session::{Envelope, Session};
 use crate::address::Address;
 use crate::net::Transport;
-use crate::store::{StoreError, Target};
+use crate::store::{Outbound, StoreError, Target};
 
 impl<'a, T: Transport> Session<'a, T> {
     pub(super) async fn rcpt_inbound(
@@ -51,8 +51,9 @@ impl<'a, T: Transport> Session<'a, T> {
             Err(e) => return self.store_error(e),
         };
         for account in &expansion.local {
-            let quota = account.quota_bytes;
-            if quota > 0 && account.used_bytes.saturating_add(declared_size as i64) >= quota {
+            // Without SIZE= the message is still at least a byte: a full mailbox is refused.
+            let adding = i64::try_from(declared_size.max(1)).unwrap_or(i64::MAX);
+            if !crate::store::quota::fits(account.used_bytes, adding, account.quota_bytes) {
                 store.count_event("rejected:quota");
                 return Reply::new(452, "4.2.2", format!("Mailbox full: {address}"));
             }
@@ -107,11 +108,27 @@ impl<'a, T: Transport> Session<'a, T> {
             raw: &raw,
             internal_date: None,
         };
-        match self.smtp.store.deliver_atomic(delivery, &targets).await {
-            Ok(_) if env.forwards.is_empty() => {
-                Reply::new(250, "2.0.0", format!("OK: stored as {}", env.id))
-            }
-            Ok(_) => self.forward(env, &raw).await,
+        // Remote targets of aliases are queued in the same transaction as the local copies.
+        let forward = self.forwarding(env, &raw);
+        let outbound = forward.as_ref().map(|(sender, raw)| Outbound {
+            sender,
+            recipients: &env.forwards,
+            raw,
+        });
+        match self
+            .smtp
+            .store
+            .deliver_and_queue(delivery, &targets, outbound)
+            .await
+        {
+            Ok(report) => match report.queued {
+                None => Reply::new(250, "2.0.0", format!("OK: stored as {}", env.id)),
+                Some(id) => Reply::new(
+                    250,
+                    "2.0.0",
+                    format!("OK: stored as {}, forwarded as queue item {id}", env.id),
+                ),
+            },
             Err(StoreError::QuotaExceeded { address, .. }) if targets.len() == 1 => {
                 Reply::new(552, "5.2.2", format!("Mailbox full: {address}"))
             }
@@ -124,29 +141,19 @@ impl<'a, T: Transport> Session<'a, T> {
         }
     }
 
-    /// Queues `raw` for the remote targets of aliases, from an SRS address of the forwarding
-    /// domain so SPF passes at the destination. Local copies are already stored.
-    pub(super) async fn forward(&mut self, env: &Envelope, raw: &[u8]) -> Reply {
+    /// For the remote targets of aliases (none: `None`), the envelope sender and message to
+    /// queue: from an SRS address of the forwarding domain so SPF passes at the destination.
+    fn forwarding<'r>(&self, env: &Envelope, raw: &'r [u8]) -> Option<(String, &'r [u8])> {
+        if env.forwards.is_empty() {
+            return None;
+        }
         let domain = env
             .forward_domain
             .clone()
             .unwrap_or_else(|| self.smtp.hostname.clone());
         let sender = self.smtp.srs.forward(&env.from, &domain);
         // The Return-Path is ours to add only at final delivery; the next server adds its own.
-        let outbound = crate::submission::without_return_path(raw);
-        match self
-            .smtp
-            .store
-            .queue_add(&sender, &env.forwards, outbound)
-            .await
-        {
-            Ok(id) => Reply::new(
-                250,
-                "2.0.0",
-                format!("OK: stored as {}, forwarded as queue item {id}", env.id),
-            ),
-            Err(e) => self.store_error(e),
-        }
+        Some((sender, crate::submission::without_return_path(raw)))
     }
 }
 

@@ -98,7 +98,7 @@ impl Store {
             .bind(account_id)
             .fetch_one(&mut *tx)
             .await?;
-            if quota > 0 && used + bytes > quota {
+            if !super::quota::fits(used, bytes, quota) {
                 return Err(StoreError::QuotaExceeded {
                     address,
                     needed: (used + bytes) as u64,

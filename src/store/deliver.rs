@@ -1,23 +1,30 @@
 //! The one delivery path. SMTP (inbound and the local part of a submission), the webmail's
 //! sends, bounces and IMAP APPEND all store mail through [`Store::deliver`] (or
-//! [`Store::deliver_atomic`]):
+//! [`Store::deliver_atomic`], or [`Store::deliver_and_queue`] when the message also leaves for
+//! other servers):
 //!
 //! 1. the caller's task parses the message once (`mime::analyze`) and hashes it, outside any
-//!    transaction;
+//!    transaction (on the blocking pool when it is large);
 //! 2. the delivery joins the **group commit**: one writer task takes every delivery waiting at
-//!    that moment and stores them all in one write transaction: check each target's quota (a
-//!    refusal concerns only its own delivery), add the body (or a reference to the identical
-//!    body already stored) with its parsed form and search text, give each copy its mailbox's
-//!    next UID and MODSEQ, count the bytes against the quota;
-//! 3. one commit, fsynced (`synchronous=FULL`), then every caller gets its answer and the new
-//!    messages are announced on the change bus.
+//!    that moment and stores them all in one write transaction. Two reads find the accounts
+//!    (quota, usage) and mailboxes (owner, next UID and MODSEQ) the batch touches; [`plan`], a
+//!    pure function, then decides everything: each target's mailbox, its quota (a refusal
+//!    concerns only its own delivery), the UID and MODSEQ of each copy, one body per distinct
+//!    content; `write` carries the plan out (bodies with their parsed form and search text,
+//!    messages, mailbox counters, usage) and inserts the outbound queue entries of the batch's
+//!    deliveries in the same transaction;
+//! 3. one commit, fsynced (`synchronous=FULL`), then every caller gets its answer, the new
+//!    messages are announced on the change bus and the queue worker is woken if anything was
+//!    queued.
 //!
 //! A batch whose commit fails is answered with the error by every caller in it, and nothing of
-//! it is stored. When the failure is a full disk the answer is [`StoreError::StorageFull`] (a
-//! temporary failure for the peer), the writer connection is replaced if SQLite's automatic
-//! rollback left it inside a transaction (see the store's `after_release` check), and the next
-//! batch simply tries again: that is how deliveries resume once space returns. Before a message
-//! joins the queue, the free-space reserve is checked (`space`).
+//! it is stored: neither local copies nor queue entries, so a client told to retry never gets
+//! a second local copy. When the failure is a full disk the answer is
+//! [`StoreError::StorageFull`] (a temporary failure for the peer), the writer connection is
+//! replaced if SQLite's automatic rollback left it inside a transaction (see the store's
+//! `after_release` check), and the next batch simply tries again: that is how deliveries resume
+//! once space returns. Before a message joins the queue, the free-space reserve is checked
+//! (`space`).
 //!
 //! Why group commit: a durable commit costs one fsync (about 2 ms here), which capped delivery at
 //! ~500 messages/s whatever the concurrency (`cargo bench --bench deliver`, before). Sharing the
@@ -25,19 +32,25 @@
 //! throughput grow with concurrency. A lone delivery is not delayed: the writer never waits for
 //! company, it only takes what is already queued.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Sqlite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::messages::Flags;
+use super::queue::{self, Outbound};
 use super::space::Space;
 use super::{Change, ChangeBus, Result, StoreError, blobs, now};
 use crate::mime::{self, Analysis};
 
-/// Messages above this size are parsed on the blocking pool so a big attachment does not stall
-/// a runtime thread.
+mod plan;
+use plan::{AccountState, Known, MailboxState, Plan, PlannedCopy, Request, plan};
+
+/// Messages above this size are parsed and hashed on the blocking pool, so a big attachment
+/// does not stall a runtime thread (parsing and SHA-256 of 50 MiB take tens of milliseconds
+/// to seconds). Smaller ones stay inline: handing work to the pool and back costs two thread
+/// wake-ups and a copy of the message, more than parsing a typical message of a few KiB.
 const PARSE_INLINE_MAX: usize = 256 * 1024;
 /// Bounds on one group commit: deliveries, copies, and bytes of message data.
 const BATCH_MAX: usize = 256;
@@ -89,18 +102,81 @@ pub struct DeliveryReport {
     pub delivered: Vec<Delivered>,
     /// Targets refused, each with its reason (over quota).
     pub refused: Vec<(Target, StoreError)>,
+    /// The outbound queue item committed with the copies ([`Store::deliver_and_queue`]).
+    pub queued: Option<i64>,
+}
+
+/// A message parsed and hashed, ready to be stored.
+struct Parsed {
+    raw: Vec<u8>,
+    analysis: Analysis,
+    hash: String,
+}
+
+impl Parsed {
+    fn new(raw: Vec<u8>) -> Parsed {
+        Parsed {
+            analysis: mime::analyze(&raw),
+            hash: hex(&Sha256::digest(&raw)),
+            raw,
+        }
+    }
+}
+
+/// An outbound queue entry owned by its job.
+struct Queued {
+    sender: String,
+    recipients: Vec<String>,
+    raw: Vec<u8>,
+}
+
+impl Queued {
+    fn borrow(&self) -> Outbound<'_> {
+        Outbound {
+            sender: &self.sender,
+            recipients: &self.recipients,
+            raw: &self.raw,
+        }
+    }
 }
 
 /// A delivery parsed and waiting for the writer.
 struct Job {
-    raw: Vec<u8>,
-    analysis: Analysis,
-    hash: String,
+    /// `None` when there is no local target (a message only queued).
+    body: Option<Parsed>,
     internal_date: i64,
     targets: Vec<Target>,
-    /// All targets or none: a refused target fails the whole delivery.
+    /// All targets or none: a refused target fails the whole delivery (and its queue entry).
     atomic: bool,
+    /// Remote recipients, queued in the same transaction as the copies.
+    queue: Option<Queued>,
     reply: oneshot::Sender<Result<DeliveryReport>>,
+}
+
+impl Job {
+    fn size(&self) -> i64 {
+        self.body.as_ref().map_or(0, |b| b.raw.len() as i64)
+    }
+
+    fn hash(&self) -> &str {
+        self.body.as_ref().map_or("", |b| b.hash.as_str())
+    }
+
+    /// Bytes of message data the job brings to a batch.
+    fn bytes(&self) -> usize {
+        self.body.as_ref().map_or(0, |b| b.raw.len())
+            + self.queue.as_ref().map_or(0, |q| q.raw.len())
+    }
+
+    fn request(&self) -> Request<'_> {
+        Request {
+            size: self.size(),
+            hash: self.hash(),
+            targets: &self.targets,
+            atomic: self.atomic,
+            queue: self.queue.is_some(),
+        }
+    }
 }
 
 /// The handle callers use to reach the writer task.
@@ -108,17 +184,23 @@ struct Job {
 pub(super) struct Deliverer(mpsc::Sender<Job>);
 
 impl Deliverer {
-    /// Starts the writer task on `writer`, announcing on `bus` and telling `space` when the
-    /// disk was full and when deliveries succeed again.
+    /// Starts the writer task on `writer`, announcing on `bus`, telling `space` when the disk
+    /// was full and when deliveries succeed again, and waking the queue worker through
+    /// `queue_wake` after committing queue entries.
     pub(super) fn spawn(
         writer: sqlx::SqlitePool,
         bus: ChangeBus,
-        space: std::sync::Arc<Space>,
+        space: Arc<Space>,
+        queue_wake: Arc<Notify>,
     ) -> Deliverer {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(writer_task(writer, bus, space, rx));
+        tokio::spawn(writer_task(writer, bus, space, queue_wake, rx));
         Deliverer(tx)
     }
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::Unavailable("the delivery writer has stopped".into())
 }
 
 impl super::Store {
@@ -129,7 +211,7 @@ impl super::Store {
         delivery: Delivery<'_>,
         targets: &[Target],
     ) -> Result<DeliveryReport> {
-        self.enqueue(delivery, targets, false).await
+        self.enqueue(delivery, targets, false, None).await
     }
 
     /// Stores one message for every target, or for none: when a target is over quota nothing is
@@ -140,7 +222,20 @@ impl super::Store {
         delivery: Delivery<'_>,
         targets: &[Target],
     ) -> Result<Vec<Delivered>> {
-        Ok(self.enqueue(delivery, targets, true).await?.delivered)
+        Ok(self.enqueue(delivery, targets, true, None).await?.delivered)
+    }
+
+    /// [`Store::deliver_atomic`], and `outbound` (the message for remote recipients) into the
+    /// outbound queue in the same transaction: both are committed or neither, so a failure
+    /// leaves nothing behind for the sender's retry to duplicate. `targets` may be empty (a
+    /// message only forwarded). The report's `queued` is the queue item.
+    pub async fn deliver_and_queue(
+        &self,
+        delivery: Delivery<'_>,
+        targets: &[Target],
+        outbound: Option<Outbound<'_>>,
+    ) -> Result<DeliveryReport> {
+        self.enqueue(delivery, targets, true, outbound).await
     }
 
     async fn enqueue(
@@ -148,31 +243,48 @@ impl super::Store {
         delivery: Delivery<'_>,
         targets: &[Target],
         atomic: bool,
+        outbound: Option<Outbound<'_>>,
     ) -> Result<DeliveryReport> {
-        if targets.is_empty() {
+        if let Some(o) = &outbound {
+            o.check()?;
+        }
+        if targets.is_empty() && outbound.is_none() {
             return Ok(DeliveryReport::default());
         }
         // The body is stored once whatever the number of targets.
-        self.admit(delivery.raw.len()).await?;
-        let analysis = analyze(delivery.raw).await?;
+        let body = match targets.is_empty() {
+            true => None,
+            false => {
+                self.admit(delivery.raw.len()).await?;
+                Some(parse(delivery.raw).await?)
+            }
+        };
+        let queue = match outbound {
+            None => None,
+            Some(o) => {
+                self.admit(o.raw.len()).await?;
+                Some(Queued {
+                    sender: o.sender.to_string(),
+                    recipients: o.recipients.to_vec(),
+                    raw: o.raw.to_vec(),
+                })
+            }
+        };
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            raw: delivery.raw.to_vec(),
-            analysis,
-            hash: hex(&Sha256::digest(delivery.raw)),
+            body,
             internal_date: delivery.internal_date.unwrap_or_else(now),
             targets: targets.to_vec(),
             atomic,
+            queue,
             reply,
         };
         self.deliverer
             .0
             .send(job)
             .await
-            .map_err(|_| StoreError::Corrupt("the delivery writer has stopped".into()))?;
-        let report = answer
-            .await
-            .map_err(|_| StoreError::Corrupt("the delivery writer has stopped".into()))??;
+            .map_err(|_| writer_stopped())?;
+        let report = answer.await.map_err(|_| writer_stopped())??;
         self.count_events("delivered", report.delivered.len() as i64);
         Ok(report)
     }
@@ -181,32 +293,40 @@ impl super::Store {
 async fn writer_task(
     writer: sqlx::SqlitePool,
     bus: ChangeBus,
-    space: std::sync::Arc<Space>,
+    space: Arc<Space>,
+    queue_wake: Arc<Notify>,
     mut rx: mpsc::Receiver<Job>,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut bytes = first.raw.len();
+        let mut bytes = first.bytes();
         let mut copies = first.targets.len();
         let mut batch = vec![first];
         while batch.len() < BATCH_MAX && bytes < BATCH_MAX_BYTES && copies < BATCH_MAX_COPIES {
             match rx.try_recv() {
                 Ok(job) => {
-                    bytes += job.raw.len();
+                    bytes += job.bytes();
                     copies += job.targets.len();
                     batch.push(job);
                 }
                 Err(_) => break,
             }
         }
-        commit_batch(&writer, &bus, &space, batch).await;
+        commit_batch(&writer, &bus, &space, &queue_wake, batch).await;
     }
 }
 
 /// Stores a batch in one transaction and answers every job.
-async fn commit_batch(writer: &sqlx::SqlitePool, bus: &ChangeBus, space: &Space, batch: Vec<Job>) {
+async fn commit_batch(
+    writer: &sqlx::SqlitePool,
+    bus: &ChangeBus,
+    space: &Space,
+    queue_wake: &Notify,
+    batch: Vec<Job>,
+) {
     match store_batch(writer, &batch).await {
         Ok(results) => {
             space.committed();
+            let mut queued = false;
             for (job, result) in batch.into_iter().zip(results) {
                 if let Ok(report) = &result {
                     for d in &report.delivered {
@@ -217,8 +337,12 @@ async fn commit_batch(writer: &sqlx::SqlitePool, bus: &ChangeBus, space: &Space,
                             modseq: d.modseq,
                         });
                     }
+                    queued |= report.queued.is_some();
                 }
                 let _ = job.reply.send(result);
+            }
+            if queued {
+                queue_wake.notify_one();
             }
         }
         Err(StoreError::StorageFull(why)) => {
@@ -235,45 +359,48 @@ async fn commit_batch(writer: &sqlx::SqlitePool, bus: &ChangeBus, space: &Space,
         }
         Err(e) => {
             // Nothing of the batch was committed; every caller learns so (SMTP answers 451).
+            // A broken invariant stays corruption; anything else (an I/O error, a busy or
+            // failing database) is a passing failure the caller may retry.
             tracing::error!("delivery commit failed: {e}");
-            let text = e.to_string();
             for job in batch {
-                let _ = job
-                    .reply
-                    .send(Err(StoreError::Corrupt(format!("commit failed: {text}"))));
+                let answer = match &e {
+                    StoreError::Corrupt(why) => StoreError::Corrupt(why.clone()),
+                    other => StoreError::Unavailable(format!("commit failed: {other}")),
+                };
+                let _ = job.reply.send(Err(answer));
             }
         }
     }
 }
 
-/// One stored copy: which job and target it serves, where it goes.
-struct Copy {
-    job: usize,
-    account_id: i64,
-    mailbox_id: i64,
-    flags: Flags,
-    keywords: String,
-}
-
-/// Stores a whole batch with a handful of statements, whatever its size: every check that can
-/// refuse a single delivery (unknown account or mailbox, quota) is decided here in Rust from
-/// two reads, so the writes cannot fail for one delivery alone and need no savepoints. Each
-/// statement is a round trip to SQLite's thread, which is what a delivery used to spend its time
-/// on, so they are counted per batch rather than per message.
+/// Stores a whole batch with a handful of statements, whatever its size: the reads, the
+/// [`plan`] that decides every delivery in Rust (so the writes cannot fail for one delivery
+/// alone and need no savepoints), then the [`write`]. Each statement is a round trip to
+/// SQLite's thread, which is what a delivery used to spend its time on, so they are counted
+/// per batch rather than per message.
 async fn store_batch(
     writer: &sqlx::SqlitePool,
     batch: &[Job],
 ) -> Result<Vec<Result<DeliveryReport>>> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let requests: Vec<Request> = batch.iter().map(Job::request).collect();
+    let known = read(&mut tx, &requests).await?;
+    let mut plan = plan(&requests, &known)?;
+    write(&mut tx, batch, &mut plan).await?;
+    tx.commit().await?;
+    Ok(plan.outcomes)
+}
 
-    // What the batch touches: accounts (with their quotas) and mailboxes (with their owners).
-    let mut account_ids: Vec<i64> = batch
+/// The batch's reads, inside its transaction: the accounts its targets name (quota, usage),
+/// the mailboxes they name and every such account's INBOX (owner, next UID, MODSEQ).
+async fn read(tx: &mut sqlx::SqliteConnection, requests: &[Request<'_>]) -> Result<Known> {
+    let mut known = Known::default();
+    let mut account_ids: Vec<i64> = requests
         .iter()
-        .flat_map(|j| j.targets.iter().map(|t| t.account_id))
+        .flat_map(|r| r.targets.iter().map(|t| t.account_id))
         .collect();
     account_ids.sort_unstable();
     account_ids.dedup();
-    let mut accounts: HashMap<i64, (String, i64, i64)> = HashMap::new();
     for chunk in account_ids.chunks(VARS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "SELECT id, address, quota_bytes, used_bytes FROM accounts WHERE id IN (",
@@ -284,219 +411,142 @@ async fn store_batch(
             .fetch_all(&mut *tx)
             .await?
         {
-            accounts.insert(id, (address, quota, used));
+            known.accounts.insert(
+                id,
+                AccountState {
+                    address,
+                    quota,
+                    used,
+                },
+            );
         }
     }
-    let mut explicit: Vec<i64> = batch
+    let mut explicit: Vec<i64> = requests
         .iter()
-        .flat_map(|j| j.targets.iter().filter_map(|t| t.mailbox_id))
+        .flat_map(|r| r.targets.iter().filter_map(|t| t.mailbox_id))
         .collect();
     explicit.sort_unstable();
     explicit.dedup();
-    let mut owner: HashMap<i64, i64> = HashMap::new();
-    let mut inbox: HashMap<i64, i64> = HashMap::new();
+    let mut found = Vec::new();
     for chunk in explicit.chunks(VARS_PER_STATEMENT) {
-        let mut q =
-            QueryBuilder::<Sqlite>::new("SELECT id, account_id FROM mailboxes WHERE id IN (");
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, account_id, uidnext, highestmodseq FROM mailboxes WHERE id IN (",
+        );
         push_list(&mut q, chunk);
-        for (id, account) in q.build_query_as::<(i64, i64)>().fetch_all(&mut *tx).await? {
-            owner.insert(id, account);
-        }
+        found.extend(
+            q.build_query_as::<(i64, i64, i64, i64)>()
+                .fetch_all(&mut *tx)
+                .await?,
+        );
     }
     for chunk in account_ids.chunks(VARS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, account_id FROM mailboxes WHERE name = 'INBOX' AND account_id IN (",
+            "SELECT id, account_id, uidnext, highestmodseq FROM mailboxes
+             WHERE name = 'INBOX' AND account_id IN (",
         );
         push_list(&mut q, chunk);
-        for (id, account) in q.build_query_as::<(i64, i64)>().fetch_all(&mut *tx).await? {
-            inbox.insert(account, id);
+        for row in q
+            .build_query_as::<(i64, i64, i64, i64)>()
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            known.inbox.insert(row.1, row.0);
+            found.push(row);
         }
     }
+    for (id, account_id, uidnext, highestmodseq) in found {
+        known.mailboxes.insert(
+            id,
+            MailboxState {
+                account_id,
+                uidnext,
+                highestmodseq,
+            },
+        );
+    }
+    Ok(known)
+}
 
-    // Decide every delivery: which copies are stored, which refused.
-    let mut usage: HashMap<i64, i64> = accounts.iter().map(|(id, a)| (*id, a.2)).collect();
-    let mut outcomes: Vec<Result<DeliveryReport>> = Vec::with_capacity(batch.len());
-    let mut copies: Vec<Copy> = Vec::new();
-    for (j, job) in batch.iter().enumerate() {
-        let size = job.raw.len() as i64;
-        let mut report = DeliveryReport::default();
-        let mut planned: Vec<Copy> = Vec::new();
-        let mut promised: HashMap<i64, i64> = HashMap::new();
-        let mut failed: Option<StoreError> = None;
-        for target in &job.targets {
-            let Some((address, quota, _)) = accounts.get(&target.account_id) else {
-                failed = Some(StoreError::NotFound(format!(
-                    "account {}",
-                    target.account_id
-                )));
-                break;
-            };
-            let mailbox = match target.mailbox_id {
-                Some(id) => owner
-                    .get(&id)
-                    .filter(|a| **a == target.account_id)
-                    .map(|_| id),
-                None => inbox.get(&target.account_id).copied(),
-            };
-            let Some(mailbox_id) = mailbox else {
-                failed = Some(StoreError::NotFound(format!(
-                    "mailbox of account {}",
-                    target.account_id
-                )));
-                break;
-            };
-            let before = usage.get(&target.account_id).copied().unwrap_or(0)
-                + promised.get(&target.account_id).copied().unwrap_or(0);
-            let needed = before + size;
-            if *quota > 0 && needed > *quota {
-                let err = StoreError::QuotaExceeded {
-                    address: address.clone(),
-                    needed: needed as u64,
-                    quota: *quota as u64,
-                };
-                if job.atomic {
-                    failed = Some(err);
-                    break;
-                }
-                report.refused.push((target.clone(), err));
-                continue;
-            }
-            *promised.entry(target.account_id).or_default() += size;
-            planned.push(Copy {
-                job: j,
-                account_id: target.account_id,
-                mailbox_id,
-                flags: target.flags,
-                keywords: target.keywords.join(" "),
-            });
-        }
-        match failed {
-            Some(e) => outcomes.push(Err(e)),
-            None => {
-                for (account, bytes) in promised {
-                    *usage.entry(account).or_default() += bytes;
-                }
-                copies.extend(planned);
-                outcomes.push(Ok(report));
-            }
-        }
+/// Carries out `plan` in the batch's transaction: bodies (new, or one more reference), the
+/// messages, each mailbox's counters, each account's usage, and the queue entries, whose ids
+/// go into the jobs' reports.
+async fn write(tx: &mut sqlx::SqliteConnection, batch: &[Job], plan: &mut Plan) -> Result<()> {
+    for &j in &plan.queued {
+        let (Some(entry), Some(Ok(report))) = (
+            batch.get(j).and_then(|job| job.queue.as_ref()),
+            plan.outcomes.get_mut(j),
+        ) else {
+            continue;
+        };
+        report.queued = Some(queue::insert(&mut *tx, entry.borrow()).await?);
     }
-    if copies.is_empty() {
-        tx.commit().await?;
-        return Ok(outcomes);
+    if plan.copies.is_empty() {
+        return Ok(());
     }
 
     // Bodies: one row per distinct content, referenced once per copy.
-    let mut refs: Vec<(&str, usize, i64)> = Vec::new(); // (hash, first job, references)
-    for c in &copies {
-        let hash = batch.get(c.job).map_or("", |j| j.hash.as_str());
-        match refs.iter_mut().find(|(h, _, _)| *h == hash) {
-            Some(r) => r.2 += 1,
-            None => refs.push((hash, c.job, 1)),
-        }
-    }
-    let bodies: Vec<blobs::Body> = refs
+    let bodies: Vec<blobs::Body> = plan
+        .bodies
         .iter()
-        .filter_map(|(hash, job, refs)| {
-            batch.get(*job).map(|j| blobs::Body {
-                hash,
-                raw: &j.raw,
-                analysis: &j.analysis,
+        .filter_map(|(j, refs)| {
+            let body = batch.get(*j)?.body.as_ref()?;
+            Some(blobs::Body {
+                hash: &body.hash,
+                raw: &body.raw,
+                analysis: &body.analysis,
                 refs: *refs,
             })
         })
         .collect();
-    let blob_ids = blobs::acquire_many(&mut tx, &bodies).await?;
+    let blob_ids = blobs::acquire_many(&mut *tx, &bodies).await?;
 
-    // UIDs and MODSEQs: each mailbox advances once by its number of new messages.
-    let mut per_mailbox: Vec<(i64, i64)> = Vec::new();
-    for c in &copies {
-        match per_mailbox.iter_mut().find(|(m, _)| *m == c.mailbox_id) {
-            Some(p) => p.1 += 1,
-            None => per_mailbox.push((c.mailbox_id, 1)),
-        }
-    }
-    // mailbox -> (next uid to give, next modseq to give)
-    let mut next: HashMap<i64, (i64, i64)> = HashMap::new();
-    for chunk in per_mailbox.chunks(VARS_PER_STATEMENT / 6) {
-        let mut q = QueryBuilder::<Sqlite>::new("UPDATE mailboxes SET uidnext = uidnext + ");
-        push_case(&mut q, chunk);
-        q.push(", highestmodseq = highestmodseq + ");
-        push_case(&mut q, chunk);
+    // UIDs and MODSEQs: each mailbox advances once, to what the plan gave out.
+    for chunk in plan.mailboxes.chunks(VARS_PER_STATEMENT / 6) {
+        let uidnext: Vec<(i64, i64)> = chunk.iter().map(|(m, u, _)| (*m, *u)).collect();
+        let highest: Vec<(i64, i64)> = chunk.iter().map(|(m, _, h)| (*m, *h)).collect();
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE mailboxes SET uidnext = ");
+        push_case(&mut q, &uidnext);
+        q.push(", highestmodseq = ");
+        push_case(&mut q, &highest);
         q.push(" WHERE id IN (");
-        push_list(&mut q, &chunk.iter().map(|(m, _)| *m).collect::<Vec<_>>());
-        q.push(" RETURNING id, uidnext, highestmodseq");
-        for (id, uidnext, highest) in q
-            .build_query_as::<(i64, i64, i64)>()
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            let n = chunk.iter().find(|(m, _)| *m == id).map_or(0, |(_, n)| *n);
-            next.insert(id, (uidnext - n, highest - n + 1));
-        }
+        push_list(
+            &mut q,
+            &chunk.iter().map(|(m, _, _)| *m).collect::<Vec<_>>(),
+        );
+        q.build().execute(&mut *tx).await?;
     }
 
     // The messages, in the order of the jobs and their targets.
-    let mut delivered: Vec<(usize, Delivered)> = Vec::with_capacity(copies.len());
-    let mut rows: Vec<(&Copy, i64, i64, i64)> = Vec::with_capacity(copies.len());
-    for c in &copies {
-        let Some(slot) = next.get_mut(&c.mailbox_id) else {
-            return Err(StoreError::Corrupt(format!(
-                "mailbox {} vanished",
-                c.mailbox_id
-            )));
-        };
-        let (uid, modseq) = *slot;
-        slot.0 += 1;
-        slot.1 += 1;
-        let hash = batch.get(c.job).map_or("", |j| j.hash.as_str());
+    let mut rows: Vec<(&PlannedCopy, &Job, i64)> = Vec::with_capacity(plan.copies.len());
+    for c in &plan.copies {
+        let job = batch
+            .get(c.job)
+            .ok_or_else(|| StoreError::Corrupt("a planned copy has no delivery".into()))?;
         let blob_id = blob_ids
-            .get(hash)
+            .get(job.hash())
             .copied()
             .ok_or_else(|| StoreError::Corrupt("a stored body has no id".into()))?;
-        rows.push((c, uid, modseq, blob_id));
-        delivered.push((
-            c.job,
-            Delivered {
-                account_id: c.account_id,
-                mailbox_id: c.mailbox_id,
-                uid: u32::try_from(uid)
-                    .map_err(|_| StoreError::Corrupt(format!("UID {uid} out of range")))?,
-                modseq: modseq as u64,
-            },
-        ));
+        rows.push((c, job, blob_id));
     }
     for chunk in rows.chunks(VARS_PER_STATEMENT / 8) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date, size, blob_id) ",
         );
-        q.push_values(chunk, |mut row, (c, uid, modseq, blob_id)| {
-            let job = batch.get(c.job);
+        q.push_values(chunk, |mut row, (c, job, blob_id)| {
             row.push_bind(c.mailbox_id)
-                .push_bind(*uid)
-                .push_bind(*modseq)
+                .push_bind(c.uid)
+                .push_bind(c.modseq)
                 .push_bind(c.flags.bits())
                 .push_bind(c.keywords.as_str())
-                .push_bind(job.map_or(0, |j| j.internal_date))
-                .push_bind(job.map_or(0, |j| j.raw.len() as i64))
+                .push_bind(job.internal_date)
+                .push_bind(job.size())
                 .push_bind(*blob_id);
         });
         q.build().execute(&mut *tx).await?;
     }
 
     // Quota usage, in the same transaction as the messages it counts.
-    let mut per_account: Vec<(i64, i64, i64)> = Vec::new(); // (account, bytes, messages)
-    for c in &copies {
-        let size = batch.get(c.job).map_or(0, |j| j.raw.len() as i64);
-        match per_account.iter_mut().find(|(a, _, _)| *a == c.account_id) {
-            Some(p) => {
-                p.1 += size;
-                p.2 += 1;
-            }
-            None => per_account.push((c.account_id, size, 1)),
-        }
-    }
-    for chunk in per_account.chunks(VARS_PER_STATEMENT / 6) {
+    for chunk in plan.accounts.chunks(VARS_PER_STATEMENT / 6) {
         let bytes: Vec<(i64, i64)> = chunk.iter().map(|(a, b, _)| (*a, *b)).collect();
         let counts: Vec<(i64, i64)> = chunk.iter().map(|(a, _, n)| (*a, *n)).collect();
         let mut q = QueryBuilder::<Sqlite>::new("UPDATE accounts SET used_bytes = used_bytes + ");
@@ -510,14 +560,7 @@ async fn store_batch(
         );
         q.build().execute(&mut *tx).await?;
     }
-    tx.commit().await?;
-
-    for (job, d) in delivered {
-        if let Some(Ok(report)) = outcomes.get_mut(job) {
-            report.delivered.push(d);
-        }
-    }
-    Ok(outcomes)
+    Ok(())
 }
 
 /// Appends `?, ?, …)` binding `ids`.
@@ -541,14 +584,20 @@ fn push_case(q: &mut QueryBuilder<Sqlite>, pairs: &[(i64, i64)]) {
     q.push(" END");
 }
 
-async fn analyze(raw: &[u8]) -> Result<Analysis> {
+/// Parses and hashes `raw`, on the blocking pool above [`PARSE_INLINE_MAX`].
+async fn parse(raw: &[u8]) -> Result<Parsed> {
     if raw.len() <= PARSE_INLINE_MAX {
-        return Ok(mime::analyze(raw));
+        return Ok(Parsed::new(raw.to_vec()));
     }
     let owned = raw.to_vec();
-    tokio::task::spawn_blocking(move || mime::analyze(&owned))
+    tokio::task::spawn_blocking(move || Parsed::new(owned))
         .await
-        .map_err(|e| StoreError::Corrupt(format!("message parser failed: {e}")))
+        .map_err(|e| match e.is_cancelled() {
+            // The runtime is shutting down.
+            true => StoreError::Unavailable(format!("message parser stopped: {e}")),
+            // A panic in the parser: a bug, which retrying will not mend.
+            false => StoreError::Corrupt(format!("message parser failed: {e}")),
+        })
 }
 
 pub(super) fn hex(bytes: &[u8]) -> String {
@@ -559,4 +608,43 @@ pub(super) fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stopped_writer_is_a_passing_failure_not_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = crate::store::Store::open(&dir.path().join("m.db"))
+            .await
+            .unwrap();
+        // A writer that has gone away, as during shutdown: nobody receives.
+        let (tx, rx) = mpsc::channel(1);
+        drop(rx);
+        store.deliverer = Deliverer(tx);
+        let err = store
+            .deliver(
+                Delivery {
+                    raw: b"Subject: x\r\n\r\nx\r\n",
+                    internal_date: None,
+                },
+                &[Target::inbox(1)],
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn large_messages_are_parsed_and_hashed_like_small_ones() {
+        let mut raw = b"Subject: big\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+        raw.resize(PARSE_INLINE_MAX + 10, b'x');
+        let parsed = parse(&raw).await.unwrap();
+        let inline = Parsed::new(raw.clone());
+        assert_eq!(parsed.hash, inline.hash);
+        assert_eq!(parsed.analysis, inline.analysis);
+        assert_eq!(parsed.raw, raw);
+    }
 }

@@ -33,6 +33,7 @@ mod listing;
 mod mailboxes;
 mod messages;
 mod queue;
+pub mod quota;
 mod sessions;
 mod space;
 // IMAP support: flags and change log, copy/move, mailbox management, FETCH views, search.
@@ -62,7 +63,7 @@ pub use folders::MailboxCounts;
 pub use listing::{ListEntry, MailQuery};
 pub use mailboxes::{DEFAULT_MAILBOXES, Mailbox};
 pub use messages::{Flags, MessageMeta};
-pub use queue::{QueueStats, QueuedMessage, QueuedRecipient};
+pub use queue::{Outbound, QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{HeaderField, SearchRow, TextField};
 pub use sessions::{WebSession, random_token};
 pub use views::{MessageView, ViewParts};
@@ -88,8 +89,15 @@ pub enum StoreError {
     Db(sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Stored data that cannot be what we wrote (a damaged file, a broken invariant): retrying
+    /// does not help, an administrator must look.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A passing failure on our side with nothing wrong in the data: the delivery writer has
+    /// stopped (shutdown), a batch could not be committed, the database stayed busy. The
+    /// protocols answer it as temporary (SMTP 451, IMAP `NO [UNAVAILABLE]`, web 503).
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -98,6 +106,10 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> StoreError {
         if space::is_full(&e) {
             StoreError::StorageFull(e.to_string())
+        } else if matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) {
+            // No connection in time (the writer busy for longer than the pool waits) or the
+            // store shutting down: nothing is wrong with the data.
+            StoreError::Unavailable(e.to_string())
         } else {
             StoreError::Db(e)
         }
@@ -288,14 +300,20 @@ impl Store {
             .await?;
         let bus = ChangeBus::new();
         let space = std::sync::Arc::new(space::Space::new(path));
+        let queue_wake: std::sync::Arc<tokio::sync::Notify> = Default::default();
         Ok(Store {
-            deliverer: deliver::Deliverer::spawn(writer.clone(), bus.clone(), space.clone()),
+            deliverer: deliver::Deliverer::spawn(
+                writer.clone(),
+                bus.clone(),
+                space.clone(),
+                queue_wake.clone(),
+            ),
             space,
             checkpointing: Default::default(),
             writer,
             reader,
             bus,
-            queue_wake: Default::default(),
+            queue_wake,
             events: Default::default(),
         })
     }
@@ -438,17 +456,31 @@ async fn migrate(writer: &SqlitePool, path: &Path) -> Result<()> {
     repack_envelopes(writer).await
 }
 
+/// The envelopes still stored as JSON, found through the partial index of migration 0005
+/// (SQLite's planner prefers a scan of `blobs_envelope` over it, so it is named).
+const JSON_ENVELOPES_INDEXED: &str = "SELECT id, envelope FROM blobs INDEXED BY blobs_json_envelope
+     WHERE typeof(envelope) = 'text' LIMIT 1000";
+/// The same without the index, should a later migration drop it (`INDEXED BY` a missing index
+/// is an error, which stopped every start): one scan of the bodies per batch.
+const JSON_ENVELOPES: &str =
+    "SELECT id, envelope FROM blobs WHERE typeof(envelope) = 'text' LIMIT 1000";
+
 /// Converts envelopes stored as JSON (before migration 0005) to the packed form, a batch per
 /// transaction. Runs at every open; with nothing left to do it is one lookup in an empty index.
 async fn repack_envelopes(writer: &SqlitePool) -> Result<()> {
     let mut done = 0usize;
+    let indexed: bool = sqlx::query_scalar(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = 'blobs_json_envelope'",
+    )
+    .fetch_one(writer)
+    .await?;
+    let query = if indexed {
+        JSON_ENVELOPES_INDEXED
+    } else {
+        JSON_ENVELOPES
+    };
     loop {
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, envelope FROM blobs INDEXED BY blobs_json_envelope
-             WHERE typeof(envelope) = 'text' LIMIT 1000",
-        )
-        .fetch_all(writer)
-        .await?;
+        let rows: Vec<(i64, String)> = sqlx::query_as(query).fetch_all(writer).await?;
         if rows.is_empty() {
             break;
         }
@@ -526,7 +558,7 @@ impl Store {
         tokio::time::timeout(HEALTH_WRITE_TIMEOUT, probe)
             .await
             .map_err(|_| {
-                StoreError::Corrupt(format!(
+                StoreError::Unavailable(format!(
                     "the writer could not begin a transaction within {HEALTH_WRITE_TIMEOUT:?}"
                 ))
             })??;
@@ -588,5 +620,49 @@ impl Store {
             return Err(damaged(format!("quick_check: {found}")));
         }
         Ok(Some(started.elapsed()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A body written before migration 0005: its envelope as JSON text.
+    async fn old_body(store: &super::Store) {
+        sqlx::query(
+            "INSERT INTO blobs (hash, refcount, size, data, envelope, body_structure, subject,
+                                from_display, to_display, cc_display, has_attachment, snippet)
+             VALUES ('h', 1, 1, x'00', '{\"subject\":\"old\"}', '{}', '', '', '', '', 0, '')",
+        )
+        .execute(&store.writer)
+        .await
+        .unwrap();
+    }
+
+    async fn json_left(store: &super::Store) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM blobs WHERE typeof(envelope) = 'text'")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn old_envelopes_are_converted_with_or_without_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::Store::open(&dir.path().join("m.db")).await.unwrap();
+        old_body(&store).await;
+        super::repack_envelopes(&store.writer).await.unwrap();
+        assert_eq!(json_left(&store).await, 0);
+
+        // A later migration may drop the index: the store still opens and converts.
+        sqlx::query("DELETE FROM blobs")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        sqlx::query("DROP INDEX blobs_json_envelope")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        old_body(&store).await;
+        super::repack_envelopes(&store.writer).await.unwrap();
+        assert_eq!(json_left(&store).await, 0);
     }
 }

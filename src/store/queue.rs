@@ -41,42 +41,82 @@ pub struct QueueStats {
     pub oldest_created_at: Option<i64>,
 }
 
-impl Store {
-    /// Commits `raw` from `sender` for `recipients` (each `local@domain`) to the queue and wakes
-    /// the worker. When this returns the message is durable.
-    pub async fn queue_add(&self, sender: &str, recipients: &[String], raw: &[u8]) -> Result<i64> {
-        if recipients.is_empty() {
+/// One message for the queue, as [`Store::queue_add`] and a delivery with remote recipients
+/// ([`Store::deliver_and_queue`]) write it.
+#[derive(Debug, Clone, Copy)]
+pub struct Outbound<'a> {
+    /// The envelope sender ('' for the null sender).
+    pub sender: &'a str,
+    /// Each `local@domain`; at least one.
+    pub recipients: &'a [String],
+    /// The message as it leaves.
+    pub raw: &'a [u8],
+}
+
+impl Outbound<'_> {
+    pub(super) fn check(&self) -> Result<()> {
+        if self.recipients.is_empty() {
             return Err(StoreError::Invalid(
                 "a queued message needs recipients".into(),
             ));
         }
-        self.admit(raw.len()).await?;
-        let created_at = now();
-        let smtputf8 = !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
-        let mut tx = self.write().await?;
-        let id = sqlx::query(
-            "INSERT INTO queue_messages (sender, raw, size, created_at, smtputf8) VALUES (?, ?, ?, ?, ?)",
+        Ok(())
+    }
+}
+
+/// Inserts `message` into the queue inside the caller's transaction; its id. The caller
+/// commits, then wakes the worker ([`Store::queue_add`], or the delivery writer).
+pub(super) async fn insert(
+    conn: &mut sqlx::SqliteConnection,
+    message: Outbound<'_>,
+) -> Result<i64> {
+    let created_at = now();
+    let Outbound {
+        sender,
+        recipients,
+        raw,
+    } = message;
+    let smtputf8 = !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
+    let id = sqlx::query(
+        "INSERT INTO queue_messages (sender, raw, size, created_at, smtputf8) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(sender)
+    .bind(raw)
+    .bind(raw.len() as i64)
+    .bind(created_at)
+    .bind(smtputf8)
+    .execute(&mut *conn)
+    .await?
+    .last_insert_rowid();
+    for address in recipients {
+        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+        sqlx::query(
+            "INSERT INTO queue_recipients (message_id, address, domain, next_attempt) VALUES (?, ?, ?, ?)",
         )
-        .bind(sender)
-        .bind(raw)
-        .bind(raw.len() as i64)
+        .bind(id)
+        .bind(address)
+        .bind(domain.to_ascii_lowercase())
         .bind(created_at)
-        .bind(smtputf8)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
-        for address in recipients {
-            let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
-            sqlx::query(
-                "INSERT INTO queue_recipients (message_id, address, domain, next_attempt) VALUES (?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(address)
-            .bind(domain.to_ascii_lowercase())
-            .bind(created_at)
-            .execute(&mut *tx)
-            .await?;
-        }
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(id)
+}
+
+impl Store {
+    /// Commits `raw` from `sender` for `recipients` (each `local@domain`) to the queue and wakes
+    /// the worker. When this returns the message is durable. (A message that also has local
+    /// copies goes through [`Store::deliver_and_queue`] instead, in one transaction.)
+    pub async fn queue_add(&self, sender: &str, recipients: &[String], raw: &[u8]) -> Result<i64> {
+        let message = Outbound {
+            sender,
+            recipients,
+            raw,
+        };
+        message.check()?;
+        self.admit(raw.len()).await?;
+        let mut tx = self.write().await?;
+        let id = insert(&mut tx, message).await?;
         tx.commit().await?;
         self.queue_wake.notify_one();
         Ok(id)

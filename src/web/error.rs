@@ -21,6 +21,9 @@ pub enum WebError {
     TooLarge(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A passing failure of ours ([`StoreError::Unavailable`]): 503, try again.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for WebError {
@@ -28,6 +31,7 @@ impl From<StoreError> for WebError {
         match e {
             StoreError::NotFound(_) => WebError::NotFound,
             StoreError::Invalid(m) | StoreError::Conflict(m) => WebError::BadRequest(m),
+            StoreError::Unavailable(why) => WebError::Unavailable(why),
             other => WebError::Internal(other.to_string()),
         }
     }
@@ -63,6 +67,13 @@ impl IntoResponse for WebError {
             WebError::BadRequest(m) => page(StatusCode::BAD_REQUEST, &m),
             WebError::Forbidden(m) => page(StatusCode::FORBIDDEN, &m),
             WebError::TooLarge(m) => page(StatusCode::PAYLOAD_TOO_LARGE, &m),
+            WebError::Unavailable(cause) => {
+                tracing::warn!("web request refused for now: {cause}");
+                page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The server is busy. Please try again in a moment.",
+                )
+            }
             WebError::Internal(cause) => {
                 tracing::error!("web request failed: {cause}");
                 page(
@@ -80,4 +91,24 @@ pub(super) async fn not_found() -> WebError {
 
 pub(super) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     WebError::Internal("a handler panicked".into()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passing_store_failures_are_503_and_corruption_500() {
+        let status = |e: StoreError| WebError::from(e).into_response().status();
+        assert_eq!(
+            status(StoreError::Unavailable(
+                "the delivery writer has stopped".into()
+            )),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(StoreError::Corrupt("flags of mailbox 1".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 }

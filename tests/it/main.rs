@@ -9,6 +9,7 @@ mod backup;
 mod browser;
 mod cli;
 mod damaged;
+mod delivery;
 mod disk_full;
 mod dkim_interop;
 mod dns_server;

@@ -510,6 +510,9 @@ pub async fn send(
             page.error = Some(e.to_string());
             return again(&state, &reader, page).await;
         }
+        Err(SubmitError::Store(crate::store::StoreError::Unavailable(why))) => {
+            return Err(WebError::Unavailable(why));
+        }
         Err(e) => return Err(WebError::Internal(e.to_string())),
     }
     if let Some((id, uid)) = message_ref(&f.reply_of)
