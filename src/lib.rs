@@ -10,6 +10,7 @@
 //! - [`net`]: the one accept loop: connection limits, idle timeouts, TLS and STARTTLS.
 //! - [`budget`]: the memory budget for messages being received, shared by SMTP and IMAP.
 //! - [`tls`]: certificates (self-signed, files, ACME) behind one resolver.
+//! - [`shutdown`]: the one stop signal every listener, session and background task waits on.
 //! - [`backup`]: online backups (checked) and restore.
 //! - [`mailbox_files`]: `import` from mbox files and Maildir trees, `export` to mbox files.
 //! - [`store`]: the only place with SQL: accounts, mailboxes, the one delivery path, blobs.
@@ -40,6 +41,7 @@ pub mod net;
 pub mod pop3;
 pub mod queue;
 pub mod records;
+pub mod shutdown;
 pub mod smtp;
 pub mod store;
 pub mod submission;

@@ -52,7 +52,8 @@ use rustls_acme::caches::DirCache;
 use rustls_acme::{AcmeConfig, AcmeState, EventOk, ResolvesServerCertAcme};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::sync::watch;
+
+use crate::shutdown::Shutdown;
 
 use crate::config::{TlsConfig, TlsMode};
 
@@ -292,7 +293,7 @@ pub fn is_acme_challenge(conn: &rustls::ServerConnection) -> bool {
 /// rustls-acme state stream (orders, renewals, retries with backoff while the CA is down, all
 /// logged). Both stop when `shutdown` turns true or its sender is dropped. Must be called
 /// inside a tokio runtime, once (a second call does not start a second ACME task).
-pub fn spawn_background(tls: &Tls, shutdown: watch::Receiver<bool>) {
+pub fn spawn_background(tls: &Tls, shutdown: Shutdown) {
     #[cfg(unix)]
     tokio::spawn(sighup_loop(tls.clone(), shutdown.clone()));
     if let Backend::Acme { state, .. } = &tls.inner.backend {
@@ -307,7 +308,7 @@ pub fn spawn_background(tls: &Tls, shutdown: watch::Receiver<bool>) {
 }
 
 #[cfg(unix)]
-async fn sighup_loop(tls: Tls, shutdown: watch::Receiver<bool>) {
+async fn sighup_loop(tls: Tls, shutdown: Shutdown) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -316,11 +317,9 @@ async fn sighup_loop(tls: Tls, shutdown: watch::Receiver<bool>) {
             return;
         }
     };
-    let stop = wait_for_shutdown(shutdown);
-    tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = &mut stop => break,
+            _ = shutdown.wait() => break,
             received = hangup.recv() => {
                 if received.is_none() {
                     break;
@@ -350,25 +349,18 @@ async fn sighup_loop(tls: Tls, shutdown: watch::Receiver<bool>) {
     }
 }
 
-async fn acme_loop(tls: Tls, state: AcmeState<std::io::Error>, shutdown: watch::Receiver<bool>) {
+async fn acme_loop(tls: Tls, state: AcmeState<std::io::Error>, shutdown: Shutdown) {
     use futures::StreamExt;
     let mut state = Box::pin(state);
-    let stop = wait_for_shutdown(shutdown);
-    tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = &mut stop => break,
+            _ = shutdown.wait() => break,
             event = state.next() => match event {
                 Some(event) => tls.acme_event(event),
                 None => break,
             },
         }
     }
-}
-
-async fn wait_for_shutdown(mut shutdown: watch::Receiver<bool>) {
-    // An error means the sender is gone: nobody can ask us to keep running either.
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -1282,9 +1274,9 @@ mod tests {
         let tls = Tls::load(&TlsConfig::default(), "localhost", dir.path())
             .await
             .unwrap();
-        let (tx, rx) = watch::channel(false);
+        let (tx, rx) = crate::shutdown::channel();
         spawn_background(&tls, rx);
-        tx.send(true).unwrap();
+        tx.trigger();
         tokio::time::timeout(std::time::Duration::from_secs(5), tx.closed())
             .await
             .unwrap();

@@ -22,7 +22,7 @@ use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::{AuthenticateDataCodec, CommandCodec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 use super::extended::{self, Extended, ListCommand, SearchReturn};
 use super::response::{Out, Status};
@@ -30,7 +30,8 @@ use super::selected::Selected;
 use super::{Imap, capabilities, pre_auth_capabilities};
 use crate::auth::{AuthError, sasl};
 use crate::budget::Claim;
-use crate::net::{Transport, stopped};
+use crate::net::Transport;
+use crate::shutdown::Shutdown;
 use crate::store::{Account, Change, StoreError};
 
 /// Longest command line (without literals).
@@ -128,7 +129,7 @@ pub struct Session<T> {
     pub(super) imap: Arc<Imap>,
     pub(super) io: T,
     ip: IpAddr,
-    pub(super) shutdown: watch::Receiver<bool>,
+    pub(super) shutdown: Shutdown,
     pub(super) frag: Fragmentizer,
     /// The current command's share of the memory budget for mail in flight (its literals).
     claim: Claim,
@@ -159,7 +160,7 @@ pub struct Session<T> {
 }
 
 impl<T: Transport> Session<T> {
-    pub fn new(imap: Arc<Imap>, io: T, ip: IpAddr, shutdown: watch::Receiver<bool>) -> Session<T> {
+    pub fn new(imap: Arc<Imap>, io: T, ip: IpAddr, shutdown: Shutdown) -> Session<T> {
         let frag = Fragmentizer::new(fragment_limit(&imap));
         Session {
             claim: imap.budget.claim(ip),
@@ -382,7 +383,7 @@ impl<T: Transport> Session<T> {
                     }
                     let n = tokio::select! {
                         read = self.io.read(&mut self.buf) => read?,
-                        _ = stopped(&mut self.shutdown) => {
+                        _ = self.shutdown.wait() => {
                             self.out.untagged("BYE server shutting down");
                             self.flush().await?;
                             return Ok(Input::Closed);

@@ -19,11 +19,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::config::QueueConfig;
 use crate::dns::Dns;
+use crate::shutdown::Shutdown;
 use crate::smtp::client::{Client, ClientError, ClientSettings, Envelope, Outcome};
 use crate::store::{Delivery, QueuedRecipient, Store, Target, now};
 
@@ -71,7 +72,7 @@ impl Outbound {
 
     /// The worker loop, until `shutdown` turns true. Deliveries in flight are abandoned at
     /// shutdown: their recipients stay claimed for a lease and are retried after a restart.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: Shutdown) {
         let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let mut running: JoinSet<()> = JoinSet::new();
         match self.store.queue_release_claims().await {
@@ -80,7 +81,7 @@ impl Outbound {
             Err(e) => tracing::error!("queue: cannot release old claims: {e}"),
         }
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_set() {
                 break;
             }
             match self.store.queue_claim(CLAIM_BATCH).await {
@@ -111,7 +112,7 @@ impl Outbound {
                 _ = tokio::time::sleep(sleep) => {}
                 _ = self.store.queue_woken() => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
-                _ = crate::net::stopped(&mut shutdown) => break,
+                _ = shutdown.wait() => break,
             }
         }
         running.abort_all();

@@ -89,7 +89,7 @@ impl<'a, T: Transport> Session<'a, T> {
     }
 
     /// Runs the session to its end. I/O errors (a vanished or idle peer) end it quietly.
-    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(mut self, shutdown: crate::shutdown::Shutdown) {
         self.io.set_idle_timeout(COMMAND_TIMEOUT);
         self.reply(Reply::new(
             220,
@@ -99,7 +99,7 @@ impl<'a, T: Transport> Session<'a, T> {
         loop {
             let next = tokio::select! {
                 n = self.next_line() => n,
-                _ = crate::net::stopped(&mut shutdown) => {
+                _ = shutdown.wait() => {
                     self.reply(Reply::new(421, "4.3.2", "Server shutting down; please try again later"));
                     let _ = self.flush().await;
                     return;
