@@ -80,14 +80,21 @@ impl Outbound {
             Ok(n) => tracing::info!("queue: {n} recipients interrupted by the last stop are due"),
             Err(e) => tracing::error!("queue: cannot release old claims: {e}"),
         }
-        loop {
+        'work: loop {
             if shutdown.is_set() {
                 break;
             }
             match self.store.queue_claim(CLAIM_BATCH).await {
                 Ok(claimed) => {
                     for (domain, batch) in group(claimed) {
-                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                        // Every slot may be held by slow peers for up to `timeout_secs`:
+                        // shutdown is watched here too. The batches not started stay claimed
+                        // until the next start releases them.
+                        let permit = tokio::select! {
+                            permit = slots.clone().acquire_owned() => permit,
+                            _ = shutdown.wait() => break 'work,
+                        };
+                        let Ok(permit) = permit else {
                             break;
                         };
                         let this = self.clone();
