@@ -16,7 +16,9 @@
 //! - [`store`]: the only place with SQL: accounts, mailboxes, the one delivery path, blobs.
 //! - [`smtp`]: inbound MX and submission sessions, inbound SPF/DKIM/DMARC checks, and the
 //!   outbound client.
-//! - [`queue`]: the outbound worker: MX delivery, retries, DSNs, DKIM signing, SRS.
+//! - [`queue`]: the outbound worker: MX delivery, retries, DSNs.
+//! - [`dkim`]: DKIM signatures for mail from our domains, added before anything is queued.
+//! - [`srs`]: the Sender Rewriting Scheme for forwarded mail and the bounces that come back.
 //! - [`dns`]: MX, address and TXT lookups over one hickory resolver (shared with mail-auth).
 //! - [`imap`]: IMAP4rev1 with IDLE, CONDSTORE, MOVE, UIDPLUS, SORT and more (143, 993).
 //! - [`pop3`]: POP3 with STLS and AUTH over the account's INBOX (110, 995).
@@ -32,6 +34,7 @@ pub mod auth;
 pub mod backup;
 pub mod budget;
 pub mod config;
+pub mod dkim;
 pub mod dns;
 pub mod imap;
 pub mod mailbox_files;
@@ -43,6 +46,7 @@ pub mod queue;
 pub mod records;
 pub mod shutdown;
 pub mod smtp;
+pub mod srs;
 pub mod store;
 pub mod submission;
 pub mod tls;

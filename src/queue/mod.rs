@@ -4,15 +4,12 @@
 //!   wakes it, or shutdown), claims due recipients, and delivers them grouped by message and
 //!   destination domain, several destinations at once;
 //! - [`retry`]: the backoff schedule and expiry;
-//! - [`dkim`]: signatures for mail from our domains, added before anything is queued;
 //! - [`dsn`]: the bounce (RFC 3464) sent to a local sender through the one delivery path.
 //!
 //! The queue itself (durable before submission answers `250`) is in `store/queue.rs`.
 
-pub mod dkim;
 pub mod dsn;
 pub mod retry;
-pub mod srs;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,6 +23,7 @@ use crate::config::QueueConfig;
 use crate::dns::Dns;
 use crate::shutdown::Shutdown;
 use crate::smtp::client::{Client, ClientError, ClientSettings, Envelope, Outcome};
+use crate::srs::Srs;
 use crate::store::{Delivery, QueuedRecipient, Store, Target, now};
 
 /// Recipients claimed per round.
@@ -44,7 +42,7 @@ pub struct Outbound {
     config: Arc<QueueConfig>,
     client: ClientSettings,
     hostname: String,
-    srs: srs::Srs,
+    srs: Srs,
 }
 
 impl Outbound {
@@ -53,7 +51,7 @@ impl Outbound {
         dns: Dns,
         config: QueueConfig,
         hostname: String,
-        srs: srs::Srs,
+        srs: Srs,
     ) -> Outbound {
         let client = ClientSettings::new(
             hostname.clone(),

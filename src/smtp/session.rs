@@ -17,9 +17,10 @@ use super::reply::{self, Reply};
 use super::{Kind, Smtp};
 use crate::address::Address;
 use crate::auth::{AuthError, sasl};
+use crate::mime::{rfc5322_now, unique_id};
 use crate::net::Transport;
 use crate::store::{Account, StoreError, Target};
-use crate::submission::{Recipient, SubmitError, rfc5322_now, unique_id};
+use crate::submission::{Recipient, SubmitError};
 
 /// §4.5.3.2: 5 minutes for a command, 3 for each DATA block.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
