@@ -38,28 +38,42 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 struct Signals {
     term: Signal,
     int: Signal,
-    hup: Signal,
+    /// `None` when SIGHUP cannot be listened for: the server runs without certificate reloads.
+    hup: Option<Signal>,
 }
 
 impl Signals {
     fn new() -> anyhow::Result<Signals> {
+        let hup = match signal(SignalKind::hangup()) {
+            Ok(hup) => Some(hup),
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGHUP, certificate reload disabled: {e}");
+                None
+            }
+        };
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
+            hup,
         })
     }
 
     /// Reloads TLS on each SIGHUP; returns on SIGTERM or SIGINT.
     async fn serve(&mut self, tls: &mailroom::tls::Tls) {
         loop {
+            let hangup = async {
+                match self.hup.as_mut() {
+                    Some(hup) => hup.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
-                received = self.hup.recv() => match received {
+                received = hangup => match received {
                     Some(()) => tls.reload_logged().await,
-                    // The stream cannot end while we hold it; never spin if it does.
-                    None => std::future::pending::<()>().await,
+                    // The stream ended (it cannot while we hold it): stop listening to it.
+                    None => self.hup = None,
                 },
             }
         }
