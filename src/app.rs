@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::auth::{Authenticator, password};
 use crate::config::Config;
 use crate::net::{self, Handler, Listener, Security};
-use crate::queue::srs::Srs;
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::smtp::{self, Smtp};
+use crate::srs::Srs;
 use crate::store::{NewAccount, Store};
 use crate::tls::{self, Tls};
 use crate::web;
@@ -44,7 +44,7 @@ pub struct Running {
     pub first_login: Option<FirstLogin>,
     /// The web application the HTTP listeners serve (tests call it directly with `oneshot`).
     pub router: axum::Router,
-    shutdown: watch::Sender<bool>,
+    shutdown: ShutdownTrigger,
     tasks: JoinSet<()>,
     grace: Duration,
     /// Held until the server is dropped.
@@ -59,7 +59,7 @@ impl Running {
 
     /// Stops accepting, lets sessions finish within the grace period, closes the store.
     pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.trigger();
         // Listeners bound their own drain to `grace`; this is a backstop.
         let all = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(self.grace + Duration::from_secs(5), all)
@@ -140,7 +140,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config.limits.max_connections_per_ip,
         Duration::from_secs(config.limits.login_timeout_secs),
     );
-    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (shutdown, shutdown_rx) = shutdown::channel();
     let grace = Duration::from_secs(config.limits.shutdown_grace_secs);
 
     let dns = crate::dns::Dns::new(&config.dns).context("cannot set up the DNS resolver")?;
@@ -376,13 +376,13 @@ async fn first_start(store: &Store, config: &Config) -> anyhow::Result<Option<Fi
 }
 
 /// Writes the event counts (see `store::events`) once a minute and at shutdown.
-async fn flush_events(store: Store, mut shutdown: watch::Receiver<bool>) {
+async fn flush_events(store: Store, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stopping = tokio::select! {
             _ = tick.tick() => false,
-            _ = net::stopped(&mut shutdown) => true,
+            _ = shutdown.wait() => true,
         };
         if let Err(e) = store.flush_events().await {
             tracing::warn!("cannot write event counts: {e}");

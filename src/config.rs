@@ -449,6 +449,115 @@ fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+/// The production configuration `mailroom init` writes: the embedded default ([`DEFAULT_TOML`],
+/// comments and all) with the keys below set for this server. Made from the one default so the
+/// two cannot drift; a key this function sets that is missing from the default is an error
+/// (the `production_config_*` tests catch it), never silently left out.
+pub fn production_toml(hostname: &str, domain: &str, data_dir: &Path) -> Result<String, String> {
+    let dual_stack = |port: u16| format!("[\"[::]:{port}\"]");
+    let edits: Vec<(&str, &str, String)> = vec![
+        ("", "hostname", toml_string(hostname)),
+        ("", "domain", toml_string(domain)),
+        ("", "data_dir", toml_string(&data_dir.display().to_string())),
+        ("listen", "smtp", dual_stack(25)),
+        ("listen", "submission", dual_stack(587)),
+        ("listen", "submissions", dual_stack(465)),
+        ("listen", "imap", dual_stack(143)),
+        ("listen", "imaps", dual_stack(993)),
+        ("listen", "pop3", dual_stack(110)),
+        ("listen", "pop3s", dual_stack(995)),
+        ("listen", "http", dual_stack(80)),
+        ("listen", "https", dual_stack(443)),
+        // Certificates from Let's Encrypt by TLS-ALPN-01 on port 443 (it must be reachable).
+        ("tls", "mode", toml_string("acme")),
+        (
+            "tls",
+            "acme_contact",
+            toml_string(&format!("mailto:postmaster@{domain}")),
+        ),
+        (
+            "tls",
+            "acme_domains",
+            format!(
+                "[{}, {}]",
+                toml_string(hostname),
+                toml_string(&format!("autoconfig.{domain}"))
+            ),
+        ),
+    ];
+    let header = "# Mailroom configuration, written by `mailroom init`: the documented default\n\
+                  # (`mailroom print-config`) with this server's names, the standard ports and\n\
+                  # ACME certificates. \"[::]\" listens on IPv6 and IPv4 (Linux dual stack); use\n\
+                  # \"0.0.0.0\" on a host without IPv6.\n";
+    // The default's opening comment describes the local trial; the rest of it stays.
+    let body = DEFAULT_TOML
+        .split_once("\n\n")
+        .map_or(DEFAULT_TOML, |(_, rest)| rest);
+    let edited = set_keys(body, &edits)?;
+    Ok(format!("{header}\n{edited}"))
+}
+
+/// Sets `key = value` in `text` for each (section, key, value); "" is the top level. The key's
+/// line (or its commented-out example, `# key = …`) must occur exactly once in that section;
+/// a comment after the value is kept.
+fn set_keys(text: &str, edits: &[(&str, &str, String)]) -> Result<String, String> {
+    let mut used = vec![0usize; edits.len()];
+    let mut section = String::new();
+    let mut out = String::with_capacity(text.len() + 256);
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_string();
+        }
+        let uncommented = line.strip_prefix("# ").unwrap_or(line);
+        let key = uncommented
+            .split_once(" =")
+            .map(|(k, _)| k)
+            .filter(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        let edit = key.and_then(|k| {
+            edits
+                .iter()
+                .position(|(s, name, _)| *s == section && *name == k)
+        });
+        match edit {
+            Some(i) => {
+                let (_, name, value) = &edits[i];
+                used[i] += 1;
+                out.push_str(&format!("{name} = {value}"));
+                // A trailing comment (two spaces then '#') on an active line is kept.
+                if uncommented.len() == line.len()
+                    && let Some(at) = line.find("  #")
+                {
+                    let comment = &line[at..];
+                    let width = name.len() + 3 + value.len();
+                    let pad = at.saturating_sub(width).max(1);
+                    out.push_str(&" ".repeat(pad));
+                    out.push_str(comment.trim_start());
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    for ((section, name, _), count) in edits.iter().zip(used) {
+        if count != 1 {
+            let section = if section.is_empty() {
+                "the top level"
+            } else {
+                section
+            };
+            return Err(format!(
+                "the default configuration has {count} lines for `{name}` in {section}, expected 1"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,5 +651,83 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 5"), "{err}");
+    }
+
+    #[test]
+    fn production_config_differs_from_the_default_only_in_its_keys() {
+        let text = production_toml(
+            "mail.example.org",
+            "example.org",
+            Path::new("/var/lib/mailroom"),
+        )
+        .unwrap();
+        let config = Config::parse(&text, Path::new("production")).unwrap();
+        assert_eq!(config.hostname, "mail.example.org");
+        assert_eq!(config.domain, "example.org");
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/mailroom"));
+        assert_eq!(config.listen.smtp, vec!["[::]:25".parse().unwrap()]);
+        assert_eq!(config.listen.https, vec!["[::]:443".parse().unwrap()]);
+        assert_eq!(config.tls.mode, TlsMode::Acme);
+        assert_eq!(
+            config.tls.acme_contact.as_deref(),
+            Some("mailto:postmaster@example.org")
+        );
+        assert_eq!(
+            config.tls.acme_domains,
+            ["mail.example.org", "autoconfig.example.org"]
+        );
+
+        // Everything else is the default's, key by key.
+        let mut produced: toml::Table = toml::from_str(&text).unwrap();
+        let mut default: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        for key in ["hostname", "domain", "data_dir", "listen"] {
+            assert!(produced.remove(key).is_some(), "{key}");
+            assert!(default.remove(key).is_some(), "{key}");
+        }
+        for (table, set) in [(&mut produced, true), (&mut default, false)] {
+            let Some(toml::Value::Table(tls)) = table.get_mut("tls") else {
+                panic!("no [tls]");
+            };
+            for key in ["mode", "acme_contact", "acme_domains"] {
+                // acme_contact is only a comment in the default.
+                assert_eq!(
+                    tls.remove(key).is_some(),
+                    set || key != "acme_contact",
+                    "{key}"
+                );
+            }
+        }
+        assert_eq!(produced, default);
+        // And every listener of the default was set.
+        let listen: toml::Table = toml::from_str::<toml::Table>(&text).unwrap()["listen"]
+            .as_table()
+            .unwrap()
+            .clone();
+        let default_listen: toml::Table =
+            toml::from_str::<toml::Table>(DEFAULT_TOML).unwrap()["listen"]
+                .as_table()
+                .unwrap()
+                .clone();
+        assert_eq!(
+            listen.keys().collect::<Vec<_>>(),
+            default_listen.keys().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn production_config_fails_loudly_on_a_key_the_default_lacks() {
+        let err = set_keys(DEFAULT_TOML, &[("listen", "smtpp", "[]".to_string())]).unwrap_err();
+        assert!(err.contains("`smtpp`") && err.contains("listen"), "{err}");
+        // In another section it is another key.
+        assert!(set_keys(DEFAULT_TOML, &[("tls", "smtp", "[]".into())]).is_err());
+        // Quotes and backslashes in a path stay one TOML string.
+        let text = production_toml(
+            "mail.example.org",
+            "example.org",
+            Path::new("/srv/a \"b\"\\c"),
+        )
+        .unwrap();
+        let config = Config::parse(&text, Path::new("production")).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/srv/a \"b\"\\c"));
     }
 }

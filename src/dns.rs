@@ -15,7 +15,32 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use rand::seq::SliceRandom;
 
 use crate::config::DnsConfig;
-use crate::records::RecordKind;
+
+/// The type of a record we publish and look up (`records`, the admin panel's live check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    Mx,
+    Txt,
+    Cname,
+    Srv,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Mx => "MX",
+            RecordKind::Txt => "TXT",
+            RecordKind::Cname => "CNAME",
+            RecordKind::Srv => "SRV",
+        }
+    }
+}
+
+impl std::fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DnsError {

@@ -10,12 +10,15 @@
 //! - [`net`]: the one accept loop: connection limits, idle timeouts, TLS and STARTTLS.
 //! - [`budget`]: the memory budget for messages being received, shared by SMTP and IMAP.
 //! - [`tls`]: certificates (self-signed, files, ACME) behind one resolver.
+//! - [`shutdown`]: the one stop signal every listener, session and background task waits on.
 //! - [`backup`]: online backups (checked) and restore.
 //! - [`mailbox_files`]: `import` from mbox files and Maildir trees, `export` to mbox files.
 //! - [`store`]: the only place with SQL: accounts, mailboxes, the one delivery path, blobs.
 //! - [`smtp`]: inbound MX and submission sessions, inbound SPF/DKIM/DMARC checks, and the
 //!   outbound client.
-//! - [`queue`]: the outbound worker: MX delivery, retries, DSNs, DKIM signing, SRS.
+//! - [`queue`]: the outbound worker: MX delivery, retries, DSNs.
+//! - [`dkim`]: DKIM signatures for mail from our domains, added before anything is queued.
+//! - [`srs`]: the Sender Rewriting Scheme for forwarded mail and the bounces that come back.
 //! - [`dns`]: MX, address and TXT lookups over one hickory resolver (shared with mail-auth).
 //! - [`imap`]: IMAP4rev1 with IDLE, CONDSTORE, MOVE, UIDPLUS, SORT and more (143, 993).
 //! - [`pop3`]: POP3 with STLS and AUTH over the account's INBOX (110, 995).
@@ -33,6 +36,7 @@ pub mod auth;
 pub mod backup;
 pub mod budget;
 pub mod config;
+pub mod dkim;
 pub mod dns;
 pub mod imap;
 pub mod mailbox_files;
@@ -42,7 +46,9 @@ pub mod net;
 pub mod pop3;
 pub mod queue;
 pub mod records;
+pub mod shutdown;
 pub mod smtp;
+pub mod srs;
 pub mod store;
 pub mod submission;
 pub mod tls;

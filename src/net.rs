@@ -33,12 +33,14 @@ use std::time::Duration;
 use futures::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::Instrument;
+
+use crate::shutdown::Shutdown;
 
 /// How long a peer gets to finish a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -53,12 +55,6 @@ const EVICTION_GRACE: Duration = Duration::from_secs(5);
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// What a protocol does with a connection.
 pub type Handler = Arc<dyn Fn(Connection) -> BoxFuture + Send + Sync>;
-
-/// Resolves once the shutdown signal is true (or its sender is gone).
-pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns is not Send; drop it before anything else is awaited.
-    let _ = shutdown.wait_for(|s| *s).await.map(|_| ());
-}
 
 /// What a plain listener says to a connection over the limits before closing it.
 fn refusal(protocol: &str) -> Option<&'static [u8]> {
@@ -372,13 +368,12 @@ impl Listener {
     }
 
     /// Accepts until `shutdown` turns true, then gives open sessions `grace` to end.
-    pub async fn run(self, limits: Arc<Limits>, shutdown: watch::Receiver<bool>, grace: Duration) {
+    pub async fn run(self, limits: Arc<Limits>, shutdown: Shutdown, grace: Duration) {
         limits.register(self.protocol);
         let mut sessions = JoinSet::new();
-        let mut stop = shutdown.clone();
         loop {
             tokio::select! {
-                _ = stopped(&mut stop) => break,
+                _ = shutdown.wait() => break,
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
                 accepted = self.listener.accept() => {
                     let (tcp, peer) = match accepted {
@@ -482,7 +477,7 @@ struct Pending {
     local: SocketAddr,
     protocol: &'static str,
     security: Security,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     /// When a listener with a login gives up on a connection that has not logged in.
     login_deadline: Option<Instant>,
     slot: Slot,
@@ -541,7 +536,7 @@ pub struct Connection {
     pub protocol: &'static str,
     starttls: Option<TlsAcceptor>,
     /// Turns true when the server is shutting down.
-    pub shutdown: watch::Receiver<bool>,
+    pub shutdown: Shutdown,
     slot: Slot,
 }
 
@@ -602,7 +597,7 @@ impl Connection {
 
     /// True once the server has begun shutting down.
     pub fn shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
+        self.shutdown.is_set()
     }
 
     /// The peer logged in: the login deadline is lifted and the connection is never evicted.

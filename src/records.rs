@@ -13,33 +13,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+// The record types live with the lookups (`dns` must not import this module); re-exported
+// because a published record is described by its kind.
+pub use crate::dns::RecordKind;
 use crate::store::{DkimKeys, Result};
-
-/// The type of a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordKind {
-    Mx,
-    Txt,
-    Cname,
-    Srv,
-}
-
-impl RecordKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordKind::Mx => "MX",
-            RecordKind::Txt => "TXT",
-            RecordKind::Cname => "CNAME",
-            RecordKind::Srv => "SRV",
-        }
-    }
-}
-
-impl std::fmt::Display for RecordKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One record to publish. `name` is absolute (ends with a dot). `value` is the record data as
 /// a provider's web form wants it: for TXT the text itself, unquoted and unsplit; for the

@@ -21,8 +21,8 @@
 //!    `submit` returns.
 
 use crate::address::Address;
-use crate::mime::Mailbox;
-use crate::queue::dkim::{Signer, domain_of};
+use crate::dkim::{Signer, domain_of};
+use crate::mime::{Mailbox, rfc5322_now, unique_id};
 use crate::store::{Account, Delivered, Delivery, Outbound, Store, StoreError, Target};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ pub enum SubmitError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Dkim(#[from] crate::queue::dkim::DkimError),
+    Dkim(#[from] crate::dkim::DkimError),
 }
 
 /// Where one recipient of a submission goes.
@@ -362,23 +362,6 @@ pub fn complete_headers(message: &[u8], hostname: &str) -> Vec<u8> {
 /// True when the message's header section has a field `name` (case-insensitive).
 pub fn has_header(message: &[u8], name: &str) -> bool {
     crate::mime::header_fields(message).any(|field| field.eq_ignore_ascii_case(name.as_bytes()))
-}
-
-/// The current time as an RFC 5322 date.
-pub fn rfc5322_now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc2822)
-        .unwrap_or_else(|_| "Thu, 01 Jan 1970 00:00:00 +0000".into())
-}
-
-/// A random identifier for Message-IDs and SMTP transaction ids: 16 base32 characters.
-pub fn unique_id() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let mut rng = rand::rng();
-    (0..16)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
 }
 
 #[cfg(test)]

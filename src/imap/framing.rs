@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 use super::Imap;
 use super::response::Status;
 use super::session::{MAX_BAD_IN_ROW, Session};
-use crate::net::{Transport, stopped};
+use crate::net::Transport;
 
 /// Longest command line (without literals).
 pub(super) const MAX_LINE: usize = 64 * 1024;
@@ -127,7 +127,7 @@ impl<T: Transport> Session<T> {
                     }
                     let n = tokio::select! {
                         read = self.io.read(&mut self.buf) => read?,
-                        _ = stopped(&mut self.shutdown) => {
+                        _ = self.shutdown.wait() => {
                             self.out.untagged("BYE server shutting down");
                             self.flush().await?;
                             return Ok(Input::Closed);

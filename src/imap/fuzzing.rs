@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::runtime::Runtime;
-use tokio::sync::watch;
 
 use super::Imap;
 use super::session::Session;
@@ -169,7 +168,7 @@ pub fn session(input: &[u8]) -> Vec<u8> {
     let account = world.account.clone();
     fuzzer.rt.block_on(async move {
         let (client, server) = tokio::io::duplex(64 * 1024);
-        let (_stop, shutdown) = watch::channel(false);
+        let (_stop, shutdown) = crate::shutdown::channel();
         let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
         let mut session = Session::new(imap, Pipe(server), ip, shutdown);
         session.account = Some(account);

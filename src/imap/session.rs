@@ -21,7 +21,7 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::{AuthenticateDataCodec, CommandCodec};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 use super::extended::{self, Extended, ListCommand, SearchReturn};
 use super::framing::{Input, READ_BUF, TooLong, fragment_limit};
@@ -32,6 +32,7 @@ use crate::auth::AuthError;
 use crate::auth::sasl::{Exchange, Mechanism, Response, SaslError, Step};
 use crate::budget::Claim;
 use crate::net::Transport;
+use crate::shutdown::Shutdown;
 use crate::store::{Account, Change, StoreError};
 
 /// Syntax errors in a row after which the connection is closed.
@@ -103,7 +104,7 @@ pub struct Session<T> {
     pub(super) imap: Arc<Imap>,
     pub(super) io: T,
     ip: IpAddr,
-    pub(super) shutdown: watch::Receiver<bool>,
+    pub(super) shutdown: Shutdown,
     pub(super) frag: Fragmentizer,
     /// The current command's share of the memory budget for mail in flight (its literals).
     pub(super) claim: Claim,
@@ -134,7 +135,7 @@ pub struct Session<T> {
 }
 
 impl<T: Transport> Session<T> {
-    pub fn new(imap: Arc<Imap>, io: T, ip: IpAddr, shutdown: watch::Receiver<bool>) -> Session<T> {
+    pub fn new(imap: Arc<Imap>, io: T, ip: IpAddr, shutdown: Shutdown) -> Session<T> {
         let frag = Fragmentizer::new(fragment_limit(&imap));
         Session {
             claim: imap.budget.claim(ip),

@@ -15,7 +15,7 @@ use super::response::Out;
 use super::selected::{Selected, Update};
 use super::seqset::compact;
 use super::session::{CmdError, CmdResult, Reply, Session};
-use crate::net::{Transport, stopped};
+use crate::net::Transport;
 use crate::store::{Change, StoreError};
 
 impl<T: Transport> Session<T> {
@@ -65,7 +65,7 @@ impl<T: Transport> Session<T> {
                         self.flush().await?;
                     }
                 }
-                _ = stopped(&mut self.shutdown) => {
+                _ = self.shutdown.wait() => {
                     self.out.untagged("BYE server shutting down");
                     self.flush().await?;
                     return Err(CmdError::Io(io::ErrorKind::ConnectionAborted.into()));

@@ -35,6 +35,7 @@
 mod address;
 mod header;
 mod packed;
+mod stamp;
 mod structure;
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 pub use address::Mailbox;
 pub use packed::{AddressRef, Addresses, EnvelopeRef, PackedEnvelope, pack as pack_envelope};
+pub use stamp::{rfc5322_now, unique_id};
 pub use structure::{MAX_DEPTH, MAX_PARTS};
 
 /// Everything kept about a message at delivery.

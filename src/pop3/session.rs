@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::maildrop::Maildrop;
 use super::parser::{self, Command};
 use super::server::Shared;
-use crate::net::{self, Connection};
+use crate::net::Connection;
 use crate::wire::line::{Frame, LineBuffer};
 
 /// What the loop does after a command.
@@ -229,11 +229,10 @@ impl Session {
     async fn read_more(&mut self) -> io::Result<Input> {
         self.flush().await?;
         let mut chunk = [0u8; 8192];
-        let mut shutdown = self.conn.shutdown.clone();
         let read = tokio::select! {
             biased;
             r = self.conn.stream.read(&mut chunk) => Some(r),
-            _ = net::stopped(&mut shutdown) => None,
+            _ = self.conn.shutdown.wait() => None,
         };
         let Some(read) = read else {
             self.err(

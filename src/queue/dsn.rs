@@ -6,7 +6,7 @@ use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::MimePart;
 
-use crate::submission::{rfc5322_now, unique_id};
+use crate::mime::{rfc5322_now, unique_id};
 
 /// One recipient that failed for good.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,27 +4,26 @@
 //!   wakes it, or shutdown), claims due recipients, and delivers them grouped by message and
 //!   destination domain, several destinations at once;
 //! - [`retry`]: the backoff schedule and expiry;
-//! - [`dkim`]: signatures for mail from our domains, added before anything is queued;
 //! - [`dsn`]: the bounce (RFC 3464) sent to a local sender through the one delivery path.
 //!
 //! The queue itself (durable before submission answers `250`) is in `store/queue.rs`.
 
-pub mod dkim;
 pub mod dsn;
 pub mod retry;
-pub mod srs;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::config::QueueConfig;
 use crate::dns::Dns;
+use crate::shutdown::Shutdown;
 use crate::smtp::client::{Client, ClientError, ClientSettings, Envelope, Outcome};
+use crate::srs::Srs;
 use crate::store::{Delivery, QueuedRecipient, Store, Target, now};
 
 /// Recipients claimed per round.
@@ -43,7 +42,7 @@ pub struct Outbound {
     config: Arc<QueueConfig>,
     client: ClientSettings,
     hostname: String,
-    srs: srs::Srs,
+    srs: Srs,
 }
 
 impl Outbound {
@@ -52,7 +51,7 @@ impl Outbound {
         dns: Dns,
         config: QueueConfig,
         hostname: String,
-        srs: srs::Srs,
+        srs: Srs,
     ) -> Outbound {
         let client = ClientSettings::new(
             hostname.clone(),
@@ -71,7 +70,7 @@ impl Outbound {
 
     /// The worker loop, until `shutdown` turns true. Deliveries in flight are abandoned at
     /// shutdown: their recipients stay claimed for a lease and are retried after a restart.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: Shutdown) {
         let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let mut running: JoinSet<()> = JoinSet::new();
         match self.store.queue_release_claims().await {
@@ -79,14 +78,21 @@ impl Outbound {
             Ok(n) => tracing::info!("queue: {n} recipients interrupted by the last stop are due"),
             Err(e) => tracing::error!("queue: cannot release old claims: {e}"),
         }
-        loop {
-            if *shutdown.borrow() {
+        'work: loop {
+            if shutdown.is_set() {
                 break;
             }
             match self.store.queue_claim(CLAIM_BATCH).await {
                 Ok(claimed) => {
                     for (domain, batch) in group(claimed) {
-                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                        // Every slot may be held by slow peers for up to `timeout_secs`:
+                        // shutdown is watched here too. The batches not started stay claimed
+                        // until the next start releases them.
+                        let permit = tokio::select! {
+                            permit = slots.clone().acquire_owned() => permit,
+                            _ = shutdown.wait() => break 'work,
+                        };
+                        let Ok(permit) = permit else {
                             break;
                         };
                         let this = self.clone();
@@ -111,7 +117,7 @@ impl Outbound {
                 _ = tokio::time::sleep(sleep) => {}
                 _ = self.store.queue_woken() => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
-                _ = crate::net::stopped(&mut shutdown) => break,
+                _ = shutdown.wait() => break,
             }
         }
         running.abort_all();

@@ -6,9 +6,10 @@ use super::Kind;
 use super::parser::{DataDecoder, Dropped, MessageBuffer};
 use super::reply::{self, Reply};
 use super::session::{COMMAND_TIMEOUT, DATA_TIMEOUT, Envelope, Session};
+use crate::mime::rfc5322_now;
 use crate::net::Transport;
 use crate::store::StoreError;
-use crate::submission::{SubmitError, rfc5322_now};
+use crate::submission::SubmitError;
 
 impl<'a, T: Transport> Session<'a, T> {
     pub(super) async fn data(&mut self) -> std::io::Result<()> {

@@ -28,7 +28,7 @@ use crate::budget::Budget;
 use crate::config::Config;
 use crate::dns::Dns;
 use crate::net::{Connection, Handler};
-use crate::queue::srs::Srs;
+use crate::srs::Srs;
 use crate::store::Store;
 use crate::submission::Submission;
 

@@ -20,9 +20,10 @@ use super::parser::{LINE_LIMIT, MessageBuffer};
 use super::reply::{self, Reply};
 use super::{Kind, Smtp};
 use crate::address::Address;
+use crate::mime::unique_id;
 use crate::net::Transport;
 use crate::store::{Account, StoreError};
-use crate::submission::{Recipient, SubmitError, unique_id};
+use crate::submission::{Recipient, SubmitError};
 use crate::wire::line::{Frame, LineBuffer};
 
 /// §4.5.3.2: 5 minutes for a command, 3 for each DATA block.
@@ -93,7 +94,7 @@ impl<'a, T: Transport> Session<'a, T> {
     }
 
     /// Runs the session to its end. I/O errors (a vanished or idle peer) end it quietly.
-    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(mut self, shutdown: crate::shutdown::Shutdown) {
         self.io.set_idle_timeout(COMMAND_TIMEOUT);
         self.reply(Reply::new(
             220,
@@ -103,7 +104,7 @@ impl<'a, T: Transport> Session<'a, T> {
         loop {
             let next = tokio::select! {
                 n = self.next_line() => n,
-                _ = crate::net::stopped(&mut shutdown) => {
+                _ = shutdown.wait() => {
                     self.reply(Reply::new(421, "4.3.2", "Server shutting down; please try again later"));
                     let _ = self.flush().await;
                     return;

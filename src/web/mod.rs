@@ -173,9 +173,7 @@ pub fn handler(router: Router, https: bool, header_timeout: Duration) -> Handler
         let evicted = conn.eviction_notice();
         Box::pin(async move {
             let Connection {
-                stream,
-                mut shutdown,
-                ..
+                stream, shutdown, ..
             } = conn;
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
@@ -208,7 +206,7 @@ pub fn handler(router: Router, https: bool, header_timeout: Duration) -> Handler
                     served.as_mut().graceful_shutdown();
                     served.await
                 }
-                _ = crate::net::stopped(&mut shutdown) => {
+                _ = shutdown.wait() => {
                     served.as_mut().graceful_shutdown();
                     served.await
                 }

@@ -505,3 +505,74 @@ fn serve_tells_systemd_when_it_is_ready_and_when_it_stops() {
     let n = socket.recv(&mut buf).expect("STOPPING=1 from the server");
     assert_eq!(&buf[..n], b"STOPPING=1");
 }
+
+/// Signals are handled in one place (`serve`): SIGHUP reloads the certificate files (a bad
+/// file keeps the old one) and never ends the server; SIGTERM then stops it cleanly.
+#[test]
+fn serve_reloads_tls_files_on_sighup() {
+    let cli = Cli::new();
+    let cert = cli.dir.path().join("cert.pem");
+    let key = cli.dir.path().join("key.pem");
+    let write_pair = |name: &str| {
+        let pair = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+        std::fs::write(&cert, pair.cert.pem()).unwrap();
+        std::fs::write(&key, pair.signing_key.serialize_pem()).unwrap();
+    };
+    write_pair("first.example.test");
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&cli.config)
+        .unwrap();
+    write!(
+        config,
+        "[tls]\nmode = \"files\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    )
+    .unwrap();
+    drop(config);
+
+    let mut child = cli
+        .command()
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = crate::harness::stderr_lines(&mut child);
+    let wait_for = |what: &str| loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no log line with {what:?}"));
+        if line.contains(what) {
+            return line;
+        }
+    };
+    wait_for("listening: https on");
+    let hangup = || {
+        let sent = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+
+    write_pair("second.example.test");
+    hangup();
+    let line = wait_for("SIGHUP: TLS");
+    assert!(
+        line.contains("reloaded") && line.contains("second.example.test"),
+        "{line}"
+    );
+
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    hangup();
+    let line = wait_for("SIGHUP: TLS");
+    assert!(
+        line.contains("reload failed") && line.contains(cert.to_str().unwrap()),
+        "{line}"
+    );
+
+    let out = stop(child);
+    assert!(out.status.success(), "exit 0 on SIGTERM: {:?}", out.status);
+}

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use mailroom::queue::dkim::Signer;
+use mailroom::dkim::Signer;
 use mailroom::records::{RecordKind, domain_records};
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::EncodePublicKey;

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use mailroom::net::{Connection, Handler, Limits, Listener, Security};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 /// Echoes lines; "IDLE <ms>" sets the idle timeout, "TLS" upgrades, "INFO" reports TLS.
 fn echo() -> Handler {
@@ -39,7 +38,7 @@ fn echo() -> Handler {
                     let info = format!("{:?}\n", conn.tls_info().map(|i| i.version));
                     let _ = conn.stream.write_all(info.as_bytes()).await;
                 } else if line == "WAIT" {
-                    let _ = conn.shutdown.wait_for(|s| *s).await;
+                    conn.shutdown.wait().await;
                     let _ = conn.stream.write_all(b"BYE\n").await;
                     return;
                 } else {
@@ -64,14 +63,14 @@ async fn listen(
     max_per_ip: usize,
 ) -> (
     std::net::SocketAddr,
-    watch::Sender<bool>,
+    mailroom::shutdown::ShutdownTrigger,
     tokio::task::JoinHandle<()>,
 ) {
     let listener = Listener::bind("test", "127.0.0.1:0".parse().unwrap(), security, echo())
         .await
         .unwrap();
     let addr = listener.local;
-    let (tx, rx) = watch::channel(false);
+    let (tx, rx) = mailroom::shutdown::channel();
     let task = tokio::spawn(listener.run(Limits::new(100, max_per_ip), rx, Duration::from_secs(2)));
     (addr, tx, task)
 }
@@ -116,7 +115,7 @@ async fn shutdown_lets_sessions_say_goodbye_then_stops() {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"WAIT\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    tx.send(true).unwrap();
+    tx.trigger();
     assert_eq!(line(&mut s).await, "BYE");
     tokio::time::timeout(Duration::from_secs(5), task)
         .await

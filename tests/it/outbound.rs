@@ -636,3 +636,52 @@ async fn aliases_forward_with_srs_and_bounces_come_back_to_the_original_sender()
     );
     eventually("an empty queue", || queue_empty(&server)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_a_worker_waiting_for_a_delivery_slot() {
+    // One slot, held by a delivery to a peer that accepts and never says a word; the worker
+    // waits for the slot to deliver to the second domain. Shutdown must still end it within
+    // the grace (2 s in tests), not when the held delivery times out.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = silent.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(tcp);
+        }
+    });
+    let zone = Zone::default();
+    for domain in ["a.test", "b.test"] {
+        zone.mx(domain, 10, &format!("mx.{domain}"));
+        zone.ip(&format!("mx.{domain}"), IpAddr::from([127, 0, 0, 1]));
+    }
+    let dns = dns_server::start(zone).await;
+    let server = start_with(|c| {
+        c.domain = "example.org".into();
+        c.hostname = "mail.example.org".into();
+        c.dns.nameservers = vec![dns];
+        c.queue.smtp_port = port;
+        c.queue.concurrency = 1;
+        c.queue.timeout_secs = 120;
+    })
+    .await;
+    account(&server.running.store, "bob@example.org", 0).await;
+    submit(&server, &["one@a.test", "two@b.test"], BODY).await;
+    eventually("a delivery holding the one slot", || async {
+        accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1
+    })
+    .await;
+    // Give the worker time to reach the wait for the slot.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    server.running.shutdown().await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "shutdown took {took:?}: the worker did not see it while waiting for a slot"
+    );
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -506,7 +506,7 @@ async fn large_messages_are_streamed_intact() {
 async fn own_listener(
     t: &TestServer,
     settings: Settings,
-) -> (SocketAddr, tokio::sync::watch::Sender<bool>) {
+) -> (SocketAddr, mailroom::shutdown::ShutdownTrigger) {
     let server = Server::new(
         t.running.store.clone(),
         Authenticator::new(t.running.store.clone(), Default::default()),
@@ -521,7 +521,7 @@ async fn own_listener(
     .await
     .unwrap();
     let addr = listener.local;
-    let (tx, rx) = tokio::sync::watch::channel(false);
+    let (tx, rx) = mailroom::shutdown::channel();
     tokio::spawn(listener.run(Limits::new(10, 10), rx, Duration::from_secs(1)));
     (addr, tx)
 }

@@ -382,11 +382,7 @@ pub async fn send(
             (account.display_name.clone(), account.address.clone()).into()
         })
         .subject(f.subject.trim().to_string())
-        .message_id(format!(
-            "{}@{}",
-            crate::submission::unique_id(),
-            state.hostname
-        ))
+        .message_id(format!("{}@{}", crate::mime::unique_id(), state.hostname))
         .header(
             "User-Agent",
             mail_builder::headers::raw::Raw::new("Mailroom webmail"),
@@ -485,7 +481,7 @@ pub async fn send(
         "Received: from webmail by {} with HTTP (Mailroom webmail) for {}; {}\r\n",
         state.hostname,
         account.address,
-        crate::submission::rfc5322_now()
+        crate::mime::rfc5322_now()
     );
     match state
         .submission

@@ -1,0 +1,92 @@
+//! `mailroom init`: the production configuration, the domain, the admin account, and the DNS
+//! records to publish.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use mailroom::auth::password;
+use mailroom::config::{self, Config};
+use mailroom::store::NewAccount;
+
+use super::open_with;
+
+#[derive(clap::Args)]
+pub struct InitArgs {
+    /// The server's name, e.g. mail.example.org (it needs A/AAAA records pointing here).
+    #[arg(long)]
+    hostname: String,
+    /// The first mail domain, e.g. example.org.
+    #[arg(long)]
+    domain: String,
+    /// Where the data lives.
+    #[arg(long, default_value = "/var/lib/mailroom")]
+    data_dir: PathBuf,
+    /// Overwrite an existing configuration file.
+    #[arg(long)]
+    force: bool,
+}
+
+pub async fn init(path: Option<&Path>, args: InitArgs) -> anyhow::Result<()> {
+    let path = path.unwrap_or(Path::new("/etc/mailroom/mailroom.toml"));
+    if path.exists() && !args.force {
+        bail!(
+            "{} already exists; use --force to overwrite it",
+            path.display()
+        );
+    }
+    let text = config::production_toml(&args.hostname, &args.domain, &args.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot make the configuration: {e}"))?;
+    let config = Config::parse(&text, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let store = open_with(&config).await?;
+    if store.domain(&config.domain).await?.is_none() {
+        store.add_domain(&config.domain).await?;
+    }
+    let admin = format!("admin@{}", config.domain);
+    let password = if store.account_by_address(&admin).await?.is_none() {
+        let pw = password::generate();
+        store
+            .create_account(NewAccount {
+                address: &admin,
+                password_hash: &password::hash(&pw).await?,
+                quota_bytes: 0,
+                is_admin: true,
+            })
+            .await?;
+        Some(pw)
+    } else {
+        None
+    };
+    store
+        .set_meta("initialized", &mailroom::store::now().to_string())
+        .await?;
+    store.ensure_dkim_keys().await?;
+    let keys = store.dkim_keys(&config.domain).await?;
+    let records =
+        mailroom::records::domain_records(&config.hostname, &config.domain, keys.as_ref())?;
+    store.close().await;
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+
+    println!("Wrote {}.", path.display());
+    match password {
+        Some(pw) => println!("Admin login: {admin}  password: {pw}  (shown once)"),
+        None => println!("Admin login: {admin} (already existed; password unchanged)"),
+    }
+    println!();
+    let host = &config.hostname;
+    println!(
+        "Publish these DNS records (`mailroom domain dns {}` prints them again):",
+        config.domain
+    );
+    println!("{host}.  A/AAAA  <this server's addresses>");
+    print!("{}", mailroom::records::zone_file(&records));
+    println!("and a PTR record for the server's addresses naming {host}.");
+    println!();
+    println!("Then: systemctl enable --now mailroom");
+    Ok(())
+}
