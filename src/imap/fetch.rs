@@ -155,7 +155,7 @@ impl<T: Transport> Session<T> {
                 _ => {}
             }
         }
-        let mailbox_id = selected.mailbox_id;
+        let mailbox = selected.mailbox.clone();
         let sets_seen = sets_seen && !selected.read_only;
         let uids: Vec<u32> = found.iter().map(|(_, u)| *u).collect();
         let condstore = self.condstore;
@@ -163,7 +163,7 @@ impl<T: Transport> Session<T> {
             let mut views = self
                 .imap
                 .store
-                .message_views(mailbox_id, chunk, parts)
+                .message_views(&mailbox, chunk, parts)
                 .await?;
             if let Some(since) = changed_since {
                 views.retain(|v| v.meta.modseq > since);
@@ -179,7 +179,7 @@ impl<T: Transport> Session<T> {
                     let outcome = self
                         .imap
                         .store
-                        .set_flags(mailbox_id, &unseen, FlagOp::Add, Flags::SEEN, &[], None)
+                        .set_flags(&mailbox, &unseen, FlagOp::Add, Flags::SEEN, &[], None)
                         .await?;
                     if let (Some(m), Some(s)) = (outcome.modseq, &mut self.selected) {
                         s.note_own(m);
@@ -233,7 +233,7 @@ impl<T: Transport> Session<T> {
         let expunged = self
             .imap
             .store
-            .changes_since(selected.mailbox_id, since)
+            .changes_since(&selected.mailbox, since)
             .await?
             .map(|c| c.expunged)
             .unwrap_or_default();

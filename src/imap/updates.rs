@@ -15,7 +15,7 @@ use super::selected::{Selected, Update};
 use super::seqset::compact;
 use super::session::{CmdError, CmdResult, MAX_LINE, Reply, Session};
 use crate::net::{Transport, stopped};
-use crate::store::{Change, StoreError};
+use crate::store::{Account, Change, StoreError};
 
 impl<T: Transport> Session<T> {
     /// IDLE (RFC 2177): report changes as they are announced until the client sends DONE.
@@ -92,24 +92,7 @@ impl<T: Transport> Session<T> {
         let (Some(account), Some(selected)) = (&self.account, &self.selected) else {
             return false;
         };
-        match change {
-            Change::Appended {
-                account_id,
-                mailbox_id,
-                ..
-            }
-            | Change::FlagsChanged {
-                account_id,
-                mailbox_id,
-                ..
-            }
-            | Change::Expunged {
-                account_id,
-                mailbox_id,
-                ..
-            } => *account_id == account.id && *mailbox_id == selected.mailbox_id,
-            _ => false,
-        }
+        concerns(account, selected, change)
     }
 
     /// Reads the change announcements waiting for this session.
@@ -123,24 +106,7 @@ impl<T: Transport> Session<T> {
                         else {
                             continue;
                         };
-                        dirty |= match change {
-                            Change::Appended {
-                                account_id,
-                                mailbox_id,
-                                ..
-                            }
-                            | Change::FlagsChanged {
-                                account_id,
-                                mailbox_id,
-                                ..
-                            }
-                            | Change::Expunged {
-                                account_id,
-                                mailbox_id,
-                                ..
-                            } => account_id == account.id && mailbox_id == selected.mailbox_id,
-                            _ => false,
-                        };
+                        dirty |= concerns(account, selected, &change);
                     }
                     Err(broadcast::error::TryRecvError::Lagged(_)) => dirty = true,
                     Err(_) => break,
@@ -161,8 +127,8 @@ impl<T: Transport> Session<T> {
             return Ok(());
         }
         self.dirty = false;
-        let (mailbox_id, since) = (selected.mailbox_id, selected.highestmodseq);
-        let Some(changes) = self.imap.store.changes_since(mailbox_id, since).await? else {
+        let (mailbox, since) = (selected.mailbox.clone(), selected.highestmodseq);
+        let Some(changes) = self.imap.store.changes_since(&mailbox, since).await? else {
             // The mailbox was deleted under us: nothing sensible is left to show.
             self.out.untagged("BYE the selected mailbox was deleted");
             self.logout = true;
@@ -180,6 +146,11 @@ impl<T: Transport> Session<T> {
 
 /// Writes untagged reports in order. Once QRESYNC is enabled, expunges go out as one
 /// `* VANISHED uid-set` instead of `* n EXPUNGE` lines (RFC 7162 §3.2.10.2).
+/// Whether a change is to the messages of the selected mailbox.
+fn concerns(account: &Account, selected: &Selected, change: &Change) -> bool {
+    change.account_id() == account.id && change.mailbox() == Some(selected.mailbox.id())
+}
+
 pub(super) fn write_updates(
     out: &mut Out,
     selected: &Selected,

@@ -19,16 +19,64 @@ pub const DEFAULT_MAILBOXES: [(&str, Option<&str>); 6] = [
 pub const SEPARATOR: char = '/';
 const MAX_NAME_LEN: usize = 512;
 
+/// A mailbox, and the permission to reach its messages: only the store makes one, after
+/// finding the mailbox among its account's (`Store::mailbox`, `mailbox_by_id`, `mailboxes`), so
+/// every message operation taking a `&Mailbox` works on a mailbox its caller was allowed to see.
+/// The id and the owner are private (read through [`Mailbox::id`], [`Mailbox::account_id`]) so
+/// code outside the store can neither build one nor point one at another mailbox.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Mailbox {
-    pub id: i64,
-    pub account_id: i64,
+    pub(super) id: i64,
+    pub(super) account_id: i64,
     pub name: String,
     pub special_use: Option<String>,
     pub uidvalidity: u32,
     pub uidnext: u32,
     pub highestmodseq: i64,
     pub subscribed: bool,
+}
+
+impl Mailbox {
+    /// The mailbox's id (as in webmail addresses and change announcements).
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// The account the mailbox belongs to.
+    pub fn account_id(&self) -> i64 {
+        self.account_id
+    }
+
+    /// A handle that names no mailbox (ids start at 1), for the search fuzzer's made-up
+    /// selected state: every operation on it finds nothing, so it grants nothing.
+    pub(crate) fn nowhere() -> Mailbox {
+        Mailbox {
+            id: 0,
+            account_id: 0,
+            name: String::new(),
+            special_use: None,
+            uidvalidity: 0,
+            uidnext: 1,
+            highestmodseq: 0,
+            subscribed: false,
+        }
+    }
+
+    /// A handle for unit tests of code that keeps one (IMAP's selected state, POP3's
+    /// maildrop) without a database.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: i64, account_id: i64, name: &str) -> Mailbox {
+        Mailbox {
+            id,
+            account_id,
+            name: name.to_string(),
+            special_use: None,
+            uidvalidity: 1,
+            uidnext: 1,
+            highestmodseq: 0,
+            subscribed: true,
+        }
+    }
 }
 
 const MAILBOX_COLUMNS: &str =
@@ -125,10 +173,14 @@ impl Store {
             .await?)
     }
 
-    pub async fn mailbox_by_id(&self, mailbox_id: i64) -> Result<Option<Mailbox>> {
-        let sql = format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?");
+    /// The mailbox `mailbox_id` if it is `account_id`'s: `None` for another account's, so a
+    /// caller cannot tell whether it exists.
+    pub async fn mailbox_by_id(&self, account_id: i64, mailbox_id: i64) -> Result<Option<Mailbox>> {
+        let sql =
+            format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ? AND account_id = ?");
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(mailbox_id)
+            .bind(account_id)
             .fetch_optional(&self.reader)
             .await?)
     }
@@ -154,7 +206,7 @@ impl Store {
         let id = insert_mailbox(&mut tx, account_id, name, None).await?;
         tx.commit().await?;
         self.bus.announce(Change::MailboxesChanged { account_id });
-        self.mailbox_by_id(id)
+        self.mailbox_by_id(account_id, id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))
     }
