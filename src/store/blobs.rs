@@ -12,7 +12,11 @@ use crate::mime::Analysis;
 
 /// A stored message body, as a message row names it. Only the store makes one (reading a
 /// message of a mailbox its caller holds), so [`Store::blob`] cannot be pointed at a body by
-/// number from outside.
+/// number from outside:
+///
+/// ```compile_fail
+/// let body = mailroom::store::BlobId(7);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
 #[sqlx(transparent)]
 pub struct BlobId(i64);

@@ -23,7 +23,28 @@ const MAX_NAME_LEN: usize = 512;
 /// finding the mailbox among its account's (`Store::mailbox`, `mailbox_by_id`, `mailboxes`), so
 /// every message operation taking a `&Mailbox` works on a mailbox its caller was allowed to see.
 /// The id and the owner are private (read through [`Mailbox::id`], [`Mailbox::account_id`]) so
-/// code outside the store can neither build one nor point one at another mailbox.
+/// code outside the store can neither build one nor point one at another mailbox:
+///
+/// ```compile_fail
+/// // Built by hand: the id and the owner are private.
+/// let m = mailroom::store::Mailbox {
+///     id: 1,
+///     account_id: 2,
+///     name: "INBOX".into(),
+///     special_use: None,
+///     uidvalidity: 1,
+///     uidnext: 1,
+///     highestmodseq: 0,
+///     subscribed: true,
+/// };
+/// ```
+///
+/// ```compile_fail
+/// // Pointed at another mailbox: the id cannot be changed.
+/// fn retarget(mine: &mut mailroom::store::Mailbox) {
+///     mine.id = 7;
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Mailbox {
     pub(super) id: i64,
