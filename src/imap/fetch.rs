@@ -29,27 +29,6 @@ use crate::store::{FlagOp, Flags, MessageView, ViewParts};
 /// Messages read from the store at a time.
 const BATCH: usize = 256;
 
-/// A flag list's contents: `\Seen \Flagged $Label1 \Recent`.
-pub(super) fn flag_list(flags: Flags, keywords: &[String], recent: bool) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for (bit, name) in [
-        (Flags::SEEN, "\\Seen"),
-        (Flags::ANSWERED, "\\Answered"),
-        (Flags::FLAGGED, "\\Flagged"),
-        (Flags::DELETED, "\\Deleted"),
-        (Flags::DRAFT, "\\Draft"),
-    ] {
-        if flags.contains(bit) {
-            parts.push(name);
-        }
-    }
-    parts.extend(keywords.iter().map(String::as_str));
-    if recent {
-        parts.push("\\Recent");
-    }
-    parts.join(" ")
-}
-
 fn items_of(request: MacroOrMessageDataItemNames<'static>) -> Vec<MessageDataItemName<'static>> {
     match request {
         MacroOrMessageDataItemNames::Macro(m) => {
@@ -278,9 +257,7 @@ fn write_fetch(
                 out.text("UID ").num(meta.uid);
             }
             MessageDataItemName::Flags => {
-                out.text("FLAGS (")
-                    .text(&flag_list(meta.flags, &meta.keywords, recent))
-                    .raw(b")");
+                out.flags_item(meta.flags, &meta.keywords, recent);
             }
             MessageDataItemName::InternalDate => {
                 out.text("INTERNALDATE \"")
@@ -353,9 +330,7 @@ fn write_fetch(
     }
     if add_flags {
         sep(out);
-        out.text("FLAGS (")
-            .text(&flag_list(meta.flags, &meta.keywords, recent))
-            .raw(b")");
+        out.flags_item(meta.flags, &meta.keywords, recent);
     }
     if condstore && !items.contains(&MessageDataItemName::ModSeq) {
         sep(out);
@@ -730,14 +705,5 @@ mod tests {
             filter_header(header, &names, false),
             b"From: a@b\r\nTo: c@d\r\n\r\n"
         );
-    }
-
-    #[test]
-    fn flags() {
-        assert_eq!(
-            flag_list(Flags::SEEN.union(Flags::DELETED), &["$Junk".into()], true),
-            "\\Seen \\Deleted $Junk \\Recent"
-        );
-        assert_eq!(flag_list(Flags::default(), &[], false), "");
     }
 }

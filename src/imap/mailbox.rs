@@ -23,8 +23,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::StatusDataItemName;
 
 use super::extended::ListCommand;
-use super::fetch::flag_list;
-use super::response::Out;
+use super::response::{FlagItems, Out};
 use super::selected::Selected;
 use super::session::{CmdError, CmdResult, Reply, Session};
 use super::{seqset, utf7};
@@ -260,13 +259,12 @@ impl<T: Transport> Session<T> {
         }
         for (i, state) in states.iter().enumerate() {
             if state.modseq > resync.since && is_known(state.uid) {
-                self.out.untagged(&format!(
-                    "{} FETCH (UID {} FLAGS ({}) MODSEQ ({}))",
-                    i + 1,
-                    state.uid,
-                    flag_list(state.flags, &state.keywords, false),
-                    state.modseq
-                ));
+                let items = FlagItems {
+                    uid: true,
+                    flags: Some(false),
+                    modseq: true,
+                };
+                self.out.flag_fetch(i as u32 + 1, state, items);
                 self.flush_if_large().await?;
             }
         }

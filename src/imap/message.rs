@@ -6,8 +6,8 @@ use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::fetch::flag_list;
 use super::mailbox::{mailbox_name, split_flags};
+use super::response::FlagItems;
 use super::selected::Selected;
 use super::seqset::{self, compact};
 use super::session::{CmdResult, Reply, Session};
@@ -102,22 +102,13 @@ impl<T: Transport> Session<T> {
             let Some(seq) = selected.seq(state.uid) else {
                 continue;
             };
-            let mut items = Vec::new();
-            // With QRESYNC every FETCH response carries the UID (RFC 7162 §3.2.4).
-            if uid || self.qresync {
-                items.push(format!("UID {}", state.uid));
-            }
-            if !silent {
-                items.push(format!(
-                    "FLAGS ({})",
-                    flag_list(state.flags, &state.keywords, selected.is_recent(state.uid))
-                ));
-            }
-            if condstore {
-                items.push(format!("MODSEQ ({})", state.modseq));
-            }
-            self.out
-                .untagged(&format!("{seq} FETCH ({})", items.join(" ")));
+            let items = FlagItems {
+                // With QRESYNC every FETCH response carries the UID (RFC 7162 §3.2.4).
+                uid: uid || self.qresync,
+                flags: (!silent).then(|| selected.is_recent(state.uid)),
+                modseq: condstore,
+            };
+            self.out.flag_fetch(seq, state, items);
         }
         if !outcome.modified.is_empty() {
             let numbers: Vec<u32> = if uid {

@@ -10,7 +10,7 @@ use imap_codec::fragmentizer::FragmentInfo;
 use tokio::io::AsyncReadExt;
 use tokio::sync::broadcast;
 
-use super::response::Out;
+use super::response::{FlagItems, Out};
 use super::selected::{Selected, Update};
 use super::seqset::compact;
 use super::session::{CmdError, CmdResult, MAX_LINE, Reply, Session};
@@ -188,20 +188,12 @@ fn write_update(out: &mut Out, selected: &Selected, update: &Update, condstore: 
         Update::Exists(n) => out.untagged(&format!("{n} EXISTS")),
         Update::Recent(n) => out.untagged(&format!("{n} RECENT")),
         Update::Flags(seq, state) => {
-            let flags = super::fetch::flag_list(
-                state.flags,
-                &state.keywords,
-                selected.is_recent(state.uid),
-            );
-            let modseq = if condstore {
-                format!(" MODSEQ ({})", state.modseq)
-            } else {
-                String::new()
+            let items = FlagItems {
+                uid: true,
+                flags: Some(selected.is_recent(state.uid)),
+                modseq: condstore,
             };
-            out.untagged(&format!(
-                "{seq} FETCH (UID {} FLAGS ({flags}){modseq})",
-                state.uid
-            ))
+            out.flag_fetch(*seq, state, items)
         }
     };
 }
