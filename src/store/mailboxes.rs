@@ -120,10 +120,12 @@ async fn insert_mailbox(
     special_use: Option<&str>,
 ) -> Result<i64> {
     let uidvalidity = next_uidvalidity(tx).await?;
+    let id = next_mailbox_id(tx).await?;
     Ok(sqlx::query(
-        "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity, created_at)
-         VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO mailboxes (id, account_id, name, special_use, uidvalidity, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
+    .bind(id)
     .bind(account_id)
     .bind(name)
     .bind(special_use)
@@ -132,6 +134,27 @@ async fn insert_mailbox(
     .execute(&mut **tx)
     .await?
     .last_insert_rowid())
+}
+
+/// Mailbox ids only ever grow, so a [`Mailbox`] handle kept after its mailbox was deleted (the
+/// mailbox an IMAP session has selected) reaches nothing. Left to itself SQLite gives a new
+/// row the largest id + 1: deleting the newest mailbox handed its id to the next one created,
+/// whatever its account. The highest id given is kept in `meta` (`mailbox_id`).
+async fn next_mailbox_id(tx: &mut Transaction<'static, Sqlite>) -> Result<i64> {
+    let last: Option<String> =
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'mailbox_id'")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let last: i64 = last.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let highest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM mailboxes")
+        .fetch_one(&mut **tx)
+        .await?;
+    let next = last.max(highest.unwrap_or(0)).saturating_add(1);
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('mailbox_id', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        .bind(next.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(next)
 }
 
 /// UIDVALIDITY values only ever grow across the whole database, so a mailbox deleted and

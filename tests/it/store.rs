@@ -585,3 +585,35 @@ async fn a_failing_delivery_does_not_spoil_its_batch() {
         36
     );
 }
+
+/// A handle kept after its mailbox is deleted (an IMAP session that has it selected) reaches
+/// nothing, not the next mailbox created: SQLite would give that one the same id, even for
+/// another account.
+#[tokio::test]
+async fn mailbox_ids_are_never_reused() {
+    let (store, _dir) = store().await;
+    let a = account(&store, "a@example.org", 0).await;
+    let b = account(&store, "b@example.org", 0).await;
+    let kept = store.create_mailbox(a.id, "Newest").await.unwrap();
+    store.delete_mailbox(a.id, "Newest").await.unwrap();
+    let other = store.create_mailbox(b.id, "Private").await.unwrap();
+    assert_ne!(other.id(), kept.id());
+    let raw = message("private", "for b only", 800);
+    store
+        .deliver(
+            delivery(&raw),
+            &[Target {
+                mailbox_id: Some(other.id()),
+                ..Target::inbox(b.id)
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(store.messages(&kept).await.unwrap().is_empty());
+    assert_eq!(store.changes_since(&kept, 0).await.unwrap(), None);
+    // Ids keep growing after the newest mailbox goes: the highest id given is remembered,
+    // not read from the rows left.
+    store.delete_mailbox(b.id, "Private").await.unwrap();
+    let again = store.create_mailbox(a.id, "Again").await.unwrap();
+    assert!(again.id() > other.id());
+}
