@@ -511,7 +511,7 @@ impl<T: Transport> Session<T> {
         mb: &Mailbox,
         items: &[StatusDataItemName],
     ) -> Result<(), StoreError> {
-        let counts = self.imap.store.mailbox_counts(&mb).await?;
+        let counts = self.imap.store.mailbox_counts(mb).await?;
         let mut parts = Vec::new();
         for item in items {
             parts.push(match item {

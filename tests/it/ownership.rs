@@ -455,9 +455,12 @@ const ADMIN_EXEMPT: &[(&str, &str, &str)] = &[
 /// admin flag 403 Forbidden (not 404: the panel's existence is no secret).
 const ADMIN_REFUSAL: StatusCode = StatusCode::FORBIDDEN;
 
+/// A route as (method, path).
+type Route = (String, String);
+
 /// The routes of a router's source as (method, path): every `.route("path", …)` with the
 /// method routers (`get(`, `post(`, …) named in its arguments.
-fn routes(source: &str) -> Vec<(String, String)> {
+fn routes(source: &str) -> Vec<Route> {
     let mut out = Vec::new();
     let mut rest = source;
     while let Some(at) = rest.find(".route(") {
@@ -504,13 +507,15 @@ fn routes(source: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The routes a router has that neither `cases` nor `exempt` name, and those they name that
+/// the router no longer has.
 fn coverage(
     source: &str,
     cases: &[Case],
     exempt: &[(&str, &str, &str)],
-) -> (Vec<(String, String)>, Vec<(String, String)>) {
+) -> (Vec<Route>, Vec<Route>) {
     let declared = routes(source);
-    let mut tried: Vec<(String, String)> = cases
+    let mut tried: Vec<Route> = cases
         .iter()
         .map(|c| (c.method.to_string(), c.route.to_string()))
         .chain(
