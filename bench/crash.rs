@@ -197,7 +197,7 @@ async fn verify(
     for account in store.accounts(None).await.expect("accounts") {
         let (mut bytes, mut count) = (0i64, 0i64);
         for mailbox in store.mailboxes(account.id).await.expect("mailboxes") {
-            let messages = store.messages(mailbox.id).await.expect("messages");
+            let messages = store.messages(&mailbox).await.expect("messages");
             let max_uid = messages.iter().map(|m| m.uid).max().unwrap_or(0);
             if mailbox.uidnext <= max_uid {
                 problems.push(format!(
@@ -205,7 +205,7 @@ async fn verify(
                     mailbox.name, mailbox.uidnext
                 ));
             }
-            let before = uidnext.insert(mailbox.id, mailbox.uidnext).unwrap_or(0);
+            let before = uidnext.insert(mailbox.id(), mailbox.uidnext).unwrap_or(0);
             if mailbox.uidnext < before {
                 problems.push(format!(
                     "{} of {}: UIDNEXT went back from {before} to {}",

@@ -178,7 +178,7 @@ fn main() {
             .await
             .expect("mailbox")
             .expect("INBOX");
-        assert!(store.messages(inbox.id).await.expect("list").is_empty());
+        assert!(store.messages(&inbox).await.expect("list").is_empty());
 
         println!("{stat}");
         println!("{:<34} {:>10}", "step", "ms");

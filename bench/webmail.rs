@@ -243,7 +243,7 @@ async fn main() {
         .await
         .expect("store")
         .expect("INBOX")
-        .id;
+        .id();
 
     let addr = running.addr("http").expect("http listener");
     let mut http = Http {

@@ -29,27 +29,6 @@ use crate::store::{FlagOp, Flags, MessageView, ViewParts};
 /// Messages read from the store at a time.
 const BATCH: usize = 256;
 
-/// A flag list's contents: `\Seen \Flagged $Label1 \Recent`.
-pub(super) fn flag_list(flags: Flags, keywords: &[String], recent: bool) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for (bit, name) in [
-        (Flags::SEEN, "\\Seen"),
-        (Flags::ANSWERED, "\\Answered"),
-        (Flags::FLAGGED, "\\Flagged"),
-        (Flags::DELETED, "\\Deleted"),
-        (Flags::DRAFT, "\\Draft"),
-    ] {
-        if flags.contains(bit) {
-            parts.push(name);
-        }
-    }
-    parts.extend(keywords.iter().map(String::as_str));
-    if recent {
-        parts.push("\\Recent");
-    }
-    parts.join(" ")
-}
-
 fn items_of(request: MacroOrMessageDataItemNames<'static>) -> Vec<MessageDataItemName<'static>> {
     match request {
         MacroOrMessageDataItemNames::Macro(m) => {
@@ -155,7 +134,7 @@ impl<T: Transport> Session<T> {
                 _ => {}
             }
         }
-        let mailbox_id = selected.mailbox_id;
+        let mailbox = selected.mailbox.clone();
         let sets_seen = sets_seen && !selected.read_only;
         let uids: Vec<u32> = found.iter().map(|(_, u)| *u).collect();
         let condstore = self.condstore;
@@ -163,7 +142,7 @@ impl<T: Transport> Session<T> {
             let mut views = self
                 .imap
                 .store
-                .message_views(mailbox_id, chunk, parts)
+                .message_views(&mailbox, chunk, parts)
                 .await?;
             if let Some(since) = changed_since {
                 views.retain(|v| v.meta.modseq > since);
@@ -179,7 +158,7 @@ impl<T: Transport> Session<T> {
                     let outcome = self
                         .imap
                         .store
-                        .set_flags(mailbox_id, &unseen, FlagOp::Add, Flags::SEEN, &[], None)
+                        .set_flags(&mailbox, &unseen, FlagOp::Add, Flags::SEEN, &[], None)
                         .await?;
                     if let (Some(m), Some(s)) = (outcome.modseq, &mut self.selected) {
                         s.note_own(m);
@@ -233,7 +212,7 @@ impl<T: Transport> Session<T> {
         let expunged = self
             .imap
             .store
-            .changes_since(selected.mailbox_id, since)
+            .changes_since(&selected.mailbox, since)
             .await?
             .map(|c| c.expunged)
             .unwrap_or_default();
@@ -278,9 +257,7 @@ fn write_fetch(
                 out.text("UID ").num(meta.uid);
             }
             MessageDataItemName::Flags => {
-                out.text("FLAGS (")
-                    .text(&flag_list(meta.flags, &meta.keywords, recent))
-                    .raw(b")");
+                out.flags_item(meta.flags, &meta.keywords, recent);
             }
             MessageDataItemName::InternalDate => {
                 out.text("INTERNALDATE \"")
@@ -353,9 +330,7 @@ fn write_fetch(
     }
     if add_flags {
         sep(out);
-        out.text("FLAGS (")
-            .text(&flag_list(meta.flags, &meta.keywords, recent))
-            .raw(b")");
+        out.flags_item(meta.flags, &meta.keywords, recent);
     }
     if condstore && !items.contains(&MessageDataItemName::ModSeq) {
         sep(out);
@@ -730,14 +705,5 @@ mod tests {
             filter_header(header, &names, false),
             b"From: a@b\r\nTo: c@d\r\n\r\n"
         );
-    }
-
-    #[test]
-    fn flags() {
-        assert_eq!(
-            flag_list(Flags::SEEN.union(Flags::DELETED), &["$Junk".into()], true),
-            "\\Seen \\Deleted $Junk \\Recent"
-        );
-        assert_eq!(flag_list(Flags::default(), &[], false), "");
     }
 }

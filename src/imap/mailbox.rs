@@ -23,8 +23,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::StatusDataItemName;
 
 use super::extended::ListCommand;
-use super::fetch::flag_list;
-use super::response::Out;
+use super::response::{FlagItems, Out};
 use super::selected::Selected;
 use super::session::{CmdError, CmdResult, Reply, Session};
 use super::{seqset, utf7};
@@ -173,7 +172,7 @@ impl<T: Transport> Session<T> {
         let Some(mb) = self.find_mailbox(&name).await? else {
             return Ok(Reply::no("[NONEXISTENT] no such mailbox"));
         };
-        let (states, highest) = self.imap.store.flag_snapshot(mb.id).await?;
+        let (states, highest) = self.imap.store.flag_snapshot(&mb).await?;
         let uids: Vec<u32> = states.iter().map(|s| s.uid).collect();
         let max_uid = uids.last().copied().unwrap_or(0);
         let uidnext = mb.uidnext.max(max_uid.saturating_add(1));
@@ -212,16 +211,10 @@ impl<T: Transport> Session<T> {
         // RFC 7162 §3.2.5.2: with another UIDVALIDITY the client's cache is worthless and the
         // rest of the parameter is ignored.
         if let Some(resync) = resync.filter(|r| r.uidvalidity == mb.uidvalidity) {
-            self.resync(mb.id, &states, &uids, &resync).await?;
+            self.resync(&mb, &states, &uids, &resync).await?;
         }
-        self.selected = Some(Selected::new(
-            mb.id,
-            mb.name.clone(),
-            read_only,
-            uidnext,
-            uids,
-            highest,
-        ));
+        let name = mb.name.clone();
+        self.selected = Some(Selected::new(mb, name, read_only, uidnext, uids, highest));
         Ok(Reply::ok(if read_only {
             "[READ-ONLY] EXAMINE completed"
         } else {
@@ -234,7 +227,7 @@ impl<T: Transport> Session<T> {
     /// with UID and MODSEQ. `states` and `uids` are the snapshot SELECT reported.
     async fn resync(
         &mut self,
-        mailbox_id: i64,
+        mailbox: &Mailbox,
         states: &[FlagState],
         uids: &[u32],
         resync: &Resync,
@@ -248,7 +241,7 @@ impl<T: Transport> Session<T> {
         let expunged = self
             .imap
             .store
-            .changes_since(mailbox_id, resync.since)
+            .changes_since(mailbox, resync.since)
             .await?
             .map(|c| c.expunged)
             .unwrap_or_default();
@@ -266,13 +259,12 @@ impl<T: Transport> Session<T> {
         }
         for (i, state) in states.iter().enumerate() {
             if state.modseq > resync.since && is_known(state.uid) {
-                self.out.untagged(&format!(
-                    "{} FETCH (UID {} FLAGS ({}) MODSEQ ({}))",
-                    i + 1,
-                    state.uid,
-                    flag_list(state.flags, &state.keywords, false),
-                    state.modseq
-                ));
+                let items = FlagItems {
+                    uid: true,
+                    flags: Some(false),
+                    modseq: true,
+                };
+                self.out.flag_fetch(i as u32 + 1, state, items);
                 self.flush_if_large().await?;
             }
         }
@@ -519,7 +511,7 @@ impl<T: Transport> Session<T> {
         mb: &Mailbox,
         items: &[StatusDataItemName],
     ) -> Result<(), StoreError> {
-        let counts = self.imap.store.mailbox_counts(mb.id).await?;
+        let counts = self.imap.store.mailbox_counts(mb).await?;
         let mut parts = Vec::new();
         for item in items {
             parts.push(match item {
@@ -573,7 +565,7 @@ impl<T: Transport> Session<T> {
         let internal_date = date.map(|d| d.as_ref().timestamp());
         let target = Target {
             account_id: self.account_id(),
-            mailbox_id: Some(mb.id),
+            mailbox_id: Some(mb.id()),
             flags: bits,
             keywords,
         };

@@ -6,14 +6,14 @@ use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::fetch::flag_list;
 use super::mailbox::{mailbox_name, split_flags};
+use super::response::FlagItems;
 use super::selected::Selected;
 use super::seqset::{self, compact};
 use super::session::{CmdResult, Reply, Session};
 use super::updates::write_updates;
 use crate::net::Transport;
-use crate::store::{FlagOp, Flags};
+use crate::store::{FlagOp, Flags, Mailbox};
 
 /// The messages a set names in the selected mailbox, without those already expunged: their
 /// (sequence number, UID), or the BAD reply for a sequence number past the end.
@@ -78,11 +78,11 @@ impl<T: Transport> Session<T> {
             StoreType::Add => FlagOp::Add,
             StoreType::Remove => FlagOp::Remove,
         };
-        let mailbox_id = selected.mailbox_id;
+        let mailbox = selected.mailbox.clone();
         let outcome = self
             .imap
             .store
-            .set_flags(mailbox_id, &uids, op, bits, &keywords, unchanged_since)
+            .set_flags(&mailbox, &uids, op, bits, &keywords, unchanged_since)
             .await?;
         let condstore = self.condstore;
         let Some(selected) = &mut self.selected else {
@@ -102,22 +102,13 @@ impl<T: Transport> Session<T> {
             let Some(seq) = selected.seq(state.uid) else {
                 continue;
             };
-            let mut items = Vec::new();
-            // With QRESYNC every FETCH response carries the UID (RFC 7162 §3.2.4).
-            if uid || self.qresync {
-                items.push(format!("UID {}", state.uid));
-            }
-            if !silent {
-                items.push(format!(
-                    "FLAGS ({})",
-                    flag_list(state.flags, &state.keywords, selected.is_recent(state.uid))
-                ));
-            }
-            if condstore {
-                items.push(format!("MODSEQ ({})", state.modseq));
-            }
-            self.out
-                .untagged(&format!("{seq} FETCH ({})", items.join(" ")));
+            let items = FlagItems {
+                // With QRESYNC every FETCH response carries the UID (RFC 7162 §3.2.4).
+                uid: uid || self.qresync,
+                flags: (!silent).then(|| selected.is_recent(state.uid)),
+                modseq: condstore,
+            };
+            self.out.flag_fetch(seq, state, items);
         }
         if !outcome.modified.is_empty() {
             let numbers: Vec<u32> = if uid {
@@ -159,12 +150,12 @@ impl<T: Transport> Session<T> {
             Ok(f) => f,
             Err(r) => return Ok(r),
         };
-        let source = selected.mailbox_id;
+        let source = selected.mailbox.clone();
         let account_id = self.account.as_ref().map_or(0, |a| a.id);
         let Some(target) = self.imap.store.mailbox(account_id, &name).await? else {
             return Ok(Reply::no("[TRYCREATE] no such mailbox"));
         };
-        if remove && target.id == source {
+        if remove && target.id() == source.id() {
             return Ok(Reply::no(
                 "[CANNOT] source and destination are the same mailbox",
             ));
@@ -176,12 +167,12 @@ impl<T: Transport> Session<T> {
         let transfer = if remove {
             self.imap
                 .store
-                .move_messages(source, &uids, target.id)
+                .move_messages(&source, &uids, &target)
                 .await?
         } else {
             self.imap
                 .store
-                .copy_messages(source, &uids, target.id)
+                .copy_messages(&source, &uids, &target)
                 .await?
         };
         let from: Vec<u32> = transfer.copied.iter().map(|c| c.source_uid).collect();
@@ -223,9 +214,9 @@ impl<T: Transport> Session<T> {
             },
             None => None,
         };
-        let mailbox_id = selected.mailbox_id;
-        let uids = self.deleted_uids(mailbox_id, allowed.as_deref()).await?;
-        let gone = self.imap.store.expunge(mailbox_id, &uids).await?;
+        let mailbox = selected.mailbox.clone();
+        let uids = self.deleted_uids(&mailbox, allowed.as_deref()).await?;
+        let gone = self.imap.store.expunge(&mailbox, &uids).await?;
         let (condstore, qresync) = (self.condstore, self.qresync);
         if let Some(selected) = &mut self.selected {
             let updates = selected.expunge(&gone);
@@ -250,13 +241,13 @@ impl<T: Transport> Session<T> {
     /// UIDs known to this session, marked \Deleted, optionally limited to `allowed`.
     async fn deleted_uids(
         &self,
-        mailbox_id: i64,
+        mailbox: &Mailbox,
         allowed: Option<&[u32]>,
     ) -> Result<Vec<u32>, crate::store::StoreError> {
         let Some(selected) = &self.selected else {
             return Ok(Vec::new());
         };
-        let (states, _) = self.imap.store.flag_snapshot(mailbox_id).await?;
+        let (states, _) = self.imap.store.flag_snapshot(mailbox).await?;
         Ok(states
             .into_iter()
             .filter(|s| s.flags.contains(Flags::DELETED))
@@ -272,9 +263,9 @@ impl<T: Transport> Session<T> {
             return Ok(Reply::bad("no mailbox selected"));
         };
         if expunge && !selected.read_only {
-            let mailbox_id = selected.mailbox_id;
-            let uids = self.deleted_uids(mailbox_id, None).await?;
-            self.imap.store.expunge(mailbox_id, &uids).await?;
+            let mailbox = selected.mailbox.clone();
+            let uids = self.deleted_uids(&mailbox, None).await?;
+            self.imap.store.expunge(&mailbox, &uids).await?;
         }
         self.selected = None;
         Ok(Reply::ok(if expunge {

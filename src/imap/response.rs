@@ -9,8 +9,44 @@
 
 use std::fmt::Write as _;
 
+use crate::store::{FlagState, Flags};
+
 /// Strings longer than this go as literals even when they could be quoted.
 const MAX_QUOTED: usize = 1024;
+
+/// A flag list's contents: `\Seen \Flagged $Label1 \Recent`.
+pub fn flag_list(flags: Flags, keywords: &[String], recent: bool) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for (bit, name) in [
+        (Flags::SEEN, "\\Seen"),
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::DRAFT, "\\Draft"),
+    ] {
+        if flags.contains(bit) {
+            parts.push(name);
+        }
+    }
+    parts.extend(keywords.iter().map(String::as_str));
+    if recent {
+        parts.push("\\Recent");
+    }
+    parts.join(" ")
+}
+
+/// What a report of a message's flags carries besides its sequence number (see
+/// [`Out::flag_fetch`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlagItems {
+    /// `UID n` (UID STORE, and every FETCH response once QRESYNC is enabled).
+    pub uid: bool,
+    /// `FLAGS (…)`, with `\Recent` among them when `Some(true)`; `None` leaves the item out
+    /// (STORE .SILENT under CONDSTORE still reports the MODSEQ).
+    pub flags: Option<bool>,
+    /// `MODSEQ (n)` (CONDSTORE).
+    pub modseq: bool,
+}
 
 /// A response buffer.
 #[derive(Debug, Default)]
@@ -99,6 +135,34 @@ impl Out {
     /// A string option of text, or NIL.
     pub fn nstr(&mut self, value: Option<&str>) -> &mut Self {
         self.nstring(value.map(str::as_bytes))
+    }
+
+    /// The FETCH item `FLAGS (…)`.
+    pub fn flags_item(&mut self, flags: Flags, keywords: &[String], recent: bool) -> &mut Self {
+        self.text("FLAGS (")
+            .text(&flag_list(flags, keywords, recent))
+            .raw(b")")
+    }
+
+    /// `* n FETCH (UID u FLAGS (…) MODSEQ (m))` with the items asked for, always in that
+    /// order: the one writer of a message's flags outside a FETCH command (STORE's answer,
+    /// changes made elsewhere, SELECT's QRESYNC report).
+    pub fn flag_fetch(&mut self, seq: u32, state: &FlagState, items: FlagItems) -> &mut Self {
+        self.raw(b"* ").num(seq).raw(b" FETCH (");
+        let mut sep = "";
+        if items.uid {
+            self.text("UID ").num(state.uid);
+            sep = " ";
+        }
+        if let Some(recent) = items.flags {
+            self.text(sep)
+                .flags_item(state.flags, &state.keywords, recent);
+            sep = " ";
+        }
+        if items.modseq {
+            self.text(sep).text("MODSEQ (").num(state.modseq).raw(b")");
+        }
+        self.raw(b")").crlf()
     }
 
     /// An untagged response line: `* {line}\r\n`.
@@ -200,6 +264,85 @@ mod tests {
         let mut o = Out::new();
         o.literal(b"a\0b").raw(b" ").string(b"subject\0x");
         assert_eq!(o.buf, b"{3}\r\na\x80b {9}\r\nsubject\x80x");
+    }
+
+    #[test]
+    fn flags() {
+        assert_eq!(
+            flag_list(Flags::SEEN.union(Flags::DELETED), &["$Junk".into()], true),
+            "\\Seen \\Deleted $Junk \\Recent"
+        );
+        assert_eq!(flag_list(Flags::default(), &[], false), "");
+    }
+
+    /// The bytes each caller wrote before there was one writer (`format!` in STORE, the
+    /// change reports and SELECT QRESYNC).
+    #[test]
+    fn flag_reports() {
+        let state = FlagState {
+            uid: 42,
+            flags: Flags::SEEN.union(Flags::FLAGGED),
+            keywords: vec!["$Label1".into()],
+            modseq: 7,
+        };
+        let cases: [(FlagItems, &str); 6] = [
+            // SELECT (QRESYNC): always UID, FLAGS, MODSEQ, never \Recent.
+            (
+                FlagItems {
+                    uid: true,
+                    flags: Some(false),
+                    modseq: true,
+                },
+                "* 3 FETCH (UID 42 FLAGS (\\Seen \\Flagged $Label1) MODSEQ (7))\r\n",
+            ),
+            // A change from elsewhere, without CONDSTORE, a recent message.
+            (
+                FlagItems {
+                    uid: true,
+                    flags: Some(true),
+                    modseq: false,
+                },
+                "* 3 FETCH (UID 42 FLAGS (\\Seen \\Flagged $Label1 \\Recent))\r\n",
+            ),
+            // STORE: FLAGS alone, UID STORE, and .SILENT under CONDSTORE.
+            (
+                FlagItems {
+                    uid: false,
+                    flags: Some(false),
+                    modseq: false,
+                },
+                "* 3 FETCH (FLAGS (\\Seen \\Flagged $Label1))\r\n",
+            ),
+            (
+                FlagItems {
+                    uid: true,
+                    flags: Some(false),
+                    modseq: false,
+                },
+                "* 3 FETCH (UID 42 FLAGS (\\Seen \\Flagged $Label1))\r\n",
+            ),
+            (
+                FlagItems {
+                    uid: false,
+                    flags: None,
+                    modseq: true,
+                },
+                "* 3 FETCH (MODSEQ (7))\r\n",
+            ),
+            (
+                FlagItems {
+                    uid: false,
+                    flags: Some(false),
+                    modseq: true,
+                },
+                "* 3 FETCH (FLAGS (\\Seen \\Flagged $Label1) MODSEQ (7))\r\n",
+            ),
+        ];
+        for (items, wire) in cases {
+            let mut o = Out::new();
+            o.flag_fetch(3, &state, items);
+            assert_eq!(String::from_utf8_lossy(&o.buf), wire, "{items:?}");
+        }
     }
 
     #[test]

@@ -294,19 +294,17 @@ impl<T: Transport> Session<T> {
         let Some(selected) = &self.selected else {
             return Ok((Vec::new(), false));
         };
-        let mailbox_id = selected.mailbox_id;
+        let mailbox = &selected.mailbox;
         let store = &self.imap.store;
         let mut texts = HashMap::new();
         for (field, needle) in n.texts {
             if !texts.contains_key(&(field, needle.clone())) {
-                let uids = store
-                    .search_text_substring(mailbox_id, field, &needle)
-                    .await?;
+                let uids = store.search_text_substring(mailbox, field, &needle).await?;
                 texts.insert((field, needle), uids);
             }
         }
         let headers: HashMap<u32, Vec<u8>> = if n.raw_headers {
-            store.raw_headers(mailbox_id).await?.into_iter().collect()
+            store.raw_headers(mailbox).await?.into_iter().collect()
         } else {
             HashMap::new()
         };
@@ -325,7 +323,7 @@ impl<T: Transport> Session<T> {
         });
         let rows = store
             .search_rows(
-                mailbox_id,
+                mailbox,
                 n.headers || subject,
                 n.envelope || envelope,
                 candidates.as_deref(),
@@ -512,7 +510,14 @@ pub fn fuzz_evaluate(input: &[u8]) -> usize {
         return 0;
     };
     let uids = vec![1, 2, 7, u32::MAX - 1];
-    let selected = Selected::new(1, "INBOX".into(), false, u32::MAX, uids.clone(), u64::MAX);
+    let selected = Selected::new(
+        crate::store::Mailbox::nowhere(),
+        "INBOX".into(),
+        false,
+        u32::MAX,
+        uids.clone(),
+        u64::MAX,
+    );
     let mut n = Needs::default();
     for key in criteria.as_ref() {
         needs(key, &mut n);

@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 
 use super::uidmap::UidMap;
-use crate::store::{FlagState, MailboxChanges};
+use crate::store::{FlagState, Mailbox, MailboxChanges};
 
 /// One untagged report produced by catching up with the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,8 @@ pub enum Update {
 
 #[derive(Debug, Clone)]
 pub struct Selected {
-    pub mailbox_id: i64,
+    /// The store's handle: every message operation of the session goes through it.
+    pub mailbox: Mailbox,
     pub name: String,
     pub read_only: bool,
     pub highestmodseq: u64,
@@ -50,7 +51,7 @@ pub struct Selected {
 
 impl Selected {
     pub fn new(
-        mailbox_id: i64,
+        mailbox: Mailbox,
         name: String,
         read_only: bool,
         uidnext: u32,
@@ -58,7 +59,7 @@ impl Selected {
         highestmodseq: u64,
     ) -> Selected {
         Selected {
-            mailbox_id,
+            mailbox,
             name,
             read_only,
             highestmodseq,
@@ -238,7 +239,14 @@ mod tests {
     }
 
     fn selected(uids: &[u32]) -> Selected {
-        Selected::new(1, "INBOX".into(), false, 10, uids.to_vec(), 5)
+        Selected::new(
+            Mailbox::for_test(1, 1, "INBOX"),
+            "INBOX".into(),
+            false,
+            10,
+            uids.to_vec(),
+            5,
+        )
     }
 
     #[test]
@@ -296,7 +304,14 @@ mod tests {
 
     #[test]
     fn expunges_wait_until_allowed() {
-        let mut s = Selected::new(1, "INBOX".into(), false, 13, vec![3, 5, 9, 12], 5);
+        let mut s = Selected::new(
+            Mailbox::for_test(1, 1, "INBOX"),
+            "INBOX".into(),
+            false,
+            13,
+            vec![3, 5, 9, 12],
+            5,
+        );
         let changes = MailboxChanges {
             highestmodseq: 9,
             changed: vec![state(13, 9)],

@@ -11,12 +11,12 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::broadcast;
 
 use super::framing::MAX_LINE;
-use super::response::Out;
+use super::response::{FlagItems, Out};
 use super::selected::{Selected, Update};
 use super::seqset::compact;
 use super::session::{CmdError, CmdResult, Reply, Session};
 use crate::net::Transport;
-use crate::store::{Change, StoreError};
+use crate::store::{Account, Change, StoreError};
 
 impl<T: Transport> Session<T> {
     /// IDLE (RFC 2177): report changes as they are announced until the client sends DONE.
@@ -93,24 +93,7 @@ impl<T: Transport> Session<T> {
         let (Some(account), Some(selected)) = (&self.account, &self.selected) else {
             return false;
         };
-        match change {
-            Change::Appended {
-                account_id,
-                mailbox_id,
-                ..
-            }
-            | Change::FlagsChanged {
-                account_id,
-                mailbox_id,
-                ..
-            }
-            | Change::Expunged {
-                account_id,
-                mailbox_id,
-                ..
-            } => *account_id == account.id && *mailbox_id == selected.mailbox_id,
-            _ => false,
-        }
+        concerns(account, selected, change)
     }
 
     /// Reads the change announcements waiting for this session.
@@ -124,24 +107,7 @@ impl<T: Transport> Session<T> {
                         else {
                             continue;
                         };
-                        dirty |= match change {
-                            Change::Appended {
-                                account_id,
-                                mailbox_id,
-                                ..
-                            }
-                            | Change::FlagsChanged {
-                                account_id,
-                                mailbox_id,
-                                ..
-                            }
-                            | Change::Expunged {
-                                account_id,
-                                mailbox_id,
-                                ..
-                            } => account_id == account.id && mailbox_id == selected.mailbox_id,
-                            _ => false,
-                        };
+                        dirty |= concerns(account, selected, &change);
                     }
                     Err(broadcast::error::TryRecvError::Lagged(_)) => dirty = true,
                     Err(_) => break,
@@ -162,8 +128,8 @@ impl<T: Transport> Session<T> {
             return Ok(());
         }
         self.dirty = false;
-        let (mailbox_id, since) = (selected.mailbox_id, selected.highestmodseq);
-        let Some(changes) = self.imap.store.changes_since(mailbox_id, since).await? else {
+        let (mailbox, since) = (selected.mailbox.clone(), selected.highestmodseq);
+        let Some(changes) = self.imap.store.changes_since(&mailbox, since).await? else {
             // The mailbox was deleted under us: nothing sensible is left to show.
             self.out.untagged("BYE the selected mailbox was deleted");
             self.logout = true;
@@ -181,6 +147,11 @@ impl<T: Transport> Session<T> {
 
 /// Writes untagged reports in order. Once QRESYNC is enabled, expunges go out as one
 /// `* VANISHED uid-set` instead of `* n EXPUNGE` lines (RFC 7162 §3.2.10.2).
+/// Whether a change is to the messages of the selected mailbox.
+fn concerns(account: &Account, selected: &Selected, change: &Change) -> bool {
+    change.account_id() == account.id && change.mailbox() == Some(selected.mailbox.id())
+}
+
 pub(super) fn write_updates(
     out: &mut Out,
     selected: &Selected,
@@ -218,20 +189,12 @@ fn write_update(out: &mut Out, selected: &Selected, update: &Update, condstore: 
         Update::Exists(n) => out.untagged(&format!("{n} EXISTS")),
         Update::Recent(n) => out.untagged(&format!("{n} RECENT")),
         Update::Flags(seq, state) => {
-            let flags = super::fetch::flag_list(
-                state.flags,
-                &state.keywords,
-                selected.is_recent(state.uid),
-            );
-            let modseq = if condstore {
-                format!(" MODSEQ ({})", state.modseq)
-            } else {
-                String::new()
+            let items = FlagItems {
+                uid: true,
+                flags: Some(selected.is_recent(state.uid)),
+                modseq: condstore,
             };
-            out.untagged(&format!(
-                "{seq} FETCH (UID {} FLAGS ({flags}){modseq})",
-                state.uid
-            ))
+            out.flag_fetch(*seq, state, items)
         }
     };
 }

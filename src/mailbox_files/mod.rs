@@ -30,7 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
-use crate::store::{Delivery, Fingerprint, Flags, Store, StoreError, Target};
+use crate::store::{Delivery, Fingerprint, Flags, Mailbox, Store, StoreError, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
@@ -293,8 +293,8 @@ struct Incoming {
 
 impl Importer<'_> {
     async fn source(&mut self, mailbox: &str, source: Source) -> Result<(), FilesError> {
-        let mailbox_id = self.mailbox(mailbox).await?;
-        let mut known = self.store.fingerprints(mailbox_id).await?;
+        let target = self.mailbox(mailbox).await?;
+        let mut known = self.store.fingerprints(&target).await?;
         match source {
             Source::Mbox(path) => {
                 let file = std::fs::File::open(&path).map_err(io_error(&path))?;
@@ -311,7 +311,7 @@ impl Importer<'_> {
                         flags: m.flags,
                         keywords: m.keywords,
                     };
-                    self.store_one(mailbox, mailbox_id, &mut known, incoming)
+                    self.store_one(mailbox, &target, &mut known, incoming)
                         .await?;
                 }
             }
@@ -336,7 +336,7 @@ impl Importer<'_> {
                         flags: entry.flags,
                         keywords: Vec::new(),
                     };
-                    self.store_one(mailbox, mailbox_id, &mut known, incoming)
+                    self.store_one(mailbox, &target, &mut known, incoming)
                         .await?;
                 }
             }
@@ -344,10 +344,10 @@ impl Importer<'_> {
         Ok(())
     }
 
-    /// The mailbox's id, creating it (and its parents) when missing.
-    async fn mailbox(&mut self, name: &str) -> Result<i64, FilesError> {
+    /// The mailbox, creating it (and its parents) when missing.
+    async fn mailbox(&mut self, name: &str) -> Result<Mailbox, FilesError> {
         if let Some(m) = self.store.mailbox(self.account_id, name).await? {
-            return Ok(m.id);
+            return Ok(m);
         }
         // The parents that creating it will create too, to report them.
         let mut missing = Vec::new();
@@ -369,13 +369,13 @@ impl Importer<'_> {
             })?;
         self.summary.created.extend(missing);
         self.summary.created.push(created.name.clone());
-        Ok(created.id)
+        Ok(created)
     }
 
     async fn store_one(
         &mut self,
         mailbox: &str,
-        mailbox_id: i64,
+        target: &Mailbox,
         known: &mut HashSet<Fingerprint>,
         m: Incoming,
     ) -> Result<(), FilesError> {
@@ -384,8 +384,8 @@ impl Importer<'_> {
             self.summary.skipped += 1;
         } else {
             let target = Target {
-                account_id: self.account_id,
-                mailbox_id: Some(mailbox_id),
+                account_id: target.account_id(),
+                mailbox_id: Some(target.id()),
                 flags: m.flags,
                 keywords: m.keywords,
             };
@@ -445,12 +445,12 @@ pub async fn export(store: &Store, address: &str, dir: &Path) -> Result<ExportSu
         // The metadata first, then the bodies: a message delivered in between has no
         // metadata here and waits for the next export.
         let metas: HashMap<u32, _> = store
-            .messages(mailbox.id)
+            .messages(&mailbox)
             .await?
             .into_iter()
             .map(|m| (m.uid, m))
             .collect();
-        let mut bodies = store.message_bodies(mailbox.id);
+        let mut bodies = store.message_bodies(&mailbox);
         use futures::StreamExt;
         while let Some(row) = bodies.next().await {
             let (uid, raw) = row?;

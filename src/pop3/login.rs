@@ -154,7 +154,7 @@ impl Session {
             Err(e) => return Err(Refusal::ours(cannot_open, e).into()),
         };
         let messages = store
-            .messages(mailbox.id)
+            .messages(&mailbox)
             .await
             .map_err(|e| Refusal::ours(cannot_open, e))?;
         tracing::Span::current().record("account", account.address.as_str());

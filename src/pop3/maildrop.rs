@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use futures::TryStreamExt;
 
 use super::transfer;
-use crate::store::{Mailbox, MessageMeta, Store, StoreError};
+use crate::store::{BlobId, Mailbox, MessageMeta, Store, StoreError};
 
 /// The account ids whose maildrop a POP3 session holds.
 #[derive(Default)]
@@ -94,7 +94,7 @@ impl Drop for MaildropLock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub uid: u32,
-    pub blob_id: i64,
+    pub blob_id: BlobId,
     /// The size as sent (see `transfer::size`), once known.
     pub size: Option<u64>,
     pub deleted: bool,
@@ -110,7 +110,8 @@ pub enum NoMessage {
 }
 
 pub struct Maildrop {
-    pub mailbox_id: i64,
+    /// The store's handle of the INBOX, for the expunge at QUIT.
+    pub mailbox: Mailbox,
     uidvalidity: u32,
     entries: Vec<Entry>,
     sizes: Arc<SizeCache>,
@@ -125,7 +126,7 @@ impl Maildrop {
         sizes: Arc<SizeCache>,
     ) -> Maildrop {
         Maildrop {
-            mailbox_id: mailbox.id,
+            mailbox: mailbox.clone(),
             uidvalidity: mailbox.uidvalidity,
             entries: messages
                 .into_iter()
@@ -219,7 +220,7 @@ impl Maildrop {
         // Snapshot UIDs ascend, and so do the bodies the store streams.
         let mut next = 0usize;
         let mut computed = Vec::with_capacity(missing);
-        let mut bodies = store.message_bodies(self.mailbox_id);
+        let mut bodies = store.message_bodies(&self.mailbox);
         while let Some((uid, body)) = bodies.try_next().await? {
             while self.entries.get(next).is_some_and(|e| e.uid < uid) {
                 next += 1;
@@ -253,16 +254,10 @@ mod tests {
     use super::*;
 
     fn drop_of(uids: &[u32], locks: &Arc<Locks>, account: i64) -> Maildrop {
-        let mailbox = Mailbox {
-            id: 7,
-            account_id: account,
-            name: "INBOX".into(),
-            special_use: None,
-            uidvalidity: 0x6543_2100,
-            uidnext: 100,
-            highestmodseq: 1,
-            subscribed: true,
-        };
+        let mut mailbox = Mailbox::for_test(7, account, "INBOX");
+        mailbox.uidvalidity = 0x6543_2100;
+        mailbox.uidnext = 100;
+        mailbox.highestmodseq = 1;
         let messages = uids
             .iter()
             .map(|uid| MessageMeta {
@@ -273,7 +268,7 @@ mod tests {
                 keywords: Vec::new(),
                 internal_date: 0,
                 size: 10,
-                blob_id: i64::from(*uid) * 10,
+                blob_id: BlobId::for_test(i64::from(*uid) * 10),
             })
             .collect();
         let lock = locks.try_lock(account).expect("lock");
@@ -306,15 +301,12 @@ mod tests {
     fn sizes_are_remembered_across_sessions() {
         let locks = Arc::new(Locks::default());
         let cache = Arc::new(SizeCache::default());
-        let mailbox = |uidvalidity| Mailbox {
-            id: 7,
-            account_id: 1,
-            name: "INBOX".into(),
-            special_use: None,
-            uidvalidity,
-            uidnext: 100,
-            highestmodseq: 1,
-            subscribed: true,
+        let mailbox = |uidvalidity| {
+            let mut m = Mailbox::for_test(7, 1, "INBOX");
+            m.uidvalidity = uidvalidity;
+            m.uidnext = 100;
+            m.highestmodseq = 1;
+            m
         };
         let meta = |uid| MessageMeta {
             id: 1,
@@ -324,7 +316,7 @@ mod tests {
             keywords: Vec::new(),
             internal_date: 0,
             size: 10,
-            blob_id: 1,
+            blob_id: BlobId::for_test(1),
         };
         let open = |uidvalidity| {
             let lock = locks.try_lock(1).expect("lock");

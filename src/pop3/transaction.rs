@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use super::maildrop::{Maildrop, NoMessage};
 use super::session::{Fail, Flow, Outcome, Refusal, Session, State};
 use super::transfer::{self, CHUNK, Encoder};
-use crate::store::{Store, StoreError};
+use crate::store::{BlobId, Store, StoreError};
 
 fn no_message(e: NoMessage) -> Fail {
     Refusal::answer(e.to_string()).into()
@@ -25,7 +25,7 @@ fn unreadable(e: StoreError) -> Fail {
 }
 
 /// The body of message `n`, or a refusal when another session expunged it meanwhile.
-async fn body(store: &Store, n: u32, blob_id: i64) -> Result<Vec<u8>, Fail> {
+async fn body(store: &Store, n: u32, blob_id: BlobId) -> Result<Vec<u8>, Fail> {
     match store.blob(blob_id).await {
         Ok(body) => Ok(body),
         Err(StoreError::NotFound(_)) => {
@@ -162,8 +162,8 @@ impl Session {
         let shared = self.shared.clone();
         let maildrop = self.maildrop()?;
         let uids = maildrop.deleted_uids();
-        let mailbox_id = maildrop.mailbox_id;
-        let result = shared.store.expunge(mailbox_id, &uids).await;
+        let mailbox = maildrop.mailbox.clone();
+        let result = shared.store.expunge(&mailbox, &uids).await;
         self.state = State::Authorization { user: None };
         match result {
             Ok(_) => {

@@ -9,6 +9,7 @@
 use sqlx::QueryBuilder;
 
 use super::flags::uid_ranges;
+use super::mailboxes::Mailbox;
 use super::{Change, Result, Store, StoreError};
 
 /// One message carried over: its UID in the source and in the destination.
@@ -31,13 +32,23 @@ type Row = (u32, u8, String, i64, i64, i64);
 
 impl Store {
     /// Copies the messages with these UIDs (ascending) from `source` to `target`.
-    pub async fn copy_messages(&self, source: i64, uids: &[u32], target: i64) -> Result<Transfer> {
-        self.transfer(source, uids, target, false).await
+    pub async fn copy_messages(
+        &self,
+        source: &Mailbox,
+        uids: &[u32],
+        target: &Mailbox,
+    ) -> Result<Transfer> {
+        self.transfer(source.id(), uids, target.id(), false).await
     }
 
     /// Moves the messages with these UIDs (ascending) from `source` to `target`.
-    pub async fn move_messages(&self, source: i64, uids: &[u32], target: i64) -> Result<Transfer> {
-        self.transfer(source, uids, target, true).await
+    pub async fn move_messages(
+        &self,
+        source: &Mailbox,
+        uids: &[u32],
+        target: &Mailbox,
+    ) -> Result<Transfer> {
+        self.transfer(source.id(), uids, target.id(), true).await
     }
 
     async fn transfer(

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
 
+use super::mailboxes::Mailbox;
 use super::{Result, Store};
 
 /// What makes a stored message "the same" as one about to be imported.
@@ -45,7 +46,8 @@ impl Fingerprint {
 impl Store {
     /// The fingerprints of every message in a mailbox, read in one pass: an import checks each
     /// message against this set instead of querying once per message.
-    pub async fn fingerprints(&self, mailbox_id: i64) -> Result<HashSet<Fingerprint>> {
+    pub async fn fingerprints(&self, mailbox: &Mailbox) -> Result<HashSet<Fingerprint>> {
+        let mailbox_id = mailbox.id();
         let rows: Vec<(Option<String>, String, i64, i64)> = sqlx::query_as(
             "SELECT b.message_id, b.hash, m.internal_date, m.size
              FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?",

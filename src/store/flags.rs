@@ -11,6 +11,7 @@
 
 use sqlx::SqliteConnection;
 
+use super::mailboxes::Mailbox;
 use super::messages::Flags;
 use super::{Change, Result, Store, StoreError};
 
@@ -148,13 +149,14 @@ impl Store {
     /// in `modified`. Announces the change after commit.
     pub async fn set_flags(
         &self,
-        mailbox_id: i64,
+        mailbox: &Mailbox,
         uids: &[u32],
         op: FlagOp,
         flags: Flags,
         keywords: &[String],
         unchanged_since: Option<u64>,
     ) -> Result<FlagOutcome> {
+        let mailbox_id = mailbox.id();
         let ranges = uid_ranges(uids);
         let mut outcome = FlagOutcome::default();
         if ranges.is_empty() {
@@ -250,9 +252,10 @@ impl Store {
     /// `None` when the mailbox no longer exists.
     pub async fn changes_since(
         &self,
-        mailbox_id: i64,
+        mailbox: &Mailbox,
         modseq: u64,
     ) -> Result<Option<MailboxChanges>> {
+        let mailbox_id = mailbox.id();
         let mut tx = self.reader.begin().await?;
         let since = i64::try_from(modseq).unwrap_or(i64::MAX);
         let highest: Option<i64> =
@@ -294,7 +297,8 @@ impl Store {
 
     /// The UID and flags of every message of a mailbox, by ascending UID, with the mailbox's
     /// HIGHESTMODSEQ of the same snapshot (what SELECT needs).
-    pub async fn flag_snapshot(&self, mailbox_id: i64) -> Result<(Vec<FlagState>, u64)> {
+    pub async fn flag_snapshot(&self, mailbox: &Mailbox) -> Result<(Vec<FlagState>, u64)> {
+        let mailbox_id = mailbox.id();
         let mut tx = self.reader.begin().await?;
         let highest: i64 = sqlx::query_scalar("SELECT highestmodseq FROM mailboxes WHERE id = ?")
             .bind(mailbox_id)

@@ -260,7 +260,8 @@ impl Store {
     }
 
     /// Message counts and sizes of a mailbox.
-    pub async fn mailbox_counts(&self, mailbox_id: i64) -> Result<MailboxCounts> {
+    pub async fn mailbox_counts(&self, mailbox: &Mailbox) -> Result<MailboxCounts> {
+        let mailbox_id = mailbox.id();
         let sql = format!("SELECT {COUNT_COLUMNS} FROM messages WHERE mailbox_id = ?");
         let row: CountRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(mailbox_id)

@@ -4,6 +4,8 @@
 
 use sqlx::{QueryBuilder, Sqlite};
 
+use super::blobs::BlobId;
+use super::mailboxes::Mailbox;
 use super::messages::fts_query;
 use super::{Flags, Result, Store};
 
@@ -23,7 +25,7 @@ pub struct ListEntry {
     pub has_attachment: bool,
     pub header_date: Option<i64>,
     pub message_id: Option<String>,
-    pub blob_id: i64,
+    pub blob_id: BlobId,
 }
 
 impl From<u8> for Flags {
@@ -61,10 +63,11 @@ impl Store {
     /// Messages `offset..offset+limit` of a mailbox, newest (highest UID) first.
     pub async fn message_list(
         &self,
-        mailbox_id: i64,
+        mailbox: &Mailbox,
         offset: u32,
         limit: u32,
     ) -> Result<Vec<ListEntry>> {
+        let mailbox_id = mailbox.id();
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM messages m JOIN blobs b ON b.id = m.blob_id
              WHERE m.mailbox_id = ? ORDER BY m.uid DESC LIMIT ? OFFSET ?"
@@ -78,7 +81,8 @@ impl Store {
     }
 
     /// One message of a mailbox, by UID.
-    pub async fn list_entry(&self, mailbox_id: i64, uid: u32) -> Result<Option<ListEntry>> {
+    pub async fn list_entry(&self, mailbox: &Mailbox, uid: u32) -> Result<Option<ListEntry>> {
+        let mailbox_id = mailbox.id();
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM messages m JOIN blobs b ON b.id = m.blob_id
              WHERE m.mailbox_id = ? AND m.uid = ?"
@@ -90,12 +94,12 @@ impl Store {
             .await?)
     }
 
-    /// The messages of `account_id` (in `mailbox_id`, or in all its mailboxes) matching
+    /// The messages of `account_id` (in `mailbox`, or in all its mailboxes) matching
     /// `query`, newest first, at most `limit`.
     pub async fn search_mail(
         &self,
         account_id: i64,
-        mailbox_id: Option<i64>,
+        mailbox: Option<&Mailbox>,
         query: &MailQuery,
         limit: u32,
     ) -> Result<Vec<ListEntry>> {
@@ -104,7 +108,7 @@ impl Store {
              JOIN mailboxes x ON x.id = m.mailbox_id WHERE x.account_id = "
         ));
         q.push_bind(account_id);
-        if let Some(id) = mailbox_id {
+        if let Some(id) = mailbox.map(Mailbox::id) {
             q.push(" AND m.mailbox_id = ").push_bind(id);
         }
         if let Some(fts) = fts_query(&query.words) {

@@ -19,16 +19,85 @@ pub const DEFAULT_MAILBOXES: [(&str, Option<&str>); 6] = [
 pub const SEPARATOR: char = '/';
 const MAX_NAME_LEN: usize = 512;
 
+/// A mailbox, and the permission to reach its messages: only the store makes one, after
+/// finding the mailbox among its account's (`Store::mailbox`, `mailbox_by_id`, `mailboxes`), so
+/// every message operation taking a `&Mailbox` works on a mailbox its caller was allowed to see.
+/// The id and the owner are private (read through [`Mailbox::id`], [`Mailbox::account_id`]) so
+/// code outside the store can neither build one nor point one at another mailbox:
+///
+/// ```compile_fail
+/// // Built by hand: the id and the owner are private.
+/// let m = mailroom::store::Mailbox {
+///     id: 1,
+///     account_id: 2,
+///     name: "INBOX".into(),
+///     special_use: None,
+///     uidvalidity: 1,
+///     uidnext: 1,
+///     highestmodseq: 0,
+///     subscribed: true,
+/// };
+/// ```
+///
+/// ```compile_fail
+/// // Pointed at another mailbox: the id cannot be changed.
+/// fn retarget(mine: &mut mailroom::store::Mailbox) {
+///     mine.id = 7;
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Mailbox {
-    pub id: i64,
-    pub account_id: i64,
+    pub(super) id: i64,
+    pub(super) account_id: i64,
     pub name: String,
     pub special_use: Option<String>,
     pub uidvalidity: u32,
     pub uidnext: u32,
     pub highestmodseq: i64,
     pub subscribed: bool,
+}
+
+impl Mailbox {
+    /// The mailbox's id (as in webmail addresses and change announcements).
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// The account the mailbox belongs to.
+    pub fn account_id(&self) -> i64 {
+        self.account_id
+    }
+
+    /// A handle that names no mailbox (ids start at 1), for the search fuzzer's made-up
+    /// selected state: every operation on it finds nothing, so it grants nothing.
+    pub(crate) fn nowhere() -> Mailbox {
+        Mailbox {
+            id: 0,
+            account_id: 0,
+            name: String::new(),
+            special_use: None,
+            uidvalidity: 0,
+            uidnext: 1,
+            highestmodseq: 0,
+            subscribed: false,
+        }
+    }
+
+    /// A handle for unit tests of code that keeps one (IMAP's selected state, POP3's
+    /// maildrop) without a database.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: i64, account_id: i64, name: &str) -> Mailbox {
+        Mailbox {
+            id,
+            account_id,
+            name: name.to_string(),
+            special_use: None,
+            uidvalidity: 1,
+            uidnext: 1,
+            highestmodseq: 0,
+            subscribed: true,
+        }
+    }
 }
 
 const MAILBOX_COLUMNS: &str =
@@ -51,10 +120,12 @@ async fn insert_mailbox(
     special_use: Option<&str>,
 ) -> Result<i64> {
     let uidvalidity = next_uidvalidity(tx).await?;
+    let id = next_mailbox_id(tx).await?;
     Ok(sqlx::query(
-        "INSERT INTO mailboxes (account_id, name, special_use, uidvalidity, created_at)
-         VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO mailboxes (id, account_id, name, special_use, uidvalidity, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
+    .bind(id)
     .bind(account_id)
     .bind(name)
     .bind(special_use)
@@ -63,6 +134,27 @@ async fn insert_mailbox(
     .execute(&mut **tx)
     .await?
     .last_insert_rowid())
+}
+
+/// Mailbox ids only ever grow, so a [`Mailbox`] handle kept after its mailbox was deleted (the
+/// mailbox an IMAP session has selected) reaches nothing. Left to itself SQLite gives a new
+/// row the largest id + 1: deleting the newest mailbox handed its id to the next one created,
+/// whatever its account. The highest id given is kept in `meta` (`mailbox_id`).
+async fn next_mailbox_id(tx: &mut Transaction<'static, Sqlite>) -> Result<i64> {
+    let last: Option<String> =
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'mailbox_id'")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let last: i64 = last.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let highest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM mailboxes")
+        .fetch_one(&mut **tx)
+        .await?;
+    let next = last.max(highest.unwrap_or(0)).saturating_add(1);
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('mailbox_id', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        .bind(next.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(next)
 }
 
 /// UIDVALIDITY values only ever grow across the whole database, so a mailbox deleted and
@@ -125,10 +217,14 @@ impl Store {
             .await?)
     }
 
-    pub async fn mailbox_by_id(&self, mailbox_id: i64) -> Result<Option<Mailbox>> {
-        let sql = format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?");
+    /// The mailbox `mailbox_id` if it is `account_id`'s: `None` for another account's, so a
+    /// caller cannot tell whether it exists.
+    pub async fn mailbox_by_id(&self, account_id: i64, mailbox_id: i64) -> Result<Option<Mailbox>> {
+        let sql =
+            format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ? AND account_id = ?");
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(mailbox_id)
+            .bind(account_id)
             .fetch_optional(&self.reader)
             .await?)
     }
@@ -154,7 +250,7 @@ impl Store {
         let id = insert_mailbox(&mut tx, account_id, name, None).await?;
         tx.commit().await?;
         self.bus.announce(Change::MailboxesChanged { account_id });
-        self.mailbox_by_id(id)
+        self.mailbox_by_id(account_id, id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))
     }

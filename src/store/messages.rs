@@ -3,6 +3,8 @@
 
 use sqlx::{QueryBuilder, Sqlite};
 
+use super::blobs::BlobId;
+use super::mailboxes::Mailbox;
 use super::{Change, Result, Store, StoreError, blobs};
 
 /// The IMAP system flags as a bit set (`\Recent` is per-session and not stored).
@@ -44,10 +46,10 @@ pub struct MessageMeta {
     pub keywords: Vec<String>,
     pub internal_date: i64,
     pub size: u64,
-    pub blob_id: i64,
+    pub blob_id: BlobId,
 }
 
-type MetaRow = (i64, u32, i64, u8, String, i64, i64, i64);
+type MetaRow = (i64, u32, i64, u8, String, i64, i64, BlobId);
 
 fn meta(row: MetaRow) -> MessageMeta {
     let (id, uid, modseq, flags, keywords, internal_date, size, blob_id) = row;
@@ -65,7 +67,8 @@ fn meta(row: MetaRow) -> MessageMeta {
 
 impl Store {
     /// Every message of a mailbox, by ascending UID.
-    pub async fn messages(&self, mailbox_id: i64) -> Result<Vec<MessageMeta>> {
+    pub async fn messages(&self, mailbox: &Mailbox) -> Result<Vec<MessageMeta>> {
+        let mailbox_id = mailbox.id();
         let rows: Vec<MetaRow> = sqlx::query_as(
             "SELECT id, uid, modseq, flags, keywords, internal_date, size, blob_id
              FROM messages WHERE mailbox_id = ? ORDER BY uid",
@@ -80,8 +83,9 @@ impl Store {
     /// over a whole mailbox (POP3 sizes, export) without holding all of it in memory.
     pub fn message_bodies(
         &self,
-        mailbox_id: i64,
+        mailbox: &Mailbox,
     ) -> futures::stream::BoxStream<'_, Result<(u32, Vec<u8>)>> {
+        let mailbox_id = mailbox.id();
         use futures::TryStreamExt;
         Box::pin(
             sqlx::query_as::<_, (u32, Vec<u8>)>(
@@ -96,7 +100,8 @@ impl Store {
 
     /// UIDs of the messages in a mailbox whose subject, addresses or body contain every word
     /// of `words` (full-text index, prefix-free, case- and accent-insensitive), ascending.
-    pub async fn search_text(&self, mailbox_id: i64, words: &str) -> Result<Vec<u32>> {
+    pub async fn search_text(&self, mailbox: &Mailbox, words: &str) -> Result<Vec<u32>> {
+        let mailbox_id = mailbox.id();
         let Some(query) = fts_query(words) else {
             return Ok(Vec::new());
         };
@@ -115,7 +120,8 @@ impl Store {
     /// Removes the messages with these UIDs from a mailbox in one transaction: their bodies
     /// lose a reference, the account's usage drops, and each UID is remembered with the new
     /// MODSEQ for QRESYNC. Returns the UIDs that were there, ascending.
-    pub async fn expunge(&self, mailbox_id: i64, uids: &[u32]) -> Result<Vec<u32>> {
+    pub async fn expunge(&self, mailbox: &Mailbox, uids: &[u32]) -> Result<Vec<u32>> {
+        let mailbox_id = mailbox.id();
         if uids.is_empty() {
             return Ok(Vec::new());
         }

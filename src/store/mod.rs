@@ -52,6 +52,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use tokio::sync::broadcast;
 
 pub use accounts::{Account, NewAccount};
+pub use blobs::BlobId;
 pub use copy::{Copied, Transfer};
 pub use deliver::{Delivered, Delivery, DeliveryReport, Target};
 pub use dkim::DkimKeys;
@@ -141,6 +142,28 @@ pub enum Change {
     },
     /// Mailboxes created, renamed or deleted.
     MailboxesChanged { account_id: i64 },
+}
+
+impl Change {
+    /// The account whose mail changed.
+    pub fn account_id(&self) -> i64 {
+        match self {
+            Change::Appended { account_id, .. }
+            | Change::FlagsChanged { account_id, .. }
+            | Change::Expunged { account_id, .. }
+            | Change::MailboxesChanged { account_id } => *account_id,
+        }
+    }
+
+    /// The mailbox whose messages changed; `None` for a change to the list of mailboxes.
+    pub fn mailbox(&self) -> Option<i64> {
+        match self {
+            Change::Appended { mailbox_id, .. }
+            | Change::FlagsChanged { mailbox_id, .. }
+            | Change::Expunged { mailbox_id, .. } => Some(*mailbox_id),
+            Change::MailboxesChanged { .. } => None,
+        }
+    }
 }
 
 /// The change bus: one broadcast channel for the process. A receiver that lags behind gets

@@ -12,6 +12,7 @@
 //! the decoded subject, the addresses and display names, and the decoded text of the text
 //! parts (HTML as text), so TEXT does not see other header fields (use HEADER for those).
 
+use super::mailboxes::Mailbox;
 use super::{Result, Store};
 use crate::mime::{Envelope, EnvelopeRef};
 
@@ -121,12 +122,13 @@ impl Store {
     /// it narrows, the caller still decides each row.
     pub async fn search_rows(
         &self,
-        mailbox_id: i64,
+        mailbox: &Mailbox,
         headers: bool,
         envelope: bool,
         only: Option<&[u32]>,
         containing: &[(HeaderField, String)],
     ) -> Result<Vec<SearchRow>> {
+        let mailbox_id = mailbox.id();
         // A long candidate list costs more as SQL than the full scan it would save.
         let only = only.filter(|uids| uids.len() <= 2000);
         let h = |c: &'static str| if headers { c } else { "NULL" };
@@ -205,10 +207,11 @@ impl Store {
     /// documentation for what that means exactly).
     pub async fn search_text_substring(
         &self,
-        mailbox_id: i64,
+        mailbox: &Mailbox,
         field: TextField,
         needle: &str,
     ) -> Result<Vec<u32>> {
+        let mailbox_id = mailbox.id();
         let terms = words(needle);
         let column = match field {
             TextField::Body => "t.body",
@@ -254,7 +257,8 @@ impl Store {
 
     /// The raw header block (up to the blank line, at most 64 KiB) of every message of a
     /// mailbox, by ascending UID: for searches on a header field that is not kept in a column.
-    pub async fn raw_headers(&self, mailbox_id: i64) -> Result<Vec<(u32, Vec<u8>)>> {
+    pub async fn raw_headers(&self, mailbox: &Mailbox) -> Result<Vec<(u32, Vec<u8>)>> {
+        let mailbox_id = mailbox.id();
         Ok(sqlx::query_as(
             "SELECT m.uid, CASE WHEN instr(b.data, X'0D0A0D0A') > 0
                                 THEN substr(b.data, 1, min(instr(b.data, X'0D0A0D0A') + 1, 65536))

@@ -2,7 +2,9 @@
 //! parsed at delivery and the raw bytes. IMAP FETCH reads only the columns it needs, so a
 //! FETCH of FLAGS or ENVELOPE never loads a body.
 
+use super::blobs::BlobId;
 use super::flags::uid_ranges;
+use super::mailboxes::Mailbox;
 use super::messages::{Flags, MessageMeta};
 use super::{Result, Store, StoreError};
 use crate::mime::{BodyPart, PackedEnvelope};
@@ -33,7 +35,7 @@ type ViewRow = (
     String,
     i64,
     i64,
-    i64,
+    BlobId,
     Option<Vec<u8>>,
     Option<String>,
     Option<Vec<u8>>,
@@ -44,10 +46,11 @@ impl Store {
     /// the parts asked for.
     pub async fn message_views(
         &self,
-        mailbox_id: i64,
+        mailbox: &Mailbox,
         uids: &[u32],
         parts: ViewParts,
     ) -> Result<Vec<MessageView>> {
+        let mailbox_id = mailbox.id();
         // Without the body or its structure, the envelope comes from its covering index
         // (see migrations/0002_imap.sql) and FLAGS-only fetches do not touch blobs at all.
         let from = if parts.raw || parts.structure {

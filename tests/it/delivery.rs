@@ -40,7 +40,7 @@ async fn used(store: &Store, address: &str) -> (i64, i64) {
 async fn inbox_len(store: &Store, address: &str) -> usize {
     let a = store.account_by_address(address).await.unwrap().unwrap();
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
-    store.messages(inbox.id).await.unwrap().len()
+    store.messages(&inbox).await.unwrap().len()
 }
 
 /// MAIL FROM (with `size` as SIZE= when given), RCPT TO `rcpt`, and the RCPT reply code.

@@ -77,7 +77,7 @@ pub async fn inbox_texts(store: &Store, address: &str) -> Vec<String> {
     let a = store.account_by_address(address).await.unwrap().unwrap();
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
     let mut out = Vec::new();
-    for m in store.messages(inbox.id).await.unwrap() {
+    for m in store.messages(&inbox).await.unwrap() {
         out.push(String::from_utf8_lossy(&store.blob(m.blob_id).await.unwrap()).to_string());
     }
     out

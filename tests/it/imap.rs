@@ -380,14 +380,14 @@ async fn select_examine_close_unselect() {
     assert_eq!(r, "TAG NO [READ-ONLY] the mailbox is read-only");
     c.ok("CLOSE").await;
     assert_eq!(
-        store.messages(inbox.id).await.unwrap().len(),
+        store.messages(&inbox).await.unwrap().len(),
         2,
         "EXAMINE+CLOSE keeps"
     );
     c.ok("SELECT INBOX").await;
     let lines = c.ok("CLOSE").await;
     assert!(lines.is_empty(), "CLOSE expunges silently: {lines:?}");
-    assert_eq!(store.messages(inbox.id).await.unwrap().len(), 1);
+    assert_eq!(store.messages(&inbox).await.unwrap().len(), 1);
     let (_, r) = c.cmd("FETCH 1 FLAGS").await;
     assert_eq!(r, "TAG BAD FETCH needs a selected mailbox");
     let (_, r) = c.cmd("SELECT Nope").await;
@@ -578,7 +578,7 @@ async fn c_date(t: &TestServer, alice: &Account, uid: u32) -> String {
         .await
         .unwrap()
         .unwrap();
-    let m = t.running.store.messages(inbox.id).await.unwrap();
+    let m = t.running.store.messages(&inbox).await.unwrap();
     let date = m.iter().find(|m| m.uid == uid).unwrap().internal_date;
     let f = time::macros::format_description!(
         "[day]-[month repr:short]-[year] [hour]:[minute]:[second] +0000"
@@ -642,7 +642,7 @@ async fn store_expunge_copy_move() {
     assert_eq!(c.ok("UID SEARCH ALL").await, ["* SEARCH 1 2"]);
     let inbox = store.mailbox(alice.id, "INBOX").await.unwrap().unwrap();
     let uids: Vec<u32> = store
-        .messages(inbox.id)
+        .messages(&inbox)
         .await
         .unwrap()
         .iter()
@@ -650,7 +650,7 @@ async fn store_expunge_copy_move() {
         .collect();
     assert_eq!(uids, [1, 2]);
     let uids: Vec<u32> = store
-        .messages(trash.id)
+        .messages(&trash)
         .await
         .unwrap()
         .iter()

@@ -42,7 +42,7 @@ async fn contents(store: &Store, account_id: i64, mailbox: &str) -> Vec<(String,
         .unwrap()
         .unwrap_or_else(|| panic!("no mailbox {mailbox}"));
     let mut out = Vec::new();
-    for m in store.messages(mailbox.id).await.unwrap() {
+    for m in store.messages(&mailbox).await.unwrap() {
         let raw = String::from_utf8(store.blob(m.blob_id).await.unwrap()).unwrap();
         out.push((raw, m.flags, m.internal_date));
     }

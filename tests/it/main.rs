@@ -20,6 +20,7 @@ mod mail_auth;
 mod metrics;
 mod net;
 mod outbound;
+mod ownership;
 mod pop3;
 mod smtp;
 mod smtp_interop;

@@ -99,7 +99,7 @@ async fn inbox(store: &Store, address: &str) -> Vec<Vec<u8>> {
     let a = store.account_by_address(address).await.unwrap().unwrap();
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
     let mut out = Vec::new();
-    for m in store.messages(inbox.id).await.unwrap() {
+    for m in store.messages(&inbox).await.unwrap() {
         out.push(store.blob(m.blob_id).await.unwrap());
     }
     out

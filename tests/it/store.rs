@@ -59,20 +59,20 @@ async fn delivery_stores_message_parsed_and_counted() {
     let d = report.delivered[0];
     assert_eq!(d.uid, 1);
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
-    assert_eq!(d.mailbox_id, inbox.id);
+    assert_eq!(d.mailbox_id, inbox.id());
     assert_eq!(inbox.uidnext, 2);
     assert_eq!(inbox.highestmodseq as u64, d.modseq);
     assert_eq!(
         changes.recv().await.unwrap(),
         Change::Appended {
             account_id: a.id,
-            mailbox_id: inbox.id,
+            mailbox_id: inbox.id(),
             uid: 1,
             modseq: d.modseq
         }
     );
 
-    let msgs = store.messages(inbox.id).await.unwrap();
+    let msgs = store.messages(&inbox).await.unwrap();
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].size, raw.len() as u64);
     assert_eq!(msgs[0].internal_date, 1_790_000_000);
@@ -86,27 +86,21 @@ async fn delivery_stores_message_parsed_and_counted() {
     assert_eq!(account.message_count, 1);
     // Parsed at delivery into the full-text index.
     assert_eq!(
-        store.search_text(inbox.id, "PINEAPPLE").await.unwrap(),
+        store.search_text(&inbox, "PINEAPPLE").await.unwrap(),
         vec![1]
     );
     assert_eq!(
         store
-            .search_text(inbox.id, "quarterly pineapple")
+            .search_text(&inbox, "quarterly pineapple")
             .await
             .unwrap(),
         vec![1]
     );
-    assert_eq!(store.search_text(inbox.id, "alice").await.unwrap(), vec![1]);
+    assert_eq!(store.search_text(&inbox, "alice").await.unwrap(), vec![1]);
+    assert!(store.search_text(&inbox, "mango").await.unwrap().is_empty());
     assert!(
         store
-            .search_text(inbox.id, "mango")
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .search_text(inbox.id, "\" OR *")
+            .search_text(&inbox, "\" OR *")
             .await
             .unwrap()
             .is_empty()
@@ -132,20 +126,17 @@ async fn identical_bodies_are_stored_once_and_freed_with_the_last_copy() {
     let a_inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
     let b_inbox = store.mailbox(b.id, "INBOX").await.unwrap().unwrap();
     assert_eq!(
-        store.expunge(a_inbox.id, &[1, 2, 99]).await.unwrap(),
+        store.expunge(&a_inbox, &[1, 2, 99]).await.unwrap(),
         vec![1, 2]
     );
     assert_eq!(store.blob_stats().await.unwrap().0, 1, "b still holds it");
     assert_eq!(store.account(a.id).await.unwrap().unwrap().used_bytes, 0);
-    assert_eq!(
-        store.search_text(b_inbox.id, "kiwi").await.unwrap(),
-        vec![1]
-    );
-    assert_eq!(store.expunge(b_inbox.id, &[1]).await.unwrap(), vec![1]);
+    assert_eq!(store.search_text(&b_inbox, "kiwi").await.unwrap(), vec![1]);
+    assert_eq!(store.expunge(&b_inbox, &[1]).await.unwrap(), vec![1]);
     assert_eq!(store.blob_stats().await.unwrap(), (0, 0));
     assert!(
         store
-            .search_text(b_inbox.id, "kiwi")
+            .search_text(&b_inbox, "kiwi")
             .await
             .unwrap()
             .is_empty()
@@ -170,7 +161,7 @@ async fn uids_and_modseqs_only_grow() {
     }
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
     let before = inbox.highestmodseq as u64;
-    store.expunge(inbox.id, &[10]).await.unwrap();
+    store.expunge(&inbox, &[10]).await.unwrap();
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
     assert!(
         inbox.highestmodseq as u64 > before,
@@ -194,19 +185,19 @@ async fn delivery_into_a_named_mailbox_with_flags() {
     let raw = message("mine", "x", 600);
     let target = Target {
         account_id: a.id,
-        mailbox_id: Some(sent.id),
+        mailbox_id: Some(sent.id()),
         flags: Flags::SEEN,
         keywords: vec!["$Forwarded".into()],
     };
     store.deliver(delivery(&raw), &[target]).await.unwrap();
-    let msgs = store.messages(sent.id).await.unwrap();
+    let msgs = store.messages(&sent).await.unwrap();
     assert_eq!(msgs[0].flags, Flags::SEEN);
     assert_eq!(msgs[0].keywords, vec!["$Forwarded".to_string()]);
     // Another account's mailbox is not a valid target.
     let b = account(&store, "b@example.org", 0).await;
     let wrong = Target {
         account_id: b.id,
-        mailbox_id: Some(sent.id),
+        mailbox_id: Some(sent.id()),
         flags: Flags::default(),
         keywords: vec![],
     };
@@ -215,7 +206,7 @@ async fn delivery_into_a_named_mailbox_with_flags() {
         Err(StoreError::NotFound(_))
     ));
     assert!(
-        store.messages(sent.id).await.unwrap().len() == 1,
+        store.messages(&sent).await.unwrap().len() == 1,
         "nothing half-written"
     );
 }
@@ -286,7 +277,7 @@ async fn concurrent_deliveries_get_distinct_consecutive_uids() {
         t.await.unwrap();
     }
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
-    let msgs = store.messages(inbox.id).await.unwrap();
+    let msgs = store.messages(&inbox).await.unwrap();
     let uids: Vec<u32> = msgs.iter().map(|m| m.uid).collect();
     assert_eq!(uids, (1..=200).collect::<Vec<u32>>());
     let mut modseqs: Vec<u64> = msgs.iter().map(|m| m.modseq).collect();
@@ -327,12 +318,9 @@ async fn a_restart_keeps_everything() {
         .unwrap();
     assert_eq!(a.id, account_id);
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
-    let msgs = store.messages(inbox.id).await.unwrap();
+    let msgs = store.messages(&inbox).await.unwrap();
     assert_eq!(store.blob(msgs[0].blob_id).await.unwrap(), raw);
-    assert_eq!(
-        store.search_text(inbox.id, "durian").await.unwrap(),
-        vec![1]
-    );
+    assert_eq!(store.search_text(&inbox, "durian").await.unwrap(), vec![1]);
     assert_eq!(
         store
             .alias("info@example.org")
@@ -507,7 +495,7 @@ async fn every_mime_fixture_is_delivered() {
         n += 1;
     }
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
-    assert_eq!(store.messages(inbox.id).await.unwrap().len(), n);
+    assert_eq!(store.messages(&inbox).await.unwrap().len(), n);
 }
 
 #[tokio::test]
@@ -535,7 +523,7 @@ async fn atomic_delivery_stores_for_all_or_none() {
     );
     let big_inbox = store.mailbox(big.id, "INBOX").await.unwrap().unwrap();
     assert_eq!(
-        store.messages(big_inbox.id).await.unwrap().len(),
+        store.messages(&big_inbox).await.unwrap().len(),
         1,
         "nothing stored for anyone"
     );
@@ -555,13 +543,14 @@ async fn a_failing_delivery_does_not_spoil_its_batch() {
     let b_sent = store.mailbox(b.id, "Sent").await.unwrap().unwrap();
     let mut changes = store.changes().subscribe();
     let mut tasks = Vec::new();
+    let b_sent_id = b_sent.id();
     for i in 0..40 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let raw = message(&format!("batch{i}"), "x", 800);
             let target = if i % 10 == 3 {
                 Target {
-                    mailbox_id: Some(b_sent.id),
+                    mailbox_id: Some(b_sent_id),
                     ..Target::inbox(a.id)
                 }
             } else {
@@ -577,14 +566,14 @@ async fn a_failing_delivery_does_not_spoil_its_batch() {
     assert_eq!(ok, 36);
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
     let uids: Vec<u32> = store
-        .messages(inbox.id)
+        .messages(&inbox)
         .await
         .unwrap()
         .iter()
         .map(|m| m.uid)
         .collect();
     assert_eq!(uids, (1..=36).collect::<Vec<u32>>());
-    assert!(store.messages(b_sent.id).await.unwrap().is_empty());
+    assert!(store.messages(&b_sent).await.unwrap().is_empty());
     for _ in 0..36 {
         assert!(matches!(
             changes.recv().await.unwrap(),
@@ -595,4 +584,36 @@ async fn a_failing_delivery_does_not_spoil_its_batch() {
         store.account(a.id).await.unwrap().unwrap().message_count,
         36
     );
+}
+
+/// A handle kept after its mailbox is deleted (an IMAP session that has it selected) reaches
+/// nothing, not the next mailbox created: SQLite would give that one the same id, even for
+/// another account.
+#[tokio::test]
+async fn mailbox_ids_are_never_reused() {
+    let (store, _dir) = store().await;
+    let a = account(&store, "a@example.org", 0).await;
+    let b = account(&store, "b@example.org", 0).await;
+    let kept = store.create_mailbox(a.id, "Newest").await.unwrap();
+    store.delete_mailbox(a.id, "Newest").await.unwrap();
+    let other = store.create_mailbox(b.id, "Private").await.unwrap();
+    assert_ne!(other.id(), kept.id());
+    let raw = message("private", "for b only", 800);
+    store
+        .deliver(
+            delivery(&raw),
+            &[Target {
+                mailbox_id: Some(other.id()),
+                ..Target::inbox(b.id)
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(store.messages(&kept).await.unwrap().is_empty());
+    assert_eq!(store.changes_since(&kept, 0).await.unwrap(), None);
+    // Ids keep growing after the newest mailbox goes: the highest id given is remembered,
+    // not read from the rows left.
+    store.delete_mailbox(b.id, "Private").await.unwrap();
+    let again = store.create_mailbox(a.id, "Again").await.unwrap();
+    assert!(again.id() > other.id());
 }

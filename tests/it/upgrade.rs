@@ -112,7 +112,7 @@ async fn the_first_schema_upgrades_with_a_backup_first() {
     let inbox = store.mailbox(old.id, "INBOX").await.unwrap().unwrap();
     let views = store
         .message_views(
-            inbox.id,
+            &inbox,
             &[1, 2],
             ViewParts {
                 envelope: true,

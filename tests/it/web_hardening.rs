@@ -121,7 +121,7 @@ async fn a_reply_to_malformed_identifiers_leaves_them_out() {
         .uid;
     let (mut bob, _) = signed_in(&server).await;
     let form = bob
-        .get(&format!("/mail/compose?reply={}:{uid}", inbox.id))
+        .get(&format!("/mail/compose?reply={}:{uid}", inbox.id()))
         .await;
     assert_eq!(form.status, StatusCode::OK);
     assert_eq!(field(&form.body, "in_reply_to"), "");

@@ -3,7 +3,7 @@
 //! folders, settings and live events.
 
 use axum::http::StatusCode;
-use mailroom::store::{Delivery, Flags, Store, Target};
+use mailroom::store::{Delivery, Flags, Mailbox, Store, Target};
 
 use crate::harness::{self, TestServer};
 use crate::web_client::{Browser, field};
@@ -26,7 +26,17 @@ async fn signed_in(server: &TestServer, who: &str) -> (Browser, String) {
 
 async fn mailbox(store: &Store, who: &str, name: &str) -> i64 {
     let a = store.account_by_address(who).await.unwrap().unwrap();
-    store.mailbox(a.id, name).await.unwrap().unwrap().id
+    store.mailbox(a.id, name).await.unwrap().unwrap().id()
+}
+
+/// The store's handle of mailbox `id`, whoever owns it (tests check mail by mailbox id).
+async fn handle(store: &Store, id: i64) -> Mailbox {
+    for a in store.accounts(None).await.unwrap() {
+        if let Some(m) = store.mailbox_by_id(a.id, id).await.unwrap() {
+            return m;
+        }
+    }
+    panic!("no mailbox {id}")
 }
 
 async fn deliver(store: &Store, who: &str, raw: &[u8]) -> u32 {
@@ -137,7 +147,14 @@ async fn pages_need_a_session_and_never_show_another_accounts_mail() {
         )
         .await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
-    assert_eq!(store.messages(inbox).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .messages(&handle(&store, inbox).await)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     server.running.shutdown().await;
 }
 
@@ -176,9 +193,22 @@ async fn forged_posts_are_refused() {
         .post("/mail/folders", &[("csrf", "nope"), ("name", "X")])
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
-    assert_eq!(store.messages(inbox).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .messages(&handle(&store, inbox).await)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let carol_inbox = mailbox(&store, "carol@localhost", "INBOX").await;
-    assert!(store.messages(carol_inbox).await.unwrap().is_empty());
+    assert!(
+        store
+            .messages(&handle(&store, carol_inbox).await)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     server.running.shutdown().await;
 }
 
@@ -211,7 +241,7 @@ async fn reading_sanitizes_html_blocks_remote_images_and_downloads_attachments()
     assert!(page.body.contains("evil.html"));
     assert!(!page.body.contains("<script>window.pwned"));
     // Opening marked it read.
-    let m = &store.messages(inbox).await.unwrap()[0];
+    let m = &store.messages(&handle(&store, inbox).await).await.unwrap()[0];
     assert!(m.flags.contains(Flags::SEEN));
 
     let body = bob.get(&format!("/mail/box/{inbox}/{uid}/body")).await;
@@ -291,7 +321,7 @@ async fn actions_mark_flag_move_and_delete() {
         .await;
     assert_eq!(page.location, format!("/mail/box/{inbox}?done=updated"));
     let flags: Vec<bool> = store
-        .messages(inbox)
+        .messages(&handle(&store, inbox).await)
         .await
         .unwrap()
         .iter()
@@ -301,7 +331,7 @@ async fn actions_mark_flag_move_and_delete() {
     bob.post(&act, &[("csrf", &csrf), ("action", "flag"), ("uid", &a)])
         .await;
     assert!(
-        store.messages(inbox).await.unwrap()[0]
+        store.messages(&handle(&store, inbox).await).await.unwrap()[0]
             .flags
             .contains(Flags::FLAGGED)
     );
@@ -317,13 +347,27 @@ async fn actions_mark_flag_move_and_delete() {
         )
         .await;
     assert_eq!(page.location, format!("/mail/box/{inbox}?done=moved"));
-    assert_eq!(store.messages(archive).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .messages(&handle(&store, archive).await)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let page = bob
         .post(&act, &[("csrf", &csrf), ("action", "delete"), ("uid", &b)])
         .await;
     assert_eq!(page.location, format!("/mail/box/{inbox}?done=deleted"));
-    assert_eq!(store.messages(inbox).await.unwrap().len(), 1);
-    let in_trash = store.messages(trash).await.unwrap();
+    assert_eq!(
+        store
+            .messages(&handle(&store, inbox).await)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let in_trash = store.messages(&handle(&store, trash).await).await.unwrap();
     assert_eq!(in_trash.len(), 1);
     // From Trash, delete is final.
     let page = bob
@@ -337,7 +381,13 @@ async fn actions_mark_flag_move_and_delete() {
         )
         .await;
     assert_eq!(page.location, format!("/mail/box/{trash}?done=purged"));
-    assert!(store.messages(trash).await.unwrap().is_empty());
+    assert!(
+        store
+            .messages(&handle(&store, trash).await)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Deleting from a message page returns to its folder.
     let c = uids[2].to_string();
     let page = bob
@@ -438,11 +488,11 @@ async fn send_reply_forward_and_drafts_go_through_submission() {
     assert!(m.contains("notes.txt"), "{m}");
     assert!(m.contains("DKIM-Signature:"), "signed on the way: {m}");
     assert!(!m.to_ascii_lowercase().contains("\r\nbcc:"));
-    let sent_copy = store.messages(sent).await.unwrap();
+    let sent_copy = store.messages(&handle(&store, sent).await).await.unwrap();
     assert_eq!(sent_copy.len(), 1);
     assert!(sent_copy[0].flags.contains(Flags::SEEN));
     assert!(
-        store.messages(inbox).await.unwrap()[0]
+        store.messages(&handle(&store, inbox).await).await.unwrap()[0]
             .flags
             .contains(Flags::ANSWERED)
     );
@@ -487,7 +537,7 @@ async fn send_reply_forward_and_drafts_go_through_submission() {
         .await;
     let drafts = mailbox(&store, "bob@localhost", "Drafts").await;
     assert_eq!(page.location, format!("/mail/box/{drafts}?done=draft"));
-    let d = store.messages(drafts).await.unwrap();
+    let d = store.messages(&handle(&store, drafts).await).await.unwrap();
     assert_eq!(d.len(), 1);
     assert!(d[0].flags.contains(Flags::DRAFT));
     server.running.shutdown().await;
@@ -625,7 +675,7 @@ async fn search_folders_and_settings() {
     assert!(page.body.contains("id=\"name-error\""));
     let page = bob
         .post(
-            &format!("/mail/folders/{}/rename", zoo.id),
+            &format!("/mail/folders/{}/rename", zoo.id()),
             &[("csrf", &csrf), ("name", "Projects/Safari")],
         )
         .await;
@@ -653,7 +703,7 @@ async fn search_folders_and_settings() {
     );
     let page = bob
         .post(
-            &format!("/mail/folders/{}/delete", zoo.id),
+            &format!("/mail/folders/{}/delete", zoo.id()),
             &[("csrf", &csrf)],
         )
         .await;
@@ -798,9 +848,20 @@ async fn search_results_act_on_the_right_folder() {
         &harness::message("kiwi-two", "kiwi", 500),
     )
     .await;
-    store.move_messages(inbox, &[first], archive).await.unwrap();
+    store
+        .move_messages(
+            &handle(&store, inbox).await,
+            &[first],
+            &handle(&store, archive).await,
+        )
+        .await
+        .unwrap();
     // Archive's message now has UID 1, like INBOX's first message had: same number, other folder.
-    let archived = store.messages(archive).await.unwrap()[0].uid;
+    let archived = store
+        .messages(&handle(&store, archive).await)
+        .await
+        .unwrap()[0]
+        .uid;
     let (mut bob, csrf) = signed_in(&server, "bob@localhost").await;
     let results = bob.get("/mail/search?q=kiwi").await;
     let pair = format!("{archive}:{archived}");
@@ -825,13 +886,30 @@ async fn search_results_act_on_the_right_folder() {
         )
         .await;
     assert_eq!(page.location, "/mail/search?q=kiwi&done=deleted");
-    assert!(store.messages(archive).await.unwrap().is_empty());
+    assert!(
+        store
+            .messages(&handle(&store, archive).await)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        store.messages(inbox).await.unwrap().len(),
+        store
+            .messages(&handle(&store, inbox).await)
+            .await
+            .unwrap()
+            .len(),
         1,
         "INBOX untouched"
     );
-    assert_eq!(store.messages(trash).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .messages(&handle(&store, trash).await)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // Another account's folder named in a pair: 404, nothing changes.
     let carol_inbox = mailbox(&store, "carol@localhost", "INBOX").await;
     deliver(&store, "carol@localhost", &harness::message("c", "c", 300)).await;
@@ -846,6 +924,13 @@ async fn search_results_act_on_the_right_folder() {
         )
         .await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
-    assert_eq!(store.messages(carol_inbox).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .messages(&handle(&store, carol_inbox).await)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     server.running.shutdown().await;
 }

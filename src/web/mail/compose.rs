@@ -430,7 +430,7 @@ pub async fn send(
             .ok_or_else(|| WebError::BadRequest("There is no Drafts folder.".into()))?;
         let target = Target {
             account_id: account.id,
-            mailbox_id: Some(drafts.id),
+            mailbox_id: Some(drafts.id()),
             flags: Flags::DRAFT.union(Flags::SEEN),
             keywords: Vec::new(),
         };
@@ -447,7 +447,7 @@ pub async fn send(
         {
             Ok(_) => {
                 return Ok(
-                    Redirect::to(&format!("/mail/box/{}?done=draft", drafts.id)).into_response()
+                    Redirect::to(&format!("/mail/box/{}?done=draft", drafts.id())).into_response(),
                 );
             }
             Err(crate::store::StoreError::QuotaExceeded { .. }) => {
@@ -476,7 +476,7 @@ pub async fn send(
             }
         }
     }
-    let sent = reader.special(&state, "\\Sent").await?.map(|m| m.id);
+    let sent = reader.special(&state, "\\Sent").await?.map(|m| m.id());
     let trace = format!(
         "Received: from webmail by {} with HTTP (Mailroom webmail) for {}; {}\r\n",
         state.hostname,
@@ -512,11 +512,11 @@ pub async fn send(
         Err(e) => return Err(WebError::Internal(e.to_string())),
     }
     if let Some((id, uid)) = message_ref(&f.reply_of)
-        && reader.mailbox(&state, id).await.is_ok()
+        && let Ok(replied) = reader.mailbox(&state, id).await
     {
         state
             .store
-            .set_flags(id, &[uid], FlagOp::Add, Flags::ANSWERED, &[], None)
+            .set_flags(&replied, &[uid], FlagOp::Add, Flags::ANSWERED, &[], None)
             .await?;
     }
     let back = match sent {

@@ -13,7 +13,6 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::super::WebState;
 use super::Reader;
-use crate::store::Change;
 
 pub async fn stream(
     reader: Reader,
@@ -27,29 +26,13 @@ pub async fn stream(
     let events = futures::stream::unfold(changes, move |mut changes| async move {
         loop {
             let event = match changes.recv().await {
-                Ok(change) => match change {
-                    Change::Appended {
-                        account_id,
-                        mailbox_id,
-                        ..
-                    }
-                    | Change::FlagsChanged {
-                        account_id,
-                        mailbox_id,
-                        ..
-                    }
-                    | Change::Expunged {
-                        account_id,
-                        mailbox_id,
-                        ..
-                    } if account_id == account => Event::default()
+                Ok(change) if change.account_id() == account => match change.mailbox() {
+                    Some(mailbox_id) => Event::default()
                         .event("changed")
                         .data(mailbox_id.to_string()),
-                    Change::MailboxesChanged { account_id } if account_id == account => {
-                        Event::default().event("changed").data("folders")
-                    }
-                    _ => continue,
+                    None => Event::default().event("changed").data("folders"),
                 },
+                Ok(_) => continue,
                 Err(RecvError::Lagged(_)) => Event::default().event("changed").data("all"),
                 Err(RecvError::Closed) => return None,
             };

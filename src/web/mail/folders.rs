@@ -83,7 +83,7 @@ pub async fn create(
         {
             Ok(m) => {
                 return Ok(
-                    Redirect::to(&format!("/mail/box/{}?done=folder-created", m.id))
+                    Redirect::to(&format!("/mail/box/{}?done=folder-created", m.id()))
                         .into_response(),
                 );
             }

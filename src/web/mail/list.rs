@@ -112,7 +112,7 @@ pub async fn page(
     let page = q.page.unwrap_or(1).clamp(1, pages);
     let entries = state
         .store
-        .message_list(id, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+        .message_list(&mailbox, (page - 1) * PAGE_SIZE, PAGE_SIZE)
         .await?;
     Ok(ListPage {
         chrome,
@@ -209,18 +209,13 @@ pub async fn search(
         before: day(&f.before)?.map(|t| t + 86400),
         has_attachment: f.attachment.is_some(),
     };
-    let chrome = Chrome::new(&state, &reader, folder.as_ref().map(|m| m.id), None).await?;
+    let chrome = Chrome::new(&state, &reader, folder.as_ref().map(Mailbox::id), None).await?;
     let entries = if query.is_empty() {
         Vec::new()
     } else {
         state
             .store
-            .search_mail(
-                reader.account_id(),
-                folder.as_ref().map(|m| m.id),
-                &query,
-                SEARCH_LIMIT,
-            )
+            .search_mail(reader.account_id(), folder.as_ref(), &query, SEARCH_LIMIT)
             .await?
     };
     let name_of = |id: i64| {
@@ -235,7 +230,7 @@ pub async fn search(
         .map(|e| Row::of(e, folder.is_none().then(|| name_of(e.mailbox_id)).flatten()))
         .collect();
     let box_id = match &folder {
-        Some(m) => m.id,
+        Some(m) => m.id(),
         None => chrome.folders.first().map(|f| f.id).unwrap_or(0),
     };
     Ok(ListPage {
@@ -296,7 +291,7 @@ pub async fn act(
     };
     let mut folders: Vec<Mailbox> = Vec::new();
     for (box_id, _) in &picked {
-        if !folders.iter().any(|m| m.id == *box_id) {
+        if !folders.iter().any(|m| m.id() == *box_id) {
             folders.push(reader.mailbox(&state, *box_id).await?);
         }
     }
@@ -313,7 +308,7 @@ pub async fn act(
     for mailbox in &folders {
         let uids: Vec<u32> = picked
             .iter()
-            .filter(|(b, _)| *b == mailbox.id)
+            .filter(|(b, _)| *b == mailbox.id())
             .map(|(_, u)| *u)
             .collect();
         done = apply(&state, mailbox, &uids, &action, to.as_ref(), trash.as_ref()).await?;
@@ -342,8 +337,7 @@ async fn apply(
     trash: Option<&Mailbox>,
 ) -> Result<&'static str, WebError> {
     let store = &state.store;
-    let id = mailbox.id;
-    let flag = |op, f| store.set_flags(id, uids, op, f, &[], None);
+    let flag = |op, f| store.set_flags(mailbox, uids, op, f, &[], None);
     Ok(match action {
         "read" => flag(FlagOp::Add, Flags::SEEN).await.map(|_| "updated")?,
         "unread" => flag(FlagOp::Remove, Flags::SEEN).await.map(|_| "updated")?,
@@ -354,19 +348,19 @@ async fn apply(
         "move" => {
             let to =
                 to.ok_or_else(|| WebError::BadRequest("Choose a folder to move to.".into()))?;
-            if to.id != id {
-                store.move_messages(id, uids, to.id).await?;
+            if to.id() != mailbox.id() {
+                store.move_messages(mailbox, uids, to).await?;
             }
             "moved"
         }
         "delete" if mailbox.special_use.as_deref() == Some("\\Trash") => {
-            store.expunge(id, uids).await?;
+            store.expunge(mailbox, uids).await?;
             "purged"
         }
         "delete" => {
             let trash =
                 trash.ok_or_else(|| WebError::BadRequest("There is no Trash folder.".into()))?;
-            store.move_messages(id, uids, trash.id).await?;
+            store.move_messages(mailbox, uids, trash).await?;
             "deleted"
         }
         other => return Err(WebError::BadRequest(format!("Unknown action {other:?}."))),

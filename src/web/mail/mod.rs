@@ -136,14 +136,14 @@ impl Reader {
         self.0.account.id
     }
 
-    /// The mailbox `id` if it is this account's; otherwise not found (never "forbidden": the
-    /// answer must not tell whether someone else's mailbox exists).
+    /// The mailbox `id` if it is this account's (the store looks among the account's own);
+    /// otherwise not found (never "forbidden": the answer must not tell whether someone
+    /// else's mailbox exists). Every message operation needs the handle this returns.
     async fn mailbox(&self, state: &WebState, id: i64) -> Result<Mailbox, WebError> {
         state
             .store
-            .mailbox_by_id(id)
+            .mailbox_by_id(self.account_id(), id)
             .await?
-            .filter(|m| m.account_id == self.account_id())
             .ok_or(WebError::NotFound)
     }
 
@@ -234,9 +234,9 @@ impl Chrome {
             .await?;
         let mut folders = Vec::with_capacity(boxes.len());
         for m in boxes {
-            let counts = all_counts.remove(&m.id).unwrap_or_default();
+            let counts = all_counts.remove(&m.id()).unwrap_or_default();
             folders.push(Folder {
-                id: m.id,
+                id: m.id(),
                 depth: m.name.matches('/').count(),
                 label: m.name.rsplit('/').next().unwrap_or(&m.name).to_string(),
                 name: m.name,
@@ -279,7 +279,7 @@ async fn home(reader: Reader, State(state): State<WebState>) -> Result<Response,
         .mailbox(reader.account_id(), "INBOX")
         .await?
         .ok_or(WebError::NotFound)?;
-    Ok(Redirect::to(&format!("/mail/box/{}", inbox.id)).into_response())
+    Ok(Redirect::to(&format!("/mail/box/{}", inbox.id())).into_response())
 }
 
 /// A short date for lists: the time today, the day this year, the full date otherwise (UTC;

@@ -32,7 +32,7 @@ pub(super) async fn load(
     let mailbox = reader.mailbox(state, id).await?;
     let entry = state
         .store
-        .list_entry(id, uid)
+        .list_entry(&mailbox, uid)
         .await?
         .ok_or(WebError::NotFound)?;
     let raw = state.store.blob(entry.blob_id).await?;
@@ -175,7 +175,7 @@ pub async fn page(
     if !entry.flags.contains(Flags::SEEN) {
         state
             .store
-            .set_flags(id, &[uid], FlagOp::Add, Flags::SEEN, &[], None)
+            .set_flags(&mailbox, &[uid], FlagOp::Add, Flags::SEEN, &[], None)
             .await?;
     }
     let shown = with_parsed(raw, |m| {

@@ -54,7 +54,7 @@ async fn imaplib_every_command_group() {
     assert_eq!(
         t.running
             .store
-            .messages(inbox.id)
+            .messages(&inbox)
             .await
             .expect("messages")
             .len(),
@@ -146,7 +146,7 @@ async fn mbsync_two_way_sync() {
         .expect("create Lists");
     for n in 501..=505 {
         let target = Target {
-            mailbox_id: Some(lists.id),
+            mailbox_id: Some(lists.id()),
             ..Target::inbox(alice.id)
         };
         let raw = numbered(n);
@@ -179,7 +179,7 @@ async fn mbsync_two_way_sync() {
                 .await
                 .expect("store")
                 .unwrap_or_else(|| panic!("{name} exists"));
-            store.messages(mailbox.id).await.expect("messages")
+            store.messages(&mailbox).await.expect("messages")
         }
     };
     let inbox = count("INBOX").await;

@@ -151,7 +151,7 @@ pub async fn inbox_uids(store: &Store, account: &Account) -> Vec<u32> {
         .unwrap()
         .expect("INBOX");
     store
-        .messages(inbox.id)
+        .messages(&inbox)
         .await
         .unwrap()
         .iter()

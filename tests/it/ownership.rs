@@ -1,0 +1,736 @@
+//! Ownership through the web: a signed-in account reaches none of another account's mail by
+//! any webmail address, and a signed-in user who is not an administrator reaches no admin
+//! page. Every route of `web/mail/mod.rs` and `web/admin/mod.rs` is tried here, GET and POST;
+//! `every_route_is_tried` reads the two routers' source and fails when one has a route (or a
+//! method) that the tables below do not try, so a new page cannot miss the check.
+
+use axum::http::StatusCode;
+use mailroom::store::{Delivery, FlagState, Mailbox, Store, Target};
+
+use crate::harness::{self, TestServer};
+use crate::web_client::Browser;
+
+const MAIL_ROUTER: &str = include_str!("../../src/web/mail/mod.rs");
+const ADMIN_ROUTER: &str = include_str!("../../src/web/admin/mod.rs");
+
+/// What one request is expected to get.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// Refused (404 in the webmail, [`ADMIN_REFUSAL`] in the admin panel), and nothing of
+    /// the other account's.
+    Refused,
+    /// The reader's own page or action (no id of the other account is in it): this status,
+    /// and nothing of the other account's.
+    Own(StatusCode),
+}
+
+/// One request: the route as the router writes it, the address with placeholders
+/// (`{a_box}`, `{a_folder}`, `{a_uid}` are Alice's; `{b_box}`, `{b_uid}` Bob's; `{csrf}` is
+/// Bob's token), the form fields, and whether the form is multipart.
+struct Case {
+    method: &'static str,
+    route: &'static str,
+    path: &'static str,
+    form: &'static [(&'static str, &'static str)],
+    multipart: bool,
+    expect: Expect,
+}
+
+const fn get(route: &'static str, path: &'static str, expect: Expect) -> Case {
+    Case {
+        method: "GET",
+        route,
+        path,
+        form: &[],
+        multipart: false,
+        expect,
+    }
+}
+
+const fn post(
+    route: &'static str,
+    path: &'static str,
+    form: &'static [(&'static str, &'static str)],
+    expect: Expect,
+) -> Case {
+    Case {
+        method: "POST",
+        route,
+        path,
+        form,
+        multipart: false,
+        expect,
+    }
+}
+
+const fn send(form: &'static [(&'static str, &'static str)], expect: Expect) -> Case {
+    Case {
+        method: "POST",
+        route: "/mail/send",
+        path: "/mail/send",
+        form,
+        multipart: true,
+        expect,
+    }
+}
+
+const REFUSED: Expect = Expect::Refused;
+const OK: Expect = Expect::Own(StatusCode::OK);
+const REDIRECT: Expect = Expect::Own(StatusCode::SEE_OTHER);
+
+/// Bob (signed in) against Alice's mailboxes and messages.
+const MAIL_CASES: &[Case] = &[
+    get("/mail", "/mail", REDIRECT),
+    get("/mail/", "/mail/", REDIRECT),
+    get("/mail/box/{id}", "/mail/box/{a_box}", REFUSED),
+    get("/mail/box/{id}", "/mail/box/{a_box}?page=2", REFUSED),
+    get("/mail/box/{id}", "/mail/box/{a_folder}", REFUSED),
+    get("/mail/box/{id}/{uid}", "/mail/box/{a_box}/{a_uid}", REFUSED),
+    get(
+        "/mail/box/{id}/{uid}",
+        "/mail/box/{a_box}/{a_uid}?images=1",
+        REFUSED,
+    ),
+    get(
+        "/mail/box/{id}/{uid}/raw",
+        "/mail/box/{a_box}/{a_uid}/raw",
+        REFUSED,
+    ),
+    get(
+        "/mail/box/{id}/{uid}/part/{n}",
+        "/mail/box/{a_box}/{a_uid}/part/0",
+        REFUSED,
+    ),
+    get(
+        "/mail/box/{id}/{uid}/body",
+        "/mail/box/{a_box}/{a_uid}/body",
+        REFUSED,
+    ),
+    get(
+        "/mail/box/{id}/{uid}/body",
+        "/mail/box/{a_box}/{a_uid}/body?images=1",
+        REFUSED,
+    ),
+    post(
+        "/mail/box/{id}/act",
+        "/mail/box/{a_box}/act",
+        &[("csrf", "{csrf}"), ("action", "read"), ("uid", "{a_uid}")],
+        REFUSED,
+    ),
+    post(
+        "/mail/box/{id}/act",
+        "/mail/box/{a_box}/act",
+        &[("csrf", "{csrf}"), ("action", "unread"), ("uid", "{a_uid}")],
+        REFUSED,
+    ),
+    post(
+        "/mail/box/{id}/act",
+        "/mail/box/{a_box}/act",
+        &[("csrf", "{csrf}"), ("action", "flag"), ("uid", "{a_uid}")],
+        REFUSED,
+    ),
+    post(
+        "/mail/box/{id}/act",
+        "/mail/box/{a_box}/act",
+        &[("csrf", "{csrf}"), ("action", "unflag"), ("uid", "{a_uid}")],
+        REFUSED,
+    ),
+    post(
+        "/mail/box/{id}/act",
+        "/mail/box/{a_box}/act",
+        &[("csrf", "{csrf}"), ("action", "delete"), ("uid", "{a_uid}")],
+        REFUSED,
+    ),
+    post(
+        "/mail/box/{id}/act",
+        "/mail/box/{a_box}/act",
+        &[
+            ("csrf", "{csrf}"),
+            ("action", "move"),
+            ("target", "{b_box}"),
+            ("uid", "{a_uid}"),
+        ],
+        REFUSED,
+    ),
+    // Bob's own folder in the address, Alice's message in the form.
+    post(
+        "/mail/box/{id}/act",
+        "/mail/box/{b_box}/act",
+        &[
+            ("csrf", "{csrf}"),
+            ("action", "delete"),
+            ("msg", "{a_box}:{a_uid}"),
+        ],
+        REFUSED,
+    ),
+    post(
+        "/mail/box/{id}/act",
+        "/mail/box/{b_box}/act",
+        &[
+            ("csrf", "{csrf}"),
+            ("action", "read"),
+            ("msg", "{a_box}:{a_uid}"),
+        ],
+        REFUSED,
+    ),
+    post(
+        "/mail/box/{id}/act",
+        "/mail/box/{b_box}/act",
+        &[
+            ("csrf", "{csrf}"),
+            ("action", "move"),
+            ("target", "{b_box}"),
+            ("msg", "{a_folder}:{a_uid}"),
+        ],
+        REFUSED,
+    ),
+    // Bob's own message moved into Alice's folder.
+    post(
+        "/mail/box/{id}/act",
+        "/mail/box/{b_box}/act",
+        &[
+            ("csrf", "{csrf}"),
+            ("action", "move"),
+            ("target", "{a_folder}"),
+            ("uid", "{b_uid}"),
+        ],
+        REFUSED,
+    ),
+    get("/mail/search", "/mail/search?q=&folder={a_box}", REFUSED),
+    get(
+        "/mail/search",
+        "/mail/search?q=pomegranate&folder={a_box}",
+        REFUSED,
+    ),
+    get("/mail/search", "/mail/search?q=pomegranate", OK),
+    get(
+        "/mail/search",
+        "/mail/search?subject=pomegranate&folder=",
+        OK,
+    ),
+    get(
+        "/mail/compose",
+        "/mail/compose?reply={a_box}:{a_uid}",
+        REFUSED,
+    ),
+    get(
+        "/mail/compose",
+        "/mail/compose?reply={a_box}:{a_uid}&all=1",
+        REFUSED,
+    ),
+    get(
+        "/mail/compose",
+        "/mail/compose?forward={a_box}:{a_uid}",
+        REFUSED,
+    ),
+    get("/mail/compose", "/mail/compose", OK),
+    send(
+        &[
+            ("csrf", "{csrf}"),
+            ("action", "send"),
+            ("to", "bob@localhost"),
+            ("subject", "fw"),
+            ("body", "x"),
+            ("forward_of", "{a_box}:{a_uid}"),
+        ],
+        REFUSED,
+    ),
+    send(
+        &[
+            ("csrf", "{csrf}"),
+            ("action", "draft"),
+            ("to", "bob@localhost"),
+            ("subject", "fw"),
+            ("body", "x"),
+            ("forward_of", "{a_box}:{a_uid}"),
+        ],
+        REFUSED,
+    ),
+    // A reply naming Alice's message is sent (it is Bob's own mail), but Alice's message is
+    // not marked answered (checked with the rest of her mail at the end).
+    send(
+        &[
+            ("csrf", "{csrf}"),
+            ("action", "send"),
+            ("to", "bob@localhost"),
+            ("subject", "re"),
+            ("body", "x"),
+            ("reply_of", "{a_box}:{a_uid}"),
+        ],
+        REDIRECT,
+    ),
+    get("/mail/folders", "/mail/folders", OK),
+    post(
+        "/mail/folders",
+        "/mail/folders",
+        &[("csrf", "{csrf}"), ("name", "Bobs")],
+        REDIRECT,
+    ),
+    post(
+        "/mail/folders/{id}/rename",
+        "/mail/folders/{a_folder}/rename",
+        &[("csrf", "{csrf}"), ("name", "Stolen")],
+        REFUSED,
+    ),
+    post(
+        "/mail/folders/{id}/rename",
+        "/mail/folders/{a_box}/rename",
+        &[("csrf", "{csrf}"), ("name", "Stolen")],
+        REFUSED,
+    ),
+    post(
+        "/mail/folders/{id}/delete",
+        "/mail/folders/{a_folder}/delete",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
+    get("/mail/settings", "/mail/settings", OK),
+    get(
+        "/mail/settings/mobileconfig",
+        "/mail/settings/mobileconfig",
+        OK,
+    ),
+    post(
+        "/mail/settings/profile",
+        "/mail/settings/profile",
+        &[
+            ("csrf", "{csrf}"),
+            ("display_name", "Bob B"),
+            ("signature", ""),
+        ],
+        REDIRECT,
+    ),
+    post(
+        "/mail/settings/password",
+        "/mail/settings/password",
+        &[
+            ("csrf", "{csrf}"),
+            ("current", "wrong"),
+            ("new", "x"),
+            ("repeat", "y"),
+        ],
+        Expect::Own(StatusCode::UNPROCESSABLE_ENTITY),
+    ),
+];
+
+/// Routes of the webmail not tried above, and why.
+const MAIL_EXEMPT: &[(&str, &str, &str)] = &[
+    ("GET", "/mail/login", "before a session: no account's mail"),
+    ("POST", "/mail/login", "before a session: no account's mail"),
+    ("POST", "/mail/logout", "ends the reader's own session"),
+    (
+        "GET",
+        "/mail/events",
+        "an endless stream, filtered by account: webmail::live_events_announce_new_mail \
+         checks that another account's mail is not announced",
+    ),
+];
+
+/// Bob, who is not an administrator, against every admin page and action.
+const ADMIN_CASES: &[Case] = &[
+    get("/admin", "/admin", REFUSED),
+    get("/admin/", "/admin/", REFUSED),
+    get("/admin/domains", "/admin/domains", REFUSED),
+    post(
+        "/admin/domains",
+        "/admin/domains",
+        &[("csrf", "{csrf}"), ("name", "evil.example")],
+        REFUSED,
+    ),
+    get("/admin/domains/{name}", "/admin/domains/localhost", REFUSED),
+    get(
+        "/admin/domains/{name}/remove",
+        "/admin/domains/localhost/remove",
+        REFUSED,
+    ),
+    post(
+        "/admin/domains/{name}/remove",
+        "/admin/domains/localhost/remove",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
+    get("/admin/accounts", "/admin/accounts", REFUSED),
+    post(
+        "/admin/accounts",
+        "/admin/accounts",
+        &[
+            ("csrf", "{csrf}"),
+            ("address", "evil@localhost"),
+            ("password", "long enough password"),
+            ("quota", ""),
+            ("admin", "on"),
+        ],
+        REFUSED,
+    ),
+    get("/admin/accounts/new", "/admin/accounts/new", REFUSED),
+    get(
+        "/admin/accounts/{address}",
+        "/admin/accounts/alice@localhost",
+        REFUSED,
+    ),
+    post(
+        "/admin/accounts/{address}/quota",
+        "/admin/accounts/alice@localhost/quota",
+        &[("csrf", "{csrf}"), ("quota", "1")],
+        REFUSED,
+    ),
+    post(
+        "/admin/accounts/{address}/password",
+        "/admin/accounts/alice@localhost/password",
+        &[("csrf", "{csrf}"), ("password", "a new long password")],
+        REFUSED,
+    ),
+    post(
+        "/admin/accounts/{address}/state",
+        "/admin/accounts/alice@localhost/state",
+        &[("csrf", "{csrf}"), ("action", "disable")],
+        REFUSED,
+    ),
+    post(
+        "/admin/accounts/{address}/state",
+        "/admin/accounts/bob@localhost/state",
+        &[("csrf", "{csrf}"), ("action", "make-admin")],
+        REFUSED,
+    ),
+    get(
+        "/admin/accounts/{address}/remove",
+        "/admin/accounts/alice@localhost/remove",
+        REFUSED,
+    ),
+    post(
+        "/admin/accounts/{address}/remove",
+        "/admin/accounts/alice@localhost/remove",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
+    get("/admin/aliases", "/admin/aliases", REFUSED),
+    post(
+        "/admin/aliases",
+        "/admin/aliases",
+        &[
+            ("csrf", "{csrf}"),
+            ("source", "steal@localhost"),
+            ("targets", "bob@localhost"),
+        ],
+        REFUSED,
+    ),
+    post(
+        "/admin/aliases/remove",
+        "/admin/aliases/remove",
+        &[("csrf", "{csrf}"), ("source", "team@localhost")],
+        REFUSED,
+    ),
+    get("/admin/queue", "/admin/queue", REFUSED),
+    post(
+        "/admin/queue/{id}/retry",
+        "/admin/queue/{queue_id}/retry",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
+    get(
+        "/admin/queue/{id}/drop",
+        "/admin/queue/{queue_id}/drop",
+        REFUSED,
+    ),
+    post(
+        "/admin/queue/{id}/drop",
+        "/admin/queue/{queue_id}/drop",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
+];
+
+/// Routes of the admin panel not tried above, and why.
+const ADMIN_EXEMPT: &[(&str, &str, &str)] = &[
+    ("GET", "/admin/login", "before a session: shows nothing"),
+    (
+        "POST",
+        "/admin/login",
+        "signs in; the pages after it are tried",
+    ),
+    ("POST", "/admin/logout", "ends the user's own session"),
+];
+
+/// The admin extractor (`web/admin/mod.rs` `Admin`) answers a signed-in user without the
+/// admin flag 403 Forbidden (not 404: the panel's existence is no secret).
+const ADMIN_REFUSAL: StatusCode = StatusCode::FORBIDDEN;
+
+/// A route as (method, path).
+type Route = (String, String);
+
+/// The routes of a router's source as (method, path): every `.route("path", …)` with the
+/// method routers (`get(`, `post(`, …) named in its arguments.
+fn routes(source: &str) -> Vec<Route> {
+    let mut out = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find(".route(") {
+        rest = &rest[at + ".route(".len()..];
+        let open = rest.find('"').expect("a route path");
+        let close = open + 1 + rest[open + 1..].find('"').expect("the path's end");
+        let path = rest[open + 1..close].to_string();
+        // The arguments run to the parenthesis that closes `.route(`.
+        let mut depth = 1;
+        let mut end = rest.len();
+        for (i, c) in rest.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let args = &rest[close..end];
+        let mut methods = 0;
+        for method in [
+            "get", "post", "put", "patch", "delete", "head", "options", "any",
+        ] {
+            let call = format!("{method}(");
+            let named = args.match_indices(&call).any(|(i, _)| {
+                !args[..i]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+            });
+            if named {
+                out.push((method.to_uppercase(), path.clone()));
+                methods += 1;
+            }
+        }
+        assert!(methods > 0, "no method found for route {path}");
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// The routes a router has that neither `cases` nor `exempt` name, and those they name that
+/// the router no longer has.
+fn coverage(
+    source: &str,
+    cases: &[Case],
+    exempt: &[(&str, &str, &str)],
+) -> (Vec<Route>, Vec<Route>) {
+    let declared = routes(source);
+    let mut tried: Vec<Route> = cases
+        .iter()
+        .map(|c| (c.method.to_string(), c.route.to_string()))
+        .chain(
+            exempt
+                .iter()
+                .map(|(m, r, _)| (m.to_string(), r.to_string())),
+        )
+        .collect();
+    tried.sort();
+    tried.dedup();
+    let missing = declared
+        .iter()
+        .filter(|r| !tried.contains(r))
+        .cloned()
+        .collect();
+    let stale = tried
+        .iter()
+        .filter(|r| !declared.contains(r))
+        .cloned()
+        .collect();
+    (missing, stale)
+}
+
+#[test]
+fn every_route_is_tried() {
+    for (name, source, cases, exempt) in [
+        ("web/mail/mod.rs", MAIL_ROUTER, MAIL_CASES, MAIL_EXEMPT),
+        ("web/admin/mod.rs", ADMIN_ROUTER, ADMIN_CASES, ADMIN_EXEMPT),
+    ] {
+        assert!(routes(source).len() > 10, "{name}: routes not found");
+        let (missing, stale) = coverage(source, cases, exempt);
+        assert!(
+            missing.is_empty(),
+            "{name} has routes tests/it/ownership.rs does not try: {missing:?}"
+        );
+        assert!(
+            stale.is_empty(),
+            "tests/it/ownership.rs tries routes {name} no longer has: {stale:?}"
+        );
+    }
+}
+
+#[test]
+fn the_route_reader_finds_methods_and_new_routes() {
+    let source = r#"Router::new()
+        .route("/a", get(x::page).post(x::act))
+        .route(
+            "/b/{id}",
+            post(y).layer(Layer::overriding(header::X, HeaderValue::from_static("z"))),
+        )
+        .route("/c", get(c))"#;
+    assert_eq!(
+        routes(source),
+        [
+            ("GET".to_string(), "/a".to_string()),
+            ("POST".into(), "/a".into()),
+            ("POST".into(), "/b/{id}".into()),
+            ("GET".into(), "/c".into()),
+        ]
+    );
+    let cases = [get("/a", "/a", OK), post("/a", "/a", &[], OK)];
+    let (missing, stale) = coverage(source, &cases, &[("GET", "/c", "why"), ("GET", "/d", "")]);
+    assert_eq!(missing, [("POST".to_string(), "/b/{id}".to_string())]);
+    assert_eq!(stale, [("GET".to_string(), "/d".to_string())]);
+}
+
+/// Everything of an account's mail that a request could change: its mailboxes and, per
+/// mailbox, every message's UID, flags, keywords and MODSEQ.
+async fn snapshot(store: &Store, account_id: i64) -> Vec<(Mailbox, Vec<FlagState>)> {
+    let mut out = Vec::new();
+    for m in store.mailboxes(account_id).await.unwrap() {
+        let (states, _) = store.flag_snapshot(&m).await.unwrap();
+        out.push((m, states));
+    }
+    out
+}
+
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut s = template.to_string();
+    for (k, v) in values {
+        s = s.replace(&format!("{{{k}}}"), v);
+    }
+    s
+}
+
+async fn run(b: &mut Browser, case: &Case, values: &[(&str, String)], refusal: StatusCode) {
+    let path = fill(case.path, values);
+    let form: Vec<(String, String)> = case
+        .form
+        .iter()
+        .map(|(k, v)| (k.to_string(), fill(v, values)))
+        .collect();
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let page = match (case.method, case.multipart) {
+        ("GET", _) => b.get(&path).await,
+        ("POST", false) => b.post(&path, &form).await,
+        ("POST", true) => b.post_multipart(&path, &form, &[]).await,
+        (m, _) => panic!("no request for method {m}"),
+    };
+    let what = format!("{} {path} {:?}", case.method, case.form);
+    match case.expect {
+        Expect::Refused => assert_eq!(page.status, refusal, "{what}: {}", page.body),
+        Expect::Own(status) => assert_eq!(page.status, status, "{what}: {}", page.body),
+    }
+    // Not the search word itself: the search form shows it back.
+    for secret in [
+        "Pomegranate plans",
+        "Alices-folder",
+        "alice@localhost",
+        "carol@example",
+    ] {
+        assert!(!page.body.contains(secret), "{what} shows {secret}");
+    }
+}
+
+async fn deliver(store: &Store, account_id: i64, raw: &str) -> u32 {
+    store
+        .deliver(
+            Delivery {
+                raw: raw.as_bytes(),
+                internal_date: None,
+            },
+            &[Target::inbox(account_id)],
+        )
+        .await
+        .unwrap()
+        .delivered[0]
+        .uid
+}
+
+/// Alice's mail (INBOX and a folder of her own, a message in each) and Bob signed in.
+async fn alice_and_bob() -> (TestServer, Browser, Vec<(&'static str, String)>, i64) {
+    let server = harness::start().await;
+    let store = server.running.store.clone();
+    let alice = harness::account(&store, "alice@localhost", 0).await;
+    let bob = harness::account(&store, "bob@localhost", 0).await;
+    let a_uid = deliver(
+        &store,
+        alice.id,
+        "From: Carol <carol@example.net>\r\nSubject: Pomegranate plans\r\n\r\npomegranate\r\n",
+    )
+    .await;
+    let a_box = store.mailbox(alice.id, "INBOX").await.unwrap().unwrap();
+    let a_folder = store
+        .create_mailbox(alice.id, "Alices-folder")
+        .await
+        .unwrap();
+    store
+        .copy_messages(&a_box, &[a_uid], &a_folder)
+        .await
+        .unwrap();
+    let b_uid = deliver(&store, bob.id, "Subject: for bob\r\n\r\nhello bob\r\n").await;
+    let b_box = store.mailbox(bob.id, "INBOX").await.unwrap().unwrap();
+    let mut b = Browser::new(&server);
+    let page = b.sign_in_at("/mail", "bob@localhost", "secret").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let csrf = b.csrf_of("/mail/settings").await;
+    let values = vec![
+        ("a_box", a_box.id().to_string()),
+        ("a_folder", a_folder.id().to_string()),
+        ("a_uid", a_uid.to_string()),
+        ("b_box", b_box.id().to_string()),
+        ("b_uid", b_uid.to_string()),
+        ("csrf", csrf),
+    ];
+    (server, b, values, alice.id)
+}
+
+#[tokio::test]
+async fn no_webmail_address_reaches_another_accounts_mail() {
+    let (server, mut bob, values, alice) = alice_and_bob().await;
+    let store = server.running.store.clone();
+    let before = snapshot(&store, alice).await;
+    let alice_before = store.account(alice).await.unwrap().unwrap();
+    for case in MAIL_CASES {
+        run(&mut bob, case, &values, StatusCode::NOT_FOUND).await;
+    }
+    assert_eq!(
+        snapshot(&store, alice).await,
+        before,
+        "Alice's mail changed"
+    );
+    assert_eq!(store.account(alice).await.unwrap().unwrap(), alice_before);
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_admin_address_answers_a_user_who_is_not_an_administrator() {
+    let (server, mut bob, mut values, alice) = alice_and_bob().await;
+    let store = server.running.store.clone();
+    store
+        .add_alias("team@localhost", &["alice@localhost".to_string()])
+        .await
+        .unwrap();
+    // From the null sender: the worker's failed attempt must not bounce into Alice's INBOX
+    // while the test compares her mail.
+    let queued = store
+        .queue_add(
+            "",
+            &["someone@example.com".to_string()],
+            b"Subject: out\r\n\r\nout\r\n",
+        )
+        .await
+        .unwrap();
+    values.push(("queue_id", queued.to_string()));
+    let accounts = store.accounts(None).await.unwrap();
+    let domains = store.domains().await.unwrap();
+    let aliases = store.aliases(None).await.unwrap();
+    let mail = snapshot(&store, alice).await;
+    for case in ADMIN_CASES {
+        run(&mut bob, case, &values, ADMIN_REFUSAL).await;
+    }
+    assert_eq!(store.accounts(None).await.unwrap(), accounts);
+    assert_eq!(store.domains().await.unwrap(), domains);
+    assert_eq!(store.aliases(None).await.unwrap(), aliases);
+    assert_eq!(snapshot(&store, alice).await, mail);
+    server.running.shutdown().await;
+}
