@@ -31,6 +31,14 @@
 //! /var/tmp: a real disk, so fsync costs what it costs); `COMPARE_BIN` runs another `mailroom`
 //! binary in place of the one cargo built (a previous commit's, to compare a change).
 
+// Test and bench code: a failed assumption is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -17,6 +17,14 @@
 //! Any loss fails the run (exit status 1). The next round restarts the server on the same
 //! data, so every restart after a crash is exercised too.
 
+// Test and bench code: a failed assumption is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;

@@ -7,6 +7,14 @@
 //! Environment: `DELIVER_N` messages per run (default 2000); `DELIVER_DIR` where to put the
 //! database (default: a temporary directory; put it on the disk you want to measure).
 
+// Test and bench code: a failed assumption is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 #[path = "common/corpus.rs"]
 mod corpus;
 

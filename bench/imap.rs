@@ -17,6 +17,14 @@
 //! runs in this process, so that RSS is the server's plus the small client side (a bare
 //! socket per connection); the difference is what the idle sessions cost.
 
+// Test and bench code: a failed assumption is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::time::{Duration, Instant};
 
 #[path = "common/corpus.rs"]

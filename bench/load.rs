@@ -15,6 +15,14 @@
 //! allocator keeps after the first must not grow with the second).
 //! `LOAD_CONNECTIONS` and `LOAD_SECS` (default 20) change the flood.
 
+// Test and bench code: a failed assumption is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

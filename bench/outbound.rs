@@ -7,6 +7,14 @@
 //! (DKIM signing included) from 20 concurrent submitters; the clock stops when the sink has
 //! received the last one. Prints messages/s and how long submission alone took.
 
+// Test and bench code: a failed assumption is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 #[allow(dead_code)] // the test DNS server offers more record types than this bench needs
 #[path = "../tests/it/dns_server.rs"]
 mod dns_server;

@@ -8,6 +8,14 @@
 //! one after the other, and DELE of every message followed by QUIT (the expunge). Prints
 //! milliseconds per step.
 
+// Test and bench code: a failed assumption is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 #[path = "common/corpus.rs"]
 mod corpus;
 

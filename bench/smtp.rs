@@ -11,6 +11,14 @@
 //! loopback (standing in for a warm resolver cache), so every message gets SPF, DKIM and DMARC
 //! verdicts in its Authentication-Results.
 
+// Test and bench code: a failed assumption is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::time::{Duration, Instant};
 
 #[allow(dead_code)] // the test DNS server offers more record types than this bench needs

@@ -14,6 +14,14 @@
 //! and prints p50 / p99 / max in ms. The client reads the whole response; no compression is
 //! asked for.
 
+// Test and bench code: a failed assumption is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 #[path = "common/corpus.rs"]
 mod corpus;
 

@@ -520,8 +520,10 @@ fn set_keys(text: &str, edits: &[(&str, &str, String)]) -> Result<String, String
         });
         match edit {
             Some(i) => {
-                let (_, name, value) = &edits[i];
-                used[i] += 1;
+                let (Some((_, name, value)), Some(count)) = (edits.get(i), used.get_mut(i)) else {
+                    continue;
+                };
+                *count += 1;
                 out.push_str(&format!("{name} = {value}"));
                 // A trailing comment (two spaces then '#') on an active line is kept.
                 if uncommented.len() == line.len()

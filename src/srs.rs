@@ -87,10 +87,16 @@ impl Srs {
         (0..HASH_LEN)
             .map(|i| {
                 let index = (bits >> (59 - 5 * i)) & 31;
-                char::from(BASE32[usize::try_from(index).unwrap_or(0) % 32])
+                base32(index)
             })
             .collect()
     }
+}
+
+/// The base32 character for the low five bits of `v`.
+fn base32(v: u64) -> char {
+    let i = usize::try_from(v & 31).unwrap_or(0);
+    BASE32.get(i).copied().map_or('a', char::from)
 }
 
 fn today() -> u64 {
@@ -99,10 +105,7 @@ fn today() -> u64 {
 
 fn stamp(day: u64) -> String {
     let d = day % STAMP_PERIOD;
-    [d >> 5, d & 31]
-        .iter()
-        .map(|i| char::from(BASE32[usize::try_from(*i).unwrap_or(0) % 32]))
-        .collect()
+    [d >> 5, d & 31].iter().map(|i| base32(*i)).collect()
 }
 
 fn unstamp(s: &str) -> Option<u64> {

@@ -331,7 +331,10 @@ fn check_author_address(address: &str) -> Result<(), String> {
 /// `trace` (or a whole message) without a leading `Return-Path:` field: it belongs to final
 /// delivery, so what we pass on to another server must not carry ours.
 pub(crate) fn without_return_path(trace: &[u8]) -> &[u8] {
-    if trace.len() >= 12 && trace[..12].eq_ignore_ascii_case(b"return-path:") {
+    if trace
+        .get(..12)
+        .is_some_and(|name| name.eq_ignore_ascii_case(b"return-path:"))
+    {
         match trace.windows(2).position(|w| w == b"\r\n") {
             Some(end) => trace.get(end + 2..).unwrap_or_default(),
             None => &[],

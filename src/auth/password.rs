@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use rand::Rng;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -126,11 +125,10 @@ fn verify_blocking(password: &str, hash: &str) -> bool {
 /// A random password for accounts created without one: 20 characters from an alphabet without
 /// look-alikes (no 0/O, 1/l/I), about 113 bits.
 pub fn generate() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rng();
-    (0..20)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
+    crate::mime::random_text(
+        b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789",
+        20,
+    )
 }
 
 /// Verifying against this hash takes as long as a real check, so a login for an unknown

@@ -8,6 +8,9 @@
 //! INBOX is selected first). The store lives across inputs, so state built by one input (new
 //! mailboxes, appended messages, flags) is there for the next; it is made anew every
 //! [`RENEW_EVERY`] inputs so it stays small, and a quota bounds what APPEND can add.
+//!
+//! Compiled only with the `fuzzing` feature; panicking is how it reports a finding.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};

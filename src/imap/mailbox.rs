@@ -95,6 +95,10 @@ fn decode_pattern(bytes: &[u8]) -> Option<String> {
 
 /// LIST wildcard matching: `*` matches anything, `%` anything but the separator. Dynamic
 /// programming over (pattern, name) so no pattern can take exponential time.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "j stays within 0..=n.len() and both tables have n.len() + 1 entries"
+)]
 pub(super) fn wildcard_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();

@@ -62,7 +62,7 @@ pub fn decode(wire: &[u8]) -> Option<String> {
             }
             let units: Vec<u16> = bytes
                 .chunks_exact(2)
-                .map(|p| u16::from_be_bytes([p[0], p[1]]))
+                .filter_map(|p| p.try_into().ok().map(u16::from_be_bytes))
                 .collect();
             let text = String::from_utf16(&units).ok()?;
             // Printable ASCII must not be encoded (RFC 3501 §5.1.3).

@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 
 pub use address::Mailbox;
 pub use packed::{AddressRef, Addresses, EnvelopeRef, PackedEnvelope, pack as pack_envelope};
-pub use stamp::{rfc5322_now, unique_id};
+pub use stamp::{random_text, rfc5322_now, unique_id};
 pub use structure::{MAX_DEPTH, MAX_PARTS};
 
 /// Everything kept about a message at delivery.

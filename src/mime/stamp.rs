@@ -11,10 +11,15 @@ pub fn rfc5322_now() -> String {
 
 /// A random identifier for Message-IDs and SMTP transaction ids: 16 base32 characters.
 pub fn unique_id() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    random_text(b"abcdefghijklmnopqrstuvwxyz234567", 16)
+}
+
+/// `len` characters drawn uniformly from `alphabet` (ASCII) with the thread's CSPRNG: ids,
+/// generated passwords.
+pub fn random_text(alphabet: &[u8], len: usize) -> String {
+    use rand::seq::IndexedRandom;
     let mut rng = rand::rng();
-    (0..16)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+    (0..len)
+        .filter_map(|_| alphabet.choose(&mut rng).copied().map(char::from))
         .collect()
 }

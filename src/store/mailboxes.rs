@@ -70,6 +70,7 @@ impl Mailbox {
 
     /// A handle that names no mailbox (ids start at 1), for the search fuzzer's made-up
     /// selected state: every operation on it finds nothing, so it grants nothing.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn nowhere() -> Mailbox {
         Mailbox {
             id: 0,

@@ -1,6 +1,14 @@
 //! Integration tests: one binary, a module per area. Each test starts what it needs on port 0
 //! with a temporary data directory (see `harness`).
 
+// Test and bench code: a failed assumption is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod acme_pebble;
 mod admin;
 mod attacks;
