@@ -345,9 +345,9 @@ pub(crate) fn without_return_path(trace: &[u8]) -> &[u8] {
 }
 
 /// Adds `Date:` and `Message-ID:` at the top when the header lacks them, and makes every line
-/// end CRLF (what is signed must be what is sent: [`crate::mime::crlf_line_ends`]).
+/// end CRLF (what is signed must be what is sent: [`crate::wire::dot::crlf_line_ends`]).
 pub fn complete_headers(message: &[u8], hostname: &str) -> Vec<u8> {
-    let message = crate::mime::crlf_line_ends(message);
+    let message = crate::wire::dot::crlf_line_ends(message);
     let message = message.as_ref();
     let mut added = String::new();
     if !has_header(message, "date") {

@@ -10,7 +10,12 @@
 //! [`RENEW_EVERY`] inputs so it stays small, and a quota bounds what APPEND can add.
 //!
 //! Compiled only with the `fuzzing` feature; panicking is how it reports a finding.
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};

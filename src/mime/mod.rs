@@ -308,30 +308,6 @@ pub fn message_id(id: &str) -> Option<&str> {
 
 /// Parses a raw message once, for everything IMAP, search and the webmail need. Never
 /// panics, never fails.
-/// `message` with every line ending CRLF: a bare CR or bare LF becomes CRLF (borrowed as it is
-/// when there is none). Submitted mail is normalised so before it is DKIM-signed: the outbound
-/// client sends every line end as CRLF (`wire::dot::BareCr::LineEnd`), and a signature over bare
-/// CRs would not verify after that.
-pub fn crlf_line_ends(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let bare = |i: usize, b: u8| match b {
-        b'\r' => message.get(i + 1) != Some(&b'\n'),
-        b'\n' => i == 0 || message.get(i - 1) != Some(&b'\r'),
-        _ => false,
-    };
-    if !message.iter().enumerate().any(|(i, &b)| bare(i, b)) {
-        return std::borrow::Cow::Borrowed(message);
-    }
-    let mut out = Vec::with_capacity(message.len() + 64);
-    for (i, &b) in message.iter().enumerate() {
-        if bare(i, b) {
-            out.extend_from_slice(b"\r\n");
-        } else {
-            out.push(b);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 pub fn analyze(raw: &[u8]) -> Analysis {
     let (envelope, body) = structure::Parser::new(raw).parse();
 

@@ -137,6 +137,33 @@ pub fn dot_stuff(message: &[u8], bare_cr: BareCr) -> Vec<u8> {
     out
 }
 
+/// `message` with every line ending CRLF: a bare CR or bare LF becomes CRLF (borrowed as it is
+/// when there is none). Submitted mail is normalised so before it is DKIM-signed: the outbound
+/// client sends every line end as CRLF ([`BareCr::LineEnd`]), and a signature over bare
+/// CRs would not verify after that.
+/// The lines are the ones [`Encoder`] sends with [`BareCr::LineEnd`], so a signature over
+/// this form verifies at the receiver (`line_ends_as_the_client_sends_them`); unlike the
+/// wire form, no line end is added at the end.
+pub fn crlf_line_ends(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let bare = |i: usize, b: u8| match b {
+        b'\r' => message.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || message.get(i - 1) != Some(&b'\r'),
+        _ => false,
+    };
+    if !message.iter().enumerate().any(|(i, &b)| bare(i, b)) {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut out = Vec::with_capacity(message.len() + 64);
+    for (i, &b) in message.iter().enumerate() {
+        if bare(i, b) {
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.push(b);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +227,39 @@ mod tests {
         let mut out = Vec::new();
         while e.fill(&mut out, 3) {}
         assert_eq!(out, b"A: 1\r\n\r\none\r\n..two\r\n.\r\n");
+    }
+
+    #[test]
+    fn line_ends_become_crlf() {
+        assert!(matches!(
+            crlf_line_ends(b"a\r\nb\r\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(&*crlf_line_ends(b"a\rb\nc\r\n"), b"a\r\nb\r\nc\r\n");
+        assert_eq!(&*crlf_line_ends(b"\n\r\r\n\r"), b"\r\n\r\n\r\n\r\n");
+        assert_eq!(&*crlf_line_ends(b"no end"), b"no end");
+    }
+
+    /// What submission signs (`crlf_line_ends`) is what the outbound client sends.
+    #[test]
+    fn line_ends_as_the_client_sends_them() {
+        for raw in [
+            &b"a\r\n.b\rc\n\r\n"[..],
+            b"\r\r\n\n.\r",
+            b"x\ry",
+            b"",
+            b"..\n\n",
+        ] {
+            let normalised = crlf_line_ends(raw);
+            assert_eq!(
+                dot_stuff(&normalised, BareCr::LineEnd),
+                dot_stuff(raw, BareCr::LineEnd),
+                "{raw:?}"
+            );
+            assert_eq!(
+                dot_stuff(&normalised, BareCr::Keep),
+                dot_stuff(raw, BareCr::LineEnd)
+            );
+        }
     }
 }

@@ -832,14 +832,3 @@ fn fields_after_a_line_that_ends_the_header_are_noticed() {
     assert_eq!(h.fields.len(), 2);
     assert_eq!(h.body_start, 25);
 }
-
-#[test]
-fn line_ends_become_crlf() {
-    use super::crlf_line_ends;
-    assert!(matches!(
-        crlf_line_ends(b"a\r\nb\r\n"),
-        std::borrow::Cow::Borrowed(_)
-    ));
-    assert_eq!(&*crlf_line_ends(b"a\rb\nc\r\n"), b"a\r\nb\r\nc\r\n");
-    assert_eq!(&*crlf_line_ends(b"\n\r\r\n\r"), b"\r\n\r\n\r\n\r\n");
-}
