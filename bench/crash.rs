@@ -223,7 +223,7 @@ async fn verify(
             for m in messages {
                 bytes += m.size as i64;
                 count += 1;
-                let raw = store.blob(m.blob_id).await.expect("blob");
+                let raw = store.message_body(&mailbox, m.uid).await.expect("body");
                 let text = String::from_utf8_lossy(&raw);
                 if let Some(id) = text
                     .split("Message-ID: <")

@@ -145,13 +145,13 @@ impl<T: Transport> Session<T> {
     }
 }
 
-/// Writes untagged reports in order. Once QRESYNC is enabled, expunges go out as one
-/// `* VANISHED uid-set` instead of `* n EXPUNGE` lines (RFC 7162 §3.2.10.2).
 /// Whether a change is to the messages of the selected mailbox.
 fn concerns(account: &Account, selected: &Selected, change: &Change) -> bool {
     change.account_id() == account.id && change.mailbox() == Some(selected.mailbox.id())
 }
 
+/// Writes untagged reports in order. Once QRESYNC is enabled, expunges go out as one
+/// `* VANISHED uid-set` instead of `* n EXPUNGE` lines (RFC 7162 §3.2.10.2).
 pub(super) fn write_updates(
     out: &mut Out,
     selected: &Selected,

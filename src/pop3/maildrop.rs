@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use futures::TryStreamExt;
 
 use super::transfer;
-use crate::store::{BlobId, Mailbox, MessageMeta, Store, StoreError};
+use crate::store::{Mailbox, MessageMeta, Store, StoreError};
 
 /// The account ids whose maildrop a POP3 session holds.
 #[derive(Default)]
@@ -94,7 +94,6 @@ impl Drop for MaildropLock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub uid: u32,
-    pub blob_id: BlobId,
     /// The size as sent (see `transfer::size`), once known.
     pub size: Option<u64>,
     pub deleted: bool,
@@ -132,7 +131,6 @@ impl Maildrop {
                 .into_iter()
                 .map(|m| Entry {
                     uid: m.uid,
-                    blob_id: m.blob_id,
                     size: sizes.get(mailbox.uidvalidity, m.uid),
                     deleted: false,
                 })
@@ -268,7 +266,6 @@ mod tests {
                 keywords: Vec::new(),
                 internal_date: 0,
                 size: 10,
-                blob_id: BlobId::for_test(i64::from(*uid) * 10),
             })
             .collect();
         let lock = locks.try_lock(account).expect("lock");
@@ -316,7 +313,6 @@ mod tests {
             keywords: Vec::new(),
             internal_date: 0,
             size: 10,
-            blob_id: BlobId::for_test(1),
         };
         let open = |uidvalidity| {
             let lock = locks.try_lock(1).expect("lock");

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use super::maildrop::{Maildrop, NoMessage};
 use super::session::{Fail, Flow, Outcome, Refusal, Session, State};
 use super::transfer::{self, CHUNK, Encoder};
-use crate::store::{BlobId, Store, StoreError};
+use crate::store::{Mailbox, Store, StoreError};
 
 fn no_message(e: NoMessage) -> Fail {
     Refusal::answer(e.to_string()).into()
@@ -24,9 +24,10 @@ fn unreadable(e: StoreError) -> Fail {
     Refusal::ours("cannot read the maildrop, try again later", e).into()
 }
 
-/// The body of message `n`, or a refusal when another session expunged it meanwhile.
-async fn body(store: &Store, n: u32, blob_id: BlobId) -> Result<Vec<u8>, Fail> {
-    match store.blob(blob_id).await {
+/// The body of message `n` (`uid` in `mailbox`), or a refusal when another session expunged
+/// it meanwhile.
+async fn body(store: &Store, mailbox: &Mailbox, n: u32, uid: u32) -> Result<Vec<u8>, Fail> {
+    match store.message_body(mailbox, uid).await {
         Ok(body) => Ok(body),
         Err(StoreError::NotFound(_)) => {
             Err(Refusal::answer(format!("message {n} was removed by another session")).into())
@@ -77,7 +78,8 @@ impl Session {
         let size = match entry.size {
             Some(size) => size,
             None => {
-                let size = transfer::size(&body(&shared.store, n, entry.blob_id).await?);
+                let body = body(&shared.store, &maildrop.mailbox, n, entry.uid).await?;
+                let size = transfer::size(&body);
                 maildrop.set_size(n, size);
                 size
             }
@@ -107,8 +109,8 @@ impl Session {
     pub(super) async fn retr(&mut self, n: u32) -> Outcome {
         let shared = self.shared.clone();
         let maildrop = self.maildrop()?;
-        let blob_id = maildrop.get(n).map_err(no_message)?.blob_id;
-        let body = body(&shared.store, n, blob_id).await?;
+        let uid = maildrop.get(n).map_err(no_message)?.uid;
+        let body = body(&shared.store, &maildrop.mailbox, n, uid).await?;
         let size = transfer::size(&body);
         maildrop.set_size(n, size);
         self.ok(&format!("{size} octets"));
@@ -120,8 +122,8 @@ impl Session {
     pub(super) async fn top(&mut self, n: u32, lines: u32) -> Outcome {
         let shared = self.shared.clone();
         let maildrop = self.maildrop()?;
-        let blob_id = maildrop.get(n).map_err(no_message)?.blob_id;
-        let body = body(&shared.store, n, blob_id).await?;
+        let uid = maildrop.get(n).map_err(no_message)?.uid;
+        let body = body(&shared.store, &maildrop.mailbox, n, uid).await?;
         maildrop.set_size(n, transfer::size(&body));
         self.ok("top of message follows");
         self.send(Encoder::top(&body, lines)).await?;

@@ -73,10 +73,13 @@ impl Store {
                 "{text} is an alias; remove the alias first"
             )));
         }
+        // Never an id a removed account had: a session of that account still holds it.
+        let id = super::mailboxes::next_id(&mut tx, super::mailboxes::Counter::Account).await?;
         let id = sqlx::query(
-            "INSERT INTO accounts (address, domain_id, password_hash, quota_bytes, is_admin, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO accounts (id, address, domain_id, password_hash, quota_bytes, is_admin, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
+        .bind(id)
         .bind(&text)
         .bind(domain_id)
         .bind(new.password_hash)

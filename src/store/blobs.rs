@@ -10,25 +10,6 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use super::{Result, Store, StoreError};
 use crate::mime::Analysis;
 
-/// A stored message body, as a message row names it. Only the store makes one (reading a
-/// message of a mailbox its caller holds), so [`Store::blob`] cannot be pointed at a body by
-/// number from outside:
-///
-/// ```compile_fail
-/// let body = mailroom::store::BlobId(7);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct BlobId(i64);
-
-impl BlobId {
-    /// A body id for unit tests of code that keeps them (POP3's maildrop), never stored.
-    #[cfg(test)]
-    pub(crate) fn for_test(id: i64) -> BlobId {
-        BlobId(id)
-    }
-}
-
 /// A body to reference `refs` more times, stored if new.
 pub(super) struct Body<'a> {
     pub hash: &'a str,
@@ -175,13 +156,19 @@ fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
 }
 
 impl Store {
-    /// The raw message stored as `blob_id`.
-    pub async fn blob(&self, blob_id: BlobId) -> Result<Vec<u8>> {
-        sqlx::query_scalar("SELECT data FROM blobs WHERE id = ?")
-            .bind(blob_id)
-            .fetch_optional(&self.reader)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("message body {}", blob_id.0)))
+    /// The raw message `uid` of `mailbox`; `NotFound` once it is expunged. By mailbox and UID
+    /// in one query, never by a body id kept from an earlier read: that id may have been given
+    /// to another account's new message since (POP3 holds its snapshot for the whole session).
+    pub async fn message_body(&self, mailbox: &super::Mailbox, uid: u32) -> Result<Vec<u8>> {
+        sqlx::query_scalar(
+            "SELECT b.data FROM messages m JOIN blobs b ON b.id = m.blob_id
+             WHERE m.mailbox_id = ? AND m.uid = ?",
+        )
+        .bind(mailbox.id)
+        .bind(uid)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("message {uid}")))
     }
 
     /// How many distinct bodies are stored, and their total size (for the dashboard and tests).

@@ -4,7 +4,6 @@
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::blobs::BlobId;
 use super::mailboxes::Mailbox;
 use super::messages::fts_query;
 use super::{Flags, Result, Store};
@@ -25,7 +24,6 @@ pub struct ListEntry {
     pub has_attachment: bool,
     pub header_date: Option<i64>,
     pub message_id: Option<String>,
-    pub blob_id: BlobId,
 }
 
 impl From<u8> for Flags {
@@ -35,8 +33,7 @@ impl From<u8> for Flags {
 }
 
 const ENTRY_COLUMNS: &str = "m.mailbox_id, m.uid, m.flags, m.internal_date, m.size, b.subject,
-    b.from_display, b.to_display, b.snippet, b.has_attachment, b.header_date, b.message_id,
-    b.id AS blob_id";
+    b.from_display, b.to_display, b.snippet, b.has_attachment, b.header_date, b.message_id";
 
 /// What to look for; empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -121,7 +121,7 @@ async fn insert_mailbox(
     special_use: Option<&str>,
 ) -> Result<i64> {
     let uidvalidity = next_uidvalidity(tx).await?;
-    let id = next_mailbox_id(tx).await?;
+    let id = next_id(tx, Counter::Mailbox).await?;
     Ok(sqlx::query(
         "INSERT INTO mailboxes (id, account_id, name, special_use, uidvalidity, created_at)
          VALUES (?, ?, ?, ?, ?, ?)",
@@ -137,21 +137,35 @@ async fn insert_mailbox(
     .last_insert_rowid())
 }
 
-/// Mailbox ids only ever grow, so a [`Mailbox`] handle kept after its mailbox was deleted (the
-/// mailbox an IMAP session has selected) reaches nothing. Left to itself SQLite gives a new
-/// row the largest id + 1: deleting the newest mailbox handed its id to the next one created,
-/// whatever its account. The highest id given is kept in `meta` (`mailbox_id`).
-async fn next_mailbox_id(tx: &mut Transaction<'static, Sqlite>) -> Result<i64> {
-    let last: Option<String> =
-        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'mailbox_id'")
-            .fetch_optional(&mut **tx)
-            .await?;
-    let last: i64 = last.and_then(|v| v.parse().ok()).unwrap_or(0);
-    let highest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM mailboxes")
-        .fetch_one(&mut **tx)
+/// The rows whose ids grant access, and so must never be handed out twice.
+#[derive(Clone, Copy)]
+pub(super) enum Counter {
+    Mailbox,
+    Account,
+}
+
+/// Mailbox and account ids only ever grow, so a handle kept after its row was deleted (the
+/// mailbox an IMAP session has selected, the account a session logged in as) reaches nothing.
+/// Left to itself SQLite gives a new row the largest id + 1: deleting the newest mailbox or
+/// account handed its id to the next one created, whoever it belongs to. The highest id given
+/// is kept in `meta` (`mailbox_id`, `account_id`).
+pub(super) async fn next_id(
+    tx: &mut Transaction<'static, Sqlite>,
+    counter: Counter,
+) -> Result<i64> {
+    let (key, highest_sql) = match counter {
+        Counter::Mailbox => ("mailbox_id", "SELECT MAX(id) FROM mailboxes"),
+        Counter::Account => ("account_id", "SELECT MAX(id) FROM accounts"),
+    };
+    let last: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+        .bind(key)
+        .fetch_optional(&mut **tx)
         .await?;
+    let last: i64 = last.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let highest: Option<i64> = sqlx::query_scalar(highest_sql).fetch_one(&mut **tx).await?;
     let next = last.max(highest.unwrap_or(0)).saturating_add(1);
-    sqlx::query("INSERT INTO meta (key, value) VALUES ('mailbox_id', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+    sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        .bind(key)
         .bind(next.to_string())
         .execute(&mut **tx)
         .await?;

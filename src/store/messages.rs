@@ -3,7 +3,6 @@
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::blobs::BlobId;
 use super::mailboxes::Mailbox;
 use super::{Change, Result, Store, StoreError, blobs};
 
@@ -46,13 +45,12 @@ pub struct MessageMeta {
     pub keywords: Vec<String>,
     pub internal_date: i64,
     pub size: u64,
-    pub blob_id: BlobId,
 }
 
-type MetaRow = (i64, u32, i64, u8, String, i64, i64, BlobId);
+type MetaRow = (i64, u32, i64, u8, String, i64, i64);
 
 fn meta(row: MetaRow) -> MessageMeta {
-    let (id, uid, modseq, flags, keywords, internal_date, size, blob_id) = row;
+    let (id, uid, modseq, flags, keywords, internal_date, size) = row;
     MessageMeta {
         id,
         uid,
@@ -61,7 +59,6 @@ fn meta(row: MetaRow) -> MessageMeta {
         keywords: keywords.split_whitespace().map(str::to_string).collect(),
         internal_date,
         size: size as u64,
-        blob_id,
     }
 }
 
@@ -70,7 +67,7 @@ impl Store {
     pub async fn messages(&self, mailbox: &Mailbox) -> Result<Vec<MessageMeta>> {
         let mailbox_id = mailbox.id();
         let rows: Vec<MetaRow> = sqlx::query_as(
-            "SELECT id, uid, modseq, flags, keywords, internal_date, size, blob_id
+            "SELECT id, uid, modseq, flags, keywords, internal_date, size
              FROM messages WHERE mailbox_id = ? ORDER BY uid",
         )
         .bind(mailbox_id)

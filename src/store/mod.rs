@@ -52,7 +52,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use tokio::sync::broadcast;
 
 pub use accounts::{Account, NewAccount};
-pub use blobs::BlobId;
 pub use copy::{Copied, Transfer};
 pub use deliver::{Delivered, Delivery, DeliveryReport, Target};
 pub use dkim::DkimKeys;

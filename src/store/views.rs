@@ -2,7 +2,6 @@
 //! parsed at delivery and the raw bytes. IMAP FETCH reads only the columns it needs, so a
 //! FETCH of FLAGS or ENVELOPE never loads a body.
 
-use super::blobs::BlobId;
 use super::flags::uid_ranges;
 use super::mailboxes::Mailbox;
 use super::messages::{Flags, MessageMeta};
@@ -35,7 +34,6 @@ type ViewRow = (
     String,
     i64,
     i64,
-    BlobId,
     Option<Vec<u8>>,
     Option<String>,
     Option<Vec<u8>>,
@@ -61,7 +59,7 @@ impl Store {
             "messages m"
         };
         let sql = format!(
-            "SELECT m.id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, m.blob_id, {}, {}, {}
+            "SELECT m.id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, {}, {}, {}
              FROM {from}
              WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid",
             if parts.envelope { "b.envelope" } else { "NULL" },
@@ -94,10 +92,9 @@ impl Store {
                         keywords: r.4.split_whitespace().map(str::to_string).collect(),
                         internal_date: r.5,
                         size: r.6 as u64,
-                        blob_id: r.7,
                     },
                     envelope: r
-                        .8
+                        .7
                         .map(|bytes| {
                             PackedEnvelope::new(bytes).ok_or_else(|| {
                                 StoreError::Corrupt("stored message: bad envelope".into())
@@ -105,12 +102,12 @@ impl Store {
                         })
                         .transpose()?,
                     structure: r
-                        .9
+                        .8
                         .as_deref()
                         .map(serde_json::from_str)
                         .transpose()
                         .map_err(corrupt)?,
-                    raw: r.10,
+                    raw: r.9,
                 });
             }
         }

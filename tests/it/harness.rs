@@ -78,7 +78,9 @@ pub async fn inbox_texts(store: &Store, address: &str) -> Vec<String> {
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
     let mut out = Vec::new();
     for m in store.messages(&inbox).await.unwrap() {
-        out.push(String::from_utf8_lossy(&store.blob(m.blob_id).await.unwrap()).to_string());
+        out.push(
+            String::from_utf8_lossy(&store.message_body(&inbox, m.uid).await.unwrap()).to_string(),
+        );
     }
     out
 }

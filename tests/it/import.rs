@@ -43,7 +43,7 @@ async fn contents(store: &Store, account_id: i64, mailbox: &str) -> Vec<(String,
         .unwrap_or_else(|| panic!("no mailbox {mailbox}"));
     let mut out = Vec::new();
     for m in store.messages(&mailbox).await.unwrap() {
-        let raw = String::from_utf8(store.blob(m.blob_id).await.unwrap()).unwrap();
+        let raw = String::from_utf8(store.message_body(&mailbox, m.uid).await.unwrap()).unwrap();
         out.push((raw, m.flags, m.internal_date));
     }
     out

@@ -734,3 +734,26 @@ async fn no_admin_address_answers_a_user_who_is_not_an_administrator() {
     assert_eq!(snapshot(&store, alice).await, mail);
     server.running.shutdown().await;
 }
+
+/// Account ids are never handed out twice: an IMAP session of a removed account, which still
+/// holds its account id, must not reach the mail of the account created next (SQLite gives a
+/// new row the largest id + 1, which was the removed account's; found in review).
+#[tokio::test]
+async fn a_removed_accounts_session_reaches_nobody_elses_mail() {
+    let (t, alice) = crate::imap::server().await;
+    let store = &t.running.store;
+    let mut c = crate::imap::logged_in(&t).await;
+    store.remove_account("alice@localhost").await.unwrap();
+    let carol = harness::account(store, "carol@localhost", 0).await;
+    assert_ne!(carol.id, alice.id, "an account id was given out twice");
+    crate::imap::deliver(store, &carol, b"Subject: CarolPrivate\r\n\r\nfor Carol\r\n").await;
+    let (lines, status) = c.cmd("SELECT INBOX").await;
+    assert!(status.contains(" NO "), "{status} {lines:?}");
+    let (lines, _) = c.cmd("FETCH 1:* (BODY[])").await;
+    assert!(
+        !lines.iter().any(|l| l.contains("CarolPrivate")),
+        "{lines:?}"
+    );
+    let (lines, _) = c.cmd("STATUS INBOX (MESSAGES)").await;
+    assert!(!lines.iter().any(|l| l.contains("MESSAGES 1")), "{lines:?}");
+}

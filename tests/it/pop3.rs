@@ -566,3 +566,30 @@ async fn shutdown_ends_sessions_without_deleting() {
     store.close().await;
     drop(dir);
 }
+
+/// The session's snapshot names messages by UID within the INBOX, never by body id: once
+/// another session expunges a message, SQLite may hand its body's id to the next message
+/// stored, another account's, and RETR must not serve that one (found in review: it did).
+#[tokio::test]
+async fn a_message_expunged_elsewhere_is_never_served_as_another_accounts() {
+    let (t, alice) = with_messages(1).await;
+    let store = &t.running.store;
+    let bob = account(store, "bob@localhost", 0).await;
+    let mut p = implicit(&t).await;
+    let r = p.login("alice@localhost").await;
+    assert!(r.starts_with("+OK"), "{r}");
+    // IMAP or the webmail expunges Alice's message (POP3's lock keeps only POP3 out)…
+    let inbox = store.mailbox(alice.id, "INBOX").await.unwrap().unwrap();
+    assert_eq!(store.expunge(&inbox, &[1]).await.unwrap(), vec![1]);
+    // … and Bob's new mail is stored: its body may take the freed id.
+    deliver(store, &bob, b"Subject: BobSecret\r\n\r\nfor Bob only\r\n").await;
+    for command in ["RETR 1", "TOP 1 5", "LIST 1"] {
+        let r = p.cmd(command).await;
+        assert!(
+            r.starts_with("-ERR") && r.contains("removed"),
+            "{command}: {r}"
+        );
+    }
+    let r = p.cmd("QUIT").await;
+    assert!(r.starts_with("+OK"), "{r}");
+}

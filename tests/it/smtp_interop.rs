@@ -14,7 +14,7 @@ async fn inbox(t: &TestServer, address: &str) -> Vec<Vec<u8>> {
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
     let mut out = Vec::new();
     for m in store.messages(&inbox).await.unwrap() {
-        out.push(store.blob(m.blob_id).await.unwrap());
+        out.push(store.message_body(&inbox, m.uid).await.unwrap());
     }
     out
 }

@@ -77,7 +77,7 @@ async fn delivery_stores_message_parsed_and_counted() {
     assert_eq!(msgs[0].size, raw.len() as u64);
     assert_eq!(msgs[0].internal_date, 1_790_000_000);
     assert_eq!(
-        store.blob(msgs[0].blob_id).await.unwrap(),
+        store.message_body(&inbox, msgs[0].uid).await.unwrap(),
         raw,
         "stored byte for byte"
     );
@@ -319,7 +319,7 @@ async fn a_restart_keeps_everything() {
     assert_eq!(a.id, account_id);
     let inbox = store.mailbox(a.id, "INBOX").await.unwrap().unwrap();
     let msgs = store.messages(&inbox).await.unwrap();
-    assert_eq!(store.blob(msgs[0].blob_id).await.unwrap(), raw);
+    assert_eq!(store.message_body(&inbox, msgs[0].uid).await.unwrap(), raw);
     assert_eq!(store.search_text(&inbox, "durian").await.unwrap(), vec![1]);
     assert_eq!(
         store

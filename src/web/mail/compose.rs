@@ -108,70 +108,72 @@ pub async fn form(
         let me = reader.0.account.address.to_lowercase();
         let (reply, all) = (q.reply.is_some(), q.all.is_some());
         page = with_parsed(raw, move |m| {
-        let subject = m.subject().unwrap_or("").to_string();
-        let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-        let from = addresses(m.from()).join(", ");
-        let date = super::super::admin::timestamp(entry.header_date.unwrap_or(entry.internal_date));
-        if reply {
-            let reply_to = bare_addresses(m.reply_to());
-            let mut to = if reply_to.is_empty() {
-                bare_addresses(m.from())
-            } else {
-                reply_to
-            };
-            let mut cc = Vec::new();
-            if all {
-                to.extend(bare_addresses(m.to()));
-                cc.extend(bare_addresses(m.cc()));
-            }
-            let mut seen = vec![me];
-            let mut keep = |a: &String| {
-                let l = a.to_lowercase();
-                let new = !seen.contains(&l);
-                seen.push(l);
-                new
-            };
-            to.retain(&mut keep);
-            cc.retain(&mut keep);
-            page.to = to.join(", ");
-            page.cc = cc.join(", ");
-            page.subject = with_prefix("Re:", &subject);
-            // Only identifiers that will pass `message_ids` on the way back: a reply to a
-            // message whose ids are malformed is sent without threading headers rather than
-            // refused.
-            if let Some(id) = m.message_id().and_then(crate::mime::message_id) {
-                page.in_reply_to = id.to_string();
-                let mut refs: Vec<String> = m
-                    .references()
-                    .as_text_list()
-                    .map(|l| l.iter().map(|r| r.to_string()).collect())
-                    .or_else(|| m.references().as_text().map(|r| vec![r.to_string()]))
-                    .unwrap_or_default();
-                refs.retain(|r| crate::mime::message_id(r).is_some());
-                refs.push(id.to_string());
-                page.references = refs.join(" ");
-            }
-            page.reply_of = format!("{id}:{uid}");
-            page.body = format!(
-                "{sig_block}\n\nOn {date}, {from} wrote:\n{}\n",
-                quote(&text)
-            );
-        } else {
-            page.subject = with_prefix("Fwd:", &subject);
-            page.forward_of = format!("{id}:{uid}");
-            page.forward_name = format!(
-                "{}.eml",
-                if subject.is_empty() {
-                    "message"
+            let subject = m.subject().unwrap_or("").to_string();
+            let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+            let from = addresses(m.from()).join(", ");
+            let date =
+                super::super::admin::timestamp(entry.header_date.unwrap_or(entry.internal_date));
+            if reply {
+                let reply_to = bare_addresses(m.reply_to());
+                let mut to = if reply_to.is_empty() {
+                    bare_addresses(m.from())
                 } else {
-                    &subject
+                    reply_to
+                };
+                let mut cc = Vec::new();
+                if all {
+                    to.extend(bare_addresses(m.to()));
+                    cc.extend(bare_addresses(m.cc()));
                 }
-            );
-            page.body = format!(
-                "{sig_block}\n\n---------- Forwarded message ----------\nFrom: {from}\nDate: {date}\nSubject: {subject}\n\n{text}\n"
-            );
-        }
-        Ok(page)
+                let mut seen = vec![me];
+                let mut keep = |a: &String| {
+                    let l = a.to_lowercase();
+                    let new = !seen.contains(&l);
+                    seen.push(l);
+                    new
+                };
+                to.retain(&mut keep);
+                cc.retain(&mut keep);
+                page.to = to.join(", ");
+                page.cc = cc.join(", ");
+                page.subject = with_prefix("Re:", &subject);
+                // Only identifiers that will pass `message_ids` on the way back: a reply to a
+                // message whose ids are malformed is sent without threading headers rather than
+                // refused.
+                if let Some(id) = m.message_id().and_then(crate::mime::message_id) {
+                    page.in_reply_to = id.to_string();
+                    let mut refs: Vec<String> = m
+                        .references()
+                        .as_text_list()
+                        .map(|l| l.iter().map(|r| r.to_string()).collect())
+                        .or_else(|| m.references().as_text().map(|r| vec![r.to_string()]))
+                        .unwrap_or_default();
+                    refs.retain(|r| crate::mime::message_id(r).is_some());
+                    refs.push(id.to_string());
+                    page.references = refs.join(" ");
+                }
+                page.reply_of = format!("{id}:{uid}");
+                page.body = format!(
+                    "{sig_block}\n\nOn {date}, {from} wrote:\n{}\n",
+                    quote(&text)
+                );
+            } else {
+                page.subject = with_prefix("Fwd:", &subject);
+                page.forward_of = format!("{id}:{uid}");
+                page.forward_name = format!(
+                    "{}.eml",
+                    if subject.is_empty() {
+                        "message"
+                    } else {
+                        &subject
+                    }
+                );
+                page.body = format!(
+                    "{sig_block}\n\n---------- Forwarded message ----------\n\
+                 From: {from}\nDate: {date}\nSubject: {subject}\n\n{text}\n"
+                );
+            }
+            Ok(page)
         })
         .await?;
     }

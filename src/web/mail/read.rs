@@ -35,7 +35,7 @@ pub(super) async fn load(
         .list_entry(&mailbox, uid)
         .await?
         .ok_or(WebError::NotFound)?;
-    let raw = state.store.blob(entry.blob_id).await?;
+    let raw = state.store.message_body(&mailbox, uid).await?;
     Ok((mailbox, entry, raw))
 }
 
