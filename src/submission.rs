@@ -125,7 +125,7 @@ impl Submission {
         recipients: &[Recipient],
         trace: &[u8],
         message: &[u8],
-        sent: Option<i64>,
+        sent: Option<&crate::store::Mailbox>,
     ) -> Result<Vec<Delivered>, SubmitError> {
         if !self.may_send_as(account, from).await? {
             return Err(SubmitError::NotYourAddress(from.to_string()));
@@ -173,12 +173,8 @@ impl Submission {
         }
         let mut targets: Vec<Target> = accounts.into_iter().map(Target::inbox).collect();
         if let Some(mailbox) = sent {
-            targets.push(Target {
-                account_id: account.id,
-                mailbox_id: Some(mailbox),
-                flags: crate::store::Flags::SEEN,
-                keywords: Vec::new(),
-            });
+            targets
+                .push(Target::mailbox(mailbox).with_flags(crate::store::Flags::SEEN, Vec::new()));
         }
         // Return-Path belongs to final delivery; the next server adds its own.
         let outbound =

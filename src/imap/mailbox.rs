@@ -567,12 +567,7 @@ impl<T: Transport> Session<T> {
         }
         let (bits, keywords) = split_flags(&flags);
         let internal_date = date.map(|d| d.as_ref().timestamp());
-        let target = Target {
-            account_id: self.account_id(),
-            mailbox_id: Some(mb.id()),
-            flags: bits,
-            keywords,
-        };
+        let target = Target::mailbox(&mb).with_flags(bits, keywords);
         let report = self
             .imap
             .store

@@ -383,12 +383,7 @@ impl Importer<'_> {
         if known.contains(&fingerprint) {
             self.summary.skipped += 1;
         } else {
-            let target = Target {
-                account_id: target.account_id(),
-                mailbox_id: Some(target.id()),
-                flags: m.flags,
-                keywords: m.keywords,
-            };
+            let target = Target::mailbox(target).with_flags(m.flags, m.keywords);
             let delivery = Delivery {
                 raw: &m.raw,
                 internal_date: Some(m.internal_date),

@@ -367,7 +367,7 @@ impl Outbound {
                 for (target, why) in report.refused {
                     tracing::warn!(
                         "queue: bounce for {sender} not stored in account {}: {why}",
-                        target.account_id
+                        target.account_id()
                     );
                 }
                 Ok(())

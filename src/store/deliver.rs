@@ -59,12 +59,14 @@ const BATCH_MAX_BYTES: usize = 64 << 20;
 /// Bound variables per statement, well under SQLite's 32766.
 const VARS_PER_STATEMENT: usize = 8000;
 
-/// Where one copy goes.
+/// Where one copy goes: an account's INBOX, or a mailbox the caller holds a handle of. The
+/// account and mailbox are private, so a copy cannot be aimed at a mailbox by bare id (the
+/// plan still checks that a mailbox belongs to the target's account).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    pub account_id: i64,
+    account_id: i64,
     /// `None` means the account's INBOX.
-    pub mailbox_id: Option<i64>,
+    mailbox_id: Option<i64>,
     pub flags: Flags,
     pub keywords: Vec<String>,
 }
@@ -77,6 +79,29 @@ impl Target {
             flags: Flags::default(),
             keywords: Vec::new(),
         }
+    }
+
+    /// A copy into `mailbox`, for its owner.
+    pub fn mailbox(mailbox: &super::Mailbox) -> Target {
+        Target {
+            account_id: mailbox.account_id(),
+            mailbox_id: Some(mailbox.id()),
+            flags: Flags::default(),
+            keywords: Vec::new(),
+        }
+    }
+
+    /// The same target, stored with these flags and keywords.
+    pub fn with_flags(self, flags: Flags, keywords: Vec<String>) -> Target {
+        Target {
+            flags,
+            keywords,
+            ..self
+        }
+    }
+
+    pub fn account_id(&self) -> i64 {
+        self.account_id
     }
 }
 

@@ -430,12 +430,8 @@ pub async fn send(
             .special(&state, "\\Drafts")
             .await?
             .ok_or_else(|| WebError::BadRequest("There is no Drafts folder.".into()))?;
-        let target = Target {
-            account_id: account.id,
-            mailbox_id: Some(drafts.id()),
-            flags: Flags::DRAFT.union(Flags::SEEN),
-            keywords: Vec::new(),
-        };
+        let target =
+            Target::mailbox(&drafts).with_flags(Flags::DRAFT.union(Flags::SEEN), Vec::new());
         match state
             .store
             .deliver_atomic(
@@ -478,7 +474,7 @@ pub async fn send(
             }
         }
     }
-    let sent = reader.special(&state, "\\Sent").await?.map(|m| m.id());
+    let sent = reader.special(&state, "\\Sent").await?;
     let trace = format!(
         "Received: from webmail by {} with HTTP (Mailroom webmail) for {}; {}\r\n",
         state.hostname,
@@ -493,7 +489,7 @@ pub async fn send(
             &recipients,
             trace.as_bytes(),
             &message,
-            sent,
+            sent.as_ref(),
         )
         .await
     {
@@ -522,7 +518,7 @@ pub async fn send(
             .await?;
     }
     let back = match sent {
-        Some(id) => format!("/mail/box/{id}?done=sent"),
+        Some(sent) => format!("/mail/box/{}?done=sent", sent.id()),
         None => "/mail?done=sent".into(),
     };
     Ok(Redirect::to(&back).into_response())

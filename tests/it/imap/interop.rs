@@ -117,17 +117,14 @@ async fn mbsync_two_way_sync() {
     let store = &t.running.store;
     let alice = account(store, "alice@localhost", 0).await;
     // Through the one delivery path, as SMTP would, with flags as an earlier client left them.
-    for n in 1..=500 {
-        let target = Target {
-            flags: initial_flags(n),
-            // mbsync keeps this one keyword (as the Maildir flag P).
-            keywords: if n.is_multiple_of(17) {
-                vec!["$Forwarded".to_string()]
-            } else {
-                Vec::new()
-            },
-            ..Target::inbox(alice.id)
+    for n in 1..=500u32 {
+        // mbsync keeps this one keyword (as the Maildir flag P).
+        let keywords = if n.is_multiple_of(17) {
+            vec!["$Forwarded".to_string()]
+        } else {
+            Vec::new()
         };
+        let target = Target::inbox(alice.id).with_flags(initial_flags(n), keywords);
         store
             .deliver(
                 Delivery {
@@ -145,10 +142,7 @@ async fn mbsync_two_way_sync() {
         .await
         .expect("create Lists");
     for n in 501..=505 {
-        let target = Target {
-            mailbox_id: Some(lists.id()),
-            ..Target::inbox(alice.id)
-        };
+        let target = Target::mailbox(&lists);
         let raw = numbered(n);
         store
             .deliver(
