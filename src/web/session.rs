@@ -12,9 +12,10 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts, RawForm, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use super::{WebError, WebState};
 use crate::store::{Account, WebSession};
@@ -113,6 +114,50 @@ pub struct Session {
     pub account: Account,
     pub csrf_token: String,
     pub token: String,
+}
+
+/// A signed-in user as a handler sees them: the admin panel's `Admin`, the webmail's `Reader`.
+pub trait SignedIn: FromRequestParts<WebState, Rejection = Response> {
+    fn session(&self) -> &Session;
+}
+
+/// A form posted by a signed-in user `S`, with the Origin and the CSRF token (field `csrf`)
+/// checked before the handler sees it: a handler that takes `Posted` cannot forget the check.
+/// `T` has the page's own fields (unknown fields, the token among them, are ignored; a
+/// `Vec<(String, String)>` takes repeated fields in order). URL-encoded forms only: the one
+/// multipart form (compose) checks by hand.
+pub struct Posted<S, T>(pub S, pub T);
+
+/// A form with no fields of its own (remove, retry, drop): only the CSRF token.
+#[derive(serde::Deserialize)]
+pub struct NoFields {}
+
+impl<S: SignedIn + Send, T: serde::de::DeserializeOwned> FromRequest<WebState> for Posted<S, T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &WebState) -> Result<Posted<S, T>, Response> {
+        let (mut parts, body) = req.into_parts();
+        let user = S::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let RawForm(bytes) = RawForm::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        // A form without a token is refused like one with a wrong token.
+        let token = serde_urlencoded::from_bytes::<CsrfForm>(&bytes)
+            .map(|f| f.csrf)
+            .unwrap_or_default();
+        user.session()
+            .check(&headers, &token)
+            .map_err(IntoResponse::into_response)?;
+        let form = serde_urlencoded::from_bytes::<T>(&bytes).map_err(|e| {
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("Failed to deserialize form body: {e}"),
+            )
+                .into_response()
+        })?;
+        Ok(Posted(user, form))
+    }
 }
 
 /// A form that carries nothing but the CSRF token (logout, remove, retry, …).

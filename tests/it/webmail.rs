@@ -934,3 +934,95 @@ async fn search_results_act_on_the_right_folder() {
     );
     server.running.shutdown().await;
 }
+
+/// Every URL-encoded webmail form goes through `session::Posted`, which checks the token and
+/// the Origin before the handler runs: a forged, missing or cross-site post changes nothing.
+/// (Compose, the one multipart form, checks by hand; `send_reply_forward_and_drafts…` and the
+/// ownership tables cover it.)
+#[tokio::test]
+async fn every_webmail_form_checks_token_and_origin() {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    let server = server().await;
+    let store = server.running.store.clone();
+    let inbox = mailbox(&store, "bob@localhost", "INBOX").await;
+    let archive = mailbox(&store, "bob@localhost", "Archive").await;
+    let uid = deliver(&store, "bob@localhost", b"Subject: keep\r\n\r\nkeep\r\n").await;
+    let (mut bob, csrf) = signed_in(&server, "bob@localhost").await;
+    let uid = uid.to_string();
+    let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
+        ("/mail/folders".into(), vec![("name", "Forged")]),
+        (
+            format!("/mail/folders/{archive}/rename"),
+            vec![("name", "Renamed")],
+        ),
+        (format!("/mail/folders/{archive}/delete"), vec![]),
+        (
+            "/mail/settings/profile".into(),
+            vec![("display_name", "Mallory"), ("signature", "x")],
+        ),
+        (
+            "/mail/settings/password".into(),
+            vec![
+                ("current", "secret"),
+                ("new", "a forged new password"),
+                ("repeat", "a forged new password"),
+            ],
+        ),
+        (
+            format!("/mail/box/{inbox}/act"),
+            vec![("action", "delete"), ("uid", &uid)],
+        ),
+    ];
+    for (path, fields) in &posts {
+        for token in [None, Some("forged")] {
+            let mut form = fields.clone();
+            if let Some(t) = token {
+                form.push(("csrf", t));
+            }
+            let page = bob.post(path, &form).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{path} {token:?}");
+        }
+        let mut body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", mailroom::web::admin::url_encode(v)))
+            .collect();
+        body.push(format!("csrf={csrf}"));
+        let req = Request::post(path.as_str())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ORIGIN, "https://evil.example")
+            .body(Body::from(body.join("&")))
+            .unwrap();
+        assert_eq!(
+            bob.send(req).await.status,
+            StatusCode::FORBIDDEN,
+            "{path} cross-site"
+        );
+    }
+    let bob_account = store
+        .account_by_address("bob@localhost")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(mailroom::auth::password::verify("secret", &bob_account.password_hash).await);
+    assert_ne!(bob_account.display_name, "Mallory");
+    let names: Vec<String> = store
+        .mailboxes(bob_account.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert!(names.contains(&"Archive".to_string()), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "Forged" || n == "Renamed"),
+        "{names:?}"
+    );
+    let inbox = store
+        .mailbox(bob_account.id, "INBOX")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.messages(&inbox).await.unwrap().len(), 1);
+    server.running.shutdown().await;
+}

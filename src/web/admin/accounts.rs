@@ -172,7 +172,7 @@ fn quota_field(s: &str) -> Result<u64, String> {
 
 pub(super) async fn add(
     State(state): State<WebState>,
-    Posted(admin, f): Posted<AddForm>,
+    Posted(admin, f): Posted<Admin, AddForm>,
 ) -> Result<Response, WebError> {
     let mut page = NewPage {
         address: f.address.trim().to_string(),
@@ -304,7 +304,7 @@ pub(super) struct QuotaForm {
 pub(super) async fn set_quota(
     State(state): State<WebState>,
     Path(address): Path<String>,
-    Posted(admin, f): Posted<QuotaForm>,
+    Posted(admin, f): Posted<Admin, QuotaForm>,
 ) -> Result<Response, WebError> {
     let a = account(&state, &address).await?;
     match quota_field(&f.quota) {
@@ -331,7 +331,7 @@ pub(super) struct PasswordForm {
 pub(super) async fn reset_password(
     State(state): State<WebState>,
     Path(address): Path<String>,
-    Posted(admin, f): Posted<PasswordForm>,
+    Posted(admin, f): Posted<Admin, PasswordForm>,
 ) -> Result<Response, WebError> {
     let a = account(&state, &address).await?;
     let generated = f.password.is_empty();
@@ -369,7 +369,7 @@ pub(super) struct StateForm {
 pub(super) async fn set_state(
     State(state): State<WebState>,
     Path(address): Path<String>,
-    Posted(admin, f): Posted<StateForm>,
+    Posted(admin, f): Posted<Admin, StateForm>,
 ) -> Result<Response, WebError> {
     let a = account(&state, &address).await?;
     let is_self = a.id == admin.0.account.id;
@@ -422,7 +422,7 @@ pub(super) async fn confirm_remove(
 pub(super) async fn remove(
     State(state): State<WebState>,
     Path(address): Path<String>,
-    Posted(admin, _): Posted<NoFields>,
+    Posted(admin, _): Posted<Admin, NoFields>,
 ) -> Result<Response, WebError> {
     let a = account(&state, &address).await?;
     if a.id == admin.0.account.id {

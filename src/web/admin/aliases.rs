@@ -46,7 +46,7 @@ pub(super) struct AddForm {
 
 pub(super) async fn add(
     State(state): State<WebState>,
-    Posted(admin, f): Posted<AddForm>,
+    Posted(admin, f): Posted<Admin, AddForm>,
 ) -> Result<Response, WebError> {
     // Targets may be separated by commas, spaces or new lines.
     let targets: Vec<String> = f
@@ -97,7 +97,7 @@ pub(super) struct RemoveForm {
 
 pub(super) async fn remove(
     State(state): State<WebState>,
-    Posted(_admin, f): Posted<RemoveForm>,
+    Posted(_admin, f): Posted<Admin, RemoveForm>,
 ) -> Result<Response, WebError> {
     let target = f.target.as_deref().filter(|t| !t.is_empty());
     state.store.remove_alias(&f.source, target).await?;

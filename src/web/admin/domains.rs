@@ -43,7 +43,7 @@ pub(super) struct AddForm {
 
 pub(super) async fn add(
     State(state): State<WebState>,
-    Posted(admin, f): Posted<AddForm>,
+    Posted(admin, f): Posted<Admin, AddForm>,
 ) -> Result<Response, WebError> {
     match state.store.add_domain(&f.name).await {
         Ok(d) => {
@@ -176,7 +176,7 @@ pub(super) async fn confirm_remove(
 pub(super) async fn remove(
     State(state): State<WebState>,
     Path(name): Path<String>,
-    Posted(admin, _): Posted<NoFields>,
+    Posted(admin, _): Posted<Admin, NoFields>,
 ) -> Result<Response, WebError> {
     let domain = state.store.domain(&name).await?.ok_or(WebError::NotFound)?;
     match state.store.remove_domain(&domain.name).await {

@@ -13,9 +13,9 @@ mod dashboard;
 mod domains;
 mod queue;
 
-use axum::extract::{FromRequest, FromRequestParts, Query, RawForm, Request, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -24,6 +24,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use super::WebState;
 use super::login::{self, Area};
 use super::session::{self, Client, Session};
+pub use super::session::{NoFields, Posted};
 
 pub fn router() -> Router<WebState> {
     Router::new()
@@ -129,44 +130,6 @@ impl FromRequestParts<WebState> for Admin {
     }
 }
 
-/// A form posted by a signed-in administrator, with its CSRF token and `Origin` checked before
-/// the handler sees it: a handler that takes `Posted` cannot forget the check. The token field
-/// (`csrf`) is read here; `T` has the page's own fields (unknown fields are ignored).
-pub struct Posted<T>(pub Admin, pub T);
-
-/// A form with no fields of its own (remove, retry, drop): only the CSRF token.
-#[derive(serde::Deserialize)]
-pub struct NoFields {}
-
-impl<T: serde::de::DeserializeOwned> FromRequest<WebState> for Posted<T> {
-    type Rejection = Response;
-
-    async fn from_request(req: Request, state: &WebState) -> Result<Posted<T>, Response> {
-        let (mut parts, body) = req.into_parts();
-        let admin = Admin::from_request_parts(&mut parts, state).await?;
-        let headers = parts.headers.clone();
-        let RawForm(bytes) = RawForm::from_request(Request::from_parts(parts, body), state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        // A form without a token is refused like one with a wrong token.
-        let token = serde_urlencoded::from_bytes::<session::CsrfForm>(&bytes)
-            .map(|f| f.csrf)
-            .unwrap_or_default();
-        admin
-            .0
-            .check(&headers, &token)
-            .map_err(IntoResponse::into_response)?;
-        let form = serde_urlencoded::from_bytes::<T>(&bytes).map_err(|e| {
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("Failed to deserialize form body: {e}"),
-            )
-                .into_response()
-        })?;
-        Ok(Posted(admin, form))
-    }
-}
-
 /// The query of admin pages: a search (`q`, accounts only), the page of a long list, and the
 /// notice a redirect asked for (`done`).
 #[derive(serde::Deserialize)]
@@ -174,6 +137,12 @@ pub(super) struct ListQuery {
     q: Option<String>,
     page: Option<usize>,
     done: Option<String>,
+}
+
+impl session::SignedIn for Admin {
+    fn session(&self) -> &Session {
+        &self.0
+    }
 }
 
 /// What every admin page shows around its content.

@@ -82,7 +82,7 @@ pub(super) async fn list(
 pub(super) async fn retry(
     State(state): State<WebState>,
     Path(id): Path<i64>,
-    Posted(_admin, _): Posted<NoFields>,
+    Posted(_admin, _): Posted<Admin, NoFields>,
 ) -> Result<Response, WebError> {
     if !state.store.queue_retry(id).await? {
         return Err(WebError::NotFound);
@@ -125,7 +125,7 @@ pub(super) async fn confirm_drop(
 pub(super) async fn drop(
     State(state): State<WebState>,
     Path(id): Path<i64>,
-    Posted(_admin, _): Posted<NoFields>,
+    Posted(_admin, _): Posted<Admin, NoFields>,
 ) -> Result<Response, WebError> {
     if !state.store.queue_drop(id).await? {
         return Err(WebError::NotFound);

@@ -3,13 +3,12 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::super::session::CsrfForm;
+use super::super::session::{NoFields, Posted};
 use super::super::{WebError, WebState};
 use super::{Chrome, Reader};
 use crate::store::StoreError;
@@ -53,7 +52,6 @@ pub async fn page(
 
 #[derive(Deserialize)]
 pub struct NameForm {
-    csrf: String,
     #[serde(default)]
     name: String,
 }
@@ -66,12 +64,9 @@ fn user_error(e: StoreError) -> Result<String, WebError> {
 }
 
 pub async fn create(
-    reader: Reader,
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Form(f): Form<NameForm>,
+    Posted(reader, f): Posted<Reader, NameForm>,
 ) -> Result<Response, WebError> {
-    reader.check(&headers, &f.csrf)?;
     let name = f.name.trim().trim_matches('/').to_string();
     let error = if name.is_empty() {
         "Give the folder a name.".to_string()
@@ -107,13 +102,10 @@ fn is_system(m: &crate::store::Mailbox) -> bool {
 }
 
 pub async fn rename(
-    reader: Reader,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(f): Form<NameForm>,
+    Posted(reader, f): Posted<Reader, NameForm>,
 ) -> Result<Response, WebError> {
-    reader.check(&headers, &f.csrf)?;
     let mailbox = reader.mailbox(&state, id).await?;
     let to = f.name.trim().trim_matches('/').to_string();
     let error = if is_system(&mailbox) {
@@ -143,13 +135,10 @@ pub async fn rename(
 }
 
 pub async fn delete(
-    reader: Reader,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    Form(f): Form<CsrfForm>,
+    Posted(reader, _): Posted<Reader, NoFields>,
 ) -> Result<Response, WebError> {
-    reader.check(&headers, &f.csrf)?;
     let mailbox = reader.mailbox(&state, id).await?;
     if is_system(&mailbox) {
         return Err(WebError::BadRequest(format!(

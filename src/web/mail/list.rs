@@ -4,12 +4,11 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::super::session::Posted;
 use super::super::{WebError, WebState};
 use super::{Chrome, Reader, iso_date, short_date};
 use crate::config::format_size;
@@ -252,34 +251,29 @@ pub async fn search(
     })
 }
 
-/// Applies an action to the selected messages. The form (parsed by hand: fields repeat)
-/// carries `csrf`, `action`, `target` for moves, `back`, and the messages: `uid` for messages
-/// of folder `id`, or `msg` as `folder:uid` (search results span folders). Every folder is
-/// checked to be the reader's before anything changes.
+/// Applies an action to the selected messages. The form's fields repeat, so they come as
+/// pairs: `action`, `target` for moves, `back`, and the messages: `uid` for messages of folder
+/// `id`, or `msg` as `folder:uid` (search results span folders). Every folder is checked to be
+/// the reader's before anything changes.
 pub async fn act(
-    reader: Reader,
     State(state): State<WebState>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    body: Bytes,
+    Posted(reader, fields): Posted<Reader, Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
-    let mut csrf = String::new();
     let mut action = String::new();
     let mut target = String::new();
     let mut back = String::new();
     let mut picked: Vec<(i64, u32)> = Vec::new();
-    for (k, v) in form_urlencoded::parse(&body) {
-        match k.as_ref() {
-            "csrf" => csrf = v.into_owned(),
-            "action" => action = v.into_owned(),
-            "target" => target = v.into_owned(),
-            "back" => back = v.into_owned(),
+    for (k, v) in fields {
+        match k.as_str() {
+            "action" => action = v,
+            "target" => target = v,
+            "back" => back = v,
             "uid" => picked.extend(v.parse::<u32>().ok().map(|u| (id, u))),
             "msg" => picked.extend(super::compose::message_ref(&v)),
             _ => {}
         }
     }
-    reader.check(&headers, &csrf)?;
     // The folder in the address must be the reader's even when only `msg` entries are sent.
     reader.mailbox(&state, id).await?;
     picked.sort_unstable();

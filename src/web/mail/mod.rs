@@ -131,6 +131,12 @@ impl FromRequestParts<WebState> for Reader {
     }
 }
 
+impl session::SignedIn for Reader {
+    fn session(&self) -> &Session {
+        &self.0
+    }
+}
+
 impl Reader {
     fn account_id(&self) -> i64 {
         self.0.account.id

@@ -2,13 +2,13 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::super::session::Client;
+use super::super::session::Posted;
 use super::super::{WebError, WebState};
 use super::{Chrome, Reader};
 use crate::auth::{AuthError, password};
@@ -55,7 +55,6 @@ pub async fn page(
 
 #[derive(Deserialize)]
 pub struct ProfileForm {
-    csrf: String,
     #[serde(default)]
     display_name: String,
     #[serde(default)]
@@ -63,12 +62,9 @@ pub struct ProfileForm {
 }
 
 pub async fn profile(
-    reader: Reader,
     State(state): State<WebState>,
-    headers: HeaderMap,
-    Form(f): Form<ProfileForm>,
+    Posted(reader, f): Posted<Reader, ProfileForm>,
 ) -> Result<Response, WebError> {
-    reader.check(&headers, &f.csrf)?;
     let name = f.display_name.trim();
     if name.chars().count() > 200 || name.contains(['\r', '\n', '<', '>', '"']) {
         let mut page = settings_page(&state, &reader, None).await?;
@@ -98,7 +94,6 @@ pub async fn profile(
 
 #[derive(Deserialize)]
 pub struct PasswordForm {
-    csrf: String,
     #[serde(default)]
     current: String,
     #[serde(default)]
@@ -108,13 +103,10 @@ pub struct PasswordForm {
 }
 
 pub async fn password(
-    reader: Reader,
     State(state): State<WebState>,
     client: Client,
-    headers: HeaderMap,
-    Form(f): Form<PasswordForm>,
+    Posted(reader, f): Posted<Reader, PasswordForm>,
 ) -> Result<Response, WebError> {
-    reader.check(&headers, &f.csrf)?;
     let mut page = settings_page(&state, &reader, None).await?;
     // The current password through the shared throttle: a stolen session cannot guess it.
     match state
