@@ -281,7 +281,7 @@ impl<T: Transport> Session<T> {
         } else {
             Ok(Reply::bad("LIST is only valid after login"))
         };
-        self.finish(&tag, true, result).await
+        self.finish(&tag, true, false, result).await
     }
 
     async fn execute(&mut self, command: Command<'static>) -> io::Result<()> {
@@ -296,8 +296,18 @@ impl<T: Transport> Session<T> {
         if let CommandBody::StartTLS = command.body {
             return self.starttls(&tag).await;
         }
+        let selecting = matches!(
+            command.body,
+            CommandBody::Select { .. } | CommandBody::Examine { .. }
+        );
+        let condstore_before = self.condstore;
         let result = self.dispatch(command.body).await;
-        self.finish(&tag, allow_expunge, result).await
+        // RFC 7162 §3.1: the first CONDSTORE enabling command (FETCH MODSEQ, CHANGEDSINCE,
+        // SEARCH MODSEQ, STORE UNCHANGEDSINCE, STATUS HIGHESTMODSEQ, ENABLE) in the selected
+        // state is answered with the mailbox's HIGHESTMODSEQ before its tagged reply. SELECT
+        // and EXAMINE always report it themselves.
+        let announce = !condstore_before && self.condstore && !selecting;
+        self.finish(&tag, allow_expunge, announce, result).await
     }
 
     /// After a command: reports what changed meanwhile, then the tagged reply.
@@ -305,6 +315,7 @@ impl<T: Transport> Session<T> {
         &mut self,
         tag: &str,
         allow_expunge: bool,
+        announce_highestmodseq: bool,
         result: CmdResult,
     ) -> io::Result<()> {
         let reply = match result {
@@ -314,6 +325,13 @@ impl<T: Transport> Session<T> {
         };
         if let Err(e) = self.sync(allow_expunge).await {
             tracing::error!("imap: reading mailbox changes failed: {e}");
+        }
+        // After the catch-up, so the value covers every change reported, this command's too.
+        // Expunges still held back (below) keep it at the MODSEQ before them.
+        if announce_highestmodseq && let Some(selected) = &self.selected {
+            let modseq = selected.held_modseq().unwrap_or(selected.highestmodseq);
+            self.out
+                .untagged(&format!("OK [HIGHESTMODSEQ {modseq}] CONDSTORE enabled"));
         }
         // RFC 7162 §3.2: a QRESYNC client that saved a MODSEQ from this command's FETCH
         // responses must not skip the expunges still held back.

@@ -5,6 +5,7 @@
 //! `extended` ESEARCH, LIST-EXTENDED and LIST-STATUS, and `interop` runs Python's imaplib and
 //! mbsync.
 
+mod deviations;
 mod extended;
 mod interop;
 mod qresync;

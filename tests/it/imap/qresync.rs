@@ -21,8 +21,15 @@ async fn qresync_needs_enable() {
         .cmd("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
         .await;
     assert_eq!(r, "TAG BAD VANISHED needs ENABLE QRESYNC first");
-    // CONDSTORE alone does not enable QRESYNC.
-    assert_eq!(c.ok("ENABLE CONDSTORE").await, ["* ENABLED CONDSTORE"]);
+    // CONDSTORE alone does not enable QRESYNC. Enabled in the selected state, it reports
+    // the mailbox's HIGHESTMODSEQ (RFC 7162 §3.1).
+    assert_eq!(
+        c.ok("ENABLE CONDSTORE").await,
+        [
+            "* ENABLED CONDSTORE",
+            "* OK [HIGHESTMODSEQ 2] CONDSTORE enabled"
+        ]
+    );
     let (_, r) = c
         .cmd("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
         .await;

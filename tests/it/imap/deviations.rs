@@ -1,0 +1,81 @@
+//! Small deviations from the RFCs found in review (issue 18): the HIGHESTMODSEQ owed to the
+//! first CONDSTORE enabling command (RFC 7162 §3.1), MOVE into the selected mailbox itself
+//! (RFC 6851), nothing after BYE at LOGOUT (RFC 3501 §7.1.5), and QUOTA for an account without
+//! a limit (RFC 9208).
+
+use super::{deliver, logged_in, server};
+use crate::harness::message;
+
+#[tokio::test]
+async fn first_condstore_enabling_command_reports_highestmodseq() {
+    let (t, alice) = server().await;
+    for i in 1..=3 {
+        deliver(&t.running.store, &alice, &message(&format!("m{i}"), "w", 300)).await;
+    }
+    // Each enabling command, first in its own session: the untagged OK comes before the
+    // tagged one, once. The mailbox's HIGHESTMODSEQ is 4 until the STORE makes it 5.
+    for (i, (command, rest)) in [
+        ("FETCH 1 (MODSEQ)", vec!["* 1 FETCH (MODSEQ (2))"]),
+        (
+            "FETCH 1:* (FLAGS) (CHANGEDSINCE 3)",
+            vec!["* 3 FETCH (FLAGS () MODSEQ (4))"],
+        ),
+        ("SEARCH MODSEQ 4", vec!["* SEARCH 3 (MODSEQ 4)"]),
+        (
+            "STORE 1 (UNCHANGEDSINCE 9) +FLAGS.SILENT (\\Seen)",
+            vec!["* 1 FETCH (MODSEQ (5))"],
+        ),
+        (
+            "STATUS Sent (HIGHESTMODSEQ)",
+            vec!["* STATUS \"Sent\" (HIGHESTMODSEQ 1)"],
+        ),
+        ("ENABLE CONDSTORE", vec!["* ENABLED CONDSTORE"]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut c = logged_in(&t).await;
+        c.ok("SELECT INBOX").await;
+        let lines = c.ok(command).await;
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("* OK [HIGHESTMODSEQ"))
+            .unwrap_or_else(|| panic!("{command}: no HIGHESTMODSEQ in {lines:?}"));
+        let mut others = lines.clone();
+        let highest = others.remove(at);
+        let expected = if i < 3 { 4 } else { 5 };
+        assert_eq!(
+            highest,
+            format!("* OK [HIGHESTMODSEQ {expected}] CONDSTORE enabled"),
+            "{command}"
+        );
+        assert_eq!(others, rest, "{command}");
+        // Only the first.
+        let lines = c.ok("FETCH 1 (MODSEQ)").await;
+        assert!(
+            !lines.iter().any(|l| l.contains("HIGHESTMODSEQ")),
+            "{command}: {lines:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_second_highestmodseq_when_select_enabled_condstore() {
+    let (t, alice) = server().await;
+    deliver(&t.running.store, &alice, &message("m1", "w", 300)).await;
+    let mut c = logged_in(&t).await;
+    let lines = c.ok("SELECT INBOX (CONDSTORE)").await;
+    assert!(lines.contains(&"* OK [HIGHESTMODSEQ 2] highest".to_string()));
+    assert_eq!(c.ok("FETCH 1 (MODSEQ)").await, ["* 1 FETCH (MODSEQ (2))"]);
+    // ENABLE before SELECT: SELECT's own HIGHESTMODSEQ is the one.
+    let mut c = logged_in(&t).await;
+    assert_eq!(c.ok("ENABLE CONDSTORE").await, ["* ENABLED CONDSTORE"]);
+    c.ok("SELECT INBOX").await;
+    assert_eq!(c.ok("FETCH 1 (MODSEQ)").await, ["* 1 FETCH (MODSEQ (2))"]);
+    // Outside the selected state there is no mailbox to report.
+    let mut c = logged_in(&t).await;
+    assert_eq!(
+        c.ok("STATUS INBOX (HIGHESTMODSEQ)").await,
+        ["* STATUS \"INBOX\" (HIGHESTMODSEQ 2)"]
+    );
+}
