@@ -155,11 +155,6 @@ impl<T: Transport> Session<T> {
         let Some(target) = self.imap.store.mailbox(account_id, &name).await? else {
             return Ok(Reply::no("[TRYCREATE] no such mailbox"));
         };
-        if remove && target.id() == source.id() {
-            return Ok(Reply::no(
-                "[CANNOT] source and destination are the same mailbox",
-            ));
-        }
         let uids: Vec<u32> = found.iter().map(|(_, u)| *u).collect();
         if uids.is_empty() {
             return Ok(Reply::ok(format!("{command} completed (no messages)")));

@@ -79,3 +79,59 @@ async fn no_second_highestmodseq_when_select_enabled_condstore() {
         ["* STATUS \"INBOX\" (HIGHESTMODSEQ 2)"]
     );
 }
+
+#[tokio::test]
+async fn move_into_the_same_mailbox() {
+    let (t, alice) = server().await;
+    for i in 1..=2 {
+        deliver(&t.running.store, &alice, &message(&format!("m{i}"), "w", 300)).await;
+    }
+    let uidvalidity = t
+        .running
+        .store
+        .mailbox(alice.id, "INBOX")
+        .await
+        .expect("store")
+        .expect("INBOX")
+        .uidvalidity;
+    let mut c = logged_in(&t).await;
+    c.ok("SELECT INBOX").await;
+    // Allowed like COPY (RFC 6851 §3.3): the old message expunged, the new one announced.
+    let (lines, r) = c.cmd("MOVE 1 INBOX").await;
+    assert_eq!(r, "TAG OK MOVE completed");
+    assert_eq!(
+        lines,
+        [
+            format!("* OK [COPYUID {uidvalidity} 1 3] moved"),
+            "* 1 EXPUNGE".to_string(),
+            "* 2 EXISTS".to_string(),
+            "* 1 RECENT".to_string(),
+        ]
+    );
+    assert_eq!(
+        c.ok("FETCH 1:* (UID)").await,
+        ["* 1 FETCH (UID 2)", "* 2 FETCH (UID 3)"]
+    );
+    // With QRESYNC the expunge is a VANISHED; UID MOVE of both.
+    let mut q = logged_in(&t).await;
+    q.ok("ENABLE QRESYNC").await;
+    q.ok("SELECT INBOX").await;
+    let (lines, r) = q.cmd("UID MOVE 2:3 INBOX").await;
+    assert_eq!(r, "TAG OK MOVE completed");
+    assert_eq!(
+        lines,
+        [
+            format!("* OK [COPYUID {uidvalidity} 2:3 4:5] moved"),
+            "* VANISHED 2:3".to_string(),
+            "* 2 EXISTS".to_string(),
+            "* 2 RECENT".to_string(),
+        ]
+    );
+    // The first session sees the other's move as usual.
+    let lines = c.ok("NOOP").await;
+    assert_eq!(lines, ["* 2 EXPUNGE", "* 1 EXPUNGE", "* 2 EXISTS", "* 2 RECENT"]);
+    assert_eq!(
+        c.ok("UID SEARCH ALL").await,
+        ["* SEARCH 4 5"]
+    );
+}
