@@ -323,12 +323,19 @@ impl<T: Transport> Session<T> {
             Err(CmdError::Io(e)) => return Err(e),
             Err(CmdError::Store(e)) => store_error(e),
         };
-        if let Err(e) = self.sync(allow_expunge).await {
+        // After a BYE (LOGOUT, or a deleted mailbox found by the catch-up) only the tagged
+        // reply may follow.
+        if !self.logout
+            && let Err(e) = self.sync(allow_expunge).await
+        {
             tracing::error!("imap: reading mailbox changes failed: {e}");
         }
         // After the catch-up, so the value covers every change reported, this command's too.
         // Expunges still held back (below) keep it at the MODSEQ before them.
-        if announce_highestmodseq && let Some(selected) = &self.selected {
+        if announce_highestmodseq
+            && !self.logout
+            && let Some(selected) = &self.selected
+        {
             let modseq = selected.held_modseq().unwrap_or(selected.highestmodseq);
             self.out
                 .untagged(&format!("OK [HIGHESTMODSEQ {modseq}] CONDSTORE enabled"));
@@ -336,6 +343,7 @@ impl<T: Transport> Session<T> {
         // RFC 7162 §3.2: a QRESYNC client that saved a MODSEQ from this command's FETCH
         // responses must not skip the expunges still held back.
         if self.qresync
+            && !self.logout
             && let Some(modseq) = self.selected.as_ref().and_then(|s| s.held_modseq())
         {
             self.out.untagged(&format!(
@@ -362,6 +370,11 @@ impl<T: Transport> Session<T> {
             }
             CommandBody::Noop => Ok(Reply::ok("NOOP completed")),
             CommandBody::Logout => {
+                // What changed meanwhile goes out before the BYE: nothing but the tagged OK
+                // may follow it (RFC 3501 §7.1.5), so `finish` does not catch up after it.
+                if let Err(e) = self.sync(true).await {
+                    tracing::error!("imap: reading mailbox changes failed: {e}");
+                }
                 self.out.untagged("BYE logging out");
                 self.logout = true;
                 Ok(Reply::ok("LOGOUT completed"))

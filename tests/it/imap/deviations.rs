@@ -135,3 +135,30 @@ async fn move_into_the_same_mailbox() {
         ["* SEARCH 4 5"]
     );
 }
+
+#[tokio::test]
+async fn nothing_but_the_tagged_ok_after_bye() {
+    let (t, alice) = server().await;
+    deliver(&t.running.store, &alice, &message("m1", "w", 300)).await;
+    for qresync in [false, true] {
+        let mut a = logged_in(&t).await;
+        if qresync {
+            a.ok("ENABLE QRESYNC").await;
+        }
+        a.ok("SELECT INBOX").await;
+        // Another session changes the mailbox; the change is pending in the first one.
+        let mut b = logged_in(&t).await;
+        b.ok("SELECT INBOX").await;
+        b.ok("STORE 1 FLAGS.SILENT (\\Flagged)").await;
+        deliver(&t.running.store, &alice, &message("m2", "w", 300)).await;
+        let (lines, r) = a.cmd("LOGOUT").await;
+        assert_eq!(r, "TAG OK LOGOUT completed");
+        assert_eq!(lines.last().map(String::as_str), Some("* BYE logging out"));
+        // Reported before the BYE, or not at all.
+        assert!(
+            lines.iter().filter(|l| l.starts_with("* BYE")).count() == 1,
+            "{lines:?}"
+        );
+        b.ok("LOGOUT").await;
+    }
+}
