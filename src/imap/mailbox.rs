@@ -585,18 +585,17 @@ impl<T: Transport> Session<T> {
         )))
     }
 
-    /// The quota of the account: one root, `""`, for all its mailboxes.
+    /// The quota of the account: one root, `""`, for all its mailboxes. An account without a
+    /// limit has no quota root at all: a QUOTA response needs at least one resource (RFC 9208's
+    /// formal syntax), and `()` breaks clients (ImapFlow).
     fn write_quota(&mut self, account: &crate::store::Account) {
-        let resources = if account.quota_bytes > 0 {
-            format!(
-                "STORAGE {} {}",
+        if account.quota_bytes > 0 {
+            self.out.untagged(&format!(
+                "QUOTA \"\" (STORAGE {} {})",
                 account.used_bytes.max(0) / 1024,
                 account.quota_bytes / 1024
-            )
-        } else {
-            String::new()
-        };
-        self.out.untagged(&format!("QUOTA \"\" ({resources})"));
+            ));
+        }
     }
 
     async fn fresh_account(&self) -> Result<Option<crate::store::Account>, StoreError> {
@@ -610,6 +609,9 @@ impl<T: Transport> Session<T> {
         let Some(account) = self.fresh_account().await? else {
             return Ok(Reply::no("[NONEXISTENT] no such account"));
         };
+        if account.quota_bytes <= 0 {
+            return Ok(Reply::no("[NONEXISTENT] no such quota root (no limit)"));
+        }
         self.write_quota(&account);
         Ok(Reply::ok("GETQUOTA completed"))
     }
@@ -627,7 +629,11 @@ impl<T: Transport> Session<T> {
         };
         self.out.text("* QUOTAROOT ");
         write_name(&mut self.out, &mb.name);
-        self.out.text(" \"\"").crlf();
+        // No root names for a mailbox without a quota (RFC 9208 allows zero).
+        if account.quota_bytes > 0 {
+            self.out.text(" \"\"");
+        }
+        self.out.crlf();
         self.write_quota(&account);
         Ok(Reply::ok("GETQUOTAROOT completed"))
     }

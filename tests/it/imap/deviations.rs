@@ -3,8 +3,8 @@
 //! (RFC 6851), nothing after BYE at LOGOUT (RFC 3501 §7.1.5), and QUOTA for an account without
 //! a limit (RFC 9208).
 
-use super::{deliver, logged_in, server};
-use crate::harness::message;
+use super::{connect, deliver, logged_in, server};
+use crate::harness::{account, message};
 
 #[tokio::test]
 async fn first_condstore_enabling_command_reports_highestmodseq() {
@@ -161,4 +161,30 @@ async fn nothing_but_the_tagged_ok_after_bye() {
         );
         b.ok("LOGOUT").await;
     }
+}
+
+#[tokio::test]
+async fn quota_without_and_with_a_limit() {
+    let (t, _alice) = server().await;
+    // alice has no limit: no quota root, so no empty `QUOTA "" ()`.
+    let mut c = logged_in(&t).await;
+    assert_eq!(
+        c.ok("GETQUOTAROOT INBOX").await,
+        ["* QUOTAROOT \"INBOX\""]
+    );
+    let (lines, r) = c.cmd("GETQUOTA \"\"").await;
+    assert!(lines.is_empty(), "{lines:?}");
+    assert_eq!(r, "TAG NO [NONEXISTENT] no such quota root (no limit)");
+    // bob has 10 MiB: one root, "", with its STORAGE in KiB.
+    account(&t.running.store, "bob@localhost", 10 * 1024 * 1024).await;
+    let mut b = connect(&t).await;
+    b.ok("LOGIN bob@localhost secret").await;
+    assert_eq!(
+        b.ok("GETQUOTAROOT Sent").await,
+        ["* QUOTAROOT \"Sent\" \"\"", "* QUOTA \"\" (STORAGE 0 10240)"]
+    );
+    assert_eq!(
+        b.ok("GETQUOTA \"\"").await,
+        ["* QUOTA \"\" (STORAGE 0 10240)"]
+    );
 }
