@@ -1,7 +1,7 @@
 //! Small deviations from the RFCs found in review (issue 18): the HIGHESTMODSEQ owed to the
 //! first CONDSTORE enabling command (RFC 7162 §3.1), MOVE into the selected mailbox itself
-//! (RFC 6851), nothing after BYE at LOGOUT (RFC 3501 §7.1.5), and QUOTA for an account without
-//! a limit (RFC 9208).
+//! (RFC 6851), nothing after BYE at LOGOUT (RFC 3501 §7.1.5), QUOTA for an account without a
+//! limit (RFC 9208), and no WARN per TLS client that sends an IP address as SNI (RFC 6066).
 
 use super::{connect, deliver, logged_in, server};
 use crate::harness::{account, message};
@@ -10,7 +10,12 @@ use crate::harness::{account, message};
 async fn first_condstore_enabling_command_reports_highestmodseq() {
     let (t, alice) = server().await;
     for i in 1..=3 {
-        deliver(&t.running.store, &alice, &message(&format!("m{i}"), "w", 300)).await;
+        deliver(
+            &t.running.store,
+            &alice,
+            &message(&format!("m{i}"), "w", 300),
+        )
+        .await;
     }
     // Each enabling command, first in its own session: the untagged OK comes before the
     // tagged one, once. The mailbox's HIGHESTMODSEQ is 4 until the STORE makes it 5.
@@ -84,7 +89,12 @@ async fn no_second_highestmodseq_when_select_enabled_condstore() {
 async fn move_into_the_same_mailbox() {
     let (t, alice) = server().await;
     for i in 1..=2 {
-        deliver(&t.running.store, &alice, &message(&format!("m{i}"), "w", 300)).await;
+        deliver(
+            &t.running.store,
+            &alice,
+            &message(&format!("m{i}"), "w", 300),
+        )
+        .await;
     }
     let uidvalidity = t
         .running
@@ -129,11 +139,11 @@ async fn move_into_the_same_mailbox() {
     );
     // The first session sees the other's move as usual.
     let lines = c.ok("NOOP").await;
-    assert_eq!(lines, ["* 2 EXPUNGE", "* 1 EXPUNGE", "* 2 EXISTS", "* 2 RECENT"]);
     assert_eq!(
-        c.ok("UID SEARCH ALL").await,
-        ["* SEARCH 4 5"]
+        lines,
+        ["* 2 EXPUNGE", "* 1 EXPUNGE", "* 2 EXISTS", "* 2 RECENT"]
     );
+    assert_eq!(c.ok("UID SEARCH ALL").await, ["* SEARCH 4 5"]);
 }
 
 #[tokio::test]
@@ -168,10 +178,7 @@ async fn quota_without_and_with_a_limit() {
     let (t, _alice) = server().await;
     // alice has no limit: no quota root, so no empty `QUOTA "" ()`.
     let mut c = logged_in(&t).await;
-    assert_eq!(
-        c.ok("GETQUOTAROOT INBOX").await,
-        ["* QUOTAROOT \"INBOX\""]
-    );
+    assert_eq!(c.ok("GETQUOTAROOT INBOX").await, ["* QUOTAROOT \"INBOX\""]);
     let (lines, r) = c.cmd("GETQUOTA \"\"").await;
     assert!(lines.is_empty(), "{lines:?}");
     assert_eq!(r, "TAG NO [NONEXISTENT] no such quota root (no limit)");
@@ -181,10 +188,96 @@ async fn quota_without_and_with_a_limit() {
     b.ok("LOGIN bob@localhost secret").await;
     assert_eq!(
         b.ok("GETQUOTAROOT Sent").await,
-        ["* QUOTAROOT \"Sent\" \"\"", "* QUOTA \"\" (STORAGE 0 10240)"]
+        [
+            "* QUOTAROOT \"Sent\" \"\"",
+            "* QUOTA \"\" (STORAGE 0 10240)"
+        ]
     );
     assert_eq!(
         b.ok("GETQUOTA \"\"").await,
         ["* QUOTA \"\" (STORAGE 0 10240)"]
     );
+}
+
+/// A TLS ClientHello whose SNI is `name` (RFC 6066 §3), otherwise as bare as rustls reads.
+fn client_hello(name: &[u8]) -> Vec<u8> {
+    let len16 = |n: usize| (n as u16).to_be_bytes();
+    let mut sni = vec![0u8]; // host_name
+    sni.extend(len16(name.len()));
+    sni.extend(name);
+    let mut ext = vec![0, 0]; // server_name
+    ext.extend(len16(sni.len() + 2));
+    ext.extend(len16(sni.len()));
+    ext.extend(sni);
+    let mut body = vec![3, 3];
+    body.extend([7u8; 32]); // random
+    body.push(0); // no session id
+    body.extend([0, 2, 0x13, 0x01]); // TLS_AES_128_GCM_SHA256
+    body.extend([1, 0]); // no compression
+    body.extend(len16(ext.len()));
+    body.extend(ext);
+    let mut hs = vec![1, 0];
+    hs.extend(len16(body.len()));
+    hs.extend(body);
+    let mut record = vec![0x16, 3, 1];
+    record.extend(len16(hs.len()));
+    record.extend(hs);
+    record
+}
+
+/// Clients that send an IP address as SNI (invalid, but common) leave no WARN line per
+/// connection in the server's log.
+#[test]
+fn ip_address_as_sni_is_not_a_warning() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("mailroom.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "hostname = \"localhost\"\ndomain = \"localhost\"\ndata_dir = \"{}\"\n\
+             [listen]\nsmtp = []\nsubmission = []\nsubmissions = []\n\
+             imap = []\nimaps = [\"127.0.0.1:0\"]\npop3 = []\npop3s = []\nhttp = []\nhttps = []\n\
+             [inbound]\nverify = false\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let rx = crate::harness::stderr_lines(&mut child);
+    let addr: std::net::SocketAddr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server logs its address");
+        if let Some(rest) = line.split("listening: imaps on ").nth(1) {
+            break rest.trim().parse().expect("address");
+        }
+    };
+    for _ in 0..3 {
+        let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        tcp.write_all(&client_hello(b"127.0.0.1")).expect("hello");
+        // The server answers (an alert or a ServerHello) or closes: the hello was read.
+        let _ = tcp.read(&mut [0u8; 512]);
+    }
+    // Anything logged for those connections arrives within this.
+    let mut logged = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
+        logged.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!logged.iter().any(|l| l.contains("WARN")), "{logged:#?}");
 }
