@@ -8,8 +8,20 @@
 //!
 //! Choices: string keys match case-insensitively (any charset: the search text is UTF-8);
 //! FROM/TO/CC/SUBJECT match the decoded display forms ("Alice <a@x.org>"), so encoded words
-//! are found by their text; dates compare in UTC; SENTxx keys skip messages without a valid
-//! Date header. `CHARSET` may be UTF-8 or US-ASCII; others get `NO [BADCHARSET]`.
+//! are found by their text; BEFORE/ON/SINCE compare the internal date's day in UTC (the zone
+//! it is stored in); SENTBEFORE/SENTON/SENTSINCE compare the Date header's date as written,
+//! ignoring its time and zone (RFC 3501 §6.4.4), and skip messages without a valid Date
+//! header. `CHARSET` may be UTF-8 or US-ASCII; others get `NO [BADCHARSET]`.
+//!
+//! The store keeps the Date header only as a UTC instant (`header_date`), whose day differs
+//! from the written one only when the zone offset (less than a day either way) carries it
+//! across midnight. So the UTC day decides every message at least a day away from the dates
+//! the SENTxx keys name, and only the few near them have their Date header read again (from
+//! the envelope parsed at delivery, through its covering index): exact without a migration
+//! and backfill of every stored body, and no cost for searches without SENTxx keys.
+//!
+//! SORT (RFC 5256) compares base subjects (§2.1) and addresses with i;ascii-casemap (RFC
+//! 4790): octets, with only a-z folded to A-Z.
 
 use std::collections::HashMap;
 
@@ -24,7 +36,7 @@ use super::seqset::{self};
 use super::session::{CmdResult, Reply, Session};
 use crate::mime::{Address, Envelope};
 use crate::net::Transport;
-use crate::store::{Flags, HeaderField, SearchRow, TextField};
+use crate::store::{Flags, HeaderField, SearchRow, TextField, ViewParts};
 
 const DAY: i64 = 86_400;
 
@@ -36,6 +48,8 @@ struct Needs {
     raw_headers: bool,
     modseq: bool,
     texts: Vec<(TextField, String)>,
+    /// Midnight (UTC seconds) of each date a SENTBEFORE/SENTON/SENTSINCE key names.
+    sent: Vec<i64>,
 }
 
 fn needs(key: &SearchKey<'_>, n: &mut Needs) {
@@ -54,8 +68,30 @@ fn needs(key: &SearchKey<'_>, n: &mut Needs) {
         SearchKey::Body(s) => n.texts.push((TextField::Body, text(s.as_ref()))),
         SearchKey::Text(s) => n.texts.push((TextField::All, text(s.as_ref()))),
         SearchKey::ModSequence { .. } => n.modseq = true,
+        SearchKey::SentBefore(d) | SearchKey::SentOn(d) | SearchKey::SentSince(d) => {
+            n.sent.push(day_start(d))
+        }
         _ => {}
     }
+}
+
+/// Whether the day a Date header was written on, for a header whose UTC instant is
+/// `header_date`, can compare differently with the SENTxx dates `days` than its UTC day: the
+/// written day is the UTC day of `header_date + offset`, |offset| < one day (RFC 5322 zones
+/// are +-HHMM; the parser refuses hours over 23), so only instants within a day of a
+/// compared day (before its start or after its end) are in doubt.
+fn sent_day_in_doubt(header_date: i64, days: &[i64]) -> bool {
+    days.iter()
+        .any(|&d| header_date > d.saturating_sub(DAY) && header_date < d.saturating_add(2 * DAY))
+}
+
+/// The date a `Date:` header value was written on, as Unix seconds of that day's midnight,
+/// time and zone disregarded (RFC 3501 §6.4.4); `None` when it does not parse to the valid
+/// dates `header_date` is kept for (see `mime::text::parse_date`).
+fn written_day(raw: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let date = mail_parser::DateTime::parse_rfc822(text)?;
+    date.is_valid().then(|| day_of(date.to_timestamp_local()))
 }
 
 /// What every match of `key` must contain, from the keys reached through ANDs only (an OR or
@@ -157,6 +193,17 @@ struct Ctx<'a> {
     selected: &'a Selected,
     texts: HashMap<(TextField, String), Vec<u32>>,
     headers: HashMap<u32, Vec<u8>>,
+    /// The written day of the Date header (see [`written_day`]) of the messages whose UTC day
+    /// could compare differently (see [`sent_day_in_doubt`]); the others use their UTC day.
+    sent_days: HashMap<u32, Option<i64>>,
+}
+
+/// The day the message's Date header was written on, `None` without a valid one.
+fn sent_day(row: &SearchRow, ctx: &Ctx<'_>) -> Option<i64> {
+    match ctx.sent_days.get(&row.uid) {
+        Some(day) => *day,
+        None => row.header_date.map(day_of),
+    }
 }
 
 fn eval(key: &SearchKey<'_>, row: &SearchRow, seq: u32, ctx: &Ctx<'_>) -> bool {
@@ -198,9 +245,9 @@ fn eval(key: &SearchKey<'_>, row: &SearchRow, seq: u32, ctx: &Ctx<'_>) -> bool {
         SearchKey::Before(d) => day_of(row.internal_date) < day_start(d),
         SearchKey::On(d) => day_of(row.internal_date) == day_start(d),
         SearchKey::Since(d) => day_of(row.internal_date) >= day_start(d),
-        SearchKey::SentBefore(d) => row.header_date.is_some_and(|t| day_of(t) < day_start(d)),
-        SearchKey::SentOn(d) => row.header_date.is_some_and(|t| day_of(t) == day_start(d)),
-        SearchKey::SentSince(d) => row.header_date.is_some_and(|t| day_of(t) >= day_start(d)),
+        SearchKey::SentBefore(d) => sent_day(row, ctx).is_some_and(|t| t < day_start(d)),
+        SearchKey::SentOn(d) => sent_day(row, ctx).is_some_and(|t| t == day_start(d)),
+        SearchKey::SentSince(d) => sent_day(row, ctx).is_some_and(|t| t >= day_start(d)),
         SearchKey::Subject(s) => contains_ci(&row.subject, &text(s.as_ref())),
         SearchKey::From(s) => contains_ci(&row.from, &text(s.as_ref())),
         SearchKey::To(s) => contains_ci(&row.to, &text(s.as_ref())),
@@ -232,49 +279,98 @@ fn charset_ok(charset: Option<&Charset<'_>>) -> bool {
     })
 }
 
-/// RFC 5256 base subject, simplified: leading `Re:`/`Fw:`/`Fwd:` and `[tag]` blobs and a
-/// trailing `(fwd)` removed, white space collapsed, case folded.
+/// Whether `s` starts with `prefix`, ASCII case-insensitively.
+fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|b| b.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// The length of the `subj-blob` (`"[" *BLOBCHAR "]" *WSP`, BLOBCHAR any character but the
+/// brackets) at the start of `s`, if there is one.
+fn blob_len(s: &str) -> Option<usize> {
+    let rest = s.strip_prefix('[')?;
+    let close = rest.find(['[', ']'])?;
+    let after = rest.get(close..)?.strip_prefix(']')?;
+    Some(s.len() - after.trim_start_matches(' ').len())
+}
+
+/// The length of the `subj-leader` (`*subj-blob subj-refwd`, RFC 5256 §5) at the start of `s`,
+/// where `subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":"`.
+fn leader_len(s: &str) -> Option<usize> {
+    let mut rest = s;
+    while let Some(n) = blob_len(rest) {
+        rest = rest.get(n..)?;
+    }
+    let word = ["re", "fwd", "fw"]
+        .into_iter()
+        .find(|w| starts_with_ci(rest, w))?;
+    rest = rest.get(word.len()..)?.trim_start_matches(' ');
+    if let Some(n) = blob_len(rest) {
+        rest = rest.get(n..)?;
+    }
+    let rest = rest.strip_prefix(':')?;
+    Some(s.len() - rest.len())
+}
+
+/// RFC 5256 §2.1 base subject (the subject is already decoded from encoded words, step 1's
+/// first part), upper-cased in ASCII only so that comparing it by octets is i;ascii-casemap.
 fn base_subject(subject: &str) -> String {
-    let mut s = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+    // (1) White space runs (tabs, unfolded continuations) become one space.
+    let mut s = subject
+        .split([' ', '\t', '\r', '\n'])
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     loop {
-        let before = s.len();
-        while s.to_ascii_lowercase().ends_with("(fwd)") {
-            s.truncate(s.len() - 5);
-            s = s.trim_end().to_string();
-        }
-        let lower = s.to_ascii_lowercase();
-        for prefix in ["re:", "fwd:", "fw:"] {
-            if lower.starts_with(prefix) {
-                s = s
-                    .get(prefix.len()..)
-                    .unwrap_or_default()
-                    .trim_start()
-                    .to_string();
+        // (2) Trailers: "(fwd)" and white space, repeatedly.
+        loop {
+            if let Some(t) = s.strip_suffix(' ') {
+                s.truncate(t.len());
+            } else if s.len() >= 5
+                && s.as_bytes()
+                    .get(s.len() - 5..)
+                    .is_some_and(|t| t.eq_ignore_ascii_case(b"(fwd)"))
+            {
+                s.truncate(s.len() - 5);
+            } else {
                 break;
             }
         }
-        if s.starts_with('[')
-            && let Some(end) = s.find(']')
-            && end + 1 < s.len()
+        // (3)-(5) Leaders (white space, or blobs followed by Re/Fw/Fwd and a colon), and a
+        // leading blob when something is left after it, until neither is found.
+        loop {
+            let cut = if s.starts_with(' ') {
+                Some(1)
+            } else if let Some(n) = leader_len(&s) {
+                Some(n)
+            } else {
+                blob_len(&s).filter(|&n| n < s.len())
+            };
+            match cut.and_then(|n| s.get(n..)) {
+                Some(rest) => s = rest.to_string(),
+                None => break,
+            }
+        }
+        // (6) A "[fwd: ...]" wrapper: unwrapped, and the steps again from (2).
+        if starts_with_ci(&s, "[fwd:")
+            && let Some(inner) = s.get(5..).and_then(|r| r.strip_suffix(']'))
         {
-            s = s
-                .get(end + 1..)
-                .unwrap_or_default()
-                .trim_start()
-                .to_string();
+            s = inner.to_string();
+            continue;
         }
-        if s.len() == before {
-            break;
-        }
+        break;
     }
-    s.to_lowercase()
+    s.to_ascii_uppercase()
 }
 
+/// The sort key of an address list for SORT FROM, TO and CC (RFC 5256 §3): the first
+/// address's mailbox part, ASCII upper-cased (i;ascii-casemap).
 fn first_mailbox(list: &[Address]) -> String {
     list.first()
-        .and_then(|a| a.mailbox.clone())
+        .and_then(|a| a.mailbox.as_deref())
         .unwrap_or_default()
-        .to_lowercase()
+        .to_ascii_uppercase()
 }
 
 impl<T: Transport> Session<T> {
@@ -330,10 +426,32 @@ impl<T: Transport> Session<T> {
                 &req.fields,
             )
             .await?;
+        let mut sent_days = HashMap::new();
+        if !n.sent.is_empty() {
+            let doubtful: Vec<u32> = rows
+                .iter()
+                .filter(|r| r.header_date.is_some_and(|t| sent_day_in_doubt(t, &n.sent)))
+                .map(|r| r.uid)
+                .collect();
+            if !doubtful.is_empty() {
+                let parts = ViewParts {
+                    envelope: true,
+                    ..ViewParts::default()
+                };
+                for view in store.message_views(mailbox, &doubtful, parts).await? {
+                    let day = view
+                        .envelope
+                        .as_ref()
+                        .and_then(|e| e.get().date.and_then(written_day));
+                    sent_days.insert(view.meta.uid, day);
+                }
+            }
+        }
         let ctx = Ctx {
             selected,
             texts,
             headers,
+            sent_days,
         };
         let found = rows
             .into_iter()
@@ -541,6 +659,7 @@ pub fn fuzz_evaluate(input: &[u8]) -> usize {
         selected: &selected,
         texts,
         headers,
+        sent_days: HashMap::new(),
     };
     let rows: Vec<SearchRow> = uids
         .iter()
@@ -579,12 +698,73 @@ mod tests {
 
     #[test]
     fn base_subjects() {
+        for (subject, base) in [
+            ("Re: Fwd: [list] Hello \t World (fwd)", "HELLO WORLD"),
+            ("RE: re: x", "X"),
+            ("[only]", "[ONLY]"),
+            ("[only]  ", "[ONLY]"),
+            // subj-refwd: white space and a blob between the word and the colon.
+            ("Re [PATCH]: x", "X"),
+            ("re : x", "X"),
+            ("Fw:x", "X"),
+            ("[a][b] Re: c", "C"),
+            ("[a] [b] c", "C"),
+            ("Reply to you", "REPLY TO YOU"),
+            ("Re: ", ""),
+            // Trailers repeatedly, white space included.
+            ("x (fwd) (FWD)  (Fwd)", "X"),
+            // [fwd: ...] wrappers, then everything again inside.
+            ("[fwd: Re: hello]", "HELLO"),
+            ("Re: [Fwd: [list] x (fwd)]", "X"),
+            ("[fwd: [fwd: y]]", "Y"),
+            ("[fwd: x", "[FWD: X"),
+            // Unclosed or nested brackets are no blobs.
+            ("[unclosed", "[UNCLOSED"),
+            ("[a[b] c", "[A[B] C"),
+            // Only ASCII letters are folded (i;ascii-casemap).
+            ("ébène", "éBèNE"),
+        ] {
+            assert_eq!(base_subject(subject), base, "{subject:?}");
+        }
+        // i;ascii-casemap: '[' and '_' after the letters, lower case or not.
+        let mut keys: Vec<String> = ["_a", "b", "A", "[c", "Z"]
+            .into_iter()
+            .map(base_subject)
+            .collect();
+        keys.sort();
+        assert_eq!(keys, ["A", "B", "Z", "[C", "_A"]);
+    }
+
+    #[test]
+    fn written_days() {
+        // Midnights UTC of 2007-03-24 and 2007-03-25.
+        let day = |_: i32, _: u32, d: i64| Some(1_174_694_400 + (d - 24) * DAY);
+        // RFC 3501 §6.4.4's example: the 25th, although 24 Mar 22:30 UTC.
         assert_eq!(
-            base_subject("Re: Fwd: [list] Hello  World (fwd)"),
-            "hello world"
+            written_day(b"Sun, 25 Mar 2007 00:30 +0200"),
+            day(2007, 3, 25)
         );
-        assert_eq!(base_subject("RE: re: x"), "x");
-        assert_eq!(base_subject("[only]"), "[only]");
+        assert_eq!(
+            written_day(b"Sat, 24 Mar 2007 23:30 -0500"),
+            day(2007, 3, 24)
+        );
+        assert_eq!(written_day(b"24 Mar 2007 23:59:59 -2359"), day(2007, 3, 24));
+        assert_eq!(written_day(b"nonsense"), None);
+        assert_eq!(written_day(b"\xff"), None);
+    }
+
+    #[test]
+    fn doubt_only_near_the_compared_days() {
+        let d = 100 * DAY;
+        // Every zone moves an instant by less than a day: more than a day before the day's
+        // start or after its end, the UTC day decides.
+        assert!(!sent_day_in_doubt(d - DAY, &[d]));
+        assert!(sent_day_in_doubt(d - DAY + 1, &[d]));
+        assert!(sent_day_in_doubt(d + 2 * DAY - 1, &[d]));
+        assert!(!sent_day_in_doubt(d + 2 * DAY, &[d]));
+        assert!(sent_day_in_doubt(d + 10 * DAY, &[d, d + 10 * DAY]));
+        assert!(!sent_day_in_doubt(i64::MIN, &[i64::MIN / 2]));
+        assert!(!sent_day_in_doubt(0, &[]));
     }
 
     #[test]

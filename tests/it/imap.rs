@@ -2,13 +2,14 @@
 //! connection (greeting, CAPABILITY, STARTTLS, LOGIN/AUTHENTICATE, LOGINDISABLED), mailboxes,
 //! APPEND and FETCH, STORE/EXPUNGE/COPY/MOVE, SEARCH and SORT, two sessions on one mailbox,
 //! IDLE with a delivery, CONDSTORE, limits and bad input. `qresync` covers the rest of RFC 7162,
-//! `extended` ESEARCH, LIST-EXTENDED and LIST-STATUS, and `interop` runs Python's imaplib and
+//! `search_dates` the date keys at day boundaries and SORT's base subject and collation, `extended` ESEARCH, LIST-EXTENDED and LIST-STATUS, and `interop` runs Python's imaplib and
 //! mbsync.
 
 mod deviations;
 mod extended;
 mod interop;
 mod qresync;
+mod search_dates;
 
 use std::time::Duration;
 
