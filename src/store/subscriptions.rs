@@ -6,7 +6,7 @@
 
 use sqlx::{Sqlite, Transaction};
 
-use super::mailboxes::validate_name;
+use super::mailboxes::{SEPARATOR, validate_name};
 use super::{Result, Store, StoreError};
 
 /// How many names one account may subscribe: SUBSCRIBE takes names that need not exist, so
@@ -69,6 +69,40 @@ impl Store {
             .bind(canonical(name))
             .execute(&self.writer)
             .await?;
+        Ok(())
+    }
+
+    /// Moves the subscriptions of `from` and the names under it to `to`, for a client that
+    /// renames a mailbox and keeps following it (the webmail; IMAP RENAME never does this).
+    pub async fn move_subscriptions(&self, account_id: i64, from: &str, to: &str) -> Result<()> {
+        let prefix = format!("{from}{SEPARATOR}");
+        let prefix_chars = prefix.chars().count() as i64;
+        let mut tx = self.write().await?;
+        // `substr(name, n)` is from character n on (1-based): "" for `from`, "/rest" under it.
+        sqlx::query(
+            "INSERT OR IGNORE INTO subscriptions (account_id, name)
+             SELECT account_id, ? || substr(name, ?) FROM subscriptions
+             WHERE account_id = ? AND (name = ? OR substr(name, 1, ?) = ?)",
+        )
+        .bind(canonical(to))
+        .bind(prefix_chars)
+        .bind(account_id)
+        .bind(canonical(from))
+        .bind(prefix_chars)
+        .bind(&prefix)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM subscriptions
+             WHERE account_id = ? AND (name = ? OR substr(name, 1, ?) = ?)",
+        )
+        .bind(account_id)
+        .bind(canonical(from))
+        .bind(prefix_chars)
+        .bind(&prefix)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
