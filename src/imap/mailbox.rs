@@ -11,8 +11,12 @@
 //! a subscribed mailbox is listed with `("CHILDINFO" ("SUBSCRIBED"))`) and REMOTE (nothing
 //! is remote); return options SUBSCRIBED, CHILDREN and SPECIAL-USE (the last two are always
 //! shown anyway), and STATUS (RFC 5819), answered with a `* STATUS` line right after each
-//! mailbox's LIST line. Subscriptions are a property of existing mailboxes here, so
-//! `\NonExistent` subscribed names never occur.
+//! mailbox's LIST line. Subscriptions are a list of names apart from the mailboxes (RFC 3501
+//! §6.3.6, `store/subscriptions.rs`): CREATE, DELETE and RENAME leave it alone, and a
+//! subscribed name without a mailbox is listed as `\NonExistent` (RFC 5258 §3).
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::datetime::DateTime;
@@ -91,6 +95,46 @@ struct Listing {
 /// A pattern or reference from the wire in UTF-8; the empty one stays empty.
 fn decode_pattern(bytes: &[u8]) -> Option<String> {
     utf7::decode_lenient(bytes).or_else(|| bytes.is_empty().then(String::new))
+}
+
+/// A name LIST or LSUB may show: a mailbox, a subscribed name, or both (or, for LSUB and
+/// RECURSIVEMATCH, only the parent of a subscribed name).
+#[derive(Default, Clone, Copy)]
+struct Candidate<'a> {
+    mailbox: Option<&'a Mailbox>,
+    subscribed: bool,
+}
+
+impl<'a> Candidate<'a> {
+    fn mailbox(m: &'a Mailbox) -> Self {
+        Candidate {
+            mailbox: Some(m),
+            subscribed: false,
+        }
+    }
+}
+
+/// `a/b/c` → `a`, `a/b`.
+fn ancestors(name: &str) -> impl Iterator<Item = &str> {
+    name.char_indices()
+        .filter(|(_, c)| *c == SEPARATOR)
+        .filter_map(|(i, _)| name.get(..i))
+}
+
+/// The names under `name` in the hierarchy: those starting with `name/`, which in byte order
+/// lie from `name/` up to `name0` (`0` follows `/`), so a range finds them without a scan.
+fn descendants<'m, 'a>(
+    names: &'m BTreeMap<&'a str, Candidate<'a>>,
+    name: &str,
+) -> impl Iterator<Item = (&'a str, &'m Candidate<'a>)> {
+    let low = format!("{name}{SEPARATOR}");
+    let high = format!("{name}0");
+    names
+        .range::<str, _>((
+            Bound::Included(low.as_str()),
+            Bound::Excluded(high.as_str()),
+        ))
+        .map(|(n, c)| (*n, c))
 }
 
 /// LIST wildcard matching: `*` matches anything, `%` anything but the separator. Dynamic
@@ -342,21 +386,19 @@ impl<T: Transport> Session<T> {
         Ok(Reply::ok("RENAME completed"))
     }
 
+    /// SUBSCRIBE and UNSUBSCRIBE change the account's list of names, not its mailboxes: a
+    /// name that does not exist can be subscribed, and one whose mailbox is gone unsubscribed
+    /// (RFC 3501 §6.3.6–7, RFC 9051 §6.3.7).
     pub(super) async fn subscribe(&mut self, mailbox: WireMailbox<'static>, on: bool) -> CmdResult {
         let name = match mailbox_name(&mailbox) {
             Ok(n) => n,
             Err(r) => return Ok(r),
         };
-        match self
-            .imap
-            .store
-            .set_subscribed(self.account_id(), &name, on)
-            .await
-        {
-            Ok(()) => {}
-            // Unsubscribing from a mailbox that is gone is not an error.
-            Err(StoreError::NotFound(_)) if !on => {}
-            Err(e) => return Err(e.into()),
+        let account_id = self.account_id();
+        if on {
+            self.imap.store.subscribe_name(account_id, &name).await?;
+        } else {
+            self.imap.store.unsubscribe_name(account_id, &name).await?;
         }
         Ok(Reply::ok(if on {
             "SUBSCRIBE completed"
@@ -439,39 +481,99 @@ impl<T: Transport> Session<T> {
 
     /// Writes the LIST (or LSUB) responses of a listing, each followed by its STATUS
     /// response when asked (RFC 5819 §2: "immediately" after the LIST line of its mailbox).
+    ///
+    /// The names considered are the mailboxes and, when subscriptions select (LSUB, the
+    /// SUBSCRIBED selection option), the subscribed names and their parents too, existing or
+    /// not: a subscribed name without a mailbox is `\NonExistent` in LIST and `\Noselect` in
+    /// LSUB, and LSUB shows an unsubscribed parent of a subscribed name its pattern does not
+    /// reach as `\Noselect` (RFC 3501 §6.3.9: `LSUB "" %` with only `foo/bar` subscribed).
     async fn write_list(&mut self, list: &Listing) -> CmdResult {
         let command = if list.lsub { "LSUB" } else { "LIST" };
-        let mailboxes = self.imap.store.mailboxes(self.account_id()).await?;
-        let selects = |m: &Mailbox| {
-            (!list.subscribed_only || m.subscribed)
-                && (!list.special_use_only || m.special_use.is_some())
-                && (!list.lsub || m.subscribed)
+        let account_id = self.account_id();
+        let mailboxes = self.imap.store.mailboxes(account_id).await?;
+        let subscribed = if list.lsub || list.subscribed_only || list.show_subscribed {
+            self.imap.store.subscriptions(account_id).await?
+        } else {
+            Vec::new()
         };
-        for mb in &mailboxes {
-            let matched = list.patterns.iter().any(|full| {
-                wildcard_match(full, &mb.name)
-                    || (mb.name == "INBOX" && wildcard_match(&full.to_ascii_uppercase(), "INBOX"))
-            });
-            if !matched {
+        let mut names: BTreeMap<&str, Candidate<'_>> = mailboxes
+            .iter()
+            .map(|m| (m.name.as_str(), Candidate::mailbox(m)))
+            .collect();
+        for name in &subscribed {
+            names.entry(name.as_str()).or_default().subscribed = true;
+        }
+        if list.lsub || list.subscribed_only {
+            for name in &subscribed {
+                for parent in ancestors(name) {
+                    names.entry(parent).or_default();
+                }
+            }
+        }
+        let matches = |name: &str| {
+            list.patterns.iter().any(|full| {
+                wildcard_match(full, name)
+                    || (name == "INBOX" && wildcard_match(&full.to_ascii_uppercase(), "INBOX"))
+            })
+        };
+        let selects = |c: &Candidate<'_>| {
+            if list.lsub {
+                return c.subscribed;
+            }
+            (c.mailbox.is_some() || list.subscribed_only)
+                && (!list.subscribed_only || c.subscribed)
+                && (!list.special_use_only || c.mailbox.is_some_and(|m| m.special_use.is_some()))
+        };
+        // INBOX first, then the others in name order (as `Store::mailboxes` gives them).
+        let inbox = names.get_key_value("INBOX");
+        let ordered = inbox
+            .into_iter()
+            .chain(names.iter().filter(|(n, _)| **n != "INBOX"));
+        for (&name, cand) in ordered {
+            if !matches(name) {
                 continue;
             }
-            let prefix = format!("{}{SEPARATOR}", mb.name);
-            let mut descendants = mailboxes.iter().filter(|m| m.name.starts_with(&prefix));
-            // RFC 5258 §3: with RECURSIVEMATCH a matching parent of a selected mailbox is
-            // listed (whether or not it is selected itself) with CHILDINFO.
-            let child_info = list.recursive_match && descendants.clone().any(selects);
-            if !selects(mb) && !child_info {
-                continue;
-            }
-            let mut attrs = vec![if descendants.next().is_some() {
-                "\\HasChildren"
+            let mut attrs: Vec<&str> = Vec::new();
+            let mut child_info = false;
+            let under = || descendants(&names, name);
+            if list.lsub {
+                if cand.subscribed {
+                    if cand.mailbox.is_none() {
+                        attrs.push("\\Noselect");
+                    }
+                } else if under().any(|(n, c)| c.subscribed && !matches(n)) {
+                    // Only a stand-in for its subscribed children: nothing about the mailbox
+                    // of that name, if there is one, since it is not subscribed.
+                    self.out.text("* LSUB (\\Noselect) \"/\" ");
+                    write_name(&mut self.out, name);
+                    self.out.crlf();
+                    self.flush_if_large().await?;
+                    continue;
+                } else {
+                    continue;
+                }
             } else {
-                "\\HasNoChildren"
-            }];
-            if list.show_subscribed && mb.subscribed {
+                // RFC 5258 §3: with RECURSIVEMATCH a matching parent of a selected mailbox is
+                // listed (whether or not it is selected itself) with CHILDINFO.
+                child_info = list.recursive_match && under().any(|(_, c)| selects(c));
+                if !selects(cand) && !child_info {
+                    continue;
+                }
+                if cand.mailbox.is_none() {
+                    attrs.push("\\NonExistent");
+                }
+            }
+            if cand.mailbox.is_some() {
+                attrs.push(if under().any(|(_, c)| c.mailbox.is_some()) {
+                    "\\HasChildren"
+                } else {
+                    "\\HasNoChildren"
+                });
+            }
+            if list.show_subscribed && cand.subscribed {
                 attrs.push("\\Subscribed");
             }
-            if let Some(su) = &mb.special_use {
+            if let Some(su) = cand.mailbox.and_then(|m| m.special_use.as_deref()) {
                 attrs.push(su);
             }
             self.out
@@ -480,12 +582,13 @@ impl<T: Transport> Session<T> {
                 .text(" (")
                 .text(&attrs.join(" "))
                 .text(") \"/\" ");
-            write_name(&mut self.out, &mb.name);
+            write_name(&mut self.out, name);
             if child_info {
                 self.out.text(" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
             self.out.crlf();
-            if let Some(items) = &list.status {
+            // RFC 5819 §2: no STATUS for a name that is not a mailbox.
+            if let (Some(items), Some(mb)) = (&list.status, cand.mailbox) {
                 self.write_status(mb, items).await?;
             }
             self.flush_if_large().await?;

@@ -367,6 +367,11 @@ impl Importer<'_> {
                 }
                 e => FilesError::Store(e),
             })?;
+        // Imported folders are subscribed, as a client copying them in would, so clients
+        // showing only subscribed folders show them (CREATE itself subscribes nothing).
+        for made in missing.iter().chain(std::iter::once(&created.name)) {
+            self.store.subscribe_name(self.account_id, made).await?;
+        }
         self.summary.created.extend(missing);
         self.summary.created.push(created.name.clone());
         Ok(created)

@@ -1,5 +1,6 @@
 //! Mailbox management beyond creation: creating with parents, renaming (with children, and
-//! INBOX's special rename), deleting, subscriptions, and the counts STATUS shows.
+//! INBOX's special rename), deleting, and the counts STATUS shows. None of them touches the
+//! subscriptions (`subscriptions.rs`): those are names, kept whatever happens to mailboxes.
 //!
 //! Choices:
 //! - Creating `a/b/c` creates `a` and `a/b` too when they are missing, so every level of the
@@ -242,20 +243,6 @@ impl Store {
             .await?;
         tx.commit().await?;
         self.bus.announce(Change::MailboxesChanged { account_id });
-        Ok(())
-    }
-
-    /// Marks a mailbox subscribed or not.
-    pub async fn set_subscribed(&self, account_id: i64, name: &str, on: bool) -> Result<()> {
-        let mailbox = self
-            .mailbox(account_id, name)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))?;
-        sqlx::query("UPDATE mailboxes SET subscribed = ? WHERE id = ?")
-            .bind(on)
-            .bind(mailbox.id)
-            .execute(&self.writer)
-            .await?;
         Ok(())
     }
 

@@ -35,7 +35,6 @@ const MAX_NAME_LEN: usize = 512;
 ///     uidvalidity: 1,
 ///     uidnext: 1,
 ///     highestmodseq: 0,
-///     subscribed: true,
 /// };
 /// ```
 ///
@@ -54,7 +53,6 @@ pub struct Mailbox {
     pub uidvalidity: u32,
     pub uidnext: u32,
     pub highestmodseq: i64,
-    pub subscribed: bool,
 }
 
 impl Mailbox {
@@ -80,7 +78,6 @@ impl Mailbox {
             uidvalidity: 0,
             uidnext: 1,
             highestmodseq: 0,
-            subscribed: false,
         }
     }
 
@@ -96,13 +93,12 @@ impl Mailbox {
             uidvalidity: 1,
             uidnext: 1,
             highestmodseq: 0,
-            subscribed: true,
         }
     }
 }
 
 const MAILBOX_COLUMNS: &str =
-    "id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed";
+    "id, account_id, name, special_use, uidvalidity, uidnext, highestmodseq";
 
 pub(super) async fn create_default_mailboxes(
     tx: &mut Transaction<'static, Sqlite>,
@@ -110,6 +106,10 @@ pub(super) async fn create_default_mailboxes(
 ) -> Result<()> {
     for (name, special_use) in DEFAULT_MAILBOXES {
         insert_mailbox(tx, account_id, name, special_use).await?;
+        // A new account starts with its default mailboxes subscribed, so clients that show
+        // only subscribed folders show them; a later CREATE subscribes nothing, the list
+        // being the client's (RFC 3501 §6.3.6).
+        super::subscriptions::add(tx, account_id, name).await?;
     }
     Ok(())
 }

@@ -36,6 +36,7 @@ mod queue;
 pub mod quota;
 mod sessions;
 mod space;
+mod subscriptions;
 // IMAP support: flags and change log, copy/move, mailbox management, FETCH views, search.
 mod copy;
 mod flags;

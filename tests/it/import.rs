@@ -126,6 +126,14 @@ async fn mbox_and_maildir_imports_are_idempotent_and_round_trip() {
     let second = run_import(&store, "alice@example.org", &maildir).await;
     assert_eq!((second.imported, second.skipped), (4, 0), "{second:?}");
     assert_eq!(second.created, ["Work", "Work/2026", "Lists", "Lists/rust"]);
+    // The folders it made are subscribed, as a client copying them in would leave them.
+    let subscribed = store.subscriptions(alice.id).await.unwrap();
+    for name in ["Work", "Work/2026", "Lists", "Lists/rust"] {
+        assert!(
+            subscribed.iter().any(|s| s == name),
+            "{name}: {subscribed:?}"
+        );
+    }
     let inbox = contents(&store, alice.id, "INBOX").await;
     assert_eq!(inbox.len(), 5, "tmp/ is not imported");
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Upgrades: a database made by the first released schema (migration 0001 alone) opens with
 //! the current code, is migrated forward, keeps its data, and a copy of it as it was is left
-//! next to it. Envelopes stored as JSON by the old schema are converted to the packed form.
+//! next to it. Envelopes stored as JSON by the old schema are converted to the packed form, and
+//! the mailboxes' subscribed flags to the list of subscribed names.
 
 use mailroom::store::{Delivery, Store, Target, ViewParts};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
@@ -49,6 +50,15 @@ async fn the_first_schema_upgrades_with_a_backup_first() {
         .unwrap();
     sqlx::query(
         "INSERT INTO mailboxes (account_id, name, uidvalidity, created_at) VALUES (?, 'INBOX', 1, 1)",
+    )
+    .bind(account)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Subscriptions were a column of the mailboxes: INBOX subscribed (the default), Quiet not.
+    sqlx::query(
+        "INSERT INTO mailboxes (account_id, name, uidvalidity, subscribed, created_at)
+         VALUES (?, 'Quiet', 2, 0, 1)",
     )
     .bind(account)
     .execute(&pool)
@@ -108,6 +118,9 @@ async fn the_first_schema_upgrades_with_a_backup_first() {
         .unwrap()
         .expect("the account survived");
     assert_eq!(old.signature, "", "columns added later have their defaults");
+    // The subscribed flags became the list of subscribed names.
+    assert_eq!(store.subscriptions(old.id).await.unwrap(), ["INBOX"]);
+    assert!(store.mailbox(old.id, "Quiet").await.unwrap().is_some());
     // The old message's envelope was converted and reads back as it was parsed.
     let inbox = store.mailbox(old.id, "INBOX").await.unwrap().unwrap();
     let views = store

@@ -665,6 +665,21 @@ async fn search_folders_and_settings() {
         .unwrap()
         .unwrap();
     assert!(store.mailbox(bob_id, "Projects").await.unwrap().is_some());
+    // The webmail subscribes the folders it makes (IMAP CREATE would not), so clients that
+    // show only subscribed folders show them.
+    let subscribed = |names: &[&str]| {
+        let mut all: Vec<String> = mailroom::store::DEFAULT_MAILBOXES
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .chain(names.iter().map(|n| n.to_string()))
+            .collect();
+        all.sort_by(|a, b| (a != "INBOX", a).cmp(&(b != "INBOX", b)));
+        all
+    };
+    assert_eq!(
+        store.subscriptions(bob_id).await.unwrap(),
+        subscribed(&["Projects", "Projects/Zoo"])
+    );
     let page = bob
         .post(
             "/mail/folders",
@@ -686,6 +701,10 @@ async fn search_folders_and_settings() {
             .await
             .unwrap()
             .is_some()
+    );
+    assert_eq!(
+        store.subscriptions(bob_id).await.unwrap(),
+        subscribed(&["Projects", "Projects/Safari"])
     );
     let inbox = mailbox(&store, "bob@localhost", "INBOX").await;
     let page = bob
@@ -714,6 +733,10 @@ async fn search_folders_and_settings() {
             .await
             .unwrap()
             .is_none()
+    );
+    assert_eq!(
+        store.subscriptions(bob_id).await.unwrap(),
+        subscribed(&["Projects"])
     );
 
     // Settings: name and signature; the signature starts new messages.

@@ -71,12 +71,34 @@ pub async fn create(
     let error = if name.is_empty() {
         "Give the folder a name.".to_string()
     } else {
+        // The parents that creating it will create too: the webmail subscribes what it
+        // creates, as an IMAP client does after CREATE, so clients showing only subscribed
+        // folders show them (the server's CREATE subscribes nothing, RFC 3501 §6.3.6).
+        let mut created = Vec::new();
+        for (i, _) in name.match_indices('/') {
+            let parent = name.get(..i).unwrap_or_default();
+            if state
+                .store
+                .mailbox(reader.account_id(), parent)
+                .await?
+                .is_none()
+            {
+                created.push(parent.to_string());
+            }
+        }
         match state
             .store
             .create_mailbox_path(reader.account_id(), &name)
             .await
         {
             Ok(m) => {
+                created.push(m.name.clone());
+                for made in &created {
+                    state
+                        .store
+                        .subscribe_name(reader.account_id(), made)
+                        .await?;
+                }
                 return Ok(
                     Redirect::to(&format!("/mail/box/{}?done=folder-created", m.id()))
                         .into_response(),
@@ -118,7 +140,14 @@ pub async fn rename(
             .rename_mailbox(reader.account_id(), &mailbox.name, &to)
             .await
         {
-            Ok(()) => return Ok(Redirect::to("/mail/folders?done=folder-renamed").into_response()),
+            Ok(()) => {
+                // Like a client, the webmail keeps following the folder under its new name.
+                state
+                    .store
+                    .move_subscriptions(reader.account_id(), &mailbox.name, &to)
+                    .await?;
+                return Ok(Redirect::to("/mail/folders?done=folder-renamed").into_response());
+            }
             Err(e) => user_error(e)?,
         }
     };
@@ -151,7 +180,14 @@ pub async fn delete(
         .delete_mailbox(reader.account_id(), &mailbox.name)
         .await
     {
-        Ok(()) => Ok(Redirect::to("/mail/folders?done=folder-deleted").into_response()),
+        Ok(()) => {
+            // A folder deleted in the webmail is no longer followed either.
+            state
+                .store
+                .unsubscribe_name(reader.account_id(), &mailbox.name)
+                .await?;
+            Ok(Redirect::to("/mail/folders?done=folder-deleted").into_response())
+        }
         Err(e) => Err(WebError::BadRequest(user_error(e)?)),
     }
 }

@@ -146,7 +146,8 @@ async fn list_extended_and_list_status() {
     deliver(&t.running.store, &alice, &message("two", "y", 300)).await;
     let mut c = logged_in(&t).await;
     c.ok("CREATE Work/2026").await;
-    c.ok("UNSUBSCRIBE Work").await;
+    // CREATE subscribes nothing: Work/2026 is subscribed, its parent Work is not.
+    c.ok("SUBSCRIBE Work/2026").await;
     c.ok("UNSUBSCRIBE Drafts").await;
     c.ok("SELECT INBOX").await;
     c.ok("STORE 1 +FLAGS (\\Seen)").await;
