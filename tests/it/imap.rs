@@ -2,8 +2,9 @@
 //! connection (greeting, CAPABILITY, STARTTLS, LOGIN/AUTHENTICATE, LOGINDISABLED), mailboxes,
 //! APPEND and FETCH, STORE/EXPUNGE/COPY/MOVE, SEARCH and SORT, two sessions on one mailbox,
 //! IDLE with a delivery, CONDSTORE, limits and bad input. `qresync` covers the rest of RFC 7162,
-//! `search_dates` the date keys at day boundaries and SORT's base subject and collation, `extended` ESEARCH, LIST-EXTENDED and LIST-STATUS, and `interop` runs Python's imaplib and
-//! mbsync.
+//! `search_dates` the date keys at day boundaries and SORT's base subject and collation,
+//! `subscriptions` the list of subscribed names, `deviations` the smaller RFC points, `extended`
+//! ESEARCH, LIST-EXTENDED and LIST-STATUS, and `interop` runs Python's imaplib and mbsync.
 
 mod deviations;
 mod extended;
