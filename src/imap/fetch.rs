@@ -172,6 +172,11 @@ impl<T: Transport> Session<T> {
                     newly_seen = unseen;
                 }
             }
+            // Keywords changed elsewhere and not yet caught up with are announced first.
+            if let Some(selected) = &mut self.selected {
+                let keywords = views.iter().flat_map(|v| &v.meta.keywords);
+                super::updates::announce_keywords(&mut self.out, selected, keywords);
+            }
             let Some(selected) = &self.selected else {
                 break;
             };

@@ -30,6 +30,7 @@ use super::extended::ListCommand;
 use super::response::{FlagItems, Out};
 use super::selected::Selected;
 use super::session::{CmdError, CmdResult, Reply, Session};
+use super::updates::write_flag_lists;
 use super::{seqset, utf7};
 use crate::net::Transport;
 use crate::store::{Delivery, FlagState, Flags, Mailbox, StoreError, Target};
@@ -43,18 +44,41 @@ struct Resync {
     known_uids: Option<SequenceSet>,
 }
 
-/// The UTF-8 name of a mailbox argument, or the BAD reply for an undecodable one.
-pub(super) fn mailbox_name(mailbox: &WireMailbox<'_>) -> Result<String, Reply> {
+/// The UTF-8 name of a mailbox argument (see [`decode_name`]; `utf8` once IMAP4rev2 is
+/// enabled), or the NO reply for one that does not decode: any astring is valid syntax, so a
+/// name that is not a mailbox name is refused with NO, not BAD.
+pub(super) fn mailbox_name(mailbox: &WireMailbox<'_>, utf8: bool) -> Result<String, Reply> {
     match mailbox {
         WireMailbox::Inbox => Ok("INBOX".into()),
-        WireMailbox::Other(other) => utf7::decode_lenient(other.inner().as_ref())
-            .ok_or_else(|| Reply::bad("invalid mailbox name (not modified UTF-7)")),
+        WireMailbox::Other(other) => decode_name(other.inner().as_ref(), utf8).ok_or_else(|| {
+            Reply::no(if utf8 {
+                "[CANNOT] invalid mailbox name (not UTF-8)"
+            } else {
+                "[CANNOT] invalid mailbox name (not modified UTF-7)"
+            })
+        }),
     }
 }
 
-/// Writes a mailbox name as it goes on the wire.
-pub(super) fn write_name(out: &mut Out, name: &str) {
-    out.string(utf7::encode(name).as_bytes());
+/// A mailbox name (or pattern) from the wire in UTF-8. IMAP4rev2 names are UTF-8 as they are
+/// (RFC 9051 §5.1); IMAP4rev1 names are modified UTF-7, or raw UTF-8 from clients that send
+/// it. `None` when the bytes are neither.
+pub(super) fn decode_name(bytes: &[u8], utf8: bool) -> Option<String> {
+    if utf8 {
+        std::str::from_utf8(bytes).ok().map(str::to_string)
+    } else {
+        utf7::decode_lenient(bytes)
+    }
+}
+
+/// Writes a mailbox name as it goes on the wire: modified UTF-7, or UTF-8 once IMAP4rev2 is
+/// enabled.
+pub(super) fn write_name(out: &mut Out, name: &str, utf8: bool) {
+    if utf8 {
+        out.string(name.as_bytes());
+    } else {
+        out.string(utf7::encode(name).as_bytes());
+    }
 }
 
 /// System flags and keywords of a flag list (STORE, APPEND); `\Recent` and unknown `\X`
@@ -90,11 +114,42 @@ struct Listing {
     show_subscribed: bool,
     /// RFC 5819 STATUS return option.
     status: Option<Vec<StatusDataItemName>>,
+    /// The patterns did not decode to UTF-8 (modified UTF-7 that is not valid): they are
+    /// matched against the names as sent on the wire, so `Tom &*` still finds `Tom &- Jerry`
+    /// and a pattern no name can match lists nothing (RFC 3501 §6.3.8: a pattern is not a
+    /// reason for BAD).
+    wire: bool,
 }
 
 /// A pattern or reference from the wire in UTF-8; the empty one stays empty.
-fn decode_pattern(bytes: &[u8]) -> Option<String> {
-    utf7::decode_lenient(bytes).or_else(|| bytes.is_empty().then(String::new))
+fn decode_pattern(bytes: &[u8], utf8: bool) -> Option<String> {
+    decode_name(bytes, utf8).or_else(|| bytes.is_empty().then(String::new))
+}
+
+/// The full patterns of a listing (reference and pattern joined): decoded to UTF-8, or, when
+/// one does not decode, all kept as sent to match the names' wire forms (`true`).
+fn full_patterns(reference: &[u8], patterns: &[&[u8]], utf8: bool) -> (Vec<String>, bool) {
+    let reference_text = if reference.eq_ignore_ascii_case(b"INBOX") {
+        Some("INBOX".to_string())
+    } else {
+        decode_pattern(reference, utf8)
+    };
+    let decoded: Option<Vec<String>> = reference_text.and_then(|r| {
+        patterns
+            .iter()
+            .map(|p| decode_pattern(p, utf8).map(|p| format!("{r}{p}")))
+            .collect()
+    });
+    match decoded {
+        Some(full) => (full, false),
+        None => {
+            let wire = patterns
+                .iter()
+                .map(|p| String::from_utf8_lossy(&[reference, p].concat()).into_owned())
+                .collect();
+            (wire, true)
+        }
+    }
 }
 
 /// A name LIST or LSUB may show: a mailbox, a subscribed name, or both (or, for LSUB and
@@ -112,6 +167,11 @@ impl<'a> Candidate<'a> {
             subscribed: false,
         }
     }
+}
+
+/// RFC 9051 has no `\Recent`: the RECENT status item and search keys are not in its grammar.
+pub(super) fn recent_is_not_rev2() -> Reply {
+    Reply::bad("RECENT is not part of IMAP4rev2")
 }
 
 /// `a/b/c` → `a`, `a/b`.
@@ -175,6 +235,12 @@ impl<T: Transport> Session<T> {
         self.account.as_ref().map_or(0, |a| a.id)
     }
 
+    /// The UTF-8 name of a mailbox argument, as this session's protocol version reads it, or
+    /// the NO reply for one that is not a mailbox name.
+    pub(super) fn name_arg(&self, mailbox: &WireMailbox<'_>) -> Result<String, Reply> {
+        mailbox_name(mailbox, self.rev2)
+    }
+
     async fn find_mailbox(&self, name: &str) -> Result<Option<Mailbox>, StoreError> {
         self.imap.store.mailbox(self.account_id(), name).await
     }
@@ -213,7 +279,7 @@ impl<T: Transport> Session<T> {
                 }
             }
         }
-        let name = match mailbox_name(&mailbox) {
+        let name = match self.name_arg(&mailbox) {
             Ok(n) => n,
             Err(r) => return Ok(r),
         };
@@ -224,31 +290,43 @@ impl<T: Transport> Session<T> {
         let uids: Vec<u32> = states.iter().map(|s| s.uid).collect();
         let max_uid = uids.last().copied().unwrap_or(0);
         let uidnext = mb.uidnext.max(max_uid.saturating_add(1));
-        let mut keywords: Vec<&str> = Vec::new();
-        for s in &states {
-            for k in &s.keywords {
-                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                    keywords.push(k);
-                }
-            }
-        }
-        let kw: String = keywords.iter().map(|k| format!(" {k}")).collect();
-        self.out.untagged(&format!(
-            "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})"
-        ));
-        if read_only {
-            self.out
-                .untagged("OK [PERMANENTFLAGS ()] read-only mailbox");
+        // \Recent (IMAP4rev1): SELECT claims the messages nobody has claimed; EXAMINE shows
+        // them without taking them (RFC 3501 §6.3.2). Every UID of the snapshot is below
+        // `uidnext`, so the claim covers exactly what the snapshot may show.
+        let recent_from = if self.rev2 {
+            u32::MAX
         } else {
-            self.out.untagged(&format!(
-                "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] flags permitted"
-            ));
+            self.imap
+                .store
+                .claim_recent(&mb, uidnext, !read_only)
+                .await?
+        };
+        let name = mb.name.clone();
+        let mut selected = Selected::new(
+            mb.clone(),
+            name,
+            read_only,
+            recent_from,
+            uids.clone(),
+            highest,
+        );
+        if self.rev2 {
+            selected = selected.without_recent();
         }
+        selected.learn_keywords(states.iter().flat_map(|s| &s.keywords));
+        write_flag_lists(&mut self.out, selected.keywords(), read_only);
         self.out.untagged(&format!("{} EXISTS", uids.len()));
-        self.out.untagged("0 RECENT");
-        if let Some(i) = states.iter().position(|s| !s.flags.contains(Flags::SEEN)) {
+        if self.rev2 {
+            // RFC 9051 §6.3.2: the LIST response of the mailbox is required; RECENT and the
+            // UNSEEN response code are gone.
+            self.write_own_list(&mb).await?;
+        } else {
             self.out
-                .untagged(&format!("OK [UNSEEN {}] first unseen", i + 1));
+                .untagged(&format!("{} RECENT", selected.recent_count()));
+            if let Some(i) = states.iter().position(|s| !s.flags.contains(Flags::SEEN)) {
+                self.out
+                    .untagged(&format!("OK [UNSEEN {}] first unseen", i + 1));
+            }
         }
         self.out
             .untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", mb.uidvalidity));
@@ -261,13 +339,33 @@ impl<T: Transport> Session<T> {
         if let Some(resync) = resync.filter(|r| r.uidvalidity == mb.uidvalidity) {
             self.resync(&mb, &states, &uids, &resync).await?;
         }
-        let name = mb.name.clone();
-        self.selected = Some(Selected::new(mb, name, read_only, uidnext, uids, highest));
+        self.selected = Some(selected);
         Ok(Reply::ok(if read_only {
             "[READ-ONLY] EXAMINE completed"
         } else {
             "[READ-WRITE] SELECT completed"
         }))
+    }
+
+    /// The `* LIST` line of one mailbox, as LIST would show it (IMAP4rev2's SELECT).
+    async fn write_own_list(&mut self, mb: &Mailbox) -> Result<(), StoreError> {
+        let mailboxes = self.imap.store.mailboxes(self.account_id()).await?;
+        let prefix = format!("{}{SEPARATOR}", mb.name);
+        let mut attrs = vec![if mailboxes.iter().any(|m| m.name.starts_with(&prefix)) {
+            "\\HasChildren"
+        } else {
+            "\\HasNoChildren"
+        }];
+        if let Some(su) = mb.special_use.as_deref() {
+            attrs.push(su);
+        }
+        self.out
+            .text("* LIST (")
+            .text(&attrs.join(" "))
+            .text(") \"/\" ");
+        write_name(&mut self.out, &mb.name, self.rev2);
+        self.out.crlf();
+        Ok(())
     }
 
     /// What SELECT (QRESYNC …) adds (RFC 7162 §3.2.5.1): the known messages expunged since
@@ -320,7 +418,7 @@ impl<T: Transport> Session<T> {
     }
 
     pub(super) async fn create(&mut self, mailbox: WireMailbox<'static>) -> CmdResult {
-        let name = match mailbox_name(&mailbox) {
+        let name = match self.name_arg(&mailbox) {
             Ok(n) => n,
             Err(r) => return Ok(r),
         };
@@ -342,7 +440,7 @@ impl<T: Transport> Session<T> {
     }
 
     pub(super) async fn delete(&mut self, mailbox: WireMailbox<'static>) -> CmdResult {
-        let name = match mailbox_name(&mailbox) {
+        let name = match self.name_arg(&mailbox) {
             Ok(n) => n,
             Err(r) => return Ok(r),
         };
@@ -361,7 +459,7 @@ impl<T: Transport> Session<T> {
         from: WireMailbox<'static>,
         to: WireMailbox<'static>,
     ) -> CmdResult {
-        let (from, to) = match (mailbox_name(&from), mailbox_name(&to)) {
+        let (from, to) = match (self.name_arg(&from), self.name_arg(&to)) {
             (Ok(f), Ok(t)) => (f, t),
             (Err(r), _) | (_, Err(r)) => return Ok(r),
         };
@@ -390,7 +488,7 @@ impl<T: Transport> Session<T> {
     /// name that does not exist can be subscribed, and one whose mailbox is gone unsubscribed
     /// (RFC 3501 §6.3.6–7, RFC 9051 §6.3.7).
     pub(super) async fn subscribe(&mut self, mailbox: WireMailbox<'static>, on: bool) -> CmdResult {
-        let name = match mailbox_name(&mailbox) {
+        let name = match self.name_arg(&mailbox) {
             Ok(n) => n,
             Err(r) => return Ok(r),
         };
@@ -413,28 +511,24 @@ impl<T: Transport> Session<T> {
         pattern: ListMailbox<'static>,
         lsub: bool,
     ) -> CmdResult {
-        let reference = match reference {
-            WireMailbox::Inbox => "INBOX".to_string(),
-            WireMailbox::Other(o) => match utf7::decode_lenient(o.inner().as_ref()) {
-                Some(r) => r,
-                None => return Ok(Reply::bad("invalid reference name")),
-            },
+        let reference: &[u8] = match &reference {
+            WireMailbox::Inbox => b"INBOX",
+            WireMailbox::Other(o) => o.inner().as_ref(),
         };
         let pattern_bytes: &[u8] = match &pattern {
             ListMailbox::Token(t) => t.as_ref(),
             ListMailbox::String(s) => s.as_ref(),
         };
-        let Some(pattern) = decode_pattern(pattern_bytes) else {
-            return Ok(Reply::bad("invalid mailbox pattern"));
-        };
-        let list = Listing {
-            lsub,
-            patterns: vec![format!("{reference}{pattern}")],
-            ..Listing::default()
-        };
-        if pattern.is_empty() && !lsub {
+        if pattern_bytes.is_empty() && !lsub {
             return Ok(self.hierarchy_delimiter());
         }
+        let (patterns, wire) = full_patterns(reference, &[pattern_bytes], self.rev2);
+        let list = Listing {
+            lsub,
+            patterns,
+            wire,
+            ..Listing::default()
+        };
         self.write_list(&list).await
     }
 
@@ -447,29 +541,25 @@ impl<T: Transport> Session<T> {
     /// LIST with the RFC 5258 extensions (selection options, several patterns, return
     /// options, and RFC 5819's STATUS), as `extended.rs` parsed it.
     pub(super) async fn list_extended(&mut self, cmd: ListCommand) -> CmdResult {
-        let reference = if cmd.reference.eq_ignore_ascii_case(b"INBOX") {
-            "INBOX".to_string()
-        } else {
-            match decode_pattern(&cmd.reference) {
-                Some(r) => r,
-                None => return Ok(Reply::bad("invalid reference name")),
-            }
-        };
-        let mut patterns = Vec::with_capacity(cmd.patterns.len());
-        for p in &cmd.patterns {
-            match decode_pattern(p) {
-                Some(p) => patterns.push(p),
-                None => return Ok(Reply::bad("invalid mailbox pattern")),
-            }
-        }
         // RFC 5258 §3: the empty-pattern request keeps its RFC 3501 meaning when nothing
         // selects mailboxes in another way.
-        if !cmd.selection && patterns.len() == 1 && patterns.iter().all(String::is_empty) {
+        if !cmd.selection && cmd.patterns.len() == 1 && cmd.patterns.iter().all(Vec::is_empty) {
             return Ok(self.hierarchy_delimiter());
         }
+        if self.rev2
+            && cmd
+                .return_status
+                .as_ref()
+                .is_some_and(|items| items.contains(&StatusDataItemName::Recent))
+        {
+            return Ok(recent_is_not_rev2());
+        }
+        let pattern_bytes: Vec<&[u8]> = cmd.patterns.iter().map(Vec::as_slice).collect();
+        let (patterns, wire) = full_patterns(&cmd.reference, &pattern_bytes, self.rev2);
         let list = Listing {
             lsub: false,
-            patterns: patterns.iter().map(|p| format!("{reference}{p}")).collect(),
+            patterns,
+            wire,
             subscribed_only: cmd.select_subscribed,
             special_use_only: cmd.select_special_use,
             recursive_match: cmd.recursive_match,
@@ -511,8 +601,15 @@ impl<T: Transport> Session<T> {
             }
         }
         let matches = |name: &str| {
+            let encoded;
+            let shown = if list.wire {
+                encoded = utf7::encode(name);
+                encoded.as_str()
+            } else {
+                name
+            };
             list.patterns.iter().any(|full| {
-                wildcard_match(full, name)
+                wildcard_match(full, shown)
                     || (name == "INBOX" && wildcard_match(&full.to_ascii_uppercase(), "INBOX"))
             })
         };
@@ -545,7 +642,7 @@ impl<T: Transport> Session<T> {
                     // Only a stand-in for its subscribed children: nothing about the mailbox
                     // of that name, if there is one, since it is not subscribed.
                     self.out.text("* LSUB (\\Noselect) \"/\" ");
-                    write_name(&mut self.out, name);
+                    write_name(&mut self.out, name, self.rev2);
                     self.out.crlf();
                     self.flush_if_large().await?;
                     continue;
@@ -582,7 +679,7 @@ impl<T: Transport> Session<T> {
                 .text(" (")
                 .text(&attrs.join(" "))
                 .text(") \"/\" ");
-            write_name(&mut self.out, name);
+            write_name(&mut self.out, name, self.rev2);
             if child_info {
                 self.out.text(" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
@@ -601,15 +698,32 @@ impl<T: Transport> Session<T> {
         mailbox: WireMailbox<'static>,
         items: &[StatusDataItemName],
     ) -> CmdResult {
-        let name = match mailbox_name(&mailbox) {
+        let name = match self.name_arg(&mailbox) {
             Ok(n) => n,
             Err(r) => return Ok(r),
         };
+        if self.rev2 && items.contains(&StatusDataItemName::Recent) {
+            return Ok(recent_is_not_rev2());
+        }
         let Some(mb) = self.find_mailbox(&name).await? else {
             return Ok(Reply::no("[NONEXISTENT] no such mailbox"));
         };
         self.write_status(&mb, items).await?;
         Ok(Reply::ok("STATUS completed"))
+    }
+
+    /// How many messages of a mailbox are `\Recent`: those no session has claimed, and in the
+    /// selected mailbox also those recent to this session (as its FETCH FLAGS and SEARCH
+    /// RECENT say).
+    async fn recent_in(&self, mb: &Mailbox) -> Result<u32, StoreError> {
+        match self.selected.as_ref().filter(|s| s.mailbox.id() == mb.id()) {
+            Some(s) => {
+                let beyond = s.max_uid().saturating_add(1);
+                let unclaimed = self.imap.store.unclaimed_recent(mb, beyond).await?;
+                Ok(s.recent_count().saturating_add(unclaimed))
+            }
+            None => self.imap.store.unclaimed_recent(mb, 0).await,
+        }
     }
 
     /// One `* STATUS` response (STATUS, and LIST's STATUS return option).
@@ -623,7 +737,7 @@ impl<T: Transport> Session<T> {
         for item in items {
             parts.push(match item {
                 StatusDataItemName::Messages => format!("MESSAGES {}", counts.messages),
-                StatusDataItemName::Recent => "RECENT 0".to_string(),
+                StatusDataItemName::Recent => format!("RECENT {}", self.recent_in(mb).await?),
                 StatusDataItemName::UidNext => format!("UIDNEXT {}", mb.uidnext),
                 StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", mb.uidvalidity),
                 StatusDataItemName::Unseen => format!("UNSEEN {}", counts.unseen),
@@ -639,7 +753,7 @@ impl<T: Transport> Session<T> {
             });
         }
         self.out.text("* STATUS ");
-        write_name(&mut self.out, &mb.name);
+        write_name(&mut self.out, &mb.name, self.rev2);
         self.out.text(" (").text(&parts.join(" ")).text(")").crlf();
         Ok(())
     }
@@ -651,7 +765,7 @@ impl<T: Transport> Session<T> {
         date: Option<DateTime>,
         message: LiteralOrLiteral8<'static>,
     ) -> CmdResult {
-        let name = match mailbox_name(&mailbox) {
+        let name = match self.name_arg(&mailbox) {
             Ok(n) => n,
             Err(r) => return Ok(r),
         };
@@ -720,7 +834,7 @@ impl<T: Transport> Session<T> {
     }
 
     pub(super) async fn get_quota_root(&mut self, mailbox: WireMailbox<'static>) -> CmdResult {
-        let name = match mailbox_name(&mailbox) {
+        let name = match self.name_arg(&mailbox) {
             Ok(n) => n,
             Err(r) => return Ok(r),
         };
@@ -731,7 +845,7 @@ impl<T: Transport> Session<T> {
             return Ok(Reply::no("[NONEXISTENT] no such account"));
         };
         self.out.text("* QUOTAROOT ");
-        write_name(&mut self.out, &mb.name);
+        write_name(&mut self.out, &mb.name, self.rev2);
         // No root names for a mailbox without a quota (RFC 9208 allows zero).
         if account.quota_bytes > 0 {
             self.out.text(" \"\"");

@@ -6,12 +6,12 @@ use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use super::mailbox::{mailbox_name, split_flags};
+use super::mailbox::split_flags;
 use super::response::FlagItems;
 use super::selected::Selected;
 use super::seqset::{self, compact};
 use super::session::{CmdResult, Reply, Session};
-use super::updates::write_updates;
+use super::updates::{announce_keywords, write_updates};
 use crate::net::Transport;
 use crate::store::{FlagOp, Flags, Mailbox};
 
@@ -91,6 +91,13 @@ impl<T: Transport> Session<T> {
         if let Some(modseq) = outcome.modseq {
             selected.note_own(modseq);
         }
+        // A keyword new to the mailbox is announced before the FETCH that shows it, even when
+        // .SILENT shows none (the client's list of flags changed all the same).
+        announce_keywords(
+            &mut self.out,
+            selected,
+            outcome.current.iter().flat_map(|s| &s.keywords),
+        );
         let silent = matches!(response, StoreResponse::Silent);
         for state in &outcome.current {
             // RFC 7162 §3.2: with CONDSTORE, changed messages are reported even for .SILENT,
@@ -136,7 +143,7 @@ impl<T: Transport> Session<T> {
         remove: bool,
     ) -> CmdResult {
         let command = if remove { "MOVE" } else { "COPY" };
-        let name = match mailbox_name(&mailbox) {
+        let name = match self.name_arg(&mailbox) {
             Ok(n) => n,
             Err(r) => return Ok(r),
         };

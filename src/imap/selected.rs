@@ -10,9 +10,13 @@
 //! - `highestmodseq` is the MODSEQ of the store snapshot last applied; everything changed
 //!   after it has not been reported yet. Flag changes this session made itself (and reported
 //!   in its own STORE response) are remembered in `own` so they are not reported twice.
-//! - `\Recent`: messages that arrive while the mailbox is selected are recent to this session
-//!   (UID at or above the UIDNEXT seen at SELECT). The store keeps no per-session state, so
-//!   messages that arrived between sessions are not reported as recent; RECENT at SELECT is 0.
+//! - `\Recent` (IMAP4rev1): the UIDs this session claimed from the store
+//!   (`Store::claim_recent`: at SELECT, and whenever it learns of new messages), kept as
+//!   ascending half-open ranges; an EXAMINE session shows those nobody had claimed without
+//!   claiming them. No other session ever has the same UID recent. After ENABLE IMAP4rev2
+//!   there is no `\Recent` at all (`report_recent` false, no ranges).
+//! - `keywords`: the keywords announced in the last `* FLAGS` response. A keyword not among
+//!   them is announced (`* FLAGS`, `* OK [PERMANENTFLAGS]`) before any response that shows it.
 
 use std::collections::BTreeSet;
 
@@ -31,6 +35,9 @@ pub enum Update {
     Recent(u32),
     /// `* n FETCH (FLAGS ...)` for a message changed elsewhere.
     Flags(u32, FlagState),
+    /// `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]`: keywords new to the session were
+    /// learned (the list is in [`Selected::keywords`]).
+    Keywords,
 }
 
 #[derive(Debug, Clone)]
@@ -45,20 +52,27 @@ pub struct Selected {
     /// While expunges are held back: the MODSEQ reached before the oldest of them was learned
     /// (they all have higher ones). See [`Selected::held_modseq`].
     held_since: Option<u64>,
-    recent_from: u32,
+    /// The UIDs recent to this session: ascending, disjoint half-open ranges.
+    recent: Vec<(u32, u32)>,
+    /// Whether `* n RECENT` is reported (IMAP4rev1; not after ENABLE IMAP4rev2).
+    report_recent: bool,
+    /// The keywords announced in `* FLAGS`, in the order they were learned.
+    keywords: Vec<String>,
     own: Vec<u64>,
 }
 
 impl Selected {
+    /// A selected mailbox holding `uids`, of which those from `recent_from` on are recent to
+    /// this session (`u32::MAX`: none).
     pub fn new(
         mailbox: Mailbox,
         name: String,
         read_only: bool,
-        uidnext: u32,
+        recent_from: u32,
         uids: Vec<u32>,
         highestmodseq: u64,
     ) -> Selected {
-        Selected {
+        let mut selected = Selected {
             mailbox,
             name,
             read_only,
@@ -66,9 +80,62 @@ impl Selected {
             uids: UidMap::from_sorted(uids),
             pending: BTreeSet::new(),
             held_since: None,
-            recent_from: uidnext.max(1),
+            recent: Vec::new(),
+            report_recent: true,
+            keywords: Vec::new(),
             own: Vec::new(),
+        };
+        let end = selected.max_uid().saturating_add(1);
+        selected.add_recent(recent_from, end);
+        selected
+    }
+
+    /// IMAP4rev2 (RFC 9051 removed `\Recent`): no recent messages, no `* n RECENT`.
+    pub fn without_recent(mut self) -> Selected {
+        self.recent.clear();
+        self.report_recent = false;
+        self
+    }
+
+    /// Whether `\Recent` is shown at all (IMAP4rev1).
+    pub fn reports_recent(&self) -> bool {
+        self.report_recent
+    }
+
+    /// Makes the UIDs in `from..to` recent to this session (a claim it won, or for EXAMINE the
+    /// unclaimed ones it may show).
+    pub fn add_recent(&mut self, from: u32, to: u32) {
+        if from >= to || !self.report_recent {
+            return;
         }
+        self.recent.push((from, to));
+        self.recent.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(self.recent.len());
+        for &(lo, hi) in &self.recent {
+            match merged.last_mut() {
+                Some((_, end)) if lo <= *end => *end = (*end).max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        self.recent = merged;
+    }
+
+    /// The keywords announced so far.
+    pub fn keywords(&self) -> &[String] {
+        &self.keywords
+    }
+
+    /// Adds the keywords not announced yet (compared without case, as flags are); true when
+    /// there were any, and `* FLAGS` must be sent before they are shown.
+    pub fn learn_keywords<'a>(&mut self, keywords: impl IntoIterator<Item = &'a String>) -> bool {
+        let mut learned = false;
+        for k in keywords {
+            if !self.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                self.keywords.push(k.clone());
+                learned = true;
+            }
+        }
+        learned
     }
 
     /// Messages the client knows of (EXISTS).
@@ -99,11 +166,16 @@ impl Selected {
     }
 
     pub fn is_recent(&self, uid: u32) -> bool {
-        uid >= self.recent_from
+        let i = self.recent.partition_point(|&(lo, _)| lo <= uid);
+        i > 0 && self.recent.get(i - 1).is_some_and(|&(_, hi)| uid < hi)
     }
 
+    /// The messages the client knows of that are recent to this session.
     pub fn recent_count(&self) -> u32 {
-        (self.uids.len() - self.uids.count_below(self.recent_from)) as u32
+        self.recent
+            .iter()
+            .map(|&(lo, hi)| self.uids.count_below(hi) - self.uids.count_below(lo))
+            .sum::<usize>() as u32
     }
 
     /// The messages (sequence number, UID) a set names. `uid_mode`: the ranges are UIDs and
@@ -142,6 +214,9 @@ impl Selected {
     /// in order. Expunges are reported only when `allow_expunge`.
     pub fn apply(&mut self, changes: MailboxChanges, allow_expunge: bool) -> Vec<Update> {
         let mut updates = Vec::new();
+        if self.learn_keywords(changes.changed.iter().flat_map(|s| &s.keywords)) {
+            updates.push(Update::Keywords);
+        }
         for uid in changes.expunged {
             if self.uids.contains(uid) {
                 if self.pending.is_empty() {
@@ -171,7 +246,9 @@ impl Selected {
         }
         if added {
             updates.push(Update::Exists(self.exists()));
-            updates.push(Update::Recent(self.recent_count()));
+            if self.report_recent {
+                updates.push(Update::Recent(self.recent_count()));
+            }
         }
         self.highestmodseq = self.highestmodseq.max(changes.highestmodseq);
         let seen = self.highestmodseq;
@@ -267,6 +344,8 @@ mod tests {
     #[test]
     fn new_messages_and_flag_changes() {
         let mut s = selected(&[3, 5]);
+        // The session claimed 10 and 11 when it learned of them.
+        s.add_recent(10, 12);
         let u = s.apply(
             MailboxChanges {
                 highestmodseq: 8,
@@ -318,6 +397,7 @@ mod tests {
             expunged: vec![5, 12, 40],
         };
         // During FETCH: the new message is announced, the expunged ones keep their numbers.
+        s.add_recent(13, 14);
         let u = s.apply(changes, false);
         assert_eq!(u, vec![Update::Exists(5), Update::Recent(1)]);
         assert!(s.is_expunged(5));
@@ -341,6 +421,66 @@ mod tests {
         assert_eq!(s.uids(), &[3, 9, 13]);
         assert_eq!(s.exists(), 3);
         assert_eq!(s.held_modseq(), None);
+    }
+
+    #[test]
+    fn recent_ranges() {
+        // Recent from 5 at SELECT; 8 and 9 claimed later, 7 by another session.
+        let mut s = selected(&[2, 5, 6]);
+        let mut s2 = Selected::new(
+            Mailbox::for_test(1, 1, "INBOX"),
+            "INBOX".into(),
+            false,
+            5,
+            vec![2, 5, 6],
+            5,
+        );
+        assert_eq!(s.recent_count(), 0);
+        assert_eq!(s2.recent_count(), 2);
+        s2.add_recent(8, 10);
+        s2.apply(
+            MailboxChanges {
+                highestmodseq: 9,
+                changed: vec![state(7, 7), state(8, 8), state(9, 9)],
+                expunged: vec![],
+            },
+            true,
+        );
+        assert_eq!(s2.recent_count(), 4);
+        assert!(s2.is_recent(5) && s2.is_recent(6) && s2.is_recent(9));
+        assert!(!s2.is_recent(2) && !s2.is_recent(7) && !s2.is_recent(10));
+        // IMAP4rev2: nothing is recent, no RECENT report.
+        s = s.without_recent();
+        s.add_recent(1, 100);
+        let u = s.apply(
+            MailboxChanges {
+                highestmodseq: 9,
+                changed: vec![state(7, 7)],
+                expunged: vec![],
+            },
+            true,
+        );
+        assert_eq!(u, vec![Update::Exists(4)]);
+        assert!(!s.is_recent(7));
+    }
+
+    #[test]
+    fn new_keywords_are_announced_first() {
+        let mut s = selected(&[3, 5]);
+        assert!(s.learn_keywords(&["$Junk".to_string()]));
+        assert!(!s.learn_keywords(&["$junk".to_string()]));
+        let mut changed = state(5, 6);
+        changed.keywords = vec!["$JUNK".into(), "Work".into()];
+        let u = s.apply(
+            MailboxChanges {
+                highestmodseq: 6,
+                changed: vec![changed.clone()],
+                expunged: vec![],
+            },
+            true,
+        );
+        assert_eq!(u, vec![Update::Keywords, Update::Flags(2, changed)]);
+        assert_eq!(s.keywords(), ["$Junk", "Work"]);
     }
 
     #[test]

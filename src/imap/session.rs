@@ -129,6 +129,9 @@ pub struct Session<T> {
     /// QRESYNC was enabled (ENABLE QRESYNC only, RFC 7162 §3.2.3): expunges are reported as
     /// VANISHED from then on, and SELECT (QRESYNC …) and UID FETCH (… VANISHED) are allowed.
     pub(super) qresync: bool,
+    /// IMAP4rev2 was enabled (ENABLE IMAP4rev2, RFC 9051): no `\Recent`, SEARCH answered with
+    /// ESEARCH, mailbox names in UTF-8 instead of modified UTF-7.
+    pub(super) rev2: bool,
     pub(super) logout: bool,
     /// The tag and ESEARCH return options of the command being run (`SEARCH RETURN (…)`).
     pub(super) esearch: Option<(String, SearchReturn)>,
@@ -157,6 +160,7 @@ impl<T: Transport> Session<T> {
             bad_in_row: 0,
             condstore: false,
             qresync: false,
+            rev2: false,
             logout: false,
             esearch: None,
         }

@@ -135,6 +135,25 @@ impl<T: Transport> Session<T> {
             self.logout = true;
             return Ok(());
         };
+        // \Recent (IMAP4rev1): the new messages are claimed before they are reported, so the
+        // RECENT count and their FLAGS say whether this session is the one that has them.
+        let claim = self.selected.as_ref().and_then(|s| {
+            let known = s.max_uid();
+            let newest = changes
+                .changed
+                .iter()
+                .map(|c| c.uid)
+                .filter(|&u| u > known)
+                .max()?;
+            s.reports_recent()
+                .then(|| (newest.saturating_add(1), !s.read_only))
+        });
+        if let Some((upto, claim)) = claim {
+            let first = self.imap.store.claim_recent(&mailbox, upto, claim).await?;
+            if let Some(selected) = &mut self.selected {
+                selected.add_recent(first, upto);
+            }
+        }
         let (condstore, qresync) = (self.condstore, self.qresync);
         let Some(selected) = &mut self.selected else {
             return Ok(());
@@ -188,6 +207,10 @@ fn write_update(out: &mut Out, selected: &Selected, update: &Update, condstore: 
         Update::Expunge { seq, .. } => out.untagged(&format!("{seq} EXPUNGE")),
         Update::Exists(n) => out.untagged(&format!("{n} EXISTS")),
         Update::Recent(n) => out.untagged(&format!("{n} RECENT")),
+        Update::Keywords => {
+            write_flag_lists(out, selected.keywords(), selected.read_only);
+            out
+        }
         Update::Flags(seq, state) => {
             let items = FlagItems {
                 uid: true,
@@ -197,6 +220,35 @@ fn write_update(out: &mut Out, selected: &Selected, update: &Update, condstore: 
             out.flag_fetch(*seq, state, items)
         }
     };
+}
+
+/// `* FLAGS (…)` and `* OK [PERMANENTFLAGS (…)]` with the keywords known in the mailbox: at
+/// SELECT, and again whenever a keyword new to the session appears (RFC 3501 §7.2.6: the
+/// FLAGS response tells the client which flags it may see). A read-only mailbox permits none.
+pub(super) fn write_flag_lists(out: &mut Out, keywords: &[String], read_only: bool) {
+    let kw: String = keywords.iter().map(|k| format!(" {k}")).collect();
+    out.untagged(&format!(
+        "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})"
+    ));
+    if read_only {
+        out.untagged("OK [PERMANENTFLAGS ()] read-only mailbox");
+    } else {
+        out.untagged(&format!(
+            "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] flags permitted"
+        ));
+    }
+}
+
+/// Announces, before a response shows them, keywords of `keywords` the session has not been
+/// told of (FETCH and STORE read flags fresh from the store, ahead of the catching up).
+pub(super) fn announce_keywords<'a>(
+    out: &mut Out,
+    selected: &mut Selected,
+    keywords: impl IntoIterator<Item = &'a String>,
+) {
+    if selected.learn_keywords(keywords) {
+        write_flag_lists(out, selected.keywords(), selected.read_only);
+    }
 }
 
 /// Waits for the next change, or forever when there is no receiver.

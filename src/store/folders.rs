@@ -159,11 +159,17 @@ impl Store {
             .bind(inbox.id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE mailboxes SET uidnext = ?, highestmodseq = 1 WHERE id = ?")
-            .bind(inbox.uidnext)
-            .bind(target.id)
-            .execute(&mut *tx)
-            .await?;
+        // The messages keep their UIDs, and whether a session has claimed them as \Recent.
+        sqlx::query(
+            "UPDATE mailboxes SET uidnext = ?, highestmodseq = 1,
+                 recent_uid = (SELECT recent_uid FROM mailboxes WHERE id = ?)
+             WHERE id = ?",
+        )
+        .bind(inbox.uidnext)
+        .bind(inbox.id)
+        .bind(target.id)
+        .execute(&mut *tx)
+        .await?;
         for uid in &uids {
             sqlx::query(
                 "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",

@@ -34,6 +34,7 @@ mod mailboxes;
 mod messages;
 mod queue;
 pub mod quota;
+mod recent;
 mod sessions;
 mod space;
 mod subscriptions;

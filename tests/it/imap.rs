@@ -11,6 +11,7 @@ mod extended;
 mod interop;
 mod qresync;
 mod search_dates;
+mod session_rules;
 mod subscriptions;
 
 use std::time::Duration;
@@ -366,7 +367,7 @@ async fn select_examine_close_unselect() {
             "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)".to_string(),
             "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] flags permitted".into(),
             "* 2 EXISTS".into(),
-            "* 0 RECENT".into(),
+            "* 2 RECENT".into(),
             "* OK [UNSEEN 1] first unseen".into(),
             format!("* OK [UIDVALIDITY {}] UIDs valid", inbox.uidvalidity),
             "* OK [UIDNEXT 3] predicted next UID".into(),
@@ -465,7 +466,7 @@ async fn append_and_fetch_every_item() {
     assert_eq!(
         c.ok("FETCH 1 (UID FLAGS INTERNALDATE RFC822.SIZE)").await,
         [format!(
-            "* 1 FETCH (UID 1 FLAGS (\\Seen $Work) INTERNALDATE \"26-Nov-2026 10:00:00 +0000\" RFC822.SIZE {size})"
+            "* 1 FETCH (UID 1 FLAGS (\\Seen $Work \\Recent) INTERNALDATE \"26-Nov-2026 10:00:00 +0000\" RFC822.SIZE {size})"
         )]
     );
     assert_eq!(
@@ -548,19 +549,19 @@ MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n)"
     // A non-peek body fetch sets \Seen and says so.
     assert_eq!(
         c.ok("FETCH 2 BODY[TEXT]").await,
-        ["* 2 FETCH (BODY[TEXT] {6}\r\nbody\r\n FLAGS (\\Seen))"]
+        ["* 2 FETCH (BODY[TEXT] {6}\r\nbody\r\n FLAGS (\\Seen \\Recent))"]
     );
     assert_eq!(
         c.ok("UID FETCH 2 FAST").await,
         [format!(
-            "* 2 FETCH (UID 2 FLAGS (\\Seen) INTERNALDATE \"{}\" RFC822.SIZE {})",
+            "* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) INTERNALDATE \"{}\" RFC822.SIZE {})",
             c_date(&t, &alice, 2).await,
             plain.len()
         )]
     );
     assert_eq!(
         c.ok("UID FETCH 9:* FLAGS").await,
-        ["* 2 FETCH (UID 2 FLAGS (\\Seen))"]
+        ["* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent))"]
     );
     let (_, r) = c.cmd("FETCH 3 FLAGS").await;
     assert_eq!(
@@ -605,13 +606,15 @@ async fn store_expunge_copy_move() {
     assert_eq!(
         c.ok("STORE 1:2 +FLAGS (\\Flagged $Todo)").await,
         [
-            "* 1 FETCH (FLAGS (\\Flagged $Todo))",
-            "* 2 FETCH (FLAGS (\\Flagged $Todo))"
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Todo)",
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Todo \\*)] flags permitted",
+            "* 1 FETCH (FLAGS (\\Flagged $Todo \\Recent))",
+            "* 2 FETCH (FLAGS (\\Flagged $Todo \\Recent))"
         ]
     );
     assert_eq!(
         c.ok("UID STORE 2 -FLAGS ($todo)").await,
-        ["* 2 FETCH (UID 2 FLAGS (\\Flagged))"]
+        ["* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))"]
     );
     assert_eq!(
         c.ok("STORE 3 FLAGS.SILENT (\\Deleted \\Seen)").await,
@@ -729,8 +732,8 @@ Subject: Re: apple pie\r\nX-Mood: happy\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000
         ("ON 26-Nov-2026", "* SEARCH 1 2 3"),
         ("BEFORE 26-Nov-2026", "* SEARCH"),
         ("SINCE 27-Nov-2026", "* SEARCH"),
-        ("NEW", "* SEARCH"),
-        ("OLD", "* SEARCH 1 2 3"),
+        ("NEW", "* SEARCH 1 2 3"),
+        ("OLD", "* SEARCH"),
         ("KEYWORD $x", "* SEARCH"),
         ("UNKEYWORD $x", "* SEARCH 1 2 3"),
         ("CHARSET UTF-8 SUBJECT banana", "* SEARCH 2"),
@@ -811,16 +814,16 @@ async fn condstore_fetch_and_store() {
     );
     assert_eq!(
         c.ok("FETCH 1:* (FLAGS) (CHANGEDSINCE 3)").await,
-        ["* 3 FETCH (FLAGS () MODSEQ (4))"]
+        ["* 3 FETCH (FLAGS (\\Recent) MODSEQ (4))"]
     );
     assert_eq!(
         c.ok("STORE 1 +FLAGS (\\Seen)").await,
-        ["* 1 FETCH (FLAGS (\\Seen) MODSEQ (5))"]
+        ["* 1 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (5))"]
     );
     let (lines, r) = c
         .cmd("STORE 1:2 (UNCHANGEDSINCE 4) +FLAGS (\\Flagged)")
         .await;
-    assert_eq!(lines, ["* 2 FETCH (FLAGS (\\Flagged) MODSEQ (6))"]);
+    assert_eq!(lines, ["* 2 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (6))"]);
     assert_eq!(
         r,
         "TAG OK [MODIFIED 1] conditional STORE failed for some messages"
@@ -848,13 +851,16 @@ async fn two_sessions_see_each_other() {
     b.ok("SELECT INBOX").await;
     // b flags and deletes message 2; a sees the flags at its next command.
     b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
-    assert_eq!(a.ok("NOOP").await, ["* 2 FETCH (UID 2 FLAGS (\\Deleted))"]);
+    assert_eq!(
+        a.ok("NOOP").await,
+        ["* 2 FETCH (UID 2 FLAGS (\\Deleted \\Recent))"]
+    );
     assert_eq!(b.ok("EXPUNGE").await, ["* 2 EXPUNGE"]);
     // A delivery and the expunge: during FETCH the expunge is held back, the EXISTS is not.
     deliver(store, &alice, &message("m4", "w", 300)).await;
     assert_eq!(
         a.ok("FETCH 1 UID").await,
-        ["* 1 FETCH (UID 1)", "* 4 EXISTS", "* 1 RECENT"]
+        ["* 1 FETCH (UID 1)", "* 4 EXISTS", "* 4 RECENT"]
     );
     // Message 2 is expunged but keeps its number until a command that may say so.
     assert_eq!(a.ok("FETCH 3 UID").await, ["* 3 FETCH (UID 3)"]);
@@ -862,8 +868,8 @@ async fn two_sessions_see_each_other() {
     assert_eq!(
         a.ok("FETCH 1:* (UID FLAGS)").await,
         [
-            "* 1 FETCH (UID 1 FLAGS ())",
-            "* 2 FETCH (UID 3 FLAGS ())",
+            "* 1 FETCH (UID 1 FLAGS (\\Recent))",
+            "* 2 FETCH (UID 3 FLAGS (\\Recent))",
             "* 3 FETCH (UID 4 FLAGS (\\Recent))",
         ]
     );
@@ -883,15 +889,18 @@ async fn idle_reports_a_delivery_within_a_second() {
     let started = std::time::Instant::now();
     deliver(&store, &alice, &message("m2", "w", 300)).await;
     assert_eq!(c.line().await, "* 2 EXISTS");
-    assert_eq!(c.line().await, "* 1 RECENT");
+    assert_eq!(c.line().await, "* 2 RECENT");
     assert!(started.elapsed() < Duration::from_secs(1));
     // A flag change by another session arrives too.
     let mut other = logged_in(&t).await;
     other.ok("SELECT INBOX").await;
     other.ok("STORE 1 +FLAGS (\\Seen)").await;
-    assert_eq!(c.line().await, "* 1 FETCH (UID 1 FLAGS (\\Seen))");
+    assert_eq!(c.line().await, "* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))");
     other.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
-    assert_eq!(c.line().await, "* 1 FETCH (UID 1 FLAGS (\\Seen \\Deleted))");
+    assert_eq!(
+        c.line().await,
+        "* 1 FETCH (UID 1 FLAGS (\\Seen \\Deleted \\Recent))"
+    );
     other.ok("EXPUNGE").await;
     assert_eq!(c.line().await, "* 1 EXPUNGE");
     c.send(b"DONE\r\n").await;

@@ -115,7 +115,7 @@ async fn move_into_the_same_mailbox() {
             format!("* OK [COPYUID {uidvalidity} 1 3] moved"),
             "* 1 EXPUNGE".to_string(),
             "* 2 EXISTS".to_string(),
-            "* 1 RECENT".to_string(),
+            "* 2 RECENT".to_string(),
         ]
     );
     assert_eq!(
@@ -141,7 +141,7 @@ async fn move_into_the_same_mailbox() {
     let lines = c.ok("NOOP").await;
     assert_eq!(
         lines,
-        ["* 2 EXPUNGE", "* 1 EXPUNGE", "* 2 EXISTS", "* 2 RECENT"]
+        ["* 2 EXPUNGE", "* 1 EXPUNGE", "* 2 EXISTS", "* 0 RECENT"]
     );
     assert_eq!(c.ok("UID SEARCH ALL").await, ["* SEARCH 4 5"]);
 }

@@ -93,10 +93,10 @@ async fn resync_after_changes_elsewhere() {
     assert_eq!(
         a.ok("NOOP").await,
         [
-            "* 2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (8))",
+            "* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ (8))",
             "* VANISHED 3,5",
             "* 5 EXISTS",
-            "* 1 RECENT",
+            "* 5 RECENT",
         ]
     );
 
@@ -185,14 +185,14 @@ async fn vanished_replaces_expunge_once_enabled() {
     assert_eq!(
         c.ok("STORE 1,2,4 +FLAGS (\\Deleted)").await,
         [
-            "* 1 FETCH (UID 1 FLAGS (\\Deleted) MODSEQ (8))",
-            "* 2 FETCH (UID 2 FLAGS (\\Deleted) MODSEQ (8))",
-            "* 4 FETCH (UID 4 FLAGS (\\Deleted) MODSEQ (8))",
+            "* 1 FETCH (UID 1 FLAGS (\\Deleted \\Recent) MODSEQ (8))",
+            "* 2 FETCH (UID 2 FLAGS (\\Deleted \\Recent) MODSEQ (8))",
+            "* 4 FETCH (UID 4 FLAGS (\\Deleted \\Recent) MODSEQ (8))",
         ]
     );
     assert_eq!(
         c.ok("FETCH 3 (FLAGS)").await,
-        ["* 3 FETCH (UID 3 FLAGS () MODSEQ (4))"]
+        ["* 3 FETCH (UID 3 FLAGS (\\Recent) MODSEQ (4))"]
     );
     // UID EXPUNGE of some, then EXPUNGE of the rest: one VANISHED each, and the tagged OK
     // says the new HIGHESTMODSEQ.
@@ -223,14 +223,14 @@ async fn vanished_replaces_expunge_once_enabled() {
         c.ok("FETCH 1 (UID)").await,
         [
             "* 1 FETCH (UID 3 MODSEQ (14))",
-            "* 1 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (14))",
+            "* 1 FETCH (UID 3 FLAGS (\\Flagged \\Recent) MODSEQ (14))",
             "* OK [HIGHESTMODSEQ 11] some expunges are not reported yet",
         ]
     );
     assert_eq!(c.ok("NOOP").await, ["* VANISHED 6"]);
     assert_eq!(
         c.ok("UID FETCH 1:* (FLAGS)").await,
-        ["* 1 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (14))"]
+        ["* 1 FETCH (UID 3 FLAGS (\\Flagged \\Recent) MODSEQ (14))"]
     );
 }
 
@@ -255,11 +255,11 @@ async fn idle_reports_vanished() {
     other.ok("STORE 1,3 +FLAGS.SILENT (\\Deleted)").await; // MODSEQ 5
     assert_eq!(
         c.line().await,
-        "* 1 FETCH (UID 1 FLAGS (\\Deleted) MODSEQ (5))"
+        "* 1 FETCH (UID 1 FLAGS (\\Deleted \\Recent) MODSEQ (5))"
     );
     assert_eq!(
         c.line().await,
-        "* 3 FETCH (UID 3 FLAGS (\\Deleted) MODSEQ (5))"
+        "* 3 FETCH (UID 3 FLAGS (\\Deleted \\Recent) MODSEQ (5))"
     );
     other.ok("EXPUNGE").await;
     assert_eq!(c.line().await, "* VANISHED 1,3");
@@ -267,6 +267,6 @@ async fn idle_reports_vanished() {
     assert_eq!(c.line().await, "i1 OK IDLE terminated");
     assert_eq!(
         c.ok("FETCH 1:* (FLAGS)").await,
-        ["* 1 FETCH (UID 2 FLAGS () MODSEQ (3))"]
+        ["* 1 FETCH (UID 2 FLAGS (\\Recent) MODSEQ (3))"]
     );
 }

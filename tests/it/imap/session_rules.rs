@@ -1,0 +1,286 @@
+//! Session rules of issue 18: `\Recent` in exactly one session (RFC 3501 §2.3.2), keywords
+//! announced with `* FLAGS` before they are shown (RFC 3501 §7.2.6), NO rather than BAD for
+//! mailbox names and patterns that are valid syntax but not modified UTF-7 (RFC 3501 §5.1.3,
+//! §6.3.8), and IMAP4rev2 (RFC 9051) next to IMAP4rev1.
+
+use super::{Client, deliver, logged_in, server};
+use crate::harness::message;
+
+const FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+
+/// The RECENT count a SELECT or EXAMINE reported.
+fn recent(lines: &[String]) -> u32 {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("* ")?.strip_suffix(" RECENT")?.parse().ok())
+        .unwrap_or_else(|| panic!("no RECENT in {lines:?}"))
+}
+
+#[tokio::test]
+async fn recent_belongs_to_exactly_one_session() {
+    let (t, alice) = server().await;
+    let store = &t.running.store;
+    deliver(store, &alice, &message("m1", "w", 300)).await;
+    deliver(store, &alice, &message("m2", "w", 300)).await;
+    // Before anyone looked: both are recent, and STATUS says so.
+    let mut a = logged_in(&t).await;
+    assert_eq!(
+        a.ok("STATUS INBOX (RECENT)").await,
+        ["* STATUS \"INBOX\" (RECENT 2)"]
+    );
+    // EXAMINE shows them without taking them.
+    assert_eq!(recent(&a.ok("EXAMINE INBOX").await), 2);
+    assert_eq!(
+        a.ok("FETCH 1:* FLAGS").await,
+        [
+            "* 1 FETCH (FLAGS (\\Recent))",
+            "* 2 FETCH (FLAGS (\\Recent))"
+        ]
+    );
+    // SELECT takes them: A is the first session told of them.
+    assert_eq!(recent(&a.ok("SELECT INBOX").await), 2);
+    assert_eq!(a.ok("SEARCH RECENT").await, ["* SEARCH 1 2"]);
+    a.ok("STORE 1 +FLAGS.SILENT (\\Seen)").await;
+    assert_eq!(a.ok("SEARCH NEW").await, ["* SEARCH 2"]);
+    assert_eq!(a.ok("SEARCH OLD").await, ["* SEARCH"]);
+    assert_eq!(
+        a.ok("STATUS INBOX (RECENT)").await,
+        ["* STATUS \"INBOX\" (RECENT 2)"]
+    );
+    // B comes second: nothing is recent to it, by any measure.
+    let mut b = logged_in(&t).await;
+    assert_eq!(
+        b.ok("STATUS INBOX (RECENT)").await,
+        ["* STATUS \"INBOX\" (RECENT 0)"]
+    );
+    assert_eq!(recent(&b.ok("SELECT INBOX").await), 0);
+    assert_eq!(
+        b.ok("FETCH 1:* FLAGS").await,
+        ["* 1 FETCH (FLAGS (\\Seen))", "* 2 FETCH (FLAGS ())"]
+    );
+    assert_eq!(b.ok("SEARCH RECENT").await, ["* SEARCH"]);
+    assert_eq!(b.ok("SEARCH NEW").await, ["* SEARCH"]);
+    assert_eq!(b.ok("SEARCH OLD").await, ["* SEARCH 1 2"]);
+    // A message arriving while both have the mailbox selected is recent to the first told.
+    deliver(store, &alice, &message("m3", "w", 300)).await;
+    assert_eq!(b.ok("NOOP").await, ["* 3 EXISTS", "* 1 RECENT"]);
+    assert_eq!(a.ok("NOOP").await, ["* 3 EXISTS", "* 2 RECENT"]);
+    assert_eq!(
+        b.ok("FETCH 3 FLAGS").await,
+        ["* 3 FETCH (FLAGS (\\Recent))"]
+    );
+    assert_eq!(a.ok("FETCH 3 FLAGS").await, ["* 3 FETCH (FLAGS ())"]);
+    assert_eq!(a.ok("SEARCH RECENT").await, ["* SEARCH 1 2"]);
+    assert_eq!(b.ok("SEARCH RECENT").await, ["* SEARCH 3"]);
+    // The claims outlive the sessions.
+    a.ok("LOGOUT").await;
+    b.ok("LOGOUT").await;
+    let mut c = logged_in(&t).await;
+    assert_eq!(
+        c.ok("STATUS INBOX (RECENT MESSAGES)").await,
+        ["* STATUS \"INBOX\" (RECENT 0 MESSAGES 3)"]
+    );
+    assert_eq!(recent(&c.ok("SELECT INBOX").await), 0);
+}
+
+#[tokio::test]
+async fn sessions_selecting_at_once_share_no_recent_message() {
+    let (t, alice) = server().await;
+    let store = &t.running.store;
+    let mut sessions: Vec<Client<_>> = Vec::new();
+    for _ in 0..3 {
+        sessions.push(logged_in(&t).await);
+    }
+    for round in 1..=5u32 {
+        deliver(store, &alice, &message(&format!("m{round}"), "w", 300)).await;
+        // Every session sends its SELECT before any reads an answer.
+        for (i, s) in sessions.iter_mut().enumerate() {
+            s.send(format!("s{i} SELECT INBOX\r\n").as_bytes()).await;
+        }
+        let mut counts = Vec::new();
+        for (i, s) in sessions.iter_mut().enumerate() {
+            let (lines, tagged) = s.until(&format!("s{i}")).await;
+            assert!(tagged.starts_with("TAG OK"), "{tagged}");
+            counts.push(recent(&lines));
+        }
+        assert_eq!(counts.iter().sum::<u32>(), 1, "round {round}: {counts:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_new_keyword_is_announced_before_it_is_shown() {
+    let (t, alice) = server().await;
+    let store = &t.running.store;
+    deliver(store, &alice, &message("m1", "w", 300)).await;
+    let mut a = logged_in(&t).await;
+    let mut b = logged_in(&t).await;
+    let mut r = logged_in(&t).await;
+    a.ok("SELECT INBOX").await;
+    b.ok("SELECT INBOX").await;
+    r.ok("EXAMINE INBOX").await;
+    // STORE: the acting session first, then the others at their next command.
+    assert_eq!(
+        a.ok("STORE 1 +FLAGS ($Important)").await,
+        [
+            format!("* FLAGS ({FLAGS} $Important)"),
+            format!("* OK [PERMANENTFLAGS ({FLAGS} $Important \\*)] flags permitted"),
+            "* 1 FETCH (FLAGS ($Important \\Recent))".to_string(),
+        ]
+    );
+    assert_eq!(
+        b.ok("NOOP").await,
+        [
+            format!("* FLAGS ({FLAGS} $Important)"),
+            format!("* OK [PERMANENTFLAGS ({FLAGS} $Important \\*)] flags permitted"),
+            "* 1 FETCH (UID 1 FLAGS ($Important))".to_string(),
+        ]
+    );
+    // A FETCH that shows it before the session caught up announces it first too.
+    assert_eq!(
+        r.ok("FETCH 1 FLAGS").await[..3],
+        [
+            format!("* FLAGS ({FLAGS} $Important)"),
+            "* OK [PERMANENTFLAGS ()] read-only mailbox".to_string(),
+            "* 1 FETCH (FLAGS ($Important))".to_string(),
+        ]
+    );
+    // Known keywords (in any case) are not announced again; .SILENT still announces a new one.
+    let lines = a.ok("STORE 1 +FLAGS.SILENT ($important)").await;
+    assert!(lines.is_empty(), "{lines:?}");
+    assert_eq!(
+        a.ok("STORE 1 +FLAGS.SILENT (Later)").await,
+        [
+            format!("* FLAGS ({FLAGS} $Important Later)"),
+            format!("* OK [PERMANENTFLAGS ({FLAGS} $Important Later \\*)] flags permitted"),
+        ]
+    );
+    assert_eq!(
+        b.ok("NOOP").await,
+        [
+            format!("* FLAGS ({FLAGS} $Important Later)"),
+            format!("* OK [PERMANENTFLAGS ({FLAGS} $Important Later \\*)] flags permitted"),
+            "* 1 FETCH (UID 1 FLAGS ($Important Later))".to_string(),
+        ]
+    );
+    // APPEND into the selected mailbox: announced before the EXISTS, to every session.
+    let (lines, tagged) = a.cmd("APPEND INBOX ($Appended) {5+}\r\nHello").await;
+    assert!(tagged.starts_with("TAG OK [APPENDUID"), "{tagged}");
+    assert_eq!(
+        lines,
+        [
+            format!("* FLAGS ({FLAGS} $Important Later $Appended)"),
+            format!(
+                "* OK [PERMANENTFLAGS ({FLAGS} $Important Later $Appended \\*)] flags permitted"
+            ),
+            "* 2 EXISTS".to_string(),
+            "* 2 RECENT".to_string(),
+        ]
+    );
+    assert_eq!(
+        b.ok("NOOP").await,
+        [
+            format!("* FLAGS ({FLAGS} $Important Later $Appended)"),
+            format!(
+                "* OK [PERMANENTFLAGS ({FLAGS} $Important Later $Appended \\*)] flags permitted"
+            ),
+            "* 2 EXISTS".to_string(),
+            "* 0 RECENT".to_string(),
+        ]
+    );
+    // COPY and MOVE from another mailbox.
+    a.ok("CREATE Other").await;
+    a.ok("APPEND Other ($Copied) {5+}\r\nHello").await;
+    a.ok("APPEND Other ($Moved) {5+}\r\nHello").await;
+    let mut c = logged_in(&t).await;
+    c.ok("SELECT Other").await;
+    c.ok("COPY 1 INBOX").await;
+    let lines = a.ok("NOOP").await;
+    assert_eq!(
+        lines[..2],
+        [
+            format!("* FLAGS ({FLAGS} $Important Later $Appended $Copied)"),
+            format!(
+                "* OK [PERMANENTFLAGS ({FLAGS} $Important Later $Appended $Copied \\*)] flags permitted"
+            ),
+        ]
+    );
+    assert_eq!(lines[2], "* 3 EXISTS");
+    c.ok("MOVE 2 INBOX").await;
+    let lines = a.ok("NOOP").await;
+    assert_eq!(
+        lines[0],
+        format!("* FLAGS ({FLAGS} $Important Later $Appended $Copied $Moved)")
+    );
+    assert_eq!(lines[2], "* 4 EXISTS");
+    // A new SELECT lists every keyword in use.
+    let lines = b.ok("SELECT INBOX").await;
+    assert_eq!(
+        lines[1],
+        format!("* FLAGS ({FLAGS} $Important Later $Appended $Copied $Moved)")
+    );
+}
+
+/// Valid astrings that are not modified UTF-7 (an unterminated `&`, an encoded run of
+/// printable ASCII, a `&` before a space, a lone `&` in a literal).
+const NOT_UTF7: [&str; 4] = ["&Jjo", "&AGE-", "\"Tom & Jerry\"", "{1+}\r\n&"];
+
+#[tokio::test]
+async fn names_that_are_not_modified_utf7_get_no_not_bad() {
+    let (t, alice) = server().await;
+    deliver(&t.running.store, &alice, &message("m1", "w", 300)).await;
+    let mut c = logged_in(&t).await;
+    c.ok("SELECT INBOX").await;
+    for name in NOT_UTF7 {
+        for command in [
+            format!("CREATE {name}"),
+            format!("DELETE {name}"),
+            format!("RENAME {name} Elsewhere"),
+            format!("RENAME Archive {name}"),
+            format!("STATUS {name} (MESSAGES)"),
+            format!("APPEND {name} {{5+}}\r\nHello"),
+            format!("COPY 1 {name}"),
+            format!("MOVE 1 {name}"),
+            format!("UID COPY 1 {name}"),
+            format!("SUBSCRIBE {name}"),
+            format!("UNSUBSCRIBE {name}"),
+            format!("GETQUOTAROOT {name}"),
+            format!("EXAMINE {name}"),
+            format!("SELECT {name}"),
+        ] {
+            let (lines, tagged) = c.cmd(&command).await;
+            assert!(
+                tagged.starts_with("TAG NO "),
+                "{command:?}: {tagged} {lines:?}"
+            );
+            // SELECT/EXAMINE deselect even when they fail; select again for the next ones.
+            c.ok("SELECT INBOX").await;
+        }
+    }
+    // Patterns: OK, with the names that match the pattern as it was sent.
+    c.ok("CREATE \"Tom &- Jerry\"").await;
+    c.ok("SUBSCRIBE \"Tom &- Jerry\"").await;
+    for pattern in NOT_UTF7 {
+        for command in [
+            format!("LIST \"\" {pattern}"),
+            format!("LSUB \"\" {pattern}"),
+            format!("LIST {pattern} *"),
+            format!("LIST (SUBSCRIBED) \"\" {pattern}"),
+            format!("LIST \"\" ({pattern} INBOX) RETURN (CHILDREN)"),
+        ] {
+            let (lines, tagged) = c.cmd(&command).await;
+            assert!(tagged.starts_with("TAG OK "), "{command:?}: {tagged}");
+            assert!(
+                lines.iter().all(|l| l.contains("INBOX")),
+                "{command:?}: {lines:?}"
+            );
+        }
+    }
+    assert_eq!(
+        c.ok("LIST \"\" \"Tom &*\"").await,
+        ["* LIST (\\HasNoChildren) \"/\" \"Tom &- Jerry\""]
+    );
+    assert_eq!(
+        c.ok("LSUB \"\" \"Tom &*\"").await,
+        ["* LSUB (\\HasNoChildren) \"/\" \"Tom &- Jerry\""]
+    );
+}
