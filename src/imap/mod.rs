@@ -1,4 +1,4 @@
-//! The IMAP server: IMAP4rev1 (RFC 3501) on 143 (STARTTLS) and 993 (implicit TLS), with the
+//! The IMAP server: IMAP4rev1 (RFC 3501) and, after `ENABLE IMAP4rev2`, IMAP4rev2 (RFC 9051) on 143 (STARTTLS) and 993 (implicit TLS), with the
 //! extensions listed in [`capabilities`].
 //!
 //! How it is put together:
@@ -87,7 +87,7 @@ pub fn handler(imap: Arc<Imap>) -> Handler {
 /// The capabilities advertised after login. Everything listed is implemented and tested.
 pub fn capabilities(imap: &Imap) -> String {
     format!(
-        "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN \
+        "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN \
          SPECIAL-USE QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE \
          CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS",
         imap.max_message_size.min(u64::from(u32::MAX))
@@ -97,7 +97,7 @@ pub fn capabilities(imap: &Imap) -> String {
 /// The capabilities before login: LOGINDISABLED (and no AUTH=PLAIN) while passwords would
 /// travel in clear text, STARTTLS while it is possible.
 pub fn pre_auth_capabilities(imap: &Imap, tls: bool, can_starttls: bool) -> String {
-    let mut caps = String::from("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE");
+    let mut caps = String::from("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE");
     if can_starttls {
         caps.push_str(" STARTTLS");
     }

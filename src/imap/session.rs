@@ -19,12 +19,14 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::imap_types::search::SearchKey;
 use imap_codec::{AuthenticateDataCodec, CommandCodec};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 
 use super::extended::{self, Extended, ListCommand, SearchReturn};
 use super::framing::{Input, READ_BUF, TooLong, fragment_limit};
+use super::mailbox::recent_is_not_rev2;
 use super::response::{Out, Status};
 use super::selected::Selected;
 use super::{Imap, capabilities, pre_auth_capabilities};
@@ -230,6 +232,16 @@ impl<T: Transport> Session<T> {
             };
             let result = match decoded {
                 Ok(Decoded::Codec(command, esearch)) => {
+                    // IMAP4rev2 answers every SEARCH with ESEARCH; without RETURN options it
+                    // is RETURN (ALL) (RFC 9051 §6.4.4).
+                    let esearch = esearch.or_else(|| {
+                        (self.rev2 && matches!(command.body, CommandBody::Search { .. })).then(
+                            || SearchReturn {
+                                all: true,
+                                ..SearchReturn::default()
+                            },
+                        )
+                    });
                     self.esearch = esearch.map(|o| (command.tag.as_ref().to_string(), o));
                     let result = self.execute(command).await;
                     self.esearch = None;
@@ -411,6 +423,15 @@ impl<T: Transport> Session<T> {
                             self.condstore = true;
                             enabled.push("QRESYNC");
                         }
+                        // RFC 9051 §6.3.1: IMAP4rev2 rules from now on. A mailbox selected
+                        // already loses its \Recent messages with the rest of rev1.
+                        CapabilityEnable::Other(_)
+                            if !self.rev2 && cap.to_string().eq_ignore_ascii_case("IMAP4rev2") =>
+                        {
+                            self.rev2 = true;
+                            self.selected = self.selected.take().map(Selected::without_recent);
+                            enabled.push("IMAP4rev2");
+                        }
                         _ => {}
                     }
                 }
@@ -529,13 +550,21 @@ impl<T: Transport> Session<T> {
                 charset,
                 criteria,
                 uid,
-            } => self.search(charset, criteria, uid).await,
+            } => {
+                if self.rev2 && criteria.as_ref().iter().any(names_recent) {
+                    return Ok(recent_is_not_rev2());
+                }
+                self.search(charset, criteria, uid).await
+            }
             CommandBody::Sort {
                 sort_criteria,
                 charset,
                 search_criteria,
                 uid,
             } => {
+                if self.rev2 && search_criteria.as_ref().iter().any(names_recent) {
+                    return Ok(recent_is_not_rev2());
+                }
                 self.sort(sort_criteria, charset, search_criteria, uid)
                     .await
             }
@@ -653,6 +682,17 @@ impl<T: Transport> Session<T> {
                 Ok(Reply::no("[UNAVAILABLE] authentication is unavailable"))
             }
         }
+    }
+}
+
+/// Whether a search key uses `\Recent` (RECENT, NEW, OLD), which RFC 9051 removed.
+fn names_recent(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::Recent | SearchKey::New | SearchKey::Old => true,
+        SearchKey::And(keys) => keys.as_ref().iter().any(names_recent),
+        SearchKey::Or(a, b) => names_recent(a) || names_recent(b),
+        SearchKey::Not(k) => names_recent(k),
+        _ => false,
     }
 }
 

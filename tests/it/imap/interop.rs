@@ -11,7 +11,7 @@ use crate::harness::{self, TestServer, account};
 
 /// Runs `tests/interop/<script>` with the server's coordinates; panics with its output unless
 /// it exits 0.
-async fn run_script(t: &TestServer, script: &str, user: &str, env: &[(&str, &Path)]) {
+pub(super) async fn run_script(t: &TestServer, script: &str, user: &str, env: &[(&str, &Path)]) {
     let root = env!("CARGO_MANIFEST_DIR");
     let port = |kind: &str| t.running.addr(kind).expect(kind).port().to_string();
     let out = tokio::process::Command::new("python3")

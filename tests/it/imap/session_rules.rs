@@ -284,3 +284,111 @@ async fn names_that_are_not_modified_utf7_get_no_not_bad() {
         ["* LSUB (\\HasNoChildren) \"/\" \"Tom &- Jerry\""]
     );
 }
+
+#[tokio::test]
+async fn imap4rev2_after_enable() {
+    let (t, alice) = server().await;
+    let store = &t.running.store;
+    deliver(store, &alice, &message("apple", "w", 300)).await;
+    deliver(store, &alice, &message("pear", "w", 300)).await;
+    let mut c = logged_in(&t).await;
+    let caps = c.ok("CAPABILITY").await;
+    assert!(
+        caps[0].starts_with("* CAPABILITY IMAP4rev1 IMAP4rev2 "),
+        "{caps:?}"
+    );
+    assert_eq!(c.ok("ENABLE IMAP4rev2").await, ["* ENABLED IMAP4rev2"]);
+    // Enabled once.
+    assert_eq!(c.ok("ENABLE IMAP4rev2").await, ["* ENABLED"]);
+    let inbox = store.mailbox(alice.id, "INBOX").await.unwrap().unwrap();
+    // SELECT: no RECENT, no UNSEEN code, the mailbox's LIST line (RFC 9051 §6.3.2).
+    assert_eq!(
+        c.ok("SELECT INBOX").await,
+        [
+            format!("* FLAGS ({FLAGS})"),
+            format!("* OK [PERMANENTFLAGS ({FLAGS} \\*)] flags permitted"),
+            "* 2 EXISTS".to_string(),
+            "* LIST (\\HasNoChildren) \"/\" \"INBOX\"".to_string(),
+            format!("* OK [UIDVALIDITY {}] UIDs valid", inbox.uidvalidity),
+            "* OK [UIDNEXT 3] predicted next UID".to_string(),
+            "* OK [HIGHESTMODSEQ 3] highest".to_string(),
+        ]
+    );
+    // No \Recent anywhere, and this session took none from rev1 sessions.
+    assert_eq!(
+        c.ok("FETCH 1:* FLAGS").await,
+        ["* 1 FETCH (FLAGS ())", "* 2 FETCH (FLAGS ())"]
+    );
+    deliver(store, &alice, &message("plum", "w", 300)).await;
+    assert_eq!(c.ok("NOOP").await, ["* 3 EXISTS"]);
+    let mut rev1 = logged_in(&t).await;
+    assert_eq!(recent(&rev1.ok("SELECT INBOX").await), 3);
+    for command in [
+        "SEARCH RECENT",
+        "SEARCH NOT NEW",
+        "UID SEARCH OR OLD SEEN",
+        "SORT (DATE) UTF-8 RECENT",
+        "STATUS INBOX (MESSAGES RECENT)",
+        "LIST \"\" INBOX RETURN (STATUS (RECENT))",
+    ] {
+        let (_, r) = c.cmd(command).await;
+        assert_eq!(r, "TAG BAD RECENT is not part of IMAP4rev2", "{command}");
+    }
+    // SEARCH is answered with ESEARCH, RETURN (ALL) unless the client asks otherwise.
+    for (command, expect) in [
+        ("SEARCH ALL", "* ESEARCH (TAG \"s1\") ALL 1:3"),
+        (
+            "UID SEARCH OR SUBJECT pear SUBJECT plum",
+            "* ESEARCH (TAG \"s1\") UID ALL 2:3",
+        ),
+        ("SEARCH SUBJECT banana", "* ESEARCH (TAG \"s1\")"),
+        (
+            "SEARCH RETURN (COUNT MIN) ALL",
+            "* ESEARCH (TAG \"s1\") MIN 1 COUNT 3",
+        ),
+    ] {
+        c.send(format!("s1 {command}\r\n").as_bytes()).await;
+        let (lines, r) = c.until("s1").await;
+        assert_eq!(r, "TAG OK SEARCH completed", "{command}");
+        assert_eq!(lines, [expect], "{command}");
+    }
+    assert_eq!(rev1.ok("SEARCH SUBJECT pear").await, ["* SEARCH 2"]);
+    // Mailbox names are UTF-8 as they are; rev1 sessions see them in modified UTF-7.
+    c.ok("CREATE \"Entwürfe\"").await;
+    c.ok("CREATE \"Tom & Jerry\"").await;
+    assert_eq!(
+        c.ok("LIST \"\" \"Entw*\"").await,
+        ["* LIST (\\HasNoChildren) \"/\" {9}\r\nEntwürfe"]
+    );
+    assert_eq!(
+        c.ok("STATUS \"Tom & Jerry\" (MESSAGES)").await,
+        ["* STATUS \"Tom & Jerry\" (MESSAGES 0)"]
+    );
+    assert_eq!(
+        rev1.ok("LIST \"\" \"Entw*\"").await,
+        ["* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe\""]
+    );
+    assert_eq!(
+        rev1.ok("LIST \"\" \"Tom*\"").await,
+        ["* LIST (\\HasNoChildren) \"/\" \"Tom &- Jerry\""]
+    );
+    // In rev2 a modified UTF-7 form is just another name.
+    let (_, r) = c.cmd("SELECT Entw&APw-rfe").await;
+    assert_eq!(r, "TAG NO [NONEXISTENT] no such mailbox");
+    let (_, r) = c.cmd("SELECT {4+}\r\n\u{7f}\u{7f}\u{7f}\u{7f}").await;
+    assert!(r.starts_with("TAG NO "), "{r}");
+    // ENABLE while a mailbox is selected: its \Recent messages are gone with rev1.
+    assert_eq!(
+        rev1.ok("FETCH 3 FLAGS").await,
+        ["* 3 FETCH (FLAGS (\\Recent))"]
+    );
+    assert_eq!(rev1.ok("ENABLE IMAP4rev2").await, ["* ENABLED IMAP4rev2"]);
+    assert_eq!(rev1.ok("FETCH 3 FLAGS").await, ["* 3 FETCH (FLAGS ())"]);
+}
+
+#[tokio::test]
+async fn imap4rev2_with_python_imaplib() {
+    let (t, alice) = server().await;
+    deliver(&t.running.store, &alice, &message("apple", "w", 300)).await;
+    super::interop::run_script(&t, "imap_rev2_imaplib.py", "alice@localhost", &[]).await;
+}
