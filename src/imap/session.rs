@@ -203,6 +203,12 @@ impl<T: Transport> Session<T> {
             let ext = if self.frag.is_message_poisoned() || self.frag.is_max_message_size_exceeded()
             {
                 Extended::Plain
+            } else if let Some(tag) = unauthenticate_tag(self.frag.message_bytes()) {
+                let result = self.unauthenticate(&tag).await;
+                if self.flush().await.is_err() || result.is_err() {
+                    break;
+                }
+                continue;
             } else {
                 extended::recognise(self.frag.message_bytes())
             };
@@ -288,6 +294,26 @@ impl<T: Transport> Session<T> {
             self.io.write_all(&bytes).await?;
         }
         Ok(())
+    }
+
+    /// UNAUTHENTICATE (RFC 8437), which imap-codec does not know: back to the not
+    /// authenticated state on the same connection (and TLS), with everything the login gave
+    /// reset as on a new connection: the account, the selected mailbox (not expunged), the
+    /// enabled extensions, the change bus subscription, the literal limits.
+    async fn unauthenticate(&mut self, tag: &str) -> io::Result<()> {
+        let result = if self.account.is_none() {
+            Ok(Reply::bad("UNAUTHENTICATE is only valid after login"))
+        } else {
+            self.selected = None;
+            self.account = None;
+            self.changes = None;
+            self.dirty = false;
+            self.condstore = false;
+            self.qresync = false;
+            self.rev2 = false;
+            Ok(Reply::ok("UNAUTHENTICATE completed"))
+        };
+        self.finish(tag, true, false, result).await
     }
 
     /// An extended LIST (`extended.rs`): valid in the authenticated and selected states.
@@ -683,6 +709,21 @@ impl<T: Transport> Session<T> {
             }
         }
     }
+}
+
+/// The tag of a complete `tag UNAUTHENTICATE` command (RFC 8437; it has no arguments).
+fn unauthenticate_tag(message: &[u8]) -> Option<String> {
+    let line = message
+        .strip_suffix(b"\r\n")
+        .or_else(|| message.strip_suffix(b"\n"))?;
+    let space = line.iter().position(|&b| b == b' ')?;
+    let (tag, name) = (line.get(..space)?, line.get(space + 1..)?);
+    if !name.eq_ignore_ascii_case(b"UNAUTHENTICATE") {
+        return None;
+    }
+    imap_codec::imap_types::core::Tag::try_from(tag)
+        .ok()
+        .map(|t| t.as_ref().to_string())
 }
 
 /// Whether a search key uses `\Recent` (RECENT, NEW, OLD), which RFC 9051 removed.

@@ -195,7 +195,9 @@ async fn logindisabled_until_starttls() {
         "{r}"
     );
     assert!(
-        r.ends_with("CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS] logged in"),
+        r.ends_with(
+            "CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS UNAUTHENTICATE] logged in"
+        ),
         "{r}"
     );
     let (lines, r) = c.cmd("LOGOUT").await;

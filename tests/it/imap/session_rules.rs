@@ -392,3 +392,56 @@ async fn imap4rev2_with_python_imaplib() {
     deliver(&t.running.store, &alice, &message("apple", "w", 300)).await;
     super::interop::run_script(&t, "imap_rev2_imaplib.py", "alice@localhost", &[]).await;
 }
+
+#[tokio::test]
+async fn unauthenticate_resets_the_session() {
+    let (t, alice) = server().await;
+    deliver(&t.running.store, &alice, &message("m1", "w", 300)).await;
+    let mut c = super::connect(&t).await;
+    let (_, r) = c.cmd("UNAUTHENTICATE").await;
+    assert_eq!(r, "TAG BAD UNAUTHENTICATE is only valid after login");
+    let (_, r) = c.cmd("LOGIN alice@localhost secret").await;
+    assert!(r.contains(" UNAUTHENTICATE]"), "{r}");
+    c.ok("ENABLE IMAP4rev2 CONDSTORE").await;
+    c.ok("SELECT INBOX").await;
+    c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    // Back to the not authenticated state, the selected mailbox closed without expunging.
+    assert_eq!(c.ok("uNaUtHeNtIcAtE").await, Vec::<String>::new());
+    let (_, r) = c.cmd("SELECT INBOX").await;
+    assert_eq!(r, "TAG BAD SELECT is only valid after login");
+    let caps = c.ok("CAPABILITY").await;
+    assert!(
+        caps[0].ends_with(" AUTH=PLAIN")
+            && !caps[0].contains("NAMESPACE")
+            && !caps[0].contains("UNAUTHENTICATE"),
+        "{caps:?}"
+    );
+    // Literals are limited as before login again.
+    c.send(b"x LOGIN {100000}\r\n").await;
+    assert_eq!(
+        c.line().await,
+        "x NO [TOOBIG] literal of 100000 octets is larger than the limit of 65536"
+    );
+    let (_, r) = c.cmd("UNAUTHENTICATE").await;
+    assert_eq!(r, "TAG BAD UNAUTHENTICATE is only valid after login");
+    // A new login starts from nothing enabled: rev1 SELECT, no MODSEQ, the message kept.
+    c.ok("LOGIN alice@localhost secret").await;
+    let lines = c.ok("SELECT INBOX").await;
+    assert!(lines.contains(&"* 1 RECENT".to_string()), "{lines:?}");
+    assert_eq!(
+        c.ok("FETCH 1 FLAGS").await,
+        ["* 1 FETCH (FLAGS (\\Deleted \\Recent))"]
+    );
+    // While a change is pending for the selected mailbox, nothing of it follows the OK.
+    deliver(&t.running.store, &alice, &message("m2", "w", 300)).await;
+    c.ok("UNAUTHENTICATE").await;
+    c.ok("LOGIN alice@localhost secret").await;
+    let (lines, r) = c.cmd("NOOP").await;
+    assert_eq!((lines.len(), r.as_str()), (0, "TAG OK NOOP completed"));
+}
+
+#[tokio::test]
+async fn unauthenticate_with_python_imaplib() {
+    let (t, _alice) = server().await;
+    super::interop::run_script(&t, "imap_unauthenticate_imaplib.py", "alice@localhost", &[]).await;
+}
