@@ -235,10 +235,16 @@ impl<T: Transport> Session<T> {
         self.account.as_ref().map_or(0, |a| a.id)
     }
 
+    /// Whether mailbox names travel in UTF-8 (IMAP4rev2, or UTF8=ACCEPT, RFC 6855 §3) rather
+    /// than modified UTF-7.
+    pub(super) fn utf8_names(&self) -> bool {
+        self.rev2 || self.utf8
+    }
+
     /// The UTF-8 name of a mailbox argument, as this session's protocol version reads it, or
     /// the NO reply for one that is not a mailbox name.
     pub(super) fn name_arg(&self, mailbox: &WireMailbox<'_>) -> Result<String, Reply> {
-        mailbox_name(mailbox, self.rev2)
+        mailbox_name(mailbox, self.utf8_names())
     }
 
     async fn find_mailbox(&self, name: &str) -> Result<Option<Mailbox>, StoreError> {
@@ -363,7 +369,7 @@ impl<T: Transport> Session<T> {
             .text("* LIST (")
             .text(&attrs.join(" "))
             .text(") \"/\" ");
-        write_name(&mut self.out, &mb.name, self.rev2);
+        write_name(&mut self.out, &mb.name, self.rev2 || self.utf8);
         self.out.crlf();
         Ok(())
     }
@@ -522,7 +528,7 @@ impl<T: Transport> Session<T> {
         if pattern_bytes.is_empty() && !lsub {
             return Ok(self.hierarchy_delimiter());
         }
-        let (patterns, wire) = full_patterns(reference, &[pattern_bytes], self.rev2);
+        let (patterns, wire) = full_patterns(reference, &[pattern_bytes], self.utf8_names());
         let list = Listing {
             lsub,
             patterns,
@@ -555,7 +561,7 @@ impl<T: Transport> Session<T> {
             return Ok(recent_is_not_rev2());
         }
         let pattern_bytes: Vec<&[u8]> = cmd.patterns.iter().map(Vec::as_slice).collect();
-        let (patterns, wire) = full_patterns(&cmd.reference, &pattern_bytes, self.rev2);
+        let (patterns, wire) = full_patterns(&cmd.reference, &pattern_bytes, self.utf8_names());
         let list = Listing {
             lsub: false,
             patterns,
@@ -642,7 +648,7 @@ impl<T: Transport> Session<T> {
                     // Only a stand-in for its subscribed children: nothing about the mailbox
                     // of that name, if there is one, since it is not subscribed.
                     self.out.text("* LSUB (\\Noselect) \"/\" ");
-                    write_name(&mut self.out, name, self.rev2);
+                    write_name(&mut self.out, name, self.rev2 || self.utf8);
                     self.out.crlf();
                     self.flush_if_large().await?;
                     continue;
@@ -679,7 +685,7 @@ impl<T: Transport> Session<T> {
                 .text(" (")
                 .text(&attrs.join(" "))
                 .text(") \"/\" ");
-            write_name(&mut self.out, name, self.rev2);
+            write_name(&mut self.out, name, self.rev2 || self.utf8);
             if child_info {
                 self.out.text(" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
@@ -753,7 +759,7 @@ impl<T: Transport> Session<T> {
             });
         }
         self.out.text("* STATUS ");
-        write_name(&mut self.out, &mb.name, self.rev2);
+        write_name(&mut self.out, &mb.name, self.rev2 || self.utf8);
         self.out.text(" (").text(&parts.join(" ")).text(")").crlf();
         Ok(())
     }
@@ -845,7 +851,7 @@ impl<T: Transport> Session<T> {
             return Ok(Reply::no("[NONEXISTENT] no such account"));
         };
         self.out.text("* QUOTAROOT ");
-        write_name(&mut self.out, &mb.name, self.rev2);
+        write_name(&mut self.out, &mb.name, self.rev2 || self.utf8);
         // No root names for a mailbox without a quota (RFC 9208 allows zero).
         if account.quota_bytes > 0 {
             self.out.text(" \"\"");

@@ -19,6 +19,7 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::imap_types::extensions::utf8::Utf8Kind;
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::{AuthenticateDataCodec, CommandCodec};
 use tokio::io::AsyncWriteExt;
@@ -134,6 +135,8 @@ pub struct Session<T> {
     /// IMAP4rev2 was enabled (ENABLE IMAP4rev2, RFC 9051): no `\Recent`, SEARCH answered with
     /// ESEARCH, mailbox names in UTF-8 instead of modified UTF-7.
     pub(super) rev2: bool,
+    /// UTF8=ACCEPT was enabled (RFC 6855): mailbox names in UTF-8, APPEND's UTF8 data item.
+    pub(super) utf8: bool,
     pub(super) logout: bool,
     /// The tag and ESEARCH return options of the command being run (`SEARCH RETURN (…)`).
     pub(super) esearch: Option<(String, SearchReturn)>,
@@ -163,6 +166,7 @@ impl<T: Transport> Session<T> {
             condstore: false,
             qresync: false,
             rev2: false,
+            utf8: false,
             logout: false,
             esearch: None,
         }
@@ -212,7 +216,14 @@ impl<T: Transport> Session<T> {
             } else {
                 extended::recognise(self.frag.message_bytes())
             };
+            let utf8_append = match ext {
+                Extended::Plain => append_utf8(self.frag.message_bytes()),
+                _ => None,
+            };
             let decoded = match ext {
+                Extended::Plain if utf8_append.is_some() => {
+                    self.decode_append_utf8(utf8_append.unwrap_or_default())
+                }
                 Extended::Plain => match self.frag.decode_message(&CommandCodec::default()) {
                     Ok(command) => Ok(Decoded::Codec(command.into_static(), None)),
                     Err(e) => Err(describe_decode_error(&e, self.frag.message_bytes())),
@@ -296,6 +307,32 @@ impl<T: Transport> Session<T> {
         Ok(())
     }
 
+    /// APPEND with RFC 6855's `UTF8 (literal8)` data item, rewritten by [`append_utf8`] to
+    /// the plain APPEND imap-codec reads; valid only after ENABLE UTF8=ACCEPT.
+    fn decode_append_utf8(
+        &self,
+        plain: Vec<u8>,
+    ) -> Result<Decoded, Option<(Option<String>, String)>> {
+        let tag = plain_tag(&plain);
+        if !self.utf8 {
+            return Err(Some((
+                tag,
+                "the UTF8 data item of APPEND needs ENABLE UTF8=ACCEPT".to_string(),
+            )));
+        }
+        match CommandCodec::default().decode(&plain) {
+            Ok((rest, decoded))
+                if rest.is_empty() && matches!(decoded.body, CommandBody::Append { .. }) =>
+            {
+                Ok(Decoded::Codec(decoded.into_static(), None))
+            }
+            _ => Err(Some((
+                tag,
+                "syntax error in the arguments of APPEND".to_string(),
+            ))),
+        }
+    }
+
     /// UNAUTHENTICATE (RFC 8437), which imap-codec does not know: back to the not
     /// authenticated state on the same connection (and TLS), with everything the login gave
     /// reset as on a new connection: the account, the selected mailbox (not expunged), the
@@ -311,6 +348,7 @@ impl<T: Transport> Session<T> {
             self.condstore = false;
             self.qresync = false;
             self.rev2 = false;
+            self.utf8 = false;
             Ok(Reply::ok("UNAUTHENTICATE completed"))
         };
         self.finish(tag, true, false, result).await
@@ -458,6 +496,10 @@ impl<T: Transport> Session<T> {
                             self.selected = self.selected.take().map(Selected::without_recent);
                             enabled.push("IMAP4rev2");
                         }
+                        CapabilityEnable::Utf8(Utf8Kind::Accept) if !self.utf8 => {
+                            self.utf8 = true;
+                            enabled.push("UTF8=ACCEPT");
+                        }
                         _ => {}
                     }
                 }
@@ -579,6 +621,11 @@ impl<T: Transport> Session<T> {
             } => {
                 if self.rev2 && criteria.as_ref().iter().any(names_recent) {
                     return Ok(recent_is_not_rev2());
+                }
+                // RFC 6855 §3: after ENABLE UTF8=ACCEPT the charset is UTF-8; naming one
+                // conflicts with it.
+                if self.utf8 && charset.is_some() {
+                    return Ok(Reply::bad("no CHARSET in SEARCH after ENABLE UTF8=ACCEPT"));
                 }
                 self.search(charset, criteria, uid).await
             }
@@ -711,6 +758,70 @@ impl<T: Transport> Session<T> {
     }
 }
 
+/// Longest literal8 the UTF8 data item of APPEND is looked for behind (the fragmentizer
+/// has already bounded the message by the message size limit).
+const MAX_LENGTH_DIGITS: usize = 10;
+
+/// A complete `tag APPEND mailbox [flags] [date] UTF8 (~{n}\r\n<n octets>)\r\n` (RFC 6855
+/// §4) rewritten as `tag APPEND mailbox [flags] [date] {n}\r\n<n octets>\r\n`; `None` for
+/// anything else. The data item must be the last thing in the command, its literal ending
+/// exactly before the closing `)`, so octets inside the message cannot pass for it (the
+/// first position where all of this holds is taken).
+fn append_utf8(message: &[u8]) -> Option<Vec<u8>> {
+    const MARK: &[u8] = b" UTF8 (~{";
+    let mut words = message.splitn(3, |&b| b == b' ');
+    let (_, name) = (words.next()?, words.next()?);
+    if !name.eq_ignore_ascii_case(b"APPEND") {
+        return None;
+    }
+    let body = message.strip_suffix(b")\r\n")?;
+    let mut from = 0;
+    while let Some(found) = message
+        .get(from..)?
+        .windows(MARK.len())
+        .position(|w| w.eq_ignore_ascii_case(MARK))
+    {
+        let at = from + found;
+        let digits_at = at + MARK.len();
+        let rest = message.get(digits_at..)?;
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if (1..=MAX_LENGTH_DIGITS).contains(&digits) {
+            let after = rest.get(digits..)?;
+            let close = if after.starts_with(b"+}\r\n") {
+                Some(4)
+            } else if after.starts_with(b"}\r\n") {
+                Some(3)
+            } else {
+                None
+            };
+            let length: Option<usize> = std::str::from_utf8(rest.get(..digits)?)
+                .ok()
+                .and_then(|d| d.parse().ok());
+            if let (Some(close), Some(length)) = (close, length) {
+                let data_at = digits_at + digits + close;
+                if data_at.checked_add(length) == Some(body.len()) {
+                    let mut plain = Vec::with_capacity(message.len());
+                    plain.extend_from_slice(message.get(..at)?);
+                    plain.extend_from_slice(format!(" {{{length}}}\r\n").as_bytes());
+                    plain.extend_from_slice(body.get(data_at..)?);
+                    plain.extend_from_slice(b"\r\n");
+                    return Some(plain);
+                }
+            }
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The tag a command starts with, if it is a valid one.
+fn plain_tag(message: &[u8]) -> Option<String> {
+    let end = message.iter().position(|&b| b == b' ')?;
+    imap_codec::imap_types::core::Tag::try_from(message.get(..end)?)
+        .ok()
+        .map(|t| t.as_ref().to_string())
+}
+
 /// The tag of a complete `tag UNAUTHENTICATE` command (RFC 8437; it has no arguments).
 fn unauthenticate_tag(message: &[u8]) -> Option<String> {
     let line = message
@@ -840,4 +951,48 @@ fn describe_decode_error(
         ),
     };
     Some((tag, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{append_utf8, unauthenticate_tag};
+
+    #[test]
+    fn append_utf8_data_item() {
+        let plain = |m: &[u8]| append_utf8(m).map(|p| String::from_utf8_lossy(&p).into_owned());
+        assert_eq!(
+            plain(b"a APPEND INBOX (\\Seen) UTF8 (~{5+}\r\nHello)\r\n").as_deref(),
+            Some("a APPEND INBOX (\\Seen) {5}\r\nHello\r\n")
+        );
+        assert_eq!(
+            plain(b"a append {2}\r\nxy utf8 (~{3}\r\na)b)\r\n").as_deref(),
+            Some("a append {2}\r\nxy {3}\r\na)b\r\n")
+        );
+        // The data's own octets cannot pass for the data item: the length must end there.
+        assert_eq!(
+            plain(b"a APPEND INBOX UTF8 (~{14}\r\n UTF8 (~{1}\r\nx)\r\n").as_deref(),
+            Some("a APPEND INBOX {14}\r\n UTF8 (~{1}\r\nx\r\n")
+        );
+        for other in [
+            &b"a APPEND INBOX {5}\r\nHello\r\n"[..],
+            b"a APPEND INBOX UTF8 (~{3}\r\nHello)\r\n",
+            b"a APPEND INBOX UTF8 (~{}\r\n)\r\n",
+            b"a APPEND INBOX UTF8 (~{99999999999}\r\nx)\r\n",
+            b"a NOOP UTF8 (~{1}\r\nx)\r\n",
+            b"a APPEND INBOX UTF8 (~{1}\r\nx)",
+        ] {
+            assert_eq!(plain(other), None, "{}", String::from_utf8_lossy(other));
+        }
+    }
+
+    #[test]
+    fn unauthenticate_is_recognised() {
+        assert_eq!(
+            unauthenticate_tag(b"x1 Unauthenticate\r\n").as_deref(),
+            Some("x1")
+        );
+        assert_eq!(unauthenticate_tag(b"x1 UNAUTHENTICATE now\r\n"), None);
+        assert_eq!(unauthenticate_tag(b"* UNAUTHENTICATE\r\n"), None);
+        assert_eq!(unauthenticate_tag(b"x1 NOOP\r\n"), None);
+    }
 }

@@ -196,7 +196,7 @@ async fn logindisabled_until_starttls() {
     );
     assert!(
         r.ends_with(
-            "CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS UNAUTHENTICATE] logged in"
+            "CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS UNAUTHENTICATE UTF8=ACCEPT] logged in"
         ),
         "{r}"
     );

@@ -401,7 +401,7 @@ async fn unauthenticate_resets_the_session() {
     let (_, r) = c.cmd("UNAUTHENTICATE").await;
     assert_eq!(r, "TAG BAD UNAUTHENTICATE is only valid after login");
     let (_, r) = c.cmd("LOGIN alice@localhost secret").await;
-    assert!(r.contains(" UNAUTHENTICATE]"), "{r}");
+    assert!(r.contains(" UNAUTHENTICATE"), "{r}");
     c.ok("ENABLE IMAP4rev2 CONDSTORE").await;
     c.ok("SELECT INBOX").await;
     c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
@@ -444,4 +444,77 @@ async fn unauthenticate_resets_the_session() {
 async fn unauthenticate_with_python_imaplib() {
     let (t, _alice) = server().await;
     super::interop::run_script(&t, "imap_unauthenticate_imaplib.py", "alice@localhost", &[]).await;
+}
+
+#[tokio::test]
+async fn utf8_accept() {
+    let (t, _alice) = server().await;
+    let mut c = logged_in(&t).await;
+    let caps = c.ok("CAPABILITY").await;
+    assert!(caps[0].contains(" UTF8=ACCEPT"), "{caps:?}");
+    // The UTF8 data item only after ENABLE.
+    let (_, r) = c.cmd("APPEND INBOX UTF8 (~{5+}\r\nHello)").await;
+    assert_eq!(
+        r,
+        "TAG BAD the UTF8 data item of APPEND needs ENABLE UTF8=ACCEPT"
+    );
+    assert_eq!(c.ok("ENABLE UTF8=ACCEPT").await, ["* ENABLED UTF8=ACCEPT"]);
+    // Mailbox names in UTF-8 both ways, quoted or literal.
+    c.ok("CREATE \"Größe\"").await;
+    assert_eq!(
+        c.ok("LIST \"\" \"Gr*\"").await,
+        ["* LIST (\\HasNoChildren) \"/\" {7}\r\nGröße"]
+    );
+    let mut rev1 = logged_in(&t).await;
+    assert_eq!(
+        rev1.ok("LIST \"\" \"Gr*\"").await,
+        [format!(
+            "* LIST (\\HasNoChildren) \"/\" \"{}\"",
+            mailroom::imap::utf7::encode("Größe")
+        )]
+    );
+    // APPEND with UTF-8 in the header, as a literal8 inside UTF8 (…), non-synchronizing and
+    // synchronizing.
+    let msg = "Subject: Grüße aus Köln\r\nFrom: Jörg <jörg@example.de>\r\n\r\nHallo\r\n";
+    let (_, r) = c
+        .cmd(&format!(
+            "APPEND \"Größe\" (\\Seen) UTF8 (~{{{}+}}\r\n{msg})",
+            msg.len()
+        ))
+        .await;
+    assert!(r.starts_with("TAG OK [APPENDUID "), "{r}");
+    c.send(format!("s2 APPEND {{7+}}\r\nGröße uTf8 (~{{{}}}\r\n", msg.len()).as_bytes())
+        .await;
+    assert_eq!(c.line().await, "+ Ready for literal data");
+    c.send(format!("{msg})\r\n").as_bytes()).await;
+    let (_, r) = c.until("s2").await;
+    assert!(r.starts_with("TAG OK [APPENDUID "), "{r}");
+    // A literal that does not end where the data item does is not the data item.
+    let (_, r) = c.cmd("APPEND \"Größe\" UTF8 (~{3+}\r\nHello)").await;
+    assert!(r.starts_with("TAG BAD "), "{r}");
+    assert_eq!(
+        c.ok("STATUS \"Größe\" (MESSAGES)").await,
+        ["* STATUS {7}\r\nGröße (MESSAGES 2)"]
+    );
+    c.ok("SELECT \"Größe\"").await;
+    assert_eq!(
+        c.ok("FETCH 1:2 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            .await,
+        [
+            "* 1 FETCH (FLAGS (\\Seen \\Recent) BODY[HEADER.FIELDS (SUBJECT)] {30}\r\nSubject: Grüße aus Köln\r\n\r\n)",
+            "* 2 FETCH (FLAGS (\\Recent) BODY[HEADER.FIELDS (SUBJECT)] {30}\r\nSubject: Grüße aus Köln\r\n\r\n)",
+        ]
+    );
+    // SEARCH: UTF-8 strings; no CHARSET (RFC 6855 §3).
+    c.ok("STORE 2 +FLAGS.SILENT (\\Seen)").await;
+    assert_eq!(c.ok("SEARCH SUBJECT \"grüße\"").await, ["* SEARCH 1 2"]);
+    assert_eq!(c.ok("SEARCH FROM \"jörg\"").await, ["* SEARCH 1 2"]);
+    let (_, r) = c.cmd("SEARCH CHARSET UTF-8 ALL").await;
+    assert_eq!(r, "TAG BAD no CHARSET in SEARCH after ENABLE UTF8=ACCEPT");
+}
+
+#[tokio::test]
+async fn utf8_accept_with_python_imaplib() {
+    let (t, _alice) = server().await;
+    super::interop::run_script(&t, "imap_utf8_imaplib.py", "alice@localhost", &[]).await;
 }
