@@ -10,7 +10,7 @@
 //!   selected). Connection-level commands (CAPABILITY, STARTTLS, LOGIN, AUTHENTICATE, IDLE,
 //!   ENABLE, ID, LOGOUT) live there.
 //! - `mailbox.rs` (LIST, CREATE, SELECT, STATUS, APPEND, …), `message.rs` (STORE, COPY, MOVE,
-//!   EXPUNGE), `fetch.rs` and `search.rs` (SEARCH, SORT) each add their commands to the session.
+//!   EXPUNGE), `fetch.rs`, `search.rs` (SEARCH, SORT) and `thread.rs` (THREAD) each add their commands to the session.
 //! - `selected.rs` is the per-session view of the selected mailbox (sequence numbers, pending
 //!   expunges, the MODSEQ caught up to). `updates.rs` keeps it current and runs IDLE.
 //!   Sessions learn about each other's changes from the
@@ -46,6 +46,7 @@ pub mod search;
 mod selected;
 mod seqset;
 mod session;
+mod thread;
 mod uidmap;
 mod updates;
 pub mod utf7;
@@ -88,9 +89,10 @@ pub fn handler(imap: Arc<Imap>) -> Handler {
 pub fn capabilities(imap: &Imap) -> String {
     format!(
         "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN \
-         SPECIAL-USE QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE \
+         SPECIAL-USE QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE {} \
          CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS",
-        imap.max_message_size.min(u64::from(u32::MAX))
+        imap.max_message_size.min(u64::from(u32::MAX)),
+        thread::CAPABILITIES,
     )
 }
 

@@ -292,6 +292,7 @@ impl<T: Transport> Session<T> {
                 | CommandBody::Store { uid: false, .. }
                 | CommandBody::Search { uid: false, .. }
                 | CommandBody::Sort { uid: false, .. }
+                | CommandBody::Thread { uid: false, .. }
         );
         if let CommandBody::StartTLS = command.body {
             return self.starttls(&tag).await;
@@ -535,6 +536,12 @@ impl<T: Transport> Session<T> {
                 self.sort(sort_criteria, charset, search_criteria, uid)
                     .await
             }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => self.thread(algorithm, charset, search_criteria, uid).await,
             other => Ok(Reply::bad(format!("{} is not supported", other.name()))),
         }
     }
@@ -716,6 +723,7 @@ const KNOWN: &[&str] = &[
     "GETQUOTAROOT",
     "SETQUOTA",
     "SORT",
+    "THREAD",
 ];
 
 /// The tag (when there is a valid one) and a clear text for a message that did not decode;

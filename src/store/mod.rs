@@ -37,6 +37,7 @@ pub mod quota;
 mod sessions;
 mod space;
 mod subscriptions;
+mod threads;
 // IMAP support: flags and change log, copy/move, mailbox management, FETCH views, search.
 mod copy;
 mod flags;

@@ -12,6 +12,7 @@ mod interop;
 mod qresync;
 mod search_dates;
 mod subscriptions;
+mod thread_compress;
 
 use std::time::Duration;
 
