@@ -23,6 +23,7 @@ use imap_codec::{AuthenticateDataCodec, CommandCodec};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 
+use super::compress::Stream;
 use super::extended::{self, Extended, ListCommand, SearchReturn};
 use super::framing::{Input, READ_BUF, TooLong, fragment_limit};
 use super::response::{Out, Status};
@@ -102,7 +103,8 @@ enum Decoded {
 
 pub struct Session<T> {
     pub(super) imap: Arc<Imap>,
-    pub(super) io: T,
+    /// The connection, compressed once COMPRESS DEFLATE succeeded (`compress.rs`).
+    pub(super) io: Stream<T>,
     ip: IpAddr,
     pub(super) shutdown: Shutdown,
     pub(super) frag: Fragmentizer,
@@ -140,7 +142,7 @@ impl<T: Transport> Session<T> {
         Session {
             claim: imap.budget.claim(ip),
             imap,
-            io,
+            io: Stream::new(io),
             ip,
             shutdown,
             frag,
@@ -296,6 +298,9 @@ impl<T: Transport> Session<T> {
         );
         if let CommandBody::StartTLS = command.body {
             return self.starttls(&tag).await;
+        }
+        if let CommandBody::Compress { .. } = command.body {
+            return self.compress(&tag).await;
         }
         let selecting = matches!(
             command.body,
@@ -724,6 +729,7 @@ const KNOWN: &[&str] = &[
     "SETQUOTA",
     "SORT",
     "THREAD",
+    "COMPRESS",
 ];
 
 /// The tag (when there is a valid one) and a clear text for a message that did not decode;

@@ -14,6 +14,7 @@ on the first surprise. Leaves the mailbox "ThreadInterop" deleted.
 import imaplib
 import os
 import sys
+import zlib
 
 HOST = os.environ["IMAP_HOST"]
 PORT = int(os.environ["IMAP_PORT"])
@@ -61,6 +62,79 @@ def thread(m):
     print("THREAD ok")
 
 
+imaplib.Commands.setdefault("COMPRESS", ("AUTH", "SELECTED"))
+
+
+class Deflate(imaplib.IMAP4):
+    """imaplib with COMPRESS=DEFLATE: raw deflate (wbits -15) both ways once turned on, a
+    Z_SYNC_FLUSH after every command as Thunderbird does."""
+
+    compressing = False
+
+    def compress(self):
+        typ, data = self._simple_command("COMPRESS", "DEFLATE")
+        check(typ == "OK", f"COMPRESS: {typ} {data}")
+        self.z_out = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.z_in = zlib.decompressobj(-15)
+        self.zbuf = b""
+        self.compressing = True
+
+    def send(self, data):
+        if self.compressing:
+            data = self.z_out.compress(data) + self.z_out.flush(zlib.Z_SYNC_FLUSH)
+        self.sock.sendall(data)
+
+    def _fill(self):
+        raw = self.sock.recv(65536)
+        if not raw:
+            raise self.abort("connection closed")
+        self.zbuf += self.z_in.decompress(raw)
+
+    def read(self, size):
+        if not self.compressing:
+            return super().read(size)
+        while len(self.zbuf) < size:
+            self._fill()
+        out, self.zbuf = self.zbuf[:size], self.zbuf[size:]
+        return out
+
+    def readline(self):
+        if not self.compressing:
+            return super().readline()
+        while b"\n" not in self.zbuf:
+            self._fill()
+        i = self.zbuf.index(b"\n") + 1
+        out, self.zbuf = self.zbuf[:i], self.zbuf[i:]
+        return out
+
+
+def compress():
+    m = Deflate(HOST, PORT)
+    m.login(USER, PASSWORD)
+    m.compress()
+    typ, data = m._simple_command("COMPRESS", "DEFLATE")
+    check(typ == "NO" and b"[COMPRESSIONACTIVE]" in data[0], f"second COMPRESS: {typ} {data}")
+    body = b"Line of a compressed message.\r\n" * 2000
+    typ, _ = m.append(BOX, None, None, b"Subject: z\r\nMessage-ID: <z@x>\r\n\r\n" + body)
+    check(typ == "OK", "APPEND over COMPRESS")
+    for i in range(1000):
+        k = i % 4
+        if k == 0:
+            typ, data = m.noop()
+        elif k == 1:
+            typ, data = m.select(BOX)
+            check(data == [b"5"], f"SELECT {data}")
+        elif k == 2:
+            typ, data = m.search(None, "SUBJECT", "z")
+            check(data == [b"5"], f"SEARCH {data}")
+        else:
+            typ, data = m.fetch("5", "(BODY.PEEK[TEXT])")
+            check(data[0][1] == body, "FETCH over COMPRESS")
+        check(typ == "OK", f"command {i}: {typ} {data}")
+    m.logout()
+    print("COMPRESS ok: 1000 commands")
+
+
 def main():
     m = imaplib.IMAP4(HOST, PORT)
     m.login(USER, PASSWORD)
@@ -68,6 +142,7 @@ def main():
     check(b"THREAD=REFERENCES" in caps, f"capabilities {caps}")
     m.create(BOX)
     thread(m)
+    compress()
     m.close()
     m.delete(BOX)
     m.logout()

@@ -3,9 +3,13 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use super::{deliver, logged_in, server};
-use crate::harness::TestServer;
+use crate::harness::{self, TestServer};
 
 /// A message with these header fields (`None` leaves the field out).
 fn mail(id: &str, subject: &str, date: Option<&str>, extra: &str) -> Vec<u8> {
@@ -155,4 +159,161 @@ async fn thread_references_and_orderedsubject() {
 async fn imaplib_thread_compress_binary() {
     let (t, _alice) = server().await;
     run_script(&t, "imap_thread_compress.py", &[]).await;
+}
+
+/// The client end of COMPRESS=DEFLATE: raw deflate both ways, a sync flush per command.
+struct Deflated<S> {
+    s: S,
+    c: flate2::Compress,
+    d: flate2::Decompress,
+    /// Inflated bytes not yet returned as lines.
+    pending: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Deflated<S> {
+    fn new(s: S) -> Deflated<S> {
+        Deflated {
+            s,
+            c: flate2::Compress::new(flate2::Compression::default(), false),
+            d: flate2::Decompress::new(false),
+            pending: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, data: &[u8]) {
+        let mut out = Vec::with_capacity(data.len() + 1024);
+        let mut data = data;
+        loop {
+            let before = self.c.total_in();
+            self.c
+                .compress_vec(data, &mut out, flate2::FlushCompress::Sync)
+                .unwrap();
+            data = &data[(self.c.total_in() - before) as usize..];
+            if data.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+            out.reserve(64 * 1024);
+        }
+        self.s.write_all(&out).await.unwrap();
+    }
+
+    async fn line(&mut self) -> String {
+        loop {
+            if let Some(i) = self.pending.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = self.pending.drain(..i + 2).collect();
+                return String::from_utf8_lossy(&line[..i]).into_owned();
+            }
+            let mut raw = vec![0u8; 16 * 1024];
+            let n = tokio::time::timeout(Duration::from_secs(20), self.s.read(&mut raw))
+                .await
+                .expect("response in time")
+                .unwrap();
+            assert!(
+                n > 0,
+                "closed; pending {:?}",
+                String::from_utf8_lossy(&self.pending)
+            );
+            let mut input = &raw[..n];
+            while !input.is_empty() {
+                let mut out = Vec::with_capacity(64 * 1024);
+                let before = self.d.total_in();
+                self.d
+                    .decompress_vec(input, &mut out, flate2::FlushDecompress::Sync)
+                    .unwrap();
+                input = &input[(self.d.total_in() - before) as usize..];
+                self.pending.extend_from_slice(&out);
+            }
+        }
+    }
+
+    /// Sends a tagged command; the untagged lines and the tagged one (tag replaced by TAG).
+    async fn cmd(&mut self, tag: &str, command: &str) -> (Vec<String>, String) {
+        self.send(format!("{tag} {command}\r\n").as_bytes()).await;
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line().await;
+            if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
+                return (lines, format!("TAG {rest}"));
+            }
+            lines.push(line);
+        }
+    }
+}
+
+/// Logs in over `s` (greeting read), turns on COMPRESS and checks a session's worth of
+/// commands through it.
+async fn compressed_session<S: AsyncRead + AsyncWrite + Unpin>(s: S) -> Deflated<S> {
+    let mut c = super::Client::new(s);
+    assert!(c.line().await.starts_with("* OK "));
+    let (_, r) = c.cmd("COMPRESS DEFLATE").await;
+    assert_eq!(r, "TAG BAD COMPRESS is only valid after login");
+    let caps = c.ok("LOGIN alice@localhost secret").await;
+    assert!(caps.is_empty());
+    let caps = c.ok("CAPABILITY").await;
+    assert!(caps[0].contains(" COMPRESS=DEFLATE "), "{caps:?}");
+    let (_, r) = c.cmd("COMPRESS DEFLATE").await;
+    assert_eq!(r, "TAG OK DEFLATE active");
+    let mut z = Deflated::new(c.s.into_inner());
+    let (_, r) = z.cmd("b1", "NOOP").await;
+    assert_eq!(r, "TAG OK NOOP completed");
+    let (_, r) = z.cmd("b2", "COMPRESS DEFLATE").await;
+    assert_eq!(r, "TAG NO [COMPRESSIONACTIVE] DEFLATE is already active");
+    z
+}
+
+#[tokio::test]
+async fn compress_deflate_plain_and_tls() {
+    let (t, alice) = server().await;
+    let body = "A line of text that compresses well.\r\n".repeat(20_000);
+    let raw = format!("Subject: big\r\nMessage-ID: <big@t>\r\n\r\n{body}");
+    deliver(&t.running.store, &alice, raw.as_bytes()).await;
+
+    let tcp = TcpStream::connect(t.running.addr("imap").unwrap())
+        .await
+        .unwrap();
+    let mut z = compressed_session(tcp).await;
+    let (lines, r) = z.cmd("c1", "SELECT INBOX").await;
+    assert!(r.starts_with("TAG OK [READ-WRITE]"), "{r}");
+    assert!(lines.contains(&"* 1 EXISTS".to_string()), "{lines:?}");
+    // A large FETCH (written in several chunks) arrives whole and decodes.
+    z.send(b"c2 FETCH 1 BODY.PEEK[TEXT]\r\n").await;
+    let first = z.line().await;
+    assert_eq!(first, format!("* 1 FETCH (BODY[TEXT] {{{}}}", body.len()));
+    let mut got = Vec::new();
+    while got.len() < body.len() {
+        let line = z.line().await;
+        got.extend_from_slice(line.as_bytes());
+        got.extend_from_slice(b"\r\n");
+    }
+    assert!(got == body.as_bytes(), "the literal arrives intact");
+    assert_eq!(z.line().await, ")");
+    assert_eq!(z.line().await, "c2 OK FETCH completed");
+    // A decompression bomb: 1 MiB of one letter (about 1 KiB compressed) meets the line
+    // limit on what it inflates to, and the session goes on.
+    let mut bomb = b"c3 NOOP ".to_vec();
+    bomb.extend(std::iter::repeat_n(b'x', 1 << 20));
+    bomb.extend_from_slice(b"\r\n");
+    z.send(&bomb).await;
+    assert_eq!(
+        z.line().await,
+        "c3 BAD [TOOBIG] command line longer than 65536 octets"
+    );
+    // Idle past the time the server keeps its deflater: the stream goes on seamlessly.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (_, r) = z.cmd("c4", "NOOP").await;
+    assert_eq!(r, "TAG OK NOOP completed");
+    let (lines, r) = z.cmd("c5", "LOGOUT").await;
+    assert_eq!(lines, ["* BYE logging out"]);
+    assert_eq!(r, "TAG OK LOGOUT completed");
+
+    // Over TLS (implicit, 993-style) the same.
+    let tcp = TcpStream::connect(t.running.addr("imaps").unwrap())
+        .await
+        .unwrap();
+    let tls = harness::tls_client(t.dir.path(), tcp).await;
+    let mut z = compressed_session(tls).await;
+    let (_, r) = z.cmd("d1", "EXAMINE INBOX").await;
+    assert!(r.starts_with("TAG OK [READ-ONLY]"), "{r}");
+    let (lines, _) = z.cmd("d2", "FETCH 1 RFC822.SIZE").await;
+    assert_eq!(lines, [format!("* 1 FETCH (RFC822.SIZE {})", raw.len())]);
 }
