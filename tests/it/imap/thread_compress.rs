@@ -317,3 +317,59 @@ async fn compress_deflate_plain_and_tls() {
     let (lines, _) = z.cmd("d2", "FETCH 1 RFC822.SIZE").await;
     assert_eq!(lines, [format!("* 1 FETCH (RFC822.SIZE {})", raw.len())]);
 }
+
+/// Proportional set size of this process (the server runs in it), in KiB.
+fn pss_kib() -> u64 {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Memory per idle session with and without COMPRESS (a measurement, not a check; run alone:
+/// `cargo test --test it imap::thread_compress::memory -- --ignored --nocapture`).
+#[tokio::test]
+#[ignore]
+async fn memory_per_idle_compressed_session() {
+    const N: usize = 200;
+    let t = harness::start_with(|c| {
+        c.auth.allow_plaintext = true;
+        c.limits.max_connections_per_ip = 1000;
+    })
+    .await;
+    harness::account(&t.running.store, "alice@localhost", 0).await;
+    let addr = t.running.addr("imap").unwrap();
+    let mut plain = Vec::new();
+    let base = pss_kib();
+    for _ in 0..N {
+        let mut c = super::Client::new(TcpStream::connect(addr).await.unwrap());
+        c.line().await;
+        c.ok("LOGIN alice@localhost secret").await;
+        c.ok("SELECT INBOX").await;
+        plain.push(c);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after_plain = pss_kib();
+    let mut zs = Vec::new();
+    for _ in 0..N {
+        let mut c = super::Client::new(TcpStream::connect(addr).await.unwrap());
+        c.line().await;
+        c.ok("LOGIN alice@localhost secret").await;
+        c.ok("COMPRESS DEFLATE").await;
+        let mut z = Deflated::new(c.s.into_inner());
+        z.cmd("s", "SELECT INBOX").await;
+        zs.push(z);
+    }
+    let active = pss_kib();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let idle = pss_kib();
+    println!(
+        "PSS KiB: start {base}, +{N} plain {after_plain} ({} KiB each), +{N} compressed active \
+         {active} ({} KiB each), after {} s idle {idle} ({} KiB each)",
+        (after_plain - base) / N as u64,
+        (active - after_plain) / N as u64,
+        7,
+        idle.saturating_sub(after_plain) / N as u64
+    );
+}
