@@ -46,6 +46,9 @@ struct Deflate {
     /// Compressed input not yet inflated: `input[in_pos..]`.
     input: Vec<u8>,
     in_pos: usize,
+    /// The last inflate filled the room it was given: it may hold more output even without
+    /// more input.
+    more: bool,
     /// `None` while idle (see the module documentation).
     deflate: Option<Compress>,
     /// Compressed output not yet written: `output[out_pos..]`.
@@ -74,6 +77,7 @@ impl<T> Stream<T> {
             inflate: Decompress::new(false),
             input: Vec::new(),
             in_pos: 0,
+            more: false,
             deflate: None,
             output: Vec::new(),
             out_pos: 0,
@@ -141,7 +145,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Stream<T> {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         };
         loop {
-            if z.in_pos < z.input.len() {
+            if z.in_pos < z.input.len() || z.more {
+                let room = buf.remaining();
                 let before_in = z.inflate.total_in();
                 let before_out = z.inflate.total_out();
                 let status = z
@@ -155,6 +160,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Stream<T> {
                 let used = usize::try_from(z.inflate.total_in() - before_in).unwrap_or(0);
                 let made = usize::try_from(z.inflate.total_out() - before_out).unwrap_or(0);
                 z.in_pos += used;
+                z.more = made > 0 && made == room;
                 if z.in_pos >= z.input.len() {
                     z.input.clear();
                     z.in_pos = 0;
