@@ -9,10 +9,12 @@
 //!   same limits as plain input and is never held whole.
 //! - Memory of an idle session: the inflater must keep the client's 32 KiB window (the client
 //!   may refer back to anything in it), about 43 KiB with miniz_oxide. The deflater (about
-//!   300 KiB with its hash tables) is dropped once the session has been waiting for input for
-//!   [`DEFLATE_IDLE`] with everything sent: a sync flush ends on a block boundary, and a new
-//!   raw deflater's output continues the same stream (it only stops referring back to what
-//!   came before), so the client notices nothing.
+//!   300 KiB with its hash tables) lives only from a response's first write to its sync flush:
+//!   a sync flush ends on a block boundary, and a new raw deflater's output continues the same
+//!   stream (it only no longer refers back to earlier responses), so the client notices
+//!   nothing, and sessions at rest hold none. The cost: a new deflater per response (its
+//!   tables come zeroed from the allocator) and no back-references across responses.
+//!   Buffers above [`KEEP`] are given back once drained.
 
 use std::io;
 use std::pin::Pin;
@@ -21,7 +23,6 @@ use std::time::Duration;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
 
 use imap_codec::fragmentizer::Fragmentizer;
 
@@ -30,8 +31,8 @@ use super::response::Status as ReplyStatus;
 use super::session::Session;
 use crate::net::{TlsInfo, Transport};
 
-/// How long a session waits for input before its deflater is dropped.
-pub(super) const DEFLATE_IDLE: Duration = Duration::from_secs(5);
+/// Buffer capacity kept between responses.
+const KEEP: usize = 16 * 1024;
 /// Compressed input read at a time.
 const INPUT_CHUNK: usize = 4 * 1024;
 
@@ -49,13 +50,11 @@ struct Deflate {
     /// The last inflate filled the room it was given: it may hold more output even without
     /// more input.
     more: bool,
-    /// `None` while idle (see the module documentation).
+    /// `None` between responses (see the module documentation).
     deflate: Option<Compress>,
     /// Compressed output not yet written: `output[out_pos..]`.
     output: Vec<u8>,
     out_pos: usize,
-    /// Everything was flushed; the deflater goes when this fires while waiting for input.
-    idle: Option<Pin<Box<Sleep>>>,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> io::Error {
@@ -81,7 +80,6 @@ impl<T> Stream<T> {
             deflate: None,
             output: Vec::new(),
             out_pos: 0,
-            idle: None,
         }));
     }
 }
@@ -130,6 +128,9 @@ impl<T: AsyncWrite + Unpin> Stream<T> {
         }
         z.output.clear();
         z.out_pos = 0;
+        if z.output.capacity() > KEEP {
+            z.output = Vec::new();
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -199,12 +200,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Stream<T> {
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
-                    // Waiting for the client: once idle long enough, the deflater goes.
-                    if let Some(idle) = z.idle.as_mut()
-                        && idle.as_mut().poll(cx).is_ready()
-                    {
-                        z.idle = None;
-                        z.deflate = None;
+                    if z.input.is_empty() && z.input.capacity() > KEEP {
+                        z.input = Vec::new();
                     }
                     return Poll::Pending;
                 }
@@ -226,7 +223,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Stream<T> {
         // Earlier output first, so that what is held stays about one write's worth.
         ready!(this.drain(cx))?;
         if let Some(z) = this.z.as_mut() {
-            z.idle = None;
             z.compress(data, FlushCompress::None)?;
         }
         Poll::Ready(Ok(data.len()))
@@ -236,12 +232,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Stream<T> {
         let this = self.get_mut();
         if let Some(z) = this.z.as_mut()
             && z.deflate.is_some()
-            && z.idle.is_none()
         {
             z.compress(&[], FlushCompress::Sync)?;
-            // Marks the sync flush as done (so a retried flush does not add another) and
-            // starts the idle clock.
-            z.idle = Some(Box::pin(tokio::time::sleep(DEFLATE_IDLE)));
+            // The response is complete: the deflater goes (a retried flush then only drains).
+            z.deflate = None;
         }
         ready!(this.drain(cx))?;
         Pin::new(&mut this.inner).poll_flush(cx)

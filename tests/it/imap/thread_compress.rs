@@ -298,8 +298,11 @@ async fn compress_deflate_plain_and_tls() {
         z.line().await,
         "c3 BAD [TOOBIG] command line longer than 65536 octets"
     );
-    // Idle past the time the server keeps its deflater: the stream goes on seamlessly.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Each response comes from a new deflater (the server drops it after the sync flush):
+    // the stream goes on seamlessly, pipelined commands included.
+    z.send(b"c4a NOOP\r\nc4b NOOP\r\n").await;
+    assert_eq!(z.line().await, "c4a OK NOOP completed");
+    assert_eq!(z.line().await, "c4b OK NOOP completed");
     let (_, r) = z.cmd("c4", "NOOP").await;
     assert_eq!(r, "TAG OK NOOP completed");
     let (lines, r) = z.cmd("c5", "LOGOUT").await;
@@ -327,49 +330,83 @@ fn pss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Opens `n` idle sessions from a Python process (so that no client state is in this
+/// process), compressed or not, logged in with INBOX selected; returns once they are.
+async fn idle_sessions(port: u16, n: usize, compress: bool) -> tokio::process::Child {
+    let script = r#"
+import socket, sys, zlib
+port, n, comp = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+def talk(s, z, line):
+    if z:
+        s.sendall(z[0].compress(line) + z[0].flush(zlib.Z_SYNC_FLUSH))
+    else:
+        s.sendall(line)
+    buf = b""
+    while b"\r\nx OK" not in b"\r\n" + buf:
+        raw = s.recv(65536)
+        buf += z[1].decompress(raw) if z else raw
+keep = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.recv(4096)
+    talk(s, None, b"x LOGIN alice@localhost secret\r\n")
+    z = None
+    if comp:
+        talk(s, None, b"x COMPRESS DEFLATE\r\n")
+        z = (zlib.compressobj(6, zlib.DEFLATED, -15), zlib.decompressobj(-15))
+    talk(s, z, b"x SELECT INBOX\r\n")
+    keep.append((s, z))
+print("ready", flush=True)
+sys.stdin.readline()
+"#;
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-c", script, &port.to_string(), &n.to_string()])
+        .arg(if compress { "1" } else { "0" })
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
+        .await
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    child
+}
+
 /// Memory per idle session with and without COMPRESS (a measurement, not a check; run alone:
 /// `cargo test --test it imap::thread_compress::memory -- --ignored --nocapture`).
 #[tokio::test]
 #[ignore]
 async fn memory_per_idle_compressed_session() {
-    const N: usize = 200;
+    const N: usize = 300;
     let t = harness::start_with(|c| {
         c.auth.allow_plaintext = true;
         c.limits.max_connections_per_ip = 1000;
     })
     .await;
     harness::account(&t.running.store, "alice@localhost", 0).await;
-    let addr = t.running.addr("imap").unwrap();
-    let mut plain = Vec::new();
-    let base = pss_kib();
-    for _ in 0..N {
-        let mut c = super::Client::new(TcpStream::connect(addr).await.unwrap());
-        c.line().await;
-        c.ok("LOGIN alice@localhost secret").await;
-        c.ok("SELECT INBOX").await;
-        plain.push(c);
-    }
+    let port = t.running.addr("imap").unwrap().port();
+    // Warm up (allocator arenas, the store's caches) with a few of each.
+    let mut w1 = idle_sessions(port, 10, false).await;
+    let mut w2 = idle_sessions(port, 10, true).await;
+    w1.kill().await.unwrap();
+    w2.kill().await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after_plain = pss_kib();
-    let mut zs = Vec::new();
-    for _ in 0..N {
-        let mut c = super::Client::new(TcpStream::connect(addr).await.unwrap());
-        c.line().await;
-        c.ok("LOGIN alice@localhost secret").await;
-        c.ok("COMPRESS DEFLATE").await;
-        let mut z = Deflated::new(c.s.into_inner());
-        z.cmd("s", "SELECT INBOX").await;
-        zs.push(z);
-    }
-    let active = pss_kib();
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    let idle = pss_kib();
+    let base = pss_kib();
+    let mut plain = idle_sessions(port, N, false).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let with_plain = pss_kib();
+    let mut compressed = idle_sessions(port, N, true).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let with_both = pss_kib();
     println!(
-        "PSS KiB: start {base}, +{N} plain {after_plain} ({} KiB each), +{N} compressed active \
-         {active} ({} KiB each), after {} s idle {idle} ({} KiB each)",
-        (after_plain - base) / N as u64,
-        (active - after_plain) / N as u64,
-        7,
-        idle.saturating_sub(after_plain) / N as u64
+        "PSS KiB: start {base}, +{N} idle plain sessions {with_plain} ({} KiB each), \
+         +{N} idle compressed sessions {with_both} ({} KiB each)",
+        with_plain.saturating_sub(base) / N as u64,
+        with_both.saturating_sub(with_plain) / N as u64
     );
+    plain.kill().await.unwrap();
+    compressed.kill().await.unwrap();
 }
