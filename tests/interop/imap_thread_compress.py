@@ -123,16 +123,49 @@ def compress():
             typ, data = m.noop()
         elif k == 1:
             typ, data = m.select(BOX)
-            check(data == [b"5"], f"SELECT {data}")
+            check(data == [b"7"], f"SELECT {data}")
         elif k == 2:
             typ, data = m.search(None, "SUBJECT", "z")
-            check(data == [b"5"], f"SEARCH {data}")
+            check(data == [b"7"], f"SEARCH {data}")
         else:
-            typ, data = m.fetch("5", "(BODY.PEEK[TEXT])")
+            typ, data = m.fetch("7", "(BODY.PEEK[TEXT])")
             check(data[0][1] == body, "FETCH over COMPRESS")
         check(typ == "OK", f"command {i}: {typ} {data}")
     m.logout()
     print("COMPRESS ok: 1000 commands")
+
+
+def binary(m):
+    part = b"\x00\x01binary\xff"
+    import base64
+    raw = (
+        b"Subject: binary\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(part).replace(b"\n", b"\r\n")
+        + b"--q--\r\n"
+    )
+    typ, data = m.append(BOX, None, None, raw)
+    check(typ == "OK", f"APPEND {data}")
+    m.select(BOX)
+    n = m.search(None, "SUBJECT", "binary")[1][0].decode()
+    typ, data = m.fetch(n, "(BINARY.PEEK[1] BINARY.SIZE[1])")
+    check(typ == "OK" and data[0][1] == part, f"FETCH BINARY {data}")
+    check(data[1] == b" BINARY.SIZE[1] 9)", f"BINARY.SIZE {data}")
+    # APPEND with a literal8 (imaplib only sends {n}: by hand).
+    nul = b"Subject: nul\r\n\r\nzero\x00byte\r\n"
+    m.send(b"L1 APPEND " + BOX.encode() + b" ~{%d}\r\n" % len(nul))
+    line = m.readline()
+    check(line.startswith(b"+"), f"literal8 continuation {line}")
+    m.send(nul + b"\r\n")
+    line = m.readline()
+    while line.startswith(b"* "):
+        line = m.readline()
+    check(line.startswith(b"L1 OK [APPENDUID"), f"APPEND literal8 {line}")
+    n = m.search(None, "SUBJECT", "nul")[1][0].decode()
+    typ, data = m.fetch(n, "(BINARY.PEEK[])")
+    check(typ == "OK" and data[0][1] == nul, f"FETCH BINARY[] {data}")
+    print("BINARY ok")
 
 
 def main():
@@ -142,6 +175,7 @@ def main():
     check(b"THREAD=REFERENCES" in caps, f"capabilities {caps}")
     m.create(BOX)
     thread(m)
+    binary(m)
     compress()
     m.close()
     m.delete(BOX)

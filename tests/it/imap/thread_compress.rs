@@ -410,3 +410,75 @@ async fn memory_per_idle_compressed_session() {
     plain.kill().await.unwrap();
     compressed.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn binary_fetch_and_append_literal8() {
+    let (t, alice) = server().await;
+    // Part 1 base64 with a NUL byte in it, part 2 quoted-printable, part 3 an encoding
+    // nobody knows.
+    let raw = "Subject: bin\r\nMessage-ID: <bin@t>\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+        --b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+        AAECaGVsbG8A/w==\r\n\
+        --b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+        caf=C3=A9 soft=\r\nbreak\r\n\
+        --b\r\nContent-Type: application/x-thing\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n\
+        begin 644 x\r\n\
+        --b--\r\n";
+    deliver(&t.running.store, &alice, raw.as_bytes()).await;
+    let mut c = logged_in(&t).await;
+    let caps = c.ok("CAPABILITY").await;
+    assert!(caps[0].contains(" BINARY "), "{caps:?}");
+    c.ok("SELECT INBOX").await;
+    // Decoded, NUL included: a literal8.
+    assert_eq!(
+        c.ok("FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])").await,
+        ["* 1 FETCH (BINARY[1] ~{10}\r\n\x00\x01\x02hello\x00\u{fffd} BINARY.SIZE[1] 10)"]
+    );
+    assert_eq!(
+        c.ok("FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2])").await,
+        ["* 1 FETCH (BINARY[2] {15}\r\ncafé softbreak BINARY.SIZE[2] 15)"]
+    );
+    // A partial range of the decoded content, and a part that does not exist.
+    assert_eq!(
+        c.ok("FETCH 1 (BINARY.PEEK[1]<3.5> BINARY.PEEK[9])").await,
+        ["* 1 FETCH (BINARY[1]<3> {5}\r\nhello BINARY[9] NIL)"]
+    );
+    let (lines, r) = c.cmd("FETCH 1 (BINARY.PEEK[3])").await;
+    assert!(lines.is_empty(), "{lines:?}");
+    assert_eq!(
+        r,
+        "TAG NO [UNKNOWN-CTE] cannot decode the transfer encoding X-UUENCODE"
+    );
+    let (_, r) = c.cmd("FETCH 1 BINARY.SIZE[3]").await;
+    assert!(r.starts_with("TAG NO [UNKNOWN-CTE]"), "{r}");
+    // Without .PEEK the message becomes \Seen (a refused FETCH did not set it).
+    assert_eq!(c.ok("FETCH 1 FLAGS").await, ["* 1 FETCH (FLAGS ())"]);
+    assert_eq!(
+        c.ok("FETCH 1 BINARY[2]").await,
+        ["* 1 FETCH (BINARY[2] {15}\r\ncafé softbreak FLAGS (\\Seen))"]
+    );
+
+    // APPEND with a literal8: NUL bytes allowed, stored as sent, and BINARY[] gives them back.
+    let message = b"Subject: nul\r\n\r\nbefore\x00after\r\n";
+    let tag = c.next_tag();
+    c.send(format!("{tag} APPEND INBOX ~{{{}}}\r\n", message.len()).as_bytes())
+        .await;
+    assert_eq!(c.line().await, "+ Ready for literal data");
+    c.send(message).await;
+    c.send(b"\r\n").await;
+    let (_, r) = c.until(&tag).await;
+    assert!(r.starts_with("TAG OK [APPENDUID "), "{r}");
+    c.ok("NOOP").await;
+    let lines = c
+        .ok("FETCH 2 (BINARY.PEEK[] BINARY.SIZE[] RFC822.SIZE)")
+        .await;
+    assert_eq!(
+        lines,
+        [format!(
+            "* 2 FETCH (BINARY[] ~{{{n}}}\r\n{} BINARY.SIZE[] {n} RFC822.SIZE {n})",
+            String::from_utf8_lossy(message),
+            n = message.len()
+        )]
+    );
+}
