@@ -50,9 +50,13 @@ impl<T: Transport> Session<T> {
         let (found, _) = self.matches(criteria, references, true).await?;
         let mut refs: HashMap<u32, String> = HashMap::new();
         if references && !found.is_empty() {
-            let wanted: HashMap<u32, ()> = found.iter().map(|(_, r)| (r.uid, ())).collect();
+            let uids: Vec<u32> = found.iter().map(|(_, r)| r.uid).collect();
+            let wanted: HashMap<u32, ()> = uids.iter().map(|&u| (u, ())).collect();
             if let Some(selected) = &self.selected {
-                let mut blocks = self.imap.store.header_blocks(&selected.mailbox);
+                let mut blocks = self
+                    .imap
+                    .store
+                    .header_blocks(&selected.mailbox, Some(&uids));
                 while let Some((u, block)) = blocks.try_next().await? {
                     if wanted.contains_key(&u)
                         && let Some(value) = thread::header_field(&block, "References")
