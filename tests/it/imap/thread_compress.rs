@@ -305,6 +305,22 @@ async fn compress_deflate_plain_and_tls() {
     assert_eq!(z.line().await, "c4b OK NOOP completed");
     let (_, r) = z.cmd("c4", "NOOP").await;
     assert_eq!(r, "TAG OK NOOP completed");
+    // IDLE: a delivery made meanwhile is pushed at once, flushed through the deflate stream.
+    z.send(b"c6 IDLE\r\n").await;
+    assert_eq!(z.line().await, "+ idling");
+    deliver(
+        &t.running.store,
+        &alice,
+        b"Subject: during idle\r\n\r\nx\r\n",
+    )
+    .await;
+    assert_eq!(z.line().await, "* 2 EXISTS");
+    z.send(b"DONE\r\n").await;
+    let mut line = z.line().await;
+    while line.starts_with("* ") {
+        line = z.line().await;
+    }
+    assert_eq!(line, "c6 OK IDLE terminated");
     let (lines, r) = z.cmd("c5", "LOGOUT").await;
     assert_eq!(lines, ["* BYE logging out"]);
     assert_eq!(r, "TAG OK LOGOUT completed");
