@@ -295,3 +295,65 @@ impl<T: Transport> Session<T> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn deflate(c: &mut Compress, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 1024);
+        c.compress_vec(data, &mut out, FlushCompress::Sync).unwrap();
+        out
+    }
+
+    fn inflate(d: &mut Decompress, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 << 20);
+        d.decompress_vec(data, &mut out, FlushDecompress::Sync)
+            .unwrap();
+        out
+    }
+
+    /// Input that inflates to far more than the reader's buffer arrives whole, read a few
+    /// bytes at a time: the inflater is drained before the socket is read again.
+    #[tokio::test]
+    async fn small_reads_of_highly_compressed_input() {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let mut s = Stream::new(server);
+        s.start();
+        let text: Vec<u8> = b"a NOOP\r\n".repeat(20_000);
+        let mut c = Compress::new(Compression::default(), false);
+        let mut client = client;
+        client.write_all(&deflate(&mut c, &text)).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 7];
+        while got.len() < text.len() {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .expect("no stall")
+                .unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got == text);
+    }
+
+    /// Each flush is a sync flush from a new deflater; the client's one inflater reads it all.
+    #[tokio::test]
+    async fn responses_from_successive_deflaters_make_one_stream() {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut s = Stream::new(server);
+        s.start();
+        let mut d = Decompress::new(false);
+        for i in 0..50 {
+            let response = format!("* {i} FETCH (FLAGS (\\Seen))\r\nt{i} OK done\r\n");
+            s.write_all(response.as_bytes()).await.unwrap();
+            s.flush().await.unwrap();
+            assert!(s.z.as_ref().is_some_and(|z| z.deflate.is_none()), "dropped");
+            let mut raw = vec![0u8; 4096];
+            let n = client.read(&mut raw).await.unwrap();
+            assert!(raw[..n].ends_with(&[0, 0, 0xff, 0xff]), "sync flush marker");
+            assert_eq!(inflate(&mut d, &raw[..n]), response.as_bytes());
+        }
+    }
+}
