@@ -498,3 +498,38 @@ async fn binary_fetch_and_append_literal8() {
         )]
     );
 }
+
+/// THREAD's cost next to SORT's on a mailbox of 3,000 threaded messages (a measurement, not
+/// a check; debug build: `cargo test --test it imap::thread_compress::thread_timing --
+/// --ignored --nocapture`).
+#[tokio::test]
+#[ignore]
+async fn thread_timing() {
+    let (t, alice) = server().await;
+    let store = &t.running.store;
+    for i in 0..3000u32 {
+        let refs = if i % 10 == 0 {
+            String::new()
+        } else {
+            format!("References: <{}@t> <{}@t>\r\n", i - i % 10, i - 1)
+        };
+        let subject = format!("topic {}", i / 10);
+        let body = "Some text of a realistic length for a mail body.\r\n".repeat(40);
+        let raw = format!(
+            "From: a@example.net\r\nSubject: {subject}\r\nMessage-ID: <{i}@t>\r\n{refs}\
+             Date: Thu, 1 Jan 2026 10:00:00 +0000\r\n\r\n{body}"
+        );
+        deliver(store, &alice, raw.as_bytes()).await;
+    }
+    let mut c = logged_in(&t).await;
+    c.ok("SELECT INBOX").await;
+    for command in [
+        "SORT (SUBJECT) UTF-8 ALL",
+        "THREAD ORDEREDSUBJECT UTF-8 ALL",
+        "THREAD REFERENCES UTF-8 ALL",
+    ] {
+        let start = std::time::Instant::now();
+        let lines = c.ok(command).await;
+        println!("{command}: {:?}, {} bytes", start.elapsed(), lines[0].len());
+    }
+}
