@@ -23,6 +23,8 @@
 //! - [`imap`]: IMAP4rev1 with IDLE, CONDSTORE, MOVE, UIDPLUS, SORT and more (143, 993).
 //! - [`pop3`]: POP3 with STLS and AUTH over the account's INBOX (110, 995).
 //! - [`submission`]: the one submission path (SMTP submission and the webmail's Send).
+//! - [`thread`]: message threading (RFC 5256 REFERENCES and ORDEREDSUBJECT, base subjects),
+//!   pure, for IMAP THREAD and the webmail.
 //! - [`mime`]: what IMAP and the webmail need from a message, computed once at delivery.
 //! - [`auth`]: password hashing, the SASL exchange (PLAIN, LOGIN) and the failed-login throttle.
 //! - [`wire`]: byte-level pieces the line protocols share: the bounded line framer and the
@@ -51,6 +53,7 @@ pub mod smtp;
 pub mod srs;
 pub mod store;
 pub mod submission;
+pub mod thread;
 pub mod tls;
 pub mod web;
 pub mod wire;

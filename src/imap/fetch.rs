@@ -6,6 +6,11 @@
 //! so no message is parsed again. Only HEADER.FIELDS(.NOT) looks inside a header block, to
 //! pick its fields.
 //!
+//! BINARY, BINARY.PEEK and BINARY.SIZE (RFC 3516) cut the part the same way and undo its
+//! Content-Transfer-Encoding (base64, quoted-printable; 7bit/8bit/binary as stored, anything
+//! else fails the FETCH with `[UNKNOWN-CTE]`); content holding NUL is sent as a `~{n}`
+//! literal8.
+//!
 //! Messages are read in batches of [`BATCH`] and responses written out as they grow, so a
 //! FETCH of a whole large mailbox holds only one batch in memory.
 
@@ -101,14 +106,6 @@ impl<T: Transport> Session<T> {
         if (uid || self.qresync) && !items.contains(&MessageDataItemName::Uid) {
             items.insert(0, MessageDataItemName::Uid);
         }
-        if items.iter().any(|i| {
-            matches!(
-                i,
-                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-            )
-        }) {
-            return Ok(Reply::bad("BINARY is not supported"));
-        }
         let mut parts = ViewParts::default();
         let mut sets_seen = false;
         for item in &items {
@@ -131,6 +128,15 @@ impl<T: Transport> Session<T> {
                     parts.raw = true;
                     parts.structure = true;
                 }
+                MessageDataItemName::Binary { peek, .. } => {
+                    parts.raw = true;
+                    parts.structure = true;
+                    sets_seen |= !peek;
+                }
+                MessageDataItemName::BinarySize { .. } => {
+                    parts.raw = true;
+                    parts.structure = true;
+                }
                 _ => {}
             }
         }
@@ -146,6 +152,14 @@ impl<T: Transport> Session<T> {
                 .await?;
             if let Some(since) = changed_since {
                 views.retain(|v| v.meta.modseq > since);
+            }
+            // RFC 3516 §4.2: a part whose encoding cannot be decoded fails the command (before
+            // anything of this batch is written or marked \Seen).
+            if let Some(encoding) = views.iter().find_map(|v| unknown_cte(v, &items)) {
+                return Ok(Reply::no(format!(
+                    "[UNKNOWN-CTE] cannot decode the transfer encoding {}",
+                    super::response::sanitize(&encoding)
+                )));
             }
             let mut newly_seen: Vec<u32> = Vec::new();
             if sets_seen {
@@ -327,9 +341,39 @@ fn write_fetch(
                     }
                 }
             }
-            // Refused before rendering (BINARY) or not data items of ours.
-            _ => {
-                out.text("NIL NIL");
+            MessageDataItemName::Binary {
+                section, partial, ..
+            } => {
+                out.text("BINARY[");
+                write_part_numbers(out, section);
+                out.raw(b"]");
+                let data = binary_bytes(raw, body, section).and_then(Result::ok);
+                if let Some((start, _)) = partial {
+                    out.raw(b"<").num(*start).raw(b">");
+                }
+                out.raw(b" ");
+                match (data, partial) {
+                    (None, _) => {
+                        out.text("NIL");
+                    }
+                    (Some(d), Some((start, len))) => {
+                        let start = (*start as usize).min(d.len());
+                        let end = start.saturating_add(len.get() as usize).min(d.len());
+                        out.binary(d.get(start..end).unwrap_or_default());
+                    }
+                    (Some(d), None) => {
+                        out.binary(&d);
+                    }
+                }
+            }
+            MessageDataItemName::BinarySize { section } => {
+                out.text("BINARY.SIZE[");
+                write_part_numbers(out, section);
+                out.raw(b"] ");
+                let size = binary_bytes(raw, body, section)
+                    .and_then(Result::ok)
+                    .map_or(0, |d| d.len());
+                out.num(size);
             }
         }
     }
@@ -342,6 +386,67 @@ fn write_fetch(
         out.text("MODSEQ (").num(meta.modseq).raw(b")");
     }
     out.raw(b")\r\n");
+}
+
+/// `1.2.3` (nothing for the whole message).
+fn write_part_numbers(out: &mut Out, section: &[std::num::NonZeroU32]) {
+    for (i, n) in section.iter().enumerate() {
+        if i > 0 {
+            out.raw(b".");
+        }
+        out.num(n.get());
+    }
+}
+
+/// The content a BINARY[section] names, decoded from its Content-Transfer-Encoding
+/// (RFC 3516): `None` for a part that does not exist, `Err(encoding)` for one that cannot
+/// be decoded. The whole message (`[]`), multiparts and messages are as stored.
+fn binary_bytes<'a>(
+    raw: &'a [u8],
+    body: &BodyPart,
+    section: &[std::num::NonZeroU32],
+) -> Option<Result<Cow<'a, [u8]>, String>> {
+    if section.is_empty() {
+        return Some(Ok(Cow::Borrowed(raw)));
+    }
+    let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
+    let part = body.part(&path)?;
+    let data = slice(raw, part.body_start, part.body_end);
+    if part.is_multipart() || part.message.is_some() {
+        return Some(Ok(Cow::Borrowed(data)));
+    }
+    Some(match part.encoding.as_str() {
+        "BASE64" | "QUOTED-PRINTABLE" => Ok(Cow::Owned(decode(&part.encoding, data))),
+        e if KNOWN_CTE.contains(&e) => Ok(Cow::Borrowed(data)),
+        other => Err(other.to_string()),
+    })
+}
+
+/// The transfer encodings BINARY decodes (the first four need no decoding).
+const KNOWN_CTE: &[&str] = &["7BIT", "8BIT", "BINARY", "", "BASE64", "QUOTED-PRINTABLE"];
+
+fn decode(encoding: &str, data: &[u8]) -> Vec<u8> {
+    match encoding {
+        "BASE64" => crate::mime::base64_decode(data),
+        _ => crate::mime::qp_decode(data),
+    }
+}
+
+/// The first encoding a BINARY item of `items` cannot decode in this message, if any.
+fn unknown_cte(view: &MessageView, items: &[MessageDataItemName<'static>]) -> Option<String> {
+    let body = view.structure.as_ref()?;
+    items.iter().find_map(|item| match item {
+        MessageDataItemName::Binary { section, .. }
+        | MessageDataItemName::BinarySize { section }
+            if !section.is_empty() =>
+        {
+            let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
+            let part = body.part(&path)?;
+            let plain = part.is_multipart() || part.message.is_some();
+            (!plain && !KNOWN_CTE.contains(&part.encoding.as_str())).then(|| part.encoding.clone())
+        }
+        _ => None,
+    })
 }
 
 fn slice(raw: &[u8], start: u64, end: u64) -> &[u8] {

@@ -10,7 +10,7 @@
 //!   selected). Connection-level commands (CAPABILITY, STARTTLS, LOGIN, AUTHENTICATE, IDLE,
 //!   ENABLE, ID, LOGOUT) live there.
 //! - `mailbox.rs` (LIST, CREATE, SELECT, STATUS, APPEND, …), `message.rs` (STORE, COPY, MOVE,
-//!   EXPUNGE), `fetch.rs` and `search.rs` (SEARCH, SORT) each add their commands to the session.
+//!   EXPUNGE), `fetch.rs`, `search.rs` (SEARCH, SORT) and `thread.rs` (THREAD) each add their commands to the session.
 //! - `selected.rs` is the per-session view of the selected mailbox (sequence numbers, pending
 //!   expunges, the MODSEQ caught up to). `updates.rs` keeps it current and runs IDLE.
 //!   Sessions learn about each other's changes from the
@@ -32,6 +32,7 @@
 //! 30 minutes (RFC 3501 §5.4), also in IDLE, where clients re-issue the command every 29.
 //! Failed logins go through the shared throttle (delays, then a lock).
 
+mod compress;
 pub mod extended;
 mod fetch;
 mod framing;
@@ -46,6 +47,7 @@ pub mod search;
 mod selected;
 mod seqset;
 mod session;
+mod thread;
 mod uidmap;
 mod updates;
 pub mod utf7;
@@ -88,9 +90,10 @@ pub fn handler(imap: Arc<Imap>) -> Handler {
 pub fn capabilities(imap: &Imap) -> String {
     format!(
         "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN \
-         SPECIAL-USE QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE \
+         SPECIAL-USE QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE {} COMPRESS=DEFLATE BINARY \
          CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS UNAUTHENTICATE UTF8=ACCEPT",
-        imap.max_message_size.min(u64::from(u32::MAX))
+        imap.max_message_size.min(u64::from(u32::MAX)),
+        thread::CAPABILITIES,
     )
 }
 

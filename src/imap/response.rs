@@ -118,6 +118,17 @@ impl Out {
         self
     }
 
+    /// BINARY content (RFC 3516): a `~{n}` literal8 when it holds NUL, a literal otherwise.
+    pub fn binary(&mut self, bytes: &[u8]) -> &mut Self {
+        if bytes.contains(&0) {
+            self.buf.push(b'~');
+            self.num_braced(bytes.len());
+            self.raw(bytes)
+        } else {
+            self.literal(bytes)
+        }
+    }
+
     fn num_braced(&mut self, n: usize) {
         self.buf.push(b'{');
         self.num(n);

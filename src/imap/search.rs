@@ -37,6 +37,7 @@ use super::session::{CmdResult, Reply, Session};
 use crate::mime::{Address, Envelope};
 use crate::net::Transport;
 use crate::store::{Flags, HeaderField, SearchRow, TextField, ViewParts};
+use crate::thread::base_subject;
 
 const DAY: i64 = 86_400;
 
@@ -272,96 +273,11 @@ fn eval(key: &SearchKey<'_>, row: &SearchRow, seq: u32, ctx: &Ctx<'_>) -> bool {
     }
 }
 
-fn charset_ok(charset: Option<&Charset<'_>>) -> bool {
+pub(super) fn charset_ok(charset: Option<&Charset<'_>>) -> bool {
     charset.is_none_or(|c| {
         let name: &str = c.as_ref();
         name.eq_ignore_ascii_case("UTF-8") || name.eq_ignore_ascii_case("US-ASCII")
     })
-}
-
-/// Whether `s` starts with `prefix`, ASCII case-insensitively.
-fn starts_with_ci(s: &str, prefix: &str) -> bool {
-    s.as_bytes()
-        .get(..prefix.len())
-        .is_some_and(|b| b.eq_ignore_ascii_case(prefix.as_bytes()))
-}
-
-/// The length of the `subj-blob` (`"[" *BLOBCHAR "]" *WSP`, BLOBCHAR any character but the
-/// brackets) at the start of `s`, if there is one.
-fn blob_len(s: &str) -> Option<usize> {
-    let rest = s.strip_prefix('[')?;
-    let close = rest.find(['[', ']'])?;
-    let after = rest.get(close..)?.strip_prefix(']')?;
-    Some(s.len() - after.trim_start_matches(' ').len())
-}
-
-/// The length of the `subj-leader` (`*subj-blob subj-refwd`, RFC 5256 §5) at the start of `s`,
-/// where `subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":"`.
-fn leader_len(s: &str) -> Option<usize> {
-    let mut rest = s;
-    while let Some(n) = blob_len(rest) {
-        rest = rest.get(n..)?;
-    }
-    let word = ["re", "fwd", "fw"]
-        .into_iter()
-        .find(|w| starts_with_ci(rest, w))?;
-    rest = rest.get(word.len()..)?.trim_start_matches(' ');
-    if let Some(n) = blob_len(rest) {
-        rest = rest.get(n..)?;
-    }
-    let rest = rest.strip_prefix(':')?;
-    Some(s.len() - rest.len())
-}
-
-/// RFC 5256 §2.1 base subject (the subject is already decoded from encoded words, step 1's
-/// first part), upper-cased in ASCII only so that comparing it by octets is i;ascii-casemap.
-fn base_subject(subject: &str) -> String {
-    // (1) White space runs (tabs, unfolded continuations) become one space.
-    let mut s = subject
-        .split([' ', '\t', '\r', '\n'])
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    loop {
-        // (2) Trailers: "(fwd)" and white space, repeatedly.
-        loop {
-            if let Some(t) = s.strip_suffix(' ') {
-                s.truncate(t.len());
-            } else if s.len() >= 5
-                && s.as_bytes()
-                    .get(s.len() - 5..)
-                    .is_some_and(|t| t.eq_ignore_ascii_case(b"(fwd)"))
-            {
-                s.truncate(s.len() - 5);
-            } else {
-                break;
-            }
-        }
-        // (3)-(5) Leaders (white space, or blobs followed by Re/Fw/Fwd and a colon), and a
-        // leading blob when something is left after it, until neither is found.
-        loop {
-            let cut = if s.starts_with(' ') {
-                Some(1)
-            } else if let Some(n) = leader_len(&s) {
-                Some(n)
-            } else {
-                blob_len(&s).filter(|&n| n < s.len())
-            };
-            match cut.and_then(|n| s.get(n..)) {
-                Some(rest) => s = rest.to_string(),
-                None => break,
-            }
-        }
-        // (6) A "[fwd: ...]" wrapper: unwrapped, and the steps again from (2).
-        if starts_with_ci(&s, "[fwd:")
-            && let Some(inner) = s.get(5..).and_then(|r| r.strip_suffix(']'))
-        {
-            s = inner.to_string();
-            continue;
-        }
-        break;
-    }
-    s.to_ascii_uppercase()
 }
 
 /// The sort key of an address list for SORT FROM, TO and CC (RFC 5256 §3): the first
@@ -375,7 +291,7 @@ fn first_mailbox(list: &[Address]) -> String {
 
 impl<T: Transport> Session<T> {
     /// Runs a search: the matching rows with their sequence numbers, by ascending sequence.
-    async fn matches(
+    pub(super) async fn matches(
         &mut self,
         criteria: Vec1<SearchKey<'static>>,
         envelope: bool,

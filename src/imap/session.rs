@@ -25,6 +25,7 @@ use imap_codec::{AuthenticateDataCodec, CommandCodec};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 
+use super::compress::Stream;
 use super::extended::{self, Extended, ListCommand, SearchReturn};
 use super::framing::{Input, READ_BUF, TooLong, fragment_limit};
 use super::mailbox::recent_is_not_rev2;
@@ -105,7 +106,8 @@ enum Decoded {
 
 pub struct Session<T> {
     pub(super) imap: Arc<Imap>,
-    pub(super) io: T,
+    /// The connection, compressed once COMPRESS DEFLATE succeeded (`compress.rs`).
+    pub(super) io: Stream<T>,
     ip: IpAddr,
     pub(super) shutdown: Shutdown,
     pub(super) frag: Fragmentizer,
@@ -148,7 +150,7 @@ impl<T: Transport> Session<T> {
         Session {
             claim: imap.budget.claim(ip),
             imap,
-            io,
+            io: Stream::new(io),
             ip,
             shutdown,
             frag,
@@ -372,9 +374,13 @@ impl<T: Transport> Session<T> {
                 | CommandBody::Store { uid: false, .. }
                 | CommandBody::Search { uid: false, .. }
                 | CommandBody::Sort { uid: false, .. }
+                | CommandBody::Thread { uid: false, .. }
         );
         if let CommandBody::StartTLS = command.body {
             return self.starttls(&tag).await;
+        }
+        if let CommandBody::Compress { .. } = command.body {
+            return self.compress(&tag).await;
         }
         let selecting = matches!(
             command.body,
@@ -641,6 +647,12 @@ impl<T: Transport> Session<T> {
                 self.sort(sort_criteria, charset, search_criteria, uid)
                     .await
             }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => self.thread(algorithm, charset, search_criteria, uid).await,
             other => Ok(Reply::bad(format!("{} is not supported", other.name()))),
         }
     }
@@ -912,6 +924,8 @@ const KNOWN: &[&str] = &[
     "GETQUOTAROOT",
     "SETQUOTA",
     "SORT",
+    "THREAD",
+    "COMPRESS",
 ];
 
 /// The tag (when there is a valid one) and a clear text for a message that did not decode;

@@ -47,6 +47,8 @@ pub use address::Mailbox;
 pub use packed::{AddressRef, Addresses, EnvelopeRef, PackedEnvelope, pack as pack_envelope};
 pub use stamp::{random_text, rfc5322_now, unique_id};
 pub use structure::{MAX_DEPTH, MAX_PARTS};
+/// The transfer decodings, also for IMAP BINARY.
+pub(crate) use text::{base64_decode, qp_decode};
 
 /// Everything kept about a message at delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -38,6 +38,7 @@ mod recent;
 mod sessions;
 mod space;
 mod subscriptions;
+mod threads;
 // IMAP support: flags and change log, copy/move, mailbox management, FETCH views, search.
 mod copy;
 mod flags;

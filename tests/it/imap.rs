@@ -13,6 +13,7 @@ mod qresync;
 mod search_dates;
 mod session_rules;
 mod subscriptions;
+mod thread_compress;
 
 use std::time::Duration;
 
