@@ -69,7 +69,18 @@ impl<T: Transport> Session<T> {
                     self.too_long |= end - start > MAX_LINE;
                     self.in_literal = true;
                     self.line_start = end;
-                    if let Some(text) = self.refuse_literal(u64::from(length)) {
+                    // A SETMETADATA value over its limit is refused before it is sent.
+                    let refusal = self.refuse_literal(u64::from(length)).or_else(|| {
+                        (mode == LiteralMode::Sync)
+                            .then(|| {
+                                super::metadata::refuse_literal(
+                                    self.frag.message_bytes(),
+                                    u64::from(length),
+                                )
+                            })
+                            .flatten()
+                    });
+                    if let Some(text) = refusal {
                         if mode == LiteralMode::NonSync {
                             // Its bytes are on their way and cannot be told apart from
                             // commands without buffering them: end the connection.

@@ -41,6 +41,7 @@ mod framing;
 pub mod fuzzing;
 mod mailbox;
 mod message;
+mod metadata;
 mod response;
 pub mod search;
 mod selected;
@@ -88,7 +89,7 @@ pub fn handler(imap: Arc<Imap>) -> Handler {
 pub fn capabilities(imap: &Imap) -> String {
     format!(
         "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN \
-         SPECIAL-USE QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE \
+         SPECIAL-USE METADATA METADATA-SERVER QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE \
          CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS",
         imap.max_message_size.min(u64::from(u32::MAX))
     )

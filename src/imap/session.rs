@@ -482,6 +482,15 @@ impl<T: Transport> Session<T> {
             CommandBody::SetQuota { .. } => {
                 Ok(Reply::no("[NOPERM] quotas are set by the administrator"))
             }
+            CommandBody::GetMetadata {
+                options,
+                mailbox,
+                entries,
+            } => self.get_metadata(options, mailbox, entries).await,
+            CommandBody::SetMetadata {
+                mailbox,
+                entry_values,
+            } => self.set_metadata(mailbox, entry_values).await,
             other if !selected => Ok(Reply::bad(format!(
                 "{} needs a selected mailbox",
                 other.name()
@@ -716,6 +725,8 @@ const KNOWN: &[&str] = &[
     "GETQUOTAROOT",
     "SETQUOTA",
     "SORT",
+    "GETMETADATA",
+    "SETMETADATA",
 ];
 
 /// The tag (when there is a valid one) and a clear text for a message that did not decode;

@@ -32,6 +32,7 @@ mod fingerprints;
 mod listing;
 mod mailboxes;
 mod messages;
+mod metadata;
 mod queue;
 pub mod quota;
 mod sessions;
@@ -64,6 +65,10 @@ pub use folders::MailboxCounts;
 pub use listing::{ListEntry, MailQuery};
 pub use mailboxes::{DEFAULT_MAILBOXES, Mailbox};
 pub use messages::{Flags, MessageMeta};
+pub use metadata::{
+    MAX_ENTRIES as MAX_METADATA_ENTRIES, MAX_VALUE as MAX_METADATA_VALUE, MetadataLimit,
+    MetadataOwner,
+};
 pub use queue::{Outbound, QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{HeaderField, SearchRow, TextField};
 pub use sessions::{WebSession, random_token};

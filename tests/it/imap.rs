@@ -9,6 +9,7 @@
 mod deviations;
 mod extended;
 mod interop;
+mod metadata;
 mod qresync;
 mod search_dates;
 mod subscriptions;
