@@ -183,6 +183,15 @@ impl<T: Transport> Session<T> {
         if self.account.is_none() && command > MAX_PRE_AUTH_COMMAND {
             return Some(pre_auth_command_too_long());
         }
+        // The literals of one command together (a MULTIAPPEND's messages) stay within one
+        // message's limit and a line: refused before they are sent, rather than read and
+        // dropped by the fragmentizer (whose own bound is a little above this).
+        let whole = limit.saturating_add(MAX_LINE as u64);
+        if command > whole {
+            return Some(format!(
+                "[TOOBIG] the literals of one command are limited to {whole} octets in all"
+            ));
+        }
         if !self
             .claim
             .grow_to(usize::try_from(command).unwrap_or(usize::MAX))

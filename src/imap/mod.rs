@@ -42,6 +42,7 @@ pub mod fuzzing;
 mod mailbox;
 mod message;
 mod metadata;
+mod multiappend;
 mod response;
 pub mod search;
 mod selected;
@@ -88,7 +89,7 @@ pub fn handler(imap: Arc<Imap>) -> Handler {
 /// The capabilities advertised after login. Everything listed is implemented and tested.
 pub fn capabilities(imap: &Imap) -> String {
     format!(
-        "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN \
+        "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MULTIAPPEND MOVE CHILDREN \
          SPECIAL-USE METADATA METADATA-SERVER QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE \
          CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS",
         imap.max_message_size.min(u64::from(u32::MAX))

@@ -98,6 +98,7 @@ pub(super) type CmdResult = Result<Reply, CmdError>;
 enum Decoded {
     Codec(Command<'static>, Option<SearchReturn>),
     List(String, ListCommand),
+    Append(super::multiappend::MultiAppend),
 }
 
 pub struct Session<T> {
@@ -200,7 +201,17 @@ impl<T: Transport> Session<T> {
             } else {
                 extended::recognise(self.frag.message_bytes())
             };
+            // MULTIAPPEND (RFC 3502): an APPEND of several messages, taken apart in
+            // `multiappend.rs`; an APPEND of one stays imap-codec's.
+            let multi = matches!(ext, Extended::Plain)
+                .then(|| super::multiappend::recognise(self.frag.message_bytes()))
+                .flatten();
             let decoded = match ext {
+                Extended::Plain if multi.is_some() => match multi {
+                    Some(Ok(append)) => Ok(Decoded::Append(append)),
+                    Some(Err((tag, text))) => Err(Some((Some(tag), text))),
+                    None => Err(None),
+                },
                 Extended::Plain => match self.frag.decode_message(&CommandCodec::default()) {
                     Ok(command) => Ok(Decoded::Codec(command.into_static(), None)),
                     Err(e) => Err(describe_decode_error(&e, self.frag.message_bytes())),
@@ -232,6 +243,11 @@ impl<T: Transport> Session<T> {
                     result
                 }
                 Ok(Decoded::List(tag, list)) => self.execute_list(tag, list).await,
+                Ok(Decoded::Append(append)) => {
+                    let tag = append.tag.clone();
+                    let result = self.multiappend(append).await;
+                    self.finish(&tag, true, false, result).await
+                }
                 Err(None) => Ok(()),
                 Err(Some((tag, text))) => {
                     match tag {

@@ -10,6 +10,7 @@ mod deviations;
 mod extended;
 mod interop;
 mod metadata;
+mod multiappend;
 mod qresync;
 mod search_dates;
 mod subscriptions;
