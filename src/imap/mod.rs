@@ -19,7 +19,9 @@
 //!   (`Store::changes_since`) and reports EXISTS / EXPUNGE / FETCH (VANISHED instead of
 //!   EXPUNGE once the client enabled QRESYNC).
 //! - `extended.rs` recognises the command forms imap-codec cannot parse (`SEARCH RETURN`,
-//!   the extended LIST) before it sees them.
+//!   the extended LIST) before it sees them, and `forms.rs` those of MULTIAPPEND
+//!   (`multiappend.rs`) and CREATE with USE (`create_special.rs`, CREATE-SPECIAL-USE).
+//! - `metadata.rs`: GETMETADATA and SETMETADATA (RFC 5464), which imap-codec parses.
 //! - Responses are written by hand (`response.rs`); FETCH renders ENVELOPE and BODYSTRUCTURE
 //!   from what was parsed at delivery and cuts body sections from the stored message by offset.
 //!
@@ -32,8 +34,10 @@
 //! 30 minutes (RFC 3501 §5.4), also in IDLE, where clients re-issue the command every 29.
 //! Failed logins go through the shared throttle (delays, then a lock).
 
+mod create_special;
 pub mod extended;
 mod fetch;
+mod forms;
 mod framing;
 // Only for the fuzz crate (its `panic!`s report findings): see `[features]` in Cargo.toml.
 #[cfg(feature = "fuzzing")]
@@ -90,7 +94,7 @@ pub fn handler(imap: Arc<Imap>) -> Handler {
 pub fn capabilities(imap: &Imap) -> String {
     format!(
         "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MULTIAPPEND MOVE CHILDREN \
-         SPECIAL-USE METADATA METADATA-SERVER QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE \
+         SPECIAL-USE CREATE-SPECIAL-USE METADATA METADATA-SERVER QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE \
          CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS",
         imap.max_message_size.min(u64::from(u32::MAX))
     )

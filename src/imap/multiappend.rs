@@ -59,17 +59,18 @@ pub struct MultiAppend {
 /// it), `Some(Err((tag, text)))` for a MULTIAPPEND with a syntax error (BAD).
 pub type Recognised = Option<Result<MultiAppend, (String, String)>>;
 
-struct Scan<'a> {
-    b: &'a [u8],
-    pos: usize,
+/// A forward scan over a command's bytes (shared with `create_special.rs`).
+pub(super) struct Scan<'a> {
+    pub(super) b: &'a [u8],
+    pub(super) pos: usize,
 }
 
 impl<'a> Scan<'a> {
-    fn peek(&self) -> Option<u8> {
+    pub(super) fn peek(&self) -> Option<u8> {
         self.b.get(self.pos).copied()
     }
 
-    fn eat(&mut self, byte: u8) -> bool {
+    pub(super) fn eat(&mut self, byte: u8) -> bool {
         if self.peek() == Some(byte) {
             self.pos += 1;
             true
@@ -78,7 +79,7 @@ impl<'a> Scan<'a> {
         }
     }
 
-    fn until(&mut self, stop: impl Fn(u8) -> bool) -> Range<usize> {
+    pub(super) fn until(&mut self, stop: impl Fn(u8) -> bool) -> Range<usize> {
         let start = self.pos;
         while self.peek().is_some_and(|b| !stop(b)) {
             self.pos += 1;
@@ -86,12 +87,12 @@ impl<'a> Scan<'a> {
         start..self.pos
     }
 
-    fn slice(&self, r: Range<usize>) -> &'a [u8] {
+    pub(super) fn slice(&self, r: Range<usize>) -> &'a [u8] {
         self.b.get(r).unwrap_or_default()
     }
 
     /// A literal's announcement (`{n}`, `{n+}`, `~{n}`, `~{n+}`) and CRLF; its data's range.
-    fn literal(&mut self) -> Option<Range<usize>> {
+    pub(super) fn literal(&mut self) -> Option<Range<usize>> {
         self.eat(b'~');
         if !self.eat(b'{') {
             return None;
@@ -109,7 +110,7 @@ impl<'a> Scan<'a> {
     }
 
     /// An astring as sent (atom, quoted string or literal): its raw bytes' range.
-    fn astring(&mut self) -> Option<Range<usize>> {
+    pub(super) fn astring(&mut self) -> Option<Range<usize>> {
         let start = self.pos;
         match self.peek()? {
             b'"' => {

@@ -98,7 +98,7 @@ pub(super) type CmdResult = Result<Reply, CmdError>;
 enum Decoded {
     Codec(Command<'static>, Option<SearchReturn>),
     List(String, ListCommand),
-    Append(super::multiappend::MultiAppend),
+    Form(super::forms::Form),
 }
 
 pub struct Session<T> {
@@ -201,14 +201,14 @@ impl<T: Transport> Session<T> {
             } else {
                 extended::recognise(self.frag.message_bytes())
             };
-            // MULTIAPPEND (RFC 3502): an APPEND of several messages, taken apart in
-            // `multiappend.rs`; an APPEND of one stays imap-codec's.
-            let multi = matches!(ext, Extended::Plain)
-                .then(|| super::multiappend::recognise(self.frag.message_bytes()))
+            // MULTIAPPEND and CREATE with USE, taken apart in `forms.rs`; their plain forms
+            // stay imap-codec's.
+            let form = matches!(ext, Extended::Plain)
+                .then(|| super::forms::recognise(self.frag.message_bytes()))
                 .flatten();
             let decoded = match ext {
-                Extended::Plain if multi.is_some() => match multi {
-                    Some(Ok(append)) => Ok(Decoded::Append(append)),
+                Extended::Plain if form.is_some() => match form {
+                    Some(Ok(form)) => Ok(Decoded::Form(form)),
                     Some(Err((tag, text))) => Err(Some((Some(tag), text))),
                     None => Err(None),
                 },
@@ -243,9 +243,9 @@ impl<T: Transport> Session<T> {
                     result
                 }
                 Ok(Decoded::List(tag, list)) => self.execute_list(tag, list).await,
-                Ok(Decoded::Append(append)) => {
-                    let tag = append.tag.clone();
-                    let result = self.multiappend(append).await;
+                Ok(Decoded::Form(form)) => {
+                    let tag = form.tag().to_string();
+                    let result = self.execute_form(form).await;
                     self.finish(&tag, true, false, result).await
                 }
                 Err(None) => Ok(()),

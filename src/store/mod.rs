@@ -37,6 +37,7 @@ mod queue;
 pub mod quota;
 mod sessions;
 mod space;
+mod special_use;
 mod subscriptions;
 // IMAP support: flags and change log, copy/move, mailbox management, FETCH views, search.
 mod copy;
@@ -72,6 +73,7 @@ pub use metadata::{
 pub use queue::{Outbound, QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{HeaderField, SearchRow, TextField};
 pub use sessions::{WebSession, random_token};
+pub use special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};
 pub use views::{MessageView, ViewParts};
 
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,9 @@
 //! IDLE with a delivery, CONDSTORE, limits and bad input. `qresync` covers the rest of RFC 7162,
 //! `search_dates` the date keys at day boundaries and SORT's base subject and collation,
 //! `subscriptions` the list of subscribed names, `deviations` the smaller RFC points, `extended`
-//! ESEARCH, LIST-EXTENDED and LIST-STATUS, and `interop` runs Python's imaplib and mbsync.
+//! ESEARCH, LIST-EXTENDED and LIST-STATUS, `metadata` METADATA (RFC 5464), `multiappend`
+//! MULTIAPPEND (RFC 3502), `special_use` CREATE-SPECIAL-USE (RFC 6154), and `interop` runs
+//! Python's imaplib and mbsync.
 
 mod deviations;
 mod extended;
@@ -13,6 +15,7 @@ mod metadata;
 mod multiappend;
 mod qresync;
 mod search_dates;
+mod special_use;
 mod subscriptions;
 
 use std::time::Duration;
