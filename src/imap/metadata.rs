@@ -20,6 +20,10 @@
 //! the value limit is refused before it is sent ([`refuse_literal`], called by `framing.rs`);
 //! a non-synchronizing one is read within the usual literal limit and then refused.
 //!
+//! A mailbox's `/private/specialuse` is its special use (RFC 6154 §4: a server with both
+//! extensions SHOULD tie them), as LIST shows it; setting it follows CREATE-SPECIAL-USE's rules
+//! (`NO [USEATTR]`), NIL removes it.
+//!
 //! GETMETADATA answers in one `* METADATA` response, as Dovecot does: each named entry with
 //! its value, or NIL when it does not exist, then with DEPTH 1 or infinity the existing
 //! entries below it. MAXSIZE leaves out larger values and the tagged OK then carries
@@ -303,6 +307,10 @@ impl<T: Transport> Session<T> {
             Err(MetadataLimit::TooMany) => Ok(Reply::no(
                 "[METADATA TOOMANY] too many entries; remove some first",
             )),
+            Err(MetadataLimit::UseAttr(why)) => Ok(Reply::no(format!(
+                "[USEATTR] {}",
+                super::response::sanitize(&why)
+            ))),
         }
     }
 }

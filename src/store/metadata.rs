@@ -18,11 +18,16 @@
 //! its private server entries together), and the server at most [`MAX_SHARED_SERVER_ENTRIES`]
 //! shared ones: at most 16 MiB of values per account.
 //!
+//! A mailbox's `/private/specialuse` (RFC 6154 §4) is not a row: it is the mailbox's special
+//! use (`mailboxes.special_use`), read and set here under the rules of `special_use.rs` (one
+//! attribute, one mailbox per attribute), in the same transaction as the other entries.
+//!
 //! Carried by `mailroom backup`/`restore` (the whole database); not by `export`/`import`
 //! (`mailbox_files`), which move messages as mbox/Maildir, formats without a place for them.
 
 use super::mailboxes::Mailbox;
-use super::{Result, Store, StoreError};
+use super::special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};
+use super::{Change, Result, Store, StoreError};
 
 /// The largest value of one entry, in octets (RFC 5464 `[METADATA MAXSIZE n]`).
 pub const MAX_VALUE: usize = 64 * 1024;
@@ -40,13 +45,18 @@ pub enum MetadataOwner<'a> {
 }
 
 /// Why a SETMETADATA was refused as a whole (nothing of it was stored).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataLimit {
     /// A value is larger than [`MAX_VALUE`].
     MaxSize(usize),
     /// The account (or the server's shared entries) would have too many entries.
     TooMany,
+    /// `/private/specialuse` cannot be set to that value (RFC 6154 `[USEATTR]`).
+    UseAttr(String),
 }
+
+/// The entry of a mailbox that is its special use (RFC 6154 §4).
+pub const SPECIAL_USE_ENTRY: &str = "/private/specialuse";
 
 /// Names for which `entry` is the name itself or below it (`entry/…`): the SQL condition's
 /// parameters, the prefix and its length in characters (SQLite's `substr` counts those).
@@ -58,6 +68,53 @@ fn below(entry: &str) -> (String, i64) {
 
 fn is_shared(name: &str) -> bool {
     name.starts_with("/shared/")
+}
+
+/// Sets (or with `None`, removes) the special use of `mailbox` to `value`, one attribute as
+/// LIST shows it, inside the caller's transaction; `Ok(Err(why))` when it cannot be given.
+async fn set_special_use(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    mailbox: &Mailbox,
+    value: Option<&[u8]>,
+) -> Result<std::result::Result<(), String>> {
+    let text = value.map(|v| String::from_utf8_lossy(v).trim().to_string());
+    let special_use = match text.as_deref() {
+        None | Some("") => None,
+        Some(t) if t.contains(' ') => {
+            return Ok(Err("a mailbox can have only one special use here".into()));
+        }
+        Some(t) => match creatable_special_use(t) {
+            Some(u) => Some(u),
+            None => {
+                return Ok(Err(format!(
+                    "mailboxes can have {} only",
+                    CREATABLE_SPECIAL_USES.join(" ")
+                )));
+            }
+        },
+    };
+    if let Some(u) = special_use {
+        let holder: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM mailboxes WHERE account_id = ? AND special_use = ? AND id <> ?",
+        )
+        .bind(mailbox.account_id)
+        .bind(u)
+        .bind(mailbox.id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(holder) = holder {
+            return Ok(Err(format!(
+                "{u} is already the special use of mailbox {holder}"
+            )));
+        }
+    }
+    sqlx::query("UPDATE mailboxes SET special_use = ? WHERE id = ? AND account_id = ?")
+        .bind(special_use)
+        .bind(mailbox.id)
+        .bind(mailbox.account_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(Ok(()))
 }
 
 impl Store {
@@ -104,6 +161,20 @@ impl Store {
                 }
             };
             found.extend(rows);
+            if let MetadataOwner::Mailbox(mailbox) = owner
+                && (entry == SPECIAL_USE_ENTRY || SPECIAL_USE_ENTRY.starts_with(&prefix))
+            {
+                let special_use: Option<Option<String>> = sqlx::query_scalar(
+                    "SELECT special_use FROM mailboxes WHERE id = ? AND account_id = ?",
+                )
+                .bind(mailbox.id)
+                .bind(mailbox.account_id)
+                .fetch_optional(&self.reader)
+                .await?;
+                if let Some(Some(special_use)) = special_use {
+                    found.push((SPECIAL_USE_ENTRY.to_string(), special_use.into_bytes()));
+                }
+            }
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
         found.dedup_by(|a, b| a.0 == b.0);
@@ -143,6 +214,11 @@ impl Store {
         let mut added_shared = false;
         for (name, value) in writes {
             match owner {
+                MetadataOwner::Mailbox(mailbox) if name == SPECIAL_USE_ENTRY => {
+                    if let Err(why) = set_special_use(&mut tx, mailbox, value.as_deref()).await? {
+                        return Ok(Err(MetadataLimit::UseAttr(why)));
+                    }
+                }
                 MetadataOwner::Mailbox(mailbox) => match value {
                     Some(v) => {
                         sqlx::query(
@@ -218,6 +294,13 @@ impl Store {
             }
         }
         tx.commit().await?;
+        if let MetadataOwner::Mailbox(mailbox) = owner
+            && writes.iter().any(|(n, _)| n == SPECIAL_USE_ENTRY)
+        {
+            self.bus.announce(Change::MailboxesChanged {
+                account_id: mailbox.account_id,
+            });
+        }
         Ok(Ok(()))
     }
 }

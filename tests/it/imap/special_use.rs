@@ -123,3 +123,58 @@ async fn imaplib_create_special_use() {
     let (t, _alice) = server().await;
     super::metadata::run_python(&t, "imap_special_use.py").await;
 }
+
+/// RFC 6154 §4: with METADATA, a mailbox's `/private/specialuse` is its special use; setting
+/// it follows the rules of CREATE (USE), all or nothing with the other entries of the command.
+#[tokio::test]
+async fn the_specialuse_metadata_entry() {
+    let (t, _alice) = server().await;
+    let mut c = logged_in(&t).await;
+    assert_eq!(
+        c.ok("GETMETADATA Sent /private/specialuse").await,
+        ["* METADATA \"Sent\" (/private/specialuse \"\\\\Sent\")"]
+    );
+    assert_eq!(
+        c.ok("GETMETADATA INBOX /private/specialuse").await,
+        ["* METADATA \"INBOX\" (/private/specialuse NIL)"]
+    );
+    c.ok("SETMETADATA Sent (/private/comment \"mine\")").await;
+    assert_eq!(
+        c.ok("GETMETADATA (DEPTH 1) Sent /private").await,
+        [
+            "* METADATA \"Sent\" (/private NIL /private/comment \"mine\" /private/specialuse \"\\\\Sent\")"
+        ]
+    );
+    // Moved to another mailbox: taken from Sent first, then given.
+    c.ok("CREATE Outbox").await;
+    let (_, r) = c
+        .cmd("SETMETADATA Outbox (/private/specialuse \"\\\\Sent\")")
+        .await;
+    assert_eq!(
+        r,
+        "TAG NO [USEATTR] \\Sent is already the special use of mailbox Sent"
+    );
+    c.ok("SETMETADATA Sent (/private/specialuse NIL)").await;
+    c.ok("SETMETADATA Outbox (/private/specialuse \"\\\\sent\")")
+        .await;
+    assert_eq!(
+        c.ok("LIST \"\" (Outbox Sent)").await,
+        [
+            "* LIST (\\HasNoChildren \\Sent) \"/\" \"Outbox\"",
+            "* LIST (\\HasNoChildren) \"/\" \"Sent\"",
+        ]
+    );
+    // A refused special use takes the command's other entries with it.
+    let (_, r) = c
+        .cmd("SETMETADATA Drafts (/private/comment \"x\" /private/specialuse \"\\\\Important\")")
+        .await;
+    assert_eq!(
+        r,
+        "TAG NO [USEATTR] mailboxes can have \\Archive \\Drafts \\Junk \\Sent \\Trash only"
+    );
+    assert_eq!(
+        c.ok("GETMETADATA Drafts (/private/comment /private/specialuse)")
+            .await,
+        ["* METADATA \"Drafts\" (/private/comment NIL /private/specialuse \"\\\\Drafts\")"]
+    );
+}
