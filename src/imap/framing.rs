@@ -69,7 +69,18 @@ impl<T: Transport> Session<T> {
                     self.too_long |= end - start > MAX_LINE;
                     self.in_literal = true;
                     self.line_start = end;
-                    if let Some(text) = self.refuse_literal(u64::from(length)) {
+                    // A SETMETADATA value over its limit is refused before it is sent.
+                    let refusal = self.refuse_literal(u64::from(length)).or_else(|| {
+                        (mode == LiteralMode::Sync)
+                            .then(|| {
+                                super::metadata::refuse_literal(
+                                    self.frag.message_bytes(),
+                                    u64::from(length),
+                                )
+                            })
+                            .flatten()
+                    });
+                    if let Some(text) = refusal {
                         if mode == LiteralMode::NonSync {
                             // Its bytes are on their way and cannot be told apart from
                             // commands without buffering them: end the connection.
@@ -171,6 +182,15 @@ impl<T: Transport> Session<T> {
         let command = (self.frag.message_bytes().len() as u64).saturating_add(length);
         if self.account.is_none() && command > MAX_PRE_AUTH_COMMAND {
             return Some(pre_auth_command_too_long());
+        }
+        // The literals of one command together (a MULTIAPPEND's messages) stay within one
+        // message's limit and a line: refused before they are sent, rather than read and
+        // dropped by the fragmentizer (whose own bound is a little above this).
+        let whole = limit.saturating_add(MAX_LINE as u64);
+        if command > whole {
+            return Some(format!(
+                "[TOOBIG] the literals of one command are limited to {whole} octets in all"
+            ));
         }
         if !self
             .claim

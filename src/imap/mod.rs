@@ -19,7 +19,9 @@
 //!   (`Store::changes_since`) and reports EXISTS / EXPUNGE / FETCH (VANISHED instead of
 //!   EXPUNGE once the client enabled QRESYNC).
 //! - `extended.rs` recognises the command forms imap-codec cannot parse (`SEARCH RETURN`,
-//!   the extended LIST) before it sees them.
+//!   the extended LIST) before it sees them, and `forms.rs` those of MULTIAPPEND
+//!   (`multiappend.rs`) and CREATE with USE (`create_special.rs`, CREATE-SPECIAL-USE).
+//! - `metadata.rs`: GETMETADATA and SETMETADATA (RFC 5464), which imap-codec parses.
 //! - Responses are written by hand (`response.rs`); FETCH renders ENVELOPE and BODYSTRUCTURE
 //!   from what was parsed at delivery and cuts body sections from the stored message by offset.
 //!
@@ -33,8 +35,10 @@
 //! Failed logins go through the shared throttle (delays, then a lock).
 
 mod compress;
+mod create_special;
 pub mod extended;
 mod fetch;
+mod forms;
 mod framing;
 // Only for the fuzz crate (its `panic!`s report findings): see `[features]` in Cargo.toml.
 #[cfg(feature = "fuzzing")]
@@ -42,6 +46,8 @@ mod framing;
 pub mod fuzzing;
 mod mailbox;
 mod message;
+mod metadata;
+mod multiappend;
 mod response;
 pub mod search;
 mod selected;
@@ -89,9 +95,10 @@ pub fn handler(imap: Arc<Imap>) -> Handler {
 /// The capabilities advertised after login. Everything listed is implemented and tested.
 pub fn capabilities(imap: &Imap) -> String {
     format!(
-        "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN \
-         SPECIAL-USE QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE {} COMPRESS=DEFLATE BINARY \
-         CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS UNAUTHENTICATE UTF8=ACCEPT",
+        "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MULTIAPPEND MOVE \
+         CHILDREN SPECIAL-USE CREATE-SPECIAL-USE METADATA METADATA-SERVER QUOTA QUOTA=RES-STORAGE \
+         APPENDLIMIT={} STATUS=SIZE {} COMPRESS=DEFLATE BINARY CONDSTORE QRESYNC SORT ESEARCH \
+         LIST-EXTENDED LIST-STATUS UNAUTHENTICATE UTF8=ACCEPT",
         imap.max_message_size.min(u64::from(u32::MAX)),
         thread::CAPABILITIES,
     )

@@ -102,6 +102,7 @@ pub(super) type CmdResult = Result<Reply, CmdError>;
 enum Decoded {
     Codec(Command<'static>, Option<SearchReturn>),
     List(String, ListCommand),
+    Form(super::forms::Form),
 }
 
 pub struct Session<T> {
@@ -218,11 +219,21 @@ impl<T: Transport> Session<T> {
             } else {
                 extended::recognise(self.frag.message_bytes())
             };
+            // MULTIAPPEND and CREATE with USE, taken apart in `forms.rs`; their plain forms
+            // stay imap-codec's. A one-message APPEND with UTF8 (RFC 6855) is rewritten first.
+            let form = matches!(ext, Extended::Plain)
+                .then(|| super::forms::recognise(self.frag.message_bytes()))
+                .flatten();
             let utf8_append = match ext {
-                Extended::Plain => append_utf8(self.frag.message_bytes()),
+                Extended::Plain if form.is_none() => append_utf8(self.frag.message_bytes()),
                 _ => None,
             };
             let decoded = match ext {
+                Extended::Plain if form.is_some() => match form {
+                    Some(Ok(form)) => Ok(Decoded::Form(form)),
+                    Some(Err((tag, text))) => Err(Some((Some(tag), text))),
+                    None => Err(None),
+                },
                 Extended::Plain if utf8_append.is_some() => {
                     self.decode_append_utf8(utf8_append.unwrap_or_default())
                 }
@@ -267,6 +278,11 @@ impl<T: Transport> Session<T> {
                     result
                 }
                 Ok(Decoded::List(tag, list)) => self.execute_list(tag, list).await,
+                Ok(Decoded::Form(form)) => {
+                    let tag = form.tag().to_string();
+                    let result = self.execute_form(form).await;
+                    self.finish(&tag, true, false, result).await
+                }
                 Err(None) => Ok(()),
                 Err(Some((tag, text))) => {
                     match tag {
@@ -581,6 +597,15 @@ impl<T: Transport> Session<T> {
             CommandBody::SetQuota { .. } => {
                 Ok(Reply::no("[NOPERM] quotas are set by the administrator"))
             }
+            CommandBody::GetMetadata {
+                options,
+                mailbox,
+                entries,
+            } => self.get_metadata(options, mailbox, entries).await,
+            CommandBody::SetMetadata {
+                mailbox,
+                entry_values,
+            } => self.set_metadata(mailbox, entry_values).await,
             other if !selected => Ok(Reply::bad(format!(
                 "{} needs a selected mailbox",
                 other.name()
@@ -926,6 +951,8 @@ const KNOWN: &[&str] = &[
     "SORT",
     "THREAD",
     "COMPRESS",
+    "GETMETADATA",
+    "SETMETADATA",
 ];
 
 /// The tag (when there is a valid one) and a clear text for a message that did not decode;

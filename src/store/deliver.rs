@@ -1,7 +1,8 @@
 //! The one delivery path. SMTP (inbound and the local part of a submission), the webmail's
 //! sends, bounces and IMAP APPEND all store mail through [`Store::deliver`] (or
 //! [`Store::deliver_atomic`], or [`Store::deliver_and_queue`] when the message also leaves for
-//! other servers):
+//! other servers, or [`Store::deliver_all`] for several messages all or none, IMAP
+//! MULTIAPPEND):
 //!
 //! 1. the caller's task parses the message once (`mime::analyze`) and hashes it, outside any
 //!    transaction (on the blocking pool when it is large);
@@ -175,6 +176,10 @@ struct Job {
     atomic: bool,
     /// Remote recipients, queued in the same transaction as the copies.
     queue: Option<Queued>,
+    /// Set by the writer: the all-or-nothing group ([`Store::deliver_all`]) of the job.
+    ///
+    /// [`Store::deliver_all`]: super::Store::deliver_all
+    group: Option<usize>,
     reply: oneshot::Sender<Result<DeliveryReport>>,
 }
 
@@ -200,13 +205,17 @@ impl Job {
             targets: &self.targets,
             atomic: self.atomic,
             queue: self.queue.is_some(),
+            group: self.group,
         }
     }
 }
 
-/// The handle callers use to reach the writer task.
+/// The handle callers use to reach the writer task. Each item is one delivery, or the
+/// deliveries of one [`Store::deliver_all`], which the writer keeps together in one batch.
+///
+/// [`Store::deliver_all`]: super::Store::deliver_all
 #[derive(Clone)]
-pub(super) struct Deliverer(mpsc::Sender<Job>);
+pub(super) struct Deliverer(mpsc::Sender<Vec<Job>>);
 
 impl Deliverer {
     /// Starts the writer task on `writer`, announcing on `bus`, telling `space` when the disk
@@ -263,6 +272,46 @@ impl super::Store {
         self.enqueue(delivery, targets, true, outbound).await
     }
 
+    /// Stores several messages, each for its targets, all or none: in one transaction, and
+    /// when any target of any message is refused (over quota: the account's usage counts the
+    /// messages before it) nothing is stored and the error is the first refusal. IMAP
+    /// MULTIAPPEND (RFC 3502) uses it. The messages of one account's mailbox get consecutive
+    /// UIDs, in order. Returns each message's copies, in order.
+    pub async fn deliver_all(
+        &self,
+        deliveries: &[(Delivery<'_>, Vec<Target>)],
+    ) -> Result<Vec<Vec<Delivered>>> {
+        let mut jobs = Vec::with_capacity(deliveries.len());
+        let mut answers = Vec::with_capacity(deliveries.len());
+        for (delivery, targets) in deliveries {
+            if let Some((job, answer)) = self.job(*delivery, targets, true, None).await? {
+                jobs.push(job);
+                answers.push(answer);
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.deliverer
+            .0
+            .send(jobs)
+            .await
+            .map_err(|_| writer_stopped())?;
+        let mut reports = Vec::with_capacity(answers.len());
+        for answer in answers {
+            reports.push(answer.await.map_err(|_| writer_stopped()));
+        }
+        let mut delivered = Vec::with_capacity(reports.len());
+        for report in reports {
+            delivered.push(report??.delivered);
+        }
+        self.count_events(
+            "delivered",
+            delivered.iter().map(Vec::len).sum::<usize>() as i64,
+        );
+        Ok(delivered)
+    }
+
     async fn enqueue(
         &self,
         delivery: Delivery<'_>,
@@ -270,11 +319,33 @@ impl super::Store {
         atomic: bool,
         outbound: Option<Outbound<'_>>,
     ) -> Result<DeliveryReport> {
+        let Some((job, answer)) = self.job(delivery, targets, atomic, outbound).await? else {
+            return Ok(DeliveryReport::default());
+        };
+        self.deliverer
+            .0
+            .send(vec![job])
+            .await
+            .map_err(|_| writer_stopped())?;
+        let report = answer.await.map_err(|_| writer_stopped())??;
+        self.count_events("delivered", report.delivered.len() as i64);
+        Ok(report)
+    }
+
+    /// A delivery admitted (free space), parsed and hashed, ready for the writer, and where its
+    /// answer will come; `None` when there is nothing to store.
+    async fn job(
+        &self,
+        delivery: Delivery<'_>,
+        targets: &[Target],
+        atomic: bool,
+        outbound: Option<Outbound<'_>>,
+    ) -> Result<Option<(Job, oneshot::Receiver<Result<DeliveryReport>>)>> {
         if let Some(o) = &outbound {
             o.check()?;
         }
         if targets.is_empty() && outbound.is_none() {
-            return Ok(DeliveryReport::default());
+            return Ok(None);
         }
         // The body is stored once whatever the number of targets.
         let body = match targets.is_empty() {
@@ -302,16 +373,10 @@ impl super::Store {
             targets: targets.to_vec(),
             atomic,
             queue,
+            group: None,
             reply,
         };
-        self.deliverer
-            .0
-            .send(job)
-            .await
-            .map_err(|_| writer_stopped())?;
-        let report = answer.await.map_err(|_| writer_stopped())??;
-        self.count_events("delivered", report.delivered.len() as i64);
-        Ok(report)
+        Ok(Some((job, answer)))
     }
 }
 
@@ -320,20 +385,24 @@ async fn writer_task(
     bus: ChangeBus,
     space: Arc<Space>,
     queue_wake: Arc<Notify>,
-    mut rx: mpsc::Receiver<Job>,
+    mut rx: mpsc::Receiver<Vec<Job>>,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut bytes = first.bytes();
-        let mut copies = first.targets.len();
-        let mut batch = vec![first];
-        while batch.len() < BATCH_MAX && bytes < BATCH_MAX_BYTES && copies < BATCH_MAX_COPIES {
-            match rx.try_recv() {
-                Ok(job) => {
-                    bytes += job.bytes();
-                    copies += job.targets.len();
-                    batch.push(job);
-                }
-                Err(_) => break,
+        let mut batch: Vec<Job> = Vec::new();
+        let (mut bytes, mut copies) = (0, 0);
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            // A group stays whole in one batch, and so in one transaction, whatever the
+            // bounds: its caller bounds its size. Its id is where it starts in the batch.
+            let group = (item.len() > 1).then_some(batch.len());
+            for mut job in item {
+                bytes += job.bytes();
+                copies += job.targets.len();
+                job.group = group;
+                batch.push(job);
+            }
+            if batch.len() < BATCH_MAX && bytes < BATCH_MAX_BYTES && copies < BATCH_MAX_COPIES {
+                next = rx.try_recv().ok();
             }
         }
         commit_batch(&writer, &bus, &space, &queue_wake, batch).await;

@@ -114,7 +114,7 @@ pub(super) async fn create_default_mailboxes(
     Ok(())
 }
 
-async fn insert_mailbox(
+pub(super) async fn insert_mailbox(
     tx: &mut Transaction<'static, Sqlite>,
     account_id: i64,
     name: &str,

@@ -32,11 +32,13 @@ mod fingerprints;
 mod listing;
 mod mailboxes;
 mod messages;
+mod metadata;
 mod queue;
 pub mod quota;
 mod recent;
 mod sessions;
 mod space;
+mod special_use;
 mod subscriptions;
 mod threads;
 // IMAP support: flags and change log, copy/move, mailbox management, FETCH views, search.
@@ -66,9 +68,14 @@ pub use folders::MailboxCounts;
 pub use listing::{ListEntry, MailQuery};
 pub use mailboxes::{DEFAULT_MAILBOXES, Mailbox};
 pub use messages::{Flags, MessageMeta};
+pub use metadata::{
+    MAX_ENTRIES as MAX_METADATA_ENTRIES, MAX_VALUE as MAX_METADATA_VALUE, MetadataLimit,
+    MetadataOwner,
+};
 pub use queue::{Outbound, QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{HeaderField, SearchRow, TextField};
 pub use sessions::{WebSession, random_token};
+pub use special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};
 pub use views::{MessageView, ViewParts};
 
 #[derive(Debug, thiserror::Error)]

@@ -4,14 +4,19 @@
 //! IDLE with a delivery, CONDSTORE, limits and bad input. `qresync` covers the rest of RFC 7162,
 //! `search_dates` the date keys at day boundaries and SORT's base subject and collation,
 //! `subscriptions` the list of subscribed names, `deviations` the smaller RFC points, `extended`
-//! ESEARCH, LIST-EXTENDED and LIST-STATUS, and `interop` runs Python's imaplib and mbsync.
+//! ESEARCH, LIST-EXTENDED and LIST-STATUS, `metadata` METADATA (RFC 5464), `multiappend`
+//! MULTIAPPEND (RFC 3502), `special_use` CREATE-SPECIAL-USE (RFC 6154), and `interop` runs
+//! Python's imaplib and mbsync.
 
 mod deviations;
 mod extended;
 mod interop;
+mod metadata;
+mod multiappend;
 mod qresync;
 mod search_dates;
 mod session_rules;
+mod special_use;
 mod subscriptions;
 mod thread_compress;
 

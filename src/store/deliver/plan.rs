@@ -17,6 +17,11 @@ pub(super) struct Request<'a> {
     pub(super) atomic: bool,
     /// The job carries an outbound queue entry.
     pub(super) queue: bool,
+    /// The all-or-nothing group the job belongs to ([`Store::deliver_all`]: the messages of one
+    /// IMAP MULTIAPPEND), whose jobs are consecutive in the batch; `None` for a lone job.
+    ///
+    /// [`Store::deliver_all`]: crate::store::Store::deliver_all
+    pub(super) group: Option<usize>,
 }
 
 /// An account as the batch's transaction found it.
@@ -84,65 +89,90 @@ pub(super) fn plan(requests: &[Request], known: &Known) -> Result<Plan> {
     let mut usage: HashMap<i64, i64> = known.accounts.iter().map(|(id, a)| (*id, a.used)).collect();
     // Copies decided so far: (job, target index, mailbox).
     let mut chosen: Vec<(usize, usize, i64)> = Vec::new();
-    for (j, request) in requests.iter().enumerate() {
-        let mut report = DeliveryReport::default();
+    let mut first = 0;
+    while first < requests.len() {
+        // The group starting here: a lone job, or the jobs of one all-or-nothing group, which
+        // are decided together (the quota counts the earlier ones) and fail together.
+        let group = requests.get(first).and_then(|r| r.group);
+        let end = match group {
+            None => first + 1,
+            Some(_) => (first + 1..requests.len())
+                .find(|&k| requests.get(k).and_then(|r| r.group) != group)
+                .unwrap_or(requests.len()),
+        };
+        let mut reports: Vec<DeliveryReport> = Vec::new();
         let mut planned: Vec<(usize, usize, i64)> = Vec::new();
         let mut promised: HashMap<i64, i64> = HashMap::new();
-        let mut failed: Option<StoreError> = None;
-        for (t, target) in request.targets.iter().enumerate() {
-            let Some(account) = known.accounts.get(&target.account_id) else {
-                failed = Some(StoreError::NotFound(format!(
-                    "account {}",
-                    target.account_id
-                )));
-                break;
-            };
-            let mailbox = match target.mailbox_id {
-                Some(id) => known
-                    .mailboxes
-                    .get(&id)
-                    .filter(|m| m.account_id == target.account_id)
-                    .map(|_| id),
-                None => known.inbox.get(&target.account_id).copied(),
-            };
-            let Some(mailbox_id) = mailbox else {
-                failed = Some(StoreError::NotFound(format!(
-                    "mailbox of account {}",
-                    target.account_id
-                )));
-                break;
-            };
-            let before = usage.get(&target.account_id).copied().unwrap_or(0)
-                + promised.get(&target.account_id).copied().unwrap_or(0);
-            if !quota::fits(before, request.size, account.quota) {
-                let err = StoreError::QuotaExceeded {
-                    address: account.address.clone(),
-                    needed: before.saturating_add(request.size) as u64,
-                    quota: account.quota as u64,
+        let mut failed: Option<(usize, StoreError)> = None;
+        'group: for (j, request) in requests.iter().enumerate().take(end).skip(first) {
+            let mut report = DeliveryReport::default();
+            for (t, target) in request.targets.iter().enumerate() {
+                let Some(account) = known.accounts.get(&target.account_id) else {
+                    failed = Some((
+                        j,
+                        StoreError::NotFound(format!("account {}", target.account_id)),
+                    ));
+                    break 'group;
                 };
-                if request.atomic {
-                    failed = Some(err);
-                    break;
+                let mailbox = match target.mailbox_id {
+                    Some(id) => known
+                        .mailboxes
+                        .get(&id)
+                        .filter(|m| m.account_id == target.account_id)
+                        .map(|_| id),
+                    None => known.inbox.get(&target.account_id).copied(),
+                };
+                let Some(mailbox_id) = mailbox else {
+                    failed = Some((
+                        j,
+                        StoreError::NotFound(format!("mailbox of account {}", target.account_id)),
+                    ));
+                    break 'group;
+                };
+                let before = usage.get(&target.account_id).copied().unwrap_or(0)
+                    + promised.get(&target.account_id).copied().unwrap_or(0);
+                if !quota::fits(before, request.size, account.quota) {
+                    let err = StoreError::QuotaExceeded {
+                        address: account.address.clone(),
+                        needed: before.saturating_add(request.size) as u64,
+                        quota: account.quota as u64,
+                    };
+                    if request.atomic {
+                        failed = Some((j, err));
+                        break 'group;
+                    }
+                    report.refused.push((target.clone(), err));
+                    continue;
                 }
-                report.refused.push((target.clone(), err));
-                continue;
+                *promised.entry(target.account_id).or_default() += request.size;
+                planned.push((j, t, mailbox_id));
             }
-            *promised.entry(target.account_id).or_default() += request.size;
-            planned.push((j, t, mailbox_id));
+            reports.push(report);
         }
         match failed {
-            Some(e) => plan.outcomes.push(Err(e)),
+            Some((failing, e)) => {
+                for j in first..end {
+                    plan.outcomes.push(Err(if j == failing {
+                        e.same()
+                    } else {
+                        group_failed(&e)
+                    }));
+                }
+            }
             None => {
                 for (account, bytes) in promised {
                     *usage.entry(account).or_default() += bytes;
                 }
                 chosen.extend(planned);
-                if request.queue {
-                    plan.queued.push(j);
+                for (j, report) in (first..end).zip(reports) {
+                    if requests.get(j).is_some_and(|r| r.queue) {
+                        plan.queued.push(j);
+                    }
+                    plan.outcomes.push(Ok(report));
                 }
-                plan.outcomes.push(Ok(report));
             }
         }
+        first = end;
     }
 
     // UIDs and MODSEQs: each mailbox's copies take the next ones in order.
@@ -208,6 +238,31 @@ pub(super) fn plan(requests: &[Request], known: &Known) -> Result<Plan> {
     Ok(plan)
 }
 
+/// The answer of the other jobs of a group one of whose jobs failed with `e`: the same reason
+/// (a caller answers with the first failure it finds, whichever job it is).
+fn group_failed(e: &StoreError) -> StoreError {
+    e.same()
+}
+
+impl StoreError {
+    /// The errors [`plan`] makes, again (`StoreError` holds sqlx's errors, which do not clone).
+    fn same(&self) -> StoreError {
+        match self {
+            StoreError::NotFound(w) => StoreError::NotFound(w.clone()),
+            StoreError::QuotaExceeded {
+                address,
+                needed,
+                quota,
+            } => StoreError::QuotaExceeded {
+                address: address.clone(),
+                needed: *needed,
+                quota: *quota,
+            },
+            other => StoreError::Conflict(format!("not stored: {other}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +306,7 @@ mod tests {
             targets,
             atomic,
             queue: false,
+            group: None,
         }
     }
 
@@ -382,6 +438,44 @@ mod tests {
         );
         assert_eq!(plan.queued, [2]);
         assert_eq!(plan.accounts, [(CAROL, 10, 1)]);
+    }
+
+    #[test]
+    fn a_group_is_stored_whole_or_not_at_all() {
+        let bob = [Target::inbox(BOB)];
+        let carol = [Target::inbox(CAROL)];
+        let grouped = |size, hash, targets, group| Request {
+            group: Some(group),
+            ..request(size, hash, targets, true)
+        };
+        // Bob: 400 of 1000 used. The group's third message does not fit after the first two,
+        // so none is stored; the lone job after it takes the first free UID.
+        let requests = [
+            request(10, "c0", &carol, true),
+            grouped(200, "a", &bob, 1),
+            grouped(200, "b", &bob, 1),
+            grouped(300, "c", &bob, 1),
+            request(100, "d", &bob, true),
+            grouped(50, "e", &bob, 5),
+            grouped(50, "f", &bob, 5),
+        ];
+        let plan = plan(&requests, &known()).unwrap();
+        assert_eq!(uids(&plan, 0), [(CAROL_INBOX, 7, 8)]);
+        for j in 1..=3 {
+            assert!(
+                matches!(
+                    plan.outcomes[j],
+                    Err(StoreError::QuotaExceeded { needed: 1100, .. })
+                ),
+                "job {j}: {:?}",
+                plan.outcomes[j]
+            );
+        }
+        assert_eq!(uids(&plan, 4), [(BOB_INBOX, 5, 11)]);
+        // A group that fits: consecutive UIDs, the quota counted across it.
+        assert_eq!(uids(&plan, 5), [(BOB_INBOX, 6, 12)]);
+        assert_eq!(uids(&plan, 6), [(BOB_INBOX, 7, 13)]);
+        assert_eq!(plan.accounts, [(CAROL, 10, 1), (BOB, 200, 3)]);
     }
 
     #[test]
