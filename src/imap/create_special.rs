@@ -16,7 +16,6 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 
-use super::mailbox::mailbox_name;
 use super::multiappend::Scan;
 use super::session::{CmdResult, Reply, Session};
 use crate::net::Transport;
@@ -126,7 +125,7 @@ impl<T: Transport> Session<T> {
                 ));
             }
         };
-        let name = match mailbox_name(&create.mailbox) {
+        let name = match self.name_arg(&create.mailbox) {
             Ok(n) => n,
             Err(r) => return Ok(r),
         };
@@ -152,6 +151,7 @@ impl<T: Transport> Session<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imap::mailbox::mailbox_name;
 
     #[test]
     fn forms() {
@@ -160,12 +160,12 @@ mod tests {
         let c = recognise(b"a CREATE \"My Sent\" (USE (\\Sent))\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!(mailbox_name(&c.mailbox).unwrap(), "My Sent");
+        assert_eq!(mailbox_name(&c.mailbox, false).unwrap(), "My Sent");
         assert_eq!(c.uses, ["\\Sent"]);
         let c = recognise(b"a create {4}\r\nSpam (use (\\Junk \\junk \\Archive))\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!(mailbox_name(&c.mailbox).unwrap(), "Spam");
+        assert_eq!(mailbox_name(&c.mailbox, false).unwrap(), "Spam");
         assert_eq!(c.uses, ["\\Junk", "\\Archive"]);
         let c = recognise(b"a CREATE X (USE ())\r\n").unwrap().unwrap();
         assert!(c.uses.is_empty());

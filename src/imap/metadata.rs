@@ -34,7 +34,7 @@ use imap_codec::imap_types::core::{NString8, Vec1};
 use imap_codec::imap_types::extensions::metadata::{Depth, Entry, EntryValue, GetMetadataOption};
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 
-use super::mailbox::{mailbox_name, write_name};
+use super::mailbox::write_name;
 use super::response::Out;
 use super::session::{CmdResult, Reply, Session};
 use crate::net::Transport;
@@ -129,7 +129,7 @@ impl<T: Transport> Session<T> {
         {
             return Ok(Place::Server);
         }
-        let name = mailbox_name(mailbox)?;
+        let name = self.name_arg(mailbox)?;
         match self
             .imap
             .store
@@ -173,6 +173,7 @@ impl<T: Transport> Session<T> {
             Ok(p) => p,
             Err(reply) => return Ok(reply),
         };
+        let utf8 = self.utf8_names();
         let owner = match &place {
             Place::Server => MetadataOwner::Server,
             Place::Mailbox(mb) => MetadataOwner::Mailbox(mb),
@@ -219,7 +220,7 @@ impl<T: Transport> Session<T> {
                 match &place {
                     Place::Server => self.out.text("\"\""),
                     Place::Mailbox(mb) => {
-                        write_name(&mut self.out, &mb.name);
+                        write_name(&mut self.out, &mb.name, utf8);
                         &mut self.out
                     }
                 };

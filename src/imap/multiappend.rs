@@ -30,7 +30,7 @@ use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 
-use super::mailbox::{mailbox_name, split_flags};
+use super::mailbox::split_flags;
 use super::seqset;
 use super::session::{CmdResult, Reply, Session};
 use crate::net::Transport;
@@ -250,7 +250,7 @@ impl<T: Transport> Session<T> {
         let Some(account_id) = self.account.as_ref().map(|a| a.id) else {
             return Ok(Reply::bad("APPEND is only valid after login"));
         };
-        let name = match mailbox_name(&append.mailbox) {
+        let name = match self.name_arg(&append.mailbox) {
             Ok(n) => n,
             Err(r) => return Ok(r),
         };
@@ -293,6 +293,7 @@ impl<T: Transport> Session<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imap::mailbox::mailbox_name;
 
     #[test]
     fn one_message_is_left_to_imap_codec() {
@@ -313,7 +314,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(m.tag, "a1");
-        assert_eq!(mailbox_name(&m.mailbox).unwrap(), "Saved");
+        assert_eq!(mailbox_name(&m.mailbox, false).unwrap(), "Saved");
         assert_eq!(m.messages.len(), 3);
         assert_eq!(m.messages[0].data, b"abc");
         assert_eq!(m.messages[0].flags, [Flag::Seen]);

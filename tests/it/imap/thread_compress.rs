@@ -469,10 +469,11 @@ async fn binary_fetch_and_append_literal8() {
     let (_, r) = c.cmd("FETCH 1 BINARY.SIZE[3]").await;
     assert!(r.starts_with("TAG NO [UNKNOWN-CTE]"), "{r}");
     // Without .PEEK the message becomes \Seen (a refused FETCH did not set it).
-    assert_eq!(c.ok("FETCH 1 FLAGS").await, ["* 1 FETCH (FLAGS ())"]);
+    // (\Recent: this session was the first to select the mailbox after the message came.)
+    assert_eq!(c.ok("FETCH 1 FLAGS").await, ["* 1 FETCH (FLAGS (\\Recent))"]);
     assert_eq!(
         c.ok("FETCH 1 BINARY[2]").await,
-        ["* 1 FETCH (BINARY[2] {15}\r\ncafé softbreak FLAGS (\\Seen))"]
+        ["* 1 FETCH (BINARY[2] {15}\r\ncafé softbreak FLAGS (\\Seen \\Recent))"]
     );
 
     // APPEND with a literal8: NUL bytes allowed, stored as sent, and BINARY[] gives them back.
