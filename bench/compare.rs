@@ -22,7 +22,13 @@
 //!   (+FLAGS and -FLAGS alternately, so every run changes every message);
 //! - POP3, the same way: STAT, LIST, UIDL, RETR of every message;
 //! - `COMPARE_IDLE` (1,000) IMAP connections logged in, INBOX selected, in IDLE, and the memory
-//!   of the processes serving IMAP (Mailroom's one; Dovecot's, without Postfix's).
+//!   of the processes serving IMAP (Mailroom's one; Dovecot's, without Postfix's);
+//! - connection churn: `COMPARE_CHURN_CLIENTS` (10) clients, each on its own account with a
+//!   20-message INBOX, loop for `COMPARE_CHURN_SECS` (60) seconds over a fresh connection doing
+//!   LOGIN, SELECT, FETCH 1:* FLAGS, STORE, APPEND, EXPUNGE, LOGOUT; cycles per second. Both
+//!   servers keep verified logins in an auth cache for `COMPARE_AUTH_CACHE_SECS` (300; 0 turns
+//!   both caches off, for the figure without one): Mailroom's `[auth] cache_secs`, Dovecot's
+//!   `auth_cache_ttl` with `auth_cache_size = 10M`.
 //!
 //! Progress goes to stderr; the table, the versions and the machine to stdout. When Postfix
 //! and Dovecot are missing and cannot be installed (the bench installs them with apt-get when
@@ -30,6 +36,8 @@
 //! (or `pair`) runs one side only; `COMPARE_DIR` picks the directory for the data (default
 //! /var/tmp: a real disk, so fsync costs what it costs); `COMPARE_BIN` runs another `mailroom`
 //! binary in place of the one cargo built (a previous commit's, to compare a change).
+//! `COMPARE_ROWS` runs some groups of rows only, comma-separated from `ingest`, `imap`,
+//! `pop3`, `memory` and `churn` (default: all); e.g. `COMPARE_ROWS=churn`.
 
 // Test and bench code: a failed assumption is a failed run.
 #![allow(
@@ -62,7 +70,7 @@ mod server;
 mod table;
 
 use client::Endpoints;
-use loads::Sizes;
+use loads::{Group, Groups, Sizes};
 use server::Memory;
 
 const PASSWORD: &str = "compare-bench-secret";
@@ -74,14 +82,15 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Everything measured on one server.
+/// Everything measured on one server (`None`, or empty, for the groups not run).
 pub struct Figures {
-    pub ingest: loads::Ingest,
-    pub fill_imap: Duration,
-    pub idle: Memory,
+    pub ingest: Option<loads::Ingest>,
+    pub fill_imap: Option<Duration>,
+    pub idle: Option<Memory>,
     pub imap: loads::Timings,
     pub pop3: loads::Timings,
-    pub sessions: Memory,
+    pub sessions: Option<Memory>,
+    pub churn: Option<loads::Churn>,
 }
 
 fn mib(m: procs::Mem) -> String {
@@ -93,7 +102,7 @@ fn mib(m: procs::Mem) -> String {
     )
 }
 
-/// The loads, in order, against one server.
+/// The loads of the groups `sizes.groups` selects, in order, against one server.
 async fn measure(
     name: &str,
     ep: &Endpoints,
@@ -102,49 +111,91 @@ async fn measure(
     processes: impl Fn() -> String,
     sizes: Sizes,
 ) -> Result<Figures> {
-    eprintln!(
-        "[{name}] SMTP ingest: {} x 4 KB from {} clients to {} ...",
-        sizes.ingest,
-        sizes.clients,
-        loads::INGEST_USER
-    );
-    let ingest = loads::ingest(ep, sizes).await.context("SMTP ingest")?;
-    eprintln!(
-        "[{name}]   all accepted after {:.2} s, all in the mailbox after {:.2} s",
-        ingest.accepted.as_secs_f64(),
-        ingest.in_mailbox.as_secs_f64()
-    );
-    eprintln!("[{name}] IMAP APPEND of {} messages ...", sizes.imap);
-    let fill_imap = loads::fill(ep, loads::IMAP_USER, sizes.imap, loads::imap_message)
-        .await
-        .context("IMAP fill")?;
-    eprintln!("[{name}]   {:.1} s", fill_imap.as_secs_f64());
-    eprintln!(
-        "[{name}] IMAP APPEND of {} messages for POP3 ...",
-        sizes.pop3
-    );
-    let fill_pop3 = loads::fill(ep, loads::POP3_USER, sizes.pop3, loads::pop3_message)
-        .await
-        .context("POP3 fill")?;
-    eprintln!("[{name}]   {:.1} s", fill_pop3.as_secs_f64());
+    let groups = sizes.groups;
+    let mut figures = Figures {
+        ingest: None,
+        fill_imap: None,
+        idle: None,
+        imap: Vec::new(),
+        pop3: Vec::new(),
+        sessions: None,
+        churn: None,
+    };
+    if groups.has(Group::Ingest) {
+        eprintln!(
+            "[{name}] SMTP ingest: {} x 4 KB from {} clients to {} ...",
+            sizes.ingest,
+            sizes.clients,
+            loads::INGEST_USER
+        );
+        let ingest = loads::ingest(ep, sizes).await.context("SMTP ingest")?;
+        eprintln!(
+            "[{name}]   all accepted after {:.2} s, all in the mailbox after {:.2} s",
+            ingest.accepted.as_secs_f64(),
+            ingest.in_mailbox.as_secs_f64()
+        );
+        figures.ingest = Some(ingest);
+    }
+    if groups.has(Group::Imap) {
+        eprintln!("[{name}] IMAP APPEND of {} messages ...", sizes.imap);
+        let fill_imap = loads::fill(ep, loads::IMAP_USER, sizes.imap, loads::imap_message)
+            .await
+            .context("IMAP fill")?;
+        eprintln!("[{name}]   {:.1} s", fill_imap.as_secs_f64());
+        figures.fill_imap = Some(fill_imap);
+    }
+    if groups.has(Group::Pop3) {
+        eprintln!(
+            "[{name}] IMAP APPEND of {} messages for POP3 ...",
+            sizes.pop3
+        );
+        let fill_pop3 = loads::fill(ep, loads::POP3_USER, sizes.pop3, loads::pop3_message)
+            .await
+            .context("POP3 fill")?;
+        eprintln!("[{name}]   {:.1} s", fill_pop3.as_secs_f64());
+    }
     eprintln!("[{name}] right after the fill: {}", mib(memory().all));
 
-    eprintln!(
-        "[{name}] IMAP commands: 1 warm-up + {} runs on fresh connections ...",
-        sizes.reps
-    );
-    let imap = loads::imap_timings(ep, sizes.imap, sizes.reps)
-        .await
-        .context("IMAP commands")?;
-    for (label, ms) in &imap {
-        eprintln!("[{name}]   {label:<50} {ms:>10.1} ms");
+    if groups.has(Group::Imap) {
+        eprintln!(
+            "[{name}] IMAP commands: 1 warm-up + {} runs on fresh connections ...",
+            sizes.reps
+        );
+        figures.imap = loads::imap_timings(ep, sizes.imap, sizes.reps)
+            .await
+            .context("IMAP commands")?;
+        for (label, ms) in &figures.imap {
+            eprintln!("[{name}]   {label:<50} {ms:>10.1} ms");
+        }
     }
-    eprintln!("[{name}] POP3: 1 warm-up + {} sessions ...", sizes.reps);
-    let pop3 = loads::pop3_timings(ep, sizes.pop3, sizes.reps)
-        .await
-        .context("POP3")?;
-    for (label, ms) in &pop3 {
-        eprintln!("[{name}]   {label:<50} {ms:>10.1} ms");
+    if groups.has(Group::Pop3) {
+        eprintln!("[{name}] POP3: 1 warm-up + {} sessions ...", sizes.reps);
+        figures.pop3 = loads::pop3_timings(ep, sizes.pop3, sizes.reps)
+            .await
+            .context("POP3")?;
+        for (label, ms) in &figures.pop3 {
+            eprintln!("[{name}]   {label:<50} {ms:>10.1} ms");
+        }
+    }
+    if groups.has(Group::Churn) {
+        eprintln!(
+            "[{name}] IMAP churn: {} clients, LOGIN ... LOGOUT in a loop for {} s (auth cache \
+             {} s) ...",
+            sizes.churn_clients, sizes.churn_secs, sizes.auth_cache_secs
+        );
+        let churn = loads::churn(ep, sizes).await.context("IMAP churn")?;
+        eprintln!(
+            "[{name}]   {} cycles in {:.1} s: {:.1} cycles/s; one cycle p50 {:.1} ms, p99 {:.1} ms",
+            churn.cycles,
+            churn.took.as_secs_f64(),
+            churn.cycles as f64 / churn.took.as_secs_f64(),
+            churn.p50_ms,
+            churn.p99_ms
+        );
+        figures.churn = Some(churn);
+    }
+    if !groups.has(Group::Memory) {
+        return Ok(figures);
     }
 
     // Idle: no connection open, and the pair's per-connection processes (smtpd, cleanup,
@@ -201,14 +252,9 @@ async fn measure(
         eprintln!("[{name}]   processes now: {peak}");
     }
     drop(open);
-    Ok(Figures {
-        ingest,
-        fill_imap,
-        idle,
-        imap,
-        pop3,
-        sessions,
-    })
+    figures.idle = Some(idle);
+    figures.sessions = Some(sessions);
+    Ok(figures)
 }
 
 fn machine() -> String {
@@ -244,9 +290,15 @@ async fn run() -> Result<()> {
         pop3: env("COMPARE_POP3", 2_000),
         idle: env("COMPARE_IDLE", 1_000),
         reps: env("COMPARE_REPS", 5).max(1),
+        groups: Groups::parse(&std::env::var("COMPARE_ROWS").unwrap_or_default())
+            .map_err(|e| anyhow!(e))?,
+        churn_clients: env("COMPARE_CHURN_CLIENTS", 10).max(1),
+        churn_secs: env("COMPARE_CHURN_SECS", 60).max(1) as u64,
+        auth_cache_secs: env("COMPARE_AUTH_CACHE_SECS", 300) as u64,
     };
+    eprintln!("row groups: {}", sizes.groups.names());
     let only = std::env::var("COMPARE_ONLY").unwrap_or_default();
-    let connections = sizes.idle + sizes.clients + 100;
+    let connections = sizes.idle + sizes.clients + sizes.churn_clients + 100;
     let nofile = procs::raise_nofile((4 * connections as u64).max(65_536));
     eprintln!("open-file limit (inherited by the servers): {nofile}");
     let base = std::env::var("COMPARE_DIR").unwrap_or_else(|_| "/var/tmp".into());
@@ -274,9 +326,10 @@ async fn run() -> Result<()> {
         None
     } else {
         eprintln!("[Mailroom] starting the release build ...");
-        let m = mailroom_server::Mailroom::start(&dir.join("mailroom"), PASSWORD, connections)
-            .await
-            .context("starting Mailroom")?;
+        let m =
+            mailroom_server::Mailroom::start(&dir.join("mailroom"), PASSWORD, connections, &sizes)
+                .await
+                .context("starting Mailroom")?;
         let figures = measure(
             "Mailroom",
             &m.ep,
@@ -302,7 +355,7 @@ async fn run() -> Result<()> {
             Err(why) => (None, Some(why)),
             Ok(()) => {
                 eprintln!("[Postfix+Dovecot] starting ({}) ...", pair::versions());
-                let p = pair::Pair::start(&dir.join("pair"), PASSWORD, &hash, connections)
+                let p = pair::Pair::start(&dir.join("pair"), PASSWORD, &hash, connections, &sizes)
                     .await
                     .context("starting Postfix+Dovecot")?;
                 let figures = measure(

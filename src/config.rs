@@ -288,6 +288,11 @@ pub struct AuthConfig {
     pub max_delay_secs: u64,
     /// A failure count is forgotten this many seconds after its last failure.
     pub window_secs: u64,
+    /// How long a verified password is remembered for the mail protocols' logins (see
+    /// `auth::cache`); 0 turns the credentials cache off.
+    pub cache_secs: u64,
+    /// The most verified passwords remembered at once (a few dozen bytes each).
+    pub cache_entries: usize,
 }
 
 impl Default for AuthConfig {
@@ -300,6 +305,8 @@ impl Default for AuthConfig {
             ip_lock_after: 30,
             max_delay_secs: 10,
             window_secs: 900,
+            cache_secs: 300,
+            cache_entries: 10_000,
         }
     }
 }

@@ -13,6 +13,20 @@ pub const IMAP_USER: &str = "imap@example.org";
 pub const POP3_USER: &str = "pop@example.org";
 pub const USERS: [&str; 3] = [INGEST_USER, IMAP_USER, POP3_USER];
 
+/// The churn row's account for client `c`: each client has its own small INBOX.
+pub fn churn_user(c: usize) -> String {
+    format!("churn{c}@{DOMAIN}")
+}
+
+/// Every account both servers get: [`USERS`] and one per churn client.
+pub fn all_users(sizes: &Sizes) -> Vec<String> {
+    USERS
+        .iter()
+        .map(|u| u.to_string())
+        .chain((0..sizes.churn_clients).map(churn_user))
+        .collect()
+}
+
 /// The word 1% of the IMAP messages mention, in the subject and the body.
 pub use crate::corpus::RARE;
 
@@ -25,6 +39,77 @@ pub struct Sizes {
     pub pop3: usize,
     pub idle: usize,
     pub reps: usize,
+    /// Which groups of rows run (`COMPARE_ROWS`).
+    pub groups: Groups,
+    /// The churn row: concurrent clients and how long they loop.
+    pub churn_clients: usize,
+    pub churn_secs: u64,
+    /// Both servers' auth cache lifetime (0: both off), so the churn row can be taken with
+    /// and without it.
+    pub auth_cache_secs: u64,
+}
+
+/// The groups of rows `COMPARE_ROWS` selects from, each with the loads it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// SMTP ingest.
+    Ingest,
+    /// The IMAP fill and the timed IMAP commands.
+    Imap,
+    /// The POP3 fill and the timed POP3 commands.
+    Pop3,
+    /// Idle memory and the idle IMAP sessions.
+    Memory,
+    /// Connection churn: LOGIN ... LOGOUT in a loop.
+    Churn,
+}
+
+pub const GROUPS: [(Group, &str); 5] = [
+    (Group::Ingest, "ingest"),
+    (Group::Imap, "imap"),
+    (Group::Pop3, "pop3"),
+    (Group::Memory, "memory"),
+    (Group::Churn, "churn"),
+];
+
+/// A set of [`Group`]s.
+#[derive(Clone, Copy, Debug)]
+pub struct Groups(u8);
+
+impl Groups {
+    pub const ALL: Groups = Groups(0b1_1111);
+
+    /// `COMPARE_ROWS`: comma-separated group names; empty means all.
+    pub fn parse(text: &str) -> Result<Groups, String> {
+        let mut bits = 0u8;
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let i = GROUPS.iter().position(|(_, n)| *n == name).ok_or_else(|| {
+                let names: Vec<&str> = GROUPS.iter().map(|(_, n)| *n).collect();
+                format!(
+                    "COMPARE_ROWS: unknown group {name:?} (known: {})",
+                    names.join(",")
+                )
+            })?;
+            bits |= 1 << i;
+        }
+        Ok(if bits == 0 { Groups::ALL } else { Groups(bits) })
+    }
+
+    pub fn has(self, group: Group) -> bool {
+        GROUPS
+            .iter()
+            .position(|(g, _)| *g == group)
+            .is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+
+    pub fn names(self) -> String {
+        GROUPS
+            .iter()
+            .filter(|(g, _)| self.has(*g))
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 /// The IMAP message `i` (bench/imap.rs's: 1% mention RARE).
@@ -308,4 +393,90 @@ pub async fn idle_sessions(ep: &Endpoints, count: usize) -> Result<(Vec<Imap>, D
         }
     }
     Ok((sessions, started.elapsed()))
+}
+
+/// Messages each churn client's INBOX holds while it loops (each cycle appends one and
+/// expunges one).
+pub const CHURN_MESSAGES: usize = 20;
+
+pub struct Churn {
+    /// Completed cycles, all clients together.
+    pub cycles: usize,
+    /// From the start until the last client finished its last cycle.
+    pub took: Duration,
+    /// Median and 99th percentile of one whole cycle, ms.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Connection churn, as mail clients that poll do it: `sizes.churn_clients` clients, each on
+/// its own account, loop for `sizes.churn_secs` over a fresh connection that does LOGIN,
+/// SELECT INBOX, FETCH 1:* FLAGS, STORE 1 +FLAGS (\Deleted), APPEND of one ~4 KB message,
+/// EXPUNGE and LOGOUT (the INBOX stays at [`CHURN_MESSAGES`]). Returns the cycles done.
+pub async fn churn(ep: &Endpoints, sizes: Sizes) -> Result<Churn> {
+    // Each INBOX filled first, untimed.
+    for c in 0..sizes.churn_clients {
+        let user = churn_user(c);
+        let mut imap = Imap::login(ep.imap, &user, &ep.password).await?;
+        let have = imap.messages().await?;
+        for i in have..CHURN_MESSAGES {
+            imap.append(&crate::corpus::plain(i, &user)).await?;
+        }
+        imap.cmd("LOGOUT").await?;
+    }
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(sizes.churn_secs);
+    let mut tasks = Vec::new();
+    for c in 0..sizes.churn_clients {
+        let ep = ep.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = churn_user(c);
+            let mut cycle_ms = Vec::new();
+            let mut i = CHURN_MESSAGES;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let mut imap = Imap::login(ep.imap, &user, &ep.password).await?;
+                imap.cmd("SELECT INBOX").await?;
+                imap.cmd("FETCH 1:* FLAGS").await?;
+                imap.cmd("STORE 1 +FLAGS (\\Deleted)").await?;
+                imap.append(&crate::corpus::plain(i, &user))
+                    .await
+                    .with_context(|| format!("churn APPEND for {user}"))?;
+                imap.cmd("EXPUNGE").await?;
+                imap.cmd("LOGOUT").await?;
+                cycle_ms.push(ms(t));
+                i += 1;
+            }
+            anyhow::Ok(cycle_ms)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.context("churn task")??);
+    }
+    let took = started.elapsed();
+    let cycles = all.len();
+    all.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let (p50_ms, p99_ms) = (pct(0.5), pct(0.99));
+    // The mailboxes must still hold what they held: nothing lost, nothing left behind.
+    for c in 0..sizes.churn_clients {
+        let user = churn_user(c);
+        let mut imap = Imap::login(ep.imap, &user, &ep.password).await?;
+        let n = imap.messages().await?;
+        if n != CHURN_MESSAGES {
+            bail!("{user}'s INBOX holds {n} messages after the churn, expected {CHURN_MESSAGES}");
+        }
+        imap.cmd("LOGOUT").await?;
+    }
+    Ok(Churn {
+        cycles,
+        took,
+        p50_ms,
+        p99_ms,
+    })
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::client::Endpoints;
-use crate::loads::{DOMAIN, USERS};
+use crate::loads::{DOMAIN, Sizes, all_users};
 use crate::procs::{self, Mem};
 use crate::server::{Memory, wait_listening};
 
@@ -44,7 +44,12 @@ fn cli(bin: &str, config: &Path, args: &[&str], stdin: &str) -> Result<()> {
 }
 
 impl Mailroom {
-    pub async fn start(dir: &Path, password: &str, connections: usize) -> Result<Mailroom> {
+    pub async fn start(
+        dir: &Path,
+        password: &str,
+        connections: usize,
+        sizes: &Sizes,
+    ) -> Result<Mailroom> {
         // COMPARE_BIN runs another build (e.g. the previous commit's) under the same loads, so
         // a change can be compared with what it replaces in one sitting.
         let bin =
@@ -57,6 +62,13 @@ impl Mailroom {
         // other a fortieth), so IMAP alone can hold only about 88% of it: allow twice what the
         // loads open, so the idle-session row is never cut short by the reserves.
         let max = connections * 2;
+        // Written only when it is not the default (300 s), so that COMPARE_BIN can still run
+        // a binary from before `[auth] cache_secs` existed (unknown keys are errors).
+        let cache = if sizes.auth_cache_secs == 300 {
+            String::new()
+        } else {
+            format!("cache_secs = {}\n", sizes.auth_cache_secs)
+        };
         std::fs::write(
             &config,
             format!(
@@ -65,17 +77,18 @@ impl Mailroom {
                  imap = [\"127.0.0.1:{imap}\"]\nimaps = []\npop3 = [\"127.0.0.1:{pop3}\"]\n\
                  pop3s = []\nhttp = []\nhttps = []\n\
                  [limits]\nmax_connections = {max}\nmax_connections_per_ip = {max}\n\
-                 [auth]\nallow_plaintext = true\n[inbound]\nverify = false\n\
+                 [auth]\nallow_plaintext = true\n{cache}\
+                 [inbound]\nverify = false\n\
                  [dns]\nnameservers = [\"127.0.0.1:9\"]\n",
-                dir.join("data").display().to_string()
+                dir.join("data").display().to_string(),
             ),
         )?;
         cli(bin, &config, &["domain", "add", DOMAIN], "")?;
-        for user in USERS {
+        for user in all_users(sizes) {
             cli(
                 bin,
                 &config,
-                &["user", "add", user, "--password-stdin"],
+                &["user", "add", &user, "--password-stdin"],
                 &format!("{password}\n"),
             )?;
         }

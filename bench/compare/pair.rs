@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::client::{Endpoints, Imap};
-use crate::loads::{DOMAIN, IMAP_USER, USERS};
+use crate::loads::{DOMAIN, IMAP_USER, Sizes, all_users};
 use crate::procs::{self, Mem};
 use crate::server::{Memory, wait_listening};
 
@@ -174,15 +174,27 @@ fn mkdir(path: &Path) -> Result<()> {
 /// Processes with at most `connections` IMAP sessions in mind.
 fn dovecot_conf(
     dir: &Path,
-    imap: u16,
-    pop3: u16,
-    lmtp: u16,
+    (imap, pop3, lmtp): (u16, u16, u16),
     uid: u32,
     gid: u32,
     connections: usize,
+    auth_cache_secs: u64,
 ) -> String {
     let d = dir.display();
     let clients = connections * 2 + 1000;
+    // The auth cache as Mailroom's (`[auth] cache_secs`): the same lifetime, room for far
+    // more users than the bench has, no caching of failures. For a passwd-file, Dovecot caches
+    // the passdb entry (the argon2id hash) and verifies each cached login against it;
+    // `auth_cache_verify_password_with_worker` spreads those checks over the auth-worker
+    // processes (both cores) instead of the one auth process.
+    let cache = if auth_cache_secs == 0 {
+        "auth_cache_size = 0".to_string()
+    } else {
+        format!(
+            "auth_cache_size = 10M\nauth_cache_ttl = {auth_cache_secs} secs\n\
+             auth_cache_negative_ttl = 0\nauth_cache_verify_password_with_worker = yes"
+        )
+    };
     format!(
         "# Written by bench/compare: Dovecot as Debian ships it, in a temporary directory.
 instance_name = mailroom-compare-{imap}
@@ -194,6 +206,7 @@ listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+{cache}
 default_internal_user = dovecot
 default_login_user = dovenull
 first_valid_uid = {uid}
@@ -332,6 +345,7 @@ impl Pair {
         password: &str,
         password_hash: &str,
         connections: usize,
+        sizes: &Sizes,
     ) -> Result<Pair> {
         for exe in [POSTFIX_MASTER, DOVECOT_MASTER] {
             if !procs::pids_of(exe).is_empty() {
@@ -369,14 +383,21 @@ impl Pair {
         };
 
         // Dovecot.
-        let passwd: String = USERS
+        let passwd: String = all_users(sizes)
             .iter()
             .map(|u| format!("{u}:{{ARGON2ID}}{password_hash}\n"))
             .collect();
         write(&dovecot_dir.join("passwd"), &passwd, 0o644)?;
         write(
             &pair.dovecot_conf,
-            &dovecot_conf(&dovecot_dir, imap, pop3, lmtp, uid, gid, connections),
+            &dovecot_conf(
+                &dovecot_dir,
+                (imap, pop3, lmtp),
+                uid,
+                gid,
+                connections,
+                sizes.auth_cache_secs,
+            ),
             0o644,
         )?;
         let conf = pair.dovecot_conf.display().to_string();

@@ -2,7 +2,7 @@
 //! target and whether it is met; then how it was measured, the versions and the machine.
 
 use crate::Figures;
-use crate::loads::Sizes;
+use crate::loads::{Group, Sizes};
 use crate::procs::Mem;
 
 #[derive(Clone, Copy)]
@@ -13,12 +13,15 @@ enum Unit {
     Ms,
     /// MiB: less is better.
     Mib,
+    /// Cycles per second: more is better.
+    Cycles,
 }
 
 /// A row's figure from one server's measurements.
 type Value = fn(&Figures, &Sizes) -> Option<f64>;
 
 struct Row {
+    group: Group,
     label: String,
     unit: Unit,
     target: Option<f64>,
@@ -40,6 +43,7 @@ fn format(unit: Unit, v: Option<f64>) -> String {
         Unit::Rate => format!("{n} msg/s"),
         Unit::Ms => format!("{n} ms"),
         Unit::Mib => format!("{n} MiB"),
+        Unit::Cycles => format!("{n} cyc/s"),
     }
 }
 
@@ -58,25 +62,36 @@ fn pss(m: Mem) -> f64 {
 fn rows(s: &Sizes) -> Vec<Row> {
     let mut rows = vec![
         Row {
+            group: Group::Ingest,
             label: format!(
                 "SMTP ingest {} x 4 KB, {} clients, into the mailbox",
                 s.ingest, s.clients
             ),
             unit: Unit::Rate,
             target: Some(5.0),
-            value: |f, s| Some(s.ingest as f64 / f.ingest.in_mailbox.as_secs_f64()),
+            value: |f, s| {
+                f.ingest
+                    .as_ref()
+                    .map(|i| s.ingest as f64 / i.in_mailbox.as_secs_f64())
+            },
         },
         Row {
+            group: Group::Ingest,
             label: "  (until the last 250, for information)".into(),
             unit: Unit::Rate,
             target: None,
-            value: |f, s| Some(s.ingest as f64 / f.ingest.accepted.as_secs_f64()),
+            value: |f, s| {
+                f.ingest
+                    .as_ref()
+                    .map(|i| s.ingest as f64 / i.accepted.as_secs_f64())
+            },
         },
         Row {
+            group: Group::Imap,
             label: format!("IMAP APPEND {} x 4 KB, 8 clients (the fill)", s.imap),
             unit: Unit::Rate,
             target: None,
-            value: |f, s| Some(s.imap as f64 / f.fill_imap.as_secs_f64()),
+            value: |f, s| f.fill_imap.map(|d| s.imap as f64 / d.as_secs_f64()),
         },
     ];
     // The IMAP and POP3 steps, in loads.rs's order.
@@ -117,6 +132,7 @@ fn rows(s: &Sizes) -> Vec<Row> {
     ];
     for (label, target, value) in imap {
         rows.push(Row {
+            group: Group::Imap,
             label,
             unit: Unit::Ms,
             target: Some(target),
@@ -125,6 +141,7 @@ fn rows(s: &Sizes) -> Vec<Row> {
     }
     for (label, value) in pop3 {
         rows.push(Row {
+            group: Group::Pop3,
             label,
             unit: Unit::Ms,
             target: Some(1.0),
@@ -133,36 +150,55 @@ fn rows(s: &Sizes) -> Vec<Row> {
     }
     rows.extend([
         Row {
+            group: Group::Memory,
             label: "memory idle, mailboxes full, RSS (all processes)".into(),
             unit: Unit::Mib,
             target: Some(1.0),
-            value: |f, _| Some(mib(f.idle.all)),
+            value: |f, _| f.idle.map(|m| mib(m.all)),
         },
         Row {
+            group: Group::Memory,
             label: "memory idle, mailboxes full, PSS (all processes)".into(),
             unit: Unit::Mib,
             target: Some(1.0),
-            value: |f, _| Some(pss(f.idle.all)),
+            value: |f, _| f.idle.map(|m| pss(m.all)),
         },
         Row {
+            group: Group::Memory,
             label: format!(
                 "memory, {} IMAP sessions in IDLE, RSS (IMAP server)",
                 s.idle
             ),
             unit: Unit::Mib,
             target: Some(10.0),
-            value: |f, _| Some(mib(f.sessions.imap)),
+            value: |f, _| f.sessions.map(|m| mib(m.imap)),
         },
         Row {
+            group: Group::Memory,
             label: format!(
                 "memory, {} IMAP sessions in IDLE, PSS (IMAP server)",
                 s.idle
             ),
             unit: Unit::Mib,
             target: Some(10.0),
-            value: |f, _| Some(pss(f.sessions.imap)),
+            value: |f, _| f.sessions.map(|m| pss(m.imap)),
+        },
+        Row {
+            group: Group::Churn,
+            label: format!(
+                "IMAP churn, {} clients x {} s: LOGIN .. LOGOUT cycles",
+                s.churn_clients, s.churn_secs
+            ),
+            unit: Unit::Cycles,
+            target: Some(2.0),
+            value: |f, _| {
+                f.churn
+                    .as_ref()
+                    .map(|c| c.cycles as f64 / c.took.as_secs_f64())
+            },
         },
     ]);
+    rows.retain(|r| s.groups.has(r.group));
     rows
 }
 
@@ -186,7 +222,7 @@ pub fn print(
         let b = theirs.and_then(|f| (r.value)(f, s));
         let ratio = match (a, b) {
             (Some(a), Some(b)) if a > 0.0 && b > 0.0 => Some(match r.unit {
-                Unit::Rate => a / b,
+                Unit::Rate | Unit::Cycles => a / b,
                 Unit::Ms | Unit::Mib => b / a,
             }),
             _ => None,
@@ -249,6 +285,25 @@ pub fn print(
          connection open, once the pair's per-connection processes (smtpd, cleanup, lmtp, \
          imap, ...) exited on their idle timeouts."
     );
+    if s.groups.has(Group::Churn) {
+        println!(
+            "IMAP churn: each client on its own account (a 20-message INBOX), a new connection \
+             per cycle: LOGIN, SELECT INBOX, FETCH 1:* FLAGS, STORE 1 +FLAGS (\\Deleted), APPEND \
+             of ~4 KB, EXPUNGE, LOGOUT; completed cycles of all clients over the time until \
+             the last one ends. Auth cache on both, {}.",
+            if s.auth_cache_secs == 0 {
+                "off (COMPARE_AUTH_CACHE_SECS=0)".to_string()
+            } else {
+                format!(
+                    "{} s: Mailroom's [auth] cache_secs (verified passwords as keyed hashes), \
+                     Dovecot's auth_cache_ttl with auth_cache_size 10M, negative TTL 0, \
+                     auth_cache_verify_password_with_worker (for a passwd-file it caches the \
+                     entry, so each login still verifies the argon2id hash)",
+                    s.auth_cache_secs
+                )
+            }
+        );
+    }
     println!(
         "Mailroom: release build, one process, SQLite with synchronous=FULL (fsync before every \
          250 and OK), argon2id passwords (m=19456,t=2,p=1)."

@@ -519,6 +519,7 @@ mod tests {
             ip_lock_after: 100,
             max_delay_secs: 10,
             window_secs: 600,
+            ..AuthConfig::default()
         }
     }
 

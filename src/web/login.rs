@@ -194,7 +194,7 @@ pub async fn submit(
     }
     let account = match state
         .auth
-        .login("http", client.ip, f.address.trim(), &f.password)
+        .login_fresh("http", client.ip, f.address.trim(), &f.password)
         .await
     {
         Ok(a) => a,

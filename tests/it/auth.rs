@@ -21,6 +21,7 @@ async fn login_checks_password_and_locks_after_repeated_failures() {
             ip_lock_after: 3,
             max_delay_secs: 10,
             window_secs: 60,
+            ..Default::default()
         },
     );
     let ip: IpAddr = "192.0.2.10".parse().unwrap();

@@ -16,6 +16,7 @@ mod auth;
 mod backup;
 mod browser;
 mod cli;
+mod credentials_cache;
 mod damaged;
 mod delivery;
 mod disk_full;

@@ -349,6 +349,7 @@ pub(super) async fn reset_password(
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
     state.store.set_password_hash(&a.address, &hash).await?;
+    state.auth.forget_account(a.id);
     if a.id != admin.0.account.id {
         state.store.end_sessions_of(a.id).await?;
     }
@@ -381,6 +382,7 @@ pub(super) async fn set_state(
         }
         "disable" => {
             state.store.set_disabled(&a.address, true).await?;
+            state.auth.forget_account(a.id);
             state.store.end_sessions_of(a.id).await?;
         }
         "enable" => state.store.set_disabled(&a.address, false).await?,
@@ -438,5 +440,6 @@ pub(super) async fn remove(
             .into_response());
     }
     state.store.remove_account(&a.address).await?;
+    state.auth.forget_account(a.id);
     Ok(done("/admin/accounts", "account-removed"))
 }

@@ -111,7 +111,7 @@ pub async fn password(
     // The current password through the shared throttle: a stolen session cannot guess it.
     match state
         .auth
-        .login("http", client.ip, &reader.0.account.address, &f.current)
+        .login_fresh("http", client.ip, &reader.0.account.address, &f.current)
         .await
     {
         Ok(_) => {}
@@ -140,5 +140,6 @@ pub async fn password(
         .store
         .set_password_hash(&reader.0.account.address, &hash)
         .await?;
+    state.auth.forget_account(reader.0.account.id);
     Ok(Redirect::to("/mail/settings?done=password").into_response())
 }
