@@ -2,11 +2,12 @@
 //!
 //! A search reads one row per message with what was kept at delivery (flags, dates, size,
 //! decoded subject and address fields; the parsed envelope only when BCC or an address sort
-//! needs it), asks the full-text index for BODY and TEXT (see `store/search.rs` for how
-//! FTS5 word matching and IMAP substring matching are combined), and reads raw header blocks
+//! needs it), asks the trigram index for BODY and TEXT (see `store/search.rs`: exact
+//! substrings; TEXT covers every header field and the body), and reads raw header blocks
 //! only for HEADER keys. No message is parsed again.
 //!
-//! Choices: string keys match case-insensitively (any charset: the search text is UTF-8);
+//! Choices: string keys are substrings matched case-insensitively (any charset: the search
+//! text is UTF-8);
 //! FROM/TO/CC/SUBJECT match the decoded display forms ("Alice <a@x.org>"), so encoded words
 //! are found by their text; BEFORE/ON/SINCE compare the internal date's day in UTC (the zone
 //! it is stored in); SENTBEFORE/SENTON/SENTSINCE compare the Date header's date as written,

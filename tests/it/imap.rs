@@ -11,6 +11,7 @@ mod extended;
 mod interop;
 mod qresync;
 mod search_dates;
+mod search_substring;
 mod subscriptions;
 
 use std::time::Duration;
