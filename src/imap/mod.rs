@@ -19,7 +19,8 @@
 //!   (`Store::changes_since`) and reports EXISTS / EXPUNGE / FETCH (VANISHED instead of
 //!   EXPUNGE once the client enabled QRESYNC).
 //! - `extended.rs` recognises the command forms imap-codec cannot parse (`SEARCH RETURN`,
-//!   the extended LIST) before it sees them.
+//!   `SORT RETURN`, the extended LIST) before it sees them, after replacing `$` (SEARCHRES)
+//!   by the saved result's set (kept in `Selected::saved`).
 //! - Responses are written by hand (`response.rs`); FETCH renders ENVELOPE and BODYSTRUCTURE
 //!   from what was parsed at delivery and cuts body sections from the stored message by offset.
 //!
@@ -88,7 +89,7 @@ pub fn handler(imap: Arc<Imap>) -> Handler {
 pub fn capabilities(imap: &Imap) -> String {
     format!(
         "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN \
-         SPECIAL-USE QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE \
+         SPECIAL-USE QUOTA QUOTA=RES-STORAGE APPENDLIMIT={} STATUS=SIZE SEARCHRES ESORT \
          CONDSTORE QRESYNC SORT ESEARCH LIST-EXTENDED LIST-STATUS",
         imap.max_message_size.min(u64::from(u32::MAX))
     )

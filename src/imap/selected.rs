@@ -47,6 +47,10 @@ pub struct Selected {
     held_since: Option<u64>,
     recent_from: u32,
     own: Vec<u64>,
+    /// The saved search result (SEARCHRES, RFC 5182), UIDs ascending: empty at SELECT and
+    /// EXAMINE, gone with the selection. UIDs of expunged messages are dropped when `$` is
+    /// read (`Session::saved_sets`); UIDs are never reused, so none can come back.
+    pub saved: Vec<u32>,
 }
 
 impl Selected {
@@ -68,6 +72,7 @@ impl Selected {
             held_since: None,
             recent_from: uidnext.max(1),
             own: Vec::new(),
+            saved: Vec::new(),
         }
     }
 

@@ -23,7 +23,7 @@ use imap_codec::{AuthenticateDataCodec, CommandCodec};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 
-use super::extended::{self, Extended, ListCommand, SearchReturn};
+use super::extended::{self, Extended, ListCommand, SearchReturn, Substituted};
 use super::framing::{Input, READ_BUF, TooLong, fragment_limit};
 use super::response::{Out, Status};
 use super::selected::Selected;
@@ -194,32 +194,70 @@ impl<T: Transport> Session<T> {
             }
             // The extensions imap-codec cannot parse are recognised first (`extended.rs`);
             // a poisoned or truncated message is left to the fragmentizer's own errors.
-            let ext = if self.frag.is_message_poisoned() || self.frag.is_max_message_size_exceeded()
-            {
-                Extended::Plain
+            let whole =
+                !(self.frag.is_message_poisoned() || self.frag.is_max_message_size_exceeded());
+            // `$` (SEARCHRES) is replaced by the saved result's set before anything else reads
+            // the command; only in the selected state, where the saved result exists.
+            let saved = if whole && self.selected.is_some() {
+                extended::substitute_saved(self.frag.message_bytes(), || self.saved_sets())
             } else {
-                extended::recognise(self.frag.message_bytes())
+                Substituted::Unchanged
+            };
+            let rewritten = match saved {
+                Substituted::Unchanged => None,
+                Substituted::Rewritten(bytes) => Some(bytes),
+                Substituted::Empty { tag, command, uid } => {
+                    let allow_expunge = uid || !matches!(command.as_str(), "FETCH" | "STORE");
+                    let reply = Ok(Reply::ok(format!("{command} completed (no messages)")));
+                    if self
+                        .finish(&tag, allow_expunge, false, reply)
+                        .await
+                        .is_err()
+                        || self.flush().await.is_err()
+                        || self.logout
+                    {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let ext = if whole {
+                extended::recognise(rewritten.as_deref().unwrap_or(self.frag.message_bytes()))
+            } else {
+                Extended::Plain
             };
             let decoded = match ext {
-                Extended::Plain => match self.frag.decode_message(&CommandCodec::default()) {
-                    Ok(command) => Ok(Decoded::Codec(command.into_static(), None)),
-                    Err(e) => Err(describe_decode_error(&e, self.frag.message_bytes())),
+                Extended::Plain => match &rewritten {
+                    Some(bytes) => match CommandCodec::default().decode(bytes) {
+                        Ok((&[], command)) => Ok(Decoded::Codec(command.into_static(), None)),
+                        _ => Err(describe_rewritten(bytes)),
+                    },
+                    None => match self.frag.decode_message(&CommandCodec::default()) {
+                        Ok(command) => Ok(Decoded::Codec(command.into_static(), None)),
+                        Err(e) => Err(describe_decode_error(&e, self.frag.message_bytes())),
+                    },
                 },
                 Extended::Search {
-                    tag,
+                    tag: _,
                     options,
                     command,
                 } => match CommandCodec::default().decode(&command) {
                     Ok((rest, decoded))
                         if rest.is_empty()
-                            && matches!(decoded.body, CommandBody::Search { .. }) =>
+                            && matches!(
+                                decoded.body,
+                                CommandBody::Search { .. } | CommandBody::Sort { .. }
+                            ) =>
                     {
                         Ok(Decoded::Codec(decoded.into_static(), Some(options)))
                     }
-                    _ => Err(Some((
-                        Some(tag),
-                        "syntax error in the arguments of SEARCH".to_string(),
-                    ))),
+                    _ => {
+                        // RFC 5182 §2.1: a failed SEARCH with SAVE empties the saved result.
+                        if options.save {
+                            self.clear_saved();
+                        }
+                        Err(describe_rewritten(&command))
+                    }
                 },
                 Extended::List { tag, list } => Ok(Decoded::List(tag, list)),
                 Extended::Bad { tag, text } => Err(Some((Some(tag), text))),
@@ -755,4 +793,29 @@ fn describe_decode_error(
         ),
     };
     Some((tag, text))
+}
+
+/// The BAD for a command with `$` replaced (SEARCHRES) that imap-codec then refused: its tag
+/// and name, as [`describe_decode_error`] says it.
+fn describe_rewritten(bytes: &[u8]) -> Option<(Option<String>, String)> {
+    let mut words = bytes.split(|&b| b == b' ' || b == b'\r' || b == b'\n');
+    let tag = words
+        .next()
+        .map(|t| String::from_utf8_lossy(t).into_owned());
+    let mut name = words
+        .next()
+        .map(|w| String::from_utf8_lossy(w).to_ascii_uppercase())
+        .unwrap_or_default();
+    if name == "UID"
+        && let Some(sub) = words.next()
+    {
+        name = format!("UID {}", String::from_utf8_lossy(sub).to_ascii_uppercase());
+    }
+    Some((
+        tag,
+        format!(
+            "syntax error in the arguments of {}",
+            super::response::sanitize(&name)
+        ),
+    ))
 }

@@ -10,6 +10,7 @@ mod deviations;
 mod extended;
 mod interop;
 mod qresync;
+mod search;
 mod search_dates;
 mod search_substring;
 mod subscriptions;
