@@ -1,18 +1,24 @@
 //! A small pre-parser for the command extensions imap-codec 2.0.0-alpha.10 cannot parse:
-//! `SEARCH RETURN (…)` (ESEARCH, RFC 4731) and the extended LIST (LIST-EXTENDED, RFC 5258;
+//! `SEARCH RETURN (…)` (ESEARCH, RFC 4731; SAVE from SEARCHRES, RFC 5182), `SORT RETURN (…)`
+//! (ESORT, RFC 5267), `$` (SEARCHRES) and the extended LIST (LIST-EXTENDED, RFC 5258;
 //! the STATUS return option of LIST-STATUS, RFC 5819; the SPECIAL-USE options of RFC 6154).
 //!
 //! [`recognise`] looks at one complete command (the fragmentizer's message: lines and the
 //! literals between them) before imap-codec does:
-//! - `tag [UID] SEARCH RETURN (opts) rest`: the options are taken out and `tag [UID] SEARCH
-//!   rest` is handed back for imap-codec to decode (literals in `rest` stay as they are).
+//! - `tag [UID] SEARCH|SORT RETURN (opts) rest`: the options are taken out and `tag [UID]
+//!   SEARCH|SORT rest` is handed back for imap-codec to decode (literals in `rest` stay as
+//!   they are).
 //! - `LIST` with selection options, a pattern list, or `RETURN (…)`: parsed whole here
 //!   (references and patterns may be atoms, quoted strings or literals).
 //! - Everything else, including a plain `LIST ref pattern`, is [`Extended::Plain`] and goes
 //!   to imap-codec unchanged, so the basic forms behave exactly as before.
 //!
+//! [`substitute_saved`] runs first, on the commands that may name the saved search result `$`
+//! (SEARCHRES, RFC 5182): FETCH, STORE, COPY, MOVE, UID EXPUNGE and the search keys of SEARCH
+//! and SORT. imap-codec does not know `$`, so it is replaced by the set it stands for.
+//!
 //! Strictness: once a command is recognised as one of these forms, anything unknown
-//! (an option we do not implement, `SAVE` from SEARCHRES, option values) is refused with a
+//! (an option we do not implement, option values) is refused with a
 //! BAD text saying what; RFC 5258 §3 makes an unknown selection option a BAD, and refusing
 //! an unknown return option too is what lets a client tell we did not honour it.
 //!
@@ -39,6 +45,16 @@ pub struct SearchReturn {
     pub max: bool,
     pub count: bool,
     pub all: bool,
+    /// `SAVE` (SEARCHRES, RFC 5182): keep the result for `$`.
+    pub save: bool,
+}
+
+impl SearchReturn {
+    /// Whether an ESEARCH response is due: `RETURN (SAVE)` alone asks for none (RFC 5182
+    /// §2.1).
+    pub fn answers(&self) -> bool {
+        self.min || self.max || self.count || self.all
+    }
 }
 
 /// An extended LIST, with the reference and patterns as sent (modified UTF-7 bytes).
@@ -95,12 +111,16 @@ pub fn recognise(message: &[u8]) -> Extended {
             return Extended::Plain;
         }
         return match p.atom() {
-            Some(w) if w.eq_ignore_ascii_case(b"SEARCH") => search(p, tag),
+            Some(w) if w.eq_ignore_ascii_case(b"SEARCH") => search(p, tag, "SEARCH"),
+            Some(w) if w.eq_ignore_ascii_case(b"SORT") => search(p, tag, "SORT"),
             _ => Extended::Plain,
         };
     }
     if word.eq_ignore_ascii_case(b"SEARCH") {
-        return search(p, tag);
+        return search(p, tag, "SEARCH");
+    }
+    if word.eq_ignore_ascii_case(b"SORT") {
+        return search(p, tag, "SORT");
     }
     if word.eq_ignore_ascii_case(b"LIST") {
         return list(p, tag);
@@ -108,7 +128,9 @@ pub fn recognise(message: &[u8]) -> Extended {
     Extended::Plain
 }
 
-fn search(mut p: Parser<'_>, tag: String) -> Extended {
+/// `SEARCH RETURN (…)` (ESEARCH) or `SORT RETURN (…)` (ESORT, RFC 5267 §3: the same options,
+/// answered the same way), `name` being the command.
+fn search(mut p: Parser<'_>, tag: String, name: &str) -> Extended {
     let keep = p.pos;
     let bad = |text: &str| Extended::Bad {
         tag: tag.clone(),
@@ -122,11 +144,11 @@ fn search(mut p: Parser<'_>, tag: String) -> Extended {
         _ => return Extended::Plain,
     }
     if !p.sp() {
-        return bad("SEARCH RETURN needs a parenthesised option list");
+        return bad(&format!("{name} RETURN needs a parenthesised option list"));
     }
     let words = match p.atom_list() {
         Ok(words) => words,
-        Err(text) => return bad(&format!("SEARCH RETURN: {text}")),
+        Err(text) => return bad(&format!("{name} RETURN: {text}")),
     };
     let mut options = SearchReturn::default();
     for w in &words {
@@ -135,10 +157,10 @@ fn search(mut p: Parser<'_>, tag: String) -> Extended {
             b"MAX" => options.max = true,
             b"COUNT" => options.count = true,
             b"ALL" => options.all = true,
-            b"SAVE" => return bad("SEARCH RETURN (SAVE) is not supported (no SEARCHRES)"),
+            b"SAVE" => options.save = true,
             other => {
                 return bad(&format!(
-                    "unknown SEARCH return option {}",
+                    "unknown {name} return option {}",
                     String::from_utf8_lossy(other)
                 ));
             }
@@ -149,7 +171,10 @@ fn search(mut p: Parser<'_>, tag: String) -> Extended {
     }
     // The search criteria follow after one space; imap-codec checks them.
     if p.peek() != Some(b' ') {
-        return bad("SEARCH RETURN (...) must be followed by search criteria");
+        let what = if name == "SORT" { "sort" } else { "search" };
+        return bad(&format!(
+            "{name} RETURN (...) must be followed by {what} criteria"
+        ));
     }
     let mut command = Vec::with_capacity(p.input.len());
     command.extend_from_slice(p.input.get(..keep).unwrap_or_default());
@@ -158,6 +183,255 @@ fn search(mut p: Parser<'_>, tag: String) -> Extended {
         tag,
         options,
         command,
+    }
+}
+
+/// What `$` stands for in the command being read: the saved search result's messages still
+/// in the session's view, as a compact UID set and as a sequence set ("" when there is none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SavedSets {
+    pub uids: String,
+    pub seqs: String,
+}
+
+/// What [`substitute_saved`] made of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Substituted {
+    /// No `$` where a sequence set goes: the command as it is.
+    Unchanged,
+    /// The command with every such `$` replaced by the set it stands for.
+    Rewritten(Vec<u8>),
+    /// `$` is the message set of a FETCH, STORE, COPY, MOVE or UID EXPUNGE and the saved result
+    /// holds no message: the command acts on none, and is answered OK (RFC 5182 §2.1: an
+    /// empty result is an empty set, not an error). `command` is its name, `uid` whether it
+    /// was a UID command.
+    Empty {
+        tag: String,
+        command: String,
+        uid: bool,
+    },
+}
+
+/// Search keys followed by one argument (RFC 3501/9051 `search-key`).
+const ONE_ARGUMENT: &[&[u8]] = &[
+    b"BCC",
+    b"BEFORE",
+    b"BODY",
+    b"CC",
+    b"FROM",
+    b"KEYWORD",
+    b"LARGER",
+    b"ON",
+    b"SENTBEFORE",
+    b"SENTON",
+    b"SENTSINCE",
+    b"SINCE",
+    b"SMALLER",
+    b"SUBJECT",
+    b"TEXT",
+    b"TO",
+    b"UNKEYWORD",
+    b"OLDER",
+    b"YOUNGER",
+];
+
+/// Replaces `$` (SEARCHRES, RFC 5182 §2.1: `seq-last-command`, allowed wherever a sequence set
+/// is) in one complete command by the set it stands for, which `sets` gives (called at most
+/// once, only when there is a `$` to replace):
+/// - `[UID] FETCH|STORE|COPY|MOVE $ …` and `UID EXPUNGE $`: the sequence set (or UID set);
+/// - in the search keys of `[UID] SEARCH` and `[UID] SORT`: the key `$` becomes `UID set`,
+///   and `UID $` too; with an empty saved result both become `NOT ALL`, which matches nothing.
+///
+/// A `$` anywhere else (inside a string, as a SUBJECT argument, within `1,$`) stays for
+/// imap-codec to read or refuse. The walk is linear with no recursion; strings and literals
+/// are skipped whole, so a `$` inside them is never taken for the marker.
+pub fn substitute_saved(message: &[u8], sets: impl FnOnce() -> SavedSets) -> Substituted {
+    if !message.contains(&b'$') {
+        return Substituted::Unchanged;
+    }
+    let mut p = Parser {
+        input: message,
+        pos: 0,
+    };
+    let Some(tag) = p.tag() else {
+        return Substituted::Unchanged;
+    };
+    if !p.sp() {
+        return Substituted::Unchanged;
+    }
+    let Some(mut word) = p.atom() else {
+        return Substituted::Unchanged;
+    };
+    let uid = word.eq_ignore_ascii_case(b"UID");
+    if uid {
+        if !p.sp() {
+            return Substituted::Unchanged;
+        }
+        match p.atom() {
+            Some(w) => word = w,
+            None => return Substituted::Unchanged,
+        }
+    }
+    let command = word.to_ascii_uppercase();
+    // (start, end, what `$` stands for there): filled in once `sets` is known.
+    let mut marks: Vec<(usize, usize, Mark)> = Vec::new();
+    match command.as_slice() {
+        b"FETCH" | b"STORE" | b"COPY" | b"MOVE" | b"EXPUNGE" => {
+            if command == b"EXPUNGE" && !uid {
+                return Substituted::Unchanged;
+            }
+            if !p.sp() {
+                return Substituted::Unchanged;
+            }
+            let start = p.pos;
+            let set = p.take_while(|b| !matches!(b, b' ' | b'\r' | b'\n'));
+            if set != b"$" {
+                return Substituted::Unchanged;
+            }
+            marks.push((start, p.pos, Mark::Set));
+        }
+        b"SEARCH" | b"SORT" => {
+            if !p.sp() {
+                return Substituted::Unchanged;
+            }
+            let mut q = Parser {
+                input: p.input,
+                pos: p.pos,
+            };
+            // RETURN (…) of ESEARCH/ESORT.
+            if q.atom().is_some_and(|w| w.eq_ignore_ascii_case(b"RETURN")) && q.sp() {
+                if q.skip_parens().is_err() || !q.sp() {
+                    return Substituted::Unchanged;
+                }
+                p.pos = q.pos;
+            }
+            if command == b"SORT" {
+                // Sort criteria, then the charset (required).
+                if p.skip_parens().is_err() || !p.sp() || p.skip_argument().is_err() {
+                    return Substituted::Unchanged;
+                }
+            } else {
+                let mut q = Parser {
+                    input: p.input,
+                    pos: p.pos,
+                };
+                if q.atom().is_some_and(|w| w.eq_ignore_ascii_case(b"CHARSET")) {
+                    if !q.sp() || q.skip_argument().is_err() {
+                        return Substituted::Unchanged;
+                    }
+                    p.pos = q.pos;
+                } else {
+                    // No CHARSET: the first key follows the space already read.
+                    p.pos -= 1;
+                }
+            }
+            if search_keys(&mut p, &mut marks).is_err() {
+                return Substituted::Unchanged;
+            }
+        }
+        _ => return Substituted::Unchanged,
+    }
+    if marks.is_empty() {
+        return Substituted::Unchanged;
+    }
+    let sets = sets();
+    let mut out = Vec::with_capacity(message.len() + sets.uids.len() * marks.len());
+    let mut copied = 0;
+    for (start, end, mark) in &marks {
+        let text = match mark {
+            Mark::Set => {
+                let set = if uid { &sets.uids } else { &sets.seqs };
+                if set.is_empty() {
+                    return Substituted::Empty {
+                        tag,
+                        command: String::from_utf8_lossy(&command).into_owned(),
+                        uid,
+                    };
+                }
+                set.clone()
+            }
+            Mark::Key if sets.uids.is_empty() => "NOT ALL".to_string(),
+            Mark::Key => format!("UID {}", sets.uids),
+        };
+        out.extend_from_slice(message.get(copied..*start).unwrap_or_default());
+        out.extend_from_slice(text.as_bytes());
+        copied = *end;
+    }
+    out.extend_from_slice(message.get(copied..).unwrap_or_default());
+    Substituted::Rewritten(out)
+}
+
+/// What a `$` found by [`substitute_saved`] is replaced with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// A command's message set.
+    Set,
+    /// A search key (`$` or `UID $`), replaced by a whole key.
+    Key,
+}
+
+/// Walks search keys from a space before the first one to the end of the line, marking `$`
+/// keys and `UID $`.
+fn search_keys(p: &mut Parser<'_>, marks: &mut Vec<(usize, usize, Mark)>) -> Result<(), ()> {
+    loop {
+        if p.at_end() || p.peek().is_none() {
+            return Ok(());
+        }
+        match p.peek() {
+            Some(b' ' | b'(' | b')') => {
+                p.pos += 1;
+                continue;
+            }
+            Some(b'"' | b'{') => {
+                // A string where a key goes: not ours to judge.
+                p.skip_argument()?;
+                continue;
+            }
+            _ => {}
+        }
+        let start = p.pos;
+        let key = p.take_while(|b| !matches!(b, b' ' | b'(' | b')' | b'\r' | b'\n' | b'"'));
+        if key.is_empty() {
+            return Err(());
+        }
+        let upper = key.to_ascii_uppercase();
+        if upper == b"$" {
+            marks.push((start, p.pos, Mark::Key));
+        } else if upper == b"UID" {
+            if !p.sp() {
+                return Err(());
+            }
+            let set = p.take_while(|b| !matches!(b, b' ' | b'(' | b')' | b'\r' | b'\n'));
+            if set == b"$" {
+                marks.push((start, p.pos, Mark::Key));
+            }
+        } else if upper == b"HEADER" {
+            for _ in 0..2 {
+                if !p.sp() {
+                    return Err(());
+                }
+                p.skip_argument()?;
+            }
+        } else if upper == b"MODSEQ" {
+            // `MODSEQ [entry-name entry-type-req] mod-sequence-valzer` (RFC 7162).
+            if !p.sp() {
+                return Err(());
+            }
+            if p.peek() == Some(b'"') {
+                for _ in 0..2 {
+                    p.skip_argument()?;
+                    if !p.sp() {
+                        return Err(());
+                    }
+                }
+            }
+            p.skip_argument()?;
+        } else if ONE_ARGUMENT.contains(&upper.as_slice()) {
+            if !p.sp() {
+                return Err(());
+            }
+            p.skip_argument()?;
+        }
     }
 }
 
@@ -422,6 +696,79 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Skips one argument: a quoted string, a literal (of any length: the message holding it
+    /// is complete and bounded already) or a run of non-space characters.
+    fn skip_argument(&mut self) -> Result<(), ()> {
+        match self.peek() {
+            Some(b'"') => {
+                self.pos += 1;
+                loop {
+                    match self.peek() {
+                        Some(b'"') => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        Some(b'\\') => self.pos += 2,
+                        Some(b'\r' | b'\n') | None => return Err(()),
+                        Some(_) => self.pos += 1,
+                    }
+                }
+            }
+            Some(b'{') => {
+                self.pos += 1;
+                let digits = self.take_while(|b| b.is_ascii_digit());
+                let n: usize = std::str::from_utf8(digits)
+                    .ok()
+                    .filter(|d| !d.is_empty() && d.len() <= 10)
+                    .and_then(|d| d.parse().ok())
+                    .ok_or(())?;
+                if self.peek() == Some(b'+') || self.peek() == Some(b'-') {
+                    self.pos += 1;
+                }
+                let rest = self.input.get(self.pos..).ok_or(())?;
+                let header = if rest.starts_with(b"}\r\n") {
+                    3
+                } else if rest.starts_with(b"}\n") {
+                    2
+                } else {
+                    return Err(());
+                };
+                let end = self.pos.checked_add(header).and_then(|e| e.checked_add(n));
+                match end {
+                    Some(end) if end <= self.input.len() => {
+                        self.pos = end;
+                        Ok(())
+                    }
+                    _ => Err(()),
+                }
+            }
+            _ => {
+                let a = self.take_while(|b| !matches!(b, b' ' | b'(' | b')' | b'\r' | b'\n'));
+                if a.is_empty() { Err(()) } else { Ok(()) }
+            }
+        }
+    }
+
+    /// Skips a parenthesised list of atoms and strings (no nesting: return options and sort
+    /// criteria have none).
+    fn skip_parens(&mut self) -> Result<(), ()> {
+        if self.peek() != Some(b'(') {
+            return Err(());
+        }
+        self.pos += 1;
+        loop {
+            match self.peek() {
+                Some(b')') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some(b' ') => self.pos += 1,
+                Some(b'(') | Some(b'\r' | b'\n') | None => return Err(()),
+                Some(_) => self.skip_argument()?,
+            }
+        }
+    }
+
     /// `astring`: 1*ASTRING-CHAR, a quoted string or a literal.
     fn astring(&mut self) -> Result<Vec<u8>, String> {
         match self.peek() {
@@ -565,6 +912,72 @@ mod tests {
         let (o, c) = search_of("a1 SEARCH RETURN (count ALL) BODY {3}\r\nabc\r\n");
         assert!(o.count && o.all);
         assert_eq!(c, "a1 SEARCH BODY {3}\r\nabc\r\n");
+        let (o, _) = search_of("a1 SEARCH RETURN (SAVE) ALL\r\n");
+        assert!(o.save && !o.answers());
+        let (o, _) = search_of("a1 SEARCH RETURN (SAVE MIN) ALL\r\n");
+        assert!(o.save && o.min && o.answers());
+        let (o, c) = search_of("a1 UID SORT RETURN (MIN ALL) (SUBJECT) UTF-8 ALL\r\n");
+        assert!(o.min && o.all && !o.max);
+        assert_eq!(c, "a1 UID SORT (SUBJECT) UTF-8 ALL\r\n");
+        let (o, _) = search_of("a1 SORT RETURN () (DATE) UTF-8 ALL\r\n");
+        assert!(o.all);
+        assert!(bad_text(b"a1 SORT RETURN (PARTIAL 1:5) (DATE) UTF-8 ALL\r\n").contains("SORT"));
+    }
+
+    fn substituted(input: &str, uids: &str, seqs: &str) -> String {
+        let sets = || SavedSets {
+            uids: uids.into(),
+            seqs: seqs.into(),
+        };
+        match substitute_saved(input.as_bytes(), sets) {
+            Substituted::Unchanged => "unchanged".into(),
+            Substituted::Rewritten(b) => String::from_utf8(b).unwrap(),
+            Substituted::Empty { tag, command, uid } => format!("empty {tag} {command} {uid}"),
+        }
+    }
+
+    #[test]
+    fn saved_result_marker_is_replaced() {
+        let s = |i: &str| substituted(i, "4:5,9", "2:3,6");
+        assert_eq!(s("a FETCH $ FLAGS\r\n"), "a FETCH 2:3,6 FLAGS\r\n");
+        assert_eq!(
+            s("a uid fetch $ (FLAGS)\r\n"),
+            "a uid fetch 4:5,9 (FLAGS)\r\n"
+        );
+        assert_eq!(
+            s("a STORE $ +FLAGS (x)\r\n"),
+            "a STORE 2:3,6 +FLAGS (x)\r\n"
+        );
+        assert_eq!(s("a UID COPY $ Trash\r\n"), "a UID COPY 4:5,9 Trash\r\n");
+        assert_eq!(s("a MOVE $ \"$\"\r\n"), "a MOVE 2:3,6 \"$\"\r\n");
+        assert_eq!(s("a UID EXPUNGE $\r\n"), "a UID EXPUNGE 4:5,9\r\n");
+        assert_eq!(s("a EXPUNGE $\r\n"), "unchanged");
+        assert_eq!(s("a FETCH 1,$ FLAGS\r\n"), "unchanged");
+        assert_eq!(s("a COPY 1 $\r\n"), "unchanged");
+        // Search keys: `$` and `UID $`, not a string or argument that is `$`.
+        assert_eq!(s("a SEARCH $\r\n"), "a SEARCH UID 4:5,9\r\n");
+        assert_eq!(
+            s("a UID SEARCH RETURN (SAVE) CHARSET UTF-8 OR $ (UID $ SUBJECT $) NOT $\r\n"),
+            "a UID SEARCH RETURN (SAVE) CHARSET UTF-8 OR UID 4:5,9 (UID 4:5,9 SUBJECT $) NOT UID 4:5,9\r\n"
+        );
+        assert_eq!(
+            s("a SEARCH HEADER $ $ BODY {1}\r\n$ MODSEQ \"/flags/$\" all 5 $\r\n"),
+            "a SEARCH HEADER $ $ BODY {1}\r\n$ MODSEQ \"/flags/$\" all 5 UID 4:5,9\r\n"
+        );
+        assert_eq!(s("a SEARCH SUBJECT $\r\n"), "unchanged");
+        assert_eq!(s("a SEARCH SUBJECT \"$\" TEXT {1+}\r\n$\r\n"), "unchanged");
+        assert_eq!(
+            s("a UID SORT RETURN (ALL) (SUBJECT) UTF-8 $ SEEN\r\n"),
+            "a UID SORT RETURN (ALL) (SUBJECT) UTF-8 UID 4:5,9 SEEN\r\n"
+        );
+        assert_eq!(s("a SORT (DATE) UTF-8 FROM $\r\n"), "unchanged");
+        assert_eq!(s("a NOOP $\r\n"), "unchanged");
+        // An empty saved result.
+        let e = |i: &str| substituted(i, "", "");
+        assert_eq!(e("t FETCH $ FLAGS\r\n"), "empty t FETCH false");
+        assert_eq!(e("t UID MOVE $ x\r\n"), "empty t MOVE true");
+        assert_eq!(e("t SEARCH NOT $\r\n"), "t SEARCH NOT NOT ALL\r\n");
+        assert_eq!(e("t SEARCH UID $ SEEN\r\n"), "t SEARCH NOT ALL SEEN\r\n");
     }
 
     #[test]
@@ -591,7 +1004,6 @@ mod tests {
 
     #[test]
     fn search_return_errors() {
-        assert!(bad_text(b"a1 SEARCH RETURN (SAVE) ALL\r\n").contains("SAVE"));
         assert!(bad_text(b"a1 SEARCH RETURN (PARTIAL 1:5) ALL\r\n").contains("PARTIAL"));
         bad_text(b"a1 SEARCH RETURN (MIN\r\n");
         bad_text(b"a1 SEARCH RETURN MIN ALL\r\n");
@@ -668,7 +1080,9 @@ mod tests {
 
     #[test]
     fn every_prefix_and_odd_bytes_are_safe() {
-        let samples: [&[u8]; 3] = [
+        let samples: [&[u8]; 5] = [
+            b"a1 UID SEARCH RETURN (SAVE) CHARSET UTF-8 OR $ (UID $ HEADER {1}\r\n$ \"$\") MODSEQ \"/x\" all 3 $\r\n",
+            b"a1 UID SORT RETURN (MIN) (SUBJECT) UTF-8 $ UID $\r\n",
             b"a1 LIST (SUBSCRIBED RECURSIVEMATCH) {3+}\r\nabc (\"x\" {2}\r\nyz) RETURN (STATUS (MESSAGES) CHILDREN)\r\n",
             b"a1 UID SEARCH RETURN (MIN MAX COUNT ALL) CHARSET UTF-8 TEXT {2}\r\nhi\r\n",
             b"a1 LIST \"\\\\\" \"\\\"\" RETURN ()\r\n",
@@ -676,6 +1090,7 @@ mod tests {
         for s in samples {
             for end in 0..=s.len() {
                 let _ = recognise(&s[..end]);
+                let _ = substitute_saved(&s[..end], SavedSets::default);
             }
             let mut flipped = s.to_vec();
             for i in 0..flipped.len() {
@@ -683,6 +1098,7 @@ mod tests {
                 for b in [0u8, b'(', b')', b'{', b'"', b' ', 0xff] {
                     flipped[i] = b;
                     let _ = recognise(&flipped);
+                    let _ = substitute_saved(&flipped, SavedSets::default);
                 }
                 flipped[i] = keep;
             }

@@ -19,8 +19,10 @@
 //!   (`Store::changes_since`) and reports EXISTS / EXPUNGE / FETCH (VANISHED instead of
 //!   EXPUNGE once the client enabled QRESYNC).
 //! - `extended.rs` recognises the command forms imap-codec cannot parse (`SEARCH RETURN`,
-//!   the extended LIST) before it sees them, and `forms.rs` those of MULTIAPPEND
-//!   (`multiappend.rs`) and CREATE with USE (`create_special.rs`, CREATE-SPECIAL-USE).
+//!   `SORT RETURN`, the extended LIST) before it sees them, after replacing `$` (SEARCHRES)
+//!   by the saved result's set (kept in `Selected::saved`); `forms.rs` recognises those of
+//!   MULTIAPPEND (`multiappend.rs`) and CREATE with USE (`create_special.rs`,
+//!   CREATE-SPECIAL-USE).
 //! - `metadata.rs`: GETMETADATA and SETMETADATA (RFC 5464), which imap-codec parses.
 //! - Responses are written by hand (`response.rs`); FETCH renders ENVELOPE and BODYSTRUCTURE
 //!   from what was parsed at delivery and cuts body sections from the stored message by offset.
@@ -97,8 +99,8 @@ pub fn capabilities(imap: &Imap) -> String {
     format!(
         "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MULTIAPPEND MOVE \
          CHILDREN SPECIAL-USE CREATE-SPECIAL-USE METADATA METADATA-SERVER QUOTA QUOTA=RES-STORAGE \
-         APPENDLIMIT={} STATUS=SIZE {} COMPRESS=DEFLATE BINARY CONDSTORE QRESYNC SORT ESEARCH \
-         LIST-EXTENDED LIST-STATUS UNAUTHENTICATE UTF8=ACCEPT",
+         APPENDLIMIT={} STATUS=SIZE SEARCHRES ESORT {} COMPRESS=DEFLATE BINARY CONDSTORE QRESYNC \
+         SORT ESEARCH LIST-EXTENDED LIST-STATUS UNAUTHENTICATE UTF8=ACCEPT",
         imap.max_message_size.min(u64::from(u32::MAX)),
         thread::CAPABILITIES,
     )

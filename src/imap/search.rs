@@ -2,11 +2,12 @@
 //!
 //! A search reads one row per message with what was kept at delivery (flags, dates, size,
 //! decoded subject and address fields; the parsed envelope only when BCC or an address sort
-//! needs it), asks the full-text index for BODY and TEXT (see `store/search.rs` for how
-//! FTS5 word matching and IMAP substring matching are combined), and reads raw header blocks
+//! needs it), asks the trigram index for BODY and TEXT (see `store/search.rs`: exact
+//! substrings; TEXT covers every header field and the body), and reads raw header blocks
 //! only for HEADER keys. No message is parsed again.
 //!
-//! Choices: string keys match case-insensitively (any charset: the search text is UTF-8);
+//! Choices: string keys are substrings matched case-insensitively (any charset: the search
+//! text is UTF-8);
 //! FROM/TO/CC/SUBJECT match the decoded display forms ("Alice <a@x.org>"), so encoded words
 //! are found by their text; BEFORE/ON/SINCE compare the internal date's day in UTC (the zone
 //! it is stored in); SENTBEFORE/SENTON/SENTSINCE compare the Date header's date as written,
@@ -30,7 +31,7 @@ use imap_codec::imap_types::datetime::NaiveDate;
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use imap_codec::imap_types::search::SearchKey;
 
-use super::extended::SearchReturn;
+use super::extended::{SavedSets, SearchReturn};
 use super::selected::Selected;
 use super::seqset::{self};
 use super::session::{CmdResult, Reply, Session};
@@ -386,18 +387,35 @@ impl<T: Transport> Session<T> {
         criteria: Vec1<SearchKey<'static>>,
         uid: bool,
     ) -> CmdResult {
+        let esearch = self.esearch.take();
+        let save = esearch.as_ref().is_some_and(|(_, o)| o.save);
         if !charset_ok(charset.as_ref()) {
+            if save {
+                self.clear_saved();
+            }
             return Ok(Reply::no(
                 "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset",
             ));
         }
-        let esearch = self.esearch.take();
-        let (found, modseq) = self.matches(criteria, false, false).await?;
+        let (found, modseq) = match self.matches(criteria, false, false).await {
+            Ok(m) => m,
+            Err(e) => {
+                if save {
+                    self.clear_saved();
+                }
+                return Err(e.into());
+            }
+        };
         if modseq {
             self.condstore = true;
         }
         if let Some((tag, options)) = esearch {
-            self.write_esearch(&tag, options, uid, &found, modseq);
+            if options.save {
+                self.save_result(options, &found);
+            }
+            if options.answers() {
+                self.write_esearch(&tag, options, uid, &found, modseq);
+            }
             return Ok(Reply::ok("SEARCH completed"));
         }
         let mut line = String::from("SEARCH");
@@ -412,8 +430,66 @@ impl<T: Transport> Session<T> {
         Ok(Reply::ok("SEARCH completed"))
     }
 
+    /// Keeps a result for `$` (RFC 5182 §2.1): with MIN and/or MAX but neither ALL nor COUNT,
+    /// only the messages those name (the first and last of `found`, which is in result
+    /// order: by UID for SEARCH, sort order for SORT); otherwise every match.
+    fn save_result(&mut self, options: SearchReturn, found: &[(u32, SearchRow)]) {
+        let uids: Vec<u32> = if (options.min || options.max) && !(options.all || options.count) {
+            let mut ends = Vec::new();
+            if options.min
+                && let Some((_, first)) = found.first()
+            {
+                ends.push(first.uid);
+            }
+            if options.max
+                && let Some((_, last)) = found.last()
+            {
+                ends.push(last.uid);
+            }
+            ends
+        } else {
+            found.iter().map(|(_, row)| row.uid).collect()
+        };
+        let mut uids = uids;
+        uids.sort_unstable();
+        uids.dedup();
+        if let Some(selected) = self.selected.as_mut() {
+            selected.saved = uids;
+        }
+    }
+
+    /// Empties the saved result: a SEARCH with SAVE failed (RFC 5182 §2.1).
+    pub(super) fn clear_saved(&mut self) {
+        if let Some(selected) = self.selected.as_mut() {
+            selected.saved.clear();
+        }
+    }
+
+    /// What `$` stands for now (see `extended::substitute_saved`): the saved messages the
+    /// session still shows, expunged ones left out.
+    pub(super) fn saved_sets(&self) -> SavedSets {
+        let Some(selected) = self.selected.as_ref() else {
+            return SavedSets::default();
+        };
+        let (mut uids, mut seqs) = (Vec::new(), Vec::new());
+        for &uid in &selected.saved {
+            if let Some(seq) = selected.seq(uid)
+                && !selected.is_expunged(uid)
+            {
+                uids.push(uid);
+                seqs.push(seq);
+            }
+        }
+        SavedSets {
+            uids: seqset::compact(&uids),
+            seqs: seqset::compact(&seqs),
+        }
+    }
+
     /// `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [COUNT n] [ALL set] [MODSEQ m]` (RFC 4731
-    /// §3.1: MIN, MAX and ALL are left out when nothing matched; COUNT 0 is not). MODSEQ
+    /// §3.1: MIN, MAX and ALL are left out when nothing matched; COUNT 0 is not). `found` is
+    /// in result order: ascending for SEARCH, so MIN and MAX are the lowest and highest; in
+    /// sort order for SORT (ESORT), whose MIN and MAX are the first and last. MODSEQ
     /// (RFC 7162 §3.1.5) is the highest of the messages returned: all matches for ALL or
     /// COUNT, otherwise those MIN and MAX name.
     fn write_esearch(
@@ -424,7 +500,6 @@ impl<T: Transport> Session<T> {
         found: &[(u32, SearchRow)],
         modseq: bool,
     ) {
-        // `found` ascends by sequence number, so by UID too.
         let number = |(seq, row): &(u32, SearchRow)| if uid { row.uid } else { *seq };
         let out = &mut self.out;
         out.text("* ESEARCH (TAG ").string(tag.as_bytes()).text(")");
@@ -470,7 +545,12 @@ impl<T: Transport> Session<T> {
         search: Vec1<SearchKey<'static>>,
         uid: bool,
     ) -> CmdResult {
+        let esearch = self.esearch.take();
+        let save = esearch.as_ref().is_some_and(|(_, o)| o.save);
         if !charset_ok(Some(&charset)) {
+            if save {
+                self.clear_saved();
+            }
             return Ok(Reply::no(
                 "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset",
             ));
@@ -487,7 +567,18 @@ impl<T: Transport> Session<T> {
             )
         });
         let subject = criteria.iter().any(|c| matches!(c.key, SortKey::Subject));
-        let (mut found, _) = self.matches(search, addresses, subject).await?;
+        let (mut found, modseq) = match self.matches(search, addresses, subject).await {
+            Ok(m) => m,
+            Err(e) => {
+                if save {
+                    self.clear_saved();
+                }
+                return Err(e.into());
+            }
+        };
+        if modseq {
+            self.condstore = true;
+        }
         let empty = Envelope::default();
         found.sort_by(|(sa, a), (sb, b)| {
             let (ea, eb) = (
@@ -518,6 +609,19 @@ impl<T: Transport> Session<T> {
             }
             sa.cmp(sb)
         });
+        // ESORT (RFC 5267 §3): the ESEARCH response, MIN and MAX the first and last in sort
+        // order and ALL the sorted numbers, ranges only where they ascend one by one.
+        if let Some((tag, options)) = esearch {
+            if options.save {
+                // Saved as a set of messages (RFC 5182 §2.1); MIN and MAX alone name the
+                // first and last in sort order, so that is what they save.
+                self.save_result(options, &found);
+            }
+            if options.answers() {
+                self.write_esearch(&tag, options, uid, &found, modseq);
+            }
+            return Ok(Reply::ok("SORT completed"));
+        }
         let mut line = String::from("SORT");
         for (seq, row) in &found {
             line.push(' ');

@@ -59,6 +59,10 @@ pub struct Selected {
     /// The keywords announced in `* FLAGS`, in the order they were learned.
     keywords: Vec<String>,
     own: Vec<u64>,
+    /// The saved search result (SEARCHRES, RFC 5182), UIDs ascending: empty at SELECT and
+    /// EXAMINE, gone with the selection. UIDs of expunged messages are dropped when `$` is
+    /// read (`Session::saved_sets`); UIDs are never reused, so none can come back.
+    pub saved: Vec<u32>,
 }
 
 impl Selected {
@@ -84,6 +88,7 @@ impl Selected {
             report_recent: true,
             keywords: Vec::new(),
             own: Vec::new(),
+            saved: Vec::new(),
         };
         let end = selected.max_uid().saturating_add(1);
         selected.add_recent(recent_from, end);

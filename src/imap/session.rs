@@ -26,7 +26,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 
 use super::compress::Stream;
-use super::extended::{self, Extended, ListCommand, SearchReturn};
+use super::extended::{self, Extended, ListCommand, SearchReturn, Substituted};
 use super::framing::{Input, READ_BUF, TooLong, fragment_limit};
 use super::mailbox::recent_is_not_rev2;
 use super::response::{Out, Status};
@@ -207,25 +207,55 @@ impl<T: Transport> Session<T> {
             }
             // The extensions imap-codec cannot parse are recognised first (`extended.rs`);
             // a poisoned or truncated message is left to the fragmentizer's own errors.
-            let ext = if self.frag.is_message_poisoned() || self.frag.is_max_message_size_exceeded()
-            {
-                Extended::Plain
-            } else if let Some(tag) = unauthenticate_tag(self.frag.message_bytes()) {
+            let whole =
+                !(self.frag.is_message_poisoned() || self.frag.is_max_message_size_exceeded());
+            if whole && let Some(tag) = unauthenticate_tag(self.frag.message_bytes()) {
                 let result = self.unauthenticate(&tag).await;
                 if self.flush().await.is_err() || result.is_err() {
                     break;
                 }
                 continue;
+            }
+            // `$` (SEARCHRES) is replaced by the saved result's set before anything else reads
+            // the command; only in the selected state, where the saved result exists.
+            let saved = if whole && self.selected.is_some() {
+                extended::substitute_saved(self.frag.message_bytes(), || self.saved_sets())
             } else {
-                extended::recognise(self.frag.message_bytes())
+                Substituted::Unchanged
+            };
+            let rewritten = match saved {
+                Substituted::Unchanged => None,
+                Substituted::Rewritten(bytes) => Some(bytes),
+                Substituted::Empty { tag, command, uid } => {
+                    let allow_expunge = uid || !matches!(command.as_str(), "FETCH" | "STORE");
+                    let reply = Ok(Reply::ok(format!("{command} completed (no messages)")));
+                    if self
+                        .finish(&tag, allow_expunge, false, reply)
+                        .await
+                        .is_err()
+                        || self.flush().await.is_err()
+                        || self.logout
+                    {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let ext = if whole {
+                extended::recognise(rewritten.as_deref().unwrap_or(self.frag.message_bytes()))
+            } else {
+                Extended::Plain
             };
             // MULTIAPPEND and CREATE with USE, taken apart in `forms.rs`; their plain forms
             // stay imap-codec's. A one-message APPEND with UTF8 (RFC 6855) is rewritten first.
-            let form = matches!(ext, Extended::Plain)
+            // (Neither has a sequence set, so a command `$` was replaced in is neither.)
+            let form = (matches!(ext, Extended::Plain) && rewritten.is_none())
                 .then(|| super::forms::recognise(self.frag.message_bytes()))
                 .flatten();
             let utf8_append = match ext {
-                Extended::Plain if form.is_none() => append_utf8(self.frag.message_bytes()),
+                Extended::Plain if form.is_none() && rewritten.is_none() => {
+                    append_utf8(self.frag.message_bytes())
+                }
                 _ => None,
             };
             let decoded = match ext {
@@ -237,25 +267,37 @@ impl<T: Transport> Session<T> {
                 Extended::Plain if utf8_append.is_some() => {
                     self.decode_append_utf8(utf8_append.unwrap_or_default())
                 }
-                Extended::Plain => match self.frag.decode_message(&CommandCodec::default()) {
-                    Ok(command) => Ok(Decoded::Codec(command.into_static(), None)),
-                    Err(e) => Err(describe_decode_error(&e, self.frag.message_bytes())),
+                Extended::Plain => match &rewritten {
+                    Some(bytes) => match CommandCodec::default().decode(bytes) {
+                        Ok((&[], command)) => Ok(Decoded::Codec(command.into_static(), None)),
+                        _ => Err(describe_rewritten(bytes)),
+                    },
+                    None => match self.frag.decode_message(&CommandCodec::default()) {
+                        Ok(command) => Ok(Decoded::Codec(command.into_static(), None)),
+                        Err(e) => Err(describe_decode_error(&e, self.frag.message_bytes())),
+                    },
                 },
                 Extended::Search {
-                    tag,
+                    tag: _,
                     options,
                     command,
                 } => match CommandCodec::default().decode(&command) {
                     Ok((rest, decoded))
                         if rest.is_empty()
-                            && matches!(decoded.body, CommandBody::Search { .. }) =>
+                            && matches!(
+                                decoded.body,
+                                CommandBody::Search { .. } | CommandBody::Sort { .. }
+                            ) =>
                     {
                         Ok(Decoded::Codec(decoded.into_static(), Some(options)))
                     }
-                    _ => Err(Some((
-                        Some(tag),
-                        "syntax error in the arguments of SEARCH".to_string(),
-                    ))),
+                    _ => {
+                        // RFC 5182 §2.1: a failed SEARCH with SAVE empties the saved result.
+                        if options.save {
+                            self.clear_saved();
+                        }
+                        Err(describe_rewritten(&command))
+                    }
                 },
                 Extended::List { tag, list } => Ok(Decoded::List(tag, list)),
                 Extended::Bad { tag, text } => Err(Some((Some(tag), text))),
@@ -992,6 +1034,31 @@ fn describe_decode_error(
         ),
     };
     Some((tag, text))
+}
+
+/// The BAD for a command with `$` replaced (SEARCHRES) that imap-codec then refused: its tag
+/// and name, as [`describe_decode_error`] says it.
+fn describe_rewritten(bytes: &[u8]) -> Option<(Option<String>, String)> {
+    let mut words = bytes.split(|&b| b == b' ' || b == b'\r' || b == b'\n');
+    let tag = words
+        .next()
+        .map(|t| String::from_utf8_lossy(t).into_owned());
+    let mut name = words
+        .next()
+        .map(|w| String::from_utf8_lossy(w).to_ascii_uppercase())
+        .unwrap_or_default();
+    if name == "UID"
+        && let Some(sub) = words.next()
+    {
+        name = format!("UID {}", String::from_utf8_lossy(sub).to_ascii_uppercase());
+    }
+    Some((
+        tag,
+        format!(
+            "syntax error in the arguments of {}",
+            super::response::sanitize(&name)
+        ),
+    ))
 }
 
 #[cfg(test)]

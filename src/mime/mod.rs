@@ -84,6 +84,10 @@ pub struct SearchText {
     /// The decoded text of every text/* part (HTML converted to text), joined; at most
     /// 1 MiB.
     pub body: String,
+    /// Every field of the message's header, one `Name: value` line each, unfolded, at most
+    /// 64 KiB: IMAP `SEARCH TEXT` covers all of them (RFC 3501 §6.4.4). A value with RFC 2047
+    /// encoded words is followed by a line with its decoded text, so both forms are found.
+    pub headers: String,
 }
 
 /// RFC 3501 §7.4.2 ENVELOPE. Strings are the raw header values (unfolded, not decoded).
@@ -328,6 +332,8 @@ pub fn analyze(raw: &[u8]) -> Analysis {
         }
     }
 
+    let headers = text::header_search_text(raw);
+
     let mut body_text = String::new();
     let mut snippet = None;
     collect_text(raw, &body, &mut body_text, &mut snippet);
@@ -349,6 +355,7 @@ pub fn analyze(raw: &[u8]) -> Analysis {
             subject,
             addresses,
             body: body_text,
+            headers,
         },
         envelope,
         body,

@@ -10,10 +10,12 @@ use mail_parser::parsers::MessageStream;
 use mail_parser::{DateTime, HeaderValue};
 
 use super::BodyPart;
-use super::header::{decode_charset, param};
+use super::header::{bytes_to_string, decode_charset, param, unfold};
 
 /// Cap on [`super::SearchText::body`].
 pub(crate) const SEARCH_BODY_MAX: usize = 1 << 20;
+/// Cap on [`super::SearchText::headers`].
+pub(crate) const SEARCH_HEADERS_MAX: usize = 64 << 10;
 /// Length of [`super::Analysis::snippet`], in characters.
 pub(crate) const SNIPPET_CHARS: usize = 200;
 
@@ -30,6 +32,32 @@ pub(crate) fn decode_words(raw: &str) -> String {
         HeaderValue::Text(t) => t.trim().to_string(),
         _ => String::new(),
     }
+}
+
+/// The text of every header field of `raw` for the full-text index (see
+/// [`super::SearchText::headers`]).
+pub(crate) fn header_search_text(raw: &[u8]) -> String {
+    let header = super::header::parse_header(raw, 0, raw.len(), true);
+    let mut out = String::new();
+    for field in &header.fields {
+        if out.len() >= SEARCH_HEADERS_MAX {
+            break;
+        }
+        let value = bytes_to_string(&unfold(field.value));
+        out.push_str(&String::from_utf8_lossy(field.name));
+        out.push_str(": ");
+        out.push_str(&value);
+        out.push('\n');
+        if value.contains("=?") {
+            let decoded = decode_words(&value);
+            if decoded != value {
+                out.push_str(&decoded);
+                out.push('\n');
+            }
+        }
+    }
+    truncate(&mut out, SEARCH_HEADERS_MAX);
+    out
 }
 
 /// A `Date:` value as Unix seconds, `None` when it does not parse to a plausible date.

@@ -92,16 +92,14 @@ pub(super) async fn acquire_many(
             .build_query_as::<(String, i64)>()
             .fetch_all(&mut *conn)
             .await?;
-        let mut text =
-            QueryBuilder::<Sqlite>::new("INSERT INTO blob_text (rowid, subject, addresses, body) ");
+        let mut text = QueryBuilder::<Sqlite>::new("INSERT INTO blob_text (rowid, headers, body) ");
         text.push_values(&inserted, |mut row, (hash, id)| {
             let s = chunk
                 .iter()
                 .find(|b| b.hash == hash)
                 .map(|b| &b.analysis.search);
             row.push_bind(*id)
-                .push_bind(s.map_or("", |s| s.subject.as_str()))
-                .push_bind(s.map_or("", |s| s.addresses.as_str()))
+                .push_bind(s.map_or("", |s| s.headers.as_str()))
                 .push_bind(s.map_or("", |s| s.body.as_str()));
         });
         if !inserted.is_empty() {

@@ -5,7 +5,8 @@
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::mailboxes::Mailbox;
-use super::messages::fts_query;
+use super::messages::push_word_checks;
+use super::search::word_queries;
 use super::{Flags, Result, Store};
 
 /// One line of a message list.
@@ -108,10 +109,16 @@ impl Store {
         if let Some(id) = mailbox.map(Mailbox::id) {
             q.push(" AND m.mailbox_id = ").push_bind(id);
         }
-        if let Some(fts) = fts_query(&query.words) {
+        let (fts, checks) = word_queries(&query.words);
+        if let Some(fts) = fts {
             q.push(" AND m.blob_id IN (SELECT rowid FROM blob_text WHERE blob_text MATCH ")
                 .push_bind(fts)
                 .push(")");
+        }
+        if !checks.is_empty() {
+            q.push(" AND EXISTS (SELECT 1 FROM blob_text t WHERE t.rowid = m.blob_id");
+            push_word_checks(&mut q, "t", &checks);
+            q.push(")");
         }
         for (column, text) in [
             ("b.from_display", &query.from),

@@ -485,7 +485,8 @@ async fn migrate(writer: &SqlitePool, path: &Path) -> Result<()> {
         }
     }
     migrator.run(writer).await?;
-    repack_envelopes(writer).await
+    repack_envelopes(writer).await?;
+    search::reindex_text(writer).await
 }
 
 /// The envelopes still stored as JSON, found through the partial index of migration 0005

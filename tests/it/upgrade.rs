@@ -1,9 +1,10 @@
 //! Upgrades: a database made by the first released schema (migration 0001 alone) opens with
 //! the current code, is migrated forward, keeps its data, and a copy of it as it was is left
 //! next to it. Envelopes stored as JSON by the old schema are converted to the packed form, and
-//! the mailboxes' subscribed flags to the list of subscribed names.
+//! the mailboxes' subscribed flags to the list of subscribed names. The bodies stored before
+//! the trigram index (migration 0007) are indexed again, every header field included.
 
-use mailroom::store::{Delivery, Store, Target, ViewParts};
+use mailroom::store::{Delivery, Store, Target, TextField, ViewParts};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 #[tokio::test]
@@ -138,6 +139,24 @@ async fn the_first_schema_upgrades_with_a_backup_first() {
     assert_eq!(envelope.to_envelope(), analysis.envelope);
     let broken = views[1].envelope.as_ref().expect("envelope").get();
     assert_eq!(broken.to_envelope(), mailroom::mime::Envelope::default());
+    // The old bodies are in the substring index again, with header fields the old index
+    // never had (Message-ID) and needles inside words.
+    for (field, needle, uids) in [
+        (TextField::All, "d@friend.exam", vec![1]),
+        (TextField::All, "RST RELEASE", vec![1]),
+        (TextField::All, "essage-i", vec![1]),
+        (TextField::Body, "hi", vec![1, 2]),
+        (TextField::Body, "essage-i", vec![]),
+    ] {
+        assert_eq!(
+            store
+                .search_text_substring(&inbox, field, needle)
+                .await
+                .unwrap(),
+            uids,
+            "{needle}"
+        );
+    }
     // The upgraded database works: a delivery, and the keys made for old domains.
     store
         .deliver(
