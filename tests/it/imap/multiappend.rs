@@ -56,7 +56,10 @@ async fn several_messages_in_one_append() {
     // keyword one of them carries).
     let seen = watcher.ok("NOOP").await;
     assert!(seen.iter().any(|l| l == "* 3 EXISTS"), "{seen:?}");
-    assert!(seen.first().is_some_and(|l| l.starts_with("* FLAGS (")), "{seen:?}");
+    assert!(
+        seen.first().is_some_and(|l| l.starts_with("* FLAGS (")),
+        "{seen:?}"
+    );
     c.ok("SELECT Drafts").await;
     assert_eq!(
         c.ok("FETCH 1:3 (UID FLAGS)").await,

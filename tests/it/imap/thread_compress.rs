@@ -470,7 +470,10 @@ async fn binary_fetch_and_append_literal8() {
     assert!(r.starts_with("TAG NO [UNKNOWN-CTE]"), "{r}");
     // Without .PEEK the message becomes \Seen (a refused FETCH did not set it).
     // (\Recent: this session was the first to select the mailbox after the message came.)
-    assert_eq!(c.ok("FETCH 1 FLAGS").await, ["* 1 FETCH (FLAGS (\\Recent))"]);
+    assert_eq!(
+        c.ok("FETCH 1 FLAGS").await,
+        ["* 1 FETCH (FLAGS (\\Recent))"]
+    );
     assert_eq!(
         c.ok("FETCH 1 BINARY[2]").await,
         ["* 1 FETCH (BINARY[2] {15}\r\ncafé softbreak FLAGS (\\Seen \\Recent))"]
