@@ -44,9 +44,9 @@ async fn saved_result_is_used_wherever_a_set_goes() {
     assert_eq!(
         c.ok("UID FETCH $ (FLAGS)").await,
         [
-            "* 2 FETCH (UID 2 FLAGS (\\Flagged))",
-            "* 4 FETCH (UID 4 FLAGS (\\Flagged))",
-            "* 6 FETCH (UID 6 FLAGS (\\Flagged))"
+            "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))",
+            "* 4 FETCH (UID 4 FLAGS (\\Flagged \\Recent))",
+            "* 6 FETCH (UID 6 FLAGS (\\Flagged \\Recent))"
         ]
     );
     for (query, expect) in [
@@ -79,9 +79,9 @@ async fn saved_result_is_used_wherever_a_set_goes() {
     assert_eq!(
         c.ok("STORE $ +FLAGS (\\Seen)").await,
         [
-            "* 2 FETCH (FLAGS (\\Seen \\Flagged))",
-            "* 4 FETCH (FLAGS (\\Seen \\Flagged))",
-            "* 6 FETCH (FLAGS (\\Seen \\Flagged))"
+            "* 2 FETCH (FLAGS (\\Seen \\Flagged \\Recent))",
+            "* 4 FETCH (FLAGS (\\Seen \\Flagged \\Recent))",
+            "* 6 FETCH (FLAGS (\\Seen \\Flagged \\Recent))"
         ]
     );
     c.ok("CREATE Saved").await;
