@@ -19,6 +19,11 @@ use crate::net::Transport;
 pub(super) const MAX_LINE: usize = 64 * 1024;
 /// Largest literal before login (a LOGIN password, an AUTHENTICATE response).
 pub(super) const MAX_PRE_AUTH_LITERAL: u64 = 64 * 1024;
+/// Largest non-synchronizing literal before login: there the server offers LITERAL- (RFC 7888
+/// §5), not LITERAL+, since a peer that has not logged in may not make us read more than
+/// this without a `+` from us (and a synchronizing literal over the limit is refused before
+/// it is sent, which a non-synchronizing one cannot be).
+pub(super) const MAX_PRE_AUTH_NON_SYNC: u64 = 4096;
 /// Largest whole command before login, literals included: without it, one command of many
 /// small literals could make an anonymous peer hold `max_message_size`.
 pub(super) const MAX_PRE_AUTH_COMMAND: u64 = 128 * 1024;
@@ -70,7 +75,18 @@ impl<T: Transport> Session<T> {
                     self.in_literal = true;
                     self.line_start = end;
                     // A SETMETADATA value over its limit is refused before it is sent.
-                    let refusal = self.refuse_literal(u64::from(length)).or_else(|| {
+                    let non_sync_over = mode == LiteralMode::NonSync
+                        && self.account.is_none()
+                        && u64::from(length) > MAX_PRE_AUTH_NON_SYNC;
+                    let refusal = if non_sync_over {
+                        Some(format!(
+                            "[TOOBIG] non-synchronizing literals before login are limited to \
+                             {MAX_PRE_AUTH_NON_SYNC} octets (LITERAL-)"
+                        ))
+                    } else {
+                        self.refuse_literal(u64::from(length))
+                    }
+                    .or_else(|| {
                         (mode == LiteralMode::Sync)
                             .then(|| {
                                 super::metadata::refuse_literal(
@@ -83,8 +99,13 @@ impl<T: Transport> Session<T> {
                     if let Some(text) = refusal {
                         if mode == LiteralMode::NonSync {
                             // Its bytes are on their way and cannot be told apart from
-                            // commands without buffering them: end the connection.
+                            // commands without buffering them: end the connection, with the
+                            // command refused by a tagged BAD (RFC 7888 §4, §5).
                             self.out.untagged(&format!("BYE {text}"));
+                            if let Some(tag) = self.frag.decode_tag() {
+                                let tag = tag.as_ref().to_string();
+                                self.out.tagged(&tag, Status::Bad, &text);
+                            }
                             self.flush().await?;
                             return Ok(Input::Closed);
                         }

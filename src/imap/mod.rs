@@ -27,8 +27,9 @@
 //! - Responses are written by hand (`response.rs`); FETCH renders ENVELOPE and BODYSTRUCTURE
 //!   from what was parsed at delivery and cuts body sections from the stored message by offset.
 //!
-//! Limits: a command line may be 64 KiB, a literal before login 64 KiB and a whole command
-//! before login 128 KiB; after login a literal may be the configured `max_message_size`
+//! Limits: a command line may be 64 KiB, a literal before login 64 KiB (a non-synchronizing
+//! one 4096 octets: LITERAL- before login, LITERAL+ after) and a whole command before login
+//! 128 KiB; after login a literal may be the configured `max_message_size`
 //! (APPENDLIMIT), and the literals of a command count against the memory budget for mail in
 //! flight shared with SMTP ([`crate::budget`]). Larger literals are refused with `[TOOBIG]`
 //! (over the budget, `[UNAVAILABLE]`) before they are sent; a non-synchronizing one that is
@@ -109,7 +110,9 @@ pub fn capabilities(imap: &Imap) -> String {
 /// The capabilities before login: LOGINDISABLED (and no AUTH=PLAIN) while passwords would
 /// travel in clear text, STARTTLS while it is possible.
 pub fn pre_auth_capabilities(imap: &Imap, tls: bool, can_starttls: bool) -> String {
-    let mut caps = String::from("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE");
+    // LITERAL- before login (non-synchronizing literals of at most 4096 octets, as
+    // `framing::MAX_PRE_AUTH_NON_SYNC` enforces), LITERAL+ after.
+    let mut caps = String::from("IMAP4rev1 IMAP4rev2 LITERAL- SASL-IR ID ENABLE IDLE");
     if can_starttls {
         caps.push_str(" STARTTLS");
     }

@@ -4,7 +4,8 @@
 imaplib sends the commands and collects the untagged responses by name, so this checks the
 rev2 forms as a client library sees them: the capability, ENABLED, SELECT without RECENT and
 with the mailbox's LIST line, FETCH FLAGS without \\Recent, SEARCH answered with ESEARCH,
-UTF-8 mailbox names in CREATE/LIST/STATUS/APPEND/SELECT, and the removed RECENT refused.
+UTF-8 mailbox names in CREATE/LIST/STATUS/APPEND/SELECT, and the removed RECENT refused;
+and LITERAL- advertised before login, LITERAL+ after.
 
 Environment: IMAP_HOST, IMAP_PORT, IMAP_USER, IMAP_PASSWORD (the INBOX holds one message).
 Exits non-zero with a message on the first surprise.
@@ -34,7 +35,12 @@ def ok(result, what):
 
 
 M = imaplib.IMAP4(HOST, PORT)
+# LITERAL- before login (RFC 7888; RFC 9051 makes it part of rev2), LITERAL+ after.
+check("LITERAL-" in M.capabilities and "LITERAL+" not in M.capabilities,
+      f"LITERAL- before login: {M.capabilities}")
 ok(M.login(USER, PASSWORD), "LOGIN")
+caps = ok(M.capability(), "CAPABILITY after login")[0].decode().upper().split()
+check("LITERAL+" in caps and "LITERAL-" not in caps, f"LITERAL+ after login: {caps}")
 check("IMAP4REV2" in M.capabilities, f"IMAP4rev2 advertised: {M.capabilities}")
 data = ok(M._simple_command("ENABLE", "IMAP4rev2"), "ENABLE IMAP4rev2")
 typ, enabled = M._untagged_response("OK", data, "ENABLED")

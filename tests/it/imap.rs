@@ -172,7 +172,7 @@ async fn logindisabled_until_starttls() {
     let caps = c.ok("CAPABILITY").await;
     assert_eq!(
         caps,
-        ["* CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE STARTTLS LOGINDISABLED"]
+        ["* CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL- SASL-IR ID ENABLE IDLE STARTTLS LOGINDISABLED"]
     );
     let (_, r) = c.cmd("LOGIN alice@localhost secret").await;
     assert_eq!(
@@ -193,7 +193,7 @@ async fn logindisabled_until_starttls() {
     let caps = c.ok("CAPABILITY").await;
     assert_eq!(
         caps,
-        ["* CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN"]
+        ["* CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL- SASL-IR ID ENABLE IDLE AUTH=PLAIN"]
     );
     let (_, r) = c.cmd("LOGIN alice@localhost wrong").await;
     assert_eq!(r, "TAG NO [AUTHENTICATIONFAILED] invalid credentials");
@@ -224,7 +224,7 @@ async fn imaps_and_authenticate_plain() {
     let greeting = c.line().await;
     assert_eq!(
         greeting,
-        "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN] Mailroom IMAP ready"
+        "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL- SASL-IR ID ENABLE IDLE AUTH=PLAIN] Mailroom IMAP ready"
     );
     // Without SASL-IR: the empty challenge, then the response.
     c.send(b"x AUTHENTICATE PLAIN\r\n").await;

@@ -1,7 +1,8 @@
 //! Small deviations from the RFCs found in review (issue 18): the HIGHESTMODSEQ owed to the
 //! first CONDSTORE enabling command (RFC 7162 §3.1), MOVE into the selected mailbox itself
 //! (RFC 6851), nothing after BYE at LOGOUT (RFC 3501 §7.1.5), QUOTA for an account without a
-//! limit (RFC 9208), and no WARN per TLS client that sends an IP address as SNI (RFC 6066).
+//! limit (RFC 9208), no WARN per TLS client that sends an IP address as SNI (RFC 6066), and
+//! LITERAL- before login (RFC 7888).
 
 use super::{connect, deliver, logged_in, server};
 use crate::harness::{account, message};
@@ -280,4 +281,43 @@ fn ip_address_as_sni_is_not_a_warning() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(!logged.iter().any(|l| l.contains("WARN")), "{logged:#?}");
+}
+
+/// LITERAL- before login, LITERAL+ after (RFC 7888): before login a non-synchronizing literal
+/// may have at most 4096 octets; a larger one is refused with a tagged BAD [TOOBIG] and the
+/// connection ends (its octets are already on their way). After login the limit is APPENDLIMIT.
+/// Before this, LITERAL+ was advertised before login and a 5,000-octet non-synchronizing
+/// literal was read.
+#[tokio::test]
+async fn literal_minus_before_login_literal_plus_after() {
+    let (t, _alice) = server().await;
+    let mut c = connect(&t).await;
+    let caps = c.ok("CAPABILITY").await;
+    assert!(caps[0].contains(" LITERAL- "), "{caps:?}");
+    assert!(!caps[0].contains("LITERAL+"), "{caps:?}");
+    // 4096 octets pass (a wrong password, refused as such).
+    let password = "p".repeat(4096);
+    c.send(format!("a1 LOGIN alice@localhost {{4096+}}\r\n{password}\r\n").as_bytes())
+        .await;
+    assert_eq!(
+        c.line().await,
+        "a1 NO [AUTHENTICATIONFAILED] invalid credentials"
+    );
+    // 4097 octets do not.
+    c.send(b"a2 LOGIN alice@localhost {4097+}\r\n").await;
+    let bye = c.line().await;
+    assert!(bye.starts_with("* BYE [TOOBIG] "), "{bye}");
+    let bad = c.line().await;
+    assert!(bad.starts_with("a2 BAD [TOOBIG] "), "{bad}");
+    assert!(bad.contains("(LITERAL-)"), "{bad}");
+
+    // After login: LITERAL+, and a larger non-synchronizing literal is taken.
+    let mut c = logged_in(&t).await;
+    let caps = c.ok("CAPABILITY").await;
+    assert!(caps[0].contains(" LITERAL+ "), "{caps:?}");
+    let body = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(6000));
+    c.send(format!("b1 APPEND INBOX {{{}+}}\r\n{body}\r\n", body.len()).as_bytes())
+        .await;
+    let (_, r) = c.until("b1").await;
+    assert!(r.starts_with("TAG OK [APPENDUID "), "{r}");
 }
