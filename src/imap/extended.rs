@@ -203,12 +203,15 @@ pub enum Substituted {
     Rewritten(Vec<u8>),
     /// `$` is the message set of a FETCH, STORE, COPY, MOVE or UID EXPUNGE and the saved result
     /// holds no message: the command acts on none, and is answered OK (RFC 5182 §2.1: an
-    /// empty result is an empty set, not an error). `command` is its name, `uid` whether it
-    /// was a UID command.
+    /// empty result is an empty set, not an error) unless it would be refused with messages
+    /// too (a read-only mailbox, a missing target). `command` is its name, `uid` whether it
+    /// was a UID command, `probe` the command with `$` replaced by `1`, for imap-codec to read
+    /// its other arguments.
     Empty {
         tag: String,
         command: String,
         uid: bool,
+        probe: Vec<u8>,
     },
 }
 
@@ -342,10 +345,14 @@ pub fn substitute_saved(message: &[u8], sets: impl FnOnce() -> SavedSets) -> Sub
             Mark::Set => {
                 let set = if uid { &sets.uids } else { &sets.seqs };
                 if set.is_empty() {
+                    let mut probe = message.get(..*start).unwrap_or_default().to_vec();
+                    probe.push(b'1');
+                    probe.extend_from_slice(message.get(*end..).unwrap_or_default());
                     return Substituted::Empty {
                         tag,
                         command: String::from_utf8_lossy(&command).into_owned(),
                         uid,
+                        probe,
                     };
                 }
                 set.clone()
@@ -932,7 +939,9 @@ mod tests {
         match substitute_saved(input.as_bytes(), sets) {
             Substituted::Unchanged => "unchanged".into(),
             Substituted::Rewritten(b) => String::from_utf8(b).unwrap(),
-            Substituted::Empty { tag, command, uid } => format!("empty {tag} {command} {uid}"),
+            Substituted::Empty {
+                tag, command, uid, ..
+            } => format!("empty {tag} {command} {uid}"),
         }
     }
 

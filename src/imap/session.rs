@@ -226,9 +226,14 @@ impl<T: Transport> Session<T> {
             let rewritten = match saved {
                 Substituted::Unchanged => None,
                 Substituted::Rewritten(bytes) => Some(bytes),
-                Substituted::Empty { tag, command, uid } => {
+                Substituted::Empty {
+                    tag,
+                    command,
+                    uid,
+                    probe,
+                } => {
                     let allow_expunge = uid || !matches!(command.as_str(), "FETCH" | "STORE");
-                    let reply = Ok(Reply::ok(format!("{command} completed (no messages)")));
+                    let reply = self.empty_saved_set(&command, &probe).await;
                     if self
                         .finish(&tag, allow_expunge, false, reply)
                         .await
@@ -1034,6 +1039,45 @@ fn describe_decode_error(
         ),
     };
     Some((tag, text))
+}
+
+impl<T: Transport> Session<T> {
+    /// A FETCH, STORE, COPY, MOVE or UID EXPUNGE whose `$` stands for no message (SEARCHRES):
+    /// it acts on none, but is refused as it would be with messages: STORE, MOVE and UID
+    /// EXPUNGE in a read-only mailbox, COPY and MOVE to a mailbox that does not exist.
+    /// `probe` is the command with `$` replaced by `1`, so imap-codec reads its arguments.
+    async fn empty_saved_set(&mut self, command: &str, probe: &[u8]) -> CmdResult {
+        let read_only = self.selected.as_ref().is_some_and(|s| s.read_only);
+        let refused = || Ok(Reply::no("[READ-ONLY] the mailbox is read-only"));
+        let target = match CommandCodec::default().decode(probe) {
+            Ok((&[], decoded)) => match decoded.body {
+                CommandBody::Copy { mailbox, .. } => Some(mailbox.into_static()),
+                CommandBody::Move { .. } if read_only => return refused(),
+                CommandBody::Move { mailbox, .. } => Some(mailbox.into_static()),
+                CommandBody::Store { .. } | CommandBody::ExpungeUid { .. } if read_only => {
+                    return refused();
+                }
+                _ => None,
+            },
+            _ => {
+                return Ok(Reply::bad(format!(
+                    "syntax error in the arguments of {}",
+                    super::response::sanitize(command)
+                )));
+            }
+        };
+        if let Some(mailbox) = target {
+            let name = match self.name_arg(&mailbox) {
+                Ok(n) => n,
+                Err(r) => return Ok(r),
+            };
+            let account_id = self.account.as_ref().map_or(0, |a| a.id);
+            if self.imap.store.mailbox(account_id, &name).await?.is_none() {
+                return Ok(Reply::no("[TRYCREATE] no such mailbox"));
+            }
+        }
+        Ok(Reply::ok(format!("{command} completed (no messages)")))
+    }
 }
 
 /// The BAD for a command with `$` replaced (SEARCHRES) that imap-codec then refused: its tag

@@ -273,3 +273,57 @@ async fn imaplib_substring_search_searchres_and_esort() {
     }
     run_script(&t, "imap_search_extensions.py").await;
 }
+
+/// An empty `$` acts on no message but is refused as the command would be with messages: a
+/// COPY or MOVE to a mailbox that does not exist gets `NO [TRYCREATE]`, and STORE, MOVE and
+/// UID EXPUNGE in an EXAMINEd mailbox `NO [READ-ONLY]` (before, all answered OK).
+#[tokio::test]
+async fn an_empty_saved_result_is_refused_where_messages_would_be() {
+    let (t, alice) = server().await;
+    deliver(&t.running.store, &alice, &message("one", "w", 300)).await;
+    let mut c = logged_in(&t).await;
+    c.ok("SELECT INBOX").await;
+    assert!(
+        c.ok("SEARCH RETURN (SAVE) SUBJECT nowhere")
+            .await
+            .is_empty()
+    );
+    for command in [
+        "COPY $ Nope",
+        "MOVE $ Nope",
+        "UID COPY $ Nope",
+        "UID MOVE $ Nope",
+    ] {
+        let (lines, r) = c.cmd(command).await;
+        assert!(lines.is_empty(), "{command}: {lines:?}");
+        assert_eq!(r, "TAG NO [TRYCREATE] no such mailbox", "{command}");
+    }
+    let (_, r) = c.cmd("COPY $ Drafts").await;
+    assert_eq!(r, "TAG OK COPY completed (no messages)");
+    let (_, r) = c.cmd("COPY $ (Drafts").await;
+    assert!(r.starts_with("TAG BAD "), "{r}");
+
+    c.ok("EXAMINE INBOX").await;
+    assert!(
+        c.ok("SEARCH RETURN (SAVE) SUBJECT nowhere")
+            .await
+            .is_empty()
+    );
+    for command in [
+        "STORE $ +FLAGS (\\Seen)",
+        "UID STORE $ +FLAGS (\\Seen)",
+        "MOVE $ Drafts",
+        "UID EXPUNGE $",
+    ] {
+        let (lines, r) = c.cmd(command).await;
+        assert!(lines.is_empty(), "{command}: {lines:?}");
+        assert_eq!(
+            r, "TAG NO [READ-ONLY] the mailbox is read-only",
+            "{command}"
+        );
+    }
+    let (_, r) = c.cmd("FETCH $ FLAGS").await;
+    assert_eq!(r, "TAG OK FETCH completed (no messages)");
+    let (_, r) = c.cmd("COPY $ Drafts").await;
+    assert_eq!(r, "TAG OK COPY completed (no messages)");
+}
