@@ -79,11 +79,19 @@ pub fn base_subject(subject: &str) -> String {
     base_subject_and_reply(subject).0
 }
 
+/// The longest prefix of a subject that threading and sorting look at (bytes).
+pub const MAX_SUBJECT: usize = 1024;
+
 /// The base subject, and whether the subject is a reply or forward (§5: a `Re:`/`Fw:`/`Fwd:`
 /// leader, a `(fwd)` trailer or a `[fwd: …]` wrapper was removed), which REFERENCES uses when
 /// merging threads by subject.
 pub fn base_subject_and_reply(subject: &str) -> (String, bool) {
     let mut reply = false;
+    // A sender controls the subject's length, and each pass below copies what is left: only
+    // the first MAX_SUBJECT bytes are compared, which keeps the work linear and small.
+    let subject = subject
+        .get(..subject.floor_char_boundary(MAX_SUBJECT))
+        .unwrap_or(subject);
     // (1) White space runs (tabs, unfolded continuations) become one space.
     let mut s = subject
         .split([' ', '\t', '\r', '\n'])
@@ -211,24 +219,34 @@ fn valid_id(inner: &str) -> bool {
 /// The references a message is threaded by (RFC 5256 §3 step 1): those of References, or when
 /// it has none that are valid, the first valid one of In-Reply-To; at most [`MAX_REFS`].
 fn refs_of<'a>(m: &Message<'a>) -> Vec<&'a str> {
-    let mut refs: Vec<&'a str> = Vec::new();
-    let mut total = 0usize;
-    for id in m.references.map(message_ids).into_iter().flatten() {
-        total += 1;
-        if refs.len() < MAX_REFS {
-            refs.push(id);
-        } else {
-            // Keep the first and the latest ones: drop the second oldest kept.
-            refs.remove(1);
-            refs.push(id);
-        }
-    }
-    if total == 0
+    let mut refs = m.references.map(kept_ids).unwrap_or_default();
+    if refs.is_empty()
         && let Some(id) = m.in_reply_to.and_then(|f| message_ids(f).next())
     {
         refs.push(id);
     }
     refs
+}
+
+/// The valid ids of a References field that threading uses: the first and the latest
+/// [`MAX_REFS`]` - 1`.
+fn kept_ids(field: &str) -> Vec<&str> {
+    let mut refs: Vec<&str> = Vec::new();
+    for id in message_ids(field) {
+        if refs.len() == MAX_REFS {
+            // Keep the first and the latest ones: drop the second oldest kept.
+            refs.remove(1);
+        }
+        refs.push(id);
+    }
+    refs
+}
+
+/// What of a References field threading uses, as a field value of at most [`MAX_REFS`] ids:
+/// a caller holding many messages' fields keeps this, not the field a sender made as long as
+/// it liked.
+pub fn kept_references(field: &str) -> String {
+    kept_ids(field).join(" ")
 }
 
 /// A node while threading: the message (index into the input) or none for a dummy.
@@ -881,5 +899,26 @@ mod tests {
         assert_eq!(kept.len(), MAX_REFS);
         assert_eq!(kept[0], "<0@x>");
         assert_eq!(kept[MAX_REFS - 1], "<999@x>");
+    }
+
+    #[test]
+    fn a_long_subject_costs_its_first_kilobyte_only() {
+        // Only the first MAX_SUBJECT bytes are looked at (each pass over a subject of blobs
+        // copies the rest: quadratic without the cut, minutes for this one).
+        let (base, _) = base_subject_and_reply(&"a".repeat(200_000));
+        assert_eq!(base.len(), MAX_SUBJECT);
+        let (base, _) = base_subject_and_reply(&("[x]".repeat(200_000) + "Re: hello"));
+        assert!(base.len() <= MAX_SUBJECT, "{}", base.len());
+    }
+
+    #[test]
+    fn kept_references_are_what_threading_uses() {
+        let field: String = (0..200).map(|i| format!("<m{i}@x> ")).collect();
+        let kept = kept_references(&field);
+        let ids: Vec<&str> = message_ids(&kept).collect();
+        assert_eq!(ids.len(), MAX_REFS);
+        assert_eq!(ids.first(), Some(&"<m0@x>"));
+        assert_eq!(ids.last(), Some(&"<m199@x>"));
+        assert_eq!(kept_ids(&kept), kept_ids(&field));
     }
 }

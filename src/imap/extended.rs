@@ -213,6 +213,8 @@ pub enum Substituted {
         uid: bool,
         probe: Vec<u8>,
     },
+    /// More than [`MAX_SAVED_REFS`] `$` in one command: refused with `NO [LIMIT]`.
+    TooMany { tag: String },
 }
 
 /// Search keys followed by one argument (RFC 3501/9051 `search-key`).
@@ -337,6 +339,12 @@ pub fn substitute_saved(message: &[u8], sets: impl FnOnce() -> SavedSets) -> Sub
     if marks.is_empty() {
         return Substituted::Unchanged;
     }
+    // Each `$` becomes the whole saved set, which a client can make long (a fragmented result
+    // of a big mailbox): a bounded number of them keeps the rewritten command a small
+    // multiple of one set, not a line of them.
+    if marks.len() > MAX_SAVED_REFS {
+        return Substituted::TooMany { tag };
+    }
     let sets = sets();
     let mut out = Vec::with_capacity(message.len() + sets.uids.len() * marks.len());
     let mut copied = 0;
@@ -367,6 +375,9 @@ pub fn substitute_saved(message: &[u8], sets: impl FnOnce() -> SavedSets) -> Sub
     out.extend_from_slice(message.get(copied..).unwrap_or_default());
     Substituted::Rewritten(out)
 }
+
+/// Most `$` (SEARCHRES) one command may hold: each is replaced by the whole saved set.
+pub const MAX_SAVED_REFS: usize = 8;
 
 /// What a `$` found by [`substitute_saved`] is replaced with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -942,6 +953,7 @@ mod tests {
             Substituted::Empty {
                 tag, command, uid, ..
             } => format!("empty {tag} {command} {uid}"),
+            Substituted::TooMany { tag } => format!("too many {tag}"),
         }
     }
 

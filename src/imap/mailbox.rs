@@ -369,7 +369,8 @@ impl<T: Transport> Session<T> {
             .text("* LIST (")
             .text(&attrs.join(" "))
             .text(") \"/\" ");
-        write_name(&mut self.out, &mb.name, self.rev2 || self.utf8);
+        let utf8 = self.utf8_names();
+        write_name(&mut self.out, &mb.name, utf8);
         self.out.crlf();
         Ok(())
     }
@@ -648,7 +649,8 @@ impl<T: Transport> Session<T> {
                     // Only a stand-in for its subscribed children: nothing about the mailbox
                     // of that name, if there is one, since it is not subscribed.
                     self.out.text("* LSUB (\\Noselect) \"/\" ");
-                    write_name(&mut self.out, name, self.rev2 || self.utf8);
+                    let utf8 = self.utf8_names();
+                    write_name(&mut self.out, name, utf8);
                     self.out.crlf();
                     self.flush_if_large().await?;
                     continue;
@@ -685,7 +687,8 @@ impl<T: Transport> Session<T> {
                 .text(" (")
                 .text(&attrs.join(" "))
                 .text(") \"/\" ");
-            write_name(&mut self.out, name, self.rev2 || self.utf8);
+            let utf8 = self.utf8_names();
+            write_name(&mut self.out, name, utf8);
             if child_info {
                 self.out.text(" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
@@ -759,7 +762,8 @@ impl<T: Transport> Session<T> {
             });
         }
         self.out.text("* STATUS ");
-        write_name(&mut self.out, &mb.name, self.rev2 || self.utf8);
+        let utf8 = self.utf8_names();
+        write_name(&mut self.out, &mb.name, utf8);
         self.out.text(" (").text(&parts.join(" ")).text(")").crlf();
         Ok(())
     }
@@ -851,7 +855,8 @@ impl<T: Transport> Session<T> {
             return Ok(Reply::no("[NONEXISTENT] no such account"));
         };
         self.out.text("* QUOTAROOT ");
-        write_name(&mut self.out, &mb.name, self.rev2 || self.utf8);
+        let utf8 = self.utf8_names();
+        write_name(&mut self.out, &mb.name, utf8);
         // No root names for a mailbox without a quota (RFC 9208 allows zero).
         if account.quota_bytes > 0 {
             self.out.text(" \"\"");

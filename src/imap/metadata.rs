@@ -30,6 +30,8 @@
 //! `[METADATA LONGENTRIES n]` with the largest left out. No unsolicited METADATA responses
 //! are sent (RFC 5464 §4.4.2 makes them optional).
 
+use std::collections::HashSet;
+
 use imap_codec::imap_types::core::{NString8, Vec1};
 use imap_codec::imap_types::extensions::metadata::{Depth, Entry, EntryValue, GetMetadataOption};
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
@@ -178,19 +180,39 @@ impl<T: Transport> Session<T> {
             Place::Server => MetadataOwner::Server,
             Place::Mailbox(mb) => MetadataOwner::Mailbox(mb),
         };
+        // A name asked for twice is answered once, and an entry below another one asked for is
+        // among that one's rows already: the store reads each subtree once, so one command
+        // reads (and writes) at most what the account holds, however its names overlap.
+        let mut asked = HashSet::new();
+        names.retain(|n| asked.insert(n.clone()));
+        let below_another = |n: &String| {
+            names.iter().any(|r| {
+                n.len() > r.len()
+                    && n.starts_with(r.as_str())
+                    && n.as_bytes().get(r.len()) == Some(&b'/')
+            })
+        };
+        let roots: Vec<String> = names
+            .iter()
+            .filter(|n| !below_another(n))
+            .cloned()
+            .collect();
         let found = self
             .imap
             .store
-            .metadata(self.metadata_account(), owner, &names)
+            .metadata(self.metadata_account(), owner, &roots)
             .await?;
         let mut largest_left_out: usize = 0;
         let mut items: Vec<(&str, Option<&[u8]>)> = Vec::new();
+        let mut listed: HashSet<&str> = HashSet::new();
         for name in &names {
             let prefix = format!("{name}/");
             // The entry itself: its value, or NIL when it does not exist.
-            match found.iter().find(|(n, _)| n == name) {
-                Some((n, v)) => items.push((n, Some(v))),
-                None => items.push((name, None)),
+            if listed.insert(name) {
+                match found.iter().find(|(n, _)| n == name) {
+                    Some((n, v)) => items.push((n, Some(v))),
+                    None => items.push((name, None)),
+                }
             }
             if matches!(depth, Depth::Null) {
                 continue;
@@ -202,7 +224,9 @@ impl<T: Transport> Session<T> {
                 if matches!(depth, Depth::One) && rest.contains('/') {
                     continue;
                 }
-                items.push((n, Some(v)));
+                if listed.insert(n) {
+                    items.push((n, Some(v)));
+                }
             }
         }
         let mut wrote = false;

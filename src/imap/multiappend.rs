@@ -219,7 +219,13 @@ pub fn recognise(message: &[u8]) -> Recognised {
     let mut wire_mailbox = None;
     let mut messages = Vec::with_capacity(parts.len());
     for (opts, data) in parts {
-        let Some((mb, flags, date)) = decode(s.slice(mailbox.clone()), s.slice(opts)) else {
+        // The mailbox (which may be a long literal) is decoded once, with the first message;
+        // the others' options are decoded after a one-octet stand-in.
+        let mailbox_bytes = match wire_mailbox {
+            None => s.slice(mailbox.clone()),
+            Some(_) => b"x",
+        };
+        let Some((mb, flags, date)) = decode(mailbox_bytes, s.slice(opts)) else {
             return Some(Err(bad(&tag)));
         };
         wire_mailbox.get_or_insert(mb);

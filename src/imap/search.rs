@@ -40,6 +40,9 @@ use crate::net::Transport;
 use crate::store::{Flags, HeaderField, SearchRow, TextField, ViewParts};
 use crate::thread::base_subject;
 
+/// Most different BODY/TEXT strings one SEARCH, SORT or THREAD may hold.
+const MAX_TEXT_KEYS: usize = 32;
+
 const DAY: i64 = 86_400;
 
 /// What a search needs loaded.
@@ -309,6 +312,14 @@ impl<T: Transport> Session<T> {
         };
         let mailbox = &selected.mailbox;
         let store = &self.imap.store;
+        // Each different BODY/TEXT string is one pass over the index (a short one over every
+        // text of the mailbox): a bounded number of them per command.
+        let distinct: std::collections::HashSet<_> = n.texts.iter().collect();
+        if distinct.len() > MAX_TEXT_KEYS {
+            return Err(crate::store::StoreError::Invalid(format!(
+                "at most {MAX_TEXT_KEYS} different BODY or TEXT strings in one search"
+            )));
+        }
         let mut texts = HashMap::new();
         for (field, needle) in n.texts {
             if !texts.contains_key(&(field, needle.clone())) {
@@ -567,7 +578,7 @@ impl<T: Transport> Session<T> {
             )
         });
         let subject = criteria.iter().any(|c| matches!(c.key, SortKey::Subject));
-        let (mut found, modseq) = match self.matches(search, addresses, subject).await {
+        let (found, modseq) = match self.matches(search, addresses, subject).await {
             Ok(m) => m,
             Err(e) => {
                 if save {
@@ -580,7 +591,12 @@ impl<T: Transport> Session<T> {
             self.condstore = true;
         }
         let empty = Envelope::default();
-        found.sort_by(|(sa, a), (sb, b)| {
+        // Base subjects (RFC 5256 §2.1) once per message, not once per comparison.
+        let mut keyed: Vec<_> = found
+            .into_iter()
+            .map(|item| (subject.then(|| base_subject(&item.1.subject)), item))
+            .collect();
+        keyed.sort_by(|(base_a, (sa, a)), (base_b, (sb, b))| {
             let (ea, eb) = (
                 a.envelope.as_ref().unwrap_or(&empty),
                 b.envelope.as_ref().unwrap_or(&empty),
@@ -593,7 +609,7 @@ impl<T: Transport> Session<T> {
                         .unwrap_or(a.internal_date)
                         .cmp(&b.header_date.unwrap_or(b.internal_date)),
                     SortKey::Size => a.size.cmp(&b.size),
-                    SortKey::Subject => base_subject(&a.subject).cmp(&base_subject(&b.subject)),
+                    SortKey::Subject => base_a.cmp(base_b),
                     SortKey::From | SortKey::DisplayFrom => {
                         first_mailbox(&ea.from).cmp(&first_mailbox(&eb.from))
                     }
@@ -609,6 +625,7 @@ impl<T: Transport> Session<T> {
             }
             sa.cmp(sb)
         });
+        let found: Vec<_> = keyed.into_iter().map(|(_, item)| item).collect();
         // ESORT (RFC 5267 §3): the ESEARCH response, MIN and MAX the first and last in sort
         // order and ALL the sorted numbers, ranges only where they ascend one by one.
         if let Some((tag, options)) = esearch {

@@ -226,6 +226,18 @@ impl<T: Transport> Session<T> {
             let rewritten = match saved {
                 Substituted::Unchanged => None,
                 Substituted::Rewritten(bytes) => Some(bytes),
+                Substituted::TooMany { tag } => {
+                    let reply = Ok(Reply::no(format!(
+                        "[LIMIT] at most {} $ in one command",
+                        extended::MAX_SAVED_REFS
+                    )));
+                    if self.finish(&tag, false, false, reply).await.is_err()
+                        || self.flush().await.is_err()
+                    {
+                        break;
+                    }
+                    continue;
+                }
                 Substituted::Empty {
                     tag,
                     command,

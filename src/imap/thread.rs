@@ -61,7 +61,7 @@ impl<T: Transport> Session<T> {
                     if wanted.contains_key(&u)
                         && let Some(value) = thread::header_field(&block, "References")
                     {
-                        refs.insert(u, value);
+                        refs.insert(u, thread::kept_references(&value));
                     }
                 }
             }

@@ -111,7 +111,9 @@ const MAX_TRIGRAMS: usize = 24;
 /// characters. Each trigram is quoted, inner quotes doubled, so nothing in it is read as an
 /// FTS5 operator.
 pub(super) fn trigram_query(needle: &str) -> Option<String> {
-    let chars: Vec<char> = needle.chars().collect();
+    // The grams of a needle's first 4,096 characters select candidates well enough (each one
+    // is then checked against the whole needle), and a needle of megabytes costs no more.
+    let chars: Vec<char> = needle.chars().take(4096).collect();
     let mut grams: Vec<String> = Vec::new();
     for window in chars.windows(3) {
         let gram: String = window.iter().collect();

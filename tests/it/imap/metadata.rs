@@ -375,3 +375,23 @@ pub(super) async fn run_python(t: &TestServer, script: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Names that repeat or lie below each other are answered once each: a command of many
+/// overlapping names reads and writes what the account holds, not that times the names.
+#[tokio::test]
+async fn overlapping_names_are_answered_once() {
+    let (t, _alice) = server().await;
+    let mut c = logged_in(&t).await;
+    c.ok("SETMETADATA INBOX (/private/a \"1\" /private/a/b \"2\")")
+        .await;
+    assert_eq!(
+        c.ok("GETMETADATA INBOX (/private/a /private/a /PRIVATE/A)")
+            .await,
+        ["* METADATA \"INBOX\" (/private/a \"1\")"]
+    );
+    assert_eq!(
+        c.ok("GETMETADATA (DEPTH infinity) INBOX (/private/a /private/a/b /private/a)")
+            .await,
+        ["* METADATA \"INBOX\" (/private/a \"1\" /private/a/b \"2\")"]
+    );
+}

@@ -327,3 +327,27 @@ async fn an_empty_saved_result_is_refused_where_messages_would_be() {
     let (_, r) = c.cmd("COPY $ Drafts").await;
     assert_eq!(r, "TAG OK COPY completed (no messages)");
 }
+
+/// What one command can make the server do is bounded: at most 8 `$` (each stands for the
+/// whole saved set) and at most 32 different BODY/TEXT strings (each is a pass over the
+/// index, a short one over every text); above that the command is refused with a NO.
+#[tokio::test]
+async fn one_search_is_bounded() {
+    let (t, alice) = server().await;
+    deliver(&t.running.store, &alice, &message("one", "w", 300)).await;
+    let mut c = logged_in(&t).await;
+    c.ok("SELECT INBOX").await;
+    c.ok("SEARCH RETURN (SAVE) ALL").await;
+    assert_eq!(
+        c.ok(&format!("SEARCH{}", " $".repeat(8))).await,
+        ["* SEARCH 1"]
+    );
+    let (lines, r) = c.cmd(&format!("SEARCH{}", " $".repeat(9))).await;
+    assert!(lines.is_empty(), "{lines:?}");
+    assert_eq!(r, "TAG NO [LIMIT] at most 8 $ in one command");
+    let keys = |n: usize| (0..n).map(|i| format!(" TEXT k{i}")).collect::<String>();
+    assert_eq!(c.ok(&format!("SEARCH{}", keys(32))).await, ["* SEARCH"]);
+    let (_, r) = c.cmd(&format!("SEARCH{}", keys(33))).await;
+    assert!(r.starts_with("TAG NO "), "{r}");
+    assert!(r.contains("at most 32"), "{r}");
+}
