@@ -9,23 +9,12 @@ Environment: IMAP_HOST, IMAP_PORT, IMAP_USER, IMAP_PASSWORD. Exits non-zero on a
 """
 
 import imaplib
-import os
-import sys
 
-HOST = os.environ["IMAP_HOST"]
-PORT = int(os.environ["IMAP_PORT"])
-USER = os.environ["IMAP_USER"]
-PASSWORD = os.environ["IMAP_PASSWORD"]
+from imapcheck import HOST, PORT, USER, PASSWORD, check
+
 
 imaplib.Commands["GETMETADATA"] = ("AUTH", "SELECTED")
 imaplib.Commands["SETMETADATA"] = ("AUTH", "SELECTED")
-
-
-def check(cond, what):
-    if not cond:
-        print("FAILED:", what)
-        sys.exit(1)
-    print("ok:", what)
 
 
 def metadata(imap, *args):

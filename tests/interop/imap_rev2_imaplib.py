@@ -12,26 +12,8 @@ Exits non-zero with a message on the first surprise.
 """
 
 import imaplib
-import os
-import sys
 
-HOST = os.environ["IMAP_HOST"]
-PORT = int(os.environ["IMAP_PORT"])
-USER = os.environ["IMAP_USER"]
-PASSWORD = os.environ["IMAP_PASSWORD"]
-
-
-def check(cond, what):
-    if not cond:
-        print("FAILED:", what)
-        sys.exit(1)
-    print("ok:", what)
-
-
-def ok(result, what):
-    typ, data = result
-    check(typ == "OK", f"{what} -> {typ} {data!r}")
-    return data
+from imapcheck import HOST, PORT, USER, PASSWORD, check, ok
 
 
 M = imaplib.IMAP4(HOST, PORT)

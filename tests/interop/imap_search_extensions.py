@@ -12,24 +12,8 @@ on the first surprise.
 """
 
 import imaplib
-import os
-import sys
 
-HOST = os.environ["IMAP_HOST"]
-PORT = int(os.environ["IMAP_PORT"])
-
-
-def check(cond, what):
-    if not cond:
-        print("FAILED:", what)
-        sys.exit(1)
-    print("ok:", what)
-
-
-def ok(result, what):
-    typ, data = result
-    check(typ == "OK", f"{what}: {typ} {data}")
-    return data
+from imapcheck import HOST, PORT, USER, PASSWORD, check, ok
 
 
 def untagged(imap, name):
@@ -39,7 +23,7 @@ def untagged(imap, name):
 
 
 imap = imaplib.IMAP4(HOST, PORT)
-ok(imap.login(os.environ["IMAP_USER"], os.environ["IMAP_PASSWORD"]), "LOGIN")
+ok(imap.login(USER, PASSWORD), "LOGIN")
 caps = ok(imap.capability(), "CAPABILITY")[0].decode().split()
 check("SEARCHRES" in caps and "ESORT" in caps and "ESEARCH" in caps, f"capabilities {caps}")
 ok(imap.select("INBOX"), "SELECT")
