@@ -24,7 +24,7 @@
 //! - [`pop3`]: POP3 with STLS and AUTH over the account's INBOX (110, 995).
 //! - [`submission`]: the one submission path (SMTP submission and the webmail's Send).
 //! - [`thread`]: message threading (RFC 5256 REFERENCES and ORDEREDSUBJECT, base subjects),
-//!   pure, for IMAP THREAD and the webmail.
+//!   pure, for IMAP THREAD (and later the webmail's conversations).
 //! - [`mime`]: what IMAP and the webmail need from a message, computed once at delivery.
 //! - [`auth`]: password hashing, the SASL exchange (PLAIN, LOGIN) and the failed-login throttle.
 //! - [`wire`]: byte-level pieces the line protocols share: the bounded line framer and the

@@ -1,8 +1,8 @@
 //! Message threading (RFC 5256): the base subject (§2.1), the REFERENCES algorithm (§3, every
 //! step: links from References/In-Reply-To, dummy parents, loop avoidance, pruning, subject
 //! merging, sorting by sent date) and ORDEREDSUBJECT. Pure: IMAP THREAD (`imap/thread.rs`)
-//! and the webmail's conversation view give it one [`Message`] per message and render the
-//! [`Forest`] it returns in their own way.
+//! gives it one [`Message`] per message and renders the [`Forest`] it returns; the webmail's
+//! conversation view (issue 24, not built yet) is meant to use it the same way.
 //!
 //! Bounded for what a sender controls: a message contributes at most [`MAX_REFS`] references
 //! (its first and its last ones, as truncating mail clients keep them) of at most

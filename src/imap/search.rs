@@ -775,7 +775,16 @@ mod tests {
     #[test]
     fn written_days() {
         // Midnights UTC of 2007-03-24 and 2007-03-25.
-        let day = |_: i32, _: u32, d: i64| Some(1_174_694_400 + (d - 24) * DAY);
+        // The UTC midnight that starts a civil date (days from 1970-01-01, proleptic
+        // Gregorian), computed here rather than written down.
+        let day = |y: i64, m: i64, d: i64| {
+            let y = if m <= 2 { y - 1 } else { y };
+            let era = y.div_euclid(400);
+            let yoe = y - era * 400;
+            let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+            let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+            Some((era * 146_097 + doe - 719_468) * DAY)
+        };
         // RFC 3501 §6.4.4's example: the 25th, although 24 Mar 22:30 UTC.
         assert_eq!(
             written_day(b"Sun, 25 Mar 2007 00:30 +0200"),

@@ -709,13 +709,8 @@ impl<T: Transport> Session<T> {
                 criteria,
                 uid,
             } => {
-                if self.rev2 && criteria.as_ref().iter().any(names_recent) {
-                    return Ok(recent_is_not_rev2());
-                }
-                // RFC 6855 §3: after ENABLE UTF8=ACCEPT the charset is UTF-8; naming one
-                // conflicts with it.
-                if self.utf8 && charset.is_some() {
-                    return Ok(Reply::bad("no CHARSET in SEARCH after ENABLE UTF8=ACCEPT"));
+                if let Some(refused) = self.refuse_search(criteria.as_ref(), charset.is_some()) {
+                    return Ok(refused);
                 }
                 self.search(charset, criteria, uid).await
             }
@@ -725,8 +720,8 @@ impl<T: Transport> Session<T> {
                 search_criteria,
                 uid,
             } => {
-                if self.rev2 && search_criteria.as_ref().iter().any(names_recent) {
-                    return Ok(recent_is_not_rev2());
+                if let Some(refused) = self.refuse_search(search_criteria.as_ref(), false) {
+                    return Ok(refused);
                 }
                 self.sort(sort_criteria, charset, search_criteria, uid)
                     .await
@@ -736,9 +731,32 @@ impl<T: Transport> Session<T> {
                 charset,
                 search_criteria,
                 uid,
-            } => self.thread(algorithm, charset, search_criteria, uid).await,
+            } => {
+                if let Some(refused) = self.refuse_search(search_criteria.as_ref(), false) {
+                    return Ok(refused);
+                }
+                self.thread(algorithm, charset, search_criteria, uid).await
+            }
             other => Ok(Reply::bad(format!("{} is not supported", other.name()))),
         }
+    }
+
+    /// The refusals SEARCH, SORT and THREAD share before reading anything: RECENT after
+    /// ENABLE IMAP4rev2 (RFC 9051 removed it), and for SEARCH a CHARSET after ENABLE
+    /// UTF8=ACCEPT (RFC 6855 §3: the charset is UTF-8; naming one conflicts with it). A
+    /// refused `SEARCH RETURN (SAVE)` empties the saved result (RFC 5182 §2.1).
+    fn refuse_search(&mut self, criteria: &[SearchKey<'_>], charset: bool) -> Option<Reply> {
+        let reply = if self.rev2 && criteria.iter().any(names_recent) {
+            recent_is_not_rev2()
+        } else if self.utf8 && charset {
+            Reply::bad("no CHARSET in SEARCH after ENABLE UTF8=ACCEPT")
+        } else {
+            return None;
+        };
+        if self.esearch.take().is_some_and(|(_, options)| options.save) {
+            self.clear_saved();
+        }
+        Some(reply)
     }
 
     fn capability_line(&self) -> String {

@@ -1,5 +1,5 @@
 //! THREAD and UID THREAD (RFC 5256) with REFERENCES and ORDEREDSUBJECT: the messages a search
-//! finds, threaded by [`crate::thread`] (shared with the webmail), written as a THREAD
+//! finds, threaded by [`crate::thread`] (meant to be shared with the webmail), written as a THREAD
 //! response.
 //!
 //! Where the data comes from: subject, Date (as an instant) and internal date from the search

@@ -386,6 +386,27 @@ async fn imap4rev2_after_enable() {
     assert_eq!(rev1.ok("FETCH 3 FLAGS").await, ["* 3 FETCH (FLAGS ())"]);
 }
 
+/// After ENABLE IMAP4rev2 THREAD refuses RECENT as SEARCH and SORT do, and a refused
+/// `SEARCH RETURN (SAVE)` empties the saved result (RFC 5182 §2.1). Both failed before: the
+/// check was made on SEARCH and SORT only, and returned before the saved result was touched.
+#[tokio::test]
+async fn rev2_refuses_recent_in_every_search_and_empties_a_refused_save() {
+    let (t, alice) = server().await;
+    deliver(&t.running.store, &alice, &message("apple", "w", 300)).await;
+    let mut c = logged_in(&t).await;
+    assert_eq!(c.ok("ENABLE IMAP4rev2").await, ["* ENABLED IMAP4rev2"]);
+    c.ok("SELECT INBOX").await;
+    let (_, r) = c.cmd("THREAD REFERENCES UTF-8 RECENT").await;
+    assert_eq!(r, "TAG BAD RECENT is not part of IMAP4rev2");
+    assert!(c.ok("SEARCH RETURN (SAVE) ALL").await.is_empty());
+    assert_eq!(c.ok("FETCH $ (UID)").await, ["* 1 FETCH (UID 1)"]);
+    let (_, r) = c.cmd("SEARCH RETURN (SAVE) RECENT").await;
+    assert_eq!(r, "TAG BAD RECENT is not part of IMAP4rev2");
+    let (lines, r) = c.cmd("FETCH $ (UID)").await;
+    assert!(lines.is_empty(), "{lines:?}");
+    assert_eq!(r, "TAG OK FETCH completed (no messages)");
+}
+
 #[tokio::test]
 async fn imap4rev2_with_python_imaplib() {
     let (t, alice) = server().await;
