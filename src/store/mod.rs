@@ -23,6 +23,7 @@
 //! a PostgreSQL store can stand beside this one later (DESIGN.md §7).
 
 mod accounts;
+mod audit;
 mod blobs;
 mod deliver;
 mod dkim;
@@ -36,6 +37,7 @@ mod metadata;
 mod queue;
 pub mod quota;
 mod recent;
+mod second_factor;
 mod sessions;
 mod space;
 mod special_use;
@@ -57,6 +59,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use tokio::sync::broadcast;
 
 pub use accounts::{Account, NewAccount};
+pub use audit::Audit;
 pub use copy::{Copied, Transfer};
 pub use deliver::{Delivered, Delivery, DeliveryReport, Target};
 pub use dkim::DkimKeys;
