@@ -39,6 +39,7 @@ pub mod quota;
 mod recent;
 mod second_factor;
 mod sessions;
+mod sign_ins;
 mod space;
 mod special_use;
 mod subscriptions;
@@ -78,6 +79,7 @@ pub use metadata::{
 pub use queue::{Outbound, QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{HeaderField, SearchRow, TextField};
 pub use sessions::{WebSession, random_token};
+pub use sign_ins::SignIn;
 pub use special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};
 pub use views::{MessageView, ViewParts};
 
