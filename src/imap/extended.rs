@@ -47,14 +47,34 @@ pub struct SearchReturn {
     pub all: bool,
     /// `SAVE` (SEARCHRES, RFC 5182): keep the result for `$`.
     pub save: bool,
+    /// `PARTIAL m:n` (CONTEXT=SEARCH, RFC 5267 §4.4): the matches at positions `m` to `n`
+    /// (1-based, inclusive, `m <= n`) of the result in result order.
+    pub partial: Option<(u32, u32)>,
+    /// `UPDATE` (RFC 5267 §4.3): keep the result up to date with `ADDTO`/`REMOVEFROM` until
+    /// CANCELUPDATE or the mailbox is closed.
+    pub update: bool,
 }
 
 impl SearchReturn {
     /// Whether an ESEARCH response is due: `RETURN (SAVE)` alone asks for none (RFC 5182
     /// §2.1).
     pub fn answers(&self) -> bool {
-        self.min || self.max || self.count || self.all
+        self.min || self.max || self.count || self.all || self.partial.is_some() || self.update
     }
+}
+
+/// `m:n` of `PARTIAL` (RFC 5267 §4.4): two non-zero numbers, taken in either order.
+fn partial_range(word: &[u8]) -> Option<(u32, u32)> {
+    let text = std::str::from_utf8(word).ok()?;
+    let (a, b) = text.split_once(':')?;
+    let number = |t: &str| {
+        (!t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| t.parse::<u32>().ok())
+            .flatten()
+            .filter(|&n| n > 0)
+    };
+    let (a, b) = (number(a)?, number(b)?);
+    Some((a.min(b), a.max(b)))
 }
 
 /// An extended LIST, with the reference and patterns as sent (modified UTF-7 bytes).
@@ -87,6 +107,8 @@ pub enum Extended {
     },
     /// An extended LIST, parsed whole.
     List { tag: String, list: ListCommand },
+    /// `CANCELUPDATE "tag" …` (CONTEXT=SEARCH, RFC 5267 §4.3): the tags whose updates end.
+    CancelUpdate { tag: String, tags: Vec<String> },
     /// An extended form with an error: answer BAD with this text.
     Bad { tag: String, text: String },
 }
@@ -125,7 +147,35 @@ pub fn recognise(message: &[u8]) -> Extended {
     if word.eq_ignore_ascii_case(b"LIST") {
         return list(p, tag);
     }
+    if word.eq_ignore_ascii_case(b"CANCELUPDATE") {
+        return cancel_update(p, tag);
+    }
     Extended::Plain
+}
+
+/// `CANCELUPDATE 1*(SP quoted)` (RFC 5267 §6), at most [`MAX_OPTIONS`] tags.
+fn cancel_update(mut p: Parser<'_>, tag: String) -> Extended {
+    let bad = |text: &str| Extended::Bad {
+        tag: tag.clone(),
+        text: text.to_string(),
+    };
+    let mut tags = Vec::new();
+    while p.sp() {
+        if tags.len() >= MAX_OPTIONS {
+            return bad(&format!("CANCELUPDATE takes at most {MAX_OPTIONS} tags"));
+        }
+        if p.peek() != Some(b'"') {
+            return bad("CANCELUPDATE takes quoted tags");
+        }
+        match p.quoted() {
+            Ok(t) => tags.push(String::from_utf8_lossy(&t).into_owned()),
+            Err(text) => return bad(&format!("CANCELUPDATE: {text}")),
+        }
+    }
+    if !p.at_end() || tags.is_empty() {
+        return bad("CANCELUPDATE needs one or more quoted tags");
+    }
+    Extended::CancelUpdate { tag, tags }
 }
 
 /// `SEARCH RETURN (…)` (ESEARCH) or `SORT RETURN (…)` (ESORT, RFC 5267 §3: the same options,
@@ -151,13 +201,24 @@ fn search(mut p: Parser<'_>, tag: String, name: &str) -> Extended {
         Err(text) => return bad(&format!("{name} RETURN: {text}")),
     };
     let mut options = SearchReturn::default();
-    for w in &words {
+    let mut named = false;
+    let mut words = words.iter();
+    while let Some(w) = words.next() {
         match w.to_ascii_uppercase().as_slice() {
             b"MIN" => options.min = true,
             b"MAX" => options.max = true,
             b"COUNT" => options.count = true,
             b"ALL" => options.all = true,
             b"SAVE" => options.save = true,
+            // A hint that more commands will follow (RFC 5267 §4.2); nothing to do.
+            b"CONTEXT" => continue,
+            b"UPDATE" if options.update => return bad("UPDATE given twice"),
+            b"UPDATE" => options.update = true,
+            b"PARTIAL" if options.partial.is_some() => return bad("PARTIAL given twice"),
+            b"PARTIAL" => match words.next().and_then(|r| partial_range(r)) {
+                Some(range) => options.partial = Some(range),
+                None => return bad("PARTIAL needs a range m:n of non-zero numbers"),
+            },
             other => {
                 return bad(&format!(
                     "unknown {name} return option {}",
@@ -165,9 +226,14 @@ fn search(mut p: Parser<'_>, tag: String, name: &str) -> Extended {
                 ));
             }
         }
+        named = true;
     }
-    if words.is_empty() {
+    // `RETURN ()`, or only the CONTEXT hint, is ALL (RFC 4731 §3.1).
+    if !named {
         options.all = true;
+    }
+    if options.all && options.partial.is_some() {
+        return bad("PARTIAL and ALL cannot be combined");
     }
     // The search criteria follow after one space; imap-codec checks them.
     if p.peek() != Some(b' ') {
@@ -939,7 +1005,21 @@ mod tests {
         assert_eq!(c, "a1 UID SORT (SUBJECT) UTF-8 ALL\r\n");
         let (o, _) = search_of("a1 SORT RETURN () (DATE) UTF-8 ALL\r\n");
         assert!(o.all);
-        assert!(bad_text(b"a1 SORT RETURN (PARTIAL 1:5) (DATE) UTF-8 ALL\r\n").contains("SORT"));
+        assert!(bad_text(b"a1 SORT RETURN (NOPE) (DATE) UTF-8 ALL\r\n").contains("SORT"));
+        // CONTEXT=SEARCH/SORT (RFC 5267 §4).
+        let (o, _) = search_of("a1 UID SORT RETURN (PARTIAL 7:3 update) (DATE) UTF-8 ALL\r\n");
+        assert_eq!((o.partial, o.update, o.all), (Some((3, 7)), true, false));
+        let (o, _) = search_of("a1 SEARCH RETURN (CONTEXT) ALL\r\n");
+        assert!(o.all && !o.update && o.partial.is_none());
+        let (o, _) = search_of("a1 SEARCH RETURN (UPDATE) ALL\r\n");
+        assert!(o.update && !o.all && o.answers());
+        assert_eq!(
+            recognise(b"a1 CANCELUPDATE \"b1\" \"b\\\"2\"\r\n"),
+            Extended::CancelUpdate {
+                tag: "a1".into(),
+                tags: vec!["b1".into(), "b\"2".into()]
+            }
+        );
     }
 
     fn substituted(input: &str, uids: &str, seqs: &str) -> String {
@@ -1025,7 +1105,16 @@ mod tests {
 
     #[test]
     fn search_return_errors() {
-        assert!(bad_text(b"a1 SEARCH RETURN (PARTIAL 1:5) ALL\r\n").contains("PARTIAL"));
+        assert!(bad_text(b"a1 SEARCH RETURN (PARTIAL 0:5) ALL\r\n").contains("PARTIAL"));
+        assert!(bad_text(b"a1 SEARCH RETURN (PARTIAL) ALL\r\n").contains("PARTIAL"));
+        assert!(bad_text(b"a1 SEARCH RETURN (PARTIAL 1:x) ALL\r\n").contains("PARTIAL"));
+        assert!(bad_text(b"a1 SEARCH RETURN (ALL PARTIAL 1:5) ALL\r\n").contains("ALL"));
+        assert!(bad_text(b"a1 SEARCH RETURN (PARTIAL 1:5 PARTIAL 2:3) ALL\r\n").contains("twice"));
+        assert!(bad_text(b"a1 SEARCH RETURN (UPDATE UPDATE) ALL\r\n").contains("twice"));
+        bad_text(b"a1 CANCELUPDATE\r\n");
+        bad_text(b"a1 CANCELUPDATE a1\r\n");
+        bad_text(b"a1 CANCELUPDATE \"a1\r\n");
+        bad_text(b"a1 CANCELUPDATE \"a1\" \r\n");
         bad_text(b"a1 SEARCH RETURN (MIN\r\n");
         bad_text(b"a1 SEARCH RETURN MIN ALL\r\n");
         bad_text(b"a1 SEARCH RETURN (MIN)\r\n");

@@ -17,9 +17,10 @@
 //!   store's change bus: an announcement for the selected mailbox marks the session dirty, and
 //!   before the next tagged reply (or at once, in IDLE) it reads what changed since its MODSEQ
 //!   (`Store::changes_since`) and reports EXISTS / EXPUNGE / FETCH (VANISHED instead of
-//!   EXPUNGE once the client enabled QRESYNC).
+//!   EXPUNGE once the client enabled QRESYNC). The same catch-up keeps the results of
+//!   `SEARCH`/`SORT RETURN (UPDATE)` current (`context.rs`, CONTEXT=SEARCH/SORT).
 //! - `extended.rs` recognises the command forms imap-codec cannot parse (`SEARCH RETURN`,
-//!   `SORT RETURN`, the extended LIST) before it sees them, after replacing `$` (SEARCHRES)
+//!   `SORT RETURN`, CANCELUPDATE, the extended LIST) before it sees them, after replacing `$` (SEARCHRES)
 //!   by the saved result's set (kept in `Selected::saved`); `forms.rs` recognises those of
 //!   MULTIAPPEND (`multiappend.rs`) and CREATE with USE (`create_special.rs`,
 //!   CREATE-SPECIAL-USE).
@@ -38,6 +39,7 @@
 //! Failed logins go through the shared throttle (delays, then a lock).
 
 mod compress;
+mod context;
 mod create_special;
 pub mod extended;
 mod fetch;
@@ -100,7 +102,7 @@ pub fn capabilities(imap: &Imap) -> String {
     format!(
         "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MULTIAPPEND MOVE \
          CHILDREN SPECIAL-USE CREATE-SPECIAL-USE METADATA METADATA-SERVER QUOTA QUOTA=RES-STORAGE \
-         APPENDLIMIT={} STATUS=SIZE SEARCHRES ESORT {} COMPRESS=DEFLATE BINARY CONDSTORE QRESYNC \
+         APPENDLIMIT={} STATUS=SIZE SEARCHRES ESORT CONTEXT=SEARCH CONTEXT=SORT {} COMPRESS=DEFLATE BINARY CONDSTORE QRESYNC \
          SORT ESEARCH LIST-EXTENDED LIST-STATUS UNAUTHENTICATE UTF8=ACCEPT",
         imap.max_message_size.min(u64::from(u32::MAX)),
         thread::CAPABILITIES,

@@ -408,6 +408,13 @@ impl<T: Transport> Session<T> {
                 "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset",
             ));
         }
+        if let Some(reply) = self.refuse_update(esearch.as_ref()) {
+            return Ok(reply);
+        }
+        let criteria_kept = esearch
+            .as_ref()
+            .is_some_and(|(_, o)| o.update)
+            .then(|| criteria.clone());
         let (found, modseq) = match self.matches(criteria, false, false).await {
             Ok(m) => m,
             Err(e) => {
@@ -427,6 +434,9 @@ impl<T: Transport> Session<T> {
             if options.answers() {
                 self.write_esearch(&tag, options, uid, &found, modseq);
             }
+            if options.update {
+                self.keep_context(tag, uid, None, criteria_kept, &found);
+            }
             return Ok(Reply::ok("SEARCH completed"));
         }
         let mut line = String::from("SEARCH");
@@ -445,7 +455,9 @@ impl<T: Transport> Session<T> {
     /// only the messages those name (the first and last of `found`, which is in result
     /// order: by UID for SEARCH, sort order for SORT); otherwise every match.
     fn save_result(&mut self, options: SearchReturn, found: &[(u32, SearchRow)]) {
-        let uids: Vec<u32> = if (options.min || options.max) && !(options.all || options.count) {
+        let ends_only = (options.min || options.max)
+            && !(options.all || options.count || options.partial.is_some() || options.update);
+        let uids: Vec<u32> = if ends_only {
             let mut ends = Vec::new();
             if options.min
                 && let Some((_, first)) = found.first()
@@ -532,6 +544,20 @@ impl<T: Transport> Session<T> {
             let numbers: Vec<u32> = found.iter().map(number).collect();
             out.text(" ALL ").text(&seqset::compact(&numbers));
         }
+        let part = options.partial.map(|range| (range, partial(found, range)));
+        if let Some(((first, last), part)) = &part {
+            out.text(" PARTIAL (")
+                .num(*first)
+                .text(":")
+                .num(*last)
+                .text(" ");
+            if part.is_empty() {
+                out.text("NIL)");
+            } else {
+                let numbers: Vec<u32> = part.iter().map(number).collect();
+                out.text(&seqset::compact(&numbers)).text(")");
+            }
+        }
         if modseq {
             let highest = if options.all || options.count {
                 found.iter().map(|(_, r)| r.modseq).max()
@@ -540,7 +566,12 @@ impl<T: Transport> Session<T> {
                     options.min.then(|| found.first()).flatten(),
                     options.max.then(|| found.last()).flatten(),
                 ];
-                ends.into_iter().flatten().map(|(_, r)| r.modseq).max()
+                let part = part.as_ref().map(|(_, p)| *p).unwrap_or_default();
+                ends.into_iter()
+                    .flatten()
+                    .chain(part)
+                    .map(|(_, r)| r.modseq)
+                    .max()
             };
             if let Some(m) = highest {
                 out.text(" MODSEQ ").num(m);
@@ -566,18 +597,15 @@ impl<T: Transport> Session<T> {
                 "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset",
             ));
         }
+        if let Some(reply) = self.refuse_update(esearch.as_ref()) {
+            return Ok(reply);
+        }
         let criteria = criteria.into_inner();
-        let addresses = criteria.iter().any(|c| {
-            matches!(
-                c.key,
-                SortKey::From
-                    | SortKey::To
-                    | SortKey::Cc
-                    | SortKey::DisplayFrom
-                    | SortKey::DisplayTo
-            )
-        });
-        let subject = criteria.iter().any(|c| matches!(c.key, SortKey::Subject));
+        let kept = esearch
+            .as_ref()
+            .is_some_and(|(_, o)| o.update)
+            .then(|| (criteria.clone(), search.clone()));
+        let (addresses, subject) = sort_needs(&criteria);
         let (found, modseq) = match self.matches(search, addresses, subject).await {
             Ok(m) => m,
             Err(e) => {
@@ -590,42 +618,7 @@ impl<T: Transport> Session<T> {
         if modseq {
             self.condstore = true;
         }
-        let empty = Envelope::default();
-        // Base subjects (RFC 5256 §2.1) once per message, not once per comparison.
-        let mut keyed: Vec<_> = found
-            .into_iter()
-            .map(|item| (subject.then(|| base_subject(&item.1.subject)), item))
-            .collect();
-        keyed.sort_by(|(base_a, (sa, a)), (base_b, (sb, b))| {
-            let (ea, eb) = (
-                a.envelope.as_ref().unwrap_or(&empty),
-                b.envelope.as_ref().unwrap_or(&empty),
-            );
-            for c in &criteria {
-                let ord = match c.key {
-                    SortKey::Arrival => a.internal_date.cmp(&b.internal_date),
-                    SortKey::Date => a
-                        .header_date
-                        .unwrap_or(a.internal_date)
-                        .cmp(&b.header_date.unwrap_or(b.internal_date)),
-                    SortKey::Size => a.size.cmp(&b.size),
-                    SortKey::Subject => base_a.cmp(base_b),
-                    SortKey::From | SortKey::DisplayFrom => {
-                        first_mailbox(&ea.from).cmp(&first_mailbox(&eb.from))
-                    }
-                    SortKey::To | SortKey::DisplayTo => {
-                        first_mailbox(&ea.to).cmp(&first_mailbox(&eb.to))
-                    }
-                    SortKey::Cc => first_mailbox(&ea.cc).cmp(&first_mailbox(&eb.cc)),
-                };
-                let ord = if c.reverse { ord.reverse() } else { ord };
-                if ord.is_ne() {
-                    return ord;
-                }
-            }
-            sa.cmp(sb)
-        });
-        let found: Vec<_> = keyed.into_iter().map(|(_, item)| item).collect();
+        let found = sorted(&criteria, found);
         // ESORT (RFC 5267 §3): the ESEARCH response, MIN and MAX the first and last in sort
         // order and ALL the sorted numbers, ranges only where they ascend one by one.
         if let Some((tag, options)) = esearch {
@@ -637,6 +630,9 @@ impl<T: Transport> Session<T> {
             if options.answers() {
                 self.write_esearch(&tag, options, uid, &found, modseq);
             }
+            if let Some((criteria, search)) = kept {
+                self.keep_context(tag, uid, Some(criteria), Some(search), &found);
+            }
             return Ok(Reply::ok("SORT completed"));
         }
         let mut line = String::from("SORT");
@@ -647,6 +643,71 @@ impl<T: Transport> Session<T> {
         self.out.untagged(&line);
         Ok(Reply::ok("SORT completed"))
     }
+}
+
+/// The matches at positions `first` to `last` (1-based, inclusive) of `found`, for PARTIAL
+/// (RFC 5267 §4.4): empty when the range starts past the end.
+fn partial(found: &[(u32, SearchRow)], (first, last): (u32, u32)) -> &[(u32, SearchRow)] {
+    let start = (first as usize).saturating_sub(1).min(found.len());
+    let end = (last as usize).min(found.len()).max(start);
+    found.get(start..end).unwrap_or_default()
+}
+
+/// What a sort needs loaded beside the search row: (the parsed envelope's addresses, the
+/// decoded subject).
+pub(super) fn sort_needs(criteria: &[SortCriterion]) -> (bool, bool) {
+    let addresses = criteria.iter().any(|c| {
+        matches!(
+            c.key,
+            SortKey::From | SortKey::To | SortKey::Cc | SortKey::DisplayFrom | SortKey::DisplayTo
+        )
+    });
+    let subject = criteria.iter().any(|c| matches!(c.key, SortKey::Subject));
+    (addresses, subject)
+}
+
+/// `found` in the order of the sort criteria (RFC 5256), ties by sequence number.
+pub(super) fn sorted(
+    criteria: &[SortCriterion],
+    found: Vec<(u32, SearchRow)>,
+) -> Vec<(u32, SearchRow)> {
+    let subject = sort_needs(criteria).1;
+    let empty = Envelope::default();
+    // Base subjects (RFC 5256 §2.1) once per message, not once per comparison.
+    let mut keyed: Vec<_> = found
+        .into_iter()
+        .map(|item| (subject.then(|| base_subject(&item.1.subject)), item))
+        .collect();
+    keyed.sort_by(|(base_a, (sa, a)), (base_b, (sb, b))| {
+        let (ea, eb) = (
+            a.envelope.as_ref().unwrap_or(&empty),
+            b.envelope.as_ref().unwrap_or(&empty),
+        );
+        for c in criteria {
+            let ord = match c.key {
+                SortKey::Arrival => a.internal_date.cmp(&b.internal_date),
+                SortKey::Date => a
+                    .header_date
+                    .unwrap_or(a.internal_date)
+                    .cmp(&b.header_date.unwrap_or(b.internal_date)),
+                SortKey::Size => a.size.cmp(&b.size),
+                SortKey::Subject => base_a.cmp(base_b),
+                SortKey::From | SortKey::DisplayFrom => {
+                    first_mailbox(&ea.from).cmp(&first_mailbox(&eb.from))
+                }
+                SortKey::To | SortKey::DisplayTo => {
+                    first_mailbox(&ea.to).cmp(&first_mailbox(&eb.to))
+                }
+                SortKey::Cc => first_mailbox(&ea.cc).cmp(&first_mailbox(&eb.cc)),
+            };
+            let ord = if c.reverse { ord.reverse() } else { ord };
+            if ord.is_ne() {
+                return ord;
+            }
+        }
+        sa.cmp(sb)
+    });
+    keyed.into_iter().map(|(_, item)| item).collect()
 }
 
 /// For the fuzzer (`fuzz/fuzz_targets/imap_search.rs`): decodes `input` as an IMAP command and,

@@ -20,6 +20,7 @@
 
 use std::collections::BTreeSet;
 
+use super::context::SearchContext;
 use super::uidmap::UidMap;
 use crate::store::{FlagState, Mailbox, MailboxChanges};
 
@@ -63,6 +64,9 @@ pub struct Selected {
     /// EXAMINE, gone with the selection. UIDs of expunged messages are dropped when `$` is
     /// read (`Session::saved_sets`); UIDs are never reused, so none can come back.
     pub saved: Vec<u32>,
+    /// The results kept up to date (CONTEXT=SEARCH/SORT, `context.rs`): gone with the
+    /// selection, as RFC 5267 §4.3 says.
+    pub contexts: Vec<SearchContext>,
 }
 
 impl Selected {
@@ -89,6 +93,7 @@ impl Selected {
             keywords: Vec::new(),
             own: Vec::new(),
             saved: Vec::new(),
+            contexts: Vec::new(),
         };
         let end = selected.max_uid().saturating_add(1);
         selected.add_recent(recent_from, end);

@@ -103,6 +103,8 @@ enum Decoded {
     Codec(Command<'static>, Option<SearchReturn>),
     List(String, ListCommand),
     Form(super::forms::Form),
+    /// CANCELUPDATE (CONTEXT=SEARCH): the command's tag and the tags it names.
+    CancelUpdate(String, Vec<String>),
 }
 
 pub struct Session<T> {
@@ -317,6 +319,7 @@ impl<T: Transport> Session<T> {
                     }
                 },
                 Extended::List { tag, list } => Ok(Decoded::List(tag, list)),
+                Extended::CancelUpdate { tag, tags } => Ok(Decoded::CancelUpdate(tag, tags)),
                 Extended::Bad { tag, text } => Err(Some((Some(tag), text))),
             };
             let result = match decoded {
@@ -337,6 +340,10 @@ impl<T: Transport> Session<T> {
                     result
                 }
                 Ok(Decoded::List(tag, list)) => self.execute_list(tag, list).await,
+                Ok(Decoded::CancelUpdate(tag, tags)) => {
+                    let reply = self.cancel_update(&tags);
+                    self.finish(&tag, true, false, Ok(reply)).await
+                }
                 Ok(Decoded::Form(form)) => {
                     let tag = form.tag().to_string();
                     let result = self.execute_form(form).await;

@@ -159,7 +159,13 @@ impl<T: Transport> Session<T> {
             return Ok(());
         };
         let updates = selected.apply(changes, allow_expunge);
-        write_updates(&mut self.out, selected, &updates, condstore, qresync);
+        // Kept results (CONTEXT=SEARCH) lose their expunged messages while the sequence
+        // numbers still name them, and learn of new matches after EXISTS.
+        self.contexts_expunged(&updates);
+        if let Some(selected) = &self.selected {
+            write_updates(&mut self.out, selected, &updates, condstore, qresync);
+        }
+        self.contexts_refresh().await;
         Ok(())
     }
 }

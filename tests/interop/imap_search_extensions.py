@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Python's imaplib against Mailroom's search extensions, with raw commands as a client
 library sends them: substring SEARCH (BODY/TEXT inside words, any header field), SEARCHRES
-(SEARCH RETURN (SAVE), then $ in FETCH, UID STORE, SEARCH, UID COPY) and ESORT (SORT RETURN).
+(SEARCH RETURN (SAVE), then $ in FETCH, UID STORE, SEARCH, UID COPY), ESORT (SORT RETURN)
+and CONTEXT=SEARCH/SORT (PARTIAL, UPDATE, CANCELUPDATE).
 
 The test (tests/it/imap/search.rs) delivers five messages first: "report N" from
 sN@example.net, an `X-Ticket: QZ-N0N` header, a body "line asdfghjklN end" and N*100 bytes
@@ -69,6 +70,27 @@ ok(imap._simple_command("UID", "SORT", "RETURN", "(ALL)", "(SIZE)", "UTF-8", "2:
    "UID SORT RETURN")
 esearch = untagged(imap, "ESEARCH")
 check(len(esearch) == 1 and esearch[0].endswith("UID ALL 2:4"), f"UID ESORT -> {esearch}")
+
+# CONTEXT=SEARCH/SORT (RFC 5267 §4): PARTIAL, then a result kept up to date until
+# CANCELUPDATE.
+check("CONTEXT=SEARCH" in caps and "CONTEXT=SORT" in caps, f"capabilities {caps}")
+ok(imap._simple_command("SORT", "RETURN", "(PARTIAL 2:3)", "(REVERSE SIZE)", "UTF-8", "ALL"),
+   "SORT RETURN (PARTIAL 2:3)")
+esearch = untagged(imap, "ESEARCH")
+check(len(esearch) == 1 and esearch[0].endswith("PARTIAL (2:3 4,3)"), f"PARTIAL -> {esearch}")
+tag = imap._command("UID", "SEARCH", "RETURN", "(ALL UPDATE)", "FLAGGED")
+ok(imap._command_complete("UID", tag), "UID SEARCH RETURN (ALL UPDATE)")
+esearch = untagged(imap, "ESEARCH")
+check(len(esearch) == 1 and esearch[0].endswith("UID ALL 2,4"), f"UPDATE answer -> {esearch}")
+ok(imap.uid("STORE", "5", "+FLAGS", "(\\Flagged)"), "UID STORE 5 +FLAGS")
+ok(imap.noop(), "NOOP")
+esearch = untagged(imap, "ESEARCH")
+check(any(e.endswith("UID ADDTO (0 5)") for e in esearch), f"ADDTO after a change -> {esearch}")
+imaplib.Commands["CANCELUPDATE"] = ("SELECTED",)
+ok(imap._simple_command("CANCELUPDATE", '"' + tag.decode() + '"'), "CANCELUPDATE")
+ok(imap.uid("STORE", "5", "-FLAGS", "(\\Flagged)"), "UID STORE 5 -FLAGS")
+ok(imap.noop(), "NOOP")
+check(untagged(imap, "ESEARCH") == [], "no updates after CANCELUPDATE")
 
 ok(imap.delete("Saved"), "DELETE Saved")
 imap.logout()

@@ -8,6 +8,7 @@
 //! MULTIAPPEND (RFC 3502), `special_use` CREATE-SPECIAL-USE (RFC 6154), and `interop` runs
 //! Python's imaplib and mbsync.
 
+mod context;
 mod deviations;
 mod extended;
 mod interop;

@@ -110,8 +110,8 @@ async fn esearch_return_options() {
     // Refusals: unknown options, bad criteria (SAVE is SEARCHRES: `imap::search`).
     for (command, expect) in [
         (
-            "SEARCH RETURN (PARTIAL 1:10) ALL",
-            "x BAD unknown SEARCH return option PARTIAL",
+            "SEARCH RETURN (RELEVANCY) ALL",
+            "x BAD unknown SEARCH return option RELEVANCY",
         ),
         (
             "SEARCH RETURN (MIN)",
