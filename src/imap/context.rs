@@ -5,9 +5,10 @@
 //!
 //! - `* ESEARCH (TAG "t") [UID] REMOVEFROM (…)` for expunged messages, written before the
 //!   `EXPUNGE` responses so sequence numbers still name them;
-//! - then, after `EXISTS` and the flag changes, the search is run again over the session's
-//!   view and the difference sent: `REMOVEFROM` for messages that no longer match (a flag
-//!   changed) and `ADDTO` for new matches.
+//! - then, after `EXISTS` and the flag changes, the messages that changed (new ones, new
+//!   flags) are searched again and the difference sent: `REMOVEFROM` for those that no longer
+//!   match and `ADDTO` for new matches. Nothing else can change a match (the other keys are
+//!   fixed properties of a message), so the cost follows the change, not the mailbox.
 //!
 //! Positions: an unsorted SEARCH result has none, so its updates carry position 0 and one set
 //! (as Dovecot does). A SORT result names each message's position: `REMOVEFROM` lists them
@@ -19,8 +20,8 @@
 //! Bounds: at most [`MAX_CONTEXTS`] kept results per session; one more, or criteria with
 //! message sequence numbers (which renumber as messages go, so the result could not be kept
 //! meaningfully), gets `* NO [NOUPDATE "t"]` and an ordinary answer (RFC 5267 §4.3 lets a
-//! server decline). Each update runs each kept search once, so the cost per change is bounded
-//! by that number. Results end with CANCELUPDATE or when the mailbox is closed (they live in
+//! server decline). Each catch-up searches the changed messages once per kept result; a SORT
+//! result that gains messages reads its rows again to place them. Results end with CANCELUPDATE or when the mailbox is closed (they live in
 //! `Selected`).
 
 use std::collections::{HashMap, HashSet};
@@ -182,66 +183,98 @@ impl<T: Transport> Session<T> {
         selected.contexts = contexts;
     }
 
-    /// After the catch-up's responses: runs each kept search again over the session's view
-    /// and sends the difference (`REMOVEFROM`, then `ADDTO`).
-    pub(super) async fn contexts_refresh(&mut self) {
+    /// After the catch-up's responses: looks again at the messages that changed (`changed`:
+    /// new or with new flags, ascending UIDs) and sends how each kept result changed
+    /// (`REMOVEFROM`, then `ADDTO`). A SEARCH result costs one search over the changed
+    /// messages; a SORT result that gains messages is sorted again to place them.
+    pub(super) async fn contexts_refresh(&mut self, changed: &[u32]) {
         let Some(selected) = self.selected.as_mut() else {
             return;
         };
-        if selected.contexts.is_empty() {
+        if selected.contexts.is_empty() || changed.is_empty() {
             return;
         }
         let mut contexts = std::mem::take(&mut selected.contexts);
         for context in &mut contexts {
-            let (addresses, subject) = context
-                .sort
-                .as_deref()
-                .map(super::search::sort_needs)
-                .unwrap_or_default();
-            let found = match self
-                .matches(context.criteria.clone(), addresses, subject)
-                .await
-            {
-                Ok((found, _)) => found,
-                Err(e) => {
-                    // The next catch-up tries again; the client keeps the result it has.
-                    tracing::warn!("imap: updating a kept search result failed: {e}");
-                    continue;
-                }
-            };
-            let found = match &context.sort {
-                Some(criteria) => sorted(criteria, found),
-                None => found,
-            };
-            let seqs: HashMap<u32, u32> = found.iter().map(|(seq, row)| (row.uid, *seq)).collect();
-            let Some(selected) = self.selected.as_ref() else {
-                break;
-            };
-            let removed: Vec<(usize, u32, u32)> = context
-                .result
-                .iter()
-                .enumerate()
-                .filter(|(_, uid)| !seqs.contains_key(uid))
-                .map(|(i, &uid)| (i, uid, selected.seq(uid).unwrap_or(0)))
-                .collect();
-            let old: HashSet<u32> = context.result.iter().copied().collect();
-            let added: Vec<(usize, u32, u32)> = found
-                .iter()
-                .enumerate()
-                .filter(|(_, (_, row))| !old.contains(&row.uid))
-                .map(|(i, (seq, row))| (i, row.uid, *seq))
-                .collect();
-            if !removed.is_empty() {
-                write_removed(&mut self.out, context, &removed);
+            if let Err(e) = self.refresh(context, changed).await {
+                // The next catch-up looks again; the client keeps the result it has.
+                tracing::warn!("imap: updating a kept search result failed: {e}");
             }
-            if !added.is_empty() {
-                write_added(&mut self.out, context, &added);
-            }
-            context.result = found.iter().map(|(_, row)| row.uid).collect();
         }
         if let Some(selected) = self.selected.as_mut() {
             selected.contexts = contexts;
         }
+    }
+
+    async fn refresh(
+        &mut self,
+        context: &mut SearchContext,
+        changed: &[u32],
+    ) -> Result<(), crate::store::StoreError> {
+        let (addresses, subject) = context
+            .sort
+            .as_deref()
+            .map(super::search::sort_needs)
+            .unwrap_or_default();
+        let criteria = context.criteria.clone();
+        let (matching, _) = self
+            .matches(criteria.clone(), addresses, subject, Some(changed))
+            .await?;
+        let matching: HashMap<u32, u32> =
+            matching.iter().map(|(seq, row)| (row.uid, *seq)).collect();
+        let Some(selected) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        let held: HashSet<u32> = context.result.iter().copied().collect();
+        let removed: Vec<(usize, u32, u32)> = context
+            .result
+            .iter()
+            .enumerate()
+            .filter(|(_, uid)| changed.binary_search(uid).is_ok() && !matching.contains_key(uid))
+            .map(|(i, &uid)| (i, uid, selected.seq(uid).unwrap_or(0)))
+            .collect();
+        if !removed.is_empty() {
+            write_removed(&mut self.out, context, &removed);
+            let gone: HashSet<u32> = removed.iter().map(|&(_, uid, _)| uid).collect();
+            context.result.retain(|uid| !gone.contains(uid));
+        }
+        let mut new: Vec<u32> = matching
+            .keys()
+            .copied()
+            .filter(|uid| !held.contains(uid))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        new.sort_unstable();
+        let added: Vec<(usize, u32, u32)> = match &context.sort {
+            None => {
+                // Ascending UIDs, the new ones above or among the old ones.
+                context.result.extend(&new);
+                context.result.sort_unstable();
+                new.iter()
+                    .map(|uid| (0, *uid, matching.get(uid).copied().unwrap_or(0)))
+                    .collect()
+            }
+            Some(order) => {
+                let mut all: Vec<u32> = context.result.iter().chain(&new).copied().collect();
+                all.sort_unstable();
+                let (rows, _) = self
+                    .matches(criteria, addresses, subject, Some(&all))
+                    .await?;
+                let rows = sorted(order, rows);
+                context.result = rows.iter().map(|(_, row)| row.uid).collect();
+                rows.iter()
+                    .enumerate()
+                    .filter(|(_, (_, row))| new.binary_search(&row.uid).is_ok())
+                    .map(|(i, (seq, row))| (i, row.uid, *seq))
+                    .collect()
+            }
+        };
+        if !added.is_empty() {
+            write_added(&mut self.out, context, &added);
+        }
+        Ok(())
     }
 }
 

@@ -295,11 +295,14 @@ fn first_mailbox(list: &[Address]) -> String {
 
 impl<T: Transport> Session<T> {
     /// Runs a search: the matching rows with their sequence numbers, by ascending sequence.
+    /// `only` (ascending UIDs) limits it to those messages: a kept result (`context.rs`)
+    /// looks again only at what changed.
     pub(super) async fn matches(
         &mut self,
         criteria: Vec1<SearchKey<'static>>,
         envelope: bool,
         subject: bool,
+        only: Option<&[u32]>,
     ) -> Result<(Vec<(u32, SearchRow)>, bool), crate::store::StoreError> {
         let key = match criteria.as_ref() {
             [one] => one.clone(),
@@ -334,7 +337,8 @@ impl<T: Transport> Session<T> {
         };
         let mut req = Required::default();
         required(&key, &mut req);
-        let candidates: Option<Vec<u32>> = req.texts.iter().fold(None, |acc, k| {
+        let start = only.map(<[u32]>::to_vec);
+        let candidates: Option<Vec<u32>> = req.texts.iter().fold(start, |acc, k| {
             let uids = texts.get(k).cloned().unwrap_or_default();
             Some(match acc {
                 None => uids,
@@ -385,7 +389,9 @@ impl<T: Transport> Session<T> {
             .into_iter()
             .filter_map(|row| {
                 let seq = selected.seq(row.uid)?;
-                (!selected.is_expunged(row.uid) && eval(&key, &row, seq, &ctx))
+                // The store may drop a long `only` list and scan (see `search_rows`).
+                let wanted = only.is_none_or(|o| o.binary_search(&row.uid).is_ok());
+                (wanted && !selected.is_expunged(row.uid) && eval(&key, &row, seq, &ctx))
                     .then_some((seq, row))
             })
             .collect();
@@ -415,7 +421,7 @@ impl<T: Transport> Session<T> {
             .as_ref()
             .is_some_and(|(_, o)| o.update)
             .then(|| criteria.clone());
-        let (found, modseq) = match self.matches(criteria, false, false).await {
+        let (found, modseq) = match self.matches(criteria, false, false, None).await {
             Ok(m) => m,
             Err(e) => {
                 if save {
@@ -606,7 +612,7 @@ impl<T: Transport> Session<T> {
             .is_some_and(|(_, o)| o.update)
             .then(|| (criteria.clone(), search.clone()));
         let (addresses, subject) = sort_needs(&criteria);
-        let (found, modseq) = match self.matches(search, addresses, subject).await {
+        let (found, modseq) = match self.matches(search, addresses, subject, None).await {
             Ok(m) => m,
             Err(e) => {
                 if save {

@@ -47,7 +47,7 @@ impl<T: Transport> Session<T> {
             ));
         }
         let references = algorithm == Algorithm::References;
-        let (found, _) = self.matches(criteria, references, true).await?;
+        let (found, _) = self.matches(criteria, references, true, None).await?;
         let mut refs: HashMap<u32, String> = HashMap::new();
         if references && !found.is_empty() {
             let uids: Vec<u32> = found.iter().map(|(_, r)| r.uid).collect();

@@ -158,6 +158,7 @@ impl<T: Transport> Session<T> {
         let Some(selected) = &mut self.selected else {
             return Ok(());
         };
+        let changed: Vec<u32> = changes.changed.iter().map(|c| c.uid).collect();
         let updates = selected.apply(changes, allow_expunge);
         // Kept results (CONTEXT=SEARCH) lose their expunged messages while the sequence
         // numbers still name them, and learn of new matches after EXISTS.
@@ -165,7 +166,7 @@ impl<T: Transport> Session<T> {
         if let Some(selected) = &self.selected {
             write_updates(&mut self.out, selected, &updates, condstore, qresync);
         }
-        self.contexts_refresh().await;
+        self.contexts_refresh(&changed).await;
         Ok(())
     }
 }
