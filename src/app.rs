@@ -25,6 +25,9 @@ const WEB_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 /// Meta key set once the first start has created the domain and the admin account.
 const INITIALIZED: &str = "initialized";
+/// The admin address whose generated password has not been shown yet: a start that created
+/// it but never got to print it (it failed, or was killed) makes a new one next time.
+const FIRST_LOGIN_PENDING: &str = "first_login_pending";
 const SRS_SECRET: &str = "srs_secret";
 
 /// The first login, created on first start.
@@ -55,6 +58,16 @@ impl Running {
     /// The first bound address of a listener kind.
     pub fn addr(&self, kind: &str) -> Option<SocketAddr> {
         self.addresses.get(kind).and_then(|a| a.first().copied())
+    }
+
+    /// Records that the first login was shown (printed by `serve`), so later starts do not
+    /// make a new password.
+    pub async fn first_login_shown(&self) -> anyhow::Result<()> {
+        self.store
+            .set_meta(INITIALIZED, &crate::store::now().to_string())
+            .await?;
+        self.store.delete_meta(FIRST_LOGIN_PENDING).await?;
+        Ok(())
     }
 
     /// Stops accepting, lets sessions finish within the grace period, closes the store.
@@ -123,7 +136,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             config.limits.min_free_space
         );
     }
-    let first_login = first_start(&store, &config).await?;
     // Domains from before DKIM (or added while keys could not be made) get their keys now.
     let keyed = store.ensure_dkim_keys().await?;
     if keyed > 0 {
@@ -234,6 +246,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         listeners.push(Listener::bind(kind, addr, security, handler).await?);
     }
 
+    // Every listener is bound: only now is the admin account made, so a start that fails on
+    // a port in use does not leave an account whose password nobody saw.
+    let first_login = first_start(&store, &config).await?;
     let mut addresses: BTreeMap<&'static str, Vec<SocketAddr>> = BTreeMap::new();
     let mut tasks = JoinSet::new();
     for listener in listeners {
@@ -341,6 +356,8 @@ async fn srs_secret(store: &Store) -> anyhow::Result<Vec<u8>> {
 
 /// On the very first start: the configured domain and `admin@<domain>` with a random password,
 /// returned so `serve` can print it once.
+/// The first start's admin account: made when no admin exists, with a generated password
+/// that `serve` prints; made again (a new password) while the last one was never shown.
 async fn first_start(store: &Store, config: &Config) -> anyhow::Result<Option<FirstLogin>> {
     if store.meta(INITIALIZED).await?.is_some() {
         return Ok(None);
@@ -349,11 +366,18 @@ async fn first_start(store: &Store, config: &Config) -> anyhow::Result<Option<Fi
         store.add_domain(&config.domain).await?;
     }
     let address = format!("admin@{}", config.domain);
-    let login = if store.account_by_address(&address).await?.is_none()
-        && !store.accounts(None).await?.iter().any(|a| a.is_admin)
-    {
-        let pw = password::generate();
-        let hash = password::hash(&pw).await?;
+    let pending = store.meta(FIRST_LOGIN_PENDING).await?;
+    let exists = store.account_by_address(&address).await?.is_some();
+    let fresh = !exists && !store.accounts(None).await?.iter().any(|a| a.is_admin);
+    if !(fresh || (exists && pending.as_deref() == Some(address.as_str()))) {
+        store
+            .set_meta(INITIALIZED, &crate::store::now().to_string())
+            .await?;
+        return Ok(None);
+    }
+    let pw = password::generate();
+    let hash = password::hash(&pw).await?;
+    if fresh {
         store
             .create_account(NewAccount {
                 address: &address,
@@ -362,17 +386,14 @@ async fn first_start(store: &Store, config: &Config) -> anyhow::Result<Option<Fi
                 is_admin: true,
             })
             .await?;
-        Some(FirstLogin {
-            address,
-            password: pw,
-        })
     } else {
-        None
-    };
-    store
-        .set_meta(INITIALIZED, &crate::store::now().to_string())
-        .await?;
-    Ok(login)
+        store.set_password_hash(&address, &hash).await?;
+    }
+    store.set_meta(FIRST_LOGIN_PENDING, &address).await?;
+    Ok(Some(FirstLogin {
+        address,
+        password: pw,
+    }))
 }
 
 /// Writes the event counts (see `store::events`) once a minute and at shutdown.

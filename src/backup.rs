@@ -16,10 +16,83 @@ use crate::config::Config;
 use crate::store::Store;
 
 /// What a backup (or a restore) holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub messages: i64,
     pub bytes: u64,
+    /// Each account's address and message count.
+    pub accounts: Vec<(String, i64)>,
+}
+
+/// A backup written by [`backup_into`]: where, what it holds, and the older ones removed.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub path: PathBuf,
+    pub summary: Summary,
+    pub removed: Vec<PathBuf>,
+}
+
+/// The name of a dated backup: `mailroom-<UTC date and time>.db`, so names sort by age.
+const PREFIX: &str = "mailroom-";
+const SUFFIX: &str = ".db";
+
+/// Writes a checked backup into `dir` (created if needed) as
+/// `mailroom-YYYYMMDD-HHMMSS-mmm.db` (UTC, milliseconds)
+/// and keeps the newest `keep` of the dated backups there (0: all). Only files named that way
+/// are ever removed.
+pub async fn backup_into(store: &Store, dir: &Path, keep: usize) -> anyhow::Result<Written> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let format = time::macros::format_description!(
+        "[year][month][day]-[hour][minute][second]-[subsecond digits:3]"
+    );
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(&format)
+        .context("cannot format the date")?;
+    let path = dir.join(format!("{PREFIX}{stamp}{SUFFIX}"));
+    let summary = backup(store, &path).await?;
+    let mut removed = Vec::new();
+    if keep > 0 {
+        let mut dated = dated_backups(dir)?;
+        // Newest first: names sort by time.
+        dated.sort_by(|a, b| b.cmp(a));
+        for old in dated.into_iter().skip(keep) {
+            std::fs::remove_file(&old)
+                .with_context(|| format!("cannot remove {}", old.display()))?;
+            removed.push(old);
+        }
+    }
+    Ok(Written {
+        path,
+        summary,
+        removed,
+    })
+}
+
+/// The dated backups in `dir` (see [`backup_into`]).
+pub fn dated_backups(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let dated = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.strip_suffix(SUFFIX))
+            .is_some_and(|stamp| {
+                stamp.len() == 19
+                    && stamp.bytes().enumerate().all(|(i, b)| {
+                        if i == 8 || i == 15 {
+                            b == b'-'
+                        } else {
+                            b.is_ascii_digit()
+                        }
+                    })
+            });
+        if dated && entry.file_type()?.is_file() {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
 }
 
 /// Makes `dest` a checked copy of the live database. `dest` must not exist.
@@ -43,18 +116,52 @@ pub async fn backup(store: &Store, dest: &Path) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// Checks a database file: SQLite's integrity check, then counts its messages.
+/// Checks a database file: SQLite's integrity check, then counts its messages and accounts.
 pub async fn check(path: &Path) -> anyhow::Result<Summary> {
-    let messages = Store::check_file(path).await?;
+    let contents = Store::check_file(path).await?;
     let bytes = std::fs::metadata(path)?.len();
-    Ok(Summary { messages, bytes })
+    Ok(Summary {
+        messages: contents.messages,
+        bytes,
+        accounts: contents.accounts,
+    })
 }
 
-/// Replaces the database of `config` with the backup `src`, after checking it. The current
-/// database is kept beside it as `mailroom.db.before-restore-<unix time>`.
-pub async fn restore(config: &Config, src: &Path) -> anyhow::Result<Summary> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+/// Files of the data at rest that others than the owner may read: the data directory, the
+/// database and its WAL, and the backups in `backups` (the last backup's directory).
+pub fn exposed(config: &Config, backups: Option<&Path>) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let db = config.database_path();
+    let mut paths = vec![
+        config.data_dir.clone(),
+        db.clone(),
+        PathBuf::from(format!("{}-wal", db.display())),
+    ];
+    if let Some(dir) = backups {
+        paths.extend(dated_backups(dir).unwrap_or_default());
+    }
+    paths
+        .into_iter()
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o077 != 0))
+        .collect()
+}
+
+/// Replaces the database of `config` with the backup `src`, after checking it and asking
+/// `confirm` with what it holds (false: nothing is replaced). The data directory must exist
+/// (`mailroom init` makes it); the current database is kept beside it as
+/// `mailroom.db.before-restore-<unix time>`.
+pub async fn restore(
+    config: &Config,
+    src: &Path,
+    confirm: impl FnOnce(&Summary) -> anyhow::Result<bool>,
+) -> anyhow::Result<Summary> {
+    if !config.data_dir.is_dir() {
+        bail!(
+            "there is no data directory {}: run `mailroom init` first, or give the \
+             configuration of the server you mean with --config",
+            config.data_dir.display()
+        );
+    }
     let _lock = ServerLock::acquire(&config.data_dir).map_err(|_| {
         anyhow::anyhow!(
             "a Mailroom server is running on {}; stop it first (systemctl stop mailroom)",
@@ -64,6 +171,9 @@ pub async fn restore(config: &Config, src: &Path) -> anyhow::Result<Summary> {
     let summary = check(src)
         .await
         .with_context(|| format!("{} is not a usable backup", src.display()))?;
+    if !confirm(&summary)? {
+        bail!("nothing was replaced");
+    }
     let db = config.database_path();
     if db.exists() {
         let kept = PathBuf::from(format!(

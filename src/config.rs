@@ -34,10 +34,14 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The name this server gives itself in SMTP greetings, Received headers and certificates.
+    #[serde(default = "default_hostname")]
     pub hostname: String,
-    /// The mail domain created on first start, together with `admin@<domain>`.
+    /// The mail domain created on first start, together with `admin@<domain>`. Left out: the
+    /// hostname without its first label (`mail.example.org` gives `example.org`).
+    #[serde(default)]
     pub domain: String,
     /// Where the database (and the self-signed certificate, the ACME cache) live.
+    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     #[serde(default)]
     pub listen: Listen,
@@ -65,8 +69,27 @@ pub struct WebConfig {
     pub metrics_token: Option<String>,
 }
 
+fn default_hostname() -> String {
+    "localhost".into()
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+/// The documented default domain for `hostname`: without its first label when it has three
+/// or more (`mail.example.org` gives `example.org`), else the hostname itself.
+fn default_domain(hostname: &str) -> String {
+    let labels: Vec<&str> = hostname.trim_end_matches('.').split('.').collect();
+    match labels.split_first() {
+        Some((_, rest)) if rest.len() >= 2 => rest.join("."),
+        _ => hostname.trim_end_matches('.').to_string(),
+    }
+}
+
 /// One address list per protocol; an empty list turns the listener off, port 0 picks a port.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A key left out gets the documented trial default (loopback, unprivileged port).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Listen {
     pub smtp: Vec<SocketAddr>,
@@ -78,6 +101,25 @@ pub struct Listen {
     pub pop3s: Vec<SocketAddr>,
     pub http: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
+}
+
+impl Default for Listen {
+    /// The listeners of `default.toml`: each on 127.0.0.1 on an unprivileged port, no HTTPS
+    /// (a test keeps the two equal).
+    fn default() -> Self {
+        let at = |port: u16| vec![SocketAddr::from(([127, 0, 0, 1], port))];
+        Listen {
+            smtp: at(2525),
+            submission: at(2587),
+            submissions: at(2465),
+            imap: at(2143),
+            imaps: at(2993),
+            pop3: at(2110),
+            pop3s: at(2995),
+            http: at(8080),
+            https: Vec::new(),
+        }
+    }
 }
 
 impl Listen {
@@ -337,11 +379,15 @@ impl Config {
         }
     }
 
+    /// Parses a configuration file; keys it leaves out get their documented defaults.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: describe_toml_error(text, &e),
         })?;
+        if config.domain.is_empty() {
+            config.domain = default_domain(&config.hostname);
+        }
         config.validate().map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
             message,
@@ -570,6 +616,34 @@ fn toml_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn left_out_keys_get_the_documented_defaults() {
+        let c = Config::parse("hostname = \"mail.example.org\"\n", Path::new("t")).unwrap();
+        assert_eq!(c.domain, "example.org");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        let e = Config::embedded();
+        let same = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+            assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        };
+        same(&c.listen, &e.listen);
+        same(&c.tls, &e.tls);
+        same(&c.dns, &e.dns);
+        same(&c.queue, &e.queue);
+        same(&c.inbound, &e.inbound);
+        same(&c.limits, &e.limits);
+        same(&c.auth, &e.auth);
+        same(&c.web, &e.web);
+        let c = Config::parse("[listen]\nsmtp = []\n", Path::new("t")).unwrap();
+        assert_eq!(
+            (c.hostname.as_str(), c.domain.as_str()),
+            ("localhost", "localhost")
+        );
+        assert!(c.listen.smtp.is_empty());
+        same(&c.listen.imap, &e.listen.imap);
+        assert_eq!(default_domain("example.org"), "example.org");
+        assert_eq!(default_domain("a.b.example.org."), "b.example.org");
+    }
 
     #[test]
     fn embedded_default_parses() {

@@ -10,6 +10,13 @@ use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // Everything Mailroom writes holds mail, password hashes, DKIM keys or sessions: the data
+    // directory is created 0700 and the database, its WAL, certificates and backups 0600,
+    // whoever runs the command (the systemd unit sets the same UMask).
+    // SAFETY: umask only swaps the process's file-creation mask; no threads exist yet.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -29,7 +36,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::one_line(&e));
             ExitCode::from(1)
         }
     }

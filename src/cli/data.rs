@@ -5,34 +5,71 @@ use std::path::Path;
 
 use anyhow::bail;
 
-use mailroom::config::{self, Config};
+use mailroom::config;
 use mailroom::store::Store;
 
 use super::open;
 
-/// Copies the database to `dest` while the server runs, then checks the copy.
-pub async fn backup(path: Option<&Path>, dest: &Path) -> anyhow::Result<()> {
+/// Writes a dated, checked backup into `dir` and keeps the newest `keep`.
+pub async fn backup(path: Option<&Path>, dir: &Path, keep: usize) -> anyhow::Result<()> {
     let store = open(path).await?;
-    let summary = mailroom::backup::backup(&store, dest).await?;
+    let written = mailroom::backup::backup_into(&store, dir, keep).await;
     store.close().await;
+    let written = written?;
     println!(
-        "backed up {} messages ({}) to {}; integrity check ok",
-        summary.messages,
-        config::format_size(summary.bytes),
-        dest.display()
+        "backed up {} messages of {} accounts ({}) to {}; integrity check ok",
+        written.summary.messages,
+        written.summary.accounts.len(),
+        config::format_size(written.summary.bytes),
+        written.path.display()
     );
+    for old in &written.removed {
+        println!("removed the older backup {}", old.display());
+    }
     Ok(())
 }
 
-/// Replaces the database with the backup `src` (refused while the server runs).
-pub async fn restore(path: Option<&Path>, src: &Path) -> anyhow::Result<()> {
-    let config = Config::load_or_default(path)?;
-    let summary = mailroom::backup::restore(&config, src).await?;
+/// Replaces the database with the backup `src` (refused while the server runs), after
+/// showing what the backup holds and, unless `yes`, asking.
+pub async fn restore(path: Option<&Path>, src: &Path, yes: bool) -> anyhow::Result<()> {
+    let located = super::locate(path, false)?;
+    let config = &located.config;
+    let db = config.database_path();
+    eprintln!(
+        "mailroom: configuration {}, database {}",
+        located.source,
+        db.display()
+    );
+    super::owner::act_as_owner(&config.data_dir)?;
+    let confirm = |summary: &mailroom::backup::Summary| {
+        println!(
+            "{} holds {} messages ({}) in {} accounts:",
+            src.display(),
+            summary.messages,
+            config::format_size(summary.bytes),
+            summary.accounts.len()
+        );
+        for (address, messages) in &summary.accounts {
+            println!("  {address}: {messages} messages");
+        }
+        if yes {
+            return Ok(true);
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!("add --yes to replace {} without being asked", db.display());
+        }
+        print!("Replace {} with it? [y/N] ", db.display());
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+    };
+    let summary = mailroom::backup::restore(config, src, confirm).await?;
     println!(
         "restored {} messages from {} into {}",
         summary.messages,
         src.display(),
-        config.database_path().display()
+        db.display()
     );
     Ok(())
 }

@@ -19,7 +19,8 @@ pub struct InitArgs {
     /// The first mail domain, e.g. example.org.
     #[arg(long)]
     domain: String,
-    /// Where the data lives.
+    /// Where the database is created (the package makes this directory, owned by the
+    /// `mailroom` user; run as root, init hands what it creates there to that owner).
     #[arg(long, default_value = "/var/lib/mailroom")]
     data_dir: PathBuf,
     /// Overwrite an existing configuration file.
@@ -28,7 +29,7 @@ pub struct InitArgs {
 }
 
 pub async fn init(path: Option<&Path>, args: InitArgs) -> anyhow::Result<()> {
-    let path = path.unwrap_or(Path::new("/etc/mailroom/mailroom.toml"));
+    let path = path.unwrap_or(Path::new(super::SYSTEM_CONFIG));
     if path.exists() && !args.force {
         bail!(
             "{} already exists; use --force to overwrite it",
@@ -70,7 +71,9 @@ pub async fn init(path: Option<&Path>, args: InitArgs) -> anyhow::Result<()> {
     let records =
         mailroom::records::domain_records(&config.hostname, &config.domain, keys.as_ref())?;
     store.close().await;
+    super::owner::give_to_owner(&config.data_dir)?;
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    super::owner::readable_by_service(path)?;
 
     println!("Wrote {}.", path.display());
     match password {
@@ -87,6 +90,19 @@ pub async fn init(path: Option<&Path>, args: InitArgs) -> anyhow::Result<()> {
     print!("{}", mailroom::records::zone_file(&records));
     println!("and a PTR record for the server's addresses naming {host}.");
     println!();
-    println!("Then: systemctl enable --now mailroom");
+    println!("Next:");
+    println!(
+        "  1. Publish the records above at your DNS provider (and the PTR record at your host)."
+    );
+    if path == Path::new(super::SYSTEM_CONFIG) {
+        println!("  2. Start the server:  systemctl enable --now mailroom");
+    } else {
+        println!(
+            "  2. Start the server:  mailroom serve --config {}",
+            path.display()
+        );
+    }
+    println!("  3. Sign in at https://{host}/admin as {admin}.");
+    println!("  4. Check that all is well:  mailroom status");
     Ok(())
 }

@@ -4,16 +4,26 @@
 //! mode, so a SIGHUP never terminates the server).
 
 use std::io::Write;
+use std::path::Path;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use mailroom::config::Config;
 
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+use super::Located;
+
+pub async fn serve(located: Located) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM during start-up must still mean a clean stop, and a SIGHUP
     // then must not end the process (its default action).
     let mut signals = Signals::new()?;
-    let running = mailroom::app::start(config).await?;
+    let config = located.config;
+    tracing::info!(
+        "configuration {}, database {}",
+        located.source,
+        config.database_path().display()
+    );
+    let running = mailroom::app::start(config.clone()).await?;
+    warn_exposed(&running, &config).await;
     if let Some(login) = &running.first_login {
         // Printed once, on stdout, never logged.
         println!();
@@ -22,7 +32,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         println!("    password: {}", login.password);
         println!("  Keep it now; it is not shown again (change it with `mailroom user passwd`).");
         println!();
-        let _ = std::io::stdout().flush();
+        if std::io::stdout().flush().is_ok() {
+            running.first_login_shown().await?;
+        }
     }
     // Every listener is bound: tell systemd (Type=notify) the service is up.
     notify_systemd("READY=1\nSTATUS=serving mail");
@@ -32,6 +44,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     running.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Warns of data at rest others may read (the data directory, the database and its WAL, the
+/// last backup's directory): made before Mailroom set its umask, or changed by hand.
+async fn warn_exposed(running: &mailroom::app::Running, config: &Config) {
+    let last = running
+        .store
+        .meta(mailroom::backup::LAST_BACKUP)
+        .await
+        .ok()
+        .flatten();
+    // "<unix time> <path>", see `backup::backup`.
+    let backups = last
+        .as_deref()
+        .and_then(|v| v.split_once(' '))
+        .and_then(|(_, p)| Path::new(p).parent().map(Path::to_path_buf));
+    for path in mailroom::backup::exposed(config, backups.as_deref()) {
+        tracing::warn!(
+            "{} can be read by other users of this machine (it holds mail, password hashes or \
+             keys): chmod go-rwx {}",
+            path.display(),
+            path.display()
+        );
+    }
 }
 
 /// The signals `serve` handles.

@@ -291,6 +291,14 @@ fn refuse_empty(path: &Path) -> Result<()> {
     )))
 }
 
+/// What a database file holds, for a backup's or a restore's report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileContents {
+    pub messages: i64,
+    /// Each account's address and message count.
+    pub accounts: Vec<(String, i64)>,
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     /// An existing file of zero bytes is refused (see [`refuse_empty`]).
@@ -448,6 +456,14 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    pub async fn delete_meta(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM meta WHERE key = ?")
+            .bind(key)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Brings the schema up to date. Migrations are forward-only and sqlx runs each in a
@@ -563,8 +579,8 @@ impl Store {
         Ok(())
     }
 
-    /// Checks the database file at `path` (SQLite's integrity check) and counts its messages.
-    pub async fn check_file(path: &Path) -> Result<i64> {
+    /// Checks the database file at `path` (SQLite's integrity check) and says what it holds.
+    pub async fn check_file(path: &Path) -> Result<FileContents> {
         use sqlx::ConnectOptions;
         let mut conn = SqliteConnectOptions::new()
             .filename(path)
@@ -580,7 +596,11 @@ impl Store {
         let messages: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
             .fetch_one(&mut conn)
             .await?;
-        Ok(messages)
+        let accounts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT address, message_count FROM accounts ORDER BY address")
+                .fetch_all(&mut conn)
+                .await?;
+        Ok(FileContents { messages, accounts })
     }
 
     /// For `/healthz`: a read, a write transaction begun and rolled back (what failed on a

@@ -66,12 +66,16 @@ async fn a_backup_under_smtp_load_restores_every_acknowledged_message() {
 
     // A live server's data directory cannot be restored over.
     let live = crate::harness::config(server.dir.path());
-    let err = mailroom::backup::restore(&live, &dest).await.unwrap_err();
+    let err = mailroom::backup::restore(&live, &dest, |_| Ok(true))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("running"), "{err}");
 
     let fresh = tempfile::tempdir().unwrap();
     let config = crate::harness::config(fresh.path());
-    let restored = mailroom::backup::restore(&config, &dest).await.unwrap();
+    let restored = mailroom::backup::restore(&config, &dest, |_| Ok(true))
+        .await
+        .unwrap();
     assert_eq!(restored.messages, summary.messages);
     let store = Store::open(&config.database_path()).await.unwrap();
     let texts = crate::harness::inbox_texts(&store, "bob@example.org")
@@ -85,7 +89,11 @@ async fn a_backup_under_smtp_load_restores_every_acknowledged_message() {
     // A file that is not a database is refused, and nothing is replaced.
     let junk = fresh.path().join("junk.db");
     std::fs::write(&junk, b"not a database").unwrap();
-    assert!(mailroom::backup::restore(&config, &junk).await.is_err());
+    assert!(
+        mailroom::backup::restore(&config, &junk, |_| Ok(true))
+            .await
+            .is_err()
+    );
     assert_eq!(
         mailroom::backup::check(&config.database_path())
             .await

@@ -28,6 +28,21 @@ impl Cli {
             ),
         )
         .unwrap();
+        // Admin commands never create a database (only `serve` and `init` do): make it the
+        // way a first start does. On a thread of its own: some tests are async.
+        let db = data.join("mailroom.db");
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                mailroom::store::Store::open(&db)
+                    .await
+                    .unwrap()
+                    .close()
+                    .await;
+            });
+        })
+        .join()
+        .unwrap();
         Cli { dir, config }
     }
 
@@ -75,9 +90,12 @@ impl Cli {
         let out = self.run_with_stdin(args, stdin);
         assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {out:?}");
         let err = String::from_utf8(out.stderr).unwrap();
-        assert!(err.starts_with("error: "), "{err}");
         assert!(!err.contains("panicked"), "{err}");
-        err
+        // The one error line (after the line naming the configuration and database).
+        err.lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_else(|| panic!("no error line in {err}"))
+            .to_string()
     }
 }
 
@@ -458,26 +476,159 @@ async fn queue_list_retry_and_drop() {
 
 #[test]
 fn backup_and_restore() {
+    use std::os::unix::fs::PermissionsExt;
     let cli = Cli::new();
     cli.ok(&["domain", "add", "example.org"]);
     cli.ok(&["user", "add", "bob@example.org"]);
-    let dest = cli.dir.path().join("bk/one.db");
-    let dest = dest.to_str().unwrap();
-    let out = cli.ok(&["backup", dest]);
+    let dir = cli.dir.path().join("bk");
+    let dir_arg = dir.to_str().unwrap();
+    let out = cli.ok(&["backup", dir_arg]);
     assert!(
-        out.contains("backed up 0 messages") && out.contains("integrity check ok"),
+        out.contains("backed up 0 messages of 1 accounts") && out.contains("integrity check ok"),
         "{out}"
     );
-    assert!(cli.fails(&["backup", dest], "").contains("exists"));
+    let made = mailroom::backup::dated_backups(&dir).unwrap();
+    assert_eq!(made.len(), 1, "{made:?}");
+    let mode = std::fs::metadata(&made[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "a backup is for its owner only");
+    // --keep: the newest N dated backups stay; other files are never touched.
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    for _ in 0..3 {
+        cli.ok(&["backup", dir_arg, "--keep", "2"]);
+    }
+    assert_eq!(mailroom::backup::dated_backups(&dir).unwrap().len(), 2);
+    assert!(dir.join("notes.txt").exists());
+    let dest = mailroom::backup::dated_backups(&dir).unwrap().remove(0);
+    let dest = dest.to_str().unwrap();
+
     cli.ok(&["user", "remove", "bob@example.org"]);
-    let out = cli.ok(&["restore", dest]);
-    assert!(out.contains("restored 0 messages"), "{out}");
+    // Without a terminal to ask on, restore says what the backup holds and wants --yes.
+    let err = cli.fails(&["restore", dest], "");
+    assert!(err.contains("--yes"), "{err}");
+    let out = cli.run(&["restore", dest]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("bob@example.org: 0 messages"),
+        "{out:?}"
+    );
+    assert!(
+        !cli.ok(&["user", "list"]).contains("bob@example.org"),
+        "nothing replaced"
+    );
+    let out = cli.ok(&["restore", dest, "--yes"]);
+    assert!(
+        out.contains("holds 0 messages") && out.contains("restored 0 messages"),
+        "{out}"
+    );
     assert!(
         cli.ok(&["user", "list"]).contains("bob@example.org"),
         "bob is back"
     );
     let missing = cli.dir.path().join("nope.db");
-    cli.fails(&["restore", missing.to_str().unwrap()], "");
+    cli.fails(&["restore", missing.to_str().unwrap(), "--yes"], "");
+    // A file that is not a database: one line, its cause said once.
+    let junk = cli.dir.path().join("junk.db");
+    std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+    let err = cli.fails(&["restore", junk.to_str().unwrap(), "--yes"], "");
+    assert_eq!(err.matches("not a database").count(), 1, "{err}");
+}
+
+/// Commands other than `serve` and `init` act on the production data or refuse: without a
+/// configuration (no --config, no /etc/mailroom/mailroom.toml) they work only where a trial's
+/// ./data exists, and never create a database.
+#[test]
+fn admin_commands_refuse_to_act_on_nothing() {
+    if Path::new("/etc/mailroom/mailroom.toml").exists() {
+        eprintln!("skipped: this machine has a production configuration");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mailroom"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("MAILROOM_CONFIG")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["user", "list"][..],
+        &["import", "a@localhost", "x.mbox"],
+        &["restore", "x.db", "--yes"],
+        &["status"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no configuration found"), "{args:?}: {err}");
+    }
+    // A trial directory without a database: named, and not created.
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let out = run(&["user", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the embedded trial configuration, database ./data/mailroom.db")
+            && err.contains("there is no database at ./data/mailroom.db"),
+        "{err}"
+    );
+    assert!(!dir.path().join("data/mailroom.db").exists());
+}
+
+#[test]
+fn check_config_reports_every_problem_with_its_key() {
+    let cli = Cli::new();
+    std::fs::write(
+        &cli.config,
+        "hostname = \"mail.example.org\"\ndata_dir = \"/proc/mailroom-data\"\n\
+         [listen]\nsmtp = [\"0.0.0.0:2525\"]\nimap = [\"127.0.0.1:2525\"]\n\
+         [tls]\nmode = \"files\"\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n",
+    )
+    .unwrap();
+    let out = cli.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[0].contains("data_dir /proc/mailroom-data"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].contains("[listen] imap = 127.0.0.1:2525 shares its address with smtp"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].contains("[tls] cert/key") && lines[2].contains("/nonexistent/cert.pem"),
+        "{stdout}"
+    );
+    // Only some keys: the rest are the documented defaults (domain from the hostname).
+    std::fs::write(
+        &cli.config,
+        "hostname = \"mail.example.org\"\n[listen]\nsmtp = []\n",
+    )
+    .unwrap();
+    let out = cli.ok(&["check-config"]);
+    assert!(out.contains("domain example.org, data in ./data"), "{out}");
+}
+
+#[test]
+fn status_says_what_needs_attention() {
+    let cli = Cli::new();
+    let out = cli.run(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for fact in [
+        "server:      not running",
+        "queue:       empty",
+        "certificate: self-signed",
+        "last backup: never",
+        "database:    ",
+        "needs attention:",
+        "the server is not running",
+        "no backup was ever made",
+    ] {
+        assert!(stdout.contains(fact), "{fact} in {stdout}");
+    }
 }
 
 #[test]

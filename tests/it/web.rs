@@ -70,6 +70,8 @@ async fn first_start_creates_the_admin_once() {
         .login("test", ip, &login.address, &login.password)
         .await
         .unwrap();
+    // `serve` says it printed the password.
+    running.first_login_shown().await.unwrap();
     running.shutdown().await;
 
     let running = mailroom::app::start(config).await.unwrap();
@@ -79,6 +81,61 @@ async fn first_start_creates_the_admin_once() {
         .login("test", ip, &login.address, &login.password)
         .await
         .unwrap();
+    running.shutdown().await;
+}
+
+/// A first start whose password was never shown (it failed or was killed before printing it)
+/// makes a new one at the next start; the lost one no longer works. A start that cannot bind
+/// its listeners creates no account at all.
+#[tokio::test]
+async fn an_unshown_first_password_is_made_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::harness::config(dir.path());
+    // A port in use: the start fails before any account exists.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    config.listen.imap = vec![taken.local_addr().unwrap()];
+    assert!(mailroom::app::start(config.clone()).await.is_err());
+    let store = mailroom::store::Store::open(&config.database_path())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .account_by_address("admin@localhost")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.close().await;
+    drop(taken);
+    config.listen.imap = vec!["127.0.0.1:0".parse().unwrap()];
+
+    let running = mailroom::app::start(config.clone()).await.unwrap();
+    let lost = running.first_login.clone().expect("admin created");
+    running.shutdown().await;
+    let running = mailroom::app::start(config.clone()).await.unwrap();
+    let shown = running
+        .first_login
+        .clone()
+        .expect("a new password, the last was never shown");
+    assert_eq!(shown.address, lost.address);
+    assert_ne!(shown.password, lost.password);
+    let ip = "127.0.0.1".parse().unwrap();
+    assert!(
+        running
+            .auth
+            .login("test", ip, &lost.address, &lost.password)
+            .await
+            .is_err()
+    );
+    running
+        .auth
+        .login("test", ip, &shown.address, &shown.password)
+        .await
+        .unwrap();
+    running.first_login_shown().await.unwrap();
+    running.shutdown().await;
+    let running = mailroom::app::start(config).await.unwrap();
+    assert!(running.first_login.is_none());
     running.shutdown().await;
 }
 
