@@ -305,10 +305,17 @@ impl Store {
     pub async fn open(path: &Path) -> Result<Store> {
         refuse_empty(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Invalid(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            use std::os::unix::fs::DirBuilderExt;
+            // Mail, password hashes, keys: the owner's only, whatever the umask.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    StoreError::Invalid(format!("cannot create {}: {e}", dir.display()))
+                })?;
         }
+        let new = !path.exists();
         let url = format!("sqlite://{}", path.display());
         let base = SqliteConnectOptions::from_str(&url)?
             .journal_mode(SqliteJournalMode::Wal)
@@ -332,6 +339,13 @@ impl Store {
             .after_release(|conn, _| Box::pin(replace_if_in_transaction(conn)))
             .connect_with(base.clone().create_if_missing(true))
             .await?;
+        if new {
+            // The WAL and shared-memory files SQLite makes later take the database's mode.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |e| StoreError::Invalid(format!("cannot restrict {}: {e}", path.display())),
+            )?;
+        }
         migrate(&writer, path).await?;
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get().max(4));
         let reader = SqlitePoolOptions::new()

@@ -385,10 +385,10 @@ fn serve_prints_the_admin_login_once_and_stops_on_sigterm() {
                 bound.push(rest.to_string());
             }
         }
-        (child, bound)
+        (child, bound, rx)
     };
 
-    let (child, bound) = start();
+    let (child, bound, _) = start();
     assert!(
         bound.iter().any(|b| b.starts_with("https on 127.0.0.1:")),
         "{bound:?}"
@@ -410,12 +410,27 @@ fn serve_prints_the_admin_login_once_and_stops_on_sigterm() {
     assert!(stdout.contains("login:    admin@example.org"), "{stdout}");
     assert!(stdout.contains("password: "), "{stdout}");
 
-    let (child, _) = start();
+    // Data at rest is for the service user only (the process's umask is 077).
+    use std::os::unix::fs::PermissionsExt;
+    let data = cli.dir.path().join("data");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data.join("mailroom.db")), 0o600);
+    assert_eq!(mode(&data.join("tls")), 0o700);
+    // A data directory opened up by hand is warned about at the next start.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (child, _, rx) = start();
     let out = stop(child);
     assert!(out.status.success());
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains("password"),
         "printed only once"
+    );
+    let logged: Vec<String> = rx.iter().collect();
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("can be read by other users") && l.contains("/data")),
+        "{logged:?}"
     );
 }
 

@@ -30,6 +30,7 @@ mod metrics;
 mod net;
 mod outbound;
 mod ownership;
+mod package;
 mod pop3;
 mod smtp;
 mod smtp_interop;
