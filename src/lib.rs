@@ -16,6 +16,7 @@
 //! - [`store`]: the only place with SQL: accounts, mailboxes, the one delivery path, blobs.
 //! - [`smtp`]: inbound MX and submission sessions, inbound SPF/DKIM/DMARC checks, and the
 //!   outbound client.
+//! - [`spam`]: the spam filter's pure parts: message tokens and the Bayesian classifier.
 //! - [`queue`]: the outbound worker: MX delivery, retries, DSNs.
 //! - [`dkim`]: DKIM signatures for mail from our domains, added before anything is queued.
 //! - [`srs`]: the Sender Rewriting Scheme for forwarded mail and the bounces that come back.
@@ -50,6 +51,7 @@ pub mod queue;
 pub mod records;
 pub mod shutdown;
 pub mod smtp;
+pub mod spam;
 pub mod srs;
 pub mod store;
 pub mod submission;
