@@ -34,6 +34,7 @@ mod listing;
 mod mailboxes;
 mod messages;
 mod metadata;
+mod pending_sign_ins;
 mod queue;
 pub mod quota;
 mod recent;
@@ -78,6 +79,8 @@ pub use metadata::{
 };
 pub use queue::{Outbound, QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{HeaderField, SearchRow, TextField};
+pub use pending_sign_ins::{MAX_ATTEMPTS, NewPending, PENDING_SECS, Pending};
+pub use second_factor::{NewPasskey, Passkey, REQUIRE_ADMINS, TotpSecret};
 pub use sessions::{WebSession, random_token};
 pub use sign_ins::SignIn;
 pub use special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};
