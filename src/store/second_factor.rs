@@ -374,3 +374,25 @@ async fn replace_recovery_codes(
     }
     Ok(())
 }
+
+impl Store {
+    /// Ends the web sessions of every account that must have a second factor and has none,
+    /// when a requirement is switched on: they sign in again, and get only the set-up page.
+    /// Returns how many sessions ended.
+    pub async fn end_sessions_lacking_second_factor(&self) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE account_id IN (
+                 SELECT a.id FROM accounts a JOIN domains d ON d.id = a.domain_id
+                 WHERE (d.require_two_factor != 0
+                        OR (a.is_admin != 0
+                            AND EXISTS (SELECT 1 FROM meta WHERE key = ? AND value = '1')))
+                   AND NOT EXISTS (SELECT 1 FROM totp t
+                                   WHERE t.account_id = a.id AND t.confirmed_at IS NOT NULL)
+                   AND NOT EXISTS (SELECT 1 FROM passkeys p WHERE p.account_id = a.id))",
+        )
+        .bind(REQUIRE_ADMINS)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}

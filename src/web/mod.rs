@@ -15,6 +15,7 @@ mod login;
 pub mod mail;
 mod metrics;
 pub mod sanitize;
+mod second_step;
 pub mod session;
 
 use std::sync::Arc;

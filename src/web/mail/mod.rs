@@ -14,6 +14,7 @@ mod list;
 mod mobileconfig;
 mod read;
 mod settings;
+mod two_factor;
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -55,6 +56,8 @@ pub fn router() -> Router<WebState> {
         .route("/mail/settings/profile", post(settings::profile))
         .route("/mail/settings/password", post(settings::password))
         .route("/mail/events", get(events::stream))
+        .merge(two_factor::routes())
+        .merge(super::second_step::routes(Area::Mail))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
@@ -275,6 +278,9 @@ fn notice(code: &str) -> Option<&'static str> {
         "folder-deleted" => "The folder and its messages were deleted.",
         "password" => "Your password was changed.",
         "profile" => "Saved.",
+        "totp-off" => "Sign-in with an authenticator app is off.",
+        "passkey-added" => "The passkey was added.",
+        "passkey-removed" => "The passkey was removed.",
         _ => return None,
     })
 }
