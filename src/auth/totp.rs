@@ -106,9 +106,17 @@ mod tests {
         let secret = new_secret();
         let now = 1_700_000_015i64;
         let step = now / 30;
-        for (offset, expect) in [(-30i64, Some(step - 1)), (0, Some(step)), (30, Some(step + 1))] {
+        for (offset, expect) in [
+            (-30i64, Some(step - 1)),
+            (0, Some(step)),
+            (30, Some(step + 1)),
+        ] {
             let code = code_at(&secret, (now + offset) as u64).unwrap();
-            assert_eq!(matching_step(&secret, &code, now), expect, "offset {offset}");
+            assert_eq!(
+                matching_step(&secret, &code, now),
+                expect,
+                "offset {offset}"
+            );
         }
         for offset in [-90i64, -60, 60, 90] {
             let code = code_at(&secret, (now + offset) as u64).unwrap();
@@ -136,6 +144,9 @@ mod tests {
         assert!(url.contains("issuer=mail.example.org"), "{url}");
         let svg = qr_svg(&url).unwrap();
         assert!(svg.contains("<svg") && svg.contains("<path"), "{svg}");
-        assert_eq!(secret_text(&secret).replace(' ', ""), totp_rs::Secret::from(secret).to_base32());
+        assert_eq!(
+            secret_text(&secret).replace(' ', ""),
+            totp_rs::Secret::from(secret).to_base32()
+        );
     }
 }

@@ -181,7 +181,9 @@ pub fn verify_registration(
         .ok_or(WebauthnError::Malformed("attestationObject"))?;
     let parsed = parse_auth_data(rp, &auth_data)?;
     if parsed.flags & AT == 0 {
-        return Err(WebauthnError::Malformed("authenticatorData (no credential)"));
+        return Err(WebauthnError::Malformed(
+            "authenticatorData (no credential)",
+        ));
     }
     let bad = WebauthnError::Malformed("attested credential data");
     let (_aaguid, rest) = parsed.rest.split_at_checked(16).ok_or(bad.clone())?;
@@ -243,7 +245,10 @@ enum CoseKey {
     /// Uncompressed SEC1 point.
     Es256(Vec<u8>),
     Ed25519(Vec<u8>),
-    Rs256 { n: Vec<u8>, e: Vec<u8> },
+    Rs256 {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
 }
 
 impl CoseKey {
@@ -286,9 +291,7 @@ impl CoseKey {
             },
             // kty RSA, alg RS256.
             (Some(3), Some(-257)) => match (bytes(-1), bytes(-2)) {
-                (Some(n), Some(e)) if !n.is_empty() && !e.is_empty() => {
-                    Ok(CoseKey::Rs256 { n, e })
-                }
+                (Some(n), Some(e)) if !n.is_empty() && !e.is_empty() => Ok(CoseKey::Rs256 { n, e }),
                 _ => Err(bad),
             },
             _ => Err(WebauthnError::Unsupported("algorithm")),
@@ -364,7 +367,12 @@ mod tests {
         ]));
         Authenticator {
             cose,
-            sign: Box::new(move |m| pair.sign(&SystemRandom::new(), m).unwrap().as_ref().to_vec()),
+            sign: Box::new(move |m| {
+                pair.sign(&SystemRandom::new(), m)
+                    .unwrap()
+                    .as_ref()
+                    .to_vec()
+            }),
         }
     }
 
@@ -383,7 +391,12 @@ mod tests {
         }
     }
 
-    fn auth_data(rp_id: &str, flags: u8, count: u32, credential: Option<(&[u8], &[u8])>) -> Vec<u8> {
+    fn auth_data(
+        rp_id: &str,
+        flags: u8,
+        count: u32,
+        credential: Option<(&[u8], &[u8])>,
+    ) -> Vec<u8> {
         let mut d = Sha256::digest(rp_id.as_bytes()).to_vec();
         d.push(flags);
         d.extend_from_slice(&count.to_be_bytes());
@@ -427,7 +440,13 @@ mod tests {
             signed.extend_from_slice(&Sha256::digest(&cd));
             let sig = (a.sign)(&signed);
             let ok = verify_assertion(RP, &challenge, &cd, &ad, &sig, &reg.public_key, true);
-            assert_eq!(ok, Ok(Asserted { sign_count: 7, user_verified: true }));
+            assert_eq!(
+                ok,
+                Ok(Asserted {
+                    sign_count: 7,
+                    user_verified: true
+                })
+            );
 
             // Each check refuses what it must.
             let other = new_challenge();
@@ -462,7 +481,9 @@ mod tests {
             let mut signed = no_uv.clone();
             signed.extend_from_slice(&Sha256::digest(&cd));
             let sig = (a.sign)(&signed);
-            assert!(verify_assertion(RP, &challenge, &cd, &no_uv, &sig, &reg.public_key, false).is_ok());
+            assert!(
+                verify_assertion(RP, &challenge, &cd, &no_uv, &sig, &reg.public_key, false).is_ok()
+            );
             assert_eq!(
                 verify_assertion(RP, &challenge, &cd, &no_uv, &sig, &reg.public_key, true),
                 Err(WebauthnError::Flag("verify the user"))

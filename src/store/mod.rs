@@ -77,9 +77,9 @@ pub use metadata::{
     MAX_ENTRIES as MAX_METADATA_ENTRIES, MAX_VALUE as MAX_METADATA_VALUE, MetadataLimit,
     MetadataOwner,
 };
+pub use pending_sign_ins::{MAX_ATTEMPTS, NewPending, PENDING_SECS, Pending};
 pub use queue::{Outbound, QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{HeaderField, SearchRow, TextField};
-pub use pending_sign_ins::{MAX_ATTEMPTS, NewPending, PENDING_SECS, Pending};
 pub use second_factor::{NewPasskey, Passkey, REQUIRE_ADMINS, TotpSecret};
 pub use sessions::{WebSession, random_token};
 pub use sign_ins::SignIn;

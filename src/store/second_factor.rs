@@ -102,18 +102,18 @@ impl Store {
         .bind(domain.trim().trim_end_matches('.'))
         .fetch_optional(&self.reader)
         .await?;
-        on.map(|v| v != 0).ok_or_else(|| StoreError::NotFound(format!("domain {domain}")))
+        on.map(|v| v != 0)
+            .ok_or_else(|| StoreError::NotFound(format!("domain {domain}")))
     }
 
     /// Requires (or stops requiring) a second factor of every account of `domain`.
     pub async fn set_domain_requires_second_factor(&self, domain: &str, on: bool) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE domains SET require_two_factor = ? WHERE name = ? COLLATE NOCASE",
-        )
-        .bind(on)
-        .bind(domain.trim().trim_end_matches('.'))
-        .execute(&self.writer)
-        .await?;
+        let done =
+            sqlx::query("UPDATE domains SET require_two_factor = ? WHERE name = ? COLLATE NOCASE")
+                .bind(on)
+                .bind(domain.trim().trim_end_matches('.'))
+                .execute(&self.writer)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("domain {domain}")));
         }
@@ -129,12 +129,11 @@ impl Store {
 
     /// The account's TOTP secret, confirmed or being set up.
     pub async fn totp(&self, account_id: i64) -> Result<Option<TotpSecret>> {
-        let row: Option<(Vec<u8>, Option<i64>, i64)> = sqlx::query_as(
-            "SELECT secret, confirmed_at, last_step FROM totp WHERE account_id = ?",
-        )
-        .bind(account_id)
-        .fetch_optional(&self.reader)
-        .await?;
+        let row: Option<(Vec<u8>, Option<i64>, i64)> =
+            sqlx::query_as("SELECT secret, confirmed_at, last_step FROM totp WHERE account_id = ?")
+                .bind(account_id)
+                .fetch_optional(&self.reader)
+                .await?;
         Ok(row.map(|(secret, confirmed_at, last_step)| TotpSecret {
             secret,
             confirmed: confirmed_at.is_some(),

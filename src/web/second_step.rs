@@ -115,7 +115,11 @@ pub async fn after_password(
             challenge: &[],
         })
         .await?;
-    let page = if purpose == SECOND { "second" } else { "enroll" };
+    let page = if purpose == SECOND {
+        "second"
+    } else {
+        "enroll"
+    };
     Ok((
         [(
             header::SET_COOKIE,
@@ -218,7 +222,11 @@ pub struct CodeForm {
 }
 
 /// Which second factor a typed code is, and whether it was right (and unused).
-async fn check_code(state: &WebState, account_id: i64, code: &str) -> Result<(bool, &'static str), WebError> {
+async fn check_code(
+    state: &WebState,
+    account_id: i64,
+    code: &str,
+) -> Result<(bool, &'static str), WebError> {
     if recovery::looks_like_code(code) {
         let hash = recovery::hash(account_id, code);
         return Ok((
@@ -253,7 +261,11 @@ pub async fn second_submit(
         let account = account.clone();
         async move {
             Ok::<Response, WebError>(
-                (status, second_page(area, &state, &account, Some(error)).await?).into_response(),
+                (
+                    status,
+                    second_page(area, &state, &account, Some(error)).await?,
+                )
+                    .into_response(),
             )
         }
     };
@@ -322,10 +334,16 @@ pub async fn second_passkey_options(
 ) -> Result<Response, WebError> {
     session::same_origin(&headers)?;
     let Some((token, _, Some(account))) = pending(&state, &headers, area, SECOND).await? else {
-        return Ok(json_error(StatusCode::FORBIDDEN, "The sign-in expired. Start again."));
+        return Ok(json_error(
+            StatusCode::FORBIDDEN,
+            "The sign-in expired. Start again.",
+        ));
     };
     let challenge = webauthn::new_challenge();
-    state.store.set_pending_challenge(&token, &challenge).await?;
+    state
+        .store
+        .set_pending_challenge(&token, &challenge)
+        .await?;
     let allow = state
         .store
         .passkeys(account.id)
@@ -489,7 +507,10 @@ pub async fn second_passkey(
 ) -> Result<Response, WebError> {
     session::same_origin(&headers)?;
     let Some((token, p, Some(account))) = pending(&state, &headers, area, SECOND).await? else {
-        return Ok(json_error(StatusCode::FORBIDDEN, "The sign-in expired. Start again."));
+        return Ok(json_error(
+            StatusCode::FORBIDDEN,
+            "The sign-in expired. Start again.",
+        ));
     };
     let ok = check_assertion(&state, client, &headers, &p, &f, false).await?;
     record(&state, client, account.id, "passkey", ok.is_some()).await;
@@ -514,11 +535,17 @@ pub async fn passkey_submit(
 ) -> Result<Response, WebError> {
     session::same_origin(&headers)?;
     let Some((token, p, None)) = pending(&state, &headers, area, PASSKEY_LOGIN).await? else {
-        return Ok(json_error(StatusCode::FORBIDDEN, "The sign-in expired. Start again."));
+        return Ok(json_error(
+            StatusCode::FORBIDDEN,
+            "The sign-in expired. Start again.",
+        ));
     };
     // One assertion per challenge, whatever its outcome.
     if !state.store.end_pending(&token).await? {
-        return Ok(json_error(StatusCode::FORBIDDEN, "The sign-in expired. Start again."));
+        return Ok(json_error(
+            StatusCode::FORBIDDEN,
+            "The sign-in expired. Start again.",
+        ));
     }
     let Some(passkey) = check_assertion(&state, client, &headers, &p, &f, true).await? else {
         return Ok(json_error(
@@ -621,11 +648,16 @@ pub async fn enroll_submit(
         return Ok(start_over(area, client));
     };
     let step = match state.store.totp(account.id).await? {
-        Some(t) if !t.confirmed => totp::matching_step(&t.secret, f.code.trim(), crate::store::now()),
+        Some(t) if !t.confirmed => {
+            totp::matching_step(&t.secret, f.code.trim(), crate::store::now())
+        }
         _ => None,
     };
     let codes = recovery::new_codes();
-    let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(account.id, c)).collect();
+    let hashes: Vec<String> = codes
+        .iter()
+        .map(|c| recovery::hash(account.id, c))
+        .collect();
     let confirmed = match step {
         Some(step) => state.store.confirm_totp(account.id, step, &hashes).await?,
         None => false,
@@ -639,7 +671,9 @@ pub async fn enroll_submit(
             area,
             &state,
             &account,
-            Some(format!("This code is wrong ({left} attempts left). Type the code the app shows now.")),
+            Some(format!(
+                "This code is wrong ({left} attempts left). Type the code the app shows now."
+            )),
         )
         .await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
@@ -661,9 +695,9 @@ pub async fn enroll_submit(
 /// The routes of the second step and of passkey sign-in under `area`'s base (`/mail/login/…`,
 /// `/admin/login/…`), merged by the area's router so its headers (CSP, no-store) apply.
 pub fn routes(area: Area) -> axum::Router<WebState> {
+    use axum::Form;
     use axum::extract::State;
     use axum::routing::{get, post};
-    use axum::Form;
     let base = area.base();
     axum::Router::new()
         .route(
@@ -672,9 +706,10 @@ pub fn routes(area: Area) -> axum::Router<WebState> {
                 second_form(area, s, c, h)
             })
             .post(
-                move |State(s): State<WebState>, c: Client, h: HeaderMap, Form(f): Form<CodeForm>| {
-                    second_submit(area, s, c, h, f)
-                },
+                move |State(s): State<WebState>,
+                      c: Client,
+                      h: HeaderMap,
+                      Form(f): Form<CodeForm>| { second_submit(area, s, c, h, f) },
             ),
         )
         .route(
@@ -689,13 +724,18 @@ pub fn routes(area: Area) -> axum::Router<WebState> {
                 move |State(s): State<WebState>,
                       c: Client,
                       h: HeaderMap,
-                      Form(f): Form<AssertionForm>| { second_passkey(area, s, c, h, f) },
+                      Form(f): Form<AssertionForm>| {
+                    second_passkey(area, s, c, h, f)
+                },
             ),
         )
         .route(
             &format!("{base}/login/passkey/options"),
             post(
-                move |State(s): State<WebState>, c: Client, h: HeaderMap, Form(f): Form<TokenForm>| {
+                move |State(s): State<WebState>,
+                      c: Client,
+                      h: HeaderMap,
+                      Form(f): Form<TokenForm>| {
                     passkey_options(area, s, c, h, f)
                 },
             ),
@@ -706,7 +746,9 @@ pub fn routes(area: Area) -> axum::Router<WebState> {
                 move |State(s): State<WebState>,
                       c: Client,
                       h: HeaderMap,
-                      Form(f): Form<AssertionForm>| { passkey_submit(area, s, c, h, f) },
+                      Form(f): Form<AssertionForm>| {
+                    passkey_submit(area, s, c, h, f)
+                },
             ),
         )
         .route(
@@ -715,9 +757,10 @@ pub fn routes(area: Area) -> axum::Router<WebState> {
                 enroll_form(area, s, c, h)
             })
             .post(
-                move |State(s): State<WebState>, c: Client, h: HeaderMap, Form(f): Form<CodeForm>| {
-                    enroll_submit(area, s, c, h, f)
-                },
+                move |State(s): State<WebState>,
+                      c: Client,
+                      h: HeaderMap,
+                      Form(f): Form<CodeForm>| { enroll_submit(area, s, c, h, f) },
             ),
         )
 }

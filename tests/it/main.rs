@@ -36,6 +36,7 @@ mod smtp_interop;
 mod store;
 mod submission_checks;
 mod throttle;
+mod two_factor;
 mod upgrade;
 mod web;
 mod web_client;

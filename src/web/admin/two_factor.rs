@@ -14,7 +14,13 @@ use super::super::{WebError, WebState};
 use super::{Admin, NoFields, Posted, done, url_encode};
 use crate::store::{Audit, REQUIRE_ADMINS};
 
-fn audit<'a>(admin: &'a Admin, ip: &'a str, action: &'a str, target: &'a str, detail: &'a str) -> Audit<'a> {
+fn audit<'a>(
+    admin: &'a Admin,
+    ip: &'a str,
+    action: &'a str,
+    target: &'a str,
+    detail: &'a str,
+) -> Audit<'a> {
     Audit {
         actor: &admin.0.account.address,
         ip,
@@ -83,7 +89,13 @@ pub(super) async fn require_for_domain(
     let detail = if f.on() { "required" } else { "not required" };
     state
         .store
-        .audit(audit(&admin, &ip, "domain.require_two_factor", &domain.name, detail))
+        .audit(audit(
+            &admin,
+            &ip,
+            "domain.require_two_factor",
+            &domain.name,
+            detail,
+        ))
         .await?;
     Ok(done(
         &format!("/admin/domains/{}", url_encode(&domain.name)),
@@ -115,7 +127,13 @@ pub(super) async fn require_for_admins(
     let detail = if f.on() { "required" } else { "not required" };
     state
         .store
-        .audit(audit(&admin, &ip, "admins.require_two_factor", "admins", detail))
+        .audit(audit(
+            &admin,
+            &ip,
+            "admins.require_two_factor",
+            "admins",
+            detail,
+        ))
         .await?;
     Ok(done("/admin", "admins-updated"))
 }

@@ -35,7 +35,10 @@ pub fn routes() -> axum::Router<WebState> {
         .route("/mail/settings/two-factor/totp", post(begin_totp))
         .route("/mail/settings/two-factor/totp/confirm", post(confirm_totp))
         .route("/mail/settings/two-factor/totp/remove", post(remove_totp))
-        .route("/mail/settings/two-factor/recovery", post(new_recovery_codes))
+        .route(
+            "/mail/settings/two-factor/recovery",
+            post(new_recovery_codes),
+        )
         .route(
             "/mail/settings/two-factor/passkey/options",
             post(passkey_options),
@@ -208,8 +211,16 @@ async fn password_ok(
 }
 
 /// Whether removing one factor would leave a required account with none.
-async fn last_required(state: &WebState, reader: &Reader, factors_after: usize) -> Result<bool, WebError> {
-    Ok(factors_after == 0 && state.store.second_factor_required(reader.account_id()).await?)
+async fn last_required(
+    state: &WebState,
+    reader: &Reader,
+    factors_after: usize,
+) -> Result<bool, WebError> {
+    Ok(factors_after == 0
+        && state
+            .store
+            .second_factor_required(reader.account_id())
+            .await?)
 }
 
 /// With no second factor left, recovery codes recover nothing: they go too.
@@ -349,10 +360,16 @@ pub async fn add_passkey(
     let pending = state.store.pending(&f.token).await?;
     // The challenge is spent whatever happens next.
     let Some(p) = pending.filter(|p| p.purpose == REGISTER && p.account_id == Some(id)) else {
-        return Ok(json_error(StatusCode::FORBIDDEN, "This form expired. Try again."));
+        return Ok(json_error(
+            StatusCode::FORBIDDEN,
+            "This form expired. Try again.",
+        ));
     };
     if !state.store.end_pending(&f.token).await? {
-        return Ok(json_error(StatusCode::FORBIDDEN, "This form expired. Try again."));
+        return Ok(json_error(
+            StatusCode::FORBIDDEN,
+            "This form expired. Try again.",
+        ));
     }
     let name = f.name.trim();
     let name = if name.is_empty() { "Passkey" } else { name };
@@ -393,11 +410,11 @@ pub async fn add_passkey(
         })
         .await
     {
-        Ok(_) => Ok(Json(serde_json::json!({ "next": format!("{PAGE}?done=passkey-added") }))
-            .into_response()),
-        Err(crate::store::StoreError::Conflict(e)) => {
-            Ok(json_error(StatusCode::CONFLICT, &e))
-        }
+        Ok(_) => Ok(
+            Json(serde_json::json!({ "next": format!("{PAGE}?done=passkey-added") }))
+                .into_response(),
+        ),
+        Err(crate::store::StoreError::Conflict(e)) => Ok(json_error(StatusCode::CONFLICT, &e)),
         Err(e) => Err(e.into()),
     }
 }
