@@ -30,6 +30,7 @@ mod metrics;
 mod net;
 mod outbound;
 mod ownership;
+mod passkeys;
 mod pop3;
 mod smtp;
 mod smtp_interop;
