@@ -4,8 +4,9 @@
 --
 -- `purpose`: 'second' (the password was right; a second factor is still due), 'enroll' (the
 -- password was right, a second factor is required and the account has none: only the setup
--- page), 'passkey-login' (a username-less passkey sign-in: no account yet), 'passkey-register'
--- (a signed-in user adding a passkey). `challenge` is the WebAuthn challenge (empty until one
+-- page), 'passkey-register' (a signed-in user adding a passkey). Each needs a correct password
+-- or a session first; the username-less passkey sign-in, which anyone can start, is kept in
+-- the server's memory instead (bounded), so a flood of it writes nothing. `challenge` is the WebAuthn challenge (empty until one
 -- was issued); `attempts` counts wrong codes, bounded per pending sign-in.
 CREATE TABLE pending_sign_ins (
     token_hash TEXT PRIMARY KEY,

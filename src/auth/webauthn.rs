@@ -346,10 +346,12 @@ mod tests {
         Value::Integer(i.into())
     }
 
+    type Signer = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
     /// A software authenticator: a key pair and what it would send.
     struct Authenticator {
         cose: Vec<u8>,
-        sign: Box<dyn Fn(&[u8]) -> Vec<u8>>,
+        sign: Signer,
     }
 
     fn es256() -> Authenticator {

@@ -1,5 +1,7 @@
 //! Pending sign-ins (migration 0012): what the web keeps between the two steps of a sign-in,
-//! and during a WebAuthn ceremony. Not a session: nothing but the second step (or the setup
+//! and during a signed-in user's passkey registration. Each needs a correct password or a
+//! session first, so their number is bounded by real sign-ins (the username-less passkey
+//! sign-in, which anyone may start, is kept in memory instead: `web::ceremonies`). Not a session: nothing but the second step (or the setup
 //! page, or the ceremony) accepts it. The cookie holds a random token, the table its SHA-256;
 //! each lives [`PENDING_SECS`] and allows [`MAX_ATTEMPTS`] wrong codes.
 
@@ -23,6 +25,9 @@ pub struct Pending {
     pub challenge: Vec<u8>,
     pub attempts: i64,
 }
+
+/// A row: account, purpose, area, next, challenge, attempts.
+type PendingRow = (Option<i64>, String, String, String, Vec<u8>, i64);
 
 /// What a new pending sign-in is for.
 pub struct NewPending<'a> {
@@ -62,7 +67,7 @@ impl Store {
 
     /// The live pending sign-in of this token, if any.
     pub async fn pending(&self, token: &str) -> Result<Option<Pending>> {
-        let row: Option<(Option<i64>, String, String, String, Vec<u8>, i64)> = sqlx::query_as(
+        let row: Option<PendingRow> = sqlx::query_as(
             "SELECT account_id, purpose, area, next, challenge, attempts FROM pending_sign_ins
              WHERE token_hash = ? AND created_at >= ? AND attempts < ?",
         )

@@ -10,6 +10,7 @@
 pub mod admin;
 mod assets;
 mod autoconfig;
+mod ceremonies;
 mod error;
 mod login;
 pub mod mail;
@@ -76,6 +77,8 @@ pub struct WebState {
     pub submission: Submission,
     /// `[web] metrics_token`: lets other machines than this one read `/metrics`.
     pub metrics_token: Option<String>,
+    /// Username-less passkey sign-ins under way (in memory, bounded).
+    pub passkey_sign_ins: Arc<ceremonies::Ceremonies>,
     /// The last `/healthz` answer and when its probe ended (see [`healthz`]).
     pub health: Arc<tokio::sync::Mutex<Option<(std::time::Instant, StatusCode, String)>>>,
 }

@@ -25,11 +25,12 @@ use crate::auth::{recovery, totp, webauthn};
 use crate::store::{Account, NewPending, PENDING_SECS, Pending, Store};
 
 pub const PENDING_COOKIE: &str = "mr_pending";
+/// The username-less passkey sign-in under way (`super::ceremonies`).
+pub const PASSKEY_COOKIE: &str = "mr_passkey";
 
 /// What a pending sign-in is for (the `purpose` column).
 const SECOND: &str = "second";
 const ENROLL: &str = "enroll";
-const PASSKEY_LOGIN: &str = "passkey-login";
 
 /// Our RP ID and origin as the browser sees them: from the `Host` the request was sent to
 /// (the same one `session::same_origin` compares `Origin` with).
@@ -72,7 +73,7 @@ pub async fn start_session(
 fn session_cookies(
     client: Client,
     token: &str,
-) -> AppendHeaders<[(header::HeaderName, axum::http::HeaderValue); 3]> {
+) -> AppendHeaders<[(header::HeaderName, axum::http::HeaderValue); 4]> {
     AppendHeaders([
         (
             header::SET_COOKIE,
@@ -85,6 +86,10 @@ fn session_cookies(
         (
             header::SET_COOKIE,
             session::set_cookie(PENDING_COOKIE, "", client, Some(0)),
+        ),
+        (
+            header::SET_COOKIE,
+            session::set_cookie(PASSKEY_COOKIE, "", client, Some(0)),
         ),
     ])
 }
@@ -379,21 +384,22 @@ pub async fn passkey_options(
         ));
     }
     let challenge = webauthn::new_challenge();
-    let token = state
-        .store
-        .create_pending(NewPending {
-            account_id: None,
-            purpose: PASSKEY_LOGIN,
-            area: area.name(),
-            next: &super::login::safe_next(area, f.next.as_deref()),
-            challenge: &challenge,
-        })
-        .await?;
+    let token = crate::store::random_token();
+    let next = super::login::safe_next(area, f.next.as_deref());
+    if !state
+        .passkey_sign_ins
+        .start(token.clone(), challenge.clone(), area.name(), next)
+    {
+        return Ok(json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many passkey sign-ins are under way. Try again in a few minutes.",
+        ));
+    }
     let (rp_id, _) = relying_party(&state, client, &headers);
     Ok((
         [(
             header::SET_COOKIE,
-            session::set_cookie(PENDING_COOKIE, &token, client, Some(PENDING_SECS)),
+            session::set_cookie(PASSKEY_COOKIE, &token, client, Some(PENDING_SECS)),
         )],
         Json(GetOptions {
             challenge: webauthn::b64(&challenge),
@@ -430,7 +436,8 @@ async fn check_assertion(
     state: &WebState,
     client: Client,
     headers: &HeaderMap,
-    p: &Pending,
+    challenge: &[u8],
+    account_id: Option<i64>,
     f: &AssertionForm,
     require_uv: bool,
 ) -> Result<Option<crate::store::Passkey>, WebError> {
@@ -448,7 +455,7 @@ async fn check_assertion(
     let Some(passkey) = state.store.passkey_by_credential(&id).await? else {
         return Ok(None);
     };
-    if p.account_id.is_some_and(|a| a != passkey.account_id) {
+    if account_id.is_some_and(|a| a != passkey.account_id) {
         return Ok(None);
     }
     let (rp_id, origin) = relying_party(state, client, headers);
@@ -458,7 +465,7 @@ async fn check_assertion(
     };
     match webauthn::verify_assertion(
         rp,
-        &p.challenge,
+        challenge,
         &client_data,
         &auth_data,
         &signature,
@@ -512,7 +519,16 @@ pub async fn second_passkey(
             "The sign-in expired. Start again.",
         ));
     };
-    let ok = check_assertion(&state, client, &headers, &p, &f, false).await?;
+    let ok = check_assertion(
+        &state,
+        client,
+        &headers,
+        &p.challenge,
+        Some(account.id),
+        &f,
+        false,
+    )
+    .await?;
     record(&state, client, account.id, "passkey", ok.is_some()).await;
     if ok.is_some() && state.store.end_pending(&token).await? {
         let session = state.store.create_session(account.id).await?;
@@ -534,20 +550,27 @@ pub async fn passkey_submit(
     f: AssertionForm,
 ) -> Result<Response, WebError> {
     session::same_origin(&headers)?;
-    let Some((token, p, None)) = pending(&state, &headers, area, PASSKEY_LOGIN).await? else {
+    // One answer per challenge, whatever its outcome.
+    let ceremony = session::cookie(&headers, PASSKEY_COOKIE)
+        .and_then(|token| state.passkey_sign_ins.take(&token))
+        .filter(|c| c.area == area.name());
+    let Some(ceremony) = ceremony else {
         return Ok(json_error(
             StatusCode::FORBIDDEN,
             "The sign-in expired. Start again.",
         ));
     };
-    // One assertion per challenge, whatever its outcome.
-    if !state.store.end_pending(&token).await? {
-        return Ok(json_error(
-            StatusCode::FORBIDDEN,
-            "The sign-in expired. Start again.",
-        ));
-    }
-    let Some(passkey) = check_assertion(&state, client, &headers, &p, &f, true).await? else {
+    let checked = check_assertion(
+        &state,
+        client,
+        &headers,
+        &ceremony.challenge,
+        None,
+        &f,
+        true,
+    )
+    .await?;
+    let Some(passkey) = checked else {
         return Ok(json_error(
             StatusCode::UNAUTHORIZED,
             "This passkey was not accepted.",
@@ -571,7 +594,7 @@ pub async fn passkey_submit(
     }
     record(&state, client, account.id, "passkey", true).await;
     let session = state.store.create_session(account.id).await?;
-    Ok(signed_in_json(client, &session, &p.next))
+    Ok(signed_in_json(client, &session, &ceremony.next))
 }
 
 // --- Required set-up ---
