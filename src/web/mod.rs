@@ -15,6 +15,7 @@ mod error;
 mod login;
 pub mod mail;
 mod metrics;
+mod passkey_sign_in;
 pub mod sanitize;
 mod second_step;
 pub mod session;

@@ -7,21 +7,20 @@
 //! guessing passwords does. An account that must have a second factor and has none gets the
 //! TOTP set-up page instead (`enroll`), and a session only once it confirmed a code.
 //!
-//! "Sign in with a passkey" on the sign-in page is username-less: the browser offers the
-//! discoverable credentials it has for this host; the passkey must have verified the user
-//! (UV), since it stands for both factors.
+//! Passkeys, as the second step or instead of the password, are `super::passkey_sign_in`;
+//! [`routes`] mounts both under an area.
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Json;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::login::Area;
+use super::passkey_sign_in;
 use super::session::{self, Client, LOGIN_COOKIE, SESSION_COOKIE};
 use super::{WebError, WebState};
-use crate::auth::{recovery, totp, webauthn};
+use crate::auth::{recovery, totp};
 use crate::store::{Account, NewPending, PENDING_SECS, Pending, Store};
 
 pub const PENDING_COOKIE: &str = "mr_pending";
@@ -29,7 +28,7 @@ pub const PENDING_COOKIE: &str = "mr_pending";
 pub const PASSKEY_COOKIE: &str = "mr_passkey";
 
 /// What a pending sign-in is for (the `purpose` column).
-const SECOND: &str = "second";
+pub(super) const SECOND: &str = "second";
 const ENROLL: &str = "enroll";
 
 /// Our RP ID and origin as the browser sees them: from the `Host` the request was sent to
@@ -70,7 +69,7 @@ pub async fn start_session(
     Ok((session_cookies(client, &token), Redirect::to(next)).into_response())
 }
 
-fn session_cookies(
+pub(super) fn session_cookies(
     client: Client,
     token: &str,
 ) -> AppendHeaders<[(header::HeaderName, axum::http::HeaderValue); 4]> {
@@ -136,7 +135,7 @@ pub async fn after_password(
 }
 
 /// The pending sign-in of this browser for `area` and `purpose`, with its account.
-async fn pending(
+pub(super) async fn pending(
     state: &WebState,
     headers: &HeaderMap,
     area: Area,
@@ -162,7 +161,7 @@ async fn pending(
 }
 
 /// Back to the password form: the pending sign-in is over (expired, spent, or none).
-fn start_over(area: Area, client: Client) -> Response {
+pub(super) fn start_over(area: Area, client: Client) -> Response {
     (
         [(
             header::SET_COOKIE,
@@ -313,290 +312,6 @@ pub async fn second_submit(
     .await
 }
 
-// --- Passkeys at sign-in ---
-
-/// What `navigator.credentials.get()` needs (`static/two_factor.js`).
-#[derive(serde::Serialize)]
-struct GetOptions {
-    challenge: String,
-    #[serde(rename = "rpId")]
-    rp_id: String,
-    allow: Vec<String>,
-    #[serde(rename = "userVerification")]
-    user_verification: &'static str,
-}
-
-fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
-}
-
-/// Options for a passkey as the second factor: the account's credentials, a new challenge.
-pub async fn second_passkey_options(
-    area: Area,
-    state: WebState,
-    client: Client,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    let Some((token, _, Some(account))) = pending(&state, &headers, area, SECOND).await? else {
-        return Ok(json_error(
-            StatusCode::FORBIDDEN,
-            "The sign-in expired. Start again.",
-        ));
-    };
-    let challenge = webauthn::new_challenge();
-    state
-        .store
-        .set_pending_challenge(&token, &challenge)
-        .await?;
-    let allow = state
-        .store
-        .passkeys(account.id)
-        .await?
-        .iter()
-        .map(|p| webauthn::b64(&p.credential_id))
-        .collect();
-    let (rp_id, _) = relying_party(&state, client, &headers);
-    Ok(Json(GetOptions {
-        challenge: webauthn::b64(&challenge),
-        rp_id,
-        allow,
-        user_verification: "discouraged",
-    })
-    .into_response())
-}
-
-/// Options for "Sign in with a passkey": no account yet, a new challenge, the browser picks.
-/// The sign-in form's double-submit token guards it like the password form.
-pub async fn passkey_options(
-    area: Area,
-    state: WebState,
-    client: Client,
-    headers: HeaderMap,
-    f: TokenForm,
-) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    let cookie = session::cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    if cookie.is_empty() || !session::same_secret(&cookie, &f.login_token) {
-        return Ok(json_error(
-            StatusCode::FORBIDDEN,
-            "The sign-in form expired. Reload the page and try again.",
-        ));
-    }
-    let challenge = webauthn::new_challenge();
-    let token = crate::store::random_token();
-    let next = super::login::safe_next(area, f.next.as_deref());
-    if !state
-        .passkey_sign_ins
-        .start(token.clone(), challenge.clone(), area.name(), next)
-    {
-        return Ok(json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Too many passkey sign-ins are under way. Try again in a few minutes.",
-        ));
-    }
-    let (rp_id, _) = relying_party(&state, client, &headers);
-    Ok((
-        [(
-            header::SET_COOKIE,
-            session::set_cookie(PASSKEY_COOKIE, &token, client, Some(PENDING_SECS)),
-        )],
-        Json(GetOptions {
-            challenge: webauthn::b64(&challenge),
-            rp_id,
-            allow: Vec::new(),
-            user_verification: "required",
-        }),
-    )
-        .into_response())
-}
-
-#[derive(Deserialize)]
-pub struct TokenForm {
-    #[serde(default)]
-    login_token: String,
-    next: Option<String>,
-}
-
-/// A `navigator.credentials.get()` answer, base64url fields.
-#[derive(Deserialize)]
-pub struct AssertionForm {
-    #[serde(default)]
-    id: String,
-    #[serde(default, rename = "clientDataJSON")]
-    client_data_json: String,
-    #[serde(default, rename = "authenticatorData")]
-    authenticator_data: String,
-    #[serde(default)]
-    signature: String,
-}
-
-/// Checks an assertion against the pending challenge; the passkey and its account if it holds.
-async fn check_assertion(
-    state: &WebState,
-    client: Client,
-    headers: &HeaderMap,
-    challenge: &[u8],
-    account_id: Option<i64>,
-    f: &AssertionForm,
-    require_uv: bool,
-) -> Result<Option<crate::store::Passkey>, WebError> {
-    let decoded = (|| {
-        Ok::<_, webauthn::WebauthnError>((
-            webauthn::unb64(&f.id, "id")?,
-            webauthn::unb64(&f.client_data_json, "clientDataJSON")?,
-            webauthn::unb64(&f.authenticator_data, "authenticatorData")?,
-            webauthn::unb64(&f.signature, "signature")?,
-        ))
-    })();
-    let Ok((id, client_data, auth_data, signature)) = decoded else {
-        return Ok(None);
-    };
-    let Some(passkey) = state.store.passkey_by_credential(&id).await? else {
-        return Ok(None);
-    };
-    if account_id.is_some_and(|a| a != passkey.account_id) {
-        return Ok(None);
-    }
-    let (rp_id, origin) = relying_party(state, client, headers);
-    let rp = webauthn::RelyingParty {
-        id: &rp_id,
-        origin: &origin,
-    };
-    match webauthn::verify_assertion(
-        rp,
-        challenge,
-        &client_data,
-        &auth_data,
-        &signature,
-        &passkey.public_key,
-        require_uv,
-    ) {
-        Ok(asserted) => {
-            if state
-                .store
-                .use_passkey(passkey.id, i64::from(asserted.sign_count))
-                .await?
-            {
-                Ok(Some(passkey))
-            } else {
-                tracing::warn!(
-                    "passkey {} of account {}: signature counter went back (a cloned authenticator?)",
-                    passkey.id,
-                    passkey.account_id
-                );
-                Ok(None)
-            }
-        }
-        Err(e) => {
-            tracing::info!("passkey sign-in refused: {e}");
-            Ok(None)
-        }
-    }
-}
-
-/// Where the browser goes once signed in (the script follows it).
-fn signed_in_json(client: Client, token: &str, next: &str) -> Response {
-    (
-        session_cookies(client, token),
-        Json(serde_json::json!({ "next": next })),
-    )
-        .into_response()
-}
-
-/// A passkey as the second factor.
-pub async fn second_passkey(
-    area: Area,
-    state: WebState,
-    client: Client,
-    headers: HeaderMap,
-    f: AssertionForm,
-) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    let Some((token, p, Some(account))) = pending(&state, &headers, area, SECOND).await? else {
-        return Ok(json_error(
-            StatusCode::FORBIDDEN,
-            "The sign-in expired. Start again.",
-        ));
-    };
-    let ok = check_assertion(
-        &state,
-        client,
-        &headers,
-        &p.challenge,
-        Some(account.id),
-        &f,
-        false,
-    )
-    .await?;
-    record(&state, client, account.id, "passkey", ok.is_some()).await;
-    if ok.is_some() && state.store.end_pending(&token).await? {
-        let session = state.store.create_session(account.id).await?;
-        return Ok(signed_in_json(client, &session, &p.next));
-    }
-    state.store.fail_pending(&token).await?;
-    Ok(json_error(
-        StatusCode::UNAUTHORIZED,
-        "This passkey was not accepted.",
-    ))
-}
-
-/// "Sign in with a passkey", instead of the password.
-pub async fn passkey_submit(
-    area: Area,
-    state: WebState,
-    client: Client,
-    headers: HeaderMap,
-    f: AssertionForm,
-) -> Result<Response, WebError> {
-    session::same_origin(&headers)?;
-    // One answer per challenge, whatever its outcome.
-    let ceremony = session::cookie(&headers, PASSKEY_COOKIE)
-        .and_then(|token| state.passkey_sign_ins.take(&token))
-        .filter(|c| c.area == area.name());
-    let Some(ceremony) = ceremony else {
-        return Ok(json_error(
-            StatusCode::FORBIDDEN,
-            "The sign-in expired. Start again.",
-        ));
-    };
-    let checked = check_assertion(
-        &state,
-        client,
-        &headers,
-        &ceremony.challenge,
-        None,
-        &f,
-        true,
-    )
-    .await?;
-    let Some(passkey) = checked else {
-        return Ok(json_error(
-            StatusCode::UNAUTHORIZED,
-            "This passkey was not accepted.",
-        ));
-    };
-    let account = match state.store.account(passkey.account_id).await? {
-        Some(a) if !a.disabled => a,
-        _ => {
-            return Ok(json_error(
-                StatusCode::UNAUTHORIZED,
-                "This passkey was not accepted.",
-            ));
-        }
-    };
-    if !area.admits(&account) {
-        record(&state, client, account.id, "passkey", false).await;
-        return Ok(json_error(
-            StatusCode::FORBIDDEN,
-            "This account is not an administrator.",
-        ));
-    }
-    record(&state, client, account.id, "passkey", true).await;
-    let session = state.store.create_session(account.id).await?;
-    Ok(signed_in_json(client, &session, &ceremony.next))
-}
-
 // --- Required set-up ---
 
 #[derive(Template, WebTemplate)]
@@ -738,7 +453,7 @@ pub fn routes(area: Area) -> axum::Router<WebState> {
         .route(
             &format!("{base}/login/second/passkey/options"),
             post(move |State(s): State<WebState>, c: Client, h: HeaderMap| {
-                second_passkey_options(area, s, c, h)
+                passkey_sign_in::second_options(area, s, c, h)
             }),
         )
         .route(
@@ -747,8 +462,8 @@ pub fn routes(area: Area) -> axum::Router<WebState> {
                 move |State(s): State<WebState>,
                       c: Client,
                       h: HeaderMap,
-                      Form(f): Form<AssertionForm>| {
-                    second_passkey(area, s, c, h, f)
+                      Form(f): Form<passkey_sign_in::AssertionForm>| {
+                    passkey_sign_in::second(area, s, c, h, f)
                 },
             ),
         )
@@ -758,8 +473,8 @@ pub fn routes(area: Area) -> axum::Router<WebState> {
                 move |State(s): State<WebState>,
                       c: Client,
                       h: HeaderMap,
-                      Form(f): Form<TokenForm>| {
-                    passkey_options(area, s, c, h, f)
+                      Form(f): Form<passkey_sign_in::TokenForm>| {
+                    passkey_sign_in::options(area, s, c, h, f)
                 },
             ),
         )
@@ -769,8 +484,8 @@ pub fn routes(area: Area) -> axum::Router<WebState> {
                 move |State(s): State<WebState>,
                       c: Client,
                       h: HeaderMap,
-                      Form(f): Form<AssertionForm>| {
-                    passkey_submit(area, s, c, h, f)
+                      Form(f): Form<passkey_sign_in::AssertionForm>| {
+                    passkey_sign_in::submit(area, s, c, h, f)
                 },
             ),
         )

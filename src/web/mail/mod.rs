@@ -56,7 +56,37 @@ pub fn router() -> Router<WebState> {
         .route("/mail/settings/profile", post(settings::profile))
         .route("/mail/settings/password", post(settings::password))
         .route("/mail/events", get(events::stream))
-        .merge(two_factor::routes())
+        .route("/mail/settings/two-factor", get(two_factor::page))
+        .route(
+            "/mail/settings/two-factor/totp",
+            post(two_factor::begin_totp),
+        )
+        .route(
+            "/mail/settings/two-factor/totp/confirm",
+            post(two_factor::confirm_totp),
+        )
+        .route(
+            "/mail/settings/two-factor/totp/remove",
+            post(two_factor::remove_totp),
+        )
+        .route(
+            "/mail/settings/two-factor/recovery",
+            post(two_factor::new_recovery_codes),
+        )
+        .route(
+            "/mail/settings/two-factor/passkey/options",
+            post(two_factor::passkey_options),
+        )
+        .route(
+            "/mail/settings/two-factor/passkey",
+            post(two_factor::add_passkey),
+        )
+        .route(
+            "/mail/settings/two-factor/passkey/{id}/remove",
+            post(two_factor::remove_passkey),
+        )
+        // The sign-in's second step and passkey sign-in (before a session; not in
+        // tests/it/ownership.rs, which tries the routes of signed-in users).
         .merge(super::second_step::routes(Area::Mail))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

@@ -13,7 +13,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::super::second_step::{CodesPage, relying_party};
@@ -24,31 +23,11 @@ use super::{Chrome, Reader};
 use crate::auth::{AuthError, recovery, totp, webauthn};
 use crate::store::{NewPasskey, NewPending};
 
+/// The settings page (its routes are in `super::router`, with every webmail route).
 const PAGE: &str = "/mail/settings/two-factor";
 const REGISTER: &str = "passkey-register";
 /// A passkey's name, as the user gives it.
 const MAX_NAME: usize = 60;
-
-pub fn routes() -> axum::Router<WebState> {
-    axum::Router::new()
-        .route(PAGE, get(page))
-        .route("/mail/settings/two-factor/totp", post(begin_totp))
-        .route("/mail/settings/two-factor/totp/confirm", post(confirm_totp))
-        .route("/mail/settings/two-factor/totp/remove", post(remove_totp))
-        .route(
-            "/mail/settings/two-factor/recovery",
-            post(new_recovery_codes),
-        )
-        .route(
-            "/mail/settings/two-factor/passkey/options",
-            post(passkey_options),
-        )
-        .route("/mail/settings/two-factor/passkey", post(add_passkey))
-        .route(
-            "/mail/settings/two-factor/passkey/{id}/remove",
-            post(remove_passkey),
-        )
-}
 
 pub struct PasskeyRow {
     id: i64,
