@@ -76,6 +76,7 @@ await run("two_factor", async (page, { shot }) => {
   await page.click("#code-form button");
   await page.waitForSelector("#second-error");
   assert((await page.textContent("#second-error")).includes("wrong"), "a wrong code is refused");
+  await shot("two-factor-second-step.png");
   await page.fill("#code", totp(secret, now() + 30));
   await page.click("#code-form button");
   await page.waitForSelector(".compose-button");

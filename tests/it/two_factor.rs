@@ -615,3 +615,38 @@ async fn wrong_codes_count_in_the_password_throttle() {
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_admin_panel_sign_in_goes_through_the_same_second_step() {
+    let server = harness::start().await;
+    let login = server.running.first_login.clone().unwrap();
+    let store = &server.running.store;
+    let root = store
+        .account_by_address(&login.address)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut mail = Browser::new(&server);
+    mail.sign_in_at("/mail", &login.address, &login.password)
+        .await;
+    let (secret, _) = enable_totp(&server, &mut mail, &root).await;
+
+    let mut b = Browser::new(&server);
+    let page = b.sign_in(&login.address, &login.password).await;
+    assert_eq!(page.location, "/admin/login/second");
+    assert!(b.get("/admin").await.location.starts_with("/admin/login"));
+    let page = b.get("/admin/login/second").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("action=\"/admin/login/second\""),
+        "{}",
+        page.body
+    );
+    let page = b
+        .post("/admin/login/second", &[("code", &next_code(&secret))])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location, "/admin");
+    assert_eq!(b.get("/admin").await.status, StatusCode::OK);
+    server.running.shutdown().await;
+}
