@@ -227,6 +227,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             submission: crate::submission::Submission::new(store.clone(), config.hostname.clone()),
             metrics_token: config.web.metrics_token.clone(),
             health: Default::default(),
+            passkey_sign_ins: Default::default(),
         },
         usize::try_from(config.limits.max_message_size)
             .unwrap_or(usize::MAX)

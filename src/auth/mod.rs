@@ -4,8 +4,11 @@
 
 pub mod cache;
 pub mod password;
+pub mod recovery;
 pub mod sasl;
 pub mod throttle;
+pub mod totp;
+pub mod webauthn;
 
 use std::net::IpAddr;
 use std::sync::Arc;

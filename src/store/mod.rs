@@ -34,6 +34,7 @@ mod listing;
 mod mailboxes;
 mod messages;
 mod metadata;
+mod pending_sign_ins;
 mod queue;
 pub mod quota;
 mod recent;
@@ -76,8 +77,10 @@ pub use metadata::{
     MAX_ENTRIES as MAX_METADATA_ENTRIES, MAX_VALUE as MAX_METADATA_VALUE, MetadataLimit,
     MetadataOwner,
 };
+pub use pending_sign_ins::{MAX_ATTEMPTS, NewPending, PENDING_SECS, Pending};
 pub use queue::{Outbound, QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{HeaderField, SearchRow, TextField};
+pub use second_factor::{NewPasskey, Passkey, REQUIRE_ADMINS, TotpSecret};
 pub use sessions::{WebSession, random_token};
 pub use sign_ins::SignIn;
 pub use special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};

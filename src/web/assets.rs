@@ -23,6 +23,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/mail.js"),
     ),
+    (
+        "two_factor.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/two_factor.js"),
+    ),
 ];
 
 pub(super) async fn serve(Path(path): Path<String>) -> Result<Response, WebError> {

@@ -4,7 +4,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::session::{self, Client, CsrfForm, LOGIN_COOKIE, SESSION_COOKIE};
@@ -20,14 +20,22 @@ pub enum Area {
 }
 
 impl Area {
-    fn base(self) -> &'static str {
+    pub(super) fn base(self) -> &'static str {
         match self {
             Area::Admin => "/admin",
             Area::Mail => "/mail",
         }
     }
 
-    fn title(self) -> &'static str {
+    /// The area as a pending sign-in records it.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Area::Admin => "admin",
+            Area::Mail => "mail",
+        }
+    }
+
+    pub(super) fn title(self) -> &'static str {
         match self {
             Area::Admin => "Admin sign-in",
             Area::Mail => "Webmail sign-in",
@@ -35,7 +43,7 @@ impl Area {
     }
 
     /// Whether `account` may enter.
-    fn admits(self, account: &crate::store::Account) -> bool {
+    pub(super) fn admits(self, account: &crate::store::Account) -> bool {
         match self {
             Area::Admin => account.is_admin,
             Area::Mail => true,
@@ -48,6 +56,7 @@ impl Area {
 struct LoginPage {
     hostname: String,
     title: &'static str,
+    base: &'static str,
     action: String,
     address: String,
     next: String,
@@ -58,6 +67,8 @@ struct LoginPage {
 #[derive(Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+    /// Set when a pending second step ran out (time or attempts).
+    expired: Option<String>,
 }
 
 /// Only our own pages of the area are a place to go back to after signing in: a local path
@@ -65,7 +76,7 @@ pub struct NextQuery {
 /// ASCII only, since it becomes a `Location:` header (a line break there made the redirect
 /// fail with a 500; percent-encoding is how a URL carries anything else). Anything else is
 /// ignored, and the area's start page is used.
-fn safe_next(area: Area, next: Option<&str>) -> String {
+pub(super) fn safe_next(area: Area, next: Option<&str>) -> String {
     let base = area.base();
     let inside = |n: &str| {
         n == base || n.starts_with(&format!("{base}/")) || n.starts_with(&format!("{base}?"))
@@ -97,6 +108,9 @@ pub async fn form(
     {
         return Ok(Redirect::to(&next).into_response());
     }
+    let error = q.expired.is_some().then(|| {
+        "The sign-in expired or had too many wrong codes. Type your password again.".to_string()
+    });
     Ok(login_page(
         area,
         &state,
@@ -104,7 +118,7 @@ pub async fn form(
         &headers,
         String::new(),
         next,
-        None,
+        error,
         StatusCode::OK,
     ))
 }
@@ -133,6 +147,7 @@ fn login_page(
     let page = LoginPage {
         hostname: state.hostname.clone(),
         title: area.title(),
+        base: area.base(),
         action: format!("{}/login", area.base()),
         address,
         next,
@@ -218,21 +233,8 @@ pub async fn submit(
             StatusCode::FORBIDDEN,
         ));
     }
-    let token = state.store.create_session(account.id).await?;
-    Ok((
-        AppendHeaders([
-            (
-                header::SET_COOKIE,
-                session::set_cookie(SESSION_COOKIE, &token, client, None),
-            ),
-            (
-                header::SET_COOKIE,
-                session::set_cookie(LOGIN_COOKIE, "", client, Some(0)),
-            ),
-        ]),
-        Redirect::to(&next),
-    )
-        .into_response())
+    // A session now, or the second step first (or the set-up a requirement asks for).
+    super::second_step::after_password(area, &state, client, &account, &next).await
 }
 
 pub async fn logout(

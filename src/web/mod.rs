@@ -10,11 +10,14 @@
 pub mod admin;
 mod assets;
 mod autoconfig;
+mod ceremonies;
 mod error;
 mod login;
 pub mod mail;
 mod metrics;
+mod passkey_sign_in;
 pub mod sanitize;
+mod second_step;
 pub mod session;
 
 use std::sync::Arc;
@@ -75,6 +78,8 @@ pub struct WebState {
     pub submission: Submission,
     /// `[web] metrics_token`: lets other machines than this one read `/metrics`.
     pub metrics_token: Option<String>,
+    /// Username-less passkey sign-ins under way (in memory, bounded).
+    pub passkey_sign_ins: Arc<ceremonies::Ceremonies>,
     /// The last `/healthz` answer and when its probe ended (see [`healthz`]).
     pub health: Arc<tokio::sync::Mutex<Option<(std::time::Instant, StatusCode, String)>>>,
 }

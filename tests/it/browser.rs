@@ -121,3 +121,51 @@ async fn webmail_journey_in_chromium() {
     );
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn two_factor_journey_in_chromium() {
+    let server = harness::start().await;
+    let store = &server.running.store;
+    let pat = harness::account(store, "pat@localhost", 0).await;
+    journey(
+        "two_factor.mjs",
+        &server,
+        &[
+            ("ADDRESS", "pat@localhost".to_string()),
+            ("PASSWORD", "secret".to_string()),
+        ],
+    )
+    .await;
+    if missing().is_none() {
+        // What the browser did is in the store: TOTP on, two recovery codes spent, a passkey
+        // used, and each sign-in recorded with its method.
+        assert!(store.totp(pat.id).await.unwrap().unwrap().confirmed);
+        assert_eq!(store.recovery_codes_left(pat.id).await.unwrap(), 8);
+        let passkeys = store.passkeys(pat.id).await.unwrap();
+        assert_eq!(passkeys.len(), 1);
+        assert_eq!(passkeys[0].name, "Chromium");
+        assert!(passkeys[0].last_used_at.is_some());
+        let methods: Vec<(String, bool)> = store
+            .recent_sign_ins(pat.id, 20)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.method, s.success))
+            .collect();
+        for expected in [
+            ("totp", true),
+            ("totp", false),
+            ("recovery code", true),
+            ("recovery code", false),
+            ("passkey", true),
+        ] {
+            assert!(
+                methods
+                    .iter()
+                    .any(|(m, ok)| m == expected.0 && *ok == expected.1),
+                "{expected:?} in {methods:?}"
+            );
+        }
+    }
+    server.running.shutdown().await;
+}

@@ -311,6 +311,50 @@ const MAIL_CASES: &[Case] = &[
         ],
         Expect::Own(StatusCode::UNPROCESSABLE_ENTITY),
     ),
+    get("/mail/settings/two-factor", "/mail/settings/two-factor", OK),
+    post(
+        "/mail/settings/two-factor/totp",
+        "/mail/settings/two-factor/totp",
+        &[("csrf", "{csrf}")],
+        REDIRECT,
+    ),
+    post(
+        "/mail/settings/two-factor/totp/confirm",
+        "/mail/settings/two-factor/totp/confirm",
+        &[("csrf", "{csrf}"), ("code", "not a code")],
+        Expect::Own(StatusCode::UNPROCESSABLE_ENTITY),
+    ),
+    post(
+        "/mail/settings/two-factor/totp/remove",
+        "/mail/settings/two-factor/totp/remove",
+        &[("csrf", "{csrf}"), ("password", "wrong")],
+        Expect::Own(StatusCode::UNPROCESSABLE_ENTITY),
+    ),
+    post(
+        "/mail/settings/two-factor/recovery",
+        "/mail/settings/two-factor/recovery",
+        &[("csrf", "{csrf}")],
+        REDIRECT,
+    ),
+    post(
+        "/mail/settings/two-factor/passkey/options",
+        "/mail/settings/two-factor/passkey/options",
+        &[("csrf", "{csrf}")],
+        OK,
+    ),
+    post(
+        "/mail/settings/two-factor/passkey",
+        "/mail/settings/two-factor/passkey",
+        &[("csrf", "{csrf}"), ("token", "not a registration")],
+        Expect::Own(StatusCode::FORBIDDEN),
+    ),
+    // With Bob's right password: refused for being Alice's passkey, not for the password.
+    post(
+        "/mail/settings/two-factor/passkey/{id}/remove",
+        "/mail/settings/two-factor/passkey/{a_passkey}/remove",
+        &[("csrf", "{csrf}"), ("password", "secret")],
+        REFUSED,
+    ),
 ];
 
 /// Routes of the webmail not tried above, and why.
@@ -390,6 +434,24 @@ const ADMIN_CASES: &[Case] = &[
         "/admin/accounts/{address}/state",
         "/admin/accounts/bob@localhost/state",
         &[("csrf", "{csrf}"), ("action", "make-admin")],
+        REFUSED,
+    ),
+    post(
+        "/admin/accounts/{address}/second-factor/reset",
+        "/admin/accounts/alice@localhost/second-factor/reset",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
+    post(
+        "/admin/domains/{name}/two-factor",
+        "/admin/domains/localhost/two-factor",
+        &[("csrf", "{csrf}"), ("require", "1")],
+        REFUSED,
+    ),
+    post(
+        "/admin/two-factor",
+        "/admin/two-factor",
+        &[("csrf", "{csrf}"), ("require", "1")],
         REFUSED,
     ),
     get(
@@ -668,6 +730,18 @@ async fn alice_and_bob() -> (TestServer, Browser, Vec<(&'static str, String)>, i
         .await
         .unwrap();
     let b_uid = deliver(&store, bob.id, "Subject: for bob\r\n\r\nhello bob\r\n").await;
+    // A passkey of Alice's (its key is never used here).
+    let a_passkey = store
+        .add_passkey(mailroom::store::NewPasskey {
+            account_id: alice.id,
+            credential_id: b"alice-credential",
+            public_key: b"not checked here",
+            sign_count: 0,
+            name: "Alice's laptop",
+            user_handle: b"alice",
+        })
+        .await
+        .unwrap();
     let b_box = store.mailbox(bob.id, "INBOX").await.unwrap().unwrap();
     let mut b = Browser::new(&server);
     let page = b.sign_in_at("/mail", "bob@localhost", "secret").await;
@@ -679,6 +753,7 @@ async fn alice_and_bob() -> (TestServer, Browser, Vec<(&'static str, String)>, i
         ("a_uid", a_uid.to_string()),
         ("b_box", b_box.id().to_string()),
         ("b_uid", b_uid.to_string()),
+        ("a_passkey", a_passkey.to_string()),
         ("csrf", csrf),
     ];
     (server, b, values, alice.id)
@@ -699,6 +774,11 @@ async fn no_webmail_address_reaches_another_accounts_mail() {
         "Alice's mail changed"
     );
     assert_eq!(store.account(alice).await.unwrap().unwrap(), alice_before);
+    assert_eq!(
+        store.passkeys(alice).await.unwrap().len(),
+        1,
+        "Alice's passkey"
+    );
     server.running.shutdown().await;
 }
 

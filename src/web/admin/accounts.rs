@@ -251,6 +251,8 @@ pub(super) struct AccountPage {
     new_password: Option<String>,
     /// The account is the one signed in (it cannot disable or demote itself).
     is_self: bool,
+    /// It has a second factor (TOTP or a passkey), which the admin can reset.
+    second_factor: bool,
 }
 
 impl AccountPage {
@@ -269,6 +271,7 @@ impl AccountPage {
             password_error: None,
             new_password: None,
             is_self: a.id == admin.0.account.id,
+            second_factor: false,
         }
     }
 }
@@ -288,7 +291,9 @@ pub(super) async fn show(
     Query(q): Query<ListQuery>,
 ) -> Result<AccountPage, WebError> {
     let a = account(&state, &address).await?;
-    Ok(AccountPage::new(&state, &admin, &a, q.done.as_deref()))
+    let mut page = AccountPage::new(&state, &admin, &a, q.done.as_deref());
+    page.second_factor = state.store.second_factor_on(a.id).await?;
+    Ok(page)
 }
 
 fn back_to(a: &Account, code: &str) -> Response {

@@ -34,6 +34,8 @@ pub(super) struct Dashboard {
     cert_error: Option<String>,
     backup: Option<(String, String)>,
     backup_old: bool,
+    /// Every admin must sign in with a second factor.
+    admins_require_two_factor: bool,
 }
 
 pub(super) async fn page(
@@ -65,6 +67,7 @@ pub(super) async fn page(
     });
     Ok(Dashboard {
         chrome: Chrome::new(&state, &admin, "dashboard", q.done.as_deref()),
+        admins_require_two_factor: store.admins_require_second_factor().await?,
         domains: store.domains().await?.len(),
         accounts: store.account_count().await?,
         messages: totals.messages,

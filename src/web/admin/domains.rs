@@ -79,11 +79,14 @@ pub(super) struct DomainPage {
     rows: Vec<Row>,
     checked: bool,
     zone: String,
+    /// Every account of the domain must sign in to the web with a second factor.
+    require_two_factor: bool,
 }
 
 #[derive(Deserialize)]
 pub(super) struct ShowQuery {
     check: Option<String>,
+    done: Option<String>,
 }
 
 /// How long the whole live check may take; lookups run at once.
@@ -134,7 +137,11 @@ pub(super) async fn show(
         })
         .collect();
     Ok(DomainPage {
-        chrome: Chrome::new(&state, &admin, "domains", None),
+        chrome: Chrome::new(&state, &admin, "domains", q.done.as_deref()),
+        require_two_factor: state
+            .store
+            .domain_requires_second_factor(&domain.name)
+            .await?,
         domain,
         rows,
         checked,

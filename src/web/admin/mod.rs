@@ -12,6 +12,7 @@ mod aliases;
 mod dashboard;
 mod domains;
 mod queue;
+mod two_factor;
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -48,6 +49,15 @@ pub fn router() -> Router<WebState> {
         )
         .route("/admin/accounts/{address}/state", post(accounts::set_state))
         .route(
+            "/admin/accounts/{address}/second-factor/reset",
+            post(two_factor::reset),
+        )
+        .route(
+            "/admin/domains/{name}/two-factor",
+            post(two_factor::require_for_domain),
+        )
+        .route("/admin/two-factor", post(two_factor::require_for_admins))
+        .route(
             "/admin/accounts/{address}/remove",
             get(accounts::confirm_remove).post(accounts::remove),
         )
@@ -59,6 +69,7 @@ pub fn router() -> Router<WebState> {
             "/admin/queue/{id}/drop",
             get(queue::confirm_drop).post(queue::drop),
         )
+        .merge(super::second_step::routes(Area::Admin))
         // Pages show accounts and secrets shown once: never cached, never framed.
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
@@ -174,6 +185,12 @@ fn notice(code: &str) -> Option<&'static str> {
     Some(match code {
         "domain-removed" => "The domain was removed.",
         "account-updated" => "The account was updated.",
+        "second-factor-reset" => {
+            "The second factor was reset: the account signs in with its password alone (or sets \
+             one up, where one is required)."
+        }
+        "domain-updated" => "The domain was updated.",
+        "admins-updated" => "Saved.",
         "account-removed" => "The account and its mail were removed.",
         "password-reset" => "The password was changed; the account's web sessions were ended.",
         "alias-added" => "The alias was added.",

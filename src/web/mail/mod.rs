@@ -14,6 +14,7 @@ mod list;
 mod mobileconfig;
 mod read;
 mod settings;
+mod two_factor;
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -55,6 +56,38 @@ pub fn router() -> Router<WebState> {
         .route("/mail/settings/profile", post(settings::profile))
         .route("/mail/settings/password", post(settings::password))
         .route("/mail/events", get(events::stream))
+        .route("/mail/settings/two-factor", get(two_factor::page))
+        .route(
+            "/mail/settings/two-factor/totp",
+            post(two_factor::begin_totp),
+        )
+        .route(
+            "/mail/settings/two-factor/totp/confirm",
+            post(two_factor::confirm_totp),
+        )
+        .route(
+            "/mail/settings/two-factor/totp/remove",
+            post(two_factor::remove_totp),
+        )
+        .route(
+            "/mail/settings/two-factor/recovery",
+            post(two_factor::new_recovery_codes),
+        )
+        .route(
+            "/mail/settings/two-factor/passkey/options",
+            post(two_factor::passkey_options),
+        )
+        .route(
+            "/mail/settings/two-factor/passkey",
+            post(two_factor::add_passkey),
+        )
+        .route(
+            "/mail/settings/two-factor/passkey/{id}/remove",
+            post(two_factor::remove_passkey),
+        )
+        // The sign-in's second step and passkey sign-in (before a session; not in
+        // tests/it/ownership.rs, which tries the routes of signed-in users).
+        .merge(super::second_step::routes(Area::Mail))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
@@ -275,6 +308,9 @@ fn notice(code: &str) -> Option<&'static str> {
         "folder-deleted" => "The folder and its messages were deleted.",
         "password" => "Your password was changed.",
         "profile" => "Saved.",
+        "totp-off" => "Sign-in with an authenticator app is off.",
+        "passkey-added" => "The passkey was added.",
+        "passkey-removed" => "The passkey was removed.",
         _ => return None,
     })
 }

@@ -32,6 +32,12 @@ pub struct DoneQuery {
     done: Option<String>,
 }
 
+impl DoneQuery {
+    pub fn done(&self) -> Option<&str> {
+        self.done.as_deref()
+    }
+}
+
 async fn settings_page(
     state: &WebState,
     reader: &Reader,
