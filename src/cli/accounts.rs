@@ -139,7 +139,7 @@ pub async fn user(store: &Store, config: &Config, cmd: UserCmd) -> anyhow::Resul
             {
                 bail!("account {parsed} already exists");
             }
-            let (pw, generated) = obtain_password(password_stdin)?;
+            let (pw, generated) = obtain_password(password_stdin, &[&parsed.to_string()])?;
             let account = store
                 .create_account(NewAccount {
                     address: &parsed.to_string(),
@@ -185,10 +185,11 @@ pub async fn user(store: &Store, config: &Config, cmd: UserCmd) -> anyhow::Resul
             address,
             password_stdin,
         } => {
-            if store.account_by_address(&address).await?.is_none() {
+            let Some(account) = store.account_by_address(&address).await? else {
                 bail!("account {} not found", address.trim());
-            }
-            let (pw, generated) = obtain_password(password_stdin)?;
+            };
+            let (pw, generated) =
+                obtain_password(password_stdin, &[&account.address, &account.display_name])?;
             store
                 .set_password_hash(&address, &password::hash(&pw).await?)
                 .await?;
@@ -212,8 +213,9 @@ fn quota_text(quota: i64) -> String {
     }
 }
 
-/// The password from stdin's first line, or a generated one (second value true).
-fn obtain_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+/// The password from stdin's first line, held to the password rule with `user_inputs` (the
+/// address, the name), or a generated one (second value true).
+fn obtain_password(from_stdin: bool, user_inputs: &[&str]) -> anyhow::Result<(String, bool)> {
     if !from_stdin {
         return Ok((password::generate(), true));
     }
@@ -231,12 +233,7 @@ fn obtain_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
     if pw.is_empty() {
         bail!("the password read from stdin is empty");
     }
-    if pw.len() > password::MAX_PASSWORD_LEN {
-        bail!(
-            "the password is longer than {} bytes",
-            password::MAX_PASSWORD_LEN
-        );
-    }
+    password::check_strength(&pw, user_inputs).map_err(anyhow::Error::msg)?;
     Ok((pw, false))
 }
 

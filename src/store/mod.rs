@@ -78,7 +78,7 @@ pub use metadata::{
 };
 pub use queue::{Outbound, QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{HeaderField, SearchRow, TextField};
-pub use sessions::{WebSession, random_token};
+pub use sessions::{SessionInfo, WebSession, random_token};
 pub use sign_ins::SignIn;
 pub use special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};
 pub use views::{MessageView, ViewParts};

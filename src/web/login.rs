@@ -218,7 +218,16 @@ pub async fn submit(
             StatusCode::FORBIDDEN,
         ));
     }
-    let token = state.store.create_session(account.id).await?;
+    // The device and address, for the user's Security page (a User-Agent that is not
+    // visible ASCII is kept as empty).
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let token = state
+        .store
+        .create_session(account.id, &client.ip.to_string(), user_agent)
+        .await?;
     Ok((
         AppendHeaders([
             (

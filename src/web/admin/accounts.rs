@@ -196,7 +196,7 @@ pub(super) async fn add(
     } else {
         f.password.clone()
     };
-    if !generated && let Err(e) = password::check_new(&pw) {
+    if !generated && let Err(e) = password::check_strength(&pw, &[f.address.trim()]) {
         page.password_error = Some(e);
     }
     let (Ok(address), Ok(quota), None, None) =
@@ -335,7 +335,9 @@ pub(super) async fn reset_password(
 ) -> Result<Response, WebError> {
     let a = account(&state, &address).await?;
     let generated = f.password.is_empty();
-    if !generated && let Err(e) = password::check_new(&f.password) {
+    if !generated
+        && let Err(e) = password::check_strength(&f.password, &[&a.address, &a.display_name])
+    {
         let mut page = AccountPage::new(&state, &admin, &a, None);
         page.password_error = Some(e);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
