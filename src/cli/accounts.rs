@@ -1,4 +1,5 @@
-//! `mailroom domain`, `user` and `alias`.
+//! `mailroom domain`, `user` and `alias`. Each change is recorded in the admin audit log with
+//! the actor `cli`, as the admin panel records its own.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -8,7 +9,7 @@ use clap::Subcommand;
 use mailroom::address::Address;
 use mailroom::auth::password;
 use mailroom::config::{self, Config};
-use mailroom::store::{NewAccount, Store};
+use mailroom::store::{Audit, NewAccount, Store};
 
 #[derive(Subcommand)]
 pub enum DomainCmd {
@@ -78,6 +79,7 @@ pub async fn domain(store: &Store, config: &Config, cmd: DomainCmd) -> anyhow::R
     match cmd {
         DomainCmd::Add { name } => {
             let d = store.add_domain(&name).await?;
+            audit(store, "domain.create", &d.name, "").await?;
             println!("added domain {}", d.name);
         }
         DomainCmd::List => {
@@ -94,7 +96,9 @@ pub async fn domain(store: &Store, config: &Config, cmd: DomainCmd) -> anyhow::R
         }
         DomainCmd::Remove { name } => {
             store.remove_domain(&name).await?;
-            println!("removed domain {}", name.trim().to_lowercase());
+            let name = name.trim().to_lowercase();
+            audit(store, "domain.remove", &name, "").await?;
+            println!("removed domain {name}");
         }
         DomainCmd::Dns { name } => {
             let Some(domain) = store.domain(&name).await? else {
@@ -148,6 +152,13 @@ pub async fn user(store: &Store, config: &Config, cmd: UserCmd) -> anyhow::Resul
                     is_admin: admin,
                 })
                 .await?;
+            let detail = format!(
+                "quota {}{}, password {}",
+                quota_text(account.quota_bytes),
+                if admin { ", admin" } else { "" },
+                if generated { "generated" } else { "chosen" }
+            );
+            audit(store, "account.create", &account.address, &detail).await?;
             println!(
                 "added {}{} (quota {})",
                 account.address,
@@ -193,6 +204,8 @@ pub async fn user(store: &Store, config: &Config, cmd: UserCmd) -> anyhow::Resul
             store
                 .set_password_hash(&address, &password::hash(&pw).await?)
                 .await?;
+            let detail = if generated { "generated" } else { "chosen" };
+            audit(store, "account.password", &account.address, detail).await?;
             println!("password changed for {}", address.trim());
             if generated {
                 println!("password: {pw}");
@@ -200,9 +213,25 @@ pub async fn user(store: &Store, config: &Config, cmd: UserCmd) -> anyhow::Resul
         }
         UserCmd::Remove { address } => {
             store.remove_account(&address).await?;
-            println!("removed {} and its mail", address.trim());
+            let address = address.trim().to_lowercase();
+            audit(store, "account.remove", &address, "").await?;
+            println!("removed {address} and its mail");
         }
     }
+    Ok(())
+}
+
+/// Records a change made from the command line in the admin audit log.
+async fn audit(store: &Store, action: &str, target: &str, detail: &str) -> anyhow::Result<()> {
+    store
+        .audit(Audit {
+            actor: "cli",
+            ip: "",
+            action,
+            target,
+            detail,
+        })
+        .await?;
     Ok(())
 }
 
@@ -241,6 +270,7 @@ pub async fn alias(store: &Store, cmd: AliasCmd) -> anyhow::Result<()> {
     match cmd {
         AliasCmd::Add { source, targets } => {
             let a = store.add_alias(&source, &targets).await?;
+            audit(store, "alias.create", &a.source, &a.targets.join(", ")).await?;
             println!("{} -> {}", a.source, a.targets.join(", "));
         }
         AliasCmd::List { domain } => {
@@ -254,6 +284,10 @@ pub async fn alias(store: &Store, cmd: AliasCmd) -> anyhow::Result<()> {
         }
         AliasCmd::Remove { source, target } => {
             store.remove_alias(&source, target.as_deref()).await?;
+            let detail = target
+                .as_deref()
+                .map_or_else(|| "all targets".to_string(), |t| t.trim().to_string());
+            audit(store, "alias.remove", source.trim(), &detail).await?;
             match target {
                 Some(t) => println!("removed {} -> {}", source.trim(), t.trim()),
                 None => println!("removed alias {}", source.trim()),

@@ -1,7 +1,52 @@
 //! The admin audit log (migration 0010): who created, changed or removed which domain,
-//! account, alias, quota, password or second factor, and when.
+//! account, alias, quota, password or second factor, and when. Written by the admin panel
+//! (`web/admin/`) and the CLI (`cli/accounts.rs`) after each action succeeds; read, newest
+//! first and searched, by the panel's `/admin/audit`. Kept bounded: entries older than
+//! [`KEEP_SECS`] go, and at most [`KEEP_ENTRIES`] are kept, both trimmed as entries are added.
 
 use super::{Result, Store, now};
+
+/// Entries older than this (a year) are removed.
+pub const KEEP_SECS: i64 = 366 * 86_400;
+/// At most this many entries are kept, the newest.
+pub const KEEP_ENTRIES: i64 = 100_000;
+/// Longest search text taken (characters); the rest is ignored.
+const MAX_SEARCH: usize = 200;
+
+/// One entry as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// Unix seconds.
+    pub at: i64,
+    pub actor: String,
+    pub ip: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// One page of entries and how many match in all.
+#[derive(Debug, Clone, Default)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    pub total: i64,
+}
+
+/// `text` as a `LIKE` pattern matching it anywhere, with `%`, `_` and the escape character
+/// `\` taken literally (used with `ESCAPE '\'`).
+fn contains_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars().take(MAX_SEARCH) {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
 
 /// One audited action. `actor` is the admin's address, or `"cli"` for the command line.
 #[derive(Debug, Clone, Copy)]
@@ -19,20 +64,89 @@ pub struct Audit<'a> {
 }
 
 impl Store {
-    /// Records one action in the audit log.
+    /// Records one action in the audit log, and trims the log to its bounds in the same
+    /// transaction (both deletions use an index: `at`, and the primary key).
     pub async fn audit(&self, entry: Audit<'_>) -> Result<()> {
+        let t = now();
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO audit_log (at, actor, ip, action, target, detail)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .bind(now())
+        .bind(t)
         .bind(entry.actor)
         .bind(entry.ip)
         .bind(entry.action)
         .bind(entry.target)
         .bind(entry.detail)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM audit_log WHERE at < ?")
+            .bind(t - KEEP_SECS)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM audit_log WHERE id <=
+             (SELECT id FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        )
+        .bind(KEEP_ENTRIES)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Entries newest first, `limit` from `offset`, those whose actor, action or target
+    /// contains `search` (any case for ASCII, as SQLite's `LIKE`); all when it is empty.
+    pub async fn audit_entries(&self, search: &str, offset: i64, limit: i64) -> Result<AuditPage> {
+        let search = search.trim();
+        let pattern = contains_pattern(search);
+        // ?1 the search as typed (empty: everything), ?2 the escaped pattern.
+        let (total,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM audit_log
+             WHERE ?1 = '' OR actor LIKE ?2 ESCAPE '\\' OR action LIKE ?2 ESCAPE '\\'
+                OR target LIKE ?2 ESCAPE '\\'",
+        )
+        .bind(search)
+        .bind(&pattern)
+        .fetch_one(&self.reader)
+        .await?;
+        let rows: Vec<(i64, i64, String, String, String, String, String)> = sqlx::query_as(
+            "SELECT id, at, actor, ip, action, target, detail FROM audit_log
+             WHERE ?1 = '' OR actor LIKE ?2 ESCAPE '\\' OR action LIKE ?2 ESCAPE '\\'
+                OR target LIKE ?2 ESCAPE '\\'
+             ORDER BY id DESC LIMIT ?3 OFFSET ?4",
+        )
+        .bind(search)
+        .bind(&pattern)
+        .bind(limit.max(0))
+        .bind(offset.max(0))
+        .fetch_all(&self.reader)
+        .await?;
+        let entries = rows
+            .into_iter()
+            .map(|(id, at, actor, ip, action, target, detail)| AuditEntry {
+                id,
+                at,
+                actor,
+                ip,
+                action,
+                target,
+                detail,
+            })
+            .collect();
+        Ok(AuditPage { entries, total })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_pattern;
+
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(contains_pattern("alice"), "%alice%");
+        assert_eq!(contains_pattern("100%_a\\b"), "%100\\%\\_a\\\\b%");
+        assert_eq!(contains_pattern(""), "%%");
     }
 }

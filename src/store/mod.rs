@@ -60,7 +60,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use tokio::sync::broadcast;
 
 pub use accounts::{Account, NewAccount};
-pub use audit::Audit;
+pub use audit::{Audit, AuditEntry, AuditPage};
 pub use copy::{Copied, Transfer};
 pub use deliver::{Delivered, Delivery, DeliveryReport, Target};
 pub use dkim::DkimKeys;

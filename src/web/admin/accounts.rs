@@ -218,18 +218,46 @@ pub(super) async fn add(
         })
         .await;
     match created {
-        Ok(a) => Ok(CreatedPage {
-            chrome: Chrome::new(&state, &admin, "accounts", None),
-            address: a.address,
-            password: generated.then_some(pw),
+        Ok(a) => {
+            let detail = account_detail(quota, page.is_admin, generated);
+            admin
+                .audit(&state, "account.create", &a.address, &detail)
+                .await?;
+            Ok(CreatedPage {
+                chrome: Chrome::new(&state, &admin, "accounts", None),
+                address: a.address,
+                password: generated.then_some(pw),
+            }
+            .into_response())
         }
-        .into_response()),
         Err(StoreError::Conflict(e) | StoreError::Invalid(e) | StoreError::NotFound(e)) => {
             page.address_error = Some(e);
             invalid(&state, &admin, page).await
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// What the audit log keeps of a new account: its quota, admin flag, and whether the
+/// password was generated (never the password).
+pub(super) fn account_detail(quota: u64, is_admin: bool, generated: bool) -> String {
+    let mut detail = format!(
+        "quota {}",
+        if quota == 0 {
+            "unlimited".to_string()
+        } else {
+            format_size(quota)
+        }
+    );
+    if is_admin {
+        detail.push_str(", admin");
+    }
+    detail.push_str(if generated {
+        ", password generated"
+    } else {
+        ", password chosen"
+    });
+    detail
 }
 
 async fn invalid(state: &WebState, admin: &Admin, mut page: NewPage) -> Result<Response, WebError> {
@@ -310,6 +338,14 @@ pub(super) async fn set_quota(
     match quota_field(&f.quota) {
         Ok(q) => {
             state.store.set_quota(&a.address, q).await?;
+            let detail = if q == 0 {
+                "unlimited".to_string()
+            } else {
+                format_size(q)
+            };
+            admin
+                .audit(&state, "account.quota", &a.address, &detail)
+                .await?;
             Ok(back_to(&a, "account-updated"))
         }
         Err(e) => {
@@ -355,6 +391,10 @@ pub(super) async fn reset_password(
     if a.id != admin.0.account.id {
         state.store.end_sessions_of(a.id).await?;
     }
+    let detail = if generated { "generated" } else { "chosen" };
+    admin
+        .audit(&state, "account.password", &a.address, detail)
+        .await?;
     if generated {
         let mut page = AccountPage::new(&state, &admin, &a, None);
         page.new_password = Some(pw);
@@ -376,7 +416,7 @@ pub(super) async fn set_state(
 ) -> Result<Response, WebError> {
     let a = account(&state, &address).await?;
     let is_self = a.id == admin.0.account.id;
-    match f.action.as_str() {
+    let action = match f.action.as_str() {
         "disable" | "revoke-admin" if is_self => {
             return Err(WebError::BadRequest(
                 "You cannot lock yourself out: use another administrator account for this.".into(),
@@ -386,12 +426,23 @@ pub(super) async fn set_state(
             state.store.set_disabled(&a.address, true).await?;
             state.auth.forget_account(a.id);
             state.store.end_sessions_of(a.id).await?;
+            "account.disable"
         }
-        "enable" => state.store.set_disabled(&a.address, false).await?,
-        "make-admin" => state.store.set_admin(&a.address, true).await?,
-        "revoke-admin" => state.store.set_admin(&a.address, false).await?,
+        "enable" => {
+            state.store.set_disabled(&a.address, false).await?;
+            "account.enable"
+        }
+        "make-admin" => {
+            state.store.set_admin(&a.address, true).await?;
+            "account.admin_grant"
+        }
+        "revoke-admin" => {
+            state.store.set_admin(&a.address, false).await?;
+            "account.admin_revoke"
+        }
         other => return Err(WebError::BadRequest(format!("unknown action {other:?}"))),
-    }
+    };
+    admin.audit(&state, action, &a.address, "").await?;
     Ok(back_to(&a, "account-updated"))
 }
 
@@ -443,5 +494,6 @@ pub(super) async fn remove(
     }
     state.store.remove_account(&a.address).await?;
     state.auth.forget_account(a.id);
+    admin.audit(&state, "account.remove", &a.address, "").await?;
     Ok(done("/admin/accounts", "account-removed"))
 }

@@ -1,5 +1,6 @@
 //! The webmail at `/mail`: folders, message lists, reading, compose/reply/forward with
-//! attachments, search, settings, and live updates.
+//! attachments, search, settings, the Security page (sessions, sign-in history), and live
+//! updates.
 //!
 //! It reads and changes mail through the store, as IMAP does, so each sees the other's
 //! changes at once (the store announces every change on its bus; the list page listens through
@@ -13,6 +14,7 @@ mod folders;
 mod list;
 mod mobileconfig;
 mod read;
+mod security;
 mod settings;
 
 use axum::extract::{FromRequestParts, Query, State};
@@ -54,6 +56,12 @@ pub fn router() -> Router<WebState> {
         .route("/mail/settings/mobileconfig", get(mobileconfig::profile))
         .route("/mail/settings/profile", post(settings::profile))
         .route("/mail/settings/password", post(settings::password))
+        .route("/mail/settings/security", get(security::page))
+        .route("/mail/settings/security/sign-out", post(security::sign_out))
+        .route(
+            "/mail/settings/security/sign-out-others",
+            post(security::sign_out_others),
+        )
         .route("/mail/events", get(events::stream))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
@@ -275,6 +283,8 @@ fn notice(code: &str) -> Option<&'static str> {
         "folder-deleted" => "The folder and its messages were deleted.",
         "password" => "Your password was changed.",
         "profile" => "Saved.",
+        "signed-out" => "That session was signed out.",
+        "signed-out-others" => "Every other session was signed out.",
         _ => return None,
     })
 }
