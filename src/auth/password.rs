@@ -57,7 +57,11 @@ pub fn check_strength(password: &str, user_inputs: &[&str]) -> Result<(), String
     }
     // The address's parts on their own too: zxcvbn matches whole inputs as dictionary words.
     let mut inputs: Vec<&str> = Vec::new();
-    for input in user_inputs.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
+    for input in user_inputs
+        .iter()
+        .map(|i| i.trim())
+        .filter(|i| !i.is_empty())
+    {
         inputs.push(input);
         inputs.extend(
             input
@@ -213,17 +217,31 @@ mod tests {
         assert!(e.contains("at least 10"), "{e}");
         assert!(check_strength("Zq8#p!Lw2", &me).is_err(), "9 characters");
         // Long enough but guessable: a keyboard row, a common password, the user's own name.
-        for weak in ["qwertyuiop", "password123", "aaaaaaaaaaaa", "alice@example.org"] {
+        for weak in [
+            "qwertyuiop",
+            "password123",
+            "aaaaaaaaaaaa",
+            "alice@example.org",
+        ] {
             let e = check_strength(weak, &me).unwrap_err();
-            assert!(e.starts_with("The password is too easy to guess"), "{weak}: {e}");
+            assert!(
+                e.starts_with("The password is too easy to guess"),
+                "{weak}: {e}"
+            );
         }
         // The user inputs count, the address's parts too: this one passes for someone else.
         assert!(check_strength("quixotebramble", &me).is_ok());
         assert!(check_strength("quixotebramble", &["quixote@bramble.org"]).is_err());
         // Unrelated words, or random characters, pass.
         assert!(check_strength("staple orbit lantern cactus", &me).is_ok());
-        assert!(check_strength(&generate(), &me).is_ok(), "generated passwords pass");
-        assert!(check_strength(&"x9".repeat(600), &me).is_err(), "over 1024 bytes");
+        assert!(
+            check_strength(&generate(), &me).is_ok(),
+            "generated passwords pass"
+        );
+        assert!(
+            check_strength(&"x9".repeat(600), &me).is_err(),
+            "over 1024 bytes"
+        );
     }
 
     #[test]

@@ -67,7 +67,11 @@ impl Store {
     /// Records one action in the audit log, and trims the log to its bounds in the same
     /// transaction (both deletions use an index: `at`, and the primary key).
     pub async fn audit(&self, entry: Audit<'_>) -> Result<()> {
-        let t = now();
+        self.audit_at(entry, now(), KEEP_ENTRIES).await
+    }
+
+    /// [`Store::audit`] at time `t`, keeping `keep` entries (tests try the bounds with both).
+    async fn audit_at(&self, entry: Audit<'_>, t: i64, keep: i64) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO audit_log (at, actor, ip, action, target, detail)
@@ -89,7 +93,7 @@ impl Store {
             "DELETE FROM audit_log WHERE id <=
              (SELECT id FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET ?)",
         )
-        .bind(KEEP_ENTRIES)
+        .bind(keep)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -141,7 +145,86 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::contains_pattern;
+    use super::{Audit, KEEP_SECS, contains_pattern};
+    use crate::store::{Store, now};
+
+    fn entry(target: &str) -> Audit<'_> {
+        Audit {
+            actor: "admin@example.org",
+            ip: "192.0.2.1",
+            action: "account.create",
+            target,
+            detail: "",
+        }
+    }
+
+    fn targets(page: &super::AuditPage) -> Vec<&str> {
+        page.entries.iter().map(|e| e.target.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn the_log_is_bounded_by_age_and_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+        let t = now();
+        store
+            .audit_at(entry("old"), t - KEEP_SECS - 10, 100)
+            .await
+            .unwrap();
+        store.audit_at(entry("recent"), t - 10, 100).await.unwrap();
+        assert_eq!(
+            targets(&store.audit_entries("", 0, 10).await.unwrap()),
+            ["recent", "old"]
+        );
+        // The next entry removes the one older than a year.
+        store.audit_at(entry("a"), t, 100).await.unwrap();
+        assert_eq!(
+            targets(&store.audit_entries("", 0, 10).await.unwrap()),
+            ["a", "recent"]
+        );
+        // And keeps at most `keep`, the newest.
+        for name in ["b", "c", "d"] {
+            store.audit_at(entry(name), t, 3).await.unwrap();
+        }
+        let page = store.audit_entries("", 0, 10).await.unwrap();
+        assert_eq!(targets(&page), ["d", "c", "b"]);
+        assert_eq!(page.total, 3);
+    }
+
+    #[tokio::test]
+    async fn search_pages_and_takes_wildcards_literally() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+        for name in [
+            "alice@example.org",
+            "bob@example.org",
+            "100%_off@example.org",
+        ] {
+            store.audit(entry(name)).await.unwrap();
+        }
+        let page = store.audit_entries("ALICE", 0, 10).await.unwrap();
+        assert_eq!((targets(&page), page.total), (vec!["alice@example.org"], 1));
+        assert_eq!(
+            store
+                .audit_entries("account.cr", 0, 10)
+                .await
+                .unwrap()
+                .total,
+            3
+        );
+        assert_eq!(
+            store.audit_entries("192.0.2", 0, 10).await.unwrap().total,
+            0,
+            "not the ip"
+        );
+        // `%` and `_` match themselves only.
+        let page = store.audit_entries("%_", 0, 10).await.unwrap();
+        assert_eq!(targets(&page), ["100%_off@example.org"]);
+        assert_eq!(store.audit_entries("b_b", 0, 10).await.unwrap().total, 0);
+        // Newest first, paged; the total counts every match.
+        let page = store.audit_entries("", 1, 1).await.unwrap();
+        assert_eq!((targets(&page), page.total), (vec!["bob@example.org"], 3));
+    }
 
     #[test]
     fn like_patterns_take_wildcards_literally() {

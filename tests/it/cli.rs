@@ -607,3 +607,86 @@ fn the_cli_refuses_weak_passwords() {
     );
     assert!(out.status.success(), "{out:?}");
 }
+
+/// Every change made at the command line is in the admin audit log, with the actor `cli` and
+/// without the password.
+#[tokio::test]
+async fn cli_changes_are_audited() {
+    let cli = Cli::new();
+    cli.ok(&["domain", "add", "example.org"]);
+    let out = cli.run_with_stdin(
+        &[
+            "user",
+            "add",
+            "quixote@example.org",
+            "--password-stdin",
+            "--quota",
+            "1G",
+        ],
+        "staple orbit lantern\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    cli.ok(&["user", "passwd", "quixote@example.org"]);
+    cli.ok(&["alias", "add", "team@example.org", "quixote@example.org"]);
+    cli.ok(&["alias", "remove", "team@example.org", "quixote@example.org"]);
+    cli.ok(&["user", "remove", "quixote@example.org"]);
+    cli.ok(&["domain", "remove", "example.org"]);
+    // A refused command records nothing.
+    cli.fails(&["domain", "remove", "example.org"], "");
+    let config = mailroom::config::Config::load(&cli.config).unwrap();
+    let store = mailroom::store::Store::open(&config.database_path())
+        .await
+        .unwrap();
+    let log = store.audit_entries("", 0, 100).await.unwrap();
+    let got: Vec<(&str, &str, &str, &str, &str)> = log
+        .entries
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e.actor.as_str(),
+                e.ip.as_str(),
+                e.action.as_str(),
+                e.target.as_str(),
+                e.detail.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("cli", "", "domain.create", "example.org", ""),
+            (
+                "cli",
+                "",
+                "account.create",
+                "quixote@example.org",
+                "quota 1G, password chosen"
+            ),
+            (
+                "cli",
+                "",
+                "account.password",
+                "quixote@example.org",
+                "generated"
+            ),
+            (
+                "cli",
+                "",
+                "alias.create",
+                "team@example.org",
+                "quixote@example.org"
+            ),
+            (
+                "cli",
+                "",
+                "alias.remove",
+                "team@example.org",
+                "quixote@example.org"
+            ),
+            ("cli", "", "account.remove", "quixote@example.org", ""),
+            ("cli", "", "domain.remove", "example.org", ""),
+        ]
+    );
+    store.close().await;
+}

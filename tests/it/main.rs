@@ -31,6 +31,7 @@ mod net;
 mod outbound;
 mod ownership;
 mod pop3;
+mod security;
 mod smtp;
 mod smtp_interop;
 mod store;

@@ -25,7 +25,8 @@ enum Expect {
 }
 
 /// One request: the route as the router writes it, the address with placeholders
-/// (`{a_box}`, `{a_folder}`, `{a_uid}` are Alice's; `{b_box}`, `{b_uid}` Bob's; `{csrf}` is
+/// (`{a_box}`, `{a_folder}`, `{a_uid}`, `{a_session}` (a web session's public id) are
+/// Alice's; `{b_box}`, `{b_uid}` Bob's; `{csrf}` is
 /// Bob's token), the form fields, and whether the form is multipart.
 struct Case {
     method: &'static str,
@@ -311,6 +312,19 @@ const MAIL_CASES: &[Case] = &[
         ],
         Expect::Own(StatusCode::UNPROCESSABLE_ENTITY),
     ),
+    get("/mail/settings/security", "/mail/settings/security", OK),
+    post(
+        "/mail/settings/security/sign-out",
+        "/mail/settings/security/sign-out",
+        &[("csrf", "{csrf}"), ("session", "{a_session}")],
+        REFUSED,
+    ),
+    post(
+        "/mail/settings/security/sign-out-others",
+        "/mail/settings/security/sign-out-others",
+        &[("csrf", "{csrf}")],
+        REDIRECT,
+    ),
 ];
 
 /// Routes of the webmail not tried above, and why.
@@ -421,6 +435,8 @@ const ADMIN_CASES: &[Case] = &[
         REFUSED,
     ),
     get("/admin/queue", "/admin/queue", REFUSED),
+    get("/admin/audit", "/admin/audit", REFUSED),
+    get("/admin/audit", "/admin/audit?q=alice&page=2", REFUSED),
     post(
         "/admin/queue/{id}/retry",
         "/admin/queue/{queue_id}/retry",
@@ -669,6 +685,11 @@ async fn alice_and_bob() -> (TestServer, Browser, Vec<(&'static str, String)>, i
         .unwrap();
     let b_uid = deliver(&store, bob.id, "Subject: for bob\r\n\r\nhello bob\r\n").await;
     let b_box = store.mailbox(bob.id, "INBOX").await.unwrap().unwrap();
+    store
+        .create_session(alice.id, "192.0.2.7", "Alice's browser")
+        .await
+        .unwrap();
+    let a_session = store.sessions_of(alice.id).await.unwrap()[0].id.clone();
     let mut b = Browser::new(&server);
     let page = b.sign_in_at("/mail", "bob@localhost", "secret").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
@@ -679,6 +700,7 @@ async fn alice_and_bob() -> (TestServer, Browser, Vec<(&'static str, String)>, i
         ("a_uid", a_uid.to_string()),
         ("b_box", b_box.id().to_string()),
         ("b_uid", b_uid.to_string()),
+        ("a_session", a_session),
         ("csrf", csrf),
     ];
     (server, b, values, alice.id)
@@ -699,6 +721,11 @@ async fn no_webmail_address_reaches_another_accounts_mail() {
         "Alice's mail changed"
     );
     assert_eq!(store.account(alice).await.unwrap().unwrap(), alice_before);
+    assert_eq!(
+        store.sessions_of(alice).await.unwrap().len(),
+        1,
+        "Bob's sign-out forms ended Alice's session"
+    );
     server.running.shutdown().await;
 }
 

@@ -494,6 +494,8 @@ pub(super) async fn remove(
     }
     state.store.remove_account(&a.address).await?;
     state.auth.forget_account(a.id);
-    admin.audit(&state, "account.remove", &a.address, "").await?;
+    admin
+        .audit(&state, "account.remove", &a.address, "")
+        .await?;
     Ok(done("/admin/accounts", "account-removed"))
 }

@@ -64,7 +64,12 @@ pub(super) async fn add(
         match state.store.add_alias(&f.source, &targets).await {
             Ok(alias) => {
                 admin
-                    .audit(&state, "alias.create", &alias.source, &alias.targets.join(", "))
+                    .audit(
+                        &state,
+                        "alias.create",
+                        &alias.source,
+                        &alias.targets.join(", "),
+                    )
                     .await?;
                 return Ok(done("/admin/aliases", "alias-added"));
             }

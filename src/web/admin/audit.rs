@@ -61,14 +61,20 @@ pub(super) async fn list(
     let q = query.q.unwrap_or_default().trim().to_string();
     let size = i64::try_from(PAGE_SIZE).unwrap_or(50);
     let wanted = i64::try_from(query.page.unwrap_or(1).max(1)).unwrap_or(1);
-    let first = state.store.audit_entries(&q, (wanted - 1) * size, size).await?;
+    let first = state
+        .store
+        .audit_entries(&q, (wanted - 1) * size, size)
+        .await?;
     let total = usize::try_from(first.total).unwrap_or(0);
     let pages = i64::try_from(total.div_ceil(PAGE_SIZE).max(1)).unwrap_or(1);
     // A page past the end shows the last one, as the other lists do.
     let (page, found) = if wanted > pages {
         (
             pages,
-            state.store.audit_entries(&q, (pages - 1) * size, size).await?,
+            state
+                .store
+                .audit_entries(&q, (pages - 1) * size, size)
+                .await?,
         )
     } else {
         (wanted, first)

@@ -182,7 +182,9 @@ pub(super) async fn remove(
     let domain = state.store.domain(&name).await?.ok_or(WebError::NotFound)?;
     match state.store.remove_domain(&domain.name).await {
         Ok(()) => {
-            admin.audit(&state, "domain.remove", &domain.name, "").await?;
+            admin
+                .audit(&state, "domain.remove", &domain.name, "")
+                .await?;
             Ok(done("/admin/domains", "domain-removed"))
         }
         Err(StoreError::Conflict(e)) => Ok((

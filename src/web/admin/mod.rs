@@ -26,9 +26,9 @@ use std::net::IpAddr;
 
 use super::WebState;
 use super::login::{self, Area};
-use crate::store::Audit;
 use super::session::{self, Client, Session};
 pub use super::session::{NoFields, Posted};
+use crate::store::Audit;
 
 pub fn router() -> Router<WebState> {
     Router::new()
