@@ -115,13 +115,15 @@ pub async fn page(
     Query(q): Query<DoneQuery>,
 ) -> Result<SecurityPage, WebError> {
     let account_id = reader.0.account.id;
-    let sessions = state
+    let mut sessions: Vec<SessionRow> = state
         .store
         .sessions_of(account_id)
         .await?
         .into_iter()
         .map(|s| SessionRow::of(s, &reader.0.id))
         .collect();
+    // This device first, then the most recently used (a stable sort keeps the store's order).
+    sessions.sort_by_key(|s| !s.current);
     let sign_ins = state
         .store
         .recent_sign_ins(account_id, SIGN_INS_SHOWN)
