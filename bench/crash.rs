@@ -297,7 +297,10 @@ async fn main() {
         .map(|i| format!("user{i}@localhost"))
         .chain(["appender@localhost".into()])
     {
-        cli(&["user", "add", &u, "--password-stdin"], "orbit-lantern-secret\n");
+        cli(
+            &["user", "add", &u, "--password-stdin"],
+            "orbit-lantern-secret\n",
+        );
     }
     let smtp: SocketAddr = ([127, 0, 0, 1], smtp_port).into();
     let imap: SocketAddr = ([127, 0, 0, 1], imap_port).into();
