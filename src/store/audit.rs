@@ -89,10 +89,10 @@ impl Store {
             .bind(t - KEEP_SECS)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "DELETE FROM audit_log WHERE id <=
-             (SELECT id FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET ?)",
-        )
+        // Ids only grow, so the entries above the newest id minus `keep` are at most `keep`
+        // (fewer where gaps are): a lookup of the largest key, where walking the newest `keep`
+        // entries to find the cut took milliseconds on each entry at 100,000.
+        sqlx::query("DELETE FROM audit_log WHERE id <= (SELECT MAX(id) FROM audit_log) - ?")
         .bind(keep)
         .execute(&mut *tx)
         .await?;
