@@ -95,6 +95,20 @@ pub fn check_strength(password: &str, user_inputs: &[&str]) -> Result<(), String
     Err(why)
 }
 
+/// [`check_strength`] on the hashing threads, for the server: zxcvbn takes milliseconds on a
+/// long password (it reads the first 100 characters), which must not hold a runtime thread, and
+/// the pool bounds how many run at once.
+pub async fn check_strength_off_thread(password: &str, user_inputs: &[&str]) -> Result<(), String> {
+    let password = password.to_owned();
+    let inputs: Vec<String> = user_inputs.iter().map(|i| i.to_string()).collect();
+    on_hasher(move || {
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        check_strength(&password, &inputs)
+    })
+    .await
+    .unwrap_or_else(|| Err("The password cannot be checked now; try again.".into()))
+}
+
 /// Hashes `password` into a PHC string (`$argon2id$v=19$...`).
 pub async fn hash(password: &str) -> Result<String, PasswordError> {
     if password.is_empty() {

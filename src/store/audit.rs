@@ -93,9 +93,9 @@ impl Store {
         // (fewer where gaps are): a lookup of the largest key, where walking the newest `keep`
         // entries to find the cut took milliseconds on each entry at 100,000.
         sqlx::query("DELETE FROM audit_log WHERE id <= (SELECT MAX(id) FROM audit_log) - ?")
-        .bind(keep)
-        .execute(&mut *tx)
-        .await?;
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

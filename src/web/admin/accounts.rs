@@ -196,7 +196,9 @@ pub(super) async fn add(
     } else {
         f.password.clone()
     };
-    if !generated && let Err(e) = password::check_strength(&pw, &[f.address.trim()]) {
+    if !generated
+        && let Err(e) = password::check_strength_off_thread(&pw, &[f.address.trim()]).await
+    {
         page.password_error = Some(e);
     }
     let (Ok(address), Ok(quota), None, None) =
@@ -372,7 +374,8 @@ pub(super) async fn reset_password(
     let a = account(&state, &address).await?;
     let generated = f.password.is_empty();
     if !generated
-        && let Err(e) = password::check_strength(&f.password, &[&a.address, &a.display_name])
+        && let Err(e) =
+            password::check_strength_off_thread(&f.password, &[&a.address, &a.display_name]).await
     {
         let mut page = AccountPage::new(&state, &admin, &a, None);
         page.password_error = Some(e);

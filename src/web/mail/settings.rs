@@ -126,7 +126,10 @@ pub async fn password(
         Err(AuthError::Internal(e)) => return Err(WebError::Internal(e)),
     }
     let account = &reader.0.account;
-    if let Err(e) = password::check_strength(&f.new, &[&account.address, &account.display_name]) {
+    if let Err(e) =
+        password::check_strength_off_thread(&f.new, &[&account.address, &account.display_name])
+            .await
+    {
         page.new_error = Some(e);
     } else if f.new != f.repeat {
         page.new_error = Some("The two new passwords differ.".into());
