@@ -564,3 +564,28 @@ async fn every_admin_action_is_audited_and_the_log_is_searchable() {
     assert!(page.body.contains("Page 2 of 2"), "{}", page.body);
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_admin_changing_their_own_password_ends_their_other_sessions() {
+    let server = server().await;
+    let login = server.running.first_login.clone().unwrap();
+    let (mut here, csrf) = admin(&server).await;
+    let (mut there, _) = admin(&server).await;
+    let path = format!("/admin/accounts/{}/password", login.address);
+    let page = here
+        .post(
+            &path,
+            &[("csrf", &csrf), ("password", "staple orbit lantern")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(here.get("/admin").await.status, StatusCode::OK);
+    let gone = there.get("/admin").await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+    assert!(
+        gone.location.starts_with("/admin/login"),
+        "{}",
+        gone.location
+    );
+    server.running.shutdown().await;
+}

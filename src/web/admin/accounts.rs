@@ -365,7 +365,8 @@ pub(super) struct PasswordForm {
     password: String,
 }
 
-/// Sets the typed password, or a generated one shown once; ends the account's web sessions.
+/// Sets the typed password, or a generated one shown once; ends the account's web sessions
+/// (all but this one when admins change their own).
 pub(super) async fn reset_password(
     State(state): State<WebState>,
     Path(address): Path<String>,
@@ -391,7 +392,10 @@ pub(super) async fn reset_password(
         .map_err(|e| WebError::Internal(e.to_string()))?;
     state.store.set_password_hash(&a.address, &hash).await?;
     state.auth.forget_account(a.id);
-    if a.id != admin.0.account.id {
+    if a.id == admin.0.account.id {
+        // The admin's own password: their other sessions end, this one stays.
+        state.store.end_other_sessions(a.id, &admin.0.id).await?;
+    } else {
         state.store.end_sessions_of(a.id).await?;
     }
     let detail = if generated { "generated" } else { "chosen" };
