@@ -24,6 +24,10 @@ const TOUCH_SECS: i64 = 60;
 /// browsers apart, bounded whatever a client sends.
 pub const MAX_CLIENT_TEXT: usize = 256;
 
+/// The most sessions [`Store::sessions_of`] lists (each costs a sign-in, and they end within a
+/// day, so only a scripted account gets near it; "sign out everywhere else" still ends all).
+pub const MAX_LISTED: i64 = 100;
+
 /// A session as a request sees it.
 #[derive(Debug, Clone)]
 pub struct WebSession {
@@ -151,17 +155,18 @@ impl Store {
         Ok(())
     }
 
-    /// The account's live sessions, the most recently used first.
+    /// The account's live sessions, the most recently used first, at most [`MAX_LISTED`].
     pub async fn sessions_of(&self, account_id: i64) -> Result<Vec<SessionInfo>> {
         let t = now();
         let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
             "SELECT public_id, ip, user_agent, created_at, last_seen FROM sessions
              WHERE account_id = ? AND last_seen >= ? AND created_at >= ?
-             ORDER BY last_seen DESC, created_at DESC",
+             ORDER BY last_seen DESC, created_at DESC LIMIT ?",
         )
         .bind(account_id)
         .bind(t - IDLE_SECS)
         .bind(t - ABSOLUTE_SECS)
+        .bind(MAX_LISTED)
         .fetch_all(&self.reader)
         .await?;
         Ok(rows

@@ -589,3 +589,14 @@ async fn an_admin_changing_their_own_password_ends_their_other_sessions() {
     );
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn audit_pages_past_any_end_show_the_last() {
+    let server = server().await;
+    let (mut b, _) = admin(&server).await;
+    for page in ["9223372036854775807", "18446744073709551615", "0"] {
+        let got = b.get(&format!("/admin/audit?page={page}")).await;
+        assert_eq!(got.status, StatusCode::OK, "{page}: {}", got.body);
+    }
+    server.running.shutdown().await;
+}

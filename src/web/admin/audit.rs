@@ -61,9 +61,10 @@ pub(super) async fn list(
     let q = query.q.unwrap_or_default().trim().to_string();
     let size = i64::try_from(PAGE_SIZE).unwrap_or(50);
     let wanted = i64::try_from(query.page.unwrap_or(1).max(1)).unwrap_or(1);
+    // Saturating: `?page=` is any number the address bar holds.
     let first = state
         .store
-        .audit_entries(&q, (wanted - 1) * size, size)
+        .audit_entries(&q, (wanted - 1).saturating_mul(size), size)
         .await?;
     let total = usize::try_from(first.total).unwrap_or(0);
     let pages = i64::try_from(total.div_ceil(PAGE_SIZE).max(1)).unwrap_or(1);
@@ -73,7 +74,7 @@ pub(super) async fn list(
             pages,
             state
                 .store
-                .audit_entries(&q, (pages - 1) * size, size)
+                .audit_entries(&q, (pages - 1).saturating_mul(size), size)
                 .await?,
         )
     } else {
