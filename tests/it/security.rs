@@ -105,11 +105,11 @@ async fn the_security_page_lists_sessions_and_signs_them_out() {
     ] {
         assert!(page.body.contains(text), "{text}: {}", page.body);
     }
-    assert_eq!(page.body.matches("this device").count(), 1);
+    assert_eq!(page.body.matches("\"tag\">this device").count(), 1);
     let this_row = page
         .body
         .split("<tr")
-        .find(|r| r.contains("this device"))
+        .find(|r| r.contains("\"tag\">this device"))
         .unwrap();
     assert!(this_row.contains("Firefox on Linux"), "{this_row}");
     // The User-Agent is shown (as a tooltip) escaped, never as markup.
