@@ -126,7 +126,7 @@ async fn imap_client(addr: SocketAddr, round: usize, acked: Acked) {
     }
     let _ = r
         .get_mut()
-        .write_all(b"a LOGIN appender@localhost secret\r\n")
+        .write_all(b"a LOGIN appender@localhost orbit-lantern-secret\r\n")
         .await;
     loop {
         line.clear();
@@ -297,7 +297,10 @@ async fn main() {
         .map(|i| format!("user{i}@localhost"))
         .chain(["appender@localhost".into()])
     {
-        cli(&["user", "add", &u, "--password-stdin"], "secret\n");
+        cli(
+            &["user", "add", &u, "--password-stdin"],
+            "orbit-lantern-secret\n",
+        );
     }
     let smtp: SocketAddr = ([127, 0, 0, 1], smtp_port).into();
     let imap: SocketAddr = ([127, 0, 0, 1], imap_port).into();

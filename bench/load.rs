@@ -206,7 +206,7 @@ async fn main() {
         c.stdin
             .take()
             .expect("stdin")
-            .write_all(b"secret\n")
+            .write_all(b"orbit-lantern-secret\n")
             .expect("password");
         assert!(c.wait().expect("cli").success(), "{args:?}");
     };
@@ -233,7 +233,7 @@ async fn main() {
     read_line(&mut imap).await;
     let mut n = 0;
     imap.get_mut()
-        .write_all(b"l LOGIN user@localhost secret\r\ns SELECT INBOX\r\n")
+        .write_all(b"l LOGIN user@localhost orbit-lantern-secret\r\ns SELECT INBOX\r\n")
         .await
         .expect("login");
     while !read_line(&mut imap).await.starts_with("s OK") {}

@@ -28,19 +28,85 @@ pub enum PasswordError {
 
 pub const MAX_PASSWORD_LEN: usize = 1024;
 
-/// Passwords chosen in the web (admin panel, webmail settings) are at least this long;
-/// generated ones are 20.
+/// Passwords people choose (CLI, admin panel, webmail) are at least this long; generated ones
+/// are 20.
 pub const MIN_NEW_PASSWORD: usize = 10;
 
-/// Whether `password` may be set as a new one, with the reason when not (for the form).
-pub fn check_new(password: &str) -> Result<(), String> {
-    if password.chars().count() < MIN_NEW_PASSWORD {
-        Err(format!("At least {MIN_NEW_PASSWORD} characters."))
-    } else if password.len() > MAX_PASSWORD_LEN {
-        Err(format!("At most {MAX_PASSWORD_LEN} bytes."))
-    } else {
-        Ok(())
+/// The least zxcvbn score a chosen password needs: 3 is "safely unguessable" (about 10^10
+/// guesses), enough against an offline attack on a leaked hash with argon2id's cost.
+const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
+
+/// The one rule for a password someone chooses, used by every human entry point (`mailroom
+/// user add/passwd`, the admin panel's create and reset, the webmail's password change) but
+/// not by `Store::create_account`, which takes a hash. At least [`MIN_NEW_PASSWORD`]
+/// characters, at most [`MAX_PASSWORD_LEN`] bytes, and zxcvbn's estimate at least
+/// [`MIN_SCORE`], counting `user_inputs` (the address, its parts, the display name) as known
+/// to an attacker. The error says why and what to do, for the form or the terminal.
+pub fn check_strength(password: &str, user_inputs: &[&str]) -> Result<(), String> {
+    let length = password.chars().count();
+    if length < MIN_NEW_PASSWORD {
+        return Err(format!(
+            "The password has {length} characters; use at least {MIN_NEW_PASSWORD}. \
+             A few unrelated words make a long password that is easy to remember."
+        ));
     }
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(format!(
+            "The password is longer than {MAX_PASSWORD_LEN} bytes; use a shorter one."
+        ));
+    }
+    // The address's parts on their own too: zxcvbn matches whole inputs as dictionary words.
+    let mut inputs: Vec<&str> = Vec::new();
+    for input in user_inputs
+        .iter()
+        .map(|i| i.trim())
+        .filter(|i| !i.is_empty())
+    {
+        inputs.push(input);
+        inputs.extend(
+            input
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|part| part.chars().count() >= 3),
+        );
+    }
+    let estimate = zxcvbn::zxcvbn(password, &inputs);
+    if estimate.score() >= MIN_SCORE {
+        return Ok(());
+    }
+    let mut why = String::from("The password is too easy to guess");
+    match estimate.feedback().and_then(|f| f.warning()) {
+        Some(warning) => {
+            why.push_str(": ");
+            why.push_str(warning.to_string().trim_end_matches('.'));
+            why.push('.');
+        }
+        None => why.push('.'),
+    }
+    let suggestions: Vec<String> = estimate
+        .feedback()
+        .map(|f| f.suggestions().iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    if suggestions.is_empty() {
+        why.push_str(" Add another word or two that are not about you.");
+    } else {
+        why.push(' ');
+        why.push_str(&suggestions.join(" "));
+    }
+    Err(why)
+}
+
+/// [`check_strength`] on the hashing threads, for the server: zxcvbn takes milliseconds on a
+/// long password (it reads the first 100 characters), which must not hold a runtime thread, and
+/// the pool bounds how many run at once.
+pub async fn check_strength_off_thread(password: &str, user_inputs: &[&str]) -> Result<(), String> {
+    let password = password.to_owned();
+    let inputs: Vec<String> = user_inputs.iter().map(|i| i.to_string()).collect();
+    on_hasher(move || {
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        check_strength(&password, &inputs)
+    })
+    .await
+    .unwrap_or_else(|| Err("The password cannot be checked now; try again.".into()))
 }
 
 /// Hashes `password` into a PHC string (`$argon2id$v=19$...`).
@@ -155,6 +221,41 @@ mod tests {
         assert!(!verify("correct horse", "not a hash").await);
         assert_ne!(h, hash("correct horse").await.unwrap(), "salted");
         assert!(matches!(hash("").await, Err(PasswordError::Empty)));
+    }
+
+    #[test]
+    fn the_password_rule() {
+        let me = ["alice@example.org", "Alice Liddell"];
+        // Too short, whatever it is made of.
+        let e = check_strength("x", &me).unwrap_err();
+        assert!(e.contains("at least 10"), "{e}");
+        assert!(check_strength("Zq8#p!Lw2", &me).is_err(), "9 characters");
+        // Long enough but guessable: a keyboard row, a common password, the user's own name.
+        for weak in [
+            "qwertyuiop",
+            "password123",
+            "aaaaaaaaaaaa",
+            "alice@example.org",
+        ] {
+            let e = check_strength(weak, &me).unwrap_err();
+            assert!(
+                e.starts_with("The password is too easy to guess"),
+                "{weak}: {e}"
+            );
+        }
+        // The user inputs count, the address's parts too: this one passes for someone else.
+        assert!(check_strength("quixotebramble", &me).is_ok());
+        assert!(check_strength("quixotebramble", &["quixote@bramble.org"]).is_err());
+        // Unrelated words, or random characters, pass.
+        assert!(check_strength("staple orbit lantern cactus", &me).is_ok());
+        assert!(
+            check_strength(&generate(), &me).is_ok(),
+            "generated passwords pass"
+        );
+        assert!(
+            check_strength(&"x9".repeat(600), &me).is_err(),
+            "over 1024 bytes"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `mailroom domain`, `user` and `alias`.
+//! `mailroom domain`, `user` and `alias`. Each change is recorded in the admin audit log with
+//! the actor `cli`, as the admin panel records its own.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -8,7 +9,7 @@ use clap::Subcommand;
 use mailroom::address::Address;
 use mailroom::auth::password;
 use mailroom::config::{self, Config};
-use mailroom::store::{NewAccount, Store};
+use mailroom::store::{Audit, NewAccount, Store};
 
 #[derive(Subcommand)]
 pub enum DomainCmd {
@@ -78,6 +79,7 @@ pub async fn domain(store: &Store, config: &Config, cmd: DomainCmd) -> anyhow::R
     match cmd {
         DomainCmd::Add { name } => {
             let d = store.add_domain(&name).await?;
+            audit(store, "domain.create", &d.name, "").await?;
             println!("added domain {}", d.name);
         }
         DomainCmd::List => {
@@ -94,7 +96,9 @@ pub async fn domain(store: &Store, config: &Config, cmd: DomainCmd) -> anyhow::R
         }
         DomainCmd::Remove { name } => {
             store.remove_domain(&name).await?;
-            println!("removed domain {}", name.trim().to_lowercase());
+            let name = name.trim().to_lowercase();
+            audit(store, "domain.remove", &name, "").await?;
+            println!("removed domain {name}");
         }
         DomainCmd::Dns { name } => {
             let Some(domain) = store.domain(&name).await? else {
@@ -139,7 +143,7 @@ pub async fn user(store: &Store, config: &Config, cmd: UserCmd) -> anyhow::Resul
             {
                 bail!("account {parsed} already exists");
             }
-            let (pw, generated) = obtain_password(password_stdin)?;
+            let (pw, generated) = obtain_password(password_stdin, &[&parsed.to_string()])?;
             let account = store
                 .create_account(NewAccount {
                     address: &parsed.to_string(),
@@ -148,6 +152,13 @@ pub async fn user(store: &Store, config: &Config, cmd: UserCmd) -> anyhow::Resul
                     is_admin: admin,
                 })
                 .await?;
+            let detail = format!(
+                "quota {}{}, password {}",
+                quota_text(account.quota_bytes),
+                if admin { ", admin" } else { "" },
+                if generated { "generated" } else { "chosen" }
+            );
+            audit(store, "account.create", &account.address, &detail).await?;
             println!(
                 "added {}{} (quota {})",
                 account.address,
@@ -185,13 +196,16 @@ pub async fn user(store: &Store, config: &Config, cmd: UserCmd) -> anyhow::Resul
             address,
             password_stdin,
         } => {
-            if store.account_by_address(&address).await?.is_none() {
+            let Some(account) = store.account_by_address(&address).await? else {
                 bail!("account {} not found", address.trim());
-            }
-            let (pw, generated) = obtain_password(password_stdin)?;
+            };
+            let (pw, generated) =
+                obtain_password(password_stdin, &[&account.address, &account.display_name])?;
             store
                 .set_password_hash(&address, &password::hash(&pw).await?)
                 .await?;
+            let detail = if generated { "generated" } else { "chosen" };
+            audit(store, "account.password", &account.address, detail).await?;
             println!("password changed for {}", address.trim());
             if generated {
                 println!("password: {pw}");
@@ -199,9 +213,25 @@ pub async fn user(store: &Store, config: &Config, cmd: UserCmd) -> anyhow::Resul
         }
         UserCmd::Remove { address } => {
             store.remove_account(&address).await?;
-            println!("removed {} and its mail", address.trim());
+            let address = address.trim().to_lowercase();
+            audit(store, "account.remove", &address, "").await?;
+            println!("removed {address} and its mail");
         }
     }
+    Ok(())
+}
+
+/// Records a change made from the command line in the admin audit log.
+async fn audit(store: &Store, action: &str, target: &str, detail: &str) -> anyhow::Result<()> {
+    store
+        .audit(Audit {
+            actor: "cli",
+            ip: "",
+            action,
+            target,
+            detail,
+        })
+        .await?;
     Ok(())
 }
 
@@ -212,8 +242,9 @@ fn quota_text(quota: i64) -> String {
     }
 }
 
-/// The password from stdin's first line, or a generated one (second value true).
-fn obtain_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+/// The password from stdin's first line, held to the password rule with `user_inputs` (the
+/// address, the name), or a generated one (second value true).
+fn obtain_password(from_stdin: bool, user_inputs: &[&str]) -> anyhow::Result<(String, bool)> {
     if !from_stdin {
         return Ok((password::generate(), true));
     }
@@ -231,12 +262,7 @@ fn obtain_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
     if pw.is_empty() {
         bail!("the password read from stdin is empty");
     }
-    if pw.len() > password::MAX_PASSWORD_LEN {
-        bail!(
-            "the password is longer than {} bytes",
-            password::MAX_PASSWORD_LEN
-        );
-    }
+    password::check_strength(&pw, user_inputs).map_err(anyhow::Error::msg)?;
     Ok((pw, false))
 }
 
@@ -244,6 +270,7 @@ pub async fn alias(store: &Store, cmd: AliasCmd) -> anyhow::Result<()> {
     match cmd {
         AliasCmd::Add { source, targets } => {
             let a = store.add_alias(&source, &targets).await?;
+            audit(store, "alias.create", &a.source, &a.targets.join(", ")).await?;
             println!("{} -> {}", a.source, a.targets.join(", "));
         }
         AliasCmd::List { domain } => {
@@ -257,6 +284,10 @@ pub async fn alias(store: &Store, cmd: AliasCmd) -> anyhow::Result<()> {
         }
         AliasCmd::Remove { source, target } => {
             store.remove_alias(&source, target.as_deref()).await?;
+            let detail = target
+                .as_deref()
+                .map_or_else(|| "all targets".to_string(), |t| t.trim().to_string());
+            audit(store, "alias.remove", source.trim(), &detail).await?;
             match target {
                 Some(t) => println!("removed {} -> {}", source.trim(), t.trim()),
                 None => println!("removed alias {}", source.trim()),

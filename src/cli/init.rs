@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 
 use mailroom::auth::password;
 use mailroom::config::{self, Config};
-use mailroom::store::NewAccount;
+use mailroom::store::{Audit, NewAccount};
 
 use super::open_with;
 
@@ -46,7 +46,8 @@ pub async fn init(path: Option<&Path>, args: InitArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let store = open_with(&config).await?;
     if store.domain(&config.domain).await?.is_none() {
-        store.add_domain(&config.domain).await?;
+        let d = store.add_domain(&config.domain).await?;
+        store.audit(cli("domain.create", &d.name, "init")).await?;
     }
     let admin = format!("admin@{}", config.domain);
     let password = if store.account_by_address(&admin).await?.is_none() {
@@ -58,6 +59,13 @@ pub async fn init(path: Option<&Path>, args: InitArgs) -> anyhow::Result<()> {
                 quota_bytes: 0,
                 is_admin: true,
             })
+            .await?;
+        store
+            .audit(cli(
+                "account.create",
+                &admin,
+                "init: admin, password generated",
+            ))
             .await?;
         Some(pw)
     } else {
@@ -105,4 +113,15 @@ pub async fn init(path: Option<&Path>, args: InitArgs) -> anyhow::Result<()> {
     println!("  3. Sign in at https://{host}/admin as {admin}.");
     println!("  4. Check that all is well:  mailroom status");
     Ok(())
+}
+
+/// An audit entry for what `init` did, as the other commands record theirs.
+fn cli<'a>(action: &'a str, target: &'a str, detail: &'a str) -> Audit<'a> {
+    Audit {
+        actor: "cli",
+        ip: "",
+        action,
+        target,
+        detail,
+    }
 }

@@ -61,7 +61,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use tokio::sync::broadcast;
 
 pub use accounts::{Account, NewAccount};
-pub use audit::Audit;
+pub use audit::{Audit, AuditEntry, AuditPage};
 pub use copy::{Copied, Transfer};
 pub use deliver::{Delivered, Delivery, DeliveryReport, Target};
 pub use dkim::DkimKeys;
@@ -81,7 +81,7 @@ pub use pending_sign_ins::{MAX_ATTEMPTS, NewPending, PENDING_SECS, Pending};
 pub use queue::{Outbound, QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{HeaderField, SearchRow, TextField};
 pub use second_factor::{NewPasskey, Passkey, REQUIRE_ADMINS, TotpSecret};
-pub use sessions::{WebSession, random_token};
+pub use sessions::{SessionInfo, WebSession, random_token};
 pub use sign_ins::SignIn;
 pub use special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};
 pub use views::{MessageView, ViewParts};

@@ -234,7 +234,7 @@ pub async fn submit(
         ));
     }
     // A session now, or the second step first (or the set-up a requirement asks for).
-    super::second_step::after_password(area, &state, client, &account, &next).await
+    super::second_step::after_password(area, &state, client, &headers, &account, &next).await
 }
 
 pub async fn logout(

@@ -233,7 +233,7 @@ pub async fn second(
     .await?;
     record(&state, client, account.id, "passkey", ok.is_some()).await;
     if ok.is_some() && state.store.end_pending(&token).await? {
-        let session = state.store.create_session(account.id).await?;
+        let session = super::second_step::new_session(&state, client, &headers, account.id).await?;
         return Ok(signed_in_json(client, &session, &p.next));
     }
     state.store.fail_pending(&token).await?;
@@ -295,6 +295,6 @@ pub async fn submit(
         ));
     }
     record(&state, client, account.id, "passkey", true).await;
-    let session = state.store.create_session(account.id).await?;
+    let session = super::second_step::new_session(&state, client, &headers, account.id).await?;
     Ok(signed_in_json(client, &session, &ceremony.next))
 }

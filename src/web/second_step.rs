@@ -62,11 +62,31 @@ pub async fn record(state: &WebState, client: Client, account_id: i64, method: &
 pub async fn start_session(
     state: &WebState,
     client: Client,
+    headers: &HeaderMap,
     account_id: i64,
     next: &str,
 ) -> Result<Response, WebError> {
-    let token = state.store.create_session(account_id).await?;
+    let token = new_session(state, client, headers, account_id).await?;
     Ok((session_cookies(client, &token), Redirect::to(next)).into_response())
+}
+
+/// A new web session, with the device and address it was opened from (for the user's
+/// Security page); returns its cookie token.
+pub(super) async fn new_session(
+    state: &WebState,
+    client: Client,
+    headers: &HeaderMap,
+    account_id: i64,
+) -> Result<String, WebError> {
+    // A User-Agent that is not visible ASCII is kept as empty.
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Ok(state
+        .store
+        .create_session(account_id, &client.ip.to_string(), user_agent)
+        .await?)
 }
 
 pub(super) fn session_cookies(
@@ -98,6 +118,7 @@ pub async fn after_password(
     area: Area,
     state: &WebState,
     client: Client,
+    headers: &HeaderMap,
     account: &Account,
     next: &str,
 ) -> Result<Response, WebError> {
@@ -107,7 +128,7 @@ pub async fn after_password(
         ENROLL
     } else {
         // The password sign-in itself is recorded where passwords are checked (`auth`).
-        return start_session(state, client, account.id, next).await;
+        return start_session(state, client, headers, account.id, next).await;
     };
     let token = state
         .store
@@ -294,7 +315,7 @@ pub async fn second_submit(
     record(&state, client, account.id, method, ok).await;
     if ok && state.store.end_pending(&token).await? {
         attempt.succeeded();
-        return start_session(&state, client, account.id, &p.next).await;
+        return start_session(&state, client, &headers, account.id, &p.next).await;
     }
     attempt.failed("http");
     state.store.count_event("login_failed");
@@ -418,7 +439,7 @@ pub async fn enroll_submit(
     }
     state.store.end_pending(&token).await?;
     record(&state, client, account.id, "totp", true).await;
-    let session = state.store.create_session(account.id).await?;
+    let session = new_session(&state, client, &headers, account.id).await?;
     Ok((
         session_cookies(client, &session),
         CodesPage {

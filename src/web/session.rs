@@ -114,6 +114,8 @@ pub struct Session {
     pub account: Account,
     pub csrf_token: String,
     pub token: String,
+    /// The session's public id (`store::SessionInfo::id`): "this device" on the Security page.
+    pub id: String,
 }
 
 /// A signed-in user as a handler sees them: the admin panel's `Admin`, the webmail's `Reader`.
@@ -216,10 +218,12 @@ pub async fn current(state: &WebState, headers: &HeaderMap) -> Result<Option<Ses
         |WebSession {
              account,
              csrf_token,
+             id,
          }| Session {
             account,
             csrf_token,
             token,
+            id,
         },
     ))
 }

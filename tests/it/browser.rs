@@ -169,3 +169,17 @@ async fn two_factor_journey_in_chromium() {
     }
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn security_journey_in_chromium() {
+    let server = harness::start().await;
+    let bob = harness::account(&server.running.store, "bob@localhost", 0).await;
+    journey("security.mjs", &server, &[]).await;
+    if missing().is_none() {
+        // The browser signed one of its two sessions out: one is left.
+        let left = server.running.store.sessions_of(bob.id).await.unwrap();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].user_agent.contains("Chrome"), "{left:?}");
+    }
+    server.running.shutdown().await;
+}

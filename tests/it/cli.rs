@@ -124,7 +124,7 @@ fn domains_users_and_aliases() {
             "--quota",
             "1G",
         ],
-        "hunter22\n",
+        "staple orbit lantern\n",
     );
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("added alice@example.org (quota 1G)"));
@@ -247,7 +247,7 @@ async fn a_user_added_by_the_cli_can_log_in_after_a_restart() {
     cli.ok(&["domain", "add", "example.org"]);
     let out = cli.run_with_stdin(
         &["user", "add", "a@example.org", "--password-stdin"],
-        "pw with spaces\n",
+        "pw with many spaces\n",
     );
     assert!(out.status.success());
     let config = mailroom::config::Config::load(&cli.config).unwrap();
@@ -256,7 +256,7 @@ async fn a_user_added_by_the_cli_can_log_in_after_a_restart() {
         let ip = "127.0.0.1".parse().unwrap();
         let a = running
             .auth
-            .login("test", ip, "a@example.org", "pw with spaces")
+            .login("test", ip, "a@example.org", "pw with many spaces")
             .await
             .unwrap();
         assert_eq!(a.address, "a@example.org");
@@ -264,7 +264,7 @@ async fn a_user_added_by_the_cli_can_log_in_after_a_restart() {
     }
     let out = cli.run_with_stdin(
         &["user", "passwd", "a@example.org", "--password-stdin"],
-        "new one\n",
+        "a new one, longer\n",
     );
     assert!(out.status.success());
     let running = mailroom::app::start(config).await.unwrap();
@@ -272,7 +272,7 @@ async fn a_user_added_by_the_cli_can_log_in_after_a_restart() {
     assert!(
         running
             .auth
-            .login("test", ip, "a@example.org", "new one")
+            .login("test", ip, "a@example.org", "a new one, longer")
             .await
             .is_ok()
     );
@@ -741,4 +741,118 @@ fn serve_reloads_tls_files_on_sighup() {
 
     let out = stop(child);
     assert!(out.status.success(), "exit 0 on SIGTERM: {:?}", out.status);
+}
+
+/// The password rule (`auth::password::check_strength`) holds for passwords typed at the CLI:
+/// too short, or long but guessable (the user's own address), is refused with the reason, and
+/// nothing is created or changed.
+#[test]
+fn the_cli_refuses_weak_passwords() {
+    let cli = Cli::new();
+    cli.ok(&["domain", "add", "example.org"]);
+    let err = cli.fails(
+        &["user", "add", "quixote@example.org", "--password-stdin"],
+        "x\n",
+    );
+    assert!(err.contains("use at least 10"), "{err}");
+    let err = cli.fails(
+        &["user", "add", "quixote@example.org", "--password-stdin"],
+        "quixote@example.org\n",
+    );
+    assert!(err.contains("too easy to guess"), "{err}");
+    assert!(cli.ok(&["user", "list"]).contains("no accounts"));
+    cli.ok(&["user", "add", "quixote@example.org"]);
+    let err = cli.fails(
+        &["user", "passwd", "quixote@example.org", "--password-stdin"],
+        "qwertyuiop\n",
+    );
+    assert!(err.contains("too easy to guess"), "{err}");
+    let out = cli.run_with_stdin(
+        &["user", "passwd", "quixote@example.org", "--password-stdin"],
+        "staple orbit lantern cactus\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Every change made at the command line is in the admin audit log, with the actor `cli` and
+/// without the password.
+#[tokio::test]
+async fn cli_changes_are_audited() {
+    let cli = Cli::new();
+    cli.ok(&["domain", "add", "example.org"]);
+    let out = cli.run_with_stdin(
+        &[
+            "user",
+            "add",
+            "quixote@example.org",
+            "--password-stdin",
+            "--quota",
+            "1G",
+        ],
+        "staple orbit lantern\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    cli.ok(&["user", "passwd", "quixote@example.org"]);
+    cli.ok(&["alias", "add", "team@example.org", "quixote@example.org"]);
+    cli.ok(&["alias", "remove", "team@example.org", "quixote@example.org"]);
+    cli.ok(&["user", "remove", "quixote@example.org"]);
+    cli.ok(&["domain", "remove", "example.org"]);
+    // A refused command records nothing.
+    cli.fails(&["domain", "remove", "example.org"], "");
+    let config = mailroom::config::Config::load(&cli.config).unwrap();
+    let store = mailroom::store::Store::open(&config.database_path())
+        .await
+        .unwrap();
+    let log = store.audit_entries("", 0, 100).await.unwrap();
+    let got: Vec<(&str, &str, &str, &str, &str)> = log
+        .entries
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e.actor.as_str(),
+                e.ip.as_str(),
+                e.action.as_str(),
+                e.target.as_str(),
+                e.detail.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("cli", "", "domain.create", "example.org", ""),
+            (
+                "cli",
+                "",
+                "account.create",
+                "quixote@example.org",
+                "quota 1G, password chosen"
+            ),
+            (
+                "cli",
+                "",
+                "account.password",
+                "quixote@example.org",
+                "generated"
+            ),
+            (
+                "cli",
+                "",
+                "alias.create",
+                "team@example.org",
+                "quixote@example.org"
+            ),
+            (
+                "cli",
+                "",
+                "alias.remove",
+                "team@example.org",
+                "quixote@example.org"
+            ),
+            ("cli", "", "account.remove", "quixote@example.org", ""),
+            ("cli", "", "domain.remove", "example.org", ""),
+        ]
+    );
+    store.close().await;
 }

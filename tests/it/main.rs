@@ -33,6 +33,7 @@ mod ownership;
 mod package;
 mod passkeys;
 mod pop3;
+mod security;
 mod smtp;
 mod smtp_interop;
 mod store;

@@ -25,7 +25,8 @@ enum Expect {
 }
 
 /// One request: the route as the router writes it, the address with placeholders
-/// (`{a_box}`, `{a_folder}`, `{a_uid}` are Alice's; `{b_box}`, `{b_uid}` Bob's; `{csrf}` is
+/// (`{a_box}`, `{a_folder}`, `{a_uid}`, `{a_session}` (a web session's public id) are
+/// Alice's; `{b_box}`, `{b_uid}` Bob's; `{csrf}` is
 /// Bob's token), the form fields, and whether the form is multipart.
 struct Case {
     method: &'static str,
@@ -355,6 +356,19 @@ const MAIL_CASES: &[Case] = &[
         &[("csrf", "{csrf}"), ("password", "secret")],
         REFUSED,
     ),
+    get("/mail/settings/security", "/mail/settings/security", OK),
+    post(
+        "/mail/settings/security/sign-out",
+        "/mail/settings/security/sign-out",
+        &[("csrf", "{csrf}"), ("session", "{a_session}")],
+        REFUSED,
+    ),
+    post(
+        "/mail/settings/security/sign-out-others",
+        "/mail/settings/security/sign-out-others",
+        &[("csrf", "{csrf}")],
+        REDIRECT,
+    ),
 ];
 
 /// Routes of the webmail not tried above, and why.
@@ -483,6 +497,8 @@ const ADMIN_CASES: &[Case] = &[
         REFUSED,
     ),
     get("/admin/queue", "/admin/queue", REFUSED),
+    get("/admin/audit", "/admin/audit", REFUSED),
+    get("/admin/audit", "/admin/audit?q=alice&page=2", REFUSED),
     post(
         "/admin/queue/{id}/retry",
         "/admin/queue/{queue_id}/retry",
@@ -743,6 +759,11 @@ async fn alice_and_bob() -> (TestServer, Browser, Vec<(&'static str, String)>, i
         .await
         .unwrap();
     let b_box = store.mailbox(bob.id, "INBOX").await.unwrap().unwrap();
+    store
+        .create_session(alice.id, "192.0.2.7", "Alice's browser")
+        .await
+        .unwrap();
+    let a_session = store.sessions_of(alice.id).await.unwrap()[0].id.clone();
     let mut b = Browser::new(&server);
     let page = b.sign_in_at("/mail", "bob@localhost", "secret").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
@@ -754,6 +775,7 @@ async fn alice_and_bob() -> (TestServer, Browser, Vec<(&'static str, String)>, i
         ("b_box", b_box.id().to_string()),
         ("b_uid", b_uid.to_string()),
         ("a_passkey", a_passkey.to_string()),
+        ("a_session", a_session),
         ("csrf", csrf),
     ];
     (server, b, values, alice.id)
@@ -778,6 +800,11 @@ async fn no_webmail_address_reaches_another_accounts_mail() {
         store.passkeys(alice).await.unwrap().len(),
         1,
         "Alice's passkey"
+    );
+    assert_eq!(
+        store.sessions_of(alice).await.unwrap().len(),
+        1,
+        "Bob's sign-out forms ended Alice's session"
     );
     server.running.shutdown().await;
 }

@@ -2,7 +2,8 @@
 //! the current code, is migrated forward, keeps its data, and a copy of it as it was is left
 //! next to it. Envelopes stored as JSON by the old schema are converted to the packed form, and
 //! the mailboxes' subscribed flags to the list of subscribed names. The bodies stored before
-//! the trigram index (migration 0007) are indexed again, every header field included.
+//! the trigram index (migration 0007) are indexed again, every header field included. Open web
+//! sessions get a public id each (migration 0013).
 
 use mailroom::store::{Delivery, Store, Target, TextField, ViewParts};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
@@ -103,6 +104,17 @@ async fn the_first_schema_upgrades_with_a_backup_first() {
         .execute(&pool)
         .await
         .unwrap();
+    // Two web sessions open across the upgrade: each gets its own public id (migration 0013).
+    let now = mailroom::store::now();
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, account_id, csrf_token, created_at, last_seen)
+         VALUES ('h1', ?1, 'c1', ?2, ?2), ('h2', ?1, 'c2', ?2, ?2)",
+    )
+    .bind(account)
+    .bind(now)
+    .execute(&pool)
+    .await
+    .unwrap();
     pool.close().await;
 
     let store = Store::open(&db)
@@ -122,6 +134,10 @@ async fn the_first_schema_upgrades_with_a_backup_first() {
     // The subscribed flags became the list of subscribed names.
     assert_eq!(store.subscriptions(old.id).await.unwrap(), ["INBOX"]);
     assert!(store.mailbox(old.id, "Quiet").await.unwrap().is_some());
+    let sessions = store.sessions_of(old.id).await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert!(sessions.iter().all(|s| s.id.len() == 32 && s.ip.is_empty()));
+    assert_ne!(sessions[0].id, sessions[1].id);
     // The old message's envelope was converted and reads back as it was parsed.
     let inbox = store.mailbox(old.id, "INBOX").await.unwrap().unwrap();
     let views = store

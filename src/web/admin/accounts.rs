@@ -196,7 +196,9 @@ pub(super) async fn add(
     } else {
         f.password.clone()
     };
-    if !generated && let Err(e) = password::check_new(&pw) {
+    if !generated
+        && let Err(e) = password::check_strength_off_thread(&pw, &[f.address.trim()]).await
+    {
         page.password_error = Some(e);
     }
     let (Ok(address), Ok(quota), None, None) =
@@ -218,18 +220,46 @@ pub(super) async fn add(
         })
         .await;
     match created {
-        Ok(a) => Ok(CreatedPage {
-            chrome: Chrome::new(&state, &admin, "accounts", None),
-            address: a.address,
-            password: generated.then_some(pw),
+        Ok(a) => {
+            let detail = account_detail(quota, page.is_admin, generated);
+            admin
+                .audit(&state, "account.create", &a.address, &detail)
+                .await?;
+            Ok(CreatedPage {
+                chrome: Chrome::new(&state, &admin, "accounts", None),
+                address: a.address,
+                password: generated.then_some(pw),
+            }
+            .into_response())
         }
-        .into_response()),
         Err(StoreError::Conflict(e) | StoreError::Invalid(e) | StoreError::NotFound(e)) => {
             page.address_error = Some(e);
             invalid(&state, &admin, page).await
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// What the audit log keeps of a new account: its quota, admin flag, and whether the
+/// password was generated (never the password).
+pub(super) fn account_detail(quota: u64, is_admin: bool, generated: bool) -> String {
+    let mut detail = format!(
+        "quota {}",
+        if quota == 0 {
+            "unlimited".to_string()
+        } else {
+            format_size(quota)
+        }
+    );
+    if is_admin {
+        detail.push_str(", admin");
+    }
+    detail.push_str(if generated {
+        ", password generated"
+    } else {
+        ", password chosen"
+    });
+    detail
 }
 
 async fn invalid(state: &WebState, admin: &Admin, mut page: NewPage) -> Result<Response, WebError> {
@@ -315,6 +345,14 @@ pub(super) async fn set_quota(
     match quota_field(&f.quota) {
         Ok(q) => {
             state.store.set_quota(&a.address, q).await?;
+            let detail = if q == 0 {
+                "unlimited".to_string()
+            } else {
+                format_size(q)
+            };
+            admin
+                .audit(&state, "account.quota", &a.address, &detail)
+                .await?;
             Ok(back_to(&a, "account-updated"))
         }
         Err(e) => {
@@ -332,7 +370,8 @@ pub(super) struct PasswordForm {
     password: String,
 }
 
-/// Sets the typed password, or a generated one shown once; ends the account's web sessions.
+/// Sets the typed password, or a generated one shown once; ends the account's web sessions
+/// (all but this one when admins change their own).
 pub(super) async fn reset_password(
     State(state): State<WebState>,
     Path(address): Path<String>,
@@ -340,7 +379,10 @@ pub(super) async fn reset_password(
 ) -> Result<Response, WebError> {
     let a = account(&state, &address).await?;
     let generated = f.password.is_empty();
-    if !generated && let Err(e) = password::check_new(&f.password) {
+    if !generated
+        && let Err(e) =
+            password::check_strength_off_thread(&f.password, &[&a.address, &a.display_name]).await
+    {
         let mut page = AccountPage::new(&state, &admin, &a, None);
         page.password_error = Some(e);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
@@ -355,9 +397,16 @@ pub(super) async fn reset_password(
         .map_err(|e| WebError::Internal(e.to_string()))?;
     state.store.set_password_hash(&a.address, &hash).await?;
     state.auth.forget_account(a.id);
-    if a.id != admin.0.account.id {
+    if a.id == admin.0.account.id {
+        // The admin's own password: their other sessions end, this one stays.
+        state.store.end_other_sessions(a.id, &admin.0.id).await?;
+    } else {
         state.store.end_sessions_of(a.id).await?;
     }
+    let detail = if generated { "generated" } else { "chosen" };
+    admin
+        .audit(&state, "account.password", &a.address, detail)
+        .await?;
     if generated {
         let mut page = AccountPage::new(&state, &admin, &a, None);
         page.new_password = Some(pw);
@@ -379,7 +428,7 @@ pub(super) async fn set_state(
 ) -> Result<Response, WebError> {
     let a = account(&state, &address).await?;
     let is_self = a.id == admin.0.account.id;
-    match f.action.as_str() {
+    let action = match f.action.as_str() {
         "disable" | "revoke-admin" if is_self => {
             return Err(WebError::BadRequest(
                 "You cannot lock yourself out: use another administrator account for this.".into(),
@@ -389,12 +438,23 @@ pub(super) async fn set_state(
             state.store.set_disabled(&a.address, true).await?;
             state.auth.forget_account(a.id);
             state.store.end_sessions_of(a.id).await?;
+            "account.disable"
         }
-        "enable" => state.store.set_disabled(&a.address, false).await?,
-        "make-admin" => state.store.set_admin(&a.address, true).await?,
-        "revoke-admin" => state.store.set_admin(&a.address, false).await?,
+        "enable" => {
+            state.store.set_disabled(&a.address, false).await?;
+            "account.enable"
+        }
+        "make-admin" => {
+            state.store.set_admin(&a.address, true).await?;
+            "account.admin_grant"
+        }
+        "revoke-admin" => {
+            state.store.set_admin(&a.address, false).await?;
+            "account.admin_revoke"
+        }
         other => return Err(WebError::BadRequest(format!("unknown action {other:?}"))),
-    }
+    };
+    admin.audit(&state, action, &a.address, "").await?;
     Ok(back_to(&a, "account-updated"))
 }
 
@@ -446,5 +506,8 @@ pub(super) async fn remove(
     }
     state.store.remove_account(&a.address).await?;
     state.auth.forget_account(a.id);
+    admin
+        .audit(&state, "account.remove", &a.address, "")
+        .await?;
     Ok(done("/admin/accounts", "account-removed"))
 }

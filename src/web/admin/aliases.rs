@@ -62,7 +62,17 @@ pub(super) async fn add(
         )
     } else {
         match state.store.add_alias(&f.source, &targets).await {
-            Ok(_) => return Ok(done("/admin/aliases", "alias-added")),
+            Ok(alias) => {
+                admin
+                    .audit(
+                        &state,
+                        "alias.create",
+                        &alias.source,
+                        &alias.targets.join(", "),
+                    )
+                    .await?;
+                return Ok(done("/admin/aliases", "alias-added"));
+            }
             // The store names the address it refuses; put the message next to that field.
             Err(StoreError::Invalid(e) | StoreError::Conflict(e) | StoreError::NotFound(e)) => {
                 if targets.iter().any(|t| e.contains(t.as_str())) || e.contains("target") {
@@ -97,9 +107,13 @@ pub(super) struct RemoveForm {
 
 pub(super) async fn remove(
     State(state): State<WebState>,
-    Posted(_admin, f): Posted<Admin, RemoveForm>,
+    Posted(admin, f): Posted<Admin, RemoveForm>,
 ) -> Result<Response, WebError> {
     let target = f.target.as_deref().filter(|t| !t.is_empty());
     state.store.remove_alias(&f.source, target).await?;
+    let detail = target.map_or_else(|| "all targets".to_string(), |t| t.trim().to_string());
+    admin
+        .audit(&state, "alias.remove", f.source.trim(), &detail)
+        .await?;
     Ok(done("/admin/aliases", "alias-removed"))
 }

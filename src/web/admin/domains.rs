@@ -47,6 +47,7 @@ pub(super) async fn add(
 ) -> Result<Response, WebError> {
     match state.store.add_domain(&f.name).await {
         Ok(d) => {
+            admin.audit(&state, "domain.create", &d.name, "").await?;
             Ok(Redirect::to(&format!("/admin/domains/{}", url_encode(&d.name))).into_response())
         }
         Err(StoreError::Invalid(e) | StoreError::Conflict(e)) => Ok((
@@ -187,7 +188,12 @@ pub(super) async fn remove(
 ) -> Result<Response, WebError> {
     let domain = state.store.domain(&name).await?.ok_or(WebError::NotFound)?;
     match state.store.remove_domain(&domain.name).await {
-        Ok(()) => Ok(done("/admin/domains", "domain-removed")),
+        Ok(()) => {
+            admin
+                .audit(&state, "domain.remove", &domain.name, "")
+                .await?;
+            Ok(done("/admin/domains", "domain-removed"))
+        }
         Err(StoreError::Conflict(e)) => Ok((
             StatusCode::CONFLICT,
             remove_page(&state, &admin, &domain, Some(e)),

@@ -1,5 +1,5 @@
 //! The admin panel at `/admin`: dashboard, domains (with the DNS records to publish and a live
-//! check of them), accounts, aliases and the outbound queue.
+//! check of them), accounts, aliases, the outbound queue, and the audit log of what admins did.
 //!
 //! Server-rendered pages; every action is a POST with the session's CSRF token and goes
 //! through the same store functions as the CLI. Destructive actions have a confirmation page
@@ -9,6 +9,7 @@
 
 mod accounts;
 mod aliases;
+mod audit;
 mod dashboard;
 mod domains;
 mod queue;
@@ -22,10 +23,13 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use std::net::IpAddr;
+
 use super::WebState;
 use super::login::{self, Area};
 use super::session::{self, Client, Session};
 pub use super::session::{NoFields, Posted};
+use crate::store::Audit;
 
 pub fn router() -> Router<WebState> {
     Router::new()
@@ -63,6 +67,7 @@ pub fn router() -> Router<WebState> {
         )
         .route("/admin/aliases", get(aliases::list).post(aliases::add))
         .route("/admin/aliases/remove", post(aliases::remove))
+        .route("/admin/audit", get(audit::list))
         .route("/admin/queue", get(queue::list))
         .route("/admin/queue/{id}/retry", post(queue::retry))
         .route(
@@ -120,8 +125,33 @@ async fn sign_out(
 }
 
 /// A signed-in administrator. Without a session the request is redirected to the login page
-/// (and comes back afterwards); a signed-in user without the admin flag gets 403.
-pub struct Admin(pub Session);
+/// (and comes back afterwards); a signed-in user without the admin flag gets 403. Also the
+/// address the request came from, for the audit log.
+pub struct Admin(pub Session, IpAddr);
+
+impl Admin {
+    /// Records an action of this admin in the audit log (`action` as `object.verb`; `detail`
+    /// never holds a secret). Called after the action succeeded.
+    async fn audit(
+        &self,
+        state: &WebState,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<(), super::WebError> {
+        state
+            .store
+            .audit(Audit {
+                actor: &self.0.account.address,
+                ip: &self.1.to_string(),
+                action,
+                target,
+                detail,
+            })
+            .await?;
+        Ok(())
+    }
+}
 
 impl FromRequestParts<WebState> for Admin {
     type Rejection = Response;
@@ -131,7 +161,10 @@ impl FromRequestParts<WebState> for Admin {
             .await
             .map_err(IntoResponse::into_response)?;
         match session {
-            Some(s) if s.account.is_admin => Ok(Admin(s)),
+            Some(s) if s.account.is_admin => {
+                let Ok(client) = Client::from_request_parts(parts, state).await;
+                Ok(Admin(s, client.ip))
+            }
             Some(_) => Err(super::WebError::Forbidden(
                 "This account is not an administrator.".into(),
             )
@@ -219,6 +252,18 @@ pub struct Paged<T> {
 const PAGE_SIZE: usize = 50;
 
 impl<T> Paged<T> {
+    /// One page the store cut already: `items` are page `page` (clamped to what exists) of
+    /// `total`.
+    fn of_page(items: Vec<T>, page: usize, total: usize) -> Paged<T> {
+        let pages = total.div_ceil(PAGE_SIZE).max(1);
+        Paged {
+            items,
+            page: page.clamp(1, pages),
+            pages,
+            total,
+        }
+    }
+
     fn new(all: Vec<T>, page: Option<usize>) -> Paged<T> {
         let total = all.len();
         let pages = total.div_ceil(PAGE_SIZE).max(1);

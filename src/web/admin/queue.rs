@@ -82,11 +82,14 @@ pub(super) async fn list(
 pub(super) async fn retry(
     State(state): State<WebState>,
     Path(id): Path<i64>,
-    Posted(_admin, _): Posted<Admin, NoFields>,
+    Posted(admin, _): Posted<Admin, NoFields>,
 ) -> Result<Response, WebError> {
     if !state.store.queue_retry(id).await? {
         return Err(WebError::NotFound);
     }
+    admin
+        .audit(&state, "queue.retry", &format!("message {id}"), "")
+        .await?;
     Ok(done("/admin/queue", "queue-retry"))
 }
 
@@ -125,10 +128,13 @@ pub(super) async fn confirm_drop(
 pub(super) async fn drop(
     State(state): State<WebState>,
     Path(id): Path<i64>,
-    Posted(_admin, _): Posted<Admin, NoFields>,
+    Posted(admin, _): Posted<Admin, NoFields>,
 ) -> Result<Response, WebError> {
     if !state.store.queue_drop(id).await? {
         return Err(WebError::NotFound);
     }
+    admin
+        .audit(&state, "queue.drop", &format!("message {id}"), "")
+        .await?;
     Ok(done("/admin/queue", "queue-dropped"))
 }

@@ -1,5 +1,6 @@
 //! The webmail at `/mail`: folders, message lists, reading, compose/reply/forward with
-//! attachments, search, settings, and live updates.
+//! attachments, search, settings, the Security page (sessions, sign-in history), and live
+//! updates.
 //!
 //! It reads and changes mail through the store, as IMAP does, so each sees the other's
 //! changes at once (the store announces every change on its bus; the list page listens through
@@ -13,6 +14,7 @@ mod folders;
 mod list;
 mod mobileconfig;
 mod read;
+mod security;
 mod settings;
 mod two_factor;
 
@@ -55,6 +57,12 @@ pub fn router() -> Router<WebState> {
         .route("/mail/settings/mobileconfig", get(mobileconfig::profile))
         .route("/mail/settings/profile", post(settings::profile))
         .route("/mail/settings/password", post(settings::password))
+        .route("/mail/settings/security", get(security::page))
+        .route("/mail/settings/security/sign-out", post(security::sign_out))
+        .route(
+            "/mail/settings/security/sign-out-others",
+            post(security::sign_out_others),
+        )
         .route("/mail/events", get(events::stream))
         .route("/mail/settings/two-factor", get(two_factor::page))
         .route(
@@ -311,6 +319,8 @@ fn notice(code: &str) -> Option<&'static str> {
         "totp-off" => "Sign-in with an authenticator app is off.",
         "passkey-added" => "The passkey was added.",
         "passkey-removed" => "The passkey was removed.",
+        "signed-out" => "That session was signed out.",
+        "signed-out-others" => "Every other session was signed out.",
         _ => return None,
     })
 }

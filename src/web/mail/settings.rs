@@ -131,7 +131,11 @@ pub async fn password(
         }
         Err(AuthError::Internal(e)) => return Err(WebError::Internal(e)),
     }
-    if let Err(e) = password::check_new(&f.new) {
+    let account = &reader.0.account;
+    if let Err(e) =
+        password::check_strength_off_thread(&f.new, &[&account.address, &account.display_name])
+            .await
+    {
         page.new_error = Some(e);
     } else if f.new != f.repeat {
         page.new_error = Some("The two new passwords differ.".into());
@@ -147,5 +151,11 @@ pub async fn password(
         .set_password_hash(&reader.0.account.address, &hash)
         .await?;
     state.auth.forget_account(reader.0.account.id);
+    // Whoever else held a session (a stolen cookie, a forgotten computer) is signed out; this
+    // browser stays signed in.
+    state
+        .store
+        .end_other_sessions(reader.0.account.id, &reader.0.id)
+        .await?;
     Ok(Redirect::to("/mail/settings?done=password").into_response())
 }
