@@ -34,7 +34,10 @@ pub async fn status(path: Option<&Path>) -> anyhow::Result<()> {
     for item in &attention {
         println!("  - {item}");
     }
-    bail!("{} things need attention", attention.len())
+    match attention.len() {
+        1 => bail!("1 thing needs attention"),
+        n => bail!("{n} things need attention"),
+    }
 }
 
 /// Prints the facts; returns what needs attention.

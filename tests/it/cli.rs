@@ -414,6 +414,7 @@ fn serve_prints_the_admin_login_once_and_stops_on_sigterm() {
     use std::os::unix::fs::PermissionsExt;
     let data = cli.dir.path().join("data");
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("mailroom.db")), 0o600);
     assert_eq!(mode(&data.join("tls")), 0o700);
     // A data directory opened up by hand is warned about at the next start.
@@ -624,6 +625,29 @@ fn check_config_reports_every_problem_with_its_key() {
     .unwrap();
     let out = cli.ok(&["check-config"]);
     assert!(out.contains("domain example.org, data in ./data"), "{out}");
+    // ACME needs a public name, an https directory, a contact and port 443.
+    let data = cli.dir.path().join("data");
+    std::fs::write(
+        &cli.config,
+        format!(
+            "hostname = \"localhost\"\ndata_dir = \"{}\"\n[listen]\nhttps = [\"127.0.0.1:8443\"]\n\
+             [tls]\nmode = \"acme\"\nacme_directory = \"http://ca.example/dir\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = cli.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for problem in [
+        "[tls] acme_directory \"http://ca.example/dir\" must be an https:// URL",
+        "[tls] acme_contact is not set",
+        "[tls] acme_domains: \"localhost\" is not a public name",
+        "[listen] https has no address on port 443",
+    ] {
+        assert!(stdout.contains(problem), "{problem} in {stdout}");
+    }
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
 }
 
 #[test]
