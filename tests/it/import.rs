@@ -275,6 +275,12 @@ fn the_commands() {
             String::from_utf8_lossy(&out.stderr).to_string(),
         )
     };
+    // Only `serve` and `init` create a database; the admin commands refuse to.
+    assert_eq!(run(&["domain", "add", "example.org"]).0, Some(1));
+    let db = dir.path().join("data/mailroom.db");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        mailroom::store::Store::open(&db).await.unwrap().close().await;
+    });
     assert_eq!(run(&["domain", "add", "example.org"]).0, Some(0));
     assert_eq!(run(&["user", "add", "dave@example.org"]).0, Some(0));
     let mbox = dir.path().join("old.mbox");
