@@ -10,6 +10,7 @@
 )]
 
 mod acme_pebble;
+mod app_passwords;
 mod admin;
 mod attacks;
 mod auth;

@@ -11,6 +11,7 @@ mod compose;
 mod events;
 mod folders;
 mod list;
+mod app_passwords;
 mod mobileconfig;
 mod read;
 mod settings;
@@ -51,7 +52,18 @@ pub fn router() -> Router<WebState> {
         .route("/mail/folders/{id}/rename", post(folders::rename))
         .route("/mail/folders/{id}/delete", post(folders::delete))
         .route("/mail/settings", get(settings::page))
-        .route("/mail/settings/mobileconfig", get(mobileconfig::profile))
+        .route(
+            "/mail/settings/mobileconfig",
+            get(mobileconfig::profile).post(mobileconfig::with_app_password),
+        )
+        .route(
+            "/mail/settings/app-passwords",
+            get(app_passwords::page).post(app_passwords::create),
+        )
+        .route(
+            "/mail/settings/app-passwords/{id}/revoke",
+            post(app_passwords::revoke),
+        )
         .route("/mail/settings/profile", post(settings::profile))
         .route("/mail/settings/password", post(settings::password))
         .route("/mail/events", get(events::stream))
@@ -275,6 +287,10 @@ fn notice(code: &str) -> Option<&'static str> {
         "folder-deleted" => "The folder and its messages were deleted.",
         "password" => "Your password was changed.",
         "profile" => "Saved.",
+        "profile-needs-app-password" => {
+            "Two-factor sign-in is on: download the profile with an app password in it below."
+        }
+        "app-password-revoked" => "The app password was revoked; apps using it were signed out.",
         _ => return None,
     })
 }
