@@ -71,10 +71,7 @@ pub fn generate() -> String {
             out.push('-');
         }
         // 256 is a multiple of 32, so the low five bits of a uniform byte are uniform.
-        let c = ALPHABET
-            .get(usize::from(b & 31))
-            .copied()
-            .unwrap_or(b'a');
+        let c = ALPHABET.get(usize::from(b & 31)).copied().unwrap_or(b'a');
         out.push(char::from(c));
     }
     out
@@ -135,7 +132,10 @@ mod tests {
         // 0, 1, 8 and 9 are not in the alphabet; nor is anything else.
         assert_eq!(canonical(&format!("{}0", "a".repeat(LEN - 1))), None);
         assert_eq!(canonical(&format!("{}!", "a".repeat(LEN - 1))), None);
-        assert_eq!(canonical(&"a".repeat(LEN)).as_deref(), Some(&*"a".repeat(LEN)));
+        assert_eq!(
+            canonical(&"a".repeat(LEN)).as_deref(),
+            Some(&*"a".repeat(LEN))
+        );
     }
 
     #[test]

@@ -196,8 +196,9 @@ impl Authenticator {
             .take(crate::store::app_passwords::MAX_NAME)
             .collect();
         let secret = app_passwords::generate();
-        let canonical = app_passwords::canonical(&secret)
-            .ok_or_else(|| StoreError::Invalid("generated app password has no canonical form".into()))?;
+        let canonical = app_passwords::canonical(&secret).ok_or_else(|| {
+            StoreError::Invalid("generated app password has no canonical form".into())
+        })?;
         let tag = app_passwords::tag(self.app_key().await?, &canonical);
         let made = self
             .store
@@ -238,8 +239,8 @@ impl Authenticator {
             .map_err(|e| AuthError::Internal(e.to_string()))?;
         Ok(match row {
             Some(row) if row.account_id == account.id => {
-                let allowed = app_passwords::scope_of(protocol)
-                    .is_some_and(|bit| row.scopes & bit != 0);
+                let allowed =
+                    app_passwords::scope_of(protocol).is_some_and(|bit| row.scopes & bit != 0);
                 if allowed {
                     AppCheck::Valid(row, revoked)
                 } else {
@@ -299,7 +300,13 @@ impl Authenticator {
                 AppCheck::Valid(row, revoked) => {
                     attempt.succeeded();
                     let ip_text = ip.to_canonical().to_string();
-                    self.record(a.id, ip, protocol, &format!("app password {}", row.name), true);
+                    self.record(
+                        a.id,
+                        ip,
+                        protocol,
+                        &format!("app password {}", row.name),
+                        true,
+                    );
                     self.recorder.used(AppPasswordUse {
                         id: row.id,
                         at: crate::store::now(),
@@ -319,7 +326,13 @@ impl Authenticator {
                     });
                 }
                 AppCheck::OutOfScope(row) => {
-                    self.record(a.id, ip, protocol, &format!("app password {}", row.name), false);
+                    self.record(
+                        a.id,
+                        ip,
+                        protocol,
+                        &format!("app password {}", row.name),
+                        false,
+                    );
                     attempt.failed(protocol);
                     self.store.count_event("login_failed");
                     return Err(AuthError::Failed);

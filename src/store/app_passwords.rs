@@ -65,7 +65,7 @@ fn from_row(r: Row) -> AppPassword {
 impl Store {
     /// The server's key for app-password tags, made on first use. Kept in the database (not a
     /// file beside it) so that a backup restored elsewhere, and the CLI's process, compute the
-    /// same tags; the tags' strength rests on the passwords' 130 random bits, the key only
+    /// same tags; the tags' strength rests on the passwords' 140 random bits, the key only
     /// keeps someone holding a copy of the database from testing a candidate password against
     /// them. `INSERT OR IGNORE` then read: two processes starting at once agree on one key.
     pub async fn app_password_key(&self) -> Result<Vec<u8>> {

@@ -167,9 +167,8 @@ async fn pop3_login(t: &TestServer, pass: &str) -> (Lines, String) {
 async fn smtp_login(t: &TestServer, pass: &str) -> (Lines, String) {
     let mut l = Lines::open(t, "submission").await;
     l.smtp("EHLO laptop").await;
-    let plain = base64::engine::general_purpose::STANDARD.encode(format!(
-        "\0alice@localhost\0{pass}"
-    ));
+    let plain =
+        base64::engine::general_purpose::STANDARD.encode(format!("\0alice@localhost\0{pass}"));
     let answer = l.smtp(&format!("AUTH PLAIN {plain}")).await;
     (l, answer)
 }
@@ -198,9 +197,48 @@ async fn an_app_password_made_on_the_page_signs_in_within_its_scopes_and_shows_i
     let list = b.get("/mail/settings/app-passwords").await.body;
     assert!(list.contains("<td>Phone</td>") && list.contains("never"));
     assert!(!list.contains(&pw));
-    assert_eq!(t.running.store.app_passwords(alice.id).await.unwrap().len(), 1);
+    assert_eq!(
+        t.running.store.app_passwords(alice.id).await.unwrap().len(),
+        1
+    );
+    // Stored as HMAC-SHA256 under the server's key (in `meta`), not the password or its
+    // plain SHA-256.
+    {
+        use sha2::{Digest, Sha256};
+        use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(SqliteConnectOptions::new().filename(t.dir.path().join("mailroom.db")))
+            .await
+            .unwrap();
+        let tag: String = sqlx::query_scalar("SELECT tag FROM app_passwords")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let key: String =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'app_password_key'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .unwrap();
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(
+            tag,
+            hex(ring::hmac::sign(&key, canonical.as_bytes()).as_ref())
+        );
+        assert_ne!(tag, hex(&Sha256::digest(canonical.as_bytes())));
+        assert!(!tag.contains(&canonical));
+    }
 
-    assert!(imap_login(&t, "alice@localhost", &pw).await.starts_with("TAG OK"));
+    assert!(
+        imap_login(&t, "alice@localhost", &pw)
+            .await
+            .starts_with("TAG OK")
+    );
     // Typed in capitals without the dashes: the same password.
     assert!(
         imap_login(&t, "alice@localhost", &canonical.to_uppercase())
@@ -224,7 +262,11 @@ async fn an_app_password_made_on_the_page_signs_in_within_its_scopes_and_shows_i
             .starts_with("TAG NO [AUTHENTICATIONFAILED]")
     );
     // The account password still works: two-factor sign-in is off.
-    assert!(imap_login(&t, "alice@localhost", "secret").await.starts_with("TAG OK"));
+    assert!(
+        imap_login(&t, "alice@localhost", "secret")
+            .await
+            .starts_with("TAG OK")
+    );
 
     t.running.auth.flush_records().await;
     let list = b.get("/mail/settings/app-passwords").await.body;
@@ -265,7 +307,14 @@ async fn the_page_refuses_a_nameless_or_scopeless_app_password_and_a_forged_form
         )
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
-    assert!(t.running.store.app_passwords(alice.id).await.unwrap().is_empty());
+    assert!(
+        t.running
+            .store
+            .app_passwords(alice.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Another account cannot revoke alice's app password.
     let _pw = make(&mut b, "Laptop", &["imap"]).await;
     let id = id_of(&mut b, "Laptop").await;
@@ -280,7 +329,10 @@ async fn the_page_refuses_a_nameless_or_scopeless_app_password_and_a_forged_form
         )
         .await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
-    assert_eq!(t.running.store.app_passwords(alice.id).await.unwrap().len(), 1);
+    assert_eq!(
+        t.running.store.app_passwords(alice.id).await.unwrap().len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -318,10 +370,16 @@ async fn revoking_ends_the_imap_idle_pop3_and_smtp_sessions_using_it_within_a_se
     let bye = waiting.line().await;
     assert!(bye.starts_with("* BYE") && bye.contains("revoked"), "{bye}");
     let err = pop.line().await;
-    assert!(err.starts_with("-ERR [AUTH]") && err.contains("revoked"), "{err}");
+    assert!(
+        err.starts_with("-ERR [AUTH]") && err.contains("revoked"),
+        "{err}"
+    );
     assert_eq!(pop.line().await, "");
     let closing = smtp.line().await;
-    assert!(closing.starts_with("421 4.7.0") && closing.contains("revoked"), "{closing}");
+    assert!(
+        closing.starts_with("421 4.7.0") && closing.contains("revoked"),
+        "{closing}"
+    );
     assert_eq!(smtp.line().await, "");
     assert!(
         start.elapsed() < Duration::from_secs(1),
@@ -344,7 +402,11 @@ async fn with_two_factor_sign_in_on_the_account_password_is_refused_on_imap_pop3
     let mut b = webmail(&t).await;
     let pw = make(&mut b, "Phone", &["imap", "pop3", "smtp"]).await;
     // Before: the account password works, and is now in the credentials cache.
-    assert!(imap_login(&t, "alice@localhost", "secret").await.starts_with("TAG OK"));
+    assert!(
+        imap_login(&t, "alice@localhost", "secret")
+            .await
+            .starts_with("TAG OK")
+    );
     let (_, answer) = pop3_login(&t, "secret").await;
     assert!(answer.starts_with("+OK"), "{answer}");
     let cached = t.running.auth.stats();
@@ -359,22 +421,34 @@ async fn with_two_factor_sign_in_on_the_account_password_is_refused_on_imap_pop3
     // The refusal came after a cache hit: the cache does not let the password through.
     assert!(t.running.auth.stats().cache_hits > cached.cache_hits);
     let (_, pop) = pop3_login(&t, "secret").await;
-    assert!(pop.starts_with("-ERR [AUTH]") && pop.contains("app password"), "{pop}");
+    assert!(
+        pop.starts_with("-ERR [AUTH]") && pop.contains("app password"),
+        "{pop}"
+    );
     let (_, smtp) = smtp_login(&t, "secret").await;
-    assert!(smtp.starts_with("535 5.7.8") && smtp.contains("app password"), "{smtp}");
+    assert!(
+        smtp.starts_with("535 5.7.8") && smtp.contains("app password"),
+        "{smtp}"
+    );
     // AUTHENTICATE PLAIN is the same login.
     let mut c = connect(&t).await;
-    let plain =
-        base64::engine::general_purpose::STANDARD.encode("\0alice@localhost\0secret");
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0alice@localhost\0secret");
     let (_, tagged) = c.cmd(&format!("AUTHENTICATE PLAIN {plain}")).await;
-    assert!(tagged.starts_with("TAG NO [AUTHENTICATIONFAILED]"), "{tagged}");
+    assert!(
+        tagged.starts_with("TAG NO [AUTHENTICATIONFAILED]"),
+        "{tagged}"
+    );
     // A wrong password gets the plain answer (nothing says whether 2FA is on).
     assert_eq!(
         imap_login(&t, "alice@localhost", "wrong").await,
         "TAG NO [AUTHENTICATIONFAILED] invalid credentials"
     );
     // App passwords work on every protocol of their scope.
-    assert!(imap_login(&t, "alice@localhost", &pw).await.starts_with("TAG OK"));
+    assert!(
+        imap_login(&t, "alice@localhost", &pw)
+            .await
+            .starts_with("TAG OK")
+    );
     let (_, pop) = pop3_login(&t, &pw).await;
     assert!(pop.starts_with("+OK"), "{pop}");
     let (_, smtp) = smtp_login(&t, &pw).await;
@@ -382,17 +456,19 @@ async fn with_two_factor_sign_in_on_the_account_password_is_refused_on_imap_pop3
     // The refused correct password did not count as failures against this address: many
     // more tries and the app password still signs in from here.
     for _ in 0..12 {
-        assert!(
-            matches!(
-                t.running
-                    .auth
-                    .login("imap", [127, 0, 0, 1].into(), "alice@localhost", "secret")
-                    .await,
-                Err(AuthError::AppPasswordRequired)
-            )
-        );
+        assert!(matches!(
+            t.running
+                .auth
+                .login("imap", [127, 0, 0, 1].into(), "alice@localhost", "secret")
+                .await,
+            Err(AuthError::AppPasswordRequired)
+        ));
     }
-    assert!(imap_login(&t, "alice@localhost", &pw).await.starts_with("TAG OK"));
+    assert!(
+        imap_login(&t, "alice@localhost", &pw)
+            .await
+            .starts_with("TAG OK")
+    );
 }
 
 #[tokio::test]
@@ -403,7 +479,14 @@ async fn the_ios_profile_carries_an_app_password_when_two_factor_sign_in_is_on()
     let page = b.get("/mail/settings/mobileconfig").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.body.contains("<key>IncomingPassword</key>"));
-    assert!(t.running.store.app_passwords(alice.id).await.unwrap().is_empty());
+    assert!(
+        t.running
+            .store
+            .app_passwords(alice.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     confirm_totp(&t, alice.id).await;
     let page = b.get("/mail/settings/mobileconfig").await;
@@ -433,13 +516,18 @@ async fn the_ios_profile_carries_an_app_password_when_two_factor_sign_in_is_on()
         .and_then(|r| r.split('<').next())
         .unwrap()
         .to_string();
-    assert!(page.body.contains(&format!(
-        "<key>OutgoingPassword</key><string>{pw}</string>"
-    )));
+    assert!(
+        page.body
+            .contains(&format!("<key>OutgoingPassword</key><string>{pw}</string>"))
+    );
     let rows = t.running.store.app_passwords(alice.id).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].name, "iPhone, iPad or Mac profile");
-    assert!(imap_login(&t, "alice@localhost", &pw).await.starts_with("TAG OK"));
+    assert!(
+        imap_login(&t, "alice@localhost", &pw)
+            .await
+            .starts_with("TAG OK")
+    );
     let (_, smtp) = smtp_login(&t, &pw).await;
     assert!(smtp.starts_with("235 "), "{smtp}");
     let (_, pop) = pop3_login(&t, &pw).await;
@@ -466,9 +554,21 @@ async fn every_sign_in_of_an_existing_account_is_in_the_history() {
     let (t, alice) = server().await;
     let mut b = webmail(&t).await;
     let pw = make(&mut b, "Tablet", &["imap", "pop3"]).await;
-    assert!(imap_login(&t, "alice@localhost", "secret").await.starts_with("TAG OK"));
-    assert!(imap_login(&t, "alice@localhost", "wrong").await.starts_with("TAG NO"));
-    assert!(imap_login(&t, "alice@localhost", &pw).await.starts_with("TAG OK"));
+    assert!(
+        imap_login(&t, "alice@localhost", "secret")
+            .await
+            .starts_with("TAG OK")
+    );
+    assert!(
+        imap_login(&t, "alice@localhost", "wrong")
+            .await
+            .starts_with("TAG NO")
+    );
+    assert!(
+        imap_login(&t, "alice@localhost", &pw)
+            .await
+            .starts_with("TAG OK")
+    );
     let (_, pop) = pop3_login(&t, &pw).await;
     assert!(pop.starts_with("+OK"));
     let (_, smtp) = smtp_login(&t, &pw).await;
@@ -476,7 +576,11 @@ async fn every_sign_in_of_an_existing_account_is_in_the_history() {
     let (_, smtp) = smtp_login(&t, "secret").await;
     assert!(smtp.starts_with("235 "));
     // Unknown names are not recorded (they would let anyone fill the table).
-    assert!(imap_login(&t, "nobody@localhost", "x").await.starts_with("TAG NO"));
+    assert!(
+        imap_login(&t, "nobody@localhost", "x")
+            .await
+            .starts_with("TAG NO")
+    );
     t.running.auth.flush_records().await;
     let seen: Vec<(String, String, bool)> = t
         .running
@@ -533,8 +637,16 @@ async fn an_app_password_signs_in_at_once_while_the_account_is_attacked() {
     // An unknown address with the account password is slowed now...
     let fresh = [127, 0, 0, 50].into();
     let start = Instant::now();
-    assert!(auth.login("imap", fresh, "alice@localhost", "secret").await.is_ok());
-    assert!(start.elapsed() >= Duration::from_millis(900), "{:?}", start.elapsed());
+    assert!(
+        auth.login("imap", fresh, "alice@localhost", "secret")
+            .await
+            .is_ok()
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
     // ...an app password from another unknown address is not.
     let start = Instant::now();
     let login = auth
@@ -542,7 +654,11 @@ async fn an_app_password_signs_in_at_once_while_the_account_is_attacked() {
         .await
         .unwrap();
     assert!(login.app_password.is_some());
-    assert!(start.elapsed() < Duration::from_millis(500), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
     // Guessing app passwords from one address: locked after `lock_after` failures.
     let guesser = [127, 0, 0, 60].into();
     let guess = "abcd-efgh-ijkl-mnop-qrst-uvwx-yz23";
@@ -569,7 +685,13 @@ fn sign_in_records_dropped_are_counted_not_waited_for() {
     let n = mailroom::auth::recorder::QUEUE + 10;
     let start = Instant::now();
     for _ in 0..n {
-        recorder.sign_in(mailroom::store::Store::sign_in_now(1, "127.0.0.1", "imap", "password", false));
+        recorder.sign_in(mailroom::store::Store::sign_in_now(
+            1,
+            "127.0.0.1",
+            "imap",
+            "password",
+            false,
+        ));
     }
     assert!(start.elapsed() < Duration::from_secs(1));
     assert_eq!(recorder.dropped(), n as u64);
@@ -583,7 +705,7 @@ fn sign_in_records_dropped_are_counted_not_waited_for() {
 
 /// `cargo test --release --test it app_password_login_latency -- --ignored --nocapture`:
 /// the p50/p99 of `Authenticator::login` with an app password (target p99 <= 2 ms).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn app_password_login_latency() {
     let (t, alice) = server().await;
@@ -599,7 +721,9 @@ async fn app_password_login_latency() {
     let mut took = Vec::new();
     for _ in 0..2000 {
         let start = Instant::now();
-        auth.login("imap", ip, "alice@localhost", &pw).await.unwrap();
+        auth.login("imap", ip, "alice@localhost", &pw)
+            .await
+            .unwrap();
         took.push(start.elapsed());
     }
     took.sort();
@@ -611,4 +735,73 @@ async fn app_password_login_latency() {
         took[took.len() - 1]
     );
     assert!(p(0.99) <= Duration::from_millis(2));
+}
+
+/// Python's imaplib (`tests/interop/imap_app_password_imaplib.py`): an app password signs in,
+/// the account password is refused with the hint, two-factor sign-in being on.
+#[tokio::test]
+async fn imaplib_signs_in_with_an_app_password() {
+    let (t, alice) = server().await;
+    crate::imap::deliver(
+        &t.running.store,
+        &alice,
+        b"From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n",
+    )
+    .await;
+    let mut b = webmail(&t).await;
+    let pw = make(&mut b, "Python", &["imap"]).await;
+    confirm_totp(&t, alice.id).await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = tokio::process::Command::new("python3")
+        .arg(format!("{root}/tests/interop/imap_app_password_imaplib.py"))
+        .env("IMAP_HOST", "127.0.0.1")
+        .env(
+            "IMAP_PORT",
+            t.running.addr("imap").unwrap().port().to_string(),
+        )
+        .env("IMAP_USER", "alice@localhost")
+        .env("IMAP_PASSWORD", "secret")
+        .env("IMAP_APP_PASSWORD", &pw)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("python3 runs (CI installs it: .ci/run)");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The journey in Chromium (`tests/browser/app_passwords.mjs`): create an app password on the
+/// page, sign in with it over IMAP, revoke it, the session ends and it no longer signs in.
+#[tokio::test]
+async fn app_password_journey_in_chromium() {
+    let (t, alice) = server().await;
+    let imap = t.running.addr("imap").unwrap();
+    crate::browser::journey(
+        "app_passwords.mjs",
+        &t,
+        &[("IMAP_PORT", imap.port().to_string())],
+    )
+    .await;
+    t.running.auth.flush_records().await;
+    let history = t.running.store.recent_sign_ins(alice.id, 20).await.unwrap();
+    if history.iter().any(|s| s.protocol == "imap") {
+        // The browser ran: its IMAP sign-in with the app password is in the history.
+        assert!(history.iter().any(|s| s.protocol == "imap"
+            && s.method == "app password Browser phone"
+            && s.success));
+        assert!(
+            t.running
+                .store
+                .app_passwords(alice.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    t.running.shutdown().await;
 }

@@ -10,8 +10,8 @@
 )]
 
 mod acme_pebble;
-mod app_passwords;
 mod admin;
+mod app_passwords;
 mod attacks;
 mod auth;
 mod backup;

@@ -209,7 +209,11 @@ pub async fn revoke(
     Path(id): Path<i64>,
     Posted(reader, _f): Posted<Reader, RevokeForm>,
 ) -> Result<Response, WebError> {
-    if !state.auth.revoke_app_password(reader.account_id(), id).await? {
+    if !state
+        .auth
+        .revoke_app_password(reader.account_id(), id)
+        .await?
+    {
         return Err(WebError::NotFound);
     }
     tracing::info!(

@@ -6,7 +6,8 @@
 //! - The profile is **unsigned**: the device shows it as "Not Verified" before installing.
 //!   Signing needs a certificate trusted by the device and an S/MIME (CMS) signer; the server's
 //!   own certificate would do only with ACME, and CMS is not in our crates. Installing still
-//!   asks for confirmation, and for the password (the profile carries none).
+//!   asks for confirmation, and for the password (the GET's profile carries none; the POST's
+//!   carries an app password, see below).
 //! - Identifiers and UUIDs are derived from the host name and the address, so downloading the
 //!   profile again replaces the installed one instead of adding a second account.
 //! - With two-factor sign-in on, the account password no longer works for IMAP and SMTP, so

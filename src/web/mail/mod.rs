@@ -7,11 +7,11 @@
 //! Pages are server-rendered and work without JavaScript; `static/mail.js` adds keyboard
 //! shortcuts, local times, select-all and the live refresh.
 
+mod app_passwords;
 mod compose;
 mod events;
 mod folders;
 mod list;
-mod app_passwords;
 mod mobileconfig;
 mod read;
 mod settings;
