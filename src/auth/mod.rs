@@ -122,9 +122,9 @@ impl Authenticator {
 
     /// Drops what the credentials cache holds for an account. Call it when its password
     /// changes, when it is disabled or removed, and when one of its app passwords is revoked
-    /// ([`Authenticator::revoke_app_password`] does). The cache never lets a changed password or a disabled account in even
-    /// without this call (see [`cache`]), so a change made by another process (the CLI) is
-    /// safe too; the call frees the entries at once.
+    /// ([`Authenticator::revoke_app_password`] does). The cache never lets a changed password
+    /// or a disabled account in even without this call (see [`cache`]), so a change made by
+    /// another process (the CLI) is safe too; the call frees the entries at once.
     pub fn forget_account(&self, account_id: i64) {
         self.cache.forget_account(account_id);
     }
