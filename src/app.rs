@@ -81,6 +81,8 @@ impl Running {
         {
             self.tasks.shutdown().await;
         }
+        // The sign-in history still queued is written before the store closes.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.auth.flush_records()).await;
         self.store.close().await;
     }
 }

@@ -19,8 +19,11 @@
 //!   reach this process's memory. A disabled or removed account is refused by the store read
 //!   before the cache is asked. The hooks that drop an account's entries
 //!   ([`CredentialsCache::forget_account`], through `Authenticator::forget_account`) free the
-//!   memory at once and are what app-password revocation (issue 19; there are no app
-//!   passwords yet) must call; correctness does not depend on them.
+//!   memory at once (app-password revocation calls them too); correctness does not depend
+//!   on them.
+//! - **Account passwords only.** App passwords are never cached (their keyed-hash check costs
+//!   less than a cache lookup would save), and with two-factor sign-in on a cache hit is
+//!   refused like a checked password: `Authenticator::login` asks after either.
 //! - **Only successes.** A failed check is never remembered, so each wrong guess costs a full
 //!   argon2 check, and the throttle counts it before any check, cached or not.
 //! - **Bounded**: at most [`AuthConfig::cache_entries`] entries in all and
@@ -37,8 +40,8 @@ use std::time::{Duration, Instant};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
-/// Entries per account: one per distinct password that works for it (today the account's
-/// one password; with app passwords, one per device), beyond which the oldest goes.
+/// Entries per account: one per distinct password that works for it (the account's one
+/// password; a few while a password change is recent), beyond which the oldest goes.
 pub const MAX_PER_ACCOUNT: usize = 8;
 
 #[derive(Clone, Copy)]

@@ -28,6 +28,8 @@ pub(super) const MAX_PRE_AUTH_NON_SYNC: u64 = 4096;
 /// small literals could make an anonymous peer hold `max_message_size`.
 pub(super) const MAX_PRE_AUTH_COMMAND: u64 = 128 * 1024;
 pub(super) const READ_BUF: usize = 8 * 1024;
+/// What a session signed in with an app password is told when that app password is revoked.
+pub(super) const REVOKED_BYE: &str = "BYE the app password of this session was revoked";
 
 /// Which limit a command that is being skipped passed.
 #[derive(Debug, Clone, Copy)]
@@ -161,6 +163,11 @@ impl<T: Transport> Session<T> {
                         read = self.io.read(&mut self.buf) => read?,
                         _ = self.shutdown.wait() => {
                             self.out.untagged("BYE server shutting down");
+                            self.flush().await?;
+                            return Ok(Input::Closed);
+                        }
+                        _ = self.revoked.wait() => {
+                            self.out.untagged(REVOKED_BYE);
                             self.flush().await?;
                             return Ok(Input::Closed);
                         }

@@ -33,6 +33,7 @@ use super::response::{Out, Status};
 use super::selected::Selected;
 use super::{Imap, capabilities, pre_auth_capabilities};
 use crate::auth::AuthError;
+use crate::auth::live::Revoked;
 use crate::auth::sasl::{Exchange, Mechanism, Response, SaslError, Step};
 use crate::budget::Claim;
 use crate::net::Transport;
@@ -127,6 +128,8 @@ pub struct Session<T> {
     pub(super) buf: Box<[u8]>,
     pub(super) out: Out,
     pub(super) account: Option<Account>,
+    /// Fires when the app password the session signed in with is revoked: the session ends.
+    pub(super) revoked: Revoked,
     pub(super) selected: Option<Selected>,
     pub(super) changes: Option<broadcast::Receiver<Change>>,
     /// A change for the selected mailbox was announced and not yet read.
@@ -164,6 +167,7 @@ impl<T: Transport> Session<T> {
             buf: vec![0u8; READ_BUF].into_boxed_slice(),
             out: Out::new(),
             account: None,
+            revoked: Revoked::never(),
             selected: None,
             changes: None,
             dirty: false,
@@ -188,6 +192,13 @@ impl<T: Transport> Session<T> {
         }
         loop {
             match self.next_message().await {
+                // A command that arrived with the revocation is not run (IDLE and the read
+                // above end the session on their own when it comes while they wait).
+                Ok(Input::Message) if self.revoked.is_set() => {
+                    self.out.untagged(super::framing::REVOKED_BYE);
+                    let _ = tokio::time::timeout(Duration::from_secs(2), self.flush()).await;
+                    break;
+                }
                 Ok(Input::Message) => {}
                 Ok(Input::Closed) => break,
                 Err(e) => {
@@ -427,6 +438,7 @@ impl<T: Transport> Session<T> {
         } else {
             self.selected = None;
             self.account = None;
+            self.revoked = Revoked::never();
             self.changes = None;
             self.dirty = false;
             self.condstore = false;
@@ -856,11 +868,13 @@ impl<T: Transport> Session<T> {
             .login("imap", self.ip, username, password)
             .await
         {
-            Ok(account) => {
+            Ok(login) => {
+                let account = login.account;
                 tracing::Span::current().record("account", account.address.as_str());
                 self.changes = Some(self.imap.store.changes().subscribe());
                 self.io.authenticated();
                 self.account = Some(account);
+                self.revoked = login.revoked;
                 // Literals up to the message size limit are allowed from now on.
                 Ok(Reply::ok(format!(
                     "[CAPABILITY {}] logged in",
@@ -868,6 +882,10 @@ impl<T: Transport> Session<T> {
                 )))
             }
             Err(AuthError::Failed) => Ok(Reply::no("[AUTHENTICATIONFAILED] invalid credentials")),
+            Err(AuthError::AppPasswordRequired) => Ok(Reply::no(
+                "[AUTHENTICATIONFAILED] two-factor sign-in is on for this account: sign in with \
+                 an app password (webmail: Settings, App passwords)",
+            )),
             Err(AuthError::Locked(secs)) => Ok(Reply::no(format!(
                 "[UNAVAILABLE] too many failed logins; try again in {secs} seconds"
             ))),

@@ -70,6 +70,11 @@ impl<T: Transport> Session<T> {
                     self.flush().await?;
                     return Err(CmdError::Io(io::ErrorKind::ConnectionAborted.into()));
                 }
+                _ = self.revoked.wait() => {
+                    self.out.untagged(super::framing::REVOKED_BYE);
+                    self.flush().await?;
+                    return Err(CmdError::Io(io::ErrorKind::ConnectionAborted.into()));
+                }
             }
         }
     }

@@ -118,10 +118,20 @@ impl Session {
     async fn login(&mut self, username: &str, password: &str) -> Outcome {
         let ip = self.conn.peer.ip();
         match self.shared.auth.login("pop3", ip, username, password).await {
-            Ok(account) => self.open_maildrop(account).await,
+            Ok(login) => {
+                let flow = self.open_maildrop(login.account).await?;
+                self.revoked = login.revoked;
+                Ok(flow)
+            }
             Err(AuthError::Failed) => {
                 Err(Refusal::strike("invalid credentials").code("AUTH").into())
             }
+            Err(AuthError::AppPasswordRequired) => Err(Refusal::strike(
+                "two-factor sign-in is on for this account: sign in with an app password \
+                 (webmail: Settings, App passwords)",
+            )
+            .code("AUTH")
+            .into()),
             Err(AuthError::Locked(secs)) => Err(Refusal::strike(format!(
                 "too many failed logins; try again in {secs} seconds"
             ))

@@ -22,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::maildrop::Maildrop;
 use super::parser::{self, Command};
 use super::server::Shared;
+use crate::auth::live::Revoked;
 use crate::net::Connection;
 use crate::wire::line::{Frame, LineBuffer};
 
@@ -120,6 +121,9 @@ enum Input {
     Shutdown,
 }
 
+/// What a session signed in with an app password is told when that app password is revoked.
+const REVOKED: &str = "the app password of this session was revoked; nothing was deleted";
+
 pub(super) struct Session {
     pub shared: Arc<Shared>,
     pub conn: Connection,
@@ -129,6 +133,9 @@ pub(super) struct Session {
     strikes: u32,
     /// The account logged in, for the end-of-session log line.
     pub account: Option<String>,
+    /// Fires when the app password the session signed in with is revoked: the session ends,
+    /// deleting nothing.
+    pub revoked: Revoked,
     /// Messages sent whole by RETR, for the end-of-session log line.
     pub retrieved: usize,
     pub deleted: usize,
@@ -144,6 +151,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut conn: Connection) {
         out: Vec::new(),
         strikes: 0,
         account: None,
+        revoked: Revoked::never(),
         retrieved: 0,
         deleted: 0,
     };
@@ -174,6 +182,12 @@ impl Session {
         self.ok(&greeting);
         loop {
             match self.input.next_line(parser::COMMAND_LIMIT) {
+                // A command that arrived with the revocation is not run.
+                Frame::Line(_) if self.revoked.is_set() => {
+                    self.err(Some("AUTH"), REVOKED);
+                    let _ = self.flush().await;
+                    return Ok(());
+                }
                 Frame::Line(line) => {
                     let outcome = match parser::parse(&line) {
                         Ok(command) => {
@@ -233,6 +247,11 @@ impl Session {
             biased;
             r = self.conn.stream.read(&mut chunk) => Some(r),
             _ = self.conn.shutdown.wait() => None,
+            _ = self.revoked.wait() => {
+                self.err(Some("AUTH"), REVOKED);
+                let _ = self.flush().await;
+                return Ok(Input::Shutdown);
+            }
         };
         let Some(read) = read else {
             self.err(

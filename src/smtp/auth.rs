@@ -97,10 +97,12 @@ impl<'a, T: Transport> Session<'a, T> {
             )
             .await
         {
-            Ok(account) => {
+            Ok(login) => {
+                let account = login.account;
                 tracing::Span::current().record("account", account.address.as_str());
                 self.io.authenticated();
                 self.account = Some(account);
+                self.revoked = login.revoked;
                 self.reply(Reply::new(235, "2.7.0", "Authentication successful"));
             }
             Err(AuthError::Failed) => {
@@ -108,6 +110,14 @@ impl<'a, T: Transport> Session<'a, T> {
                     535,
                     "5.7.8",
                     "Authentication credentials invalid",
+                ));
+            }
+            Err(AuthError::AppPasswordRequired) => {
+                self.error(Reply::new(
+                    535,
+                    "5.7.8",
+                    "Two-factor sign-in is on for this account: authenticate with an app \
+                     password (webmail: Settings, App passwords)",
                 ));
             }
             Err(AuthError::Locked(secs)) => self.error(Reply::new(

@@ -20,6 +20,7 @@ use super::parser::{LINE_LIMIT, MessageBuffer};
 use super::reply::{self, Reply};
 use super::{Kind, Smtp};
 use crate::address::Address;
+use crate::auth::live::Revoked;
 use crate::mime::unique_id;
 use crate::net::Transport;
 use crate::store::{Account, StoreError};
@@ -64,6 +65,8 @@ pub struct Session<'a, T: Transport> {
     pub(super) helo: Option<String>,
     pub(super) esmtp: bool,
     pub(super) account: Option<Account>,
+    /// Fires when the app password the session signed in with is revoked: the session ends.
+    pub(super) revoked: Revoked,
     pub(super) envelope: Option<Envelope>,
     pub(super) errors: u32,
     pub(super) quit: bool,
@@ -87,6 +90,7 @@ impl<'a, T: Transport> Session<'a, T> {
             helo: None,
             esmtp: false,
             account: None,
+            revoked: Revoked::never(),
             envelope: None,
             errors: 0,
             quit: false,
@@ -102,13 +106,25 @@ impl<'a, T: Transport> Session<'a, T> {
             format!("{} ESMTP Mailroom", self.smtp.hostname),
         ));
         loop {
+            let revoked = self.revoked.clone();
             let next = tokio::select! {
-                n = self.next_line() => n,
+                n = self.next_line() => Some(n),
                 _ = shutdown.wait() => {
                     self.reply(Reply::new(421, "4.3.2", "Server shutting down; please try again later"));
                     let _ = self.flush().await;
                     return;
                 }
+                _ = revoked.wait() => None,
+            };
+            // A command that arrived with the revocation is not run either.
+            let Some(next) = next.filter(|_| !self.revoked.is_set()) else {
+                self.reply(Reply::new(
+                    421,
+                    "4.7.0",
+                    "The app password of this session was revoked; closing connection",
+                ));
+                let _ = self.flush().await;
+                return;
             };
             let line = match next {
                 Ok(Next::Line(line)) => line,
@@ -308,6 +324,7 @@ impl<'a, T: Transport> Session<'a, T> {
         self.esmtp = false;
         self.envelope = None;
         self.account = None;
+        self.revoked = Revoked::never();
         Ok(())
     }
 

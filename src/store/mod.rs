@@ -23,6 +23,7 @@
 //! a PostgreSQL store can stand beside this one later (DESIGN.md §7).
 
 mod accounts;
+pub mod app_passwords;
 mod audit;
 mod blobs;
 mod deliver;
@@ -61,6 +62,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use tokio::sync::broadcast;
 
 pub use accounts::{Account, NewAccount};
+pub use app_passwords::{AppPassword, AppPasswordUse};
 pub use audit::{Audit, AuditEntry, AuditPage};
 pub use copy::{Copied, Transfer};
 pub use deliver::{Delivered, Delivery, DeliveryReport, Target};

@@ -209,11 +209,12 @@ pub async fn submit(
     }
     let account = match state
         .auth
-        .login_fresh("http", client.ip, f.address.trim(), &f.password)
+        .login_fresh("web", client.ip, f.address.trim(), &f.password)
         .await
     {
         Ok(a) => a,
-        Err(AuthError::Failed) => {
+        // (AppPasswordRequired is the mail protocols' answer; login_fresh never gives it.)
+        Err(AuthError::Failed | AuthError::AppPasswordRequired) => {
             return Ok(again(
                 "Wrong address or password.",
                 StatusCode::UNAUTHORIZED,

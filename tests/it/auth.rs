@@ -29,7 +29,7 @@ async fn login_checks_password_and_locks_after_repeated_failures() {
         .login("imap", ip, "A@example.org", "secret")
         .await
         .unwrap();
-    assert_eq!(ok.address, "a@example.org");
+    assert_eq!(ok.account.address, "a@example.org");
     assert!(matches!(
         auth.login("imap", ip, "a@example.org", "wrong").await,
         Err(AuthError::Failed)

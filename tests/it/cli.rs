@@ -259,7 +259,7 @@ async fn a_user_added_by_the_cli_can_log_in_after_a_restart() {
             .login("test", ip, "a@example.org", "pw with many spaces")
             .await
             .unwrap();
-        assert_eq!(a.address, "a@example.org");
+        assert_eq!(a.account.address, "a@example.org");
         running.shutdown().await;
     }
     let out = cli.run_with_stdin(

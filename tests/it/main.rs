@@ -11,6 +11,7 @@
 
 mod acme_pebble;
 mod admin;
+mod app_passwords;
 mod attacks;
 mod auth;
 mod backup;

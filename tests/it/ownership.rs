@@ -291,6 +291,30 @@ const MAIL_CASES: &[Case] = &[
         "/mail/settings/mobileconfig",
         OK,
     ),
+    // With an app password of Bob's own in it (Bob has no second factor).
+    post(
+        "/mail/settings/mobileconfig",
+        "/mail/settings/mobileconfig",
+        &[("csrf", "{csrf}")],
+        OK,
+    ),
+    get(
+        "/mail/settings/app-passwords",
+        "/mail/settings/app-passwords",
+        OK,
+    ),
+    post(
+        "/mail/settings/app-passwords",
+        "/mail/settings/app-passwords",
+        &[("csrf", "{csrf}"), ("name", "Bob's phone"), ("imap", "1")],
+        OK,
+    ),
+    post(
+        "/mail/settings/app-passwords/{id}/revoke",
+        "/mail/settings/app-passwords/{a_app}/revoke",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
     post(
         "/mail/settings/profile",
         "/mail/settings/profile",
@@ -702,6 +726,7 @@ async fn run(b: &mut Browser, case: &Case, values: &[(&str, String)], refusal: S
     for secret in [
         "Pomegranate plans",
         "Alices-folder",
+        "Alices-phone",
         "alice@localhost",
         "carol@example",
     ] {
@@ -745,6 +770,13 @@ async fn alice_and_bob() -> (TestServer, Browser, Vec<(&'static str, String)>, i
         .copy_messages(&a_box, &[a_uid], &a_folder)
         .await
         .unwrap();
+    let (a_app, _) = server
+        .running
+        .auth
+        .create_app_password(alice.id, "Alices-phone", 1)
+        .await
+        .unwrap()
+        .unwrap();
     let b_uid = deliver(&store, bob.id, "Subject: for bob\r\n\r\nhello bob\r\n").await;
     // A passkey of Alice's (its key is never used here).
     let a_passkey = store
@@ -776,6 +808,7 @@ async fn alice_and_bob() -> (TestServer, Browser, Vec<(&'static str, String)>, i
         ("b_uid", b_uid.to_string()),
         ("a_passkey", a_passkey.to_string()),
         ("a_session", a_session),
+        ("a_app", a_app.id.to_string()),
         ("csrf", csrf),
     ];
     (server, b, values, alice.id)
@@ -787,9 +820,11 @@ async fn no_webmail_address_reaches_another_accounts_mail() {
     let store = server.running.store.clone();
     let before = snapshot(&store, alice).await;
     let alice_before = store.account(alice).await.unwrap().unwrap();
+    let apps_before = store.app_passwords(alice).await.unwrap();
     for case in MAIL_CASES {
         run(&mut bob, case, &values, StatusCode::NOT_FOUND).await;
     }
+    assert_eq!(store.app_passwords(alice).await.unwrap(), apps_before);
     assert_eq!(
         snapshot(&store, alice).await,
         before,

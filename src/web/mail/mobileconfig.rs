@@ -6,19 +6,72 @@
 //! - The profile is **unsigned**: the device shows it as "Not Verified" before installing.
 //!   Signing needs a certificate trusted by the device and an S/MIME (CMS) signer; the server's
 //!   own certificate would do only with ACME, and CMS is not in our crates. Installing still
-//!   asks for confirmation, and for the password (the profile carries none).
+//!   asks for confirmation, and for the password (the GET's profile carries none; the POST's
+//!   carries an app password, see below).
 //! - Identifiers and UUIDs are derived from the host name and the address, so downloading the
 //!   profile again replaces the installed one instead of adding a second account.
+//! - With two-factor sign-in on, the account password no longer works for IMAP and SMTP, so
+//!   the profile must carry an app password: the GET sends the user to the app-password page,
+//!   whose form POSTs here (a CSRF-checked form, since it makes something); the POST makes an
+//!   app password for IMAP and SMTP named after the profile and puts it in the profile (the
+//!   only place it is ever shown). The POST works without two-factor sign-in too: a device
+//!   set up that way can be revoked on its own.
 
 use axum::extract::State;
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::super::session::Posted;
 use super::super::{WebError, WebState};
 use super::Reader;
+use crate::auth::app_passwords::{IMAP, SMTP};
 
+/// The name of the app passwords made for profiles.
+pub const PROFILE_APP_PASSWORD: &str = "iPhone, iPad or Mac profile";
+
+/// `GET`: the profile without a password (the device asks for it), unless two-factor sign-in
+/// is on: then the app-password page, which offers the profile with an app password.
 pub async fn profile(reader: Reader, State(state): State<WebState>) -> Result<Response, WebError> {
+    if state.store.second_factor_on(reader.0.account.id).await? {
+        return Ok(
+            Redirect::to("/mail/settings/app-passwords?done=profile-needs-app-password")
+                .into_response(),
+        );
+    }
+    render(&state, &reader, None)
+}
+
+/// The form carries only its token.
+#[derive(Deserialize)]
+pub struct ProfileForm {}
+
+/// `POST`: the profile with a new app password for IMAP and SMTP in it.
+pub async fn with_app_password(
+    State(state): State<WebState>,
+    Posted(reader, _f): Posted<Reader, ProfileForm>,
+) -> Result<Response, WebError> {
+    let Some((row, password)) = state
+        .auth
+        .create_app_password(reader.0.account.id, PROFILE_APP_PASSWORD, IMAP | SMTP)
+        .await?
+    else {
+        return Err(WebError::BadRequest(format!(
+            "You have {} app passwords, the most there can be: revoke one you no longer use \
+             on the App passwords page, then download the profile again.",
+            crate::store::app_passwords::MAX_PER_ACCOUNT
+        )));
+    };
+    tracing::info!(
+        account = reader.0.account.address,
+        app_password = row.id,
+        "app password created for a mobileconfig profile"
+    );
+    render(&state, &reader, Some(&password))
+}
+
+fn render(state: &WebState, reader: &Reader, password: Option<&str>) -> Result<Response, WebError> {
     let account = &reader.0.account;
     let port = |kinds: [&str; 2]| {
         kinds.iter().find_map(|kind| {
@@ -57,6 +110,17 @@ pub async fn profile(reader: Reader, State(state): State<WebState>) -> Result<Re
     let seed = format!("{}\n{}", state.hostname, account.address.to_lowercase());
     let profile_uuid = uuid(&format!("profile\n{seed}"));
     let mail_uuid = uuid(&format!("mail\n{seed}"));
+    // The app password's alphabet needs no escaping; escaped all the same.
+    let passwords = match password {
+        Some(p) => {
+            let p = escape(p);
+            format!(
+                "\n      <key>IncomingPassword</key><string>{p}</string>\n      \
+                 <key>OutgoingPassword</key><string>{p}</string>"
+            )
+        }
+        None => String::new(),
+    };
     let body = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
@@ -73,7 +137,7 @@ pub async fn profile(reader: Reader, State(state): State<WebState>) -> Result<Re
       <key>IncomingMailServerHostName</key><string>{host}</string>
       <key>IncomingMailServerPortNumber</key><integer>{imap}</integer>
       <key>IncomingMailServerUseSSL</key><true/>
-      <key>IncomingMailServerUsername</key><string>{address}</string>
+      <key>IncomingMailServerUsername</key><string>{address}</string>{passwords}
       <key>OutgoingMailServerAuthentication</key><string>EmailAuthPassword</string>
       <key>OutgoingMailServerHostName</key><string>{host}</string>
       <key>OutgoingMailServerPortNumber</key><integer>{smtp}</integer>

@@ -8,6 +8,7 @@
 //! Pages are server-rendered and work without JavaScript; `static/mail.js` adds keyboard
 //! shortcuts, local times, select-all and the live refresh.
 
+mod app_passwords;
 mod compose;
 mod events;
 mod folders;
@@ -54,7 +55,18 @@ pub fn router() -> Router<WebState> {
         .route("/mail/folders/{id}/rename", post(folders::rename))
         .route("/mail/folders/{id}/delete", post(folders::delete))
         .route("/mail/settings", get(settings::page))
-        .route("/mail/settings/mobileconfig", get(mobileconfig::profile))
+        .route(
+            "/mail/settings/mobileconfig",
+            get(mobileconfig::profile).post(mobileconfig::with_app_password),
+        )
+        .route(
+            "/mail/settings/app-passwords",
+            get(app_passwords::page).post(app_passwords::create),
+        )
+        .route(
+            "/mail/settings/app-passwords/{id}/revoke",
+            post(app_passwords::revoke),
+        )
         .route("/mail/settings/profile", post(settings::profile))
         .route("/mail/settings/password", post(settings::password))
         .route("/mail/settings/security", get(security::page))
@@ -321,6 +333,10 @@ fn notice(code: &str) -> Option<&'static str> {
         "passkey-removed" => "The passkey was removed.",
         "signed-out" => "That session was signed out.",
         "signed-out-others" => "Every other session was signed out.",
+        "profile-needs-app-password" => {
+            "Two-factor sign-in is on: download the profile with an app password in it below."
+        }
+        "app-password-revoked" => "The app password was revoked; apps using it were signed out.",
         _ => return None,
     })
 }

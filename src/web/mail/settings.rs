@@ -117,11 +117,11 @@ pub async fn password(
     // The current password through the shared throttle: a stolen session cannot guess it.
     match state
         .auth
-        .login_fresh("http", client.ip, &reader.0.account.address, &f.current)
+        .login_fresh("web", client.ip, &reader.0.account.address, &f.current)
         .await
     {
         Ok(_) => {}
-        Err(AuthError::Failed) => {
+        Err(AuthError::Failed | AuthError::AppPasswordRequired) => {
             page.current_error = Some("This is not your current password.".into())
         }
         Err(AuthError::Locked(s)) => {

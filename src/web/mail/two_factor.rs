@@ -177,11 +177,14 @@ async fn password_ok(
 ) -> Result<Option<String>, WebError> {
     match state
         .auth
-        .login_fresh("http", client.ip, &reader.0.account.address, password)
+        .login_fresh("web", client.ip, &reader.0.account.address, password)
         .await
     {
         Ok(_) => Ok(None),
-        Err(AuthError::Failed) => Ok(Some("This is not your password.".into())),
+        // (AppPasswordRequired is the mail protocols' answer; login_fresh never gives it.)
+        Err(AuthError::Failed | AuthError::AppPasswordRequired) => {
+            Ok(Some("This is not your password.".into()))
+        }
         Err(AuthError::Locked(s)) => Ok(Some(format!(
             "Too many failed attempts; try again in {s} seconds."
         ))),
