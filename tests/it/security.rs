@@ -600,3 +600,56 @@ async fn audit_pages_past_any_end_show_the_last() {
     }
     server.running.shutdown().await;
 }
+
+/// The page also lists what else lets someone in: the second factors (with recovery codes
+/// left) and the app passwords, by name and last use.
+#[tokio::test]
+async fn the_security_page_lists_app_passwords_and_second_factors() {
+    let server = server().await;
+    let store = server.running.store.clone();
+    let bob = store
+        .account_by_address("bob@localhost")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut b = bob_from(&server, [127, 0, 0, 1], FIREFOX).await;
+    let page = security(&mut b).await;
+    assert!(
+        page.body.contains("Turn on two-factor sign-in"),
+        "{}",
+        page.body
+    );
+
+    store
+        .create_app_password(bob.id, "Phone <mail>", "tag-for-the-test", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .begin_totp(bob.id, b"12345678901234567890")
+        .await
+        .unwrap();
+    let codes: Vec<String> = (0..10).map(|i| format!("hash{i}")).collect();
+    assert!(store.confirm_totp(bob.id, 1, &codes).await.unwrap());
+    assert!(store.use_recovery_code(bob.id, "hash3").await.unwrap());
+    store
+        .add_passkey(mailroom::store::NewPasskey {
+            account_id: bob.id,
+            credential_id: b"credential",
+            public_key: b"key",
+            sign_count: 0,
+            name: "Laptop",
+            user_handle: b"handle",
+        })
+        .await
+        .unwrap();
+    let page = security(&mut b).await;
+    for text in [
+        "Authenticator app (codes) · 9 recovery codes left",
+        "Passkey “Laptop” · never used",
+        "“Phone &#60;mail&#62;” · never used",
+    ] {
+        assert!(page.body.contains(text), "{text}: {}", page.body);
+    }
+    assert!(!page.body.contains("Turn on two-factor sign-in"));
+}

@@ -1,7 +1,8 @@
 //! The Security page (`/mail/settings/security`): the account's web sessions, with the device
 //! and address each was opened from, "sign out" per session and everywhere else, and the last
-//! 20 sign-ins on every protocol. App passwords and second factors have their own pages, linked
-//! from here.
+//! 20 sign-ins on every protocol; and what else lets someone in: the app passwords (name, last
+//! use) and the second factors (authenticator app, passkeys, recovery codes left), each managed
+//! on its own page, linked from here.
 //!
 //! Sessions are named in forms by their public id (`store::SessionInfo::id`), never by the
 //! token's hash; the store ends one only when it belongs to the signed-in account, so another
@@ -90,12 +91,32 @@ fn protocol_name(p: &str) -> &str {
     }
 }
 
+/// An app password or a passkey as the page lists it: its name and when it was last used.
+pub struct KeyRow {
+    name: String,
+    last_used: String,
+}
+
+impl KeyRow {
+    fn of(name: String, last_used_at: Option<i64>) -> KeyRow {
+        KeyRow {
+            name,
+            last_used: last_used_at.map_or_else(|| "never used".into(), relative),
+        }
+    }
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "mail/security.html")]
 pub struct SecurityPage {
     chrome: Chrome,
     sessions: Vec<SessionRow>,
     sign_ins: Vec<SignInRow>,
+    app_passwords: Vec<KeyRow>,
+    /// An authenticator app (TOTP) confirmed.
+    totp: bool,
+    passkeys: Vec<KeyRow>,
+    recovery_codes_left: i64,
 }
 
 impl SecurityPage {
@@ -131,10 +152,28 @@ pub async fn page(
         .into_iter()
         .map(SignInRow::of)
         .collect();
+    let store = &state.store;
+    let app_passwords = store
+        .app_passwords(account_id)
+        .await?
+        .into_iter()
+        .map(|a| KeyRow::of(a.name, a.last_used_at))
+        .collect();
+    let passkeys = store
+        .passkeys(account_id)
+        .await?
+        .into_iter()
+        .map(|p| KeyRow::of(p.name, p.last_used_at))
+        .collect();
+    let totp = store.totp(account_id).await?.is_some_and(|t| t.confirmed);
     Ok(SecurityPage {
         chrome: Chrome::new(&state, &reader, None, q.done.as_deref()).await?,
         sessions,
         sign_ins,
+        app_passwords,
+        totp,
+        passkeys,
+        recovery_codes_left: store.recovery_codes_left(account_id).await?,
     })
 }
 
