@@ -210,7 +210,26 @@ async fn main() {
             .expect("password");
         assert!(c.wait().expect("cli").success(), "{args:?}");
     };
-    cli(&["domain", "add", "localhost"]);
+    // Only `serve` and `init` make a database: `init` (into a throwaway configuration) makes
+    // it, with the domain.
+    let init = Command::new(bin)
+        .args([
+            "--config",
+            &dir.path().join("init.toml").display().to_string(),
+        ])
+        .args([
+            "init",
+            "--hostname",
+            "localhost",
+            "--domain",
+            "localhost",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("init");
+    assert!(init.success(), "init");
     cli(&["user", "add", "user@localhost", "--password-stdin"]);
     let mut server = Command::new(bin)
         .args(["--config", &config.display().to_string(), "serve"])

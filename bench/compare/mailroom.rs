@@ -83,7 +83,24 @@ impl Mailroom {
                 dir.join("data").display().to_string(),
             ),
         )?;
-        cli(bin, &config, &["domain", "add", DOMAIN], "")?;
+        // Only `serve` and `init` make a database: `init`, into a throwaway configuration,
+        // makes it (with the domain) in the schema of the binary under test, old or new.
+        let data = dir.join("data").display().to_string();
+        let hostname = format!("mail.{DOMAIN}");
+        cli(
+            bin,
+            &dir.join("init.toml"),
+            &[
+                "init",
+                "--hostname",
+                &hostname,
+                "--domain",
+                DOMAIN,
+                "--data-dir",
+                &data,
+            ],
+            "",
+        )?;
         for user in all_users(sizes) {
             cli(
                 bin,
