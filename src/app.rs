@@ -182,6 +182,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             auth.clone(),
             crate::pop3::Settings::from_config(&config),
         ),
+        learner: crate::spam::learn::Learner::start(store.clone(), shutdown_rx.clone()),
     };
 
     // Bind everything first, so the start page can list the real ports and a bind error stops
@@ -300,6 +301,8 @@ struct Services {
     budget: Arc<crate::budget::Budget>,
     /// One POP3 server for 110 and 995, so both see the same maildrop locks.
     pop3: crate::pop3::Server,
+    /// The spam filter's one learning task, taught by every IMAP session.
+    learner: crate::spam::learn::Learner,
 }
 
 /// The handler and TLS mode of a mail listener kind. A protocol not built yet returns `None`,
@@ -319,7 +322,7 @@ fn mail_service(kind: &str, s: &Services) -> Option<(Handler, Security)> {
         )),
         "imap" | "imaps" => {
             let imap = Arc::new(crate::imap::Imap::new(
-                &s.config, &s.store, &s.auth, &s.budget,
+                &s.config, &s.store, &s.auth, &s.budget, &s.learner,
             ));
             let security = if kind == "imap" { starttls } else { implicit };
             Some((crate::imap::handler(imap), security))

@@ -116,6 +116,7 @@ async fn make_world(dir: std::path::PathBuf) -> World {
             config.limits.max_message_memory,
             config.limits.max_message_size,
         ),
+        &crate::spam::learn::Learner::start(store.clone(), crate::shutdown::channel().1),
     ));
     let _ = store.add_domain("localhost").await;
     let account = store

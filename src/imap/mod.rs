@@ -83,6 +83,8 @@ pub struct Imap {
     pub max_message_size: u64,
     /// Memory for commands with large literals, shared with SMTP.
     pub budget: Arc<Budget>,
+    /// The spam filter learns from messages moved or copied into and out of Junk.
+    pub learner: crate::spam::learn::Learner,
 }
 
 /// The listener handler for `imap` and `imaps`.
@@ -127,8 +129,15 @@ pub fn pre_auth_capabilities(imap: &Imap, tls: bool, can_starttls: bool) -> Stri
 }
 
 impl Imap {
-    pub fn new(config: &Config, store: &Store, auth: &Authenticator, budget: &Arc<Budget>) -> Imap {
+    pub fn new(
+        config: &Config,
+        store: &Store,
+        auth: &Authenticator,
+        budget: &Arc<Budget>,
+        learner: &crate::spam::learn::Learner,
+    ) -> Imap {
         Imap {
+            learner: learner.clone(),
             budget: budget.clone(),
             store: store.clone(),
             auth: auth.clone(),

@@ -43,6 +43,7 @@ mod second_factor;
 mod sessions;
 mod sign_ins;
 mod space;
+mod spam;
 mod special_use;
 mod subscriptions;
 mod threads;
@@ -85,6 +86,7 @@ pub use search::{HeaderField, SearchRow, TextField};
 pub use second_factor::{NewPasskey, Passkey, REQUIRE_ADMINS, TotpSecret};
 pub use sessions::{SessionInfo, WebSession, random_token};
 pub use sign_ins::SignIn;
+pub use spam::{SpamHam, Trained};
 pub use special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};
 pub use views::{MessageView, ViewParts};
 

@@ -37,6 +37,7 @@ mod pop3;
 mod security;
 mod smtp;
 mod smtp_interop;
+mod spam;
 mod store;
 mod submission_checks;
 mod throttle;

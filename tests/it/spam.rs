@@ -1,0 +1,76 @@
+//! The spam filter learns from what users do (issue 21): a message moved or copied into Junk
+//! over IMAP is trained as spam; moved back out (not to Trash) it is trained as ham, which
+//! takes back what moving it in taught. Learning happens off the request path, so the test
+//! waits for it.
+
+use std::time::Duration;
+
+use mailroom::store::SpamHam as Totals;
+use mailroom::store::Store;
+
+use crate::harness::message;
+use crate::imap::{deliver, logged_in, server};
+
+/// Waits (up to 5 s) until the account's totals are `want`.
+async fn totals_become(store: &Store, account: i64, want: Totals) {
+    let mut last = Totals::default();
+    for _ in 0..100 {
+        last = store.spam_counts(account, &[]).await.unwrap().0;
+        if last == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("totals {last:?}, wanted {want:?}");
+}
+
+#[tokio::test]
+async fn moving_into_and_out_of_junk_trains_and_untrains() {
+    let (t, alice) = server().await;
+    let store = &t.running.store;
+    let raws: Vec<Vec<u8>> = (1..=3)
+        .map(|i| message(&format!("cheap pills offer {i}"), "viagra", 400))
+        .collect();
+    for raw in &raws {
+        deliver(store, &alice, raw).await;
+    }
+    let tokens = mailroom::spam::tokens::hashed(&raws[0]);
+    let mut c = logged_in(&t).await;
+    c.ok("SELECT INBOX").await;
+
+    // Moved into Junk: spam.
+    c.ok("UID MOVE 1 Junk").await;
+    totals_become(store, alice.id, Totals { spam: 1, ham: 0 }).await;
+    let (_, counts) = store.spam_counts(alice.id, &tokens).await.unwrap();
+    assert!(
+        counts.iter().all(|c| c.spam == 1 && c.ham == 0),
+        "{counts:?}"
+    );
+    // Copied into Junk: spam too.
+    c.ok("UID COPY 2 Junk").await;
+    totals_become(store, alice.id, Totals { spam: 2, ham: 0 }).await;
+    // Moved within INBOX's neighbours (not Junk): nothing learned.
+    c.ok("UID MOVE 3 Archive").await;
+
+    // Message 1 moved back out of Junk: untrained as spam, trained as ham.
+    c.ok("SELECT Junk").await;
+    let (lines, _) = c.cmd("UID SEARCH SUBJECT \"offer 1\"").await;
+    let uid = lines[0].trim_start_matches("* SEARCH ").to_string();
+    c.ok(&format!("UID MOVE {uid} INBOX")).await;
+    totals_become(store, alice.id, Totals { spam: 1, ham: 1 }).await;
+    let (_, counts) = store.spam_counts(alice.id, &tokens).await.unwrap();
+    assert!(counts.iter().all(|c| c.ham == 1), "{counts:?}");
+    assert!(
+        counts.iter().any(|c| c.spam == 1),
+        "message 2 shares tokens: {counts:?}"
+    );
+
+    // Junk to Trash teaches nothing; the same message taught twice counts once.
+    c.ok("UID MOVE 1:* Trash").await;
+    c.ok("SELECT INBOX").await;
+    c.ok("UID MOVE 1:* Junk").await;
+    c.ok("SELECT Junk").await;
+    c.ok("UID COPY 1:* Junk").await;
+    // Message 1 (trained ham) is now spam again: a reversal, not a third spam.
+    totals_become(store, alice.id, Totals { spam: 2, ham: 0 }).await;
+}
