@@ -79,11 +79,28 @@ impl<T: Transport> Session<T> {
             StoreType::Remove => FlagOp::Remove,
         };
         let mailbox = selected.mailbox.clone();
+        // `$Junk` and `$NotJunk` (the keywords Thunderbird and Apple Mail set when the user
+        // marks a message junk or not junk) teach the spam filter too.
+        let marked = |k: &str| keywords.iter().any(|w| w.eq_ignore_ascii_case(k));
+        let teaches = match op {
+            FlagOp::Remove => None,
+            _ if marked("$Junk") => Some(true),
+            _ if marked("$NotJunk") => Some(false),
+            _ => None,
+        };
         let outcome = self
             .imap
             .store
             .set_flags(&mailbox, &uids, op, bits, &keywords, unchanged_since)
             .await?;
+        if let (Some(as_spam), Some(account)) = (teaches, &self.account) {
+            self.imap.learner.teach(crate::spam::learn::Lesson {
+                account_id: account.id,
+                mailbox: mailbox.clone(),
+                uids: outcome.changed.clone(),
+                as_spam,
+            });
+        }
         let condstore = self.condstore;
         let Some(selected) = &mut self.selected else {
             return Ok(Reply::bad("no mailbox selected"));

@@ -1,7 +1,7 @@
 //! The spam filter learns from what users do (issue 21): a message moved or copied into Junk
 //! over IMAP is trained as spam; moved back out (not to Trash) it is trained as ham, which
-//! takes back what moving it in taught. Learning happens off the request path, so the test
-//! waits for it.
+//! takes back what moving it in taught; the `$Junk` and `$NotJunk` keywords teach the same.
+//! Learning happens off the request path, so the tests wait for it.
 
 use std::time::Duration;
 
@@ -73,4 +73,22 @@ async fn moving_into_and_out_of_junk_trains_and_untrains() {
     c.ok("UID COPY 1:* Junk").await;
     // Message 1 (trained ham) is now spam again: a reversal, not a third spam.
     totals_become(store, alice.id, Totals { spam: 2, ham: 0 }).await;
+}
+
+#[tokio::test]
+async fn the_junk_keywords_teach_too() {
+    let (t, alice) = server().await;
+    let store = &t.running.store;
+    for i in 1..=2 {
+        deliver(store, &alice, &message(&format!("m{i}"), "w", 300)).await;
+    }
+    let mut c = logged_in(&t).await;
+    c.ok("SELECT INBOX").await;
+    c.ok("UID STORE 1 +FLAGS ($Junk)").await;
+    totals_become(store, alice.id, Totals { spam: 1, ham: 0 }).await;
+    // Taking the keyword off teaches nothing; `$NotJunk` reverses the lesson.
+    c.ok("UID STORE 1 -FLAGS ($Junk)").await;
+    c.ok("UID STORE 1 +FLAGS ($NotJunk)").await;
+    c.ok("UID STORE 2 FLAGS (\\Seen $NotJunk)").await;
+    totals_become(store, alice.id, Totals { spam: 0, ham: 2 }).await;
 }
