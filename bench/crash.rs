@@ -25,6 +25,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "common/init.rs"]
+mod init;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -292,26 +295,7 @@ async fn main() {
             .expect("password");
         assert!(c.wait().expect("cli").success(), "{args:?}");
     };
-    // Only `serve` and `init` make a database: `init` (into a throwaway configuration) makes
-    // it, with the domain.
-    let init = Command::new(bin)
-        .args([
-            "--config",
-            &dir.path().join("init.toml").display().to_string(),
-        ])
-        .args([
-            "init",
-            "--hostname",
-            "localhost",
-            "--domain",
-            "localhost",
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("init");
-    assert!(init.success(), "init");
+    init::make_database(bin, dir.path(), "localhost");
     for u in (0..USERS)
         .map(|i| format!("user{i}@localhost"))
         .chain(["appender@localhost".into()])

@@ -23,6 +23,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "common/init.rs"]
+mod init;
+
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -210,26 +213,7 @@ async fn main() {
             .expect("password");
         assert!(c.wait().expect("cli").success(), "{args:?}");
     };
-    // Only `serve` and `init` make a database: `init` (into a throwaway configuration) makes
-    // it, with the domain.
-    let init = Command::new(bin)
-        .args([
-            "--config",
-            &dir.path().join("init.toml").display().to_string(),
-        ])
-        .args([
-            "init",
-            "--hostname",
-            "localhost",
-            "--domain",
-            "localhost",
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("init");
-    assert!(init.success(), "init");
+    init::make_database(bin, dir.path(), "localhost");
     cli(&["user", "add", "user@localhost", "--password-stdin"]);
     let mut server = Command::new(bin)
         .args(["--config", &config.display().to_string(), "serve"])
