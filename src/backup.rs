@@ -175,32 +175,49 @@ pub async fn restore(
         bail!("nothing was replaced");
     }
     let db = config.database_path();
+    let kept = PathBuf::from(format!(
+        "{}.before-restore-{}",
+        db.display(),
+        crate::store::now()
+    ));
     if db.exists() {
-        let kept = PathBuf::from(format!(
-            "{}.before-restore-{}",
-            db.display(),
-            crate::store::now()
-        ));
         std::fs::rename(&db, &kept)
             .with_context(|| format!("cannot move {} aside", db.display()))?;
     }
-    // The old WAL belongs to the old file: applied to the restored one it would corrupt it.
+    // The old WAL belongs to the old file: applied to the restored one it would corrupt it,
+    // and after a crash it holds committed mail the file lacks. It goes aside with its file
+    // (SQLite applies `<kept>-wal` when the kept copy is opened).
     for suffix in ["-wal", "-shm"] {
         let side = PathBuf::from(format!("{}{suffix}", db.display()));
         if side.exists() {
-            std::fs::remove_file(&side)
-                .with_context(|| format!("cannot remove {}", side.display()))?;
+            let beside = PathBuf::from(format!("{}{suffix}", kept.display()));
+            std::fs::rename(&side, &beside)
+                .with_context(|| format!("cannot move {} aside", side.display()))?;
         }
     }
     let partial = PathBuf::from(format!("{}.restoring", db.display()));
     std::fs::copy(src, &partial).with_context(|| format!("cannot copy {}", src.display()))?;
+    // `copy` keeps the backup's mode; the live database is the owner's only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))?;
+    }
     File::open(&partial)?.sync_all()?;
     std::fs::rename(&partial, &db)?;
+    File::open(&config.data_dir)?.sync_all()?;
     Ok(summary)
 }
 
 /// The meta key under which the last backup's time and place are kept (for the dashboard).
 pub const LAST_BACKUP: &str = "last_backup";
+
+/// The last backup's time (unix seconds) and file, as [`backup`] recorded them.
+pub async fn last_backup(store: &Store) -> anyhow::Result<Option<(i64, PathBuf)>> {
+    Ok(store.meta(LAST_BACKUP).await?.and_then(|v| {
+        let (t, place) = v.split_once(' ')?;
+        Some((t.parse().ok()?, PathBuf::from(place)))
+    }))
+}
 
 /// An exclusive lock on `<data_dir>/mailroom.lock`, held by a running server.
 pub struct ServerLock {

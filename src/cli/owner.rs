@@ -63,10 +63,13 @@ pub fn give_to_owner(data_dir: &Path) -> anyhow::Result<()> {
         for entry in
             std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
         {
-            let path = entry?.path();
+            let entry = entry?;
+            let path = entry.path();
             std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
                 .with_context(|| format!("cannot hand {} to uid {uid}", path.display()))?;
-            if path.is_dir() && !path.is_symlink() {
+            // The entry's own type, never a symlink's target: a link is handed over, not
+            // followed out of the data directory.
+            if entry.file_type()?.is_dir() {
                 stack.push(path);
             }
         }

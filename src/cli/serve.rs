@@ -49,17 +49,11 @@ pub async fn serve(located: Located) -> anyhow::Result<()> {
 /// Warns of data at rest others may read (the data directory, the database and its WAL, the
 /// last backup's directory): made before Mailroom set its umask, or changed by hand.
 async fn warn_exposed(running: &mailroom::app::Running, config: &Config) {
-    let last = running
-        .store
-        .meta(mailroom::backup::LAST_BACKUP)
+    let last = mailroom::backup::last_backup(&running.store)
         .await
         .ok()
         .flatten();
-    // "<unix time> <path>", see `backup::backup`.
-    let backups = last
-        .as_deref()
-        .and_then(|v| v.split_once(' '))
-        .and_then(|(_, p)| Path::new(p).parent().map(Path::to_path_buf));
+    let backups = last.and_then(|(_, file)| file.parent().map(Path::to_path_buf));
     for path in mailroom::backup::exposed(config, backups.as_deref()) {
         tracing::warn!(
             "{} can be read by other users of this machine (it holds mail, password hashes or \

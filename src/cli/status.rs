@@ -112,16 +112,9 @@ async fn report(store: &Store, config: &Config) -> anyhow::Result<Vec<String>> {
             attention.push(format!("certificate: {e}"));
         }
     }
-    let backup = store
-        .meta(mailroom::backup::LAST_BACKUP)
-        .await?
-        .and_then(|v| {
-            let (t, place) = v.split_once(' ')?;
-            Some((t.parse::<i64>().ok()?, place.to_string()))
-        });
-    match backup {
+    match mailroom::backup::last_backup(store).await? {
         Some((t, place)) => {
-            println!("last backup: {} ago, {place}", age(now() - t));
+            println!("last backup: {} ago, {}", age(now() - t), place.display());
             if now() - t > BACKUP_OLD_SECS {
                 attention.push(format!("the last backup is {} old", age(now() - t)));
             }

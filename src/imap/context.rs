@@ -8,7 +8,8 @@
 //! - then, after `EXISTS` and the flag changes, the messages that changed (new ones, new
 //!   flags) are searched again and the difference sent: `REMOVEFROM` for those that no longer
 //!   match and `ADDTO` for new matches. Nothing else can change a match (the other keys are
-//!   fixed properties of a message), so the cost follows the change, not the mailbox.
+//!   fixed properties of a message), so the cost follows the change, not the mailbox; a SORT
+//!   result that gains messages reads its own rows again to place them.
 //!
 //! Positions: an unsorted SEARCH result has none, so its updates carry position 0 and one set
 //! (as Dovecot does). A SORT result names each message's position: `REMOVEFROM` lists them
@@ -19,7 +20,8 @@
 //!
 //! Bounds: at most [`MAX_CONTEXTS`] kept results per session; one more, or criteria with
 //! message sequence numbers (which renumber as messages go, so the result could not be kept
-//! meaningfully), gets `* NO [NOUPDATE "t"]` and an ordinary answer (RFC 5267 §4.3 lets a
+//! meaningfully) or BODY/TEXT/HEADER keys (looked up over the whole mailbox, so each change
+//! would cost the mailbox), gets `* NO [NOUPDATE "t"]` and an ordinary answer (RFC 5267 §4.3 lets a
 //! server decline). Each catch-up searches the changed messages once per kept result; a SORT
 //! result that gains messages reads its rows again to place them. Results end with CANCELUPDATE or when the mailbox is closed (they live in
 //! `Selected`).
@@ -55,15 +57,31 @@ pub struct SearchContext {
     pub result: Vec<u32>,
 }
 
+/// Whether any key in `key` (nested in AND, OR, NOT) is one `is` picks.
+fn any_key(key: &SearchKey<'_>, is: &dyn Fn(&SearchKey<'_>) -> bool) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(|k| any_key(k, is)),
+        SearchKey::Or(a, b) => any_key(a, is) || any_key(b, is),
+        SearchKey::Not(k) => any_key(k, is),
+        k => is(k),
+    }
+}
+
 /// Whether a search key names messages by sequence number.
 fn names_sequence_numbers(key: &SearchKey<'_>) -> bool {
-    match key {
-        SearchKey::SequenceSet(_) => true,
-        SearchKey::And(keys) => keys.as_ref().iter().any(names_sequence_numbers),
-        SearchKey::Or(a, b) => names_sequence_numbers(a) || names_sequence_numbers(b),
-        SearchKey::Not(k) => names_sequence_numbers(k),
-        _ => false,
-    }
+    any_key(key, &|k| matches!(k, SearchKey::SequenceSet(_)))
+}
+
+/// Whether a search key reads message text or raw headers: those are looked up over the whole
+/// mailbox (the trigram index, the header blocks), so keeping such a result current would cost
+/// the mailbox at every change, not the change.
+fn reads_text(key: &SearchKey<'_>) -> bool {
+    any_key(key, &|k| {
+        matches!(
+            k,
+            SearchKey::Body(_) | SearchKey::Text(_) | SearchKey::Header(..)
+        )
+    })
 }
 
 impl<T: Transport> Session<T> {
@@ -107,6 +125,8 @@ impl<T: Transport> Session<T> {
             ))
         } else if criteria.as_ref().iter().any(names_sequence_numbers) {
             Some("a result chosen by sequence numbers is not kept up to date".to_string())
+        } else if criteria.as_ref().iter().any(reads_text) {
+            Some("a result chosen by BODY, TEXT or HEADER is not kept up to date".to_string())
         } else {
             None
         };
@@ -346,5 +366,10 @@ mod tests {
             Box::new(set),
         )));
         assert!(names_sequence_numbers(&nested));
+        let body = SearchKey::Not(Box::new(SearchKey::Body(
+            imap_codec::imap_types::core::AString::try_from("x").unwrap(),
+        )));
+        assert!(reads_text(&body));
+        assert!(!reads_text(&SearchKey::Seen));
     }
 }

@@ -116,11 +116,15 @@ impl<T: Transport> Session<T> {
             outcome.current.iter().flat_map(|s| &s.keywords),
         );
         let silent = matches!(response, StoreResponse::Silent);
+        // Looked up once per message: `STORE 1:*` on a large mailbox must stay linear.
+        let changed_set: std::collections::HashSet<u32> = outcome.changed.iter().copied().collect();
+        let modified_set: std::collections::HashSet<u32> =
+            outcome.modified.iter().copied().collect();
         for state in &outcome.current {
             // RFC 7162 §3.2: with CONDSTORE, changed messages are reported even for .SILENT,
             // so the client learns their new MODSEQ.
-            let changed = outcome.changed.contains(&state.uid);
-            if (silent && !(condstore && changed)) || outcome.modified.contains(&state.uid) {
+            let changed = changed_set.contains(&state.uid);
+            if (silent && !(condstore && changed)) || modified_set.contains(&state.uid) {
                 continue;
             }
             let Some(seq) = selected.seq(state.uid) else {

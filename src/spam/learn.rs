@@ -12,6 +12,10 @@ use crate::store::{Mailbox, Store};
 
 /// Lessons waiting; past this, new ones are dropped.
 const QUEUE: usize = 1024;
+/// Messages learned from one lesson. Each holds the one writer for up to 3,000 token upserts
+/// (a few milliseconds): a bulk move of an old spam folder teaches from its first messages
+/// instead of holding back delivery for minutes.
+pub const MAX_LESSON: usize = 500;
 
 /// Messages the user placed in one mailbox: all spam, or all ham.
 #[derive(Debug, Clone)]
@@ -43,6 +47,7 @@ impl Learner {
         if lesson.uids.is_empty() {
             return;
         }
+        self.store.count_event("spam_lessons");
         if self.tx.try_send(lesson).is_err() {
             self.store.count_event("spam_lessons_dropped");
             tracing::warn!("spam filter: learning queue full, a lesson was dropped");
@@ -73,7 +78,13 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Lesson>, shutdown: Shutdown) {
         let Some(lesson) = lesson else {
             return;
         };
-        for &uid in &lesson.uids {
+        if lesson.uids.len() > MAX_LESSON {
+            tracing::info!(
+                "spam filter: learning from {MAX_LESSON} of {} messages moved at once",
+                lesson.uids.len()
+            );
+        }
+        for &uid in lesson.uids.iter().take(MAX_LESSON) {
             if let Err(e) = learn_one(&store, &lesson, uid).await {
                 tracing::warn!("spam filter: learning from a message failed: {e}");
             }
@@ -87,16 +98,19 @@ async fn learn_one(
     uid: u32,
 ) -> Result<(), crate::store::StoreError> {
     let raw = store.message_body(&lesson.mailbox, uid).await?;
-    // Tokenizing reads up to 64 KiB of text: on the blocking pool, not a runtime thread.
-    let (tokens, digest) = tokio::task::spawn_blocking(move || {
-        let digest: String = Sha256::digest(&raw)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        (super::tokens::hashed(&raw), digest)
-    })
-    .await
-    .map_err(|e| crate::store::StoreError::Unavailable(format!("tokenizer: {e}")))?;
+    let digest: String = Sha256::digest(&raw)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // Taught this way already (a second COPY into Junk): nothing to tokenize.
+    if store.spam_trained_as(lesson.account_id, &digest).await? == Some(lesson.as_spam) {
+        return Ok(());
+    }
+    // Tokenizing parses up to 256 KiB: on the blocking pool, not a runtime thread.
+    let (tokens, digest) =
+        tokio::task::spawn_blocking(move || (super::tokens::hashed(&raw), digest))
+            .await
+            .map_err(|e| crate::store::StoreError::Unavailable(format!("tokenizer: {e}")))?;
     store
         .train_spam(lesson.account_id, &digest, &tokens, lesson.as_spam)
         .await?;

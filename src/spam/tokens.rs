@@ -11,6 +11,9 @@ use std::collections::HashSet;
 
 use mail_parser::{HeaderValue, MessageParser};
 
+/// The part of a message parsed: its headers and what follows, cut here before parsing, so
+/// a large message (or a deep MIME tree further down) costs no more than this much.
+pub const MAX_INPUT: usize = 256 * 1024;
 /// Body text read per message: spam says what it says near the top.
 pub const MAX_TEXT: usize = 64 * 1024;
 /// Distinct tokens kept per message.
@@ -35,6 +38,7 @@ pub fn hash(token: &str) -> u64 {
 /// [`hashed`] for what the classifier stores.
 pub fn tokens(raw: &[u8]) -> Vec<String> {
     let mut out = Tokens::default();
+    let raw = raw.get(..MAX_INPUT).unwrap_or(raw);
     let Some(message) = MessageParser::default().parse(raw) else {
         out.add("meta:unparsable".into());
         return out.list;
@@ -221,9 +225,14 @@ mod tests {
             raw.extend_from_slice(format!("word{i} ").as_bytes());
         }
         assert!(tokens(&raw).len() <= MAX_TOKENS);
-        assert!(!tokens(b"").is_empty());
-        assert!(!tokens(b"\xff\xfe\x00garbage").is_empty());
-        assert_eq!(hash("abc"), hash("abc"));
+        // Past MAX_INPUT nothing is read: a word only there is no token.
+        let mut big = b"Subject: x\r\n\r\n".to_vec();
+        big.resize(MAX_INPUT, b' ');
+        big.extend_from_slice(b" zzzfarawayword ");
+        assert!(!tokens(&big).iter().any(|t| t == "zzzfarawayword"));
+        assert_eq!(tokens(b""), ["meta:unparsable"]);
+        let odd = tokens(b"\xff\xfe\x00garbage");
+        assert!(odd.iter().any(|t| t.starts_with("meta:")), "{odd:?}");
         assert_ne!(hash("abc"), hash("abd"));
         // The fixed function: a stored hash means the same token forever.
         assert_eq!(hash(""), 0xcbf2_9ce4_8422_2325);

@@ -27,7 +27,18 @@ pub enum Trained {
     Already,
 }
 
+const TRAINED_AS: &str = "SELECT as_spam FROM spam_trained WHERE account_id = ? AND message = ?";
+
 impl Store {
+    /// What the message `message` (SHA-256, hex) was taught as to the account's filter.
+    pub async fn spam_trained_as(&self, account_id: i64, message: &str) -> Result<Option<bool>> {
+        Ok(sqlx::query_scalar(TRAINED_AS)
+            .bind(account_id)
+            .bind(message)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
     /// Teaches the account's filter that the message `message` (its SHA-256, hex), whose
     /// distinct tokens are `tokens`, is spam (`as_spam`) or ham; one write transaction.
     pub async fn train_spam(
@@ -37,14 +48,17 @@ impl Store {
         tokens: &[u64],
         as_spam: bool,
     ) -> Result<Trained> {
+        // A message taught again the same way (a second COPY into Junk) costs a read, not the
+        // writer.
+        if self.spam_trained_as(account_id, message).await? == Some(as_spam) {
+            return Ok(Trained::Already);
+        }
         let mut tx = self.write().await?;
-        let before: Option<bool> = sqlx::query_scalar(
-            "SELECT as_spam FROM spam_trained WHERE account_id = ? AND message = ?",
-        )
-        .bind(account_id)
-        .bind(message)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let before: Option<bool> = sqlx::query_scalar(TRAINED_AS)
+            .bind(account_id)
+            .bind(message)
+            .fetch_optional(&mut *tx)
+            .await?;
         if before == Some(as_spam) {
             return Ok(Trained::Already);
         }

@@ -76,6 +76,10 @@ pub struct NextQuery {
 /// ASCII only, since it becomes a `Location:` header (a line break there made the redirect
 /// fail with a 500; percent-encoding is how a URL carries anything else). Anything else is
 /// ignored, and the area's start page is used.
+/// The longest `next` kept: it is held with a pending sign-in (and in memory while a passkey
+/// sign-in is under way, which anyone may start), so a form's 256 KiB must not be.
+pub(super) const MAX_NEXT: usize = 1024;
+
 pub(super) fn safe_next(area: Area, next: Option<&str>) -> String {
     let base = area.base();
     let inside = |n: &str| {
@@ -83,7 +87,8 @@ pub(super) fn safe_next(area: Area, next: Option<&str>) -> String {
     };
     match next {
         Some(n)
-            if inside(n)
+            if n.len() <= MAX_NEXT
+                && inside(n)
                 && n.bytes().all(|b| b.is_ascii_graphic())
                 && !n.starts_with(&format!("{base}/login"))
                 && !n.contains("//")

@@ -88,10 +88,13 @@ pub async fn options(
     let challenge = webauthn::new_challenge();
     let token = crate::store::random_token();
     let next = super::login::safe_next(area, f.next.as_deref());
-    if !state
-        .passkey_sign_ins
-        .start(token.clone(), challenge.clone(), area.name(), next)
-    {
+    if !state.passkey_sign_ins.start(
+        token.clone(),
+        client.ip,
+        challenge.clone(),
+        area.name(),
+        next,
+    ) {
         return Ok(json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Too many passkey sign-ins are under way. Try again in a few minutes.",
@@ -221,6 +224,22 @@ pub async fn second(
             "The sign-in expired. Start again.",
         ));
     };
+    // The same throttle as passwords and codes, under the same (address, account) pair.
+    let attempt = match state.auth.throttle().attempt(client.ip, &account.address) {
+        Ok(a) => a,
+        Err(left) => {
+            return Ok(json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "Too many failed sign-ins. Try again in {} seconds.",
+                    left.as_secs().max(1)
+                ),
+            ));
+        }
+    };
+    if !attempt.delay().is_zero() {
+        tokio::time::sleep(attempt.delay()).await;
+    }
     let ok = check_assertion(
         &state,
         client,
@@ -232,10 +251,19 @@ pub async fn second(
     )
     .await?;
     record(&state, client, account.id, "passkey", ok.is_some()).await;
-    if ok.is_some() && state.store.end_pending(&token).await? {
-        let session = super::second_step::new_session(&state, client, &headers, account.id).await?;
-        return Ok(signed_in_json(client, &session, &p.next));
+    if ok.is_some() {
+        attempt.succeeded();
+        if state.store.end_pending(&token).await? {
+            let session =
+                super::second_step::new_session(&state, client, &headers, account.id).await?;
+            return Ok(signed_in_json(client, &session, &p.next));
+        }
+        return Ok(json_error(
+            StatusCode::FORBIDDEN,
+            "The sign-in expired. Start again.",
+        ));
     }
+    attempt.failed("http");
     state.store.fail_pending(&token).await?;
     Ok(json_error(
         StatusCode::UNAUTHORIZED,

@@ -52,7 +52,9 @@ pub fn relying_party(state: &WebState, client: Client, headers: &HeaderMap) -> (
 /// Records one web sign-in outcome for the Security page; a failure to record is logged,
 /// never in the user's way.
 pub async fn record(state: &WebState, client: Client, account_id: i64, method: &str, ok: bool) {
-    let entry = Store::sign_in_now(account_id, &client.ip.to_string(), "web", method, ok);
+    // The address as the mail protocols record it (an IPv4-mapped IPv6 address as IPv4).
+    let ip = client.ip.to_canonical().to_string();
+    let entry = Store::sign_in_now(account_id, &ip, "web", method, ok);
     if let Err(e) = state.store.record_sign_ins(&[entry]).await {
         tracing::warn!("recording a web sign-in: {e}");
     }
@@ -313,9 +315,14 @@ pub async fn second_submit(
     }
     let (ok, method) = check_code(&state, account.id, f.code.trim()).await?;
     record(&state, client, account.id, method, ok).await;
-    if ok && state.store.end_pending(&token).await? {
+    if ok {
         attempt.succeeded();
-        return start_session(&state, client, &headers, account.id, &p.next).await;
+        // A right code whose pending sign-in another request just ended (a double submit)
+        // starts over; it is no failure.
+        if state.store.end_pending(&token).await? {
+            return start_session(&state, client, &headers, account.id, &p.next).await;
+        }
+        return Ok(start_over(area, client));
     }
     attempt.failed("http");
     state.store.count_event("login_failed");

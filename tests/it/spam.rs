@@ -11,6 +11,15 @@ use mailroom::store::Store;
 use crate::harness::message;
 use crate::imap::{deliver, logged_in, server};
 
+/// Lessons the sessions have handed to the learner so far (each one it will act on).
+fn lessons(store: &Store) -> i64 {
+    store
+        .event_counters()
+        .into_iter()
+        .find(|(k, _)| *k == "spam_lessons")
+        .map_or(0, |(_, n)| n)
+}
+
 /// Waits (up to 5 s) until the account's totals are `want`.
 async fn totals_become(store: &Store, account: i64, want: Totals) {
     let mut last = Totals::default();
@@ -50,7 +59,9 @@ async fn moving_into_and_out_of_junk_trains_and_untrains() {
     c.ok("UID COPY 2 Junk").await;
     totals_become(store, alice.id, Totals { spam: 2, ham: 0 }).await;
     // Moved within INBOX's neighbours (not Junk): nothing learned.
+    let before = lessons(store);
     c.ok("UID MOVE 3 Archive").await;
+    assert_eq!(lessons(store), before, "a move to Archive teaches nothing");
 
     // Message 1 moved back out of Junk: untrained as spam, trained as ham.
     c.ok("SELECT Junk").await;
@@ -66,7 +77,9 @@ async fn moving_into_and_out_of_junk_trains_and_untrains() {
     );
 
     // Junk to Trash teaches nothing; the same message taught twice counts once.
+    let before = lessons(store);
     c.ok("UID MOVE 1:* Trash").await;
+    assert_eq!(lessons(store), before, "Junk to Trash teaches nothing");
     c.ok("SELECT INBOX").await;
     c.ok("UID MOVE 1:* Junk").await;
     c.ok("SELECT Junk").await;
@@ -87,7 +100,9 @@ async fn the_junk_keywords_teach_too() {
     c.ok("UID STORE 1 +FLAGS ($Junk)").await;
     totals_become(store, alice.id, Totals { spam: 1, ham: 0 }).await;
     // Taking the keyword off teaches nothing; `$NotJunk` reverses the lesson.
+    let before = lessons(store);
     c.ok("UID STORE 1 -FLAGS ($Junk)").await;
+    assert_eq!(lessons(store), before, "taking $Junk off teaches nothing");
     c.ok("UID STORE 1 +FLAGS ($NotJunk)").await;
     c.ok("UID STORE 2 FLAGS (\\Seen $NotJunk)").await;
     totals_become(store, alice.id, Totals { spam: 0, ham: 2 }).await;

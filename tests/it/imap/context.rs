@@ -213,6 +213,9 @@ async fn refusals_and_the_bound() {
     assert_eq!(r, "TAG OK SEARCH completed");
     assert_eq!(lines[0], "* ESEARCH (TAG \"q1\") ALL 1");
     assert!(lines[1].starts_with("* NO [NOUPDATE \"q1\"] "), "{lines:?}");
+    // BODY, TEXT and HEADER are looked up over the whole mailbox: answered, not kept.
+    let (lines, _) = tagged(&mut a, "q2", "UID SEARCH RETURN (UPDATE) BODY w").await;
+    assert!(lines[1].starts_with("* NO [NOUPDATE \"q2\"] "), "{lines:?}");
     // At most eight kept results; a tag already kept is refused.
     for i in 0..8 {
         let (lines, _) = tagged(&mut a, &format!("k{i}"), "UID SEARCH RETURN (UPDATE) ALL").await;
