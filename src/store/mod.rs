@@ -44,6 +44,7 @@ mod sessions;
 mod sign_ins;
 mod space;
 mod spam;
+mod spam_policy;
 mod special_use;
 mod subscriptions;
 mod threads;
@@ -87,6 +88,7 @@ pub use second_factor::{NewPasskey, Passkey, REQUIRE_ADMINS, TotpSecret};
 pub use sessions::{SessionInfo, WebSession, random_token};
 pub use sign_ins::SignIn;
 pub use spam::{SpamHam, Trained};
+pub use spam_policy::{DomainSpamPolicy, SenderEntry, SpamPolicy, Zone};
 pub use special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};
 pub use views::{MessageView, ViewParts};
 
