@@ -62,10 +62,15 @@ const MAX_PENDING: usize = 50_000;
 #[derive(Clone, Default)]
 pub(super) struct Pending(Arc<Mutex<HashMap<(i64, String), (i64, i64)>>>);
 
+/// A domain's `enabled`, junk and reject thresholds and an account's junk threshold, as read.
+type PolicyRow = (Option<i64>, Option<f64>, Option<f64>, Option<f64>);
+/// A domain's name, `enabled`, junk and reject thresholds, as read.
+type DomainPolicyRow = (String, Option<i64>, Option<f64>, Option<f64>);
+
 impl Store {
     /// The account's filter settings; the filter is on for an unknown account's domain.
     pub async fn spam_policy(&self, account_id: i64) -> Result<SpamPolicy> {
-        let row: Option<(Option<i64>, Option<f64>, Option<f64>, Option<f64>)> = sqlx::query_as(
+        let row: Option<PolicyRow> = sqlx::query_as(
             "SELECT d.enabled, d.junk_threshold, d.reject_threshold, p.junk_threshold
              FROM accounts a
              LEFT JOIN spam_domain_policy d ON d.domain_id = a.domain_id
@@ -108,7 +113,7 @@ impl Store {
 
     /// Every domain's filter settings, by name (domains never configured: on, defaults).
     pub async fn domain_spam_policies(&self) -> Result<Vec<DomainSpamPolicy>> {
-        let rows: Vec<(String, Option<i64>, Option<f64>, Option<f64>)> = sqlx::query_as(
+        let rows: Vec<DomainPolicyRow> = sqlx::query_as(
             "SELECT d.name, p.enabled, p.junk_threshold, p.reject_threshold
              FROM domains d LEFT JOIN spam_domain_policy p ON p.domain_id = d.id
              ORDER BY d.name",
