@@ -7,6 +7,7 @@ use super::reply::Reply;
 use super::session::{Envelope, Session};
 use crate::address::Address;
 use crate::net::Transport;
+use crate::spam::greylist;
 use crate::store::{Outbound, StoreError, Target};
 
 impl<'a, T: Transport> Session<'a, T> {
@@ -57,6 +58,19 @@ impl<'a, T: Transport> Session<'a, T> {
                 store.count_event("rejected:quota");
                 return Reply::new(452, "4.2.2", format!("Mailbox full: {address}"));
             }
+        }
+        // Greylisting (off unless the admin turns it on), once the recipient is known ours.
+        let accounts: Vec<i64> = expansion.local.iter().map(|a| a.id).collect();
+        let recipient = address.to_string();
+        let attempt = greylist::Attempt {
+            ip: self.peer.ip(),
+            sender: self.envelope.as_ref().map_or("", |env| env.from.as_str()),
+            recipient: &recipient,
+            accounts: &accounts,
+            authenticated: self.account.is_some(),
+        };
+        if greylist::check(store, &attempt).await == greylist::Verdict::Defer {
+            return Reply::new(451, "4.7.1", greylist::REPLY_TEXT);
         }
         if let Some(env) = &mut self.envelope {
             for account in expansion.local {
