@@ -49,10 +49,15 @@ pub const MAX_ZONES: usize = 16;
 /// Reputation keys looked up or counted in one call (a message has about ten).
 const MAX_KEYS: usize = 64;
 
+/// A domain's `enabled`, junk and reject thresholds and an account's junk threshold, as read.
+type PolicyRow = (Option<i64>, Option<f64>, Option<f64>, Option<f64>);
+/// A domain's name, `enabled`, junk and reject thresholds, as read.
+type DomainPolicyRow = (String, Option<i64>, Option<f64>, Option<f64>);
+
 impl Store {
     /// The account's filter settings; the filter is on for an unknown account's domain.
     pub async fn spam_policy(&self, account_id: i64) -> Result<SpamPolicy> {
-        let row: Option<(Option<i64>, Option<f64>, Option<f64>, Option<f64>)> = sqlx::query_as(
+        let row: Option<PolicyRow> = sqlx::query_as(
             "SELECT d.enabled, d.junk_threshold, d.reject_threshold, p.junk_threshold
              FROM accounts a
              LEFT JOIN spam_domain_policy d ON d.domain_id = a.domain_id
@@ -95,7 +100,7 @@ impl Store {
 
     /// Every domain's filter settings, by name (domains never configured: on, defaults).
     pub async fn domain_spam_policies(&self) -> Result<Vec<DomainSpamPolicy>> {
-        let rows: Vec<(String, Option<i64>, Option<f64>, Option<f64>)> = sqlx::query_as(
+        let rows: Vec<DomainPolicyRow> = sqlx::query_as(
             "SELECT d.name, p.enabled, p.junk_threshold, p.reject_threshold
              FROM domains d LEFT JOIN spam_domain_policy p ON p.domain_id = d.id
              ORDER BY d.name",
