@@ -7,7 +7,6 @@ use super::reply::Reply;
 use super::session::{Envelope, Session};
 use crate::address::Address;
 use crate::net::Transport;
-use crate::spam::greylist;
 use crate::store::{Outbound, StoreError, Target};
 
 impl<'a, T: Transport> Session<'a, T> {
@@ -60,6 +59,7 @@ impl<'a, T: Transport> Session<'a, T> {
             }
         }
         // Greylisting (off unless the admin turns it on), once the recipient is known ours.
+        use crate::spam::greylist;
         let accounts: Vec<i64> = expansion.local.iter().map(|a| a.id).collect();
         let recipient = address.to_string();
         let attempt = greylist::Attempt {
