@@ -16,6 +16,8 @@ pub struct Zone(
     Arc<Mutex<HashMap<String, Vec<RData>>>>,
     /// Names answered with SERVFAIL.
     Arc<Mutex<HashSet<String>>>,
+    /// Names never answered (the client times out).
+    Arc<Mutex<HashSet<String>>>,
 );
 
 impl Zone {
@@ -58,6 +60,12 @@ impl Zone {
         self.1.lock().unwrap().insert(key);
     }
 
+    /// Queries for `name` (any type) get no answer at all.
+    pub fn silent(&self, name: &str) {
+        let key = name.trim_end_matches('.').to_ascii_lowercase();
+        self.2.lock().unwrap().insert(key);
+    }
+
     fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
         let request = Message::from_vec(query).ok()?;
         let question = request.queries.first()?.clone();
@@ -72,6 +80,9 @@ impl Zone {
             .to_ascii()
             .trim_end_matches('.')
             .to_ascii_lowercase();
+        if self.2.lock().unwrap().contains(&key) {
+            return None;
+        }
         let zone = self.0.lock().unwrap();
         if self.1.lock().unwrap().contains(&key) {
             response.metadata.response_code = ResponseCode::ServFail;

@@ -195,6 +195,35 @@ async fn reverse_dns_is_confirmed_forward() {
     assert_eq!(fcrdns(&dns, ip("45.1.2.9")).await, Rdns::Unknown);
 }
 
+#[tokio::test]
+async fn lists_and_reverse_dns_that_do_not_answer_in_time_count_for_nothing() {
+    let zone = Zone::default();
+    list(&zone, "bl.test", "45.1.2.3", "127.0.0.2");
+    zone.silent(&dnsbl::query_name(ip("45.1.2.3"), "slow.test").unwrap());
+    zone.silent(&mailroom::dns::reverse_name(ip("45.1.2.3")));
+    let (server, dns) = server(zone).await;
+    let store = &server.running.store;
+    store.set_spam_zone("bl.test", 3.0).await.unwrap();
+    store.set_spam_zone("slow.test", 9.0).await.unwrap();
+    let zones = store.spam_zones().await.unwrap();
+
+    let started = std::time::Instant::now();
+    let (listing, rdns) = tokio::join!(
+        dnsbl::check(&dns, store, ip("45.1.2.3"), &zones),
+        fcrdns(&dns, ip("45.1.2.3")),
+    );
+    let took = started.elapsed();
+    // The answer that came counts; the silent zone does not hold it up past the deadline.
+    assert_eq!(listing.points, 3.0);
+    assert_eq!(listing.listed, ["bl.test"]);
+    assert!(listing.refused.is_empty());
+    assert_eq!(rdns, Rdns::Unknown);
+    assert!(
+        took >= dnsbl::DEADLINE && took < mailroom::spam::rdns::DEADLINE + Duration::from_secs(1),
+        "{took:?}"
+    );
+}
+
 const BODY: &str = "From: a@remote.test\r\nTo: alice@example.org\r\nSubject: hi\r\n\r\nHello.\r\n";
 
 /// A server with greylisting on (delay 1 s) and the account alice@example.org.
