@@ -156,6 +156,8 @@ async fn learn_one(
         .count_reputation(lesson.account_id, &all, spam, ham)
         .await?;
     if let Some(junked) = judged.junked.filter(|_| !classified.is_empty()) {
+        // The delivery's count may still be in memory: written first, then taken back.
+        store.flush_reputation().await?;
         let (s, h) = if junked { (-1, 0) } else { (0, -1) };
         store
             .count_reputation(lesson.account_id, &classified, s, h)

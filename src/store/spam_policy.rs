@@ -362,8 +362,9 @@ impl Store {
         }
     }
 
-    /// Writes the counts [`Store::note_reputation`] kept, in one transaction.
-    pub(super) async fn flush_reputation(&self) -> Result<()> {
+    /// Writes the counts [`Store::note_reputation`] kept, in one transaction (also before a
+    /// user's move takes back what a delivery counted, so the two land in order).
+    pub async fn flush_reputation(&self) -> Result<()> {
         let pending = match self.reputation.0.lock() {
             Ok(mut p) => std::mem::take(&mut *p),
             Err(_) => return Ok(()),

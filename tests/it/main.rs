@@ -38,6 +38,8 @@ mod security;
 mod smtp;
 mod smtp_interop;
 mod spam;
+mod spam_dns;
+mod spam_verdict;
 mod store;
 mod submission_checks;
 mod throttle;
