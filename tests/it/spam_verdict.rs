@@ -513,3 +513,42 @@ async fn a_dns_list_that_lists_the_client_adds_its_weight() {
     let field = &spam_fields(&junk[0])[0];
     assert!(field.contains("dnsbl=+4.5 (bl.test)"), "{field}");
 }
+
+#[tokio::test]
+async fn people_the_user_wrote_to_count_as_known_good() {
+    let t = server(Zone::default()).await;
+    let store = &t.running.store;
+    // Bob writes to pal@faraway.test through submission.
+    let mut c = connect(&t, "submission").await;
+    c.expect("EHLO laptop", 250, "").await;
+    // "\0bob@example.org\0secret"
+    c.expect("AUTH PLAIN AGJvYkBleGFtcGxlLm9yZwBzZWNyZXQ=", 235, "")
+        .await;
+    c.expect("MAIL FROM:<bob@example.org>", 250, "").await;
+    c.expect("RCPT TO:<pal@faraway.test>", 250, "").await;
+    c.expect("DATA", 354, "").await;
+    let raw = mail("bob@example.org", "pal@faraway.test", "hello pal", "hi");
+    c.send(format!("{raw}.\r\n").as_bytes()).await;
+    assert_eq!(c.reply().await.0, 250);
+    // Counted in memory, written with the event counts.
+    store.flush_events().await.unwrap();
+    let reply = mail(
+        "pal@faraway.test",
+        "bob@example.org",
+        "re: hello pal",
+        "hi back",
+    );
+    let (code, text) = send(&t, "pal@faraway.test", &["bob@example.org"], &reply).await;
+    assert_eq!(code, 250, "{text}");
+    // (The queue bounces bob's message meanwhile: faraway.test does not exist.)
+    let inbox = folder(store, "bob@example.org", "INBOX").await;
+    let answer = inbox
+        .iter()
+        .find(|m| m.contains("Subject: re: hello pal"))
+        .expect("the answer is in the INBOX");
+    let field = &spam_fields(answer)[0];
+    assert!(
+        field.contains("reputation=-1.5 (sent:pal@faraway.test)"),
+        "{field}"
+    );
+}
