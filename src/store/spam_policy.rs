@@ -346,6 +346,16 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets reputation the account has not counted for `days` days; how many keys went.
+    pub async fn prune_reputation(&self, account_id: i64, days: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM spam_reputation WHERE account_id = ? AND seen < ?")
+            .bind(account_id)
+            .bind(now() / 86_400 - days)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Counts a delivery's classification for `keys` of the account, in memory: written by
     /// [`Store::flush_events`].
     pub fn note_reputation(&self, account_id: i64, keys: &[(String, i64, i64)]) {
