@@ -216,6 +216,37 @@ impl Reader {
             .find(|m| m.special_use.as_deref() == Some(use_)))
     }
 
+    /// This account's Junk mailbox (special use `\Junk`), made as `Junk` (or `Spam`, when a
+    /// plain folder already has that name) if the account has none: the "Spam" button always
+    /// has somewhere to put the message.
+    async fn junk(&self, state: &WebState) -> Result<Mailbox, WebError> {
+        if let Some(junk) = self.special(state, "\\Junk").await? {
+            return Ok(junk);
+        }
+        for name in ["Junk", "Spam"] {
+            match state
+                .store
+                .create_special_mailbox(self.account_id(), name, "\\Junk")
+                .await
+            {
+                Ok(Ok(junk)) => return Ok(junk),
+                // Another request made one meanwhile.
+                Ok(Err(_)) => {
+                    if let Some(junk) = self.special(state, "\\Junk").await? {
+                        return Ok(junk);
+                    }
+                }
+                Err(crate::store::StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(WebError::BadRequest(
+            "There is no Junk folder, and folders named Junk and Spam exist already: rename one \
+             of them."
+                .into(),
+        ))
+    }
+
     fn check(&self, headers: &HeaderMap, csrf: &str) -> Result<(), WebError> {
         self.0.check(headers, csrf)
     }
@@ -321,6 +352,9 @@ fn notice(code: &str) -> Option<&'static str> {
         "draft" => "The draft was saved in Drafts.",
         "moved" => "Moved.",
         "deleted" => "Moved to Trash.",
+        "junked" => "Moved to Junk. The spam filter learns from it.",
+        "unjunked" => "Moved to INBOX. The spam filter learns that this is not spam.",
+        "spam-settings" => "Your spam settings were saved.",
         "purged" => "Deleted for good.",
         "updated" => "Updated.",
         "folder-created" => "The folder was created.",

@@ -18,6 +18,41 @@ use super::{Chrome, Reader};
 use crate::config::format_size;
 use crate::store::{FlagOp, Flags, ListEntry, Mailbox};
 
+/// The header the MX puts on every message it delivers: the spam filter's score and its parts.
+const SPAM_HEADER: &str = "X-Mailroom-Spam";
+
+// TEMPORARY until `spam::verdict::explain` lands on main (then this goes, and the call above
+// uses it): the same signature, a plain reading of the header.
+fn explain(value: &str) -> Option<String> {
+    let mut score = None;
+    let mut junk = None;
+    let mut verdict = None;
+    let mut parts = Vec::new();
+    for item in value.split(';') {
+        let (k, v) = item.trim().split_once('=')?;
+        match k {
+            "score" => score = Some(v),
+            "junk" => junk = Some(v),
+            "verdict" => verdict = Some(v),
+            _ => parts.push(format!("{k} {v}")),
+        }
+    }
+    let head = match verdict? {
+        "junk" => "Junked",
+        "reject" => "Rejected",
+        _ => "Not junk",
+    };
+    let mut line = format!("{head}: score {}", score?);
+    if let Some(junk) = junk {
+        line.push_str(&format!(" (threshold {junk})"));
+    }
+    if !parts.is_empty() {
+        line.push_str(": ");
+        line.push_str(&parts.join(", "));
+    }
+    Some(line)
+}
+
 /// `cid:` images inlined into the HTML at most this large in all (bigger ones show as
 /// attachments).
 const MAX_INLINE_IMAGES: usize = 5 << 20;
@@ -139,6 +174,10 @@ pub struct MessagePage {
     images_allowed: bool,
     attachments: Vec<Attachment>,
     in_trash: bool,
+    /// In Junk: "Not spam" instead of "Spam".
+    in_junk: bool,
+    /// Why the spam filter put the message where it is, from its `X-Mailroom-Spam:` header.
+    spam_why: Option<String>,
 }
 
 impl MessagePage {
@@ -163,6 +202,7 @@ struct Shown {
     has_html: bool,
     remote_images: bool,
     attachments: Vec<Attachment>,
+    spam_why: Option<String>,
 }
 
 pub async fn page(
@@ -187,6 +227,8 @@ pub async fn page(
                 .any(|p| h.contains(p))
         });
         Ok(Shown {
+            // The first one is ours: the MX adds it on top and removes any from outside.
+            spam_why: m.header_raw(SPAM_HEADER).and_then(|v| explain(v.trim())),
             subject: m.subject().unwrap_or("(no subject)").to_string(),
             from: addresses(m.from()),
             to: addresses(m.to()),
@@ -230,6 +272,8 @@ pub async fn page(
         images_allowed: q.images.is_some(),
         attachments: shown.attachments,
         in_trash: mailbox.special_use.as_deref() == Some("\\Trash"),
+        in_junk: mailbox.special_use.as_deref() == Some("\\Junk"),
+        spam_why: shown.spam_why,
     })
 }
 
