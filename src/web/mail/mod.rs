@@ -1,5 +1,5 @@
 //! The webmail at `/mail`: folders, message lists, reading, compose/reply/forward with
-//! attachments, search, settings, the Security page (sessions, sign-in history), and live
+//! attachments, search, settings (spam: threshold and sender lists), the Security page (sessions, sign-in history), and live
 //! updates.
 //!
 //! It reads and changes mail through the store, as IMAP does, so each sees the other's
@@ -17,6 +17,7 @@ mod mobileconfig;
 mod read;
 mod security;
 mod settings;
+mod spam_settings;
 mod two_factor;
 
 use axum::extract::{FromRequestParts, Query, State};
@@ -68,6 +69,16 @@ pub fn router() -> Router<WebState> {
             post(app_passwords::revoke),
         )
         .route("/mail/settings/profile", post(settings::profile))
+        .route("/mail/settings/spam", get(spam_settings::page))
+        .route(
+            "/mail/settings/spam/threshold",
+            post(spam_settings::threshold),
+        )
+        .route("/mail/settings/spam/list", post(spam_settings::add))
+        .route(
+            "/mail/settings/spam/list/remove",
+            post(spam_settings::remove),
+        )
         .route("/mail/settings/password", post(settings::password))
         .route("/mail/settings/security", get(security::page))
         .route("/mail/settings/security/sign-out", post(security::sign_out))
