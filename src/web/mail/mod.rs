@@ -33,6 +33,9 @@ use super::session::{self, Client, Session};
 use super::{WebError, WebState};
 use crate::store::{Mailbox, MailboxCounts};
 
+/// Thresholds as typed, shared with the admin panel's spam page.
+pub(crate) use spam_settings::parse_threshold;
+
 pub fn router() -> Router<WebState> {
     let pages = Router::new()
         .route("/mail", get(home))
