@@ -38,6 +38,7 @@ mod security;
 mod smtp;
 mod smtp_interop;
 mod spam;
+mod spam_web;
 mod store;
 mod submission_checks;
 mod throttle;
