@@ -829,3 +829,28 @@ async fn the_dashboard_and_metrics_count_spam() {
     );
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn spam_journey_in_chromium() {
+    let server = harness::start().await;
+    let store = server.running.store.clone();
+    harness::account(&store, "bob@localhost", 0).await;
+    let smtp = server.running.addr("smtp").expect("smtp listener");
+    crate::browser::journey(
+        "spam.mjs",
+        &server,
+        &[("SMTP_PORT", smtp.port().to_string())],
+    )
+    .await;
+    if crate::browser::missing().is_none() {
+        // The first offer stayed in Junk, the second came back to INBOX with "Not spam".
+        let junk = mailbox(&store, "bob@localhost", "Junk").await;
+        let inbox = mailbox(&store, "bob@localhost", "INBOX").await;
+        assert_eq!(subjects(&store, &junk).await, ["Replica watches, 90% off"]);
+        assert_eq!(
+            subjects(&store, &inbox).await,
+            ["Replica watches, last chance"]
+        );
+    }
+    server.running.shutdown().await;
+}
