@@ -45,6 +45,9 @@ pub(super) struct SpamPage {
     refused: Option<(String, String)>,
     /// An error and the section it belongs to (`domain:<name>`, `zone`, `greylisting`).
     error: Option<(String, String)>,
+    /// The server's defaults, for domains without thresholds of their own.
+    default_junk: f64,
+    default_reject: f64,
     /// The zone form as typed after an error.
     zone: String,
     weight: String,
@@ -90,6 +93,8 @@ async fn spam_page(
             .and_then(|v| v.parse().ok())
             .unwrap_or(DEFAULT_GREYLIST_DELAY),
         refused,
+        default_junk: crate::spam::verdict::DEFAULT_JUNK,
+        default_reject: crate::spam::verdict::DEFAULT_REJECT,
         ..SpamPage::default()
     })
 }

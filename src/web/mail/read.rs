@@ -18,41 +18,6 @@ use super::{Chrome, Reader};
 use crate::config::format_size;
 use crate::store::{FlagOp, Flags, ListEntry, Mailbox};
 
-/// The header the MX puts on every message it delivers: the spam filter's score and its parts.
-const SPAM_HEADER: &str = "X-Mailroom-Spam";
-
-// TEMPORARY until `spam::verdict::explain` lands on main (then this goes, and the call above
-// uses it): the same signature, a plain reading of the header.
-fn explain(value: &str) -> Option<String> {
-    let mut score = None;
-    let mut junk = None;
-    let mut verdict = None;
-    let mut parts = Vec::new();
-    for item in value.split(';') {
-        let (k, v) = item.trim().split_once('=')?;
-        match k {
-            "score" => score = Some(v),
-            "junk" => junk = Some(v),
-            "verdict" => verdict = Some(v),
-            _ => parts.push(format!("{k} {v}")),
-        }
-    }
-    let head = match verdict? {
-        "junk" => "Junked",
-        "reject" => "Rejected",
-        _ => "Not junk",
-    };
-    let mut line = format!("{head}: score {}", score?);
-    if let Some(junk) = junk {
-        line.push_str(&format!(" (threshold {junk})"));
-    }
-    if !parts.is_empty() {
-        line.push_str(": ");
-        line.push_str(&parts.join(", "));
-    }
-    Some(line)
-}
-
 /// `cid:` images inlined into the HTML at most this large in all (bigger ones show as
 /// attachments).
 const MAX_INLINE_IMAGES: usize = 5 << 20;
@@ -228,7 +193,9 @@ pub async fn page(
         });
         Ok(Shown {
             // The first one is ours: the MX adds it on top and removes any from outside.
-            spam_why: m.header_raw(SPAM_HEADER).and_then(|v| explain(v.trim())),
+            spam_why: m
+                .header_raw(crate::spam::verdict::FIELD)
+                .and_then(|v| crate::spam::verdict::explain(v.trim())),
             subject: m.subject().unwrap_or("(no subject)").to_string(),
             from: addresses(m.from()),
             to: addresses(m.to()),

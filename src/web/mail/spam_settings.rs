@@ -43,7 +43,10 @@ impl SpamSettingsPage {
     fn inherited(&self) -> String {
         match self.policy.domain_junk {
             Some(t) => format!("your domain's, {t}"),
-            None => "the server's default".into(),
+            None => format!(
+                "the server's default, {}",
+                crate::spam::verdict::DEFAULT_JUNK
+            ),
         }
     }
 }
