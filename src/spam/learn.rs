@@ -160,15 +160,15 @@ async fn learn_one(
     for (key, verified) in &judged.keys {
         all.push(key.clone());
         // What delivery counted for this key, which the user now overrules.
-        if trained == Trained::New && judged.junked != Some(lesson.as_spam) {
-            if let Some(junked) = judged.junked {
-                let k = super::reputation::Key {
-                    key: key.clone(),
-                    verified: *verified,
-                };
-                if super::reputation::classified(&k, junked).is_some() {
-                    classified.push(key.clone());
-                }
+        if trained == Trained::New
+            && let Some(junked) = judged.junked.filter(|j| *j != lesson.as_spam)
+        {
+            let k = super::reputation::Key {
+                key: key.clone(),
+                verified: *verified,
+            };
+            if super::reputation::classified(&k, junked).is_some() {
+                classified.push(key.clone());
             }
         }
     }

@@ -60,7 +60,10 @@ const MAX_PENDING: usize = 50_000;
 /// ingest, so the counts are added up here and written with the event counts, once a minute
 /// and at shutdown. A crash loses a minute of them, never mail.
 #[derive(Clone, Default)]
-pub(super) struct Pending(Arc<Mutex<HashMap<(i64, String), (i64, i64)>>>);
+pub(super) struct Pending(Arc<Mutex<HashMap<(i64, String), SpamAndHam>>>);
+
+/// Signed spam and ham counts to add.
+type SpamAndHam = (i64, i64);
 
 /// A domain's `enabled`, junk and reject thresholds and an account's junk threshold, as read.
 type PolicyRow = (Option<i64>, Option<f64>, Option<f64>, Option<f64>);
