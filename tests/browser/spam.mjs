@@ -1,7 +1,7 @@
 // The spam journey (issue 21): a message from a sender arrives over SMTP; the user selects it in
 // the webmail and clicks "Spam": it moves to Junk, and the filter learns. The next similar
 // message from that sender is junked at delivery, and its reading view says why. "Not spam"
-// in the reading view brings it back to INBOX.
+// in the reading view brings it back to INBOX; the sender's domain goes on the block list.
 import { run, env, smtpSend, assert } from "./lib.mjs";
 
 const base = env("BASE_URL");
@@ -69,4 +69,16 @@ await run("spam", async (page, { shot }) => {
   await page.waitForSelector("text=Moved to INBOX.");
   await page.goto(`${base}${inboxUrl}`);
   await page.waitForSelector("text=Replica watches, last chance");
+
+  // Settings: the sender's domain on the block list, a wrong threshold refused with a reason.
+  await page.click(".folder-links >> text=Settings");
+  await page.click("#spam-link");
+  await page.fill("#entry", "Watch-Offers.example");
+  await page.click("#add-block");
+  await page.waitForSelector("text=Your spam settings were saved.");
+  assert((await page.textContent("#blocked")).includes("watch-offers.example"), "blocked, in lower case");
+  await page.fill("#threshold", "0");
+  await page.click("#threshold-form button.primary");
+  await page.waitForSelector("#threshold-error");
+  await shot("spam-settings.png");
 });

@@ -851,6 +851,13 @@ async fn spam_journey_in_chromium() {
             subjects(&store, &inbox).await,
             ["Replica watches, last chance"]
         );
+        let bob = account_id(&store, "bob@localhost").await;
+        let listed = store.spam_list(bob).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].entry.as_str(), listed[0].allow),
+            ("watch-offers.example", false)
+        );
     }
     server.running.shutdown().await;
 }
