@@ -8,9 +8,8 @@
 //!
 //! What it says:
 //! - deliveries, rejections by reason, spam junked and refused, lessons taught to the spam
-//!   filter, and failed logins since the server started (counters
-//!   kept by the store, see `store::events`; they restart from 0 with the server, as
-//!   Prometheus counters may);
+//!   filter, and failed logins since the server started (counters kept by the store, see
+//!   `store::events`; they restart from 0 with the server, as Prometheus counters may);
 //! - the outbound queue (messages, recipients, age of the oldest), stored messages and the
 //!   database size, accounts, domains, the certificate's expiry;
 //! - connections per listener and HTTP request durations ([`crate::metrics`]).
