@@ -71,6 +71,26 @@ pub fn lesson(from: Option<&str>, to: Option<&str>, moved: bool) -> Option<bool>
     None
 }
 
+impl Learner {
+    /// Teaches what moving (`moved`) or copying messages from `from` to `to` teaches (see
+    /// [`lesson`]); `uids` are the messages' UIDs in `to`. The one way IMAP COPY/MOVE and the
+    /// webmail's moves and "Spam" / "Not spam" buttons teach.
+    pub fn after_transfer(&self, from: &Mailbox, to: &Mailbox, uids: Vec<u32>, moved: bool) {
+        if let Some(as_spam) = lesson(
+            from.special_use.as_deref(),
+            to.special_use.as_deref(),
+            moved,
+        ) {
+            self.teach(Lesson {
+                account_id: to.account_id(),
+                mailbox: to.clone(),
+                uids,
+                as_spam,
+            });
+        }
+    }
+}
+
 async fn run(store: Store, mut rx: mpsc::Receiver<Lesson>, shutdown: Shutdown) {
     let start = tokio::time::Instant::now() + UPKEEP_FIRST;
     let mut upkeep_tick = tokio::time::interval_at(start, UPKEEP_EVERY);

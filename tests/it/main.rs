@@ -40,6 +40,7 @@ mod smtp_interop;
 mod spam;
 mod spam_dns;
 mod spam_verdict;
+mod spam_web;
 mod store;
 mod submission_checks;
 mod throttle;
