@@ -179,23 +179,30 @@ impl Store {
         account_id: i64,
         candidates: &[String],
     ) -> Result<Vec<SenderEntry>> {
-        let mut found = Vec::new();
-        for entry in candidates.iter().take(MAX_KEYS) {
-            let allow: Option<i64> = sqlx::query_scalar(
-                "SELECT allow FROM spam_lists WHERE account_id = ? AND entry = ?",
-            )
-            .bind(account_id)
-            .bind(entry)
-            .fetch_optional(&self.reader)
-            .await?;
-            if let Some(allow) = allow {
-                found.push(SenderEntry {
-                    entry: entry.clone(),
-                    allow: allow != 0,
-                });
-            }
+        let candidates = candidates
+            .get(..candidates.len().min(MAX_KEYS))
+            .unwrap_or_default();
+        if candidates.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(found)
+        // One query for every candidate: this runs for every message received.
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT entry, allow FROM spam_lists WHERE account_id = ",
+        );
+        q.push_bind(account_id).push(" AND entry IN (");
+        let mut list = q.separated(", ");
+        for c in candidates {
+            list.push_bind(c);
+        }
+        q.push(")");
+        let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&self.reader).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(entry, allow)| SenderEntry {
+                entry,
+                allow: allow != 0,
+            })
+            .collect())
     }
 
     /// Puts `entry` (already normalised to lower case) on the allow or block list, moving it
@@ -302,26 +309,33 @@ impl Store {
         account_id: i64,
         keys: &[String],
     ) -> Result<Vec<(String, SpamHam)>> {
-        let mut found = Vec::new();
-        for key in keys.iter().take(MAX_KEYS) {
-            let row: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT spam, ham FROM spam_reputation WHERE account_id = ? AND key = ?",
-            )
-            .bind(account_id)
-            .bind(key)
-            .fetch_optional(&self.reader)
-            .await?;
-            if let Some((spam, ham)) = row {
-                found.push((
-                    key.clone(),
+        let keys = keys.get(..keys.len().min(MAX_KEYS)).unwrap_or_default();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query for every key: this runs for every message received.
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT key, spam, ham FROM spam_reputation WHERE account_id = ",
+        );
+        q.push_bind(account_id).push(" AND key IN (");
+        let mut list = q.separated(", ");
+        for k in keys {
+            list.push_bind(k);
+        }
+        q.push(")");
+        let rows: Vec<(String, i64, i64)> = q.build_query_as().fetch_all(&self.reader).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, spam, ham)| {
+                (
+                    key,
                     SpamHam {
                         spam: spam.max(0) as u64,
                         ham: ham.max(0) as u64,
                     },
-                ));
-            }
-        }
-        Ok(found)
+                )
+            })
+            .collect())
     }
 
     /// Adds `spam` and `ham` (either may be negative, to take back an earlier count; counts

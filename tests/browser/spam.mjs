@@ -50,8 +50,13 @@ await run("spam", async (page, { shot }) => {
   const junkUrl = new URL(page.url()).pathname;
   await shot("spam-junk.png");
 
-  // The filter learns off the request path; give it a moment, then the next offer arrives.
-  await page.waitForTimeout(1500);
+  // The filter learns off the request path: the spam settings page says when it has.
+  for (let i = 0; ; i++) {
+    await page.goto(`${base}/mail/settings/spam`);
+    if ((await page.textContent("#learned")).includes("learned from 1 spam")) break;
+    assert(i < 50, "the filter learned from the Spam button");
+    await page.waitForTimeout(200);
+  }
   await smtpSend(smtpPort, sender, "bob@localhost", offer(2, "Replica watches, last chance"));
   await waitListed(page, junkUrl, "Replica watches, last chance");
   await page.goto(`${base}${inboxUrl}`);

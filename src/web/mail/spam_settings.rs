@@ -36,6 +36,8 @@ pub struct SpamSettingsPage {
     entry: String,
     threshold_error: Option<String>,
     list_error: Option<String>,
+    /// How many spam and good messages the account's filter has learned from.
+    learned: crate::store::SpamHam,
 }
 
 impl SpamSettingsPage {
@@ -63,8 +65,10 @@ async fn spam_page(
         .await?
         .into_iter()
         .partition(|e| e.allow);
+    let (learned, _) = state.store.spam_counts(reader.account_id(), &[]).await?;
     Ok(SpamSettingsPage {
         chrome: Chrome::new(state, reader, None, done).await?,
+        learned,
         threshold: policy
             .account_junk
             .map(|t| t.to_string())
