@@ -225,8 +225,20 @@ impl Decision {
             };
         }
         if !keys.is_empty() {
-            let keys: Vec<String> = keys.iter().map(|k| clean(k)).collect();
-            let _ = write!(out, ";\r\n\tkeys={}", keys.join(" "));
+            // Folded so no line passes 998 octets (RFC 5322 §2.1.1) however long the names.
+            out.push_str(";\r\n\tkeys=");
+            let mut line = "\tkeys=".len();
+            for (i, key) in keys.iter().map(|k| clean(k)).enumerate() {
+                if i > 0 && line + 1 + key.len() > 78 {
+                    out.push_str("\r\n\t");
+                    line = 1;
+                } else if i > 0 {
+                    out.push(' ');
+                    line += 1;
+                }
+                line += key.len();
+                out.push_str(&key);
+            }
         }
         out.push_str("\r\n");
         out
