@@ -228,7 +228,8 @@ impl Decision {
             // Folded so no line passes 998 octets (RFC 5322 §2.1.1) however long the names.
             out.push_str(";\r\n\tkeys=");
             let mut line = "\tkeys=".len();
-            for (i, key) in keys.iter().map(|k| clean(k)).enumerate() {
+            // A key is one word: a quoted local part's spaces are dropped.
+            for (i, key) in keys.iter().map(|k| clean(k).replace(' ', "")).enumerate() {
                 if i > 0 && line + 1 + key.len() > 78 {
                     out.push_str("\r\n\t");
                     line = 1;
