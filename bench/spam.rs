@@ -14,11 +14,13 @@
 //! - a fresh account is trained on the training half through the function the IMAP moves
 //!   into and out of Junk call: `Store::train_spam(account, sha256, &spam::tokens::hashed(raw),
 //!   as_spam)` (see `spam::learn`);
-//! - the test half is delivered over SMTP, one message per transaction on one connection, to
-//!   the whole server started in-process (`app::start`, release build, loopback ports, the
-//!   inbound SPF/DKIM/DMARC checks off since there is no network, a loopback DNS server that
-//!   answers NXDOMAIN to everything), and each message is then found where it landed: INBOX,
-//!   the account's Junk, or refused (`5xx` at the end of DATA);
+//! - the test half is delivered over SMTP, one connection per message, to the whole server
+//!   started in-process (`app::start`, release build, loopback ports, the inbound
+//!   SPF/DKIM/DMARC checks off since there is no network, a loopback DNS server that answers
+//!   NXDOMAIN to everything, no TLS), each from the loopback twin of the address that sent it
+//!   (see [`client_ip`]), with its Return-Path (or From) as the envelope sender; each message
+//!   is then found where it landed: INBOX, the account's Junk, or refused (`5xx` at the end
+//!   of DATA);
 //! - bogofilter (`-s`/`-n` in bulk on the training half, `-T -B` on the test half: spam junked,
 //!   unsure and ham not) and SpamAssassin 4 (`sa-learn --spam/--ham` into a fresh Bayes
 //!   database, then one Perl process running `Mail::SpamAssassin` with local tests only,
@@ -465,25 +467,81 @@ fn sender(crlf: &[u8]) -> Option<String> {
         .or_else(|| field("From").and_then(plain))
 }
 
-/// Delivers each message in one transaction over one connection; returns how each fared and
-/// the time from sending the message to the reply after DATA.
+/// Hosts of the corpus's owners, whose relays are not the senders.
+const OWN_RELAYS: [&str; 5] = [
+    "slashnull.org",
+    "netnoteinc.com",
+    "jmason.org",
+    "taint.org",
+    "localhost",
+];
+
+/// The client address to send a message from: the first public address in its `Received:`
+/// fields, from the top, that is not one of the corpus owners' own relays, moved into
+/// 127.0.0.0/8 (`a.b.c.d` becomes `127.b.c.d`, keeping /26 and /21 neighbours together) so
+/// the server's reputation by address sees the corpus's senders rather than one address for
+/// everything. A message without one gets an address of its own from its hash.
+fn client_ip(crlf: &[u8]) -> std::net::Ipv4Addr {
+    let head_end = crlf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(crlf.len());
+    let head = String::from_utf8_lossy(&crlf[..head_end]).replace("\r\n\t", " ");
+    let head = head.replace("\r\n ", " ");
+    for field in head.split("\r\n") {
+        let Some((name, value)) = field.split_once(':') else {
+            continue;
+        };
+        if !name.eq_ignore_ascii_case("Received") {
+            continue;
+        }
+        // "from HOST (NAME [a.b.c.d]) by ...": only the part before "by".
+        let from = value.split(" by ").next().unwrap_or("");
+        if OWN_RELAYS.iter().any(|own| from.contains(own)) {
+            continue;
+        }
+        for part in from.split('[').skip(1) {
+            let Some(ip) = part
+                .split(']')
+                .next()
+                .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
+            else {
+                continue;
+            };
+            if !(ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_unspecified()) {
+                let [_, b, c, d] = ip.octets();
+                return std::net::Ipv4Addr::new(127, b, c, d);
+            }
+        }
+    }
+    let h = Sha256::digest(crlf);
+    std::net::Ipv4Addr::new(127, 254, h[0], h[1].max(1))
+}
+
+/// Delivers each message in a connection of its own (from [`client_ip`]); returns how each
+/// fared and the time from sending the message to the reply after DATA.
 async fn deliver(
     addr: SocketAddr,
     to: &str,
     corpus: &[Message],
     test: &[usize],
 ) -> (Vec<Landed>, Vec<Duration>) {
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let mut r = BufReader::new(tcp);
-    assert_eq!(reply(&mut r).await.0, 220);
-    r.get_mut()
-        .write_all(b"EHLO bench.example.net\r\n")
-        .await
-        .unwrap();
-    assert_eq!(reply(&mut r).await.0, 250);
     let (mut landed, mut took) = (Vec::new(), Vec::new());
     for &i in test {
         let m = &corpus[i];
+        // One connection per message, from the loopback twin of the message's own client
+        // address.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(client_ip(&m.crlf).into(), 0))
+            .expect("bind to a loopback address");
+        let mut r = BufReader::new(socket.connect(addr).await.expect("connect"));
+        assert_eq!(reply(&mut r).await.0, 220);
+        r.get_mut()
+            .write_all(b"EHLO bench.example.net\r\n")
+            .await
+            .unwrap();
+        assert_eq!(reply(&mut r).await.0, 250);
         // The message's own sender; if the server refuses it, once more with a plain one.
         let mut senders = vec![sender(&m.crlf).unwrap_or_else(|| "bench@example.net".into())];
         if senders[0] != "bench@example.net" {
@@ -520,8 +578,8 @@ async fn deliver(
             }
         }
         landed.push(outcome.expect("tried"));
+        r.get_mut().write_all(b"QUIT\r\n").await.unwrap();
     }
-    r.get_mut().write_all(b"QUIT\r\n").await.unwrap();
     (landed, took)
 }
 
@@ -805,6 +863,16 @@ fn main() {
         count(Kind::EasyHam),
         count(Kind::HardHam),
         count(Kind::Spam)
+    );
+    let ips: std::collections::HashSet<_> = corpus.iter().map(|m| client_ip(&m.crlf)).collect();
+    let unknown = corpus
+        .iter()
+        .filter(|m| client_ip(&m.crlf).octets()[1] == 254)
+        .count();
+    println!(
+        "client addresses: {} distinct, from the messages' Received fields ({unknown} messages \
+         without one got an address of their own)",
+        ips.len()
     );
     let plans: Vec<Split> = (0..splits)
         .map(|s| split(&corpus, seed.wrapping_mul(1000).wrapping_add(s as u64)))
