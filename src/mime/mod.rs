@@ -278,6 +278,16 @@ pub fn mailboxes(value: &[u8]) -> Result<Vec<Mailbox>, String> {
     address::parse_mailboxes(&header::unfold(value))
 }
 
+/// The addresses of an address-list field's raw value (`To:`, `Cc:`), lower case, groups
+/// flattened; what cannot be read is left out.
+pub fn addresses(value: &[u8]) -> Vec<String> {
+    address::parse_list(&header::unfold(value))
+        .iter()
+        .filter_map(address::email)
+        .map(|a| a.to_ascii_lowercase())
+        .collect()
+}
+
 /// `id` (with or without its angle brackets) when it is a well-formed message identifier
 /// (RFC 5322 §3.6.4: `id-left "@" id-right`, each a dot-atom, the right side also a domain
 /// literal; UTF-8 allowed as RFC 6532 does), without the brackets; `None` otherwise. What a

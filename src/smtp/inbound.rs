@@ -7,7 +7,9 @@ use super::reply::Reply;
 use super::session::{Envelope, Session};
 use crate::address::Address;
 use crate::net::Transport;
-use crate::store::{Outbound, StoreError, Target};
+use crate::spam::check::{Inbound, Judged};
+use crate::spam::verdict::{Shared, Verdict};
+use crate::store::{Delivery, Outbound, StoreError, Target};
 
 impl<'a, T: Transport> Session<'a, T> {
     pub(super) async fn rcpt_inbound(
@@ -86,50 +88,112 @@ impl<'a, T: Transport> Session<'a, T> {
                 format!("Too many hops ({hops} Received fields): a mail loop?"),
             );
         }
-        let mut raw = self.trace_headers(env);
+        let mut trace = self.trace_headers(env);
+        let mut checked = None;
         if let Some(verifier) = &self.smtp.verifier {
             let helo = self.helo.as_deref().unwrap_or("unknown");
             let verdict = verifier
                 .verify(self.peer.ip(), helo, &env.from, message)
                 .await;
-            if let Some(why) = verdict.reject {
+            if let Some(why) = &verdict.reject {
                 self.smtp.store.count_event("rejected:dmarc");
-                return Reply::new(550, "5.7.1", why);
+                return Reply::new(550, "5.7.1", why.clone());
             }
-            raw.extend_from_slice(verdict.header.as_bytes());
+            trace.extend_from_slice(verdict.header.as_bytes());
+            checked = Some(verdict);
         }
         // Only we may state our verdicts, whether or not we checked.
-        raw.extend_from_slice(&super::verify::strip_forged_results(
-            message,
-            &self.smtp.hostname,
-        ));
-        let targets: Vec<Target> = env.accounts.iter().map(|id| Target::inbox(*id)).collect();
-        let delivery = crate::store::Delivery {
-            raw: &raw,
-            internal_date: None,
-        };
-        // Remote targets of aliases are queued in the same transaction as the local copies.
-        let forward = self.forwarding(env, &raw);
+        let message = super::verify::strip_forged(message, &self.smtp.hostname);
+        let judged = self.judge(env, &message, checked).await;
+        if let Some(reply) = refusal(&judged) {
+            self.smtp.store.count_event("rejected:spam");
+            return reply;
+        }
+        // Each account's copy carries its own explanation; accounts whose copies are the same
+        // bytes share one stored body.
+        let mut copies: Vec<(Vec<u8>, Vec<Target>)> = Vec::new();
+        for account_id in &env.accounts {
+            let found = judged.iter().find(|j| j.account_id == *account_id);
+            let field = found.map_or("", |j| j.field.as_str());
+            let junk = found
+                .and_then(|j| j.decision.as_ref())
+                .is_some_and(|d| d.verdict != Verdict::Inbox);
+            let target = match junk {
+                true => Target::junk(*account_id),
+                false => Target::inbox(*account_id),
+            };
+            let mut raw = Vec::with_capacity(trace.len() + field.len() + message.len());
+            raw.extend_from_slice(&trace);
+            raw.extend_from_slice(field.as_bytes());
+            raw.extend_from_slice(&message);
+            match copies.iter_mut().find(|(r, _)| *r == raw) {
+                Some((_, targets)) => targets.push(target),
+                None => copies.push((raw, vec![target])),
+            }
+        }
+        // Forwarded copies carry the trace, never our spam verdict (it is the local user's).
+        let forward_raw = [trace.as_slice(), &message].concat();
+        let forward = self.forwarding(env, &forward_raw);
         let outbound = forward.as_ref().map(|(sender, raw)| Outbound {
             sender,
             recipients: &env.forwards,
             raw,
         });
-        match self
-            .smtp
-            .store
-            .deliver_and_queue(delivery, &targets, outbound)
-            .await
-        {
-            Ok(report) => match report.queued {
-                None => Reply::new(250, "2.0.0", format!("OK: stored as {}", env.id)),
-                Some(id) => Reply::new(
-                    250,
-                    "2.0.0",
-                    format!("OK: stored as {}, forwarded as queue item {id}", env.id),
-                ),
-            },
-            Err(StoreError::QuotaExceeded { address, .. }) if targets.len() == 1 => {
+        let result = match copies.as_slice() {
+            [] => self
+                .smtp
+                .store
+                .deliver_and_queue(
+                    Delivery {
+                        raw: &forward_raw,
+                        internal_date: None,
+                    },
+                    &[],
+                    outbound,
+                )
+                .await
+                .map(|r| r.queued),
+            [(raw, targets)] => self
+                .smtp
+                .store
+                .deliver_and_queue(
+                    Delivery {
+                        raw,
+                        internal_date: None,
+                    },
+                    targets,
+                    outbound,
+                )
+                .await
+                .map(|r| r.queued),
+            several => {
+                let deliveries: Vec<(Delivery, Vec<Target>)> = several
+                    .iter()
+                    .map(|(raw, targets)| {
+                        (
+                            Delivery {
+                                raw,
+                                internal_date: None,
+                            },
+                            targets.clone(),
+                        )
+                    })
+                    .collect();
+                self.smtp
+                    .store
+                    .deliver_all_and_queue(&deliveries, outbound)
+                    .await
+                    .map(|(_, queued)| queued)
+            }
+        };
+        match result {
+            Ok(None) => Reply::new(250, "2.0.0", format!("OK: stored as {}", env.id)),
+            Ok(Some(id)) => Reply::new(
+                250,
+                "2.0.0",
+                format!("OK: stored as {}, forwarded as queue item {id}", env.id),
+            ),
+            Err(StoreError::QuotaExceeded { address, .. }) if env.accounts.len() == 1 => {
                 Reply::new(552, "5.2.2", format!("Mailbox full: {address}"))
             }
             Err(StoreError::QuotaExceeded { address, .. }) => Reply::new(
@@ -139,6 +203,42 @@ impl<'a, T: Transport> Session<'a, T> {
             ),
             Err(e) => self.store_error(e),
         }
+    }
+
+    /// The spam filter's verdict for each local account (none for a message only forwarded).
+    async fn judge(
+        &self,
+        env: &Envelope,
+        message: &[u8],
+        checked: Option<super::verify::Verdict>,
+    ) -> Vec<Judged> {
+        if env.accounts.is_empty() {
+            return Vec::new();
+        }
+        let (auth, dkim_domains, spf_domain) = match checked {
+            Some(v) => (v.auth, v.dkim_domains, v.spf_domain),
+            None => Default::default(),
+        };
+        let rcpts: Vec<String> = env.rcpts.iter().map(|r| r.to_ascii_lowercase()).collect();
+        let inbound = Inbound {
+            raw: message,
+            ip: self.peer.ip(),
+            mail_from: &env.from,
+            rcpts: &rcpts,
+            tls: self.io.is_tls(),
+            auth: auth.clone(),
+            dkim_domains,
+            spf_domain,
+        };
+        let shared = Shared {
+            auth,
+            tls: inbound.tls,
+            ..Shared::default()
+        };
+        self.smtp
+            .filter
+            .judge(&inbound, &shared, &env.accounts)
+            .await
     }
 
     /// For the remote targets of aliases (none: `None`), the envelope sender and message to
@@ -155,6 +255,38 @@ impl<'a, T: Transport> Session<'a, T> {
         // The Return-Path is ours to add only at final delivery; the next server adds its own.
         Some((sender, crate::submission::without_return_path(raw)))
     }
+}
+
+/// The `550` for a message every local recipient's filter refuses, with the reasons of the
+/// lowest score among them (the sender learns why; nothing is lost silently). A message some
+/// recipient would take goes to the others' Junk instead.
+fn refusal(judged: &[Judged]) -> Option<Reply> {
+    let mut lowest: Option<&crate::spam::verdict::Decision> = None;
+    for j in judged {
+        let d = j.decision.as_ref()?;
+        if d.verdict != Verdict::Reject {
+            return None;
+        }
+        if lowest.is_none_or(|l| d.score < l.score) {
+            lowest = Some(d);
+        }
+    }
+    let d = lowest?;
+    let reasons: Vec<&str> = d
+        .parts
+        .iter()
+        .filter(|(_, points, _)| *points > 0.0)
+        .map(|(name, _, _)| *name)
+        .collect();
+    Some(Reply::new(
+        550,
+        "5.7.1",
+        format!(
+            "Message refused as spam (score {:.1}: {})",
+            d.score,
+            reasons.join(", ")
+        ),
+    ))
 }
 
 /// Received fields at which a message is refused as looping (Postfix uses 50, RFC 5321

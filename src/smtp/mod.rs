@@ -57,6 +57,8 @@ pub struct Smtp {
     pub budget: Arc<Budget>,
     /// Refused recipients per client, across connections (port 25).
     pub anvil: anvil::Anvil,
+    /// The spam filter's decision at the end of DATA (port 25).
+    pub filter: crate::spam::check::Filter,
 }
 
 impl Smtp {
@@ -79,6 +81,7 @@ impl Smtp {
                 verify::Verifier::new(dns, config.hostname.clone(), config.inbound.dmarc_reject)
             }),
             submission: Submission::new(store.clone(), config.hostname.clone()),
+            filter: crate::spam::check::Filter::new(store.clone()),
             store,
             auth,
             hostname: config.hostname.clone(),

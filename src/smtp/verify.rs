@@ -10,10 +10,11 @@ use mail_auth::dkim::DkimError;
 use mail_auth::dmarc::Policy;
 use mail_auth::{
     AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcResult, Error,
-    MessageAuthenticator, dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
+    MessageAuthenticator, SpfResult, dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
 };
 
 use crate::dns::Dns;
+use crate::spam::verdict::{Auth, Outcome};
 
 /// What the checks found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,11 @@ pub struct Verdict {
     pub header: String,
     /// Set when the message must be refused: the reason for the `550 5.7.1`.
     pub reject: Option<String>,
+    /// What the spam filter weighs: the outcomes, the domains verified by DKIM, and the
+    /// envelope sender's domain when SPF passed.
+    pub auth: crate::spam::verdict::Auth,
+    pub dkim_domains: Vec<String>,
+    pub spf_domain: Option<String>,
 }
 
 #[derive(Clone)]
@@ -58,11 +64,24 @@ impl Verifier {
         } else {
             results.with_spf_mailfrom_result(&spf, ip, mail_from, helo)
         };
+        let spf_outcome = match spf.result() {
+            SpfResult::Pass => Outcome::Pass,
+            SpfResult::Fail | SpfResult::SoftFail => Outcome::Fail,
+            _ => Outcome::None,
+        };
+        let spf_domain = (spf_outcome == Outcome::Pass).then(|| spf.domain().to_ascii_lowercase());
         let Some(parsed) = AuthenticatedMessage::parse(message) else {
             // Nothing to check DKIM or DMARC against (no header section worth the name).
             return Verdict {
                 header: results.to_header(),
                 reject: None,
+                auth: Auth {
+                    checked: true,
+                    spf: spf_outcome,
+                    ..Auth::default()
+                },
+                dkim_domains: Vec::new(),
+                spf_domain,
             };
         };
         let dkim: Vec<_> = self
@@ -93,7 +112,38 @@ impl Verifier {
                 dmarc.domain()
             )
         });
-        Verdict { header, reject }
+        let dkim_domains: Vec<String> = dkim
+            .iter()
+            .filter(|o| o.result() == &DkimResult::Pass)
+            .filter_map(|o| o.signature().map(|s| s.d.to_ascii_lowercase()))
+            .collect();
+        let dkim_outcome = if !dkim_domains.is_empty() {
+            Outcome::Pass
+        } else if dkim
+            .iter()
+            .any(|o| matches!(o.result(), DkimResult::Fail(_)))
+        {
+            Outcome::Fail
+        } else {
+            Outcome::None
+        };
+        let dmarc_outcome = match dmarc.result() {
+            DmarcResult::Pass => Outcome::Pass,
+            DmarcResult::Fail(_) => Outcome::Fail,
+            _ => Outcome::None,
+        };
+        Verdict {
+            header,
+            reject,
+            auth: Auth {
+                checked: true,
+                spf: spf_outcome,
+                dkim: dkim_outcome,
+                dmarc: dmarc_outcome,
+            },
+            dkim_domains,
+            spf_domain,
+        }
     }
 }
 
@@ -122,9 +172,10 @@ fn body_hash_mismatch_fails<'x>(
     }
 }
 
-/// `message` without `Authentication-Results:` fields whose authserv-id is `hostname`: only we
-/// may claim our verdicts (RFC 8601 §5), so such fields from outside are forgeries.
-pub fn strip_forged_results(message: &[u8], hostname: &str) -> Vec<u8> {
+/// `message` without the fields only we may write: `Authentication-Results:` fields whose
+/// authserv-id is `hostname` (RFC 8601 §5) and the spam filter's `X-Mailroom-Spam:`. Such
+/// fields from outside are forgeries.
+pub fn strip_forged(message: &[u8], hostname: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len());
     let mut rest = message;
     let mut dropping = false;
@@ -143,7 +194,7 @@ pub fn strip_forged_results(message: &[u8], hostname: &str) -> Vec<u8> {
         }
         let continuation = matches!(line.first(), Some(b' ' | b'\t'));
         if !continuation {
-            dropping = is_our_results(bare, hostname);
+            dropping = is_our_results(bare, hostname) || is_spam_field(bare);
         }
         if !dropping {
             out.extend_from_slice(line);
@@ -151,6 +202,13 @@ pub fn strip_forged_results(message: &[u8], hostname: &str) -> Vec<u8> {
         rest = tail;
     }
     out
+}
+
+fn is_spam_field(field: &[u8]) -> bool {
+    field.split(|b| *b == b':').next().is_some_and(|name| {
+        name.trim_ascii()
+            .eq_ignore_ascii_case(crate::spam::verdict::FIELD.as_bytes())
+    }) && field.contains(&b':')
 }
 
 fn is_our_results(field: &[u8], hostname: &str) -> bool {
@@ -185,7 +243,7 @@ mod tests {
 Authentication-Results: other.test; spf=fail\r\n\
 authentication-results:MX.EXAMPLE.ORG 1; dmarc=pass\r\n\
 Subject: hi\r\n\r\nAuthentication-Results: mx.example.org; in the body stays\r\n";
-        let out = String::from_utf8(strip_forged_results(m, "mx.example.org")).unwrap();
+        let out = String::from_utf8(strip_forged(m, "mx.example.org")).unwrap();
         assert_eq!(
             out,
             "Authentication-Results: other.test; spf=fail\r\nSubject: hi\r\n\r\n\

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::shutdown::Shutdown;
-use crate::store::{Mailbox, Store};
+use crate::store::{Mailbox, Store, Trained};
 
 /// Lessons waiting; past this, new ones are dropped.
 const QUEUE: usize = 1024;
@@ -106,15 +106,118 @@ async fn learn_one(
     if store.spam_trained_as(lesson.account_id, &digest).await? == Some(lesson.as_spam) {
         return Ok(());
     }
+    let raw_head = header_section(&raw);
     // Tokenizing parses up to 256 KiB: on the blocking pool, not a runtime thread.
     let (tokens, digest) =
         tokio::task::spawn_blocking(move || (super::tokens::hashed(&raw), digest))
             .await
             .map_err(|e| crate::store::StoreError::Unavailable(format!("tokenizer: {e}")))?;
-    store
+    let trained = store
         .train_spam(lesson.account_id, &digest, &tokens, lesson.as_spam)
         .await?;
+    if trained == Trained::Already {
+        return Ok(());
+    }
+    // The user's word about the sender: every key the delivery recorded counts
+    // USER_WEIGHT times; a reversal takes back the word before, and the classification at
+    // delivery is replaced by the user's.
+    let Some(judged) = Judgement::read(&raw_head) else {
+        return Ok(());
+    };
+    let weight = super::reputation::USER_WEIGHT;
+    let (mut spam, mut ham) = match lesson.as_spam {
+        true => (weight, 0),
+        false => (0, weight),
+    };
+    if trained == Trained::Reversed {
+        match lesson.as_spam {
+            true => ham -= weight,
+            false => spam -= weight,
+        }
+    }
+    let mut all = Vec::new();
+    let mut classified = Vec::new();
+    for (key, verified) in &judged.keys {
+        all.push(key.clone());
+        // What delivery counted for this key, which the user now overrules.
+        if trained == Trained::New && judged.junked != Some(lesson.as_spam) {
+            if let Some(junked) = judged.junked {
+                let k = super::reputation::Key {
+                    key: key.clone(),
+                    verified: *verified,
+                };
+                if super::reputation::classified(&k, junked).is_some() {
+                    classified.push(key.clone());
+                }
+            }
+        }
+    }
+    store
+        .count_reputation(lesson.account_id, &all, spam, ham)
+        .await?;
+    if let Some(junked) = judged.junked.filter(|_| !classified.is_empty()) {
+        let (s, h) = if junked { (-1, 0) } else { (0, -1) };
+        store
+            .count_reputation(lesson.account_id, &classified, s, h)
+            .await?;
+    }
     Ok(())
+}
+
+/// The header section of `raw` (at most 64 KiB of it), kept while the body is tokenized.
+fn header_section(raw: &[u8]) -> Vec<u8> {
+    let end = crate::mime::raw_header(raw).body_start.min(64 * 1024);
+    raw.get(..end).unwrap_or(raw).to_vec()
+}
+
+/// What delivery wrote about a message's sender: its reputation keys (with whether each is
+/// verified) and whether it was junked; from our `X-Mailroom-Spam:` field, or, for mail that
+/// did not come through our MX, the `From:` address and domain, unverified and unjudged.
+struct Judgement {
+    keys: Vec<(String, bool)>,
+    junked: Option<bool>,
+}
+
+impl Judgement {
+    fn read(raw: &[u8]) -> Option<Judgement> {
+        let header = crate::mime::raw_header(raw);
+        let field = |name: &str| {
+            header
+                .fields
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|f| String::from_utf8_lossy(f.value).into_owned())
+        };
+        if let Some(value) = field(super::verdict::FIELD) {
+            let keys = super::verdict::keys_of(&value)
+                .into_iter()
+                .map(|k| match k.strip_prefix('~') {
+                    Some(k) => (k.to_string(), false),
+                    None => (k, true),
+                })
+                .filter(|(k, _)| !super::reputation::recorded(std::slice::from_ref(k)).is_empty())
+                .collect();
+            return Some(Judgement {
+                keys,
+                junked: super::verdict::junked(&value),
+            });
+        }
+        let from = field("From")?;
+        let address = crate::mime::mailboxes(from.as_bytes())
+            .ok()?
+            .into_iter()
+            .next()?
+            .address
+            .to_ascii_lowercase();
+        let sender = super::reputation::Sender {
+            from: Some(address),
+            ..Default::default()
+        };
+        Some(Judgement {
+            keys: sender.keys().into_iter().map(|k| (k.key, false)).collect(),
+            junked: None,
+        })
+    }
 }
 
 #[cfg(test)]

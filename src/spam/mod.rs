@@ -4,5 +4,8 @@
 //! DATA is still to come.
 
 pub mod bayes;
+pub mod check;
 pub mod learn;
+pub mod reputation;
 pub mod tokens;
+pub mod verdict;

@@ -66,8 +66,11 @@ const VARS_PER_STATEMENT: usize = 8000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     account_id: i64,
-    /// `None` means the account's INBOX.
+    /// `None` means the account's INBOX (or its Junk, with `junk`).
     mailbox_id: Option<i64>,
+    /// The account's Junk mailbox (special use `\Junk`), or its INBOX if it has none: the
+    /// spam filter's verdict never loses a message to a missing folder.
+    junk: bool,
     pub flags: Flags,
     pub keywords: Vec<String>,
 }
@@ -77,8 +80,17 @@ impl Target {
         Target {
             account_id,
             mailbox_id: None,
+            junk: false,
             flags: Flags::default(),
             keywords: Vec::new(),
+        }
+    }
+
+    /// A copy into the account's Junk mailbox (its INBOX when it has none).
+    pub fn junk(account_id: i64) -> Target {
+        Target {
+            junk: true,
+            ..Target::inbox(account_id)
         }
     }
 
@@ -87,6 +99,7 @@ impl Target {
         Target {
             account_id: mailbox.account_id(),
             mailbox_id: Some(mailbox.id()),
+            junk: false,
             flags: Flags::default(),
             keywords: Vec::new(),
         }
@@ -281,16 +294,44 @@ impl super::Store {
         &self,
         deliveries: &[(Delivery<'_>, Vec<Target>)],
     ) -> Result<Vec<Vec<Delivered>>> {
-        let mut jobs = Vec::with_capacity(deliveries.len());
-        let mut answers = Vec::with_capacity(deliveries.len());
+        Ok(self.deliver_all_and_queue(deliveries, None).await?.0)
+    }
+
+    /// [`Store::deliver_all`], and `outbound` into the outbound queue in the same transaction
+    /// (all or nothing, as [`Store::deliver_and_queue`]); with the queue item. The MX uses it
+    /// when the spam filter gives recipients different copies (each its own explanation).
+    pub async fn deliver_all_and_queue(
+        &self,
+        deliveries: &[(Delivery<'_>, Vec<Target>)],
+        outbound: Option<Outbound<'_>>,
+    ) -> Result<(Vec<Vec<Delivered>>, Option<i64>)> {
+        let mut jobs = Vec::with_capacity(deliveries.len() + 1);
+        let mut answers = Vec::with_capacity(deliveries.len() + 1);
         for (delivery, targets) in deliveries {
             if let Some((job, answer)) = self.job(*delivery, targets, true, None).await? {
                 jobs.push(job);
                 answers.push(answer);
             }
         }
+        // The queue entry as a job of its own with no local copy, in the same group.
+        let queue_answer = match outbound {
+            None => None,
+            Some(o) => {
+                let empty = Delivery {
+                    raw: &[],
+                    internal_date: None,
+                };
+                match self.job(empty, &[], true, Some(o)).await? {
+                    Some((job, answer)) => {
+                        jobs.push(job);
+                        Some(answer)
+                    }
+                    None => None,
+                }
+            }
+        };
         if jobs.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         self.deliverer
             .0
@@ -301,6 +342,10 @@ impl super::Store {
         for answer in answers {
             reports.push(answer.await.map_err(|_| writer_stopped()));
         }
+        let queued = match queue_answer {
+            Some(answer) => answer.await.map_err(|_| writer_stopped())??.queued,
+            None => None,
+        };
         let mut delivered = Vec::with_capacity(reports.len());
         for report in reports {
             delivered.push(report??.delivered);
@@ -309,7 +354,7 @@ impl super::Store {
             "delivered",
             delivered.iter().map(Vec::len).sum::<usize>() as i64,
         );
-        Ok(delivered)
+        Ok((delivered, queued))
     }
 
     async fn enqueue(
@@ -545,6 +590,27 @@ async fn read(tx: &mut sqlx::SqliteConnection, requests: &[Request<'_>]) -> Resu
             .await?
         {
             known.inbox.insert(row.1, row.0);
+            found.push(row);
+        }
+    }
+    let mut junk_of: Vec<i64> = requests
+        .iter()
+        .flat_map(|r| r.targets.iter().filter(|t| t.junk).map(|t| t.account_id))
+        .collect();
+    junk_of.sort_unstable();
+    junk_of.dedup();
+    for chunk in junk_of.chunks(VARS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, account_id, uidnext, highestmodseq FROM mailboxes
+             WHERE special_use = '\\Junk' AND account_id IN (",
+        );
+        push_list(&mut q, chunk);
+        for row in q
+            .build_query_as::<(i64, i64, i64, i64)>()
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            known.junk.insert(row.1, row.0);
             found.push(row);
         }
     }

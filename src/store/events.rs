@@ -64,8 +64,10 @@ impl Store {
         out
     }
 
-    /// Writes the counts kept in memory into the current hour.
+    /// Writes the counts kept in memory into the current hour, and the reputation counts of
+    /// deliveries (`spam_policy`), which are kept the same way.
     pub async fn flush_events(&self) -> Result<()> {
+        self.flush_reputation().await?;
         let pending = self.events.take();
         if pending.is_empty() {
             return Ok(());

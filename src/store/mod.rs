@@ -224,6 +224,8 @@ pub struct Store {
     queue_wake: std::sync::Arc<tokio::sync::Notify>,
     /// Event counts not yet written (see `events`).
     events: events::Pending,
+    /// Reputation counts from deliveries not yet written (see `spam_policy`).
+    reputation: spam_policy::Pending,
     /// Free space on the database's disk and the reserve kept there.
     space: std::sync::Arc<space::Space>,
     /// Held while a checkpoint runs to make room (see `space`).
@@ -383,6 +385,7 @@ impl Store {
             bus,
             queue_wake,
             events: Default::default(),
+            reputation: Default::default(),
         })
     }
 

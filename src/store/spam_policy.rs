@@ -3,6 +3,9 @@
 //! per account, and the DNS block/allow-list zones. The store keeps numbers and names; what
 //! they mean is `spam::verdict`'s.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use super::{Result, SpamHam, Store, StoreError, now};
 
 /// An account's filter settings as stored: `None` means "the level above decides" (account →
@@ -48,11 +51,26 @@ pub const MAX_ENTRY_LEN: usize = 254;
 pub const MAX_ZONES: usize = 16;
 /// Reputation keys looked up or counted in one call (a message has about ten).
 const MAX_KEYS: usize = 64;
+/// Reputation counts of deliveries held in memory before they are written; past this, new
+/// ones are dropped until the next write (a flood must not grow memory).
+const MAX_PENDING: usize = 50_000;
+
+/// Reputation counts of deliveries not yet written: `(account, key) -> (spam, ham)`. Every
+/// delivery counts its sender's keys; a write per delivery would double the fsyncs of SMTP
+/// ingest, so the counts are added up here and written with the event counts, once a minute
+/// and at shutdown. A crash loses a minute of them, never mail.
+#[derive(Clone, Default)]
+pub(super) struct Pending(Arc<Mutex<HashMap<(i64, String), (i64, i64)>>>);
+
+/// A domain's `enabled`, junk and reject thresholds and an account's junk threshold, as read.
+type PolicyRow = (Option<i64>, Option<f64>, Option<f64>, Option<f64>);
+/// A domain's name, `enabled`, junk and reject thresholds, as read.
+type DomainPolicyRow = (String, Option<i64>, Option<f64>, Option<f64>);
 
 impl Store {
     /// The account's filter settings; the filter is on for an unknown account's domain.
     pub async fn spam_policy(&self, account_id: i64) -> Result<SpamPolicy> {
-        let row: Option<(Option<i64>, Option<f64>, Option<f64>, Option<f64>)> = sqlx::query_as(
+        let row: Option<PolicyRow> = sqlx::query_as(
             "SELECT d.enabled, d.junk_threshold, d.reject_threshold, p.junk_threshold
              FROM accounts a
              LEFT JOIN spam_domain_policy d ON d.domain_id = a.domain_id
@@ -95,7 +113,7 @@ impl Store {
 
     /// Every domain's filter settings, by name (domains never configured: on, defaults).
     pub async fn domain_spam_policies(&self) -> Result<Vec<DomainSpamPolicy>> {
-        let rows: Vec<(String, Option<i64>, Option<f64>, Option<f64>)> = sqlx::query_as(
+        let rows: Vec<DomainPolicyRow> = sqlx::query_as(
             "SELECT d.name, p.enabled, p.junk_threshold, p.reject_threshold
              FROM domains d LEFT JOIN spam_domain_policy p ON p.domain_id = d.id
              ORDER BY d.name",
@@ -303,9 +321,9 @@ impl Store {
         Ok(found)
     }
 
-    /// Adds `add` (which may be negative, to take back an earlier count; counts never go below
-    /// zero) to each of `keys` of the account, in one transaction. Unknown accounts are
-    /// skipped (an account removed meanwhile).
+    /// Adds `spam` and `ham` (either may be negative, to take back an earlier count; counts
+    /// never go below zero) to each of `keys` of the account, in one transaction: what the
+    /// user's own judgement teaches, written at once.
     pub async fn count_reputation(
         &self,
         account_id: i64,
@@ -318,29 +336,69 @@ impl Store {
         }
         let day = now() / 86_400;
         let mut tx = self.write().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?")
-            .bind(account_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Ok(());
-        }
         for key in keys.iter().take(MAX_KEYS) {
-            sqlx::query(
-                "INSERT INTO spam_reputation (account_id, key, spam, ham, seen)
-                 VALUES (?1, ?2, MAX(?3, 0), MAX(?4, 0), ?5)
-                 ON CONFLICT(account_id, key) DO UPDATE SET
-                     spam = MAX(spam + ?3, 0), ham = MAX(ham + ?4, 0), seen = ?5",
-            )
-            .bind(account_id)
-            .bind(key)
-            .bind(spam)
-            .bind(ham)
-            .bind(day)
-            .execute(&mut *tx)
-            .await?;
+            upsert_reputation(&mut tx, account_id, key, spam, ham, day).await?;
         }
         tx.commit().await?;
         Ok(())
     }
+
+    /// Counts a delivery's classification for `keys` of the account, in memory: written by
+    /// [`Store::flush_events`].
+    pub fn note_reputation(&self, account_id: i64, keys: &[(String, i64, i64)]) {
+        let Ok(mut pending) = self.reputation.0.lock() else {
+            return;
+        };
+        for (key, spam, ham) in keys.iter().take(MAX_KEYS) {
+            if pending.len() >= MAX_PENDING && !pending.contains_key(&(account_id, key.clone())) {
+                return;
+            }
+            let entry = pending.entry((account_id, key.clone())).or_default();
+            entry.0 += spam;
+            entry.1 += ham;
+        }
+    }
+
+    /// Writes the counts [`Store::note_reputation`] kept, in one transaction.
+    pub(super) async fn flush_reputation(&self) -> Result<()> {
+        let pending = match self.reputation.0.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(_) => return Ok(()),
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let day = now() / 86_400;
+        let mut tx = self.write().await?;
+        for ((account_id, key), (spam, ham)) in &pending {
+            upsert_reputation(&mut tx, *account_id, key, *spam, *ham, day).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Adds signed counts to one key (never below zero); an account removed meanwhile is skipped.
+async fn upsert_reputation(
+    tx: &mut sqlx::SqliteConnection,
+    account_id: i64,
+    key: &str,
+    spam: i64,
+    ham: i64,
+    day: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO spam_reputation (account_id, key, spam, ham, seen)
+         SELECT ?1, ?2, MAX(?3, 0), MAX(?4, 0), ?5 FROM accounts WHERE id = ?1
+         ON CONFLICT(account_id, key) DO UPDATE SET
+             spam = MAX(spam + ?3, 0), ham = MAX(ham + ?4, 0), seen = ?5",
+    )
+    .bind(account_id)
+    .bind(key)
+    .bind(spam)
+    .bind(ham)
+    .bind(day)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

@@ -34,6 +34,7 @@ fn without_trace(raw: &[u8]) -> &[u8] {
             || line.starts_with(b"Received:")
             || line.starts_with(b"Authentication-Results:")
             || line.starts_with(b"DKIM-Signature:")
+            || line.starts_with(b"X-Mailroom-Spam:")
             || line.starts_with(b"\t")
             || line.starts_with(b" ");
         if !trace {

@@ -48,6 +48,8 @@ pub(super) struct Known {
     pub(super) mailboxes: HashMap<i64, MailboxState>,
     /// account -> its INBOX.
     pub(super) inbox: HashMap<i64, i64>,
+    /// account -> its Junk mailbox, for the accounts with a Junk target.
+    pub(super) junk: HashMap<i64, i64>,
 }
 
 /// One copy to store.
@@ -120,6 +122,11 @@ pub(super) fn plan(requests: &[Request], known: &Known) -> Result<Plan> {
                         .get(&id)
                         .filter(|m| m.account_id == target.account_id)
                         .map(|_| id),
+                    None if target.junk => known
+                        .junk
+                        .get(&target.account_id)
+                        .or_else(|| known.inbox.get(&target.account_id))
+                        .copied(),
                     None => known.inbox.get(&target.account_id).copied(),
                 };
                 let Some(mailbox_id) = mailbox else {
@@ -296,7 +303,17 @@ mod tests {
                 (CAROL_INBOX, mailbox(CAROL, 7, 7)),
             ]),
             inbox: HashMap::from([(BOB, BOB_INBOX), (CAROL, CAROL_INBOX)]),
+            // Bob's Sent stands in for a Junk mailbox; Carol has none.
+            junk: HashMap::from([(BOB, BOB_SENT)]),
         }
+    }
+
+    #[test]
+    fn junk_goes_to_the_junk_mailbox_or_else_the_inbox() {
+        let targets = [Target::junk(BOB), Target::junk(CAROL)];
+        let requests = [request(1, "a", &targets, true)];
+        let plan = plan(&requests, &known()).unwrap();
+        assert_eq!(uids(&plan, 0), [(BOB_SENT, 1, 4), (CAROL_INBOX, 7, 8)]);
     }
 
     fn request<'a>(size: i64, hash: &'a str, targets: &'a [Target], atomic: bool) -> Request<'a> {
@@ -366,6 +383,7 @@ mod tests {
         let sent = Target {
             account_id: BOB,
             mailbox_id: Some(BOB_SENT),
+            junk: false,
             flags: Flags::SEEN,
             keywords: vec!["$Sent".into(), "x".into()],
         };

@@ -1,0 +1,278 @@
+//! The spam filter at the end of DATA: gathers what the decision needs (the sender's keys, the
+//! message's tokens, each recipient account's Bayes counts, reputation, lists and thresholds)
+//! and asks [`verdict::decide`] for each account. Everything here fails open: a store error
+//! leaves the message unjudged, and it goes to the INBOX (DESIGN.md §8: the filter never loses
+//! mail).
+
+use std::net::IpAddr;
+
+use super::reputation::{self, Key, Sender};
+use super::verdict::{self, Auth, Decision, Outcome, Personal, Shared, Thresholds};
+use super::{bayes, tokens};
+use crate::store::{SenderEntry, Store, StoreError};
+
+/// A message at the end of DATA, as the filter sees it.
+#[derive(Debug, Clone)]
+pub struct Inbound<'a> {
+    /// The message as the client sent it (before our trace fields).
+    pub raw: &'a [u8],
+    pub ip: IpAddr,
+    /// The envelope sender (empty for the null sender).
+    pub mail_from: &'a str,
+    /// The envelope recipients, lower case.
+    pub rcpts: &'a [String],
+    pub tls: bool,
+    pub auth: Auth,
+    pub dkim_domains: Vec<String>,
+    pub spf_domain: Option<String>,
+}
+
+/// What the filter decided for one account.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    pub account_id: i64,
+    /// `None`: not judged (the filter is off for the account's domain, or it failed).
+    pub decision: Option<Decision>,
+    /// The `X-Mailroom-Spam:` field to add (empty when not judged).
+    pub field: String,
+}
+
+/// The decision's I/O: the store (counts, reputation, lists, thresholds).
+#[derive(Clone)]
+pub struct Filter {
+    store: Store,
+}
+
+impl Filter {
+    pub fn new(store: Store) -> Filter {
+        Filter { store }
+    }
+
+    /// Judges `message` for each of `accounts`; never fails (an error leaves an account
+    /// unjudged, logged and counted as `spam_errors`).
+    pub async fn judge(
+        &self,
+        message: &Inbound<'_>,
+        shared: &Shared,
+        accounts: &[i64],
+    ) -> Vec<Judged> {
+        let header = Header::read(message.raw);
+        let sender = Sender {
+            from: header.from.clone(),
+            from_verified: message.auth.dmarc == Outcome::Pass,
+            dkim: message.dkim_domains.clone(),
+            spf: message.spf_domain.clone(),
+            ip: Some(message.ip),
+        };
+        let keys = sender.keys();
+        let recorded: Vec<String> = keys.iter().map(field_key).collect();
+        let addressed = header
+            .recipients
+            .iter()
+            .any(|a| message.rcpts.iter().any(|r| r.eq_ignore_ascii_case(a)));
+        // Tokenizing parses up to 256 KiB: on the blocking pool, once for every account.
+        let head = message
+            .raw
+            .get(..message.raw.len().min(tokens::MAX_INPUT))
+            .unwrap_or(message.raw)
+            .to_vec();
+        let hashed = tokio::task::spawn_blocking(move || tokens::hashed(&head))
+            .await
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(accounts.len());
+        for &account_id in accounts {
+            let judged = self
+                .judge_one(
+                    account_id, message, shared, &sender, &keys, &hashed, addressed,
+                )
+                .await;
+            let decision = match judged {
+                Ok(decision) => decision,
+                Err(e) => {
+                    self.store.count_event("spam_errors");
+                    tracing::warn!("spam filter: no verdict for account {account_id}: {e}");
+                    None
+                }
+            };
+            if let Some(d) = &decision {
+                self.count(account_id, d, &keys);
+            }
+            let field = decision
+                .as_ref()
+                .map(|d| d.field(&recorded))
+                .unwrap_or_default();
+            out.push(Judged {
+                account_id,
+                decision,
+                field,
+            });
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn judge_one(
+        &self,
+        account_id: i64,
+        message: &Inbound<'_>,
+        shared: &Shared,
+        sender: &Sender,
+        keys: &[Key],
+        hashed: &[u64],
+        addressed: bool,
+    ) -> Result<Option<Decision>, StoreError> {
+        let policy = self.store.spam_policy(account_id).await?;
+        if !policy.enabled {
+            return Ok(None);
+        }
+        let thresholds = Thresholds {
+            junk: policy
+                .account_junk
+                .or(policy.domain_junk)
+                .unwrap_or(verdict::DEFAULT_JUNK),
+            reject: policy.domain_reject.unwrap_or(verdict::DEFAULT_REJECT),
+        };
+        let (totals, counts) = self.store.spam_counts(account_id, hashed).await?;
+        let counts: Vec<bayes::Counts> = counts
+            .into_iter()
+            .map(|c| bayes::Counts {
+                spam: c.spam,
+                ham: c.ham,
+            })
+            .collect();
+        let bayes = bayes::classify(
+            &counts,
+            bayes::Totals {
+                spam: totals.spam,
+                ham: totals.ham,
+            },
+        )
+        .map(|v| v.probability);
+        let mut wanted: Vec<String> = keys.iter().map(|k| k.key.clone()).collect();
+        let correspondent = sender.correspondent();
+        wanted.extend(correspondent.clone());
+        let found = self.store.reputation(account_id, &wanted).await?;
+        let wrote_to = correspondent
+            .as_ref()
+            .is_some_and(|c| found.iter().any(|(k, n)| k == c && n.ham > 0));
+        let reputation = reputation::points(keys, &found, wrote_to, sender.from_verified);
+        let list = self
+            .list_entry(account_id, message, sender)
+            .await?
+            .map(|e| (e.allow, e.entry));
+        let personal = Personal {
+            bayes,
+            reputation,
+            list,
+            addressed,
+        };
+        Ok(Some(verdict::decide(shared, &personal, thresholds)))
+    }
+
+    /// The account's list entry the sender matches, the most specific first: the `From:`
+    /// address, then its domain and the domains above it, then the envelope sender's. An
+    /// allow entry counts only when the From domain is verified (or nothing was checked):
+    /// spammers forge the addresses people allow.
+    async fn list_entry(
+        &self,
+        account_id: i64,
+        message: &Inbound<'_>,
+        sender: &Sender,
+    ) -> Result<Option<SenderEntry>, StoreError> {
+        let mut candidates = Vec::new();
+        for address in [sender.from.as_deref(), Some(message.mail_from)]
+            .into_iter()
+            .flatten()
+            .filter(|a| !a.is_empty())
+        {
+            let address = address.to_ascii_lowercase();
+            if let Some((_, domain)) = address.rsplit_once('@') {
+                let mut domains = vec![domain.to_string()];
+                let mut rest = domain;
+                while let Some((_, parent)) = rest.split_once('.') {
+                    if parent.contains('.') {
+                        domains.push(parent.to_string());
+                    }
+                    rest = parent;
+                }
+                candidates.push(address.clone());
+                candidates.extend(domains);
+            }
+        }
+        candidates.dedup();
+        let found = self
+            .store
+            .spam_list_matches(account_id, &candidates)
+            .await?;
+        let trusted = !message.auth.checked || sender.from_verified;
+        // Candidates are most specific first; the first entry that may count decides.
+        Ok(candidates.iter().find_map(|c| {
+            found
+                .iter()
+                .find(|e| &e.entry == c && (!e.allow || trusted))
+                .cloned()
+        }))
+    }
+
+    /// Counts the classification against the sender's keys (in memory, written once a
+    /// minute with the event counts).
+    fn count(&self, account_id: i64, decision: &Decision, keys: &[Key]) {
+        let junked = decision.verdict != verdict::Verdict::Inbox;
+        let counts: Vec<(String, i64, i64)> = keys
+            .iter()
+            .filter_map(|k| reputation::classified(k, junked).map(|(s, h)| (k.key.clone(), s, h)))
+            .collect();
+        self.store.note_reputation(account_id, &counts);
+        match decision.verdict {
+            verdict::Verdict::Junk => self.store.count_event("spam_junked"),
+            verdict::Verdict::Reject | verdict::Verdict::Inbox => {}
+        }
+    }
+}
+
+/// A key as the field records it: unverified keys marked with `~`, so the learner knows what
+/// delivery counted for them.
+fn field_key(key: &Key) -> String {
+    if key.verified {
+        key.key.clone()
+    } else {
+        format!("~{}", key.key)
+    }
+}
+
+/// What the filter reads from the message's header section.
+struct Header {
+    /// The first `From:` address, lower case.
+    from: Option<String>,
+    /// The `To:` and `Cc:` addresses.
+    recipients: Vec<String>,
+}
+
+/// `To:` and `Cc:` addresses looked at, at most (a header with thousands is spam anyway).
+const MAX_RECIPIENTS: usize = 100;
+
+impl Header {
+    fn read(raw: &[u8]) -> Header {
+        let header = crate::mime::raw_header(raw);
+        let mut from = None;
+        let mut recipients = Vec::new();
+        for field in &header.fields {
+            if from.is_none() && field.name.eq_ignore_ascii_case(b"from") {
+                from = crate::mime::mailboxes(field.value)
+                    .ok()
+                    .and_then(|m| m.into_iter().next())
+                    .map(|m| m.address.to_ascii_lowercase());
+            } else if (field.name.eq_ignore_ascii_case(b"to")
+                || field.name.eq_ignore_ascii_case(b"cc"))
+                && recipients.len() < MAX_RECIPIENTS
+            {
+                recipients.extend(
+                    crate::mime::addresses(field.value)
+                        .into_iter()
+                        .take(MAX_RECIPIENTS),
+                );
+            }
+        }
+        Header { from, recipients }
+    }
+}
