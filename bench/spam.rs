@@ -25,8 +25,9 @@
 //!   unsure and ham not) and SpamAssassin 4 (`sa-learn --spam/--ham` into a fresh Bayes
 //!   database, then one Perl process running `Mail::SpamAssassin` with local tests only,
 //!   `use_bayes 1`, `bayes_auto_learn 0`, the packaged rules, on the first `SPAM_SA_TEST`
-//!   (500; 0 for all: ~120 ms a message) messages of the shuffled test half) classify the same messages. A
-//!   tool not installed is reported and skipped (`apt-get install bogofilter spamassassin`).
+//!   (500; 0 for all: ~100 ms a message) messages of the shuffled test half) classify the same messages. A
+//!   tool not installed is reported and skipped (`apt-get install bogofilter spamassassin`);
+//!   `SPAM_COMPARE=0` leaves both out.
 //!
 //! It prints, per split and in total, ham wrongly junked or refused (false positives, easy and
 //! hard ham apart) and spam caught, for each filter; what the classifier alone (in-process
@@ -584,14 +585,16 @@ async fn deliver(
 }
 
 /// Finds each accepted message in the account's mailboxes: what was stored is the message sent
-/// under the server's trace fields, so a suffix starting at one of its first lines.
+/// under the server's trace fields, so a suffix starting at one of its first lines. Returns
+/// the `X-Mailroom-Spam:` field each was stored with, unfolded.
 async fn locate(
     store: &Store,
     account: i64,
     corpus: &[Message],
     test: &[usize],
     landed: &mut [Landed],
-) {
+) -> Vec<Option<String>> {
+    let mut fields = vec![None; test.len()];
     let mut by_hash: HashMap<String, Vec<usize>> = HashMap::new();
     for (pos, &i) in test.iter().enumerate() {
         if landed[pos] == Landed::Accepted {
@@ -622,11 +625,23 @@ async fn locate(
                     .and_then(|v| v.pop())
                 {
                     landed[pos] = place.clone();
+                    fields[pos] = spam_field(&raw[..s]);
                     break;
                 }
             }
         }
     }
+    fields
+}
+
+/// The `X-Mailroom-Spam:` field among the fields the server added, unfolded.
+fn spam_field(added: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(added).replace("\r\n\t", " ");
+    text.split("\r\n").find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("X-Mailroom-Spam")
+            .then(|| value.trim().to_string())
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -946,9 +961,9 @@ fn main() {
                 t.elapsed().as_secs_f64()
             );
             filtered.push((format!("split {s}"), lat));
-            locate(&store, *account, &corpus, &plan.test, &mut landed).await;
+            let fields = locate(&store, *account, &corpus, &plan.test, &mut landed).await;
             alone.push(in_process[s].probability.clone());
-            results.push(landed);
+            results.push((landed, fields));
         }
         let (rows, token_bytes, trained_bytes) = storage(
             &db,
@@ -993,7 +1008,7 @@ fn main() {
     for (s, plan) in plans.iter().enumerate() {
         let mut t = Tally::default();
         for (pos, &i) in plan.test.iter().enumerate() {
-            let l = &mailroom[s][pos];
+            let l = &mailroom[s].0[pos];
             let key = match l {
                 Landed::Refused(why) => {
                     *refusals.entry(why.clone()).or_default() += 1;
@@ -1039,7 +1054,10 @@ fn main() {
     let messages = work.path().join("messages");
     write_messages(&messages, &corpus);
     let mut timings = Vec::new();
-    if installed("bogofilter") {
+    let compare = env("SPAM_COMPARE", 1) != 0;
+    if !compare {
+        println!("bogofilter and spamassassin: left out (SPAM_COMPARE=0)");
+    } else if installed("bogofilter") {
         for (s, plan) in plans.iter().enumerate() {
             let (flagged, unsure, trained, classified) =
                 bogofilter(work.path(), &messages, &corpus, plan);
@@ -1071,7 +1089,7 @@ fn main() {
     } else {
         format!("spamassassin ({sa_test})")
     };
-    if installed("spamassassin") && installed("sa-learn") {
+    if compare && installed("spamassassin") && installed("sa-learn") {
         for (s, plan) in plans.iter().enumerate() {
             let n = sa_n(plan);
             let (flagged, trained, classified) =
@@ -1089,7 +1107,7 @@ fn main() {
                 classified.as_secs_f64() * 1000.0 / n.max(1) as f64
             ));
         }
-    } else {
+    } else if compare {
         println!("spamassassin: not installed (apt-get install spamassassin), left out");
     }
 
@@ -1102,6 +1120,40 @@ fn main() {
     }
     for (why, n) in &refusals {
         println!("  {n:>6}  refused: {why}");
+    }
+    // The wrong ones, by what the filter said of them (their X-Mailroom-Spam field).
+    let (mut junked_ham, mut missed_spam) = (Vec::new(), Vec::new());
+    for (s, plan) in plans.iter().enumerate() {
+        for (pos, &i) in plan.test.iter().enumerate() {
+            let field = mailroom[s].1[pos]
+                .clone()
+                .unwrap_or_else(|| "(none)".into());
+            let field: String = field.chars().take(160).collect();
+            let name = format!("split {s}, {}", GROUPS[corpus[i].group].0);
+            match (corpus[i].kind, &mailroom[s].0[pos]) {
+                (Kind::Spam, Landed::Inbox) => missed_spam.push((name, field)),
+                (Kind::EasyHam | Kind::HardHam, Landed::Junk) => junked_ham.push((name, field)),
+                _ => {}
+            }
+        }
+    }
+    println!(
+        "Ham in Junk ({}), with the filter's field:",
+        junked_ham.len()
+    );
+    for (name, field) in junked_ham.iter().take(30) {
+        println!("  {name}: {field}");
+    }
+    let good_name = missed_spam
+        .iter()
+        .filter(|(_, f)| f.contains("reputation=-"))
+        .count();
+    println!(
+        "Spam in INBOX ({}; {good_name} of them with a good reputation), the first few:",
+        missed_spam.len()
+    );
+    for (name, field) in missed_spam.iter().take(8) {
+        println!("  {name}: {field}");
     }
     for line in &timings {
         println!("{line}");
@@ -1121,7 +1173,7 @@ fn main() {
     if sa_test != 0 {
         println!(
             "spamassassin ({sa_test}): the first {sa_test} messages of each shuffled test half \
-             (SPAM_SA_TEST=0 for all), about 120 ms each in one Perl process"
+             (SPAM_SA_TEST=0 for all), about 100 ms each in one Perl process"
         );
     }
     println!(
