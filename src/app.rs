@@ -205,6 +205,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         }
     }
+    let learner = services.learner.clone();
     let services = Arc::new(
         listeners
             .iter()
@@ -231,6 +232,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             metrics_token: config.web.metrics_token.clone(),
             health: Default::default(),
             passkey_sign_ins: Default::default(),
+            learner,
         },
         usize::try_from(config.limits.max_message_size)
             .unwrap_or(usize::MAX)

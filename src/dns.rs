@@ -4,7 +4,7 @@
 //! `[dns] nameservers` points it at chosen servers (tests run a DNS server on loopback with
 //! invented domains); empty means the system's `/etc/resolv.conf`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
@@ -239,6 +239,77 @@ impl Dns {
     }
 }
 
+impl Dns {
+    /// The IPv4 addresses at `name` (A records only; a DNS list's answer); empty when the name
+    /// or its A records do not exist.
+    pub async fn ipv4(&self, name: &str) -> Result<Vec<Ipv4Addr>, DnsError> {
+        match self.resolver.ipv4_lookup(absolute(name).as_str()).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::A(a) => Some(a.0),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
+            Err(e) => Err(temporary(name, &e)),
+        }
+    }
+
+    /// The names the reverse zone gives `ip` (PTR records), without the trailing dot; empty
+    /// when it has none.
+    pub async fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
+        let name = reverse_name(ip);
+        match self.resolver.reverse_lookup(name.as_str()).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::PTR(ptr) => Some(ptr.0.to_ascii().trim_end_matches('.').to_string()),
+                    _ => None,
+                })
+                .filter(|host| !host.is_empty())
+                .collect()),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
+            Err(e) => Err(temporary(&name, &e)),
+        }
+    }
+}
+
+/// `ip` in the reversed form of the reverse zones and DNS lists (RFC 5782 §2.1, §2.4): an
+/// IPv4 address's octets last to first (`4.3.2.1`), an IPv6 address's 32 nibbles last to
+/// first (`b.a.9.8.…`). An IPv4-mapped IPv6 address is taken as the IPv4 address it maps.
+pub fn reversed(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}")
+        }
+        IpAddr::V6(v6) => {
+            let mut out = String::with_capacity(63);
+            for byte in v6.octets().iter().rev() {
+                for nibble in [byte & 0x0f, byte >> 4] {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The absolute PTR name of `ip` (`4.3.2.1.in-addr.arpa.`, `….ip6.arpa.`).
+pub fn reverse_name(ip: IpAddr) -> String {
+    let zone = match ip.to_canonical() {
+        IpAddr::V4(_) => "in-addr.arpa.",
+        IpAddr::V6(_) => "ip6.arpa.",
+    };
+    format!("{}.{zone}", reversed(ip))
+}
+
 fn absolute(name: &str) -> String {
     let name = name.trim();
     if name.ends_with('.') {
@@ -250,4 +321,29 @@ fn absolute(name: &str) -> String {
 
 fn temporary(name: &str, e: &NetError) -> DnsError {
     DnsError::Temporary(name.to_string(), e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{reverse_name, reversed};
+
+    #[test]
+    fn reversed_forms() {
+        assert_eq!(reversed("192.0.2.99".parse().unwrap()), "99.2.0.192");
+        assert_eq!(
+            reverse_name("192.0.2.99".parse().unwrap()),
+            "99.2.0.192.in-addr.arpa."
+        );
+        // RFC 5782 §2.4's example.
+        assert_eq!(
+            reversed("2001:db8:1:2:3:4:567:89ab".parse().unwrap()),
+            "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2"
+        );
+        assert_eq!(
+            reverse_name("::1".parse().unwrap()),
+            format!("1{}.ip6.arpa.", ".0".repeat(31))
+        );
+        // A v4-mapped address is its IPv4 address.
+        assert_eq!(reversed("::ffff:10.1.2.3".parse().unwrap()), "3.2.1.10");
+    }
 }

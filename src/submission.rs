@@ -196,6 +196,13 @@ impl Submission {
                 }),
             )
             .await?;
+        // People the user writes to are known good to the user's spam filter (counted in
+        // memory, written with the event counts).
+        let written_to: Vec<(String, i64, i64)> = remote
+            .iter()
+            .map(|a| (crate::spam::reputation::correspondent_key(a), 0, 1))
+            .collect();
+        self.store.note_reputation(account.id, &written_to);
         Ok(report.delivered)
     }
 }

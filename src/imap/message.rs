@@ -201,18 +201,9 @@ impl<T: Transport> Session<T> {
         let from: Vec<u32> = transfer.copied.iter().map(|c| c.source_uid).collect();
         let to: Vec<u32> = transfer.copied.iter().map(|c| c.uid).collect();
         // Into Junk is spam, out of it (not to Trash) ham: learned off the request path.
-        if let Some(as_spam) = crate::spam::learn::lesson(
-            source.special_use.as_deref(),
-            target.special_use.as_deref(),
-            remove,
-        ) {
-            self.imap.learner.teach(crate::spam::learn::Lesson {
-                account_id,
-                mailbox: target.clone(),
-                uids: to.clone(),
-                as_spam,
-            });
-        }
+        self.imap
+            .learner
+            .after_transfer(&source, &target, to.clone(), remove);
         let code = if transfer.copied.is_empty() {
             String::new()
         } else {

@@ -60,6 +60,20 @@ impl<'a, T: Transport> Session<'a, T> {
                 return Reply::new(452, "4.2.2", format!("Mailbox full: {address}"));
             }
         }
+        // Greylisting (off unless the admin turns it on), once the recipient is known ours.
+        use crate::spam::greylist;
+        let accounts: Vec<i64> = expansion.local.iter().map(|a| a.id).collect();
+        let recipient = address.to_string();
+        let attempt = greylist::Attempt {
+            ip: self.peer.ip(),
+            sender: self.envelope.as_ref().map_or("", |env| env.from.as_str()),
+            recipient: &recipient,
+            accounts: &accounts,
+            authenticated: self.account.is_some(),
+        };
+        if greylist::check(store, &attempt).await == greylist::Verdict::Defer {
+            return Reply::new(451, "4.7.1", greylist::REPLY_TEXT);
+        }
         if let Some(env) = &mut self.envelope {
             for account in expansion.local {
                 if !env.accounts.contains(&account.id) {
@@ -237,7 +251,7 @@ impl<'a, T: Transport> Session<'a, T> {
         };
         self.smtp
             .filter
-            .judge(&inbound, &shared, &env.accounts)
+            .judge(&inbound, shared, &env.accounts)
             .await
     }
 

@@ -81,7 +81,7 @@ impl Smtp {
                 verify::Verifier::new(dns, config.hostname.clone(), config.inbound.dmarc_reject)
             }),
             submission: Submission::new(store.clone(), config.hostname.clone()),
-            filter: crate::spam::check::Filter::new(store.clone()),
+            filter: crate::spam::check::Filter::new(store.clone(), dns.clone()),
             store,
             auth,
             hostname: config.hostname.clone(),

@@ -425,7 +425,11 @@ impl<'a, T: Transport> Session<'a, T> {
             }
             Kind::Submission => self.rcpt_submission(&to.address).await,
         };
-        if reply.is_error() {
+        if reply.code == 451 {
+            // Greylisting (or a passing store failure): the client did nothing wrong, so a
+            // message to many recipients must not run into the error limit.
+            self.reply(reply);
+        } else if reply.is_error() {
             self.error(reply);
         } else {
             if let Some(env) = &mut self.envelope {

@@ -6,10 +6,12 @@
 
 use std::net::IpAddr;
 
+use super::rdns::{self, Rdns};
 use super::reputation::{self, Key, Sender};
-use super::verdict::{self, Auth, Decision, Outcome, Personal, Shared, Thresholds};
-use super::{bayes, tokens};
-use crate::store::{SenderEntry, Store, StoreError};
+use super::verdict::{self, Auth, Decision, Outcome, Personal, ReverseDns, Shared, Thresholds};
+use super::{bayes, dnsbl, tokens};
+use crate::dns::Dns;
+use crate::store::{SenderEntry, SpamPolicy, Store, StoreError};
 
 /// A message at the end of DATA, as the filter sees it.
 #[derive(Debug, Clone)]
@@ -37,25 +39,48 @@ pub struct Judged {
     pub field: String,
 }
 
-/// The decision's I/O: the store (counts, reputation, lists, thresholds).
+/// The decision's I/O: the store (counts, reputation, lists, thresholds) and DNS.
 #[derive(Clone)]
 pub struct Filter {
     store: Store,
+    dns: Dns,
 }
 
 impl Filter {
-    pub fn new(store: Store) -> Filter {
-        Filter { store }
+    pub fn new(store: Store, dns: Dns) -> Filter {
+        Filter { store, dns }
     }
 
     /// Judges `message` for each of `accounts`; never fails (an error leaves an account
-    /// unjudged, logged and counted as `spam_errors`).
+    /// unjudged, logged and counted as `spam_errors`). `shared` brings what the session
+    /// knows (authentication, TLS); the DNS lists and reverse DNS are asked here, once, and
+    /// only when some account has the filter on.
     pub async fn judge(
         &self,
         message: &Inbound<'_>,
-        shared: &Shared,
+        mut shared: Shared,
         accounts: &[i64],
     ) -> Vec<Judged> {
+        let mut policies = Vec::with_capacity(accounts.len());
+        for &account_id in accounts {
+            policies.push(match self.store.spam_policy(account_id).await {
+                Ok(p) => Some(p).filter(|p| p.enabled),
+                Err(e) => {
+                    self.failed(account_id, &e);
+                    None
+                }
+            });
+        }
+        if policies.iter().all(Option::is_none) {
+            return accounts
+                .iter()
+                .map(|&account_id| Judged {
+                    account_id,
+                    decision: None,
+                    field: String::new(),
+                })
+                .collect();
+        }
         let header = Header::read(message.raw);
         let sender = Sender {
             from: header.from.clone(),
@@ -70,28 +95,36 @@ impl Filter {
             .recipients
             .iter()
             .any(|a| message.rcpts.iter().any(|r| r.eq_ignore_ascii_case(a)));
-        // Tokenizing parses up to 256 KiB: on the blocking pool, once for every account.
+        // Tokenizing parses up to 256 KiB: on the blocking pool, once for every account,
+        // while DNS answers.
         let head = message
             .raw
             .get(..message.raw.len().min(tokens::MAX_INPUT))
             .unwrap_or(message.raw)
             .to_vec();
-        let hashed = tokio::task::spawn_blocking(move || tokens::hashed(&head))
-            .await
-            .unwrap_or_default();
+        let tokenize = tokio::task::spawn_blocking(move || tokens::hashed(&head));
+        let (hashed, (listing, rdns)) = tokio::join!(tokenize, self.ask_dns(message.ip));
+        let hashed = hashed.unwrap_or_default();
+        shared.dnsbl = listing.points;
+        shared.dnsbl_zones = listing.listed;
+        shared.rdns = rdns;
         let mut out = Vec::with_capacity(accounts.len());
-        for &account_id in accounts {
-            let judged = self
-                .judge_one(
-                    account_id, message, shared, &sender, &keys, &hashed, addressed,
-                )
-                .await;
-            let decision = match judged {
-                Ok(decision) => decision,
-                Err(e) => {
-                    self.store.count_event("spam_errors");
-                    tracing::warn!("spam filter: no verdict for account {account_id}: {e}");
-                    None
+        for (&account_id, policy) in accounts.iter().zip(policies) {
+            let decision = match policy {
+                None => None,
+                Some(policy) => {
+                    let personal = self
+                        .personal(account_id, message, &sender, &keys, &hashed, addressed)
+                        .await;
+                    match personal {
+                        Ok(personal) => {
+                            Some(verdict::decide(&shared, &personal, thresholds(&policy)))
+                        }
+                        Err(e) => {
+                            self.failed(account_id, &e);
+                            None
+                        }
+                    }
                 }
             };
             if let Some(d) = &decision {
@@ -110,28 +143,51 @@ impl Filter {
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn judge_one(
+    fn failed(&self, account_id: i64, e: &StoreError) {
+        self.store.count_event("spam_errors");
+        tracing::warn!("spam filter: no verdict for account {account_id}: {e}");
+    }
+
+    /// The DNS lists' listing of the client and its reverse DNS, asked at the same time, each
+    /// within its own deadline. Reverse DNS of a private or loopback address says nothing.
+    async fn ask_dns(&self, ip: IpAddr) -> (dnsbl::Listing, ReverseDns) {
+        let zones = match self.store.spam_zones().await {
+            Ok(zones) => zones,
+            Err(e) => {
+                tracing::warn!("spam filter: cannot read the DNS list zones: {e}");
+                Vec::new()
+            }
+        };
+        let listing = async {
+            match zones.is_empty() {
+                true => dnsbl::Listing::default(),
+                false => dnsbl::check(&self.dns, &self.store, ip, &zones).await,
+            }
+        };
+        let reverse = async {
+            if !public(ip) {
+                return ReverseDns::Unknown;
+            }
+            match rdns::fcrdns(&self.dns, ip).await {
+                Rdns::Verified(_) => ReverseDns::Verified,
+                Rdns::Mismatch => ReverseDns::Mismatch,
+                Rdns::Missing => ReverseDns::Missing,
+                Rdns::Unknown => ReverseDns::Unknown,
+            }
+        };
+        tokio::join!(listing, reverse)
+    }
+
+    /// What the account's own memory says of the message.
+    async fn personal(
         &self,
         account_id: i64,
         message: &Inbound<'_>,
-        shared: &Shared,
         sender: &Sender,
         keys: &[Key],
         hashed: &[u64],
         addressed: bool,
-    ) -> Result<Option<Decision>, StoreError> {
-        let policy = self.store.spam_policy(account_id).await?;
-        if !policy.enabled {
-            return Ok(None);
-        }
-        let thresholds = Thresholds {
-            junk: policy
-                .account_junk
-                .or(policy.domain_junk)
-                .unwrap_or(verdict::DEFAULT_JUNK),
-            reject: policy.domain_reject.unwrap_or(verdict::DEFAULT_REJECT),
-        };
+    ) -> Result<Personal, StoreError> {
         let (totals, counts) = self.store.spam_counts(account_id, hashed).await?;
         let counts: Vec<bayes::Counts> = counts
             .into_iter()
@@ -160,13 +216,12 @@ impl Filter {
             .list_entry(account_id, message, sender)
             .await?
             .map(|e| (e.allow, e.entry));
-        let personal = Personal {
+        Ok(Personal {
             bayes,
             reputation,
             list,
             addressed,
-        };
-        Ok(Some(verdict::decide(shared, &personal, thresholds)))
+        })
     }
 
     /// The account's list entry the sender matches, the most specific first: the `From:`
@@ -226,6 +281,34 @@ impl Filter {
         match decision.verdict {
             verdict::Verdict::Junk => self.store.count_event("spam_junked"),
             verdict::Verdict::Reject | verdict::Verdict::Inbox => {}
+        }
+    }
+}
+
+/// The thresholds in force: the account's junk threshold, else the domain's, else the
+/// default; the domain's reject threshold, else the default.
+fn thresholds(policy: &SpamPolicy) -> Thresholds {
+    Thresholds {
+        junk: policy
+            .account_junk
+            .or(policy.domain_junk)
+            .unwrap_or(verdict::DEFAULT_JUNK),
+        reject: policy.domain_reject.unwrap_or(verdict::DEFAULT_REJECT),
+    }
+}
+
+/// An address whose reverse DNS means something: not loopback, private, link-local or
+/// unique-local.
+fn public(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            !(v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified())
+        }
+        IpAddr::V6(v6) => {
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local())
         }
     }
 }

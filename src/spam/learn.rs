@@ -4,6 +4,8 @@
 //! task reads the messages and trains the account's filter. A full queue drops the lesson
 //! (counted, logged): learning must never slow or fail what the user is doing.
 
+use std::time::Duration;
+
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -69,10 +71,37 @@ pub fn lesson(from: Option<&str>, to: Option<&str>, moved: bool) -> Option<bool>
     None
 }
 
+impl Learner {
+    /// Teaches what moving (`moved`) or copying messages from `from` to `to` teaches (see
+    /// [`lesson`]); `uids` are the messages' UIDs in `to`. The one way IMAP COPY/MOVE and the
+    /// webmail's moves and "Spam" / "Not spam" buttons teach.
+    pub fn after_transfer(&self, from: &Mailbox, to: &Mailbox, uids: Vec<u32>, moved: bool) {
+        if let Some(as_spam) = lesson(
+            from.special_use.as_deref(),
+            to.special_use.as_deref(),
+            moved,
+        ) {
+            self.teach(Lesson {
+                account_id: to.account_id(),
+                mailbox: to.clone(),
+                uids,
+                as_spam,
+            });
+        }
+    }
+}
+
 async fn run(store: Store, mut rx: mpsc::Receiver<Lesson>, shutdown: Shutdown) {
+    let start = tokio::time::Instant::now() + UPKEEP_FIRST;
+    let mut upkeep_tick = tokio::time::interval_at(start, UPKEEP_EVERY);
+    upkeep_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let lesson = tokio::select! {
             l = rx.recv() => l,
+            _ = upkeep_tick.tick() => {
+                upkeep(&store).await;
+                continue;
+            }
             () = shutdown.wait() => None,
         };
         let Some(lesson) = lesson else {
@@ -85,17 +114,88 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Lesson>, shutdown: Shutdown) {
             );
         }
         for &uid in lesson.uids.iter().take(MAX_LESSON) {
-            if let Err(e) = learn_one(&store, &lesson, uid).await {
+            if let Err(e) = learn_one(&store, &lesson, uid, true).await {
                 tracing::warn!("spam filter: learning from a message failed: {e}");
             }
         }
     }
 }
 
+/// The first upkeep after start, and how often it runs after that.
+const UPKEEP_FIRST: Duration = Duration::from_secs(600);
+const UPKEEP_EVERY: Duration = Duration::from_secs(3600);
+/// Tokens an account's filter keeps at most (about 5 MB of table); the SpamAssassin corpus
+/// trains about 100,000.
+pub const MAX_TOKENS: u64 = 150_000;
+/// Days a sender's reputation is kept without a new count.
+const REPUTATION_DAYS: i64 = 365;
+/// Read mail kept in the INBOX this long teaches ham...
+const KEPT_FOR: i64 = 3 * 86_400;
+/// ...if it arrived within this long (older mail says little about today's mail).
+const KEPT_WITHIN: i64 = 30 * 86_400;
+/// Kept messages learned per account and upkeep.
+const KEPT_PER_RUN: u32 = 100;
+
+/// The filter's hourly upkeep, for every account that teaches its filter spam: tokens pruned
+/// to [`MAX_TOKENS`], reputation unused for a year forgotten, and the mail the user read and
+/// kept in the INBOX for three days taught as ham.
+///
+/// Why read-and-kept mail teaches ham: users move spam into Junk, but almost never say "not
+/// spam" of good mail, and Bayes says nothing until it has seen ten of each. Mail a user read
+/// and left in the INBOX for days is what they want; spam that slipped through is usually
+/// deleted or junked within a day. It is learned as ham only (the user's word counts more:
+/// such mail changes no reputation), only for accounts that use Junk, and only once: a
+/// message moved to Junk later is untaught as ham by the move.
+pub async fn upkeep(store: &Store) {
+    let accounts = match store.spam_learning_accounts().await {
+        Ok(accounts) => accounts,
+        Err(e) => {
+            tracing::warn!("spam filter upkeep: {e}");
+            return;
+        }
+    };
+    let now = crate::store::now();
+    for account_id in accounts {
+        if let Err(e) = upkeep_one(store, account_id, now).await {
+            tracing::warn!("spam filter upkeep of account {account_id}: {e}");
+        }
+    }
+}
+
+async fn upkeep_one(
+    store: &Store,
+    account_id: i64,
+    now: i64,
+) -> Result<(), crate::store::StoreError> {
+    let pruned = store.prune_spam_tokens(account_id, MAX_TOKENS).await?;
+    if pruned > 0 {
+        tracing::info!("spam filter: pruned {pruned} rare or old tokens of account {account_id}");
+    }
+    store.prune_reputation(account_id, REPUTATION_DAYS).await?;
+    let kept = store
+        .kept_untaught(account_id, now - KEPT_WITHIN, now - KEPT_FOR, KEPT_PER_RUN)
+        .await?;
+    if let Some((inbox, uids)) = kept {
+        let lesson = Lesson {
+            account_id,
+            mailbox: inbox,
+            uids,
+            as_spam: false,
+        };
+        for &uid in &lesson.uids {
+            learn_one(store, &lesson, uid, false).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Learns one message of `lesson`; `said` when the user moved or marked it (their word
+/// also counts in the sender's reputation), not when the upkeep learns from kept mail.
 async fn learn_one(
     store: &Store,
     lesson: &Lesson,
     uid: u32,
+    said: bool,
 ) -> Result<(), crate::store::StoreError> {
     let raw = store.message_body(&lesson.mailbox, uid).await?;
     let digest: String = Sha256::digest(&raw)
@@ -115,7 +215,7 @@ async fn learn_one(
     let trained = store
         .train_spam(lesson.account_id, &digest, &tokens, lesson.as_spam)
         .await?;
-    if trained == Trained::Already {
+    if trained == Trained::Already || !said {
         return Ok(());
     }
     // The user's word about the sender: every key the delivery recorded counts
@@ -140,15 +240,15 @@ async fn learn_one(
     for (key, verified) in &judged.keys {
         all.push(key.clone());
         // What delivery counted for this key, which the user now overrules.
-        if trained == Trained::New && judged.junked != Some(lesson.as_spam) {
-            if let Some(junked) = judged.junked {
-                let k = super::reputation::Key {
-                    key: key.clone(),
-                    verified: *verified,
-                };
-                if super::reputation::classified(&k, junked).is_some() {
-                    classified.push(key.clone());
-                }
+        if trained == Trained::New
+            && let Some(junked) = judged.junked.filter(|j| *j != lesson.as_spam)
+        {
+            let k = super::reputation::Key {
+                key: key.clone(),
+                verified: *verified,
+            };
+            if super::reputation::classified(&k, junked).is_some() {
+                classified.push(key.clone());
             }
         }
     }
@@ -156,6 +256,8 @@ async fn learn_one(
         .count_reputation(lesson.account_id, &all, spam, ham)
         .await?;
     if let Some(junked) = judged.junked.filter(|_| !classified.is_empty()) {
+        // The delivery's count may still be in memory: written first, then taken back.
+        store.flush_reputation().await?;
         let (s, h) = if junked { (-1, 0) } else { (0, -1) };
         store
             .count_reputation(lesson.account_id, &classified, s, h)

@@ -90,7 +90,7 @@ pub fn correspondent_key(address: &str) -> String {
 /// `ip:` keys of the client address and two networks around it: IPv4 /32, /26, /21 and IPv6
 /// /64, /56, /48 (one host often has a whole /64).
 pub fn networks(ip: IpAddr) -> Vec<String> {
-    match ip {
+    match ip.to_canonical() {
         IpAddr::V4(v4) => {
             let n = u32::from(v4);
             let net = |prefix: u32| {

@@ -161,4 +161,91 @@ impl Store {
             .collect();
         Ok((totals, counts))
     }
+
+    /// Accounts that have taught their filter spam: the ones whose tokens may need pruning
+    /// and whose kept mail may teach ham.
+    pub async fn spam_learning_accounts(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT account_id FROM spam_totals WHERE spam > 0 ORDER BY account_id",
+        )
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Keeps the account's token table at most `max` rows: first tokens seen in at most one
+    /// trained message and not trained for 60 days go, then, if still over, the longest
+    /// untrained ones, down to nine tenths of `max`. Returns how many went.
+    pub async fn prune_spam_tokens(&self, account_id: i64, max: u64) -> Result<u64> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM spam_tokens WHERE account_id = ?")
+                .bind(account_id)
+                .fetch_one(&self.reader)
+                .await?;
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        if count <= max {
+            return Ok(0);
+        }
+        let day = now() / 86_400;
+        let mut tx = self.write().await?;
+        let rare = sqlx::query(
+            "DELETE FROM spam_tokens WHERE account_id = ? AND spam + ham <= 1 AND seen < ?",
+        )
+        .bind(account_id)
+        .bind(day - 60)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let left = count - i64::try_from(rare).unwrap_or(0);
+        let mut old = 0;
+        if left > max {
+            old = sqlx::query(
+                "DELETE FROM spam_tokens WHERE account_id = ?1 AND token IN (
+                     SELECT token FROM spam_tokens WHERE account_id = ?1
+                     ORDER BY seen, spam + ham LIMIT ?2)",
+            )
+            .bind(account_id)
+            .bind(left - max * 9 / 10)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(rare + old)
+    }
+
+    /// Up to `limit` messages of the account's INBOX that the user has read and kept for a
+    /// while (received between `from` and `to`, unix seconds), neither deleted nor marked
+    /// `$Junk`, whose text the filter was never taught: the INBOX handle and their UIDs.
+    pub async fn kept_untaught(
+        &self,
+        account_id: i64,
+        from: i64,
+        to: i64,
+        limit: u32,
+    ) -> Result<Option<(super::Mailbox, Vec<u32>)>> {
+        let Some(inbox) = self.mailbox(account_id, "INBOX").await? else {
+            return Ok(None);
+        };
+        let uids: Vec<i64> = sqlx::query_scalar(
+            "SELECT m.uid FROM messages m JOIN blobs b ON b.id = m.blob_id
+             WHERE m.mailbox_id = ? AND m.internal_date BETWEEN ? AND ?
+               AND (m.flags & 1) = 1 AND (m.flags & 8) = 0
+               AND (' ' || lower(m.keywords) || ' ') NOT LIKE '% $junk %'
+               AND NOT EXISTS (SELECT 1 FROM spam_trained t
+                               WHERE t.account_id = ? AND t.message = b.hash)
+             ORDER BY m.uid LIMIT ?",
+        )
+        .bind(inbox.id())
+        .bind(from)
+        .bind(to)
+        .bind(account_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        let uids = uids
+            .into_iter()
+            .filter_map(|u| u32::try_from(u).ok())
+            .collect();
+        Ok(Some((inbox, uids)))
+    }
 }

@@ -60,7 +60,10 @@ const MAX_PENDING: usize = 50_000;
 /// ingest, so the counts are added up here and written with the event counts, once a minute
 /// and at shutdown. A crash loses a minute of them, never mail.
 #[derive(Clone, Default)]
-pub(super) struct Pending(Arc<Mutex<HashMap<(i64, String), (i64, i64)>>>);
+pub(super) struct Pending(Arc<Mutex<HashMap<(i64, String), SpamAndHam>>>);
+
+/// Signed spam and ham counts to add.
+type SpamAndHam = (i64, i64);
 
 /// A domain's `enabled`, junk and reject thresholds and an account's junk threshold, as read.
 type PolicyRow = (Option<i64>, Option<f64>, Option<f64>, Option<f64>);
@@ -343,6 +346,16 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets reputation the account has not counted for `days` days; how many keys went.
+    pub async fn prune_reputation(&self, account_id: i64, days: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM spam_reputation WHERE account_id = ? AND seen < ?")
+            .bind(account_id)
+            .bind(now() / 86_400 - days)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Counts a delivery's classification for `keys` of the account, in memory: written by
     /// [`Store::flush_events`].
     pub fn note_reputation(&self, account_id: i64, keys: &[(String, i64, i64)]) {
@@ -359,8 +372,9 @@ impl Store {
         }
     }
 
-    /// Writes the counts [`Store::note_reputation`] kept, in one transaction.
-    pub(super) async fn flush_reputation(&self) -> Result<()> {
+    /// Writes the counts [`Store::note_reputation`] kept, in one transaction (also before a
+    /// user's move takes back what a delivery counted, so the two land in order).
+    pub async fn flush_reputation(&self) -> Result<()> {
         let pending = match self.reputation.0.lock() {
             Ok(mut p) => std::mem::take(&mut *p),
             Err(_) => return Ok(()),

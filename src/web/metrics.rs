@@ -7,9 +7,9 @@
 //! nobody else's business.
 //!
 //! What it says:
-//! - deliveries, rejections by reason and failed logins since the server started (counters
-//!   kept by the store, see `store::events`; they restart from 0 with the server, as
-//!   Prometheus counters may);
+//! - deliveries, rejections by reason, spam junked and refused, lessons taught to the spam
+//!   filter, and failed logins since the server started (counters kept by the store, see
+//!   `store::events`; they restart from 0 with the server, as Prometheus counters may);
 //! - the outbound queue (messages, recipients, age of the oldest), stored messages and the
 //!   database size, accounts, domains, the certificate's expiry;
 //! - connections per listener and HTTP request durations ([`crate::metrics`]).
@@ -133,6 +133,27 @@ async fn render(state: &WebState) -> Result<String, crate::store::StoreError> {
         "counter",
         "SMTP messages or recipients refused, by reason.",
         &rejections,
+    );
+    family(
+        &mut out,
+        "mailroom_spam_junked_total",
+        "counter",
+        "Messages the spam filter delivered to Junk.",
+        &single(count("spam_junked")),
+    );
+    family(
+        &mut out,
+        "mailroom_spam_rejected_total",
+        "counter",
+        "Messages the spam filter refused (also in mailroom_rejections_total, reason \"spam\").",
+        &single(count("rejected:spam")),
+    );
+    family(
+        &mut out,
+        "mailroom_spam_lessons_total",
+        "counter",
+        "Lessons users gave the spam filter (moves into and out of Junk, Spam / Not spam).",
+        &single(count("spam_lessons")),
     );
     family(
         &mut out,

@@ -80,6 +80,8 @@ pub struct WebState {
     pub metrics_token: Option<String>,
     /// Username-less passkey sign-ins under way (in memory, bounded).
     pub passkey_sign_ins: Arc<ceremonies::Ceremonies>,
+    /// The spam filter's learning queue: the webmail's moves into and out of Junk teach it.
+    pub learner: crate::spam::learn::Learner,
     /// The last `/healthz` answer and when its probe ended (see [`healthz`]).
     pub health: Arc<tokio::sync::Mutex<Option<(std::time::Instant, StatusCode, String)>>>,
 }

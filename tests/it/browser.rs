@@ -14,7 +14,7 @@ fn browser_dir() -> PathBuf {
 }
 
 /// Why the journeys cannot run here, if they cannot.
-fn missing() -> Option<String> {
+pub fn missing() -> Option<String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !Path::new(&chromium).exists() {
         return Some(format!("no Chromium at {chromium} (apt install chromium)"));

@@ -1,18 +1,24 @@
-//! A DNS server on loopback for tests: invented domains with MX, A, AAAA and TXT records,
-//! answered over UDP with the resolver's own wire format (hickory-proto). `[dns] nameservers`
+//! A DNS server on loopback for tests: invented domains with MX, A, AAAA, TXT and PTR records
+//! (and names that answer SERVFAIL), answered over UDP with the resolver's own wire format (hickory-proto). `[dns] nameservers`
 //! points the server under test at it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use hickory_resolver::proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{A, AAAA, MX, TXT};
+use hickory_resolver::proto::rr::rdata::{A, AAAA, MX, PTR, TXT};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use tokio::net::UdpSocket;
 
 #[derive(Clone, Default)]
-pub struct Zone(Arc<Mutex<HashMap<String, Vec<RData>>>>);
+pub struct Zone(
+    Arc<Mutex<HashMap<String, Vec<RData>>>>,
+    /// Names answered with SERVFAIL.
+    Arc<Mutex<HashSet<String>>>,
+    /// Names never answered (the client times out).
+    Arc<Mutex<HashSet<String>>>,
+);
 
 impl Zone {
     fn add(&self, name: &str, data: RData) {
@@ -43,6 +49,23 @@ impl Zone {
         self.add(name, RData::TXT(TXT::new(parts)));
     }
 
+    /// The PTR record of `ip` (at its `in-addr.arpa`/`ip6.arpa` name) naming `host`.
+    pub fn ptr(&self, ip: IpAddr, host: &str) {
+        let target = Name::from_ascii(format!("{}.", host.trim_end_matches('.'))).unwrap();
+        self.add(&mailroom::dns::reverse_name(ip), RData::PTR(PTR(target)));
+    }
+    /// Queries for `name` (any type) fail with SERVFAIL.
+    pub fn servfail(&self, name: &str) {
+        let key = name.trim_end_matches('.').to_ascii_lowercase();
+        self.1.lock().unwrap().insert(key);
+    }
+
+    /// Queries for `name` (any type) get no answer at all.
+    pub fn silent(&self, name: &str) {
+        let key = name.trim_end_matches('.').to_ascii_lowercase();
+        self.2.lock().unwrap().insert(key);
+    }
+
     fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
         let request = Message::from_vec(query).ok()?;
         let question = request.queries.first()?.clone();
@@ -57,7 +80,14 @@ impl Zone {
             .to_ascii()
             .trim_end_matches('.')
             .to_ascii_lowercase();
+        if self.2.lock().unwrap().contains(&key) {
+            return None;
+        }
         let zone = self.0.lock().unwrap();
+        if self.1.lock().unwrap().contains(&key) {
+            response.metadata.response_code = ResponseCode::ServFail;
+            return response.to_vec().ok();
+        }
         match zone.get(&key) {
             None => response.metadata.response_code = ResponseCode::NXDomain,
             Some(records) => {

@@ -153,6 +153,32 @@ const MAIL_CASES: &[Case] = &[
         ],
         REFUSED,
     ),
+    post(
+        "/mail/box/{id}/act",
+        "/mail/box/{a_box}/act",
+        &[("csrf", "{csrf}"), ("action", "spam"), ("uid", "{a_uid}")],
+        REFUSED,
+    ),
+    post(
+        "/mail/box/{id}/act",
+        "/mail/box/{b_box}/act",
+        &[
+            ("csrf", "{csrf}"),
+            ("action", "spam"),
+            ("msg", "{a_box}:{a_uid}"),
+        ],
+        REFUSED,
+    ),
+    post(
+        "/mail/box/{id}/act",
+        "/mail/box/{b_box}/act",
+        &[
+            ("csrf", "{csrf}"),
+            ("action", "notspam"),
+            ("msg", "{a_folder}:{a_uid}"),
+        ],
+        REFUSED,
+    ),
     // Bob's own folder in the address, Alice's message in the form.
     post(
         "/mail/box/{id}/act",
@@ -381,6 +407,30 @@ const MAIL_CASES: &[Case] = &[
         REFUSED,
     ),
     get("/mail/settings/security", "/mail/settings/security", OK),
+    // Spam settings are the reader's own: Alice's list entry is not Bob's to remove.
+    get("/mail/settings/spam", "/mail/settings/spam", OK),
+    post(
+        "/mail/settings/spam/threshold",
+        "/mail/settings/spam/threshold",
+        &[("csrf", "{csrf}"), ("threshold", "8")],
+        REDIRECT,
+    ),
+    post(
+        "/mail/settings/spam/list",
+        "/mail/settings/spam/list",
+        &[
+            ("csrf", "{csrf}"),
+            ("entry", "bobs-friend.example"),
+            ("list", "allow"),
+        ],
+        REDIRECT,
+    ),
+    post(
+        "/mail/settings/spam/list/remove",
+        "/mail/settings/spam/list/remove",
+        &[("csrf", "{csrf}"), ("entry", "alices-friend.example")],
+        Expect::Own(StatusCode::UNPROCESSABLE_ENTITY),
+    ),
     post(
         "/mail/settings/security/sign-out",
         "/mail/settings/security/sign-out",
@@ -521,6 +571,41 @@ const ADMIN_CASES: &[Case] = &[
         REFUSED,
     ),
     get("/admin/queue", "/admin/queue", REFUSED),
+    get("/admin/spam", "/admin/spam", REFUSED),
+    post(
+        "/admin/spam/domains/{name}",
+        "/admin/spam/domains/localhost",
+        &[("csrf", "{csrf}"), ("junk", "1")],
+        REFUSED,
+    ),
+    post(
+        "/admin/spam/zones",
+        "/admin/spam/zones",
+        &[
+            ("csrf", "{csrf}"),
+            ("zone", "bl.example.org"),
+            ("weight", "9"),
+        ],
+        REFUSED,
+    ),
+    post(
+        "/admin/spam/zones/remove",
+        "/admin/spam/zones/remove",
+        &[("csrf", "{csrf}"), ("zone", "zen.spamhaus.org")],
+        REFUSED,
+    ),
+    post(
+        "/admin/spam/greylisting",
+        "/admin/spam/greylisting",
+        &[("csrf", "{csrf}"), ("enabled", "1"), ("delay", "60")],
+        REFUSED,
+    ),
+    post(
+        "/admin/spam/refused/dismiss",
+        "/admin/spam/refused/dismiss",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
     get("/admin/audit", "/admin/audit", REFUSED),
     get("/admin/audit", "/admin/audit?q=alice&page=2", REFUSED),
     post(
@@ -792,6 +877,10 @@ async fn alice_and_bob() -> (TestServer, Browser, Vec<(&'static str, String)>, i
         .unwrap();
     let b_box = store.mailbox(bob.id, "INBOX").await.unwrap().unwrap();
     store
+        .set_spam_list_entry(alice.id, "alices-friend.example", true)
+        .await
+        .unwrap();
+    store
         .create_session(alice.id, "192.0.2.7", "Alice's browser")
         .await
         .unwrap();
@@ -821,9 +910,21 @@ async fn no_webmail_address_reaches_another_accounts_mail() {
     let before = snapshot(&store, alice).await;
     let alice_before = store.account(alice).await.unwrap().unwrap();
     let apps_before = store.app_passwords(alice).await.unwrap();
+    let spam_before = (
+        store.spam_list(alice).await.unwrap(),
+        store.spam_policy(alice).await.unwrap(),
+    );
     for case in MAIL_CASES {
         run(&mut bob, case, &values, StatusCode::NOT_FOUND).await;
     }
+    assert_eq!(
+        (
+            store.spam_list(alice).await.unwrap(),
+            store.spam_policy(alice).await.unwrap()
+        ),
+        spam_before,
+        "Alice's spam settings changed"
+    );
     assert_eq!(store.app_passwords(alice).await.unwrap(), apps_before);
     assert_eq!(
         snapshot(&store, alice).await,
@@ -867,9 +968,27 @@ async fn no_admin_address_answers_a_user_who_is_not_an_administrator() {
     let domains = store.domains().await.unwrap();
     let aliases = store.aliases(None).await.unwrap();
     let mail = snapshot(&store, alice).await;
+    store.set_spam_zone("zen.spamhaus.org", 4.0).await.unwrap();
+    store
+        .set_meta("spam_dnsbl_refused", "zen.spamhaus.org 1764806400")
+        .await
+        .unwrap();
+    let spam = (
+        store.domain_spam_policies().await.unwrap(),
+        store.spam_zones().await.unwrap(),
+    );
     for case in ADMIN_CASES {
         run(&mut bob, case, &values, ADMIN_REFUSAL).await;
     }
+    assert_eq!(
+        (
+            store.domain_spam_policies().await.unwrap(),
+            store.spam_zones().await.unwrap()
+        ),
+        spam
+    );
+    assert_eq!(store.meta("spam_greylisting").await.unwrap(), None);
+    assert!(store.meta("spam_dnsbl_refused").await.unwrap().is_some());
     assert_eq!(store.accounts(None).await.unwrap(), accounts);
     assert_eq!(store.domains().await.unwrap(), domains);
     assert_eq!(store.aliases(None).await.unwrap(), aliases);

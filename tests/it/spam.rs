@@ -107,3 +107,52 @@ async fn the_junk_keywords_teach_too() {
     c.ok("UID STORE 2 FLAGS (\\Seen $NotJunk)").await;
     totals_become(store, alice.id, Totals { spam: 0, ham: 2 }).await;
 }
+
+#[tokio::test]
+async fn the_upkeep_teaches_kept_mail_as_ham_and_prunes_tokens() {
+    use mailroom::store::{Delivery, Flags, Target};
+    let (t, alice) = server().await;
+    let store = &t.running.store;
+    // Alice uses Junk (the upkeep looks only at accounts that do).
+    let spam = message("buy now", "pills", 300);
+    store
+        .train_spam(
+            alice.id,
+            "spam-one",
+            &mailroom::spam::tokens::hashed(&spam),
+            true,
+        )
+        .await
+        .unwrap();
+    let now = mailroom::store::now();
+    let put = |subject: &'static str, days: i64, flags: Flags, keywords: &[&str]| {
+        let keywords: Vec<String> = keywords.iter().map(|k| k.to_string()).collect();
+        let raw = message(subject, subject, 400);
+        async move {
+            store
+                .deliver(
+                    Delivery {
+                        raw: &raw,
+                        internal_date: Some(now - days * 86_400),
+                    },
+                    &[Target::inbox(alice.id).with_flags(flags, keywords)],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    put("read and kept", 5, Flags::SEEN, &[]).await;
+    put("never read", 5, Flags::default(), &[]).await;
+    put("read but junk", 5, Flags::SEEN, &["$Junk"]).await;
+    put("read yesterday", 1, Flags::SEEN, &[]).await;
+    put("read long ago", 60, Flags::SEEN, &[]).await;
+    mailroom::spam::learn::upkeep(store).await;
+    totals_become(store, alice.id, Totals { spam: 1, ham: 1 }).await;
+    // Once only.
+    mailroom::spam::learn::upkeep(store).await;
+    totals_become(store, alice.id, Totals { spam: 1, ham: 1 }).await;
+
+    // Pruning keeps the table under its bound: down to nine tenths of it.
+    assert!(store.prune_spam_tokens(alice.id, 10).await.unwrap() > 0);
+    assert_eq!(store.prune_spam_tokens(alice.id, 9).await.unwrap(), 0);
+}

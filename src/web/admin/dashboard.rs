@@ -26,6 +26,9 @@ pub(super) struct Dashboard {
     rejected: Vec<(String, i64)>,
     rejected_total: i64,
     login_failed: i64,
+    /// Messages the spam filter put in Junk, and refused.
+    spam_junked: i64,
+    spam_rejected: i64,
     cert_source: &'static str,
     cert_names: String,
     cert_expiry: Option<String>,
@@ -79,6 +82,8 @@ pub(super) async fn page(
         rejected_total: rejected.iter().map(|(_, n)| n).sum(),
         rejected,
         login_failed: count("login_failed"),
+        spam_junked: count("spam_junked"),
+        spam_rejected: count("rejected:spam"),
         cert_source: cert.source,
         cert_names: cert.names.join(", "),
         cert_expiry: cert
@@ -100,6 +105,7 @@ fn reason(kind: &str) -> String {
         "size" => "message too big",
         "dmarc" => "DMARC policy reject",
         "loop" => "mail loops",
+        "spam" => "spam (over the reject threshold)",
         other => other,
     }
     .to_string()

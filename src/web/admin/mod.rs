@@ -1,5 +1,6 @@
 //! The admin panel at `/admin`: dashboard, domains (with the DNS records to publish and a live
-//! check of them), accounts, aliases, the outbound queue, and the audit log of what admins did.
+//! check of them), accounts, aliases, the outbound queue, the spam filter, and the audit log of
+//! what admins did.
 //!
 //! Server-rendered pages; every action is a POST with the session's CSRF token and goes
 //! through the same store functions as the CLI. Destructive actions have a confirmation page
@@ -13,6 +14,7 @@ mod audit;
 mod dashboard;
 mod domains;
 mod queue;
+mod spam;
 mod two_factor;
 
 use axum::extract::{FromRequestParts, Query, State};
@@ -68,6 +70,12 @@ pub fn router() -> Router<WebState> {
         .route("/admin/aliases", get(aliases::list).post(aliases::add))
         .route("/admin/aliases/remove", post(aliases::remove))
         .route("/admin/audit", get(audit::list))
+        .route("/admin/spam", get(spam::page))
+        .route("/admin/spam/domains/{name}", post(spam::set_domain))
+        .route("/admin/spam/zones", post(spam::set_zone))
+        .route("/admin/spam/zones/remove", post(spam::remove_zone))
+        .route("/admin/spam/greylisting", post(spam::set_greylisting))
+        .route("/admin/spam/refused/dismiss", post(spam::dismiss_refused))
         .route("/admin/queue", get(queue::list))
         .route("/admin/queue/{id}/retry", post(queue::retry))
         .route(
@@ -230,6 +238,7 @@ fn notice(code: &str) -> Option<&'static str> {
         "alias-removed" => "The alias was removed.",
         "queue-retry" => "The message will be tried again now.",
         "queue-dropped" => "The message was removed from the queue.",
+        "spam-updated" => "The spam filter's settings were saved.",
         _ => return None,
     })
 }

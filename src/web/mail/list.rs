@@ -1,6 +1,7 @@
 //! Message lists (a folder, newest first, 50 a page; or search results) and what can be done
 //! to the selected messages: mark read/unread, flag, move, delete (to Trash; from Trash, for
-//! good).
+//! good), "Spam" (into Junk) and "Not spam" (out of Junk into INBOX), which teach the spam
+//! filter as IMAP moves do.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -83,6 +84,10 @@ pub struct ListPage {
     /// Set for search results.
     search: Option<SearchForm>,
     in_trash: bool,
+    /// The folder is Junk: "Not spam" instead of "Spam".
+    in_junk: bool,
+    /// Search results over every folder: both buttons.
+    all_folders: bool,
     /// Where actions return to.
     back: String,
 }
@@ -123,6 +128,8 @@ pub async fn page(
         total,
         search: None,
         in_trash: mailbox.special_use.as_deref() == Some("\\Trash"),
+        in_junk: mailbox.special_use.as_deref() == Some("\\Junk"),
+        all_folders: false,
         back: if page > 1 {
             format!("/mail/box/{id}?page={page}")
         } else {
@@ -244,6 +251,10 @@ pub async fn search(
         in_trash: folder
             .as_ref()
             .is_some_and(|m| m.special_use.as_deref() == Some("\\Trash")),
+        in_junk: folder
+            .as_ref()
+            .is_some_and(|m| m.special_use.as_deref() == Some("\\Junk")),
+        all_folders: folder.is_none(),
         back: search_back(&f),
         search: Some(f),
         box_id,
@@ -289,13 +300,16 @@ pub async fn act(
             folders.push(reader.mailbox(&state, *box_id).await?);
         }
     }
-    let to = if action == "move" {
-        let to: i64 = target
-            .parse()
-            .map_err(|_| WebError::BadRequest("Choose a folder to move to.".into()))?;
-        Some(reader.mailbox(&state, to).await?)
-    } else {
-        None
+    let to = match action.as_str() {
+        "move" => {
+            let to: i64 = target
+                .parse()
+                .map_err(|_| WebError::BadRequest("Choose a folder to move to.".into()))?;
+            Some(reader.mailbox(&state, to).await?)
+        }
+        "spam" if !picked.is_empty() => Some(reader.junk(&state).await?),
+        "notspam" => state.store.mailbox(reader.account_id(), "INBOX").await?,
+        _ => None,
     };
     let trash = reader.special(&state, "\\Trash").await?;
     let mut done = "updated";
@@ -311,7 +325,7 @@ pub async fn act(
         return Ok(Redirect::to(&back).into_response());
     }
     // Back to a single message that is no longer there: to its folder instead.
-    let gone = matches!(done, "moved" | "deleted" | "purged");
+    let gone = matches!(done, "moved" | "deleted" | "purged" | "junked" | "unjunked");
     let back = if gone && back.starts_with(&format!("/mail/box/{id}/")) {
         format!("/mail/box/{id}")
     } else {
@@ -321,7 +335,8 @@ pub async fn act(
     Ok(Redirect::to(&format!("{back}{sep}done={done}")).into_response())
 }
 
-/// One action on messages of one folder; returns the notice code.
+/// One action on messages of one folder; returns the notice code. Moves teach the spam
+/// filter what they mean (into Junk: spam; out of it, not to Trash: not spam).
 async fn apply(
     state: &WebState,
     mailbox: &Mailbox,
@@ -332,6 +347,15 @@ async fn apply(
 ) -> Result<&'static str, WebError> {
     let store = &state.store;
     let flag = |op, f| store.set_flags(mailbox, uids, op, f, &[], None);
+    let is_junk = |m: &Mailbox| m.special_use.as_deref() == Some("\\Junk");
+    let move_to = async |to: &Mailbox| -> Result<(), WebError> {
+        if to.id() != mailbox.id() {
+            let transfer = store.move_messages(mailbox, uids, to).await?;
+            let moved = transfer.copied.iter().map(|c| c.uid).collect();
+            state.learner.after_transfer(mailbox, to, moved, true);
+        }
+        Ok(())
+    };
     Ok(match action {
         "read" => flag(FlagOp::Add, Flags::SEEN).await.map(|_| "updated")?,
         "unread" => flag(FlagOp::Remove, Flags::SEEN).await.map(|_| "updated")?,
@@ -342,10 +366,24 @@ async fn apply(
         "move" => {
             let to =
                 to.ok_or_else(|| WebError::BadRequest("Choose a folder to move to.".into()))?;
-            if to.id() != mailbox.id() {
-                store.move_messages(mailbox, uids, to).await?;
-            }
+            move_to(to).await?;
             "moved"
+        }
+        // "Spam": into Junk (messages already there stay).
+        "spam" => {
+            let junk = to.ok_or_else(|| WebError::BadRequest("There is no Junk folder.".into()))?;
+            if !is_junk(mailbox) {
+                move_to(junk).await?;
+            }
+            "junked"
+        }
+        // "Not spam": out of Junk into INBOX (messages elsewhere stay).
+        "notspam" => {
+            let inbox = to.ok_or_else(|| WebError::BadRequest("There is no INBOX.".into()))?;
+            if is_junk(mailbox) {
+                move_to(inbox).await?;
+            }
+            "unjunked"
         }
         "delete" if mailbox.special_use.as_deref() == Some("\\Trash") => {
             store.expunge(mailbox, uids).await?;
@@ -354,7 +392,7 @@ async fn apply(
         "delete" => {
             let trash =
                 trash.ok_or_else(|| WebError::BadRequest("There is no Trash folder.".into()))?;
-            store.move_messages(mailbox, uids, trash).await?;
+            move_to(trash).await?;
             "deleted"
         }
         other => return Err(WebError::BadRequest(format!("Unknown action {other:?}."))),

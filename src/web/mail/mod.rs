@@ -1,5 +1,5 @@
 //! The webmail at `/mail`: folders, message lists, reading, compose/reply/forward with
-//! attachments, search, settings, the Security page (sessions, sign-in history), and live
+//! attachments, search, settings (spam: threshold and sender lists), the Security page (sessions, sign-in history), and live
 //! updates.
 //!
 //! It reads and changes mail through the store, as IMAP does, so each sees the other's
@@ -17,6 +17,7 @@ mod mobileconfig;
 mod read;
 mod security;
 mod settings;
+mod spam_settings;
 mod two_factor;
 
 use axum::extract::{FromRequestParts, Query, State};
@@ -31,6 +32,9 @@ use super::login::{self, Area};
 use super::session::{self, Client, Session};
 use super::{WebError, WebState};
 use crate::store::{Mailbox, MailboxCounts};
+
+/// Thresholds as typed, shared with the admin panel's spam page.
+pub(crate) use spam_settings::parse_threshold;
 
 pub fn router() -> Router<WebState> {
     let pages = Router::new()
@@ -68,6 +72,16 @@ pub fn router() -> Router<WebState> {
             post(app_passwords::revoke),
         )
         .route("/mail/settings/profile", post(settings::profile))
+        .route("/mail/settings/spam", get(spam_settings::page))
+        .route(
+            "/mail/settings/spam/threshold",
+            post(spam_settings::threshold),
+        )
+        .route("/mail/settings/spam/list", post(spam_settings::add))
+        .route(
+            "/mail/settings/spam/list/remove",
+            post(spam_settings::remove),
+        )
         .route("/mail/settings/password", post(settings::password))
         .route("/mail/settings/security", get(security::page))
         .route("/mail/settings/security/sign-out", post(security::sign_out))
@@ -216,6 +230,37 @@ impl Reader {
             .find(|m| m.special_use.as_deref() == Some(use_)))
     }
 
+    /// This account's Junk mailbox (special use `\Junk`), made as `Junk` (or `Spam`, when a
+    /// plain folder already has that name) if the account has none: the "Spam" button always
+    /// has somewhere to put the message.
+    async fn junk(&self, state: &WebState) -> Result<Mailbox, WebError> {
+        if let Some(junk) = self.special(state, "\\Junk").await? {
+            return Ok(junk);
+        }
+        for name in ["Junk", "Spam"] {
+            match state
+                .store
+                .create_special_mailbox(self.account_id(), name, "\\Junk")
+                .await
+            {
+                Ok(Ok(junk)) => return Ok(junk),
+                // Another request made one meanwhile.
+                Ok(Err(_)) => {
+                    if let Some(junk) = self.special(state, "\\Junk").await? {
+                        return Ok(junk);
+                    }
+                }
+                Err(crate::store::StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(WebError::BadRequest(
+            "There is no Junk folder, and folders named Junk and Spam exist already: rename one \
+             of them."
+                .into(),
+        ))
+    }
+
     fn check(&self, headers: &HeaderMap, csrf: &str) -> Result<(), WebError> {
         self.0.check(headers, csrf)
     }
@@ -321,6 +366,9 @@ fn notice(code: &str) -> Option<&'static str> {
         "draft" => "The draft was saved in Drafts.",
         "moved" => "Moved.",
         "deleted" => "Moved to Trash.",
+        "junked" => "Moved to Junk. The spam filter learns from it.",
+        "unjunked" => "Moved to INBOX. The spam filter learns that this is not spam.",
+        "spam-settings" => "Your spam settings were saved.",
         "purged" => "Deleted for good.",
         "updated" => "Updated.",
         "folder-created" => "The folder was created.",

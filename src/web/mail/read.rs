@@ -139,6 +139,10 @@ pub struct MessagePage {
     images_allowed: bool,
     attachments: Vec<Attachment>,
     in_trash: bool,
+    /// In Junk: "Not spam" instead of "Spam".
+    in_junk: bool,
+    /// Why the spam filter put the message where it is, from its `X-Mailroom-Spam:` header.
+    spam_why: Option<String>,
 }
 
 impl MessagePage {
@@ -163,6 +167,7 @@ struct Shown {
     has_html: bool,
     remote_images: bool,
     attachments: Vec<Attachment>,
+    spam_why: Option<String>,
 }
 
 pub async fn page(
@@ -187,6 +192,10 @@ pub async fn page(
                 .any(|p| h.contains(p))
         });
         Ok(Shown {
+            // The first one is ours: the MX adds it on top and removes any from outside.
+            spam_why: m
+                .header_raw(crate::spam::verdict::FIELD)
+                .and_then(|v| crate::spam::verdict::explain(v.trim())),
             subject: m.subject().unwrap_or("(no subject)").to_string(),
             from: addresses(m.from()),
             to: addresses(m.to()),
@@ -230,6 +239,8 @@ pub async fn page(
         images_allowed: q.images.is_some(),
         attachments: shown.attachments,
         in_trash: mailbox.special_use.as_deref() == Some("\\Trash"),
+        in_junk: mailbox.special_use.as_deref() == Some("\\Junk"),
+        spam_why: shown.spam_why,
     })
 }
 
