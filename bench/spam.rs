@@ -17,7 +17,8 @@
 //! - the test half is delivered over SMTP, one connection per message, to the whole server
 //!   started in-process (`app::start`, release build, loopback ports, the inbound
 //!   SPF/DKIM/DMARC checks off since there is no network, a loopback DNS server that answers
-//!   NXDOMAIN to everything, no TLS), each from the loopback twin of the address that sent it
+//!   NXDOMAIN to everything, no TLS, no DNS list zones; reverse DNS is not asked for
+//!   loopback clients), each from the loopback twin of the address that sent it
 //!   (see [`client_ip`]), with its Return-Path (or From) as the envelope sender; each message
 //!   is then found where it landed: INBOX, the account's Junk, or refused (`5xx` at the end
 //!   of DATA);
