@@ -147,6 +147,9 @@ impl Submission {
                 sign_for = Some(domain);
             }
         }
+        // Only the MX writes the spam filter's field: a user's copy must not plant one in a
+        // colleague's mailbox (their "why" line, what their filter learns of the sender).
+        let message = &crate::mime::drop_fields(message, crate::spam::verdict::is_field);
         let content = complete_headers(message, &self.hostname);
         let content = match sign_for {
             Some(domain) => self.signer.sign_as(&domain, &content).await?,

@@ -278,6 +278,40 @@ pub fn mailboxes(value: &[u8]) -> Result<Vec<Mailbox>, String> {
     address::parse_mailboxes(&header::unfold(value))
 }
 
+/// `message` without the header fields `drop` picks (it sees each field's first line, without
+/// its line end; the field's continuation lines go with it), and without continuation lines
+/// before the first field: joined after fields of ours, such a line would continue them (a
+/// forged `X-Mailroom-Spam:` value folded into ours). The body is untouched.
+pub fn drop_fields(message: &[u8], drop: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len());
+    let mut rest = message;
+    // Before the first field, a continuation line continues nothing of the sender's.
+    let mut dropping = true;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(rest.len(), |p| p + 1);
+        let (line, tail) = rest.split_at(end);
+        let bare = line.strip_suffix(b"\n").unwrap_or(line);
+        let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
+        if bare.is_empty() {
+            // End of the header section: the body goes through untouched.
+            out.extend_from_slice(rest);
+            return out;
+        }
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation {
+            dropping = drop(bare);
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+        rest = tail;
+    }
+    out
+}
+
 /// The addresses of an address-list field's raw value (`To:`, `Cc:`), lower case, groups
 /// flattened; what cannot be read is left out.
 pub fn addresses(value: &[u8]) -> Vec<String> {

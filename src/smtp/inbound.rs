@@ -123,30 +123,41 @@ impl<'a, T: Transport> Session<'a, T> {
             self.smtp.store.count_event("rejected:spam");
             return reply;
         }
-        // Each account's copy carries its own explanation; accounts whose copies are the same
-        // bytes share one stored body.
-        let mut copies: Vec<(Vec<u8>, Vec<Target>)> = Vec::new();
+        // Each account's copy carries its own explanation; accounts with the same field share
+        // one stored body. Distinct copies are bounded (memory, disk): past the bound, the
+        // other accounts get a brief field per verdict.
+        let most = (MAX_COPY_BYTES / message.len().max(1)).clamp(1, MAX_COPIES);
+        let mut fields: Vec<(String, Vec<Target>)> = Vec::new();
         for account_id in &env.accounts {
             let found = judged.iter().find(|j| j.account_id == *account_id);
-            let field = found.map_or("", |j| j.field.as_str());
-            let junk = found
-                .and_then(|j| j.decision.as_ref())
-                .is_some_and(|d| d.verdict != Verdict::Inbox);
-            let target = match junk {
-                true => Target::junk(*account_id),
-                false => Target::inbox(*account_id),
+            let verdict = found.and_then(|j| j.decision.as_ref()).map(|d| d.verdict);
+            let target = match verdict {
+                Some(Verdict::Junk | Verdict::Reject) => Target::junk(*account_id),
+                Some(Verdict::Inbox) | None => Target::inbox(*account_id),
             };
-            let mut raw = Vec::with_capacity(trace.len() + field.len() + message.len());
-            raw.extend_from_slice(&trace);
-            raw.extend_from_slice(field.as_bytes());
-            raw.extend_from_slice(&message);
-            match copies.iter_mut().find(|(r, _)| *r == raw) {
+            let mut field = found.map_or(String::new(), |j| j.field.clone());
+            if !fields.iter().any(|(f, _)| *f == field) && fields.len() >= most {
+                field = verdict.map_or(String::new(), crate::spam::verdict::brief_field);
+            }
+            match fields.iter_mut().find(|(f, _)| *f == field) {
                 Some((_, targets)) => targets.push(target),
-                None => copies.push((raw, vec![target])),
+                None => fields.push((field, vec![target])),
             }
         }
+        let copies: Vec<(Vec<u8>, Vec<Target>)> = fields
+            .into_iter()
+            .map(|(field, targets)| {
+                (
+                    [trace.as_slice(), field.as_bytes(), &message].concat(),
+                    targets,
+                )
+            })
+            .collect();
         // Forwarded copies carry the trace, never our spam verdict (it is the local user's).
-        let forward_raw = [trace.as_slice(), &message].concat();
+        let forward_raw = match env.forwards.is_empty() {
+            true => Vec::new(),
+            false => [trace.as_slice(), &message].concat(),
+        };
         let forward = self.forwarding(env, &forward_raw);
         let outbound = forward.as_ref().map(|(sender, raw)| Outbound {
             sender,
@@ -302,6 +313,11 @@ fn refusal(judged: &[Judged]) -> Option<Reply> {
         ),
     ))
 }
+
+/// Distinct copies of one message (each with its own `X-Mailroom-Spam:` field) at most, and
+/// the bytes they may take together.
+const MAX_COPIES: usize = 8;
+const MAX_COPY_BYTES: usize = 64 << 20;
 
 /// Received fields at which a message is refused as looping (Postfix uses 50, RFC 5321
 /// suggests at least 100 is excessive; forwarding chains this long do not occur in practice).

@@ -35,6 +35,9 @@ pub const MAX_RECIPIENTS: usize = 100;
 /// Errors after which the session is closed (a confused or hostile client); refused recipients
 /// count, as in Postfix (`smtpd_hard_error_limit`), which stops address harvesting.
 const MAX_ERRORS: u32 = 20;
+/// Recipients deferred (greylisting) in one session before each further one counts as an
+/// error: a client looping RSET/MAIL/RCPT must not write triplets for ever.
+const MAX_DEFERRALS: u32 = 100;
 
 /// A transaction in progress: after MAIL, before the end of DATA.
 pub(super) struct Envelope {
@@ -69,6 +72,7 @@ pub struct Session<'a, T: Transport> {
     pub(super) revoked: Revoked,
     pub(super) envelope: Option<Envelope>,
     pub(super) errors: u32,
+    pub(super) deferrals: u32,
     pub(super) quit: bool,
 }
 
@@ -93,6 +97,7 @@ impl<'a, T: Transport> Session<'a, T> {
             revoked: Revoked::never(),
             envelope: None,
             errors: 0,
+            deferrals: 0,
             quit: false,
         }
     }
@@ -425,9 +430,10 @@ impl<'a, T: Transport> Session<'a, T> {
             }
             Kind::Submission => self.rcpt_submission(&to.address).await,
         };
-        if reply.code == 451 {
+        if reply.code == 451 && self.deferrals < MAX_DEFERRALS {
             // Greylisting (or a passing store failure): the client did nothing wrong, so a
             // message to many recipients must not run into the error limit.
+            self.deferrals += 1;
             self.reply(reply);
         } else if reply.is_error() {
             self.error(reply);

@@ -176,39 +176,9 @@ fn body_hash_mismatch_fails<'x>(
 /// authserv-id is `hostname` (RFC 8601 §5) and the spam filter's `X-Mailroom-Spam:`. Such
 /// fields from outside are forgeries.
 pub fn strip_forged(message: &[u8], hostname: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len());
-    let mut rest = message;
-    let mut dropping = false;
-    while !rest.is_empty() {
-        let end = rest
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(rest.len(), |p| p + 1);
-        let (line, tail) = rest.split_at(end);
-        let bare = line.strip_suffix(b"\n").unwrap_or(line);
-        let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
-        if bare.is_empty() {
-            // End of the header section: the body goes through untouched.
-            out.extend_from_slice(rest);
-            return out;
-        }
-        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
-        if !continuation {
-            dropping = is_our_results(bare, hostname) || is_spam_field(bare);
-        }
-        if !dropping {
-            out.extend_from_slice(line);
-        }
-        rest = tail;
-    }
-    out
-}
-
-fn is_spam_field(field: &[u8]) -> bool {
-    field.split(|b| *b == b':').next().is_some_and(|name| {
-        name.trim_ascii()
-            .eq_ignore_ascii_case(crate::spam::verdict::FIELD.as_bytes())
-    }) && field.contains(&b':')
+    crate::mime::drop_fields(message, |field| {
+        is_our_results(field, hostname) || crate::spam::verdict::is_field(field)
+    })
 }
 
 fn is_our_results(field: &[u8], hostname: &str) -> bool {

@@ -90,7 +90,7 @@ impl Filter {
             ip: Some(message.ip),
         };
         let keys = sender.keys();
-        let recorded: Vec<String> = keys.iter().map(field_key).collect();
+        let recorded: Vec<String> = keys.iter().map(|k| k.key.clone()).collect();
         let addressed = header
             .recipients
             .iter()
@@ -226,45 +226,56 @@ impl Filter {
 
     /// The account's list entry the sender matches, the most specific first: the `From:`
     /// address, then its domain and the domains above it, then the envelope sender's. An
-    /// allow entry counts only when the From domain is verified (or nothing was checked):
-    /// spammers forge the addresses people allow.
+    /// allow entry counts only for a name that was verified: the From's when DMARC passed,
+    /// the envelope sender's when SPF passed for its domain (or anything, when the admin
+    /// turned the checks off): spammers forge the addresses people allow.
     async fn list_entry(
         &self,
         account_id: i64,
         message: &Inbound<'_>,
         sender: &Sender,
     ) -> Result<Option<SenderEntry>, StoreError> {
-        let mut candidates = Vec::new();
-        for address in [sender.from.as_deref(), Some(message.mail_from)]
-            .into_iter()
-            .flatten()
-            .filter(|a| !a.is_empty())
-        {
+        let unchecked = !message.auth.checked;
+        let envelope_domain = message
+            .mail_from
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase());
+        let spf_verified = envelope_domain.is_some() && envelope_domain == message.spf_domain;
+        // (candidate, may an allow entry for it count)
+        let mut candidates: Vec<(String, bool)> = Vec::new();
+        for (address, verified) in [
+            (sender.from.as_deref(), sender.from_verified),
+            (Some(message.mail_from), spf_verified),
+        ] {
+            let Some(address) = address.filter(|a| !a.is_empty()) else {
+                continue;
+            };
             let address = address.to_ascii_lowercase();
-            if let Some((_, domain)) = address.rsplit_once('@') {
-                let mut domains = vec![domain.to_string()];
-                let mut rest = domain;
-                while let Some((_, parent)) = rest.split_once('.') {
-                    if parent.contains('.') {
-                        domains.push(parent.to_string());
-                    }
-                    rest = parent;
+            let Some((_, domain)) = address.rsplit_once('@') else {
+                continue;
+            };
+            let trusted = unchecked || verified;
+            let mut names = vec![address.clone(), domain.to_string()];
+            let mut rest = domain;
+            while let Some((_, parent)) = rest.split_once('.') {
+                if parent.contains('.') {
+                    names.push(parent.to_string());
                 }
-                candidates.push(address.clone());
-                candidates.extend(domains);
+                rest = parent;
+            }
+            for name in names {
+                if !candidates.iter().any(|(c, _)| *c == name) {
+                    candidates.push((name, trusted));
+                }
             }
         }
-        candidates.dedup();
-        let found = self
-            .store
-            .spam_list_matches(account_id, &candidates)
-            .await?;
-        let trusted = !message.auth.checked || sender.from_verified;
+        let names: Vec<String> = candidates.iter().map(|(c, _)| c.clone()).collect();
+        let found = self.store.spam_list_matches(account_id, &names).await?;
         // Candidates are most specific first; the first entry that may count decides.
-        Ok(candidates.iter().find_map(|c| {
+        Ok(candidates.iter().find_map(|(c, trusted)| {
             found
                 .iter()
-                .find(|e| &e.entry == c && (!e.allow || trusted))
+                .find(|e| &e.entry == c && (!e.allow || *trusted))
                 .cloned()
         }))
     }
@@ -313,16 +324,6 @@ fn public(ip: IpAddr) -> bool {
     }
 }
 
-/// A key as the field records it: unverified keys marked with `~`, so the learner knows what
-/// delivery counted for them.
-fn field_key(key: &Key) -> String {
-    if key.verified {
-        key.key.clone()
-    } else {
-        format!("~{}", key.key)
-    }
-}
-
 /// What the filter reads from the message's header section.
 struct Header {
     /// The first `From:` address, lower case.
@@ -336,6 +337,8 @@ const MAX_RECIPIENTS: usize = 100;
 
 impl Header {
     fn read(raw: &[u8]) -> Header {
+        // The header section is parsed on the runtime thread: its first 64 KiB only.
+        let raw = raw.get(..raw.len().min(64 * 1024)).unwrap_or(raw);
         let header = crate::mime::raw_header(raw);
         let mut from = None;
         let mut recipients = Vec::new();

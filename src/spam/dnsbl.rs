@@ -156,12 +156,12 @@ pub async fn check(dns: &Dns, store: &Store, ip: IpAddr, zones: &[Zone]) -> List
     listing
 }
 
-/// Writes the refusal warning unless the same zone's was written less than a minute ago.
+/// Writes the refusal warning unless one (of any zone: two refusing zones must not make
+/// every message a write) was written less than a minute ago.
 async fn record_refusal(store: &Store, zone: &str) {
     let at = now();
     if let Ok(Some(value)) = store.meta(REFUSED_KEY).await
-        && let Some((last_zone, last)) = parse_refusal(&value)
-        && last_zone.eq_ignore_ascii_case(zone)
+        && let Some((_, last)) = parse_refusal(&value)
         && (0..REFUSED_EVERY_SECS).contains(&(at - last))
     {
         return;

@@ -107,7 +107,7 @@ async fn enabled(store: &Store) -> Result<bool, StoreError> {
 
 /// More ham than spam with any of the accounts for any of the sender's keys.
 async fn good_reputation(store: &Store, attempt: &Attempt<'_>) -> Result<bool, StoreError> {
-    let keys = reputation_keys(attempt.ip, attempt.sender);
+    let keys = reputation_keys(attempt.ip);
     for account in attempt.accounts {
         let found = store.reputation(*account, &keys).await?;
         if found.iter().any(|(_, counts)| counts.ham > counts.spam) {
@@ -117,20 +117,14 @@ async fn good_reputation(store: &Store, attempt: &Attempt<'_>) -> Result<bool, S
     Ok(false)
 }
 
-/// The reputation keys that exempt a sender: the client's own `ip:` key (its address, or its
-/// IPv6 /64; see `reputation::networks`), and for a non-null sender `from:<sender>` and
-/// `sent:<sender>` (lower case).
-pub fn reputation_keys(ip: IpAddr, sender: &str) -> Vec<String> {
-    let mut keys: Vec<String> = super::reputation::networks(ip)
+/// The reputation key that exempts a sender: the client's own `ip:` key (its address, or
+/// its IPv6 /64; see `reputation::networks`). Not the envelope sender, which anyone can
+/// forge: a spammer would only have to use a name the account knows.
+pub fn reputation_keys(ip: IpAddr) -> Vec<String> {
+    super::reputation::networks(ip)
         .into_iter()
         .take(1)
-        .collect();
-    let sender = sender.trim().to_ascii_lowercase();
-    if !sender.is_empty() {
-        keys.push(format!("from:{sender}"));
-        keys.push(super::reputation::correspondent_key(&sender));
-    }
-    keys
+        .collect()
 }
 
 /// The client network of a triplet: the /24 of an IPv4 address, the /64 of an IPv6 one.
@@ -165,15 +159,11 @@ mod tests {
     #[test]
     fn keys() {
         assert_eq!(
-            reputation_keys("192.0.2.1".parse().unwrap(), "Bob@Example.COM"),
-            [
-                "ip:192.0.2.1",
-                "from:bob@example.com",
-                "sent:bob@example.com"
-            ]
+            reputation_keys("192.0.2.1".parse().unwrap()),
+            ["ip:192.0.2.1"]
         );
         assert_eq!(
-            reputation_keys("2001:db8::1".parse().unwrap(), ""),
+            reputation_keys("2001:db8::1".parse().unwrap()),
             ["ip:2001:db8::/64"]
         );
     }

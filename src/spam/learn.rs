@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::shutdown::Shutdown;
-use crate::store::{Mailbox, Store, Trained};
+use crate::store::{Mailbox, Store};
 
 /// Lessons waiting; past this, new ones are dropped.
 const QUEUE: usize = 1024;
@@ -129,6 +129,8 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(3600);
 pub const MAX_TOKENS: u64 = 150_000;
 /// Days a sender's reputation is kept without a new count.
 const REPUTATION_DAYS: i64 = 365;
+/// Sender keys an account keeps at most (a botnet brings a handful per message).
+pub const MAX_REPUTATION: u64 = 50_000;
 /// Read mail kept in the INBOX this long teaches ham...
 const KEPT_FOR: i64 = 3 * 86_400;
 /// ...if it arrived within this long (older mail says little about today's mail).
@@ -154,6 +156,16 @@ pub async fn upkeep(store: &Store) {
             return;
         }
     };
+    // Every account's reputation, whether or not it uses Junk: deliveries count senders for
+    // all of them.
+    match store
+        .prune_reputation(REPUTATION_DAYS, MAX_REPUTATION)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("spam filter: forgot {n} senders' reputation"),
+        Err(e) => tracing::warn!("spam filter upkeep: {e}"),
+    }
     let now = crate::store::now();
     for account_id in accounts {
         if let Err(e) = upkeep_one(store, account_id, now).await {
@@ -171,7 +183,6 @@ async fn upkeep_one(
     if pruned > 0 {
         tracing::info!("spam filter: pruned {pruned} rare or old tokens of account {account_id}");
     }
-    store.prune_reputation(account_id, REPUTATION_DAYS).await?;
     let kept = store
         .kept_untaught(account_id, now - KEPT_WITHIN, now - KEPT_FOR, KEPT_PER_RUN)
         .await?;
@@ -183,7 +194,10 @@ async fn upkeep_one(
             as_spam: false,
         };
         for &uid in &lesson.uids {
-            learn_one(store, &lesson, uid, false).await?;
+            // One message that cannot be learned (expunged meanwhile) stops nothing.
+            if let Err(e) = learn_one(store, &lesson, uid, false).await {
+                tracing::debug!("spam filter upkeep: message {uid} of account {account_id}: {e}");
+            }
         }
     }
     Ok(())
@@ -203,67 +217,69 @@ async fn learn_one(
         .map(|b| format!("{b:02x}"))
         .collect();
     // Taught this way already (a second COPY into Junk): nothing to tokenize.
-    if store.spam_trained_as(lesson.account_id, &digest).await? == Some(lesson.as_spam) {
+    let before = store.spam_trained_as(lesson.account_id, &digest).await?;
+    if before == Some(lesson.as_spam) {
         return Ok(());
     }
-    let raw_head = header_section(&raw);
+    // The user's word about the sender first, so that once the filter counts the message as
+    // learned (the settings page shows it) the sender's reputation has it too.
+    if said {
+        let judged = Judgement::read(&header_section(&raw));
+        word_about_sender(store, lesson, judged, before.is_none()).await?;
+    }
     // Tokenizing parses up to 256 KiB: on the blocking pool, not a runtime thread.
     let (tokens, digest) =
         tokio::task::spawn_blocking(move || (super::tokens::hashed(&raw), digest))
             .await
             .map_err(|e| crate::store::StoreError::Unavailable(format!("tokenizer: {e}")))?;
-    let trained = store
+    store
         .train_spam(lesson.account_id, &digest, &tokens, lesson.as_spam)
         .await?;
-    if trained == Trained::Already || !said {
-        return Ok(());
-    }
-    // The user's word about the sender: every key the delivery recorded counts
-    // USER_WEIGHT times; a reversal takes back the word before, and the classification at
-    // delivery is replaced by the user's.
-    let Some(judged) = Judgement::read(&raw_head) else {
+    Ok(())
+}
+
+/// What the user's move says of the sender: every key the delivery recorded counts
+/// [`USER_WEIGHT`] times as spam or ham. A first judgement also takes back what the delivery
+/// counted the other way. A reversal takes nothing back (the lesson before may have been
+/// the upkeep's, which counted nothing): moved in and out again, the sender is even.
+///
+/// [`USER_WEIGHT`]: super::reputation::USER_WEIGHT
+async fn word_about_sender(
+    store: &Store,
+    lesson: &Lesson,
+    judged: Option<Judgement>,
+    first: bool,
+) -> Result<(), crate::store::StoreError> {
+    let Some(judged) = judged else {
         return Ok(());
     };
     let weight = super::reputation::USER_WEIGHT;
-    let (mut spam, mut ham) = match lesson.as_spam {
+    let (spam, ham) = match lesson.as_spam {
         true => (weight, 0),
         false => (0, weight),
     };
-    if trained == Trained::Reversed {
-        match lesson.as_spam {
-            true => ham -= weight,
-            false => spam -= weight,
-        }
-    }
-    let mut all = Vec::new();
-    let mut classified = Vec::new();
-    for (key, verified) in &judged.keys {
-        all.push(key.clone());
-        // What delivery counted for this key, which the user now overrules.
-        if trained == Trained::New
-            && let Some(junked) = judged.junked.filter(|j| *j != lesson.as_spam)
-        {
-            let k = super::reputation::Key {
-                key: key.clone(),
-                verified: *verified,
-            };
-            if super::reputation::classified(&k, junked).is_some() {
-                classified.push(key.clone());
-            }
-        }
-    }
+    let all: Vec<String> = judged.keys.iter().map(|k| k.key.clone()).collect();
     store
         .count_reputation(lesson.account_id, &all, spam, ham)
         .await?;
-    if let Some(junked) = judged.junked.filter(|_| !classified.is_empty()) {
-        // The delivery's count may still be in memory: written first, then taken back.
-        store.flush_reputation().await?;
-        let (s, h) = if junked { (-1, 0) } else { (0, -1) };
-        store
-            .count_reputation(lesson.account_id, &classified, s, h)
-            .await?;
+    let Some(junked) = judged.junked.filter(|j| first && *j != lesson.as_spam) else {
+        return Ok(());
+    };
+    let counted: Vec<String> = judged
+        .keys
+        .iter()
+        .filter(|k| super::reputation::classified(k, junked).is_some())
+        .map(|k| k.key.clone())
+        .collect();
+    if counted.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    // The delivery's count may still be in memory: written first, then taken back.
+    store.flush_reputation().await?;
+    let (s, h) = if junked { (-1, 0) } else { (0, -1) };
+    store
+        .count_reputation(lesson.account_id, &counted, s, h)
+        .await
 }
 
 /// The header section of `raw` (at most 64 KiB of it), kept while the body is tokenized.
@@ -276,7 +292,7 @@ fn header_section(raw: &[u8]) -> Vec<u8> {
 /// verified) and whether it was junked; from our `X-Mailroom-Spam:` field, or, for mail that
 /// did not come through our MX, the `From:` address and domain, unverified and unjudged.
 struct Judgement {
-    keys: Vec<(String, bool)>,
+    keys: Vec<super::reputation::Key>,
     junked: Option<bool>,
 }
 
@@ -291,16 +307,8 @@ impl Judgement {
                 .map(|f| String::from_utf8_lossy(f.value).into_owned())
         };
         if let Some(value) = field(super::verdict::FIELD) {
-            let keys = super::verdict::keys_of(&value)
-                .into_iter()
-                .map(|k| match k.strip_prefix('~') {
-                    Some(k) => (k.to_string(), false),
-                    None => (k, true),
-                })
-                .filter(|(k, _)| !super::reputation::recorded(std::slice::from_ref(k)).is_empty())
-                .collect();
             return Some(Judgement {
-                keys,
+                keys: super::reputation::recorded(&super::verdict::keys_of(&value)),
                 junked: super::verdict::junked(&value),
             });
         }
@@ -316,7 +324,7 @@ impl Judgement {
             ..Default::default()
         };
         Some(Judgement {
-            keys: sender.keys().into_iter().map(|k| (k.key, false)).collect(),
+            keys: sender.keys(),
             junked: None,
         })
     }

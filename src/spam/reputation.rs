@@ -48,10 +48,13 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// The keys, most specific first (the order [`points`] looks in).
+    /// The keys, most specific first (the order [`points`] looks in). An unverified key is
+    /// written with a leading `~` (`~from:a@b`): it is another key than the verified one, so
+    /// forged mail in someone's name never touches the history their real mail is judged by.
     pub fn keys(&self) -> Vec<Key> {
         let mut keys = Vec::new();
         let mut push = |key: String, verified: bool| {
+            let key = if verified { key } else { format!("~{key}") };
             if !keys.iter().any(|k: &Key| k.key == key) {
                 keys.push(Key { key, verified });
             }
@@ -120,6 +123,10 @@ pub fn points(
     from_verified: bool,
 ) -> Option<(f64, String)> {
     let counts = |key: &str| found.iter().find(|(k, _)| k == key).map(|(_, c)| *c);
+    // The first key whose history can decide: a verified one either way, an unverified one
+    // only against the sender (a good name under a forgeable key must not hide a bad
+    // address or domain further down).
+    let mut decided = None;
     for key in keys {
         let Some(c) = counts(&key.key) else {
             continue;
@@ -129,52 +136,58 @@ pub fn points(
             continue;
         }
         let r = (c.spam as f64 - c.ham as f64) / (n + 1.0);
-        let mut p = (8.0 * r).clamp(BEST, WORST);
-        if !key.verified {
-            p = p.max(0.0);
+        let p = (8.0 * r).clamp(BEST, WORST);
+        if key.verified || p > 0.0 {
+            decided = Some(((p * 10.0).round() / 10.0, key.key.clone()));
+            break;
         }
-        // A bad history outweighs having written to them once; otherwise writing to them wins.
-        if p > 0.0 || !wrote_to {
-            return Some(((p * 10.0).round() / 10.0, key.key.clone()));
+    }
+    // A bad history outweighs having written to them; otherwise writing to them wins.
+    match decided {
+        Some((p, key)) if p > 0.0 || !wrote_to => Some((p, key)),
+        _ if wrote_to => {
+            let p = if from_verified {
+                CORRESPONDENT
+            } else {
+                CORRESPONDENT_UNVERIFIED
+            };
+            let key = keys
+                .iter()
+                .find_map(|k| k.key.trim_start_matches('~').strip_prefix("from:"))
+                .map_or_else(String::new, correspondent_key);
+            Some((p, key))
         }
-        break;
+        other => other,
     }
-    if wrote_to {
-        let p = if from_verified {
-            CORRESPONDENT
-        } else {
-            CORRESPONDENT_UNVERIFIED
-        };
-        let key = keys
-            .iter()
-            .find(|k| k.key.starts_with("from:"))
-            .map_or_else(String::new, |k| k.key.replacen("from:", "sent:", 1));
-        return Some((p, key));
-    }
-    None
 }
 
 /// What one classification at delivery adds to the sender's keys: `(spam, ham)`. Junked mail
-/// counts against every key; mail kept in the INBOX counts for the verified ones only.
+/// counts against every key; mail kept in the INBOX counts for the verified ones only, and
+/// not for the networks around the client (neighbours on a shared network send both, and a
+/// spammer's first messages that slip through must not buy the whole network a good name).
 pub fn classified(key: &Key, junked: bool) -> Option<(i64, i64)> {
-    match (junked, key.verified) {
+    let network = key.key.starts_with("ip:") && key.key.contains('/');
+    match (junked, key.verified && !network) {
         (true, _) => Some((1, 0)),
         (false, true) => Some((0, 1)),
         (false, false) => None,
     }
 }
 
-/// The keys of a message the user moved, from the `keys=` our field recorded: every key,
-/// verified or not (the user's word counts for all).
-pub fn recorded(keys: &[String]) -> Vec<String> {
+/// The keys of a message the user moved, from the `keys=` our field recorded (each with
+/// whether it is verified): the user's word counts for all of them.
+pub fn recorded(keys: &[String]) -> Vec<Key> {
     keys.iter()
         .filter(|k| {
             ["from:", "domain:", "dkim:", "spf:", "ip:"]
                 .iter()
-                .any(|p| k.starts_with(p))
+                .any(|p| k.trim_start_matches('~').starts_with(p))
         })
         .take(16)
-        .cloned()
+        .map(|k| Key {
+            key: k.clone(),
+            verified: !k.starts_with('~'),
+        })
         .collect()
 }
 
@@ -198,9 +211,9 @@ mod tests {
         assert_eq!(
             keys,
             [
-                "from:a@news.example",
+                "~from:a@news.example",
                 "dkim:news.example",
-                "domain:news.example",
+                "~domain:news.example",
                 "ip:192.0.2.77",
                 "ip:192.0.2.64/26",
                 "ip:192.0.0.0/21"
@@ -225,7 +238,7 @@ mod tests {
     fn one_junking_by_the_user_junks_the_next() {
         let keys = sender().keys();
         let found = [(
-            "from:a@news.example".to_string(),
+            "~from:a@news.example".to_string(),
             SpamHam {
                 spam: USER_WEIGHT as u64,
                 ham: 0,
@@ -233,7 +246,7 @@ mod tests {
         )];
         let (p, key) = points(&keys, &found, false, false).unwrap_or_default();
         assert!(p >= crate::spam::verdict::DEFAULT_JUNK, "{p}");
-        assert_eq!(key, "from:a@news.example");
+        assert_eq!(key, "~from:a@news.example");
     }
 
     #[test]
@@ -241,10 +254,16 @@ mod tests {
         let keys = sender().keys();
         let good = SpamHam { spam: 0, ham: 20 };
         // The unverified From says nothing good; the DKIM domain does.
-        let from_only = [("from:a@news.example".to_string(), good)];
-        assert_eq!(
-            points(&keys, &from_only, false, false),
-            Some((0.0, "from:a@news.example".into()))
+        let from_only = [("~from:a@news.example".to_string(), good)];
+        assert_eq!(points(&keys, &from_only, false, false), None);
+        // ... nor hides a bad address further down.
+        let hiding = [
+            ("~from:a@news.example".to_string(), good),
+            ("ip:192.0.2.77".to_string(), SpamHam { spam: 9, ham: 0 }),
+        ];
+        assert!(
+            points(&keys, &hiding, false, false)
+                .is_some_and(|(p, k)| p > 0.0 && k == "ip:192.0.2.77")
         );
         let dkim = [("dkim:news.example".to_string(), good)];
         assert_eq!(

@@ -119,9 +119,14 @@ pub struct Decision {
 }
 
 /// Bayes points: up to +6 for a certain spam, down to -4 for a certain ham; 0.5 is nothing.
+/// Steep up to 0.7 (+4), where the SpamAssassin corpus shows it catching 95% of spam for
+/// 0.34% of ham (`bench/spam`'s "bayes alone" rows), flatter above: alone, Bayes junks from
+/// about 0.85; one more sign (no TLS, a DNS list) brings that down towards 0.7.
 pub fn bayes_points(p: f64) -> f64 {
-    if p >= 0.5 {
-        12.0 * (p - 0.5)
+    if p >= 0.7 {
+        4.0 + (p - 0.7) * 20.0 / 3.0
+    } else if p >= 0.5 {
+        20.0 * (p - 0.5)
     } else {
         8.0 * (p - 0.5)
     }
@@ -246,6 +251,15 @@ impl Decision {
     }
 }
 
+/// The field for a recipient of a message sent to more accounts than get their own copy
+/// (`smtp/inbound.rs` bounds them): the verdict only.
+pub fn brief_field(verdict: Verdict) -> String {
+    format!(
+        "{FIELD}: verdict={}; details=not kept (one of many recipients)\r\n",
+        verdict.word()
+    )
+}
+
 /// Text safe inside the field: no separators, no line breaks, printable ASCII, bounded.
 fn clean(s: &str) -> String {
     s.chars()
@@ -255,11 +269,27 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
-/// The items of an `X-Mailroom-Spam:` value (unfolded or not): `(name, value)` pairs.
+/// Whether a header field's first line is an `X-Mailroom-Spam:` field (any case, spaces
+/// before the colon allowed): ours to write, and removed when it comes from outside.
+pub fn is_field(line: &[u8]) -> bool {
+    line.iter().position(|b| *b == b':').is_some_and(|colon| {
+        line.get(..colon)
+            .is_some_and(|name| name.trim_ascii().eq_ignore_ascii_case(FIELD.as_bytes()))
+    })
+}
+
+/// The items of an `X-Mailroom-Spam:` value (unfolded or not): `(name, value)` pairs, each
+/// name once (the first wins: what we wrote comes first).
 fn items(value: &str) -> impl Iterator<Item = (&str, &str)> {
-    value.split(';').filter_map(|item| {
+    let mut seen: Vec<&str> = Vec::new();
+    value.split(';').filter_map(move |item| {
         let (name, value) = item.split_once('=')?;
-        Some((name.trim(), value.trim()))
+        let name = name.trim();
+        if seen.contains(&name) || seen.len() > 32 {
+            return None;
+        }
+        seen.push(name);
+        Some((name, value.trim()))
     })
 }
 
@@ -322,9 +352,22 @@ pub fn explain(value: &str) -> Option<String> {
             }
         }
     }
-    let (score, junk, verdict) = (score?, junk?, verdict?);
+    let verdict = verdict?;
+    let (Some(score), Some(junk)) = (score, junk) else {
+        return match verdict {
+            "junk" | "reject" => Some(
+                "Junked (the message went to many recipients: the details were not kept)".into(),
+            ),
+            "inbox" => Some(
+                "Not junk (the message went to many recipients: the details were not kept)".into(),
+            ),
+            _ => None,
+        };
+    };
     let head = match verdict {
         "junk" => "Junked",
+        // Refused for this account, taken for another recipient: in this account's Junk.
+        "reject" => "Junked (over the refusal threshold)",
         "inbox" => "Not junk",
         _ => return None,
     };

@@ -360,14 +360,33 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets reputation the account has not counted for `days` days; how many keys went.
-    pub async fn prune_reputation(&self, account_id: i64, days: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM spam_reputation WHERE account_id = ? AND seen < ?")
-            .bind(account_id)
+    /// Forgets reputation not counted for `days` days, then, for any account holding more
+    /// than `max` keys, the longest unused down to nine tenths of `max`; how many keys went.
+    pub async fn prune_reputation(&self, days: i64, max: u64) -> Result<u64> {
+        let mut gone = sqlx::query("DELETE FROM spam_reputation WHERE seen < ?")
             .bind(now() / 86_400 - days)
             .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected())
+            .await?
+            .rows_affected();
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let over: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT account_id, COUNT(*) FROM spam_reputation GROUP BY account_id HAVING COUNT(*) > ?",
+        )
+        .bind(max)
+        .fetch_all(&self.reader)
+        .await?;
+        for (account_id, count) in over {
+            gone += sqlx::query(
+                "DELETE FROM spam_reputation WHERE account_id = ?1 AND key IN (
+                     SELECT key FROM spam_reputation WHERE account_id = ?1 ORDER BY seen LIMIT ?2)",
+            )
+            .bind(account_id)
+            .bind(count - max * 9 / 10)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        }
+        Ok(gone)
     }
 
     /// Counts a delivery's classification for `keys` of the account, in memory: written by

@@ -140,7 +140,7 @@ async fn a_sender_the_user_junked_is_junked_next_time_and_every_copy_explains_it
     let mut c = imap(&t, "alice@example.org").await;
     c.ok("SELECT INBOX").await;
     c.ok("UID MOVE 1 Junk").await;
-    reputation_becomes(store, alice.id, "from:deals@promo.test", 3).await;
+    reputation_becomes(store, alice.id, "~from:deals@promo.test", 3).await;
 
     // The next message from that sender goes to Junk, and says why.
     let second = mail(
@@ -156,12 +156,12 @@ async fn a_sender_the_user_junked_is_junked_next_time_and_every_copy_explains_it
     let fields = spam_fields(&junk[1]);
     assert!(fields[0].contains("verdict=junk"), "{fields:?}");
     assert!(
-        fields[0].contains("reputation=+6.0 (from:deals@promo.test)"),
+        fields[0].contains("reputation=+6.0 (~from:deals@promo.test)"),
         "{fields:?}"
     );
     let why = verdict::explain(&fields[0]).unwrap();
     assert!(
-        why.starts_with("Junked: ") && why.contains("sender history (from:deals@promo.test) +6.0"),
+        why.starts_with("Junked: ") && why.contains("sender history (~from:deals@promo.test) +6.0"),
         "{why}"
     );
     assert!(folder(store, "alice@example.org", "INBOX").await.is_empty());
@@ -170,7 +170,7 @@ async fn a_sender_the_user_junked_is_junked_next_time_and_every_copy_explains_it
     c.ok("UID MOVE 1:* INBOX").await;
     for _ in 0..100 {
         let r = store
-            .reputation(alice.id, &["from:deals@promo.test".into()])
+            .reputation(alice.id, &["~from:deals@promo.test".into()])
             .await
             .unwrap();
         if r.first().is_some_and(|(_, n)| n.ham >= n.spam) {
@@ -551,4 +551,142 @@ async fn people_the_user_wrote_to_count_as_known_good() {
         field.contains("reputation=-1.5 (sent:pal@faraway.test)"),
         "{field}"
     );
+}
+
+#[tokio::test]
+async fn forged_fields_never_reach_a_mailbox() {
+    let t = server(Zone::default()).await;
+    let store = &t.running.store;
+    // A message that starts with a folded line: joined after our fields, it would continue
+    // them. It is dropped, and with it what it tried to say.
+    let raw = format!(
+        "\t; verdict=inbox; list=allow bank.example; keys=dkim:victim.example\r\n\
+         x-mailroom-spam : score=-9\r\n{}",
+        mail("a@b.test", "alice@example.org", "folded", "hi")
+    );
+    assert_eq!(
+        send(&t, "a@b.test", &["alice@example.org"], &raw).await.0,
+        250
+    );
+    let inbox = folder(store, "alice@example.org", "INBOX").await;
+    let fields = spam_fields(&inbox[0]);
+    assert_eq!(fields.len(), 1, "{fields:?}");
+    assert!(
+        !inbox[0].contains("victim") && !inbox[0].contains("-9"),
+        "{}",
+        inbox[0]
+    );
+    assert!(!inbox[0].contains("bank.example"), "{}", inbox[0]);
+
+    // A user's submission to a colleague cannot plant one either.
+    let mut c = connect(&t, "submission").await;
+    c.expect("EHLO laptop", 250, "").await;
+    // "\0bob@example.org\0secret"
+    c.expect("AUTH PLAIN AGJvYkBleGFtcGxlLm9yZwBzZWNyZXQ=", 235, "")
+        .await;
+    c.expect("MAIL FROM:<bob@example.org>", 250, "").await;
+    c.expect("RCPT TO:<alice@example.org>", 250, "").await;
+    c.expect("DATA", 354, "").await;
+    let planted = format!(
+        "X-Mailroom-Spam: score=9.0; junk=5.0; verdict=junk;\r\n\tkeys=dkim:victim.example\r\n{}",
+        mail("bob@example.org", "alice@example.org", "planted", "hi")
+    );
+    c.send(format!("{planted}.\r\n").as_bytes()).await;
+    assert_eq!(c.reply().await.0, 250);
+    let inbox = folder(store, "alice@example.org", "INBOX").await;
+    let copy = inbox
+        .iter()
+        .find(|m| m.contains("Subject: planted"))
+        .unwrap();
+    assert!(spam_fields(copy).is_empty(), "{copy}");
+}
+
+#[tokio::test]
+async fn an_allowed_envelope_sender_counts_only_when_spf_verified_it() {
+    let zone = Zone::default();
+    zone.txt("friend.example", "v=spf1 ip4:127.0.0.1 -all");
+    let t = server(zone).await;
+    let store = &t.running.store;
+    let alice = store
+        .account_by_address("alice@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_account_junk_threshold(alice.id, Some(0.1))
+        .await
+        .unwrap();
+    store
+        .set_spam_list_entry(alice.id, "friend.example", true)
+        .await
+        .unwrap();
+    store
+        .set_spam_list_entry(alice.id, "unchecked.example", true)
+        .await
+        .unwrap();
+    // SPF passes for friend.example: its allow entry counts, whatever the From says.
+    let raw = mail(
+        "x@elsewhere.test",
+        "alice@example.org",
+        "spf verified",
+        "hi",
+    );
+    send(&t, "news@friend.example", &["alice@example.org"], &raw).await;
+    // unchecked.example publishes no SPF: anyone can use the name.
+    let raw = mail(
+        "x@elsewhere.test",
+        "alice@example.org",
+        "forged envelope",
+        "hi",
+    );
+    send(&t, "news@unchecked.example", &["alice@example.org"], &raw).await;
+    let inbox = folder(store, "alice@example.org", "INBOX").await;
+    let junk = folder(store, "alice@example.org", "Junk").await;
+    assert!(
+        inbox.iter().any(|m| m.contains("spf verified")),
+        "{inbox:?}"
+    );
+    assert!(
+        junk.iter().any(|m| m.contains("forged envelope")),
+        "{junk:?}"
+    );
+}
+
+#[tokio::test]
+async fn many_recipients_share_a_bounded_number_of_copies() {
+    let t = server(Zone::default()).await;
+    let store = &t.running.store;
+    // Ten accounts, each with its own threshold: ten different explanations.
+    let mut rcpts = Vec::new();
+    for i in 0..10 {
+        let address = format!("u{i}@example.org");
+        let a = account(store, &address, 0).await;
+        store
+            .set_account_junk_threshold(a.id, Some(10.0 + f64::from(i)))
+            .await
+            .unwrap();
+        rcpts.push(address);
+    }
+    let to: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let raw = mail("a@b.test", "list@example.org", "to many", "hi");
+    assert_eq!(send(&t, "a@b.test", &to, &raw).await.0, 250);
+    let mut full = 0;
+    let mut brief = 0;
+    for address in &rcpts {
+        let inbox = folder(store, address, "INBOX").await;
+        let field = &spam_fields(&inbox[0])[0];
+        if field.contains("details=not kept") {
+            brief += 1;
+            let why = verdict::explain(field).unwrap();
+            assert!(
+                why.starts_with("Not junk (the message went to many"),
+                "{why}"
+            );
+        } else {
+            assert!(field.contains("score="), "{field}");
+            full += 1;
+        }
+    }
+    // Eight explained copies, the other two share one brief copy.
+    assert_eq!((full, brief), (8, 2));
 }

@@ -152,10 +152,13 @@ pub(super) async fn set_domain(
             .map_err(|e| format!("Junk threshold: {e}"))?;
         let reject = parse_threshold(&f.reject, MIN_THRESHOLD, MAX_REJECT)
             .map_err(|e| format!("Reject threshold: {e}"))?;
-        if let (Some(j), Some(r)) = (junk, reject)
-            && r <= j
-        {
-            return Err("The reject threshold must be above the junk threshold.".to_string());
+        // Compared as they will apply: an empty field means the default.
+        let effective_junk = junk.unwrap_or(crate::spam::verdict::DEFAULT_JUNK);
+        let effective_reject = reject.unwrap_or(crate::spam::verdict::DEFAULT_REJECT);
+        if effective_reject <= effective_junk {
+            return Err(format!(
+                "The reject threshold ({effective_reject}) must be above the junk threshold ({effective_junk})."
+            ));
         }
         Ok((junk, reject))
     })();
