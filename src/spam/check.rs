@@ -5,13 +5,15 @@
 //! mail).
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::rdns::{self, Rdns};
 use super::reputation::{self, Key, Sender};
 use super::verdict::{self, Auth, Decision, Outcome, Personal, ReverseDns, Shared, Thresholds};
 use super::{bayes, dnsbl, tokens};
 use crate::dns::Dns;
-use crate::store::{SenderEntry, SpamPolicy, Store, StoreError};
+use crate::store::{SenderEntry, SpamPolicy, Store, StoreError, Zone};
 
 /// A message at the end of DATA, as the filter sees it.
 #[derive(Debug, Clone)]
@@ -44,11 +46,47 @@ pub struct Judged {
 pub struct Filter {
     store: Store,
     dns: Dns,
+    /// The DNS list zones as last read, and when: read again at most every
+    /// [`ZONES_FRESH`], not for every message.
+    zones: Arc<Mutex<Option<ReadZones>>>,
 }
+
+/// Zones and when they were read.
+type ReadZones = (Instant, Vec<Zone>);
+
+/// How long the zones read from the store are used before they are read again (an admin's
+/// change takes effect within this).
+const ZONES_FRESH: Duration = Duration::from_secs(10);
 
 impl Filter {
     pub fn new(store: Store, dns: Dns) -> Filter {
-        Filter { store, dns }
+        Filter {
+            store,
+            dns,
+            zones: Arc::default(),
+        }
+    }
+
+    /// The DNS list zones, from memory when read less than [`ZONES_FRESH`] ago.
+    async fn zones(&self) -> Vec<Zone> {
+        if let Ok(cached) = self.zones.lock()
+            && let Some((at, zones)) = cached.as_ref()
+            && at.elapsed() < ZONES_FRESH
+        {
+            return zones.clone();
+        }
+        match self.store.spam_zones().await {
+            Ok(zones) => {
+                if let Ok(mut cached) = self.zones.lock() {
+                    *cached = Some((Instant::now(), zones.clone()));
+                }
+                zones
+            }
+            Err(e) => {
+                tracing::warn!("spam filter: cannot read the DNS list zones: {e}");
+                Vec::new()
+            }
+        }
     }
 
     /// Judges `message` for each of `accounts`; never fails (an error leaves an account
@@ -97,14 +135,26 @@ impl Filter {
             .any(|a| message.rcpts.iter().any(|r| r.eq_ignore_ascii_case(a)));
         // Tokenizing parses up to 256 KiB: on the blocking pool, once for every account,
         // while DNS answers.
-        let head = message
-            .raw
-            .get(..message.raw.len().min(tokens::MAX_INPUT))
-            .unwrap_or(message.raw)
-            .to_vec();
-        let tokenize = tokio::task::spawn_blocking(move || tokens::hashed(&head));
+        // An account that has learned too little has no Bayes verdict: with none among the
+        // recipients, the message is not tokenized at all.
+        let learned = |p: &SpamPolicy| {
+            p.trained.spam >= bayes::MIN_TRAINED && p.trained.ham >= bayes::MIN_TRAINED
+        };
+        let any_learned = policies.iter().flatten().any(learned);
+        let tokenize = async move {
+            if !any_learned {
+                return Vec::new();
+            }
+            let head = message
+                .raw
+                .get(..message.raw.len().min(tokens::MAX_INPUT))
+                .unwrap_or(message.raw)
+                .to_vec();
+            tokio::task::spawn_blocking(move || tokens::hashed(&head))
+                .await
+                .unwrap_or_default()
+        };
         let (hashed, (listing, rdns)) = tokio::join!(tokenize, self.ask_dns(message.ip));
-        let hashed = hashed.unwrap_or_default();
         shared.dnsbl = listing.points;
         shared.dnsbl_zones = listing.listed;
         shared.rdns = rdns;
@@ -113,8 +163,13 @@ impl Filter {
             let decision = match policy {
                 None => None,
                 Some(policy) => {
+                    let hashed = if learned(&policy) {
+                        hashed.as_slice()
+                    } else {
+                        &[]
+                    };
                     let personal = self
-                        .personal(account_id, message, &sender, &keys, &hashed, addressed)
+                        .personal(account_id, message, &sender, &keys, hashed, addressed)
                         .await;
                     match personal {
                         Ok(personal) => {
@@ -151,13 +206,7 @@ impl Filter {
     /// The DNS lists' listing of the client and its reverse DNS, asked at the same time, each
     /// within its own deadline. Reverse DNS of a private or loopback address says nothing.
     async fn ask_dns(&self, ip: IpAddr) -> (dnsbl::Listing, ReverseDns) {
-        let zones = match self.store.spam_zones().await {
-            Ok(zones) => zones,
-            Err(e) => {
-                tracing::warn!("spam filter: cannot read the DNS list zones: {e}");
-                Vec::new()
-            }
-        };
+        let zones = self.zones().await;
         let listing = async {
             match zones.is_empty() {
                 true => dnsbl::Listing::default(),
@@ -188,22 +237,25 @@ impl Filter {
         hashed: &[u64],
         addressed: bool,
     ) -> Result<Personal, StoreError> {
-        let (totals, counts) = self.store.spam_counts(account_id, hashed).await?;
-        let counts: Vec<bayes::Counts> = counts
-            .into_iter()
-            .map(|c| bayes::Counts {
-                spam: c.spam,
-                ham: c.ham,
-            })
-            .collect();
-        let bayes = bayes::classify(
-            &counts,
-            bayes::Totals {
-                spam: totals.spam,
-                ham: totals.ham,
-            },
-        )
-        .map(|v| v.probability);
+        // No tokens: the account has learned too little for a verdict (see `judge`).
+        let bayes = match hashed.is_empty() {
+            true => None,
+            false => {
+                let (totals, counts) = self.store.spam_counts(account_id, hashed).await?;
+                let counts: Vec<bayes::Counts> = counts
+                    .into_iter()
+                    .map(|c| bayes::Counts {
+                        spam: c.spam,
+                        ham: c.ham,
+                    })
+                    .collect();
+                let totals = bayes::Totals {
+                    spam: totals.spam,
+                    ham: totals.ham,
+                };
+                bayes::classify(&counts, totals).map(|v| v.probability)
+            }
+        };
         let mut wanted: Vec<String> = keys.iter().map(|k| k.key.clone()).collect();
         let correspondent = sender.correspondent();
         wanted.extend(correspondent.clone());

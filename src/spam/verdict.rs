@@ -165,7 +165,11 @@ pub fn decide(shared: &Shared, personal: &Personal, thresholds: Thresholds) -> D
     let verdict = match &personal.list {
         Some((true, _)) => Verdict::Inbox,
         Some((false, _)) => Verdict::Junk,
-        None if score >= thresholds.reject => Verdict::Reject,
+        // The DNS lists are a score, never on their own a reason to refuse: the rest must
+        // junk the message by itself before the lists can push it over the reject threshold.
+        None if score >= thresholds.reject && score - shared.dnsbl >= thresholds.junk => {
+            Verdict::Reject
+        }
         None if score >= thresholds.junk => Verdict::Junk,
         None => Verdict::Inbox,
     };
@@ -459,6 +463,25 @@ mod tests {
             decide(&shared(), &blocked, Thresholds::default()).verdict,
             Verdict::Junk
         );
+    }
+
+    #[test]
+    fn dns_lists_alone_never_refuse() {
+        let listed = Shared {
+            dnsbl: 20.0,
+            dnsbl_zones: vec!["zen.example".into()],
+            tls: true,
+            ..Shared::default()
+        };
+        let d = decide(&listed, &addressed(), Thresholds::default());
+        assert_eq!(d.verdict, Verdict::Junk, "{d:?}");
+        // With Bayes junking it on its own, the listing may push it over.
+        let spammy = Personal {
+            bayes: Some(1.0),
+            ..addressed()
+        };
+        let d = decide(&listed, &spammy, Thresholds::default());
+        assert_eq!(d.verdict, Verdict::Reject, "{d:?}");
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub struct SpamPolicy {
     pub account_junk: Option<f64>,
     pub domain_junk: Option<f64>,
     pub domain_reject: Option<f64>,
+    /// How many spam and ham messages the account's filter has learned from (read with the
+    /// rest: the filter skips the token counts of an account that has learned too little).
+    pub trained: SpamHam,
 }
 
 /// A domain's filter settings.
@@ -66,7 +69,14 @@ pub(super) struct Pending(Arc<Mutex<HashMap<(i64, String), SpamAndHam>>>);
 type SpamAndHam = (i64, i64);
 
 /// A domain's `enabled`, junk and reject thresholds and an account's junk threshold, as read.
-type PolicyRow = (Option<i64>, Option<f64>, Option<f64>, Option<f64>);
+type PolicyRow = (
+    Option<i64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<i64>,
+    Option<i64>,
+);
 /// A domain's name, `enabled`, junk and reject thresholds, as read.
 type DomainPolicyRow = (String, Option<i64>, Option<f64>, Option<f64>);
 
@@ -74,16 +84,18 @@ impl Store {
     /// The account's filter settings; the filter is on for an unknown account's domain.
     pub async fn spam_policy(&self, account_id: i64) -> Result<SpamPolicy> {
         let row: Option<PolicyRow> = sqlx::query_as(
-            "SELECT d.enabled, d.junk_threshold, d.reject_threshold, p.junk_threshold
+            "SELECT d.enabled, d.junk_threshold, d.reject_threshold, p.junk_threshold,
+                    t.spam, t.ham
              FROM accounts a
              LEFT JOIN spam_domain_policy d ON d.domain_id = a.domain_id
              LEFT JOIN spam_account_policy p ON p.account_id = a.id
+             LEFT JOIN spam_totals t ON t.account_id = a.id
              WHERE a.id = ?",
         )
         .bind(account_id)
         .fetch_optional(&self.reader)
         .await?;
-        let Some((enabled, domain_junk, domain_reject, account_junk)) = row else {
+        let Some((enabled, domain_junk, domain_reject, account_junk, spam, ham)) = row else {
             return Ok(SpamPolicy {
                 enabled: true,
                 ..SpamPolicy::default()
@@ -94,6 +106,10 @@ impl Store {
             account_junk,
             domain_junk,
             domain_reject,
+            trained: SpamHam {
+                spam: spam.unwrap_or(0).max(0) as u64,
+                ham: ham.unwrap_or(0).max(0) as u64,
+            },
         })
     }
 

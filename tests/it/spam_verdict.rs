@@ -414,7 +414,7 @@ async fn lists_thresholds_the_550_and_recipients_who_disagree() {
         .set_domain_spam_policy(&DomainSpamPolicy {
             domain: "example.org".into(),
             enabled: true,
-            junk: None,
+            junk: Some(0.5),
             reject: Some(1.0),
         })
         .await
@@ -442,10 +442,14 @@ async fn lists_thresholds_the_550_and_recipients_who_disagree() {
         .await
         .unwrap();
     store
+        .set_account_junk_threshold(alice.id, None)
+        .await
+        .unwrap();
+    store
         .set_domain_spam_policy(&DomainSpamPolicy {
             domain: "example.org".into(),
             enabled: true,
-            junk: None,
+            junk: Some(-6.0),
             reject: Some(-5.0),
         })
         .await
