@@ -75,7 +75,18 @@ impl<'a, T: Transport> Session<'a, T> {
             return Reply::new(451, "4.7.1", greylist::REPLY_TEXT);
         }
         if let Some(env) = &mut self.envelope {
+            let reached_as = address.to_string().to_ascii_lowercase();
             for account in expansion.local {
+                for name in [reached_as.clone(), account.address.to_ascii_lowercase()] {
+                    if env.addressed_as.len() < MAX_ADDRESSED
+                        && !env
+                            .addressed_as
+                            .iter()
+                            .any(|(a, n)| *a == account.id && *n == name)
+                    {
+                        env.addressed_as.push((account.id, name));
+                    }
+                }
                 if !env.accounts.contains(&account.id) {
                     env.accounts.push(account.id);
                 }
@@ -244,12 +255,11 @@ impl<'a, T: Transport> Session<'a, T> {
             Some(v) => (v.auth, v.dkim_domains, v.spf_domain),
             None => Default::default(),
         };
-        let rcpts: Vec<String> = env.rcpts.iter().map(|r| r.to_ascii_lowercase()).collect();
         let inbound = Inbound {
             raw: message,
             ip: self.peer.ip(),
             mail_from: &env.from,
-            rcpts: &rcpts,
+            addressed_as: &env.addressed_as,
             tls: self.io.is_tls(),
             auth: auth.clone(),
             dkim_domains,
@@ -313,6 +323,10 @@ fn refusal(judged: &[Judged]) -> Option<Reply> {
         ),
     ))
 }
+
+/// (account, address) pairs kept for "addressed to me" per transaction (the RCPT limit
+/// bounds them already; this bounds the expansion of aliases with many members).
+const MAX_ADDRESSED: usize = 1000;
 
 /// Distinct copies of one message (each with its own `X-Mailroom-Spam:` field) at most, and
 /// the bytes they may take together.

@@ -48,6 +48,9 @@ pub(super) struct Envelope {
     pub(super) rcpts: Vec<String>,
     /// Inbound: the local accounts to deliver to. Submission: the resolved recipients.
     pub(super) accounts: Vec<i64>,
+    /// Inbound: the addresses (lower case) each local account was reached by, and its own:
+    /// the spam filter's "addressed to me" looks for them in To and Cc.
+    pub(super) addressed_as: Vec<(i64, String)>,
     /// Inbound: remote addresses aliases forward to (and senders behind SRS bounces), with the
     /// local domain that forwards (the SRS domain).
     pub(super) forwards: Vec<String>,
@@ -394,6 +397,7 @@ impl<'a, T: Transport> Session<'a, T> {
             declared_size: usize::try_from(declared_size).unwrap_or(usize::MAX),
             rcpts: Vec::new(),
             accounts: Vec::new(),
+            addressed_as: Vec::new(),
             forwards: Vec::new(),
             forward_domain: None,
             resolved: Vec::new(),

@@ -23,8 +23,8 @@ pub struct Inbound<'a> {
     pub ip: IpAddr,
     /// The envelope sender (empty for the null sender).
     pub mail_from: &'a str,
-    /// The envelope recipients, lower case.
-    pub rcpts: &'a [String],
+    /// The addresses (lower case) each recipient account was reached by, and its own.
+    pub addressed_as: &'a [(i64, String)],
     pub tls: bool,
     pub auth: Auth,
     pub dkim_domains: Vec<String>,
@@ -129,10 +129,6 @@ impl Filter {
         };
         let keys = sender.keys();
         let recorded: Vec<String> = keys.iter().map(|k| k.key.clone()).collect();
-        let addressed = header
-            .recipients
-            .iter()
-            .any(|a| message.rcpts.iter().any(|r| r.eq_ignore_ascii_case(a)));
         // Tokenizing parses up to 256 KiB: on the blocking pool, once for every account,
         // while DNS answers.
         // An account that has learned too little has no Bayes verdict: with none among the
@@ -168,6 +164,12 @@ impl Filter {
                     } else {
                         &[]
                     };
+                    // One of the addresses this account was reached by is in To or Cc.
+                    let addressed = message
+                        .addressed_as
+                        .iter()
+                        .filter(|(a, _)| *a == account_id)
+                        .any(|(_, name)| header.recipients.iter().any(|r| r == name));
                     let personal = self
                         .personal(account_id, message, &sender, &keys, hashed, addressed)
                         .await;

@@ -694,3 +694,36 @@ async fn many_recipients_share_a_bounded_number_of_copies() {
     // Eight explained copies, the other two share one brief copy.
     assert_eq!((full, brief), (8, 2));
 }
+
+#[tokio::test]
+async fn not_addressed_to_me_is_judged_per_account() {
+    let t = server(Zone::default()).await;
+    let store = &t.running.store;
+    store
+        .add_alias("team@example.org", &["bob@example.org".into()])
+        .await
+        .unwrap();
+    // To: alice and the team alias (bob's way in); carol is a Bcc.
+    account(store, "carol@example.org", 0).await;
+    let raw = mail(
+        "a@b.test",
+        "Alice <ALICE@example.org>, team@example.org",
+        "who is it for",
+        "hi",
+    );
+    let rcpts = ["alice@example.org", "team@example.org", "carol@example.org"];
+    assert_eq!(send(&t, "a@b.test", &rcpts, &raw).await.0, 250);
+    for (who, addressed) in [
+        ("alice@example.org", true),
+        ("bob@example.org", true),
+        ("carol@example.org", false),
+    ] {
+        let inbox = folder(store, who, "INBOX").await;
+        let field = &spam_fields(&inbox[0])[0];
+        assert_eq!(
+            !field.contains("not addressed to me"),
+            addressed,
+            "{who}: {field}"
+        );
+    }
+}
