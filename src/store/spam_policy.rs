@@ -195,22 +195,15 @@ impl Store {
         account_id: i64,
         candidates: &[String],
     ) -> Result<Vec<SenderEntry>> {
-        let candidates = candidates
-            .get(..candidates.len().min(MAX_KEYS))
-            .unwrap_or_default();
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
-        // One query for every candidate: this runs for every message received.
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let mut q = of_account(
             "SELECT entry, allow FROM spam_lists WHERE account_id = ",
+            account_id,
+            "entry",
+            candidates,
         );
-        q.push_bind(account_id).push(" AND entry IN (");
-        let mut list = q.separated(", ");
-        for c in candidates {
-            list.push_bind(c);
-        }
-        q.push(")");
         let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&self.reader).await?;
         Ok(rows
             .into_iter()
@@ -325,20 +318,15 @@ impl Store {
         account_id: i64,
         keys: &[String],
     ) -> Result<Vec<(String, SpamHam)>> {
-        let keys = keys.get(..keys.len().min(MAX_KEYS)).unwrap_or_default();
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        // One query for every key: this runs for every message received.
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        let mut q = of_account(
             "SELECT key, spam, ham FROM spam_reputation WHERE account_id = ",
+            account_id,
+            "key",
+            keys,
         );
-        q.push_bind(account_id).push(" AND key IN (");
-        let mut list = q.separated(", ");
-        for k in keys {
-            list.push_bind(k);
-        }
-        q.push(")");
         let rows: Vec<(String, i64, i64)> = q.build_query_as().fetch_all(&self.reader).await?;
         Ok(rows
             .into_iter()
@@ -439,6 +427,28 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// `select` (ending in `account_id = `) for `account_id` and `column IN` the first
+/// [`MAX_KEYS`] of `values`, all bound: one query for what a message needs, since this runs
+/// for every message received.
+fn of_account(
+    select: &'static str,
+    account_id: i64,
+    column: &'static str,
+    values: &[String],
+) -> sqlx::QueryBuilder<sqlx::Sqlite> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(select);
+    q.push_bind(account_id)
+        .push(" AND ")
+        .push(column)
+        .push(" IN (");
+    let mut list = q.separated(", ");
+    for v in values.iter().take(MAX_KEYS) {
+        list.push_bind(v);
+    }
+    q.push(")");
+    q
 }
 
 /// Adds signed counts to one key (never below zero); an account removed meanwhile is skipped.
