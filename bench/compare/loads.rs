@@ -123,7 +123,7 @@ pub fn pop3_message(i: usize) -> Vec<u8> {
 }
 
 /// The SMTP message `i` of `client` (~4 KB, as bench/smtp.rs sends them).
-fn smtp_message(client: usize, i: usize) -> Vec<u8> {
+pub fn smtp_message(client: usize, i: usize) -> Vec<u8> {
     let mut m = format!(
         "From: Sender {client} <s{client}@remote.example>\r\nTo: {INGEST_USER}\r\n\
          Subject: bench message {client}-{i}\r\nMessage-ID: <{client}.{i}@remote.example>\r\n\
