@@ -709,9 +709,23 @@ async fn the_admin_spam_page_changes_domains_zones_and_greylisting_audited() {
         Some("0")
     );
 
-    // The resolver warning: shown while the meta key is set, hidden on request.
+    // The resolver warning: a day-old refusal is no longer shown; a fresh one is, until
+    // hidden on request.
+    let now = mailroom::store::now();
     store
-        .set_meta("spam_dnsbl_refused", "zen.spamhaus.org 1764806400")
+        .set_meta(
+            "spam_dnsbl_refused",
+            &format!("zen.spamhaus.org {}", now - 2 * 86_400),
+        )
+        .await
+        .unwrap();
+    let page = b.get("/admin/spam").await;
+    assert!(
+        !page.body.contains("id=\"dnsbl-refused\""),
+        "a stale warning is not shown"
+    );
+    store
+        .set_meta("spam_dnsbl_refused", &format!("zen.spamhaus.org {now}"))
         .await
         .unwrap();
     let page = b.get("/admin/spam").await;

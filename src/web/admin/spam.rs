@@ -15,17 +15,16 @@ use super::{Admin, Chrome, ListQuery, NoFields, Posted, done, timestamp};
 use crate::address::validate_domain;
 use crate::store::{DomainSpamPolicy, StoreError, Zone};
 
-/// Meta keys of the server-wide switches (read by the SMTP server).
-pub const GREYLISTING: &str = "spam_greylisting";
-pub const GREYLIST_DELAY: &str = "spam_greylist_delay";
-/// Set by the SMTP server when a blocklist answers that our resolver is refused:
-/// `<zone> <unix time>`.
-pub const DNSBL_REFUSED: &str = "spam_dnsbl_refused";
+// The server-wide switches are greylisting's own meta keys and bounds, and the resolver
+// warning is what `spam::dnsbl` writes and reads back: one definition each.
+use crate::spam::dnsbl::{REFUSED_KEY as DNSBL_REFUSED, refused_warning};
+use crate::spam::greylist::{
+    DEFAULT_DELAY_SECS as DEFAULT_GREYLIST_DELAY, DELAY_KEY as GREYLIST_DELAY,
+    MAX_DELAY_SECS as MAX_GREYLIST_DELAY, ON_KEY as GREYLISTING,
+};
 
-/// Greylisting's delay when none was set, and the delays an admin may choose (seconds).
-pub const DEFAULT_GREYLIST_DELAY: u64 = 300;
-const MIN_GREYLIST_DELAY: u64 = 30;
-const MAX_GREYLIST_DELAY: u64 = 3600;
+/// The shortest greylisting delay an admin may choose (seconds).
+const MIN_GREYLIST_DELAY: i64 = 30;
 /// Thresholds a domain may have (points on the filter's scale).
 const MIN_THRESHOLD: f64 = 1.0;
 const MAX_JUNK: f64 = 50.0;
@@ -40,7 +39,7 @@ pub(super) struct SpamPage {
     domains: Vec<DomainSpamPolicy>,
     zones: Vec<Zone>,
     greylisting: bool,
-    greylist_delay: u64,
+    greylist_delay: i64,
     /// The blocklist that refused our resolver, and when.
     refused: Option<(String, String)>,
     /// An error and the section it belongs to (`domain:<name>`, `zone`, `greylisting`).
@@ -77,11 +76,9 @@ async fn spam_page(
     done: Option<&str>,
 ) -> Result<SpamPage, WebError> {
     let store = &state.store;
-    let refused = store.meta(DNSBL_REFUSED).await?.map(|v| {
-        let (zone, t) = v.split_once(' ').unwrap_or((v.as_str(), ""));
-        let when = t.trim().parse().map(timestamp).unwrap_or_default();
-        (zone.to_string(), when)
-    });
+    let refused = refused_warning(store)
+        .await
+        .map(|(zone, at)| (zone, timestamp(at)));
     Ok(SpamPage {
         chrome: Chrome::new(state, admin, "spam", done),
         domains: store.domain_spam_policies().await?,
@@ -278,7 +275,7 @@ pub(super) async fn set_greylisting(
     State(state): State<WebState>,
     Posted(admin, f): Posted<Admin, GreylistForm>,
 ) -> Result<Response, WebError> {
-    let delay = match f.delay.trim().parse::<u64>() {
+    let delay = match f.delay.trim().parse::<i64>() {
         Ok(d) if (MIN_GREYLIST_DELAY..=MAX_GREYLIST_DELAY).contains(&d) => d,
         _ => {
             let e =
