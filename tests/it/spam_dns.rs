@@ -226,12 +226,13 @@ async fn lists_and_reverse_dns_that_do_not_answer_in_time_count_for_nothing() {
 
 const BODY: &str = "From: a@remote.test\r\nTo: alice@example.org\r\nSubject: hi\r\n\r\nHello.\r\n";
 
-/// A server with greylisting on (delay 1 s) and the account alice@example.org.
+/// A server with greylisting on (delay 2 s) and the account alice@example.org. Times are kept
+/// in whole seconds, so a 1 s delay could pass between two commands a millisecond apart.
 async fn greylisting_server() -> (TestServer, i64) {
     let (server, _dns) = server(Zone::default()).await;
     let store = &server.running.store;
     store.set_meta("spam_greylisting", "1").await.unwrap();
-    store.set_meta("spam_greylist_delay", "1").await.unwrap();
+    store.set_meta("spam_greylist_delay", "2").await.unwrap();
     let alice = account(store, "alice@example.org", 0).await;
     (server, alice.id)
 }
@@ -251,7 +252,7 @@ async fn greylisting_defers_the_first_attempt_and_exempts_the_network_after_a_re
     c.expect("RCPT TO:<alice@example.org>", 451, "Greylisted")
         .await;
     c.expect("RSET", 250, "").await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
 
     // The retry after the delay passes (the triplet is case-blind).
     c.expect("MAIL FROM:<a@remote.test>", 250, "").await;
