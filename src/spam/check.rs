@@ -13,7 +13,7 @@ use super::reputation::{self, Key, Sender};
 use super::verdict::{self, Auth, Decision, Outcome, Personal, ReverseDns, Shared, Thresholds};
 use super::{bayes, dnsbl, tokens};
 use crate::dns::Dns;
-use crate::store::{SenderEntry, SpamPolicy, Store, StoreError, Zone};
+use crate::store::{SpamHam, SpamPolicy, Store, StoreError, Zone};
 
 /// A message at the end of DATA, as the filter sees it.
 #[derive(Debug, Clone)]
@@ -179,10 +179,14 @@ impl Filter {
                         .filter(|(a, _)| *a == account_id)
                         .any(|(_, name)| header.recipients.iter().any(|r| r == name));
                     let personal = self
-                        .personal(account_id, message, &sender, &keys, hashed, addressed)
+                        .personal(account_id, policy.trained, message, &sender, &keys, hashed)
                         .await;
                     match personal {
                         Ok(personal) => {
+                            let personal = Personal {
+                                addressed,
+                                ..personal
+                            };
                             Some(verdict::decide(&shared, &personal, thresholds(&policy)))
                         }
                         Err(e) => {
@@ -237,109 +241,65 @@ impl Filter {
         tokio::join!(listing, reverse)
     }
 
-    /// What the account's own memory says of the message.
+    /// What the account's own memory says of the message: one read of the store for its
+    /// tokens' counts, the sender's reputation and the account's lists. (Whether it was
+    /// addressed to the account is the caller's to fill in.)
     async fn personal(
         &self,
         account_id: i64,
+        trained: SpamHam,
         message: &Inbound<'_>,
         sender: &Sender,
         keys: &[Key],
         hashed: &[u64],
-        addressed: bool,
     ) -> Result<Personal, StoreError> {
+        let mut wanted: Vec<String> = keys.iter().map(|k| k.key.clone()).collect();
+        let correspondent = sender.correspondent();
+        wanted.extend(correspondent.clone());
+        let candidates = list_candidates(message, sender);
+        let names: Vec<String> = candidates.iter().map(|(c, _)| c.clone()).collect();
+        let memory = self
+            .store
+            .spam_memory(account_id, hashed, &wanted, &names)
+            .await?;
         // No tokens: the account has learned too little for a verdict (see `judge`).
         let bayes = match hashed.is_empty() {
             true => None,
             false => {
-                let (totals, counts) = self.store.spam_counts(account_id, hashed).await?;
-                let counts: Vec<bayes::Counts> = counts
-                    .into_iter()
+                let counts: Vec<bayes::Counts> = memory
+                    .tokens
+                    .iter()
                     .map(|c| bayes::Counts {
                         spam: c.spam,
                         ham: c.ham,
                     })
                     .collect();
                 let totals = bayes::Totals {
-                    spam: totals.spam,
-                    ham: totals.ham,
+                    spam: trained.spam,
+                    ham: trained.ham,
                 };
                 bayes::classify(&counts, totals).map(|v| v.probability)
             }
         };
-        let mut wanted: Vec<String> = keys.iter().map(|k| k.key.clone()).collect();
-        let correspondent = sender.correspondent();
-        wanted.extend(correspondent.clone());
-        let found = self.store.reputation(account_id, &wanted).await?;
+        let found = &memory.reputation;
         let wrote_to = correspondent
             .as_ref()
             .is_some_and(|c| found.iter().any(|(k, n)| k == c && n.ham > 0));
-        let reputation = reputation::points(keys, &found, wrote_to, sender.from_verified);
-        let list = self
-            .list_entry(account_id, message, sender)
-            .await?
-            .map(|e| (e.allow, e.entry));
+        let reputation = reputation::points(keys, found, wrote_to, sender.from_verified);
+        // Candidates are most specific first; the first entry that may count decides.
+        let list = candidates.iter().find_map(|(c, trusted)| {
+            memory
+                .lists
+                .iter()
+                .find(|e| &e.entry == c && (!e.allow || *trusted))
+                .map(|e| (e.allow, e.entry.clone()))
+        });
         Ok(Personal {
             bayes,
             reputation,
             list,
-            addressed,
+            addressed: false,
         })
-    }
-
-    /// The account's list entry the sender matches, the most specific first: the `From:`
-    /// address, then its domain and the domains above it, then the envelope sender's. An
-    /// allow entry counts only for a name that was verified: the From's when DMARC passed,
-    /// the envelope sender's when SPF passed for its domain (or anything, when the admin
-    /// turned the checks off): spammers forge the addresses people allow.
-    async fn list_entry(
-        &self,
-        account_id: i64,
-        message: &Inbound<'_>,
-        sender: &Sender,
-    ) -> Result<Option<SenderEntry>, StoreError> {
-        let unchecked = !message.auth.checked;
-        let envelope_domain = message
-            .mail_from
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase());
-        let spf_verified = envelope_domain.is_some() && envelope_domain == message.spf_domain;
-        // (candidate, may an allow entry for it count)
-        let mut candidates: Vec<(String, bool)> = Vec::new();
-        for (address, verified) in [
-            (sender.from.as_deref(), sender.from_verified),
-            (Some(message.mail_from), spf_verified),
-        ] {
-            let Some(address) = address.filter(|a| !a.is_empty()) else {
-                continue;
-            };
-            let address = address.to_ascii_lowercase();
-            let Some((_, domain)) = address.rsplit_once('@') else {
-                continue;
-            };
-            let trusted = unchecked || verified;
-            let mut names = vec![address.clone(), domain.to_string()];
-            let mut rest = domain;
-            while let Some((_, parent)) = rest.split_once('.') {
-                if parent.contains('.') {
-                    names.push(parent.to_string());
-                }
-                rest = parent;
-            }
-            for name in names {
-                if !candidates.iter().any(|(c, _)| *c == name) {
-                    candidates.push((name, trusted));
-                }
-            }
-        }
-        let names: Vec<String> = candidates.iter().map(|(c, _)| c.clone()).collect();
-        let found = self.store.spam_list_matches(account_id, &names).await?;
-        // Candidates are most specific first; the first entry that may count decides.
-        Ok(candidates.iter().find_map(|(c, trusted)| {
-            found
-                .iter()
-                .find(|e| &e.entry == c && (!e.allow || *trusted))
-                .cloned()
-        }))
     }
 
     /// Counts the classification against the sender's keys (in memory, written once a
@@ -356,6 +316,49 @@ impl Filter {
             verdict::Verdict::Reject | verdict::Verdict::Inbox => {}
         }
     }
+}
+
+/// The names the account's lists may hold for the sender, the most specific first, each with
+/// whether an allow entry for it may count: the `From:` address, then its domain and the
+/// domains above it, then the envelope sender's. An allow entry counts only for a name that
+/// was verified: the From's when DMARC passed, the envelope sender's when SPF passed for its
+/// domain (or anything, when the admin turned the checks off): spammers forge the addresses
+/// people allow.
+fn list_candidates(message: &Inbound<'_>, sender: &Sender) -> Vec<(String, bool)> {
+    let unchecked = !message.auth.checked;
+    let envelope_domain = message
+        .mail_from
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase());
+    let spf_verified = envelope_domain.is_some() && envelope_domain == message.spf_domain;
+    let mut candidates: Vec<(String, bool)> = Vec::new();
+    for (address, verified) in [
+        (sender.from.as_deref(), sender.from_verified),
+        (Some(message.mail_from), spf_verified),
+    ] {
+        let Some(address) = address.filter(|a| !a.is_empty()) else {
+            continue;
+        };
+        let address = address.to_ascii_lowercase();
+        let Some((_, domain)) = address.rsplit_once('@') else {
+            continue;
+        };
+        let trusted = unchecked || verified;
+        let mut names = vec![address.clone(), domain.to_string()];
+        let mut rest = domain;
+        while let Some((_, parent)) = rest.split_once('.') {
+            if parent.contains('.') {
+                names.push(parent.to_string());
+            }
+            rest = parent;
+        }
+        for name in names {
+            if !candidates.iter().any(|(c, _)| *c == name) {
+                candidates.push((name, trusted));
+            }
+        }
+    }
+    candidates
 }
 
 /// The thresholds in force: the account's junk threshold, else the domain's, else the

@@ -2,6 +2,7 @@
 //! message was trained as. Training a message the other way untrains it first (a user who
 //! moves a message out of Junk again takes back what moving it in taught).
 
+use super::spam_policy::{MAX_KEYS, SenderEntry};
 use super::{Result, Store, now};
 
 /// Spam and ham counts: of trained messages (an account's totals) or of the trained messages a
@@ -13,10 +14,16 @@ pub struct SpamHam {
     pub ham: u64,
 }
 
-/// Tokens asked for in one query: a whole message (at most `spam::tokens::MAX_TOKENS`,
-/// 3,000) in one statement, well below SQLite's 32,766 bound parameters: each statement is a
-/// round trip to the database thread, and this runs for every message received.
-const CHUNK: usize = 3000;
+/// What an account's filter remembers that bears on one message: see [`Store::spam_memory`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Memory {
+    /// Each token's counts, in the order asked.
+    pub tokens: Vec<SpamHam>,
+    /// The reputation of the keys that have one.
+    pub reputation: Vec<(String, SpamHam)>,
+    /// The list entries among the names asked.
+    pub lists: Vec<SenderEntry>,
+}
 
 /// What training one message did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,33 +142,79 @@ impl Store {
             spam: spam.max(0) as u64,
             ham: ham.max(0) as u64,
         };
+        let memory = self.spam_memory(account_id, tokens, &[], &[]).await?;
+        Ok((totals, memory.tokens))
+    }
+
+    /// What the account's filter remembers that bears on one message, in one statement (it
+    /// runs for every message received; each statement is a round trip to a database
+    /// thread): each of `tokens`' counts (in their order, zero when never seen), the
+    /// reputation of the first [`MAX_KEYS`] of `keys`, and the list entries among the first
+    /// [`MAX_KEYS`] of `names`. The values go in as three JSON arrays, so the statement's
+    /// text never changes and stays prepared.
+    pub async fn spam_memory(
+        &self,
+        account_id: i64,
+        tokens: &[u64],
+        keys: &[String],
+        names: &[String],
+    ) -> Result<Memory> {
+        let mut memory = Memory {
+            tokens: vec![SpamHam::default(); tokens.len()],
+            ..Memory::default()
+        };
+        if tokens.is_empty() && keys.is_empty() && names.is_empty() {
+            return Ok(memory);
+        }
+        let as_json = |values: &[String]| {
+            serde_json::to_string(values.get(..MAX_KEYS).unwrap_or(values))
+                .unwrap_or_else(|_| "[]".into())
+        };
+        // Tokens are `u64` hashes stored as `i64` (see migration 0014).
+        let signed: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let tokens_json = serde_json::to_string(&signed).unwrap_or_else(|_| "[]".into());
+        let rows: Vec<(i64, i64, Option<String>, i64, i64)> = sqlx::query_as(
+            "SELECT 0, token, NULL, spam, ham FROM spam_tokens
+              WHERE account_id = ?1 AND token IN (SELECT value FROM json_each(?2))
+             UNION ALL
+             SELECT 1, 0, key, spam, ham FROM spam_reputation
+              WHERE account_id = ?1 AND key IN (SELECT value FROM json_each(?3))
+             UNION ALL
+             SELECT 2, 0, entry, allow, 0 FROM spam_lists
+              WHERE account_id = ?1 AND entry IN (SELECT value FROM json_each(?4))",
+        )
+        .bind(account_id)
+        .bind(tokens_json)
+        .bind(as_json(keys))
+        .bind(as_json(names))
+        .fetch_all(&self.reader)
+        .await?;
         let mut known = std::collections::HashMap::new();
-        for chunk in tokens.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT token, spam, ham FROM spam_tokens WHERE account_id = ? AND token IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            );
-            // Only placeholders are formatted in; the tokens are bound.
-            let mut query =
-                sqlx::query_as::<_, (i64, i64, i64)>(sqlx::AssertSqlSafe(sql)).bind(account_id);
-            for &t in chunk {
-                query = query.bind(t as i64);
-            }
-            for (token, spam, ham) in query.fetch_all(&self.reader).await? {
-                known.insert(
-                    token as u64,
-                    SpamHam {
-                        spam: spam.max(0) as u64,
-                        ham: ham.max(0) as u64,
-                    },
-                );
+        for (kind, token, name, a, b) in rows {
+            let counts = SpamHam {
+                spam: a.max(0) as u64,
+                ham: b.max(0) as u64,
+            };
+            match (kind, name) {
+                (0, _) => {
+                    known.insert(token as u64, counts);
+                }
+                (1, Some(key)) => memory.reputation.push((key, counts)),
+                (2, Some(entry)) => memory.lists.push(SenderEntry {
+                    entry,
+                    allow: a != 0,
+                }),
+                _ => {}
             }
         }
-        let counts = tokens
-            .iter()
-            .map(|t| known.get(t).copied().unwrap_or_default())
-            .collect();
-        Ok((totals, counts))
+        if !known.is_empty() {
+            for (slot, token) in memory.tokens.iter_mut().zip(tokens) {
+                if let Some(counts) = known.get(token) {
+                    *slot = *counts;
+                }
+            }
+        }
+        Ok(memory)
     }
 
     /// Accounts that have taught their filter spam: the ones whose tokens may need pruning

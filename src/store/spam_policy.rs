@@ -53,7 +53,7 @@ pub const MAX_ENTRY_LEN: usize = 254;
 /// DNS list zones asked per message at most.
 pub const MAX_ZONES: usize = 16;
 /// Reputation keys looked up or counted in one call (a message has about ten).
-const MAX_KEYS: usize = 64;
+pub const MAX_KEYS: usize = 64;
 /// Reputation counts of deliveries held in memory before they are written; past this, new
 /// ones are dropped until the next write (a flood must not grow memory).
 const MAX_PENDING: usize = 50_000;
@@ -188,32 +188,6 @@ impl Store {
             .collect())
     }
 
-    /// The entries of the account's lists among `candidates` (lower-case addresses and
-    /// domains of one message's sender).
-    pub async fn spam_list_matches(
-        &self,
-        account_id: i64,
-        candidates: &[String],
-    ) -> Result<Vec<SenderEntry>> {
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = of_account(
-            "SELECT entry, allow FROM spam_lists WHERE account_id = ",
-            account_id,
-            "entry",
-            candidates,
-        );
-        let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&self.reader).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(entry, allow)| SenderEntry {
-                entry,
-                allow: allow != 0,
-            })
-            .collect())
-    }
-
     /// Puts `entry` (already normalised to lower case) on the allow or block list, moving it
     /// from the other one; at most [`MAX_LIST_ENTRIES`] per account.
     pub async fn set_spam_list_entry(
@@ -318,28 +292,10 @@ impl Store {
         account_id: i64,
         keys: &[String],
     ) -> Result<Vec<(String, SpamHam)>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = of_account(
-            "SELECT key, spam, ham FROM spam_reputation WHERE account_id = ",
-            account_id,
-            "key",
-            keys,
-        );
-        let rows: Vec<(String, i64, i64)> = q.build_query_as().fetch_all(&self.reader).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(key, spam, ham)| {
-                (
-                    key,
-                    SpamHam {
-                        spam: spam.max(0) as u64,
-                        ham: ham.max(0) as u64,
-                    },
-                )
-            })
-            .collect())
+        Ok(self
+            .spam_memory(account_id, &[], keys, &[])
+            .await?
+            .reputation)
     }
 
     /// Adds `spam` and `ham` (either may be negative, to take back an earlier count; counts
@@ -427,28 +383,6 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-}
-
-/// `select` (ending in `account_id = `) for `account_id` and `column IN` the first
-/// [`MAX_KEYS`] of `values`, all bound: one query for what a message needs, since this runs
-/// for every message received.
-fn of_account(
-    select: &'static str,
-    account_id: i64,
-    column: &'static str,
-    values: &[String],
-) -> sqlx::QueryBuilder<sqlx::Sqlite> {
-    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(select);
-    q.push_bind(account_id)
-        .push(" AND ")
-        .push(column)
-        .push(" IN (");
-    let mut list = q.separated(", ");
-    for v in values.iter().take(MAX_KEYS) {
-        list.push_bind(v);
-    }
-    q.push(")");
-    q
 }
 
 /// Adds signed counts to one key (never below zero); an account removed meanwhile is skipped.
