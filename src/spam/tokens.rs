@@ -8,6 +8,7 @@
 //! kept per message, so a huge message costs no more than a large one.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use mail_parser::{HeaderValue, MessageParser};
 
@@ -37,33 +38,50 @@ pub fn hash(token: &str) -> u64 {
 /// The distinct tokens of a raw message, readable (for tests and explanations); see
 /// [`hashed`] for what the classifier stores.
 pub fn tokens(raw: &[u8]) -> Vec<String> {
+    let mut out = Tokens {
+        readable: Some(Vec::new()),
+        ..Tokens::default()
+    };
+    walk(raw, &mut out);
+    out.readable.unwrap_or_default()
+}
+
+/// [`tokens`], hashed: what the classifier stores and looks up. (It runs for every message
+/// received, so it keeps only the hashes: no token string is kept or copied.)
+pub fn hashed(raw: &[u8]) -> Vec<u64> {
     let mut out = Tokens::default();
+    walk(raw, &mut out);
+    out.list
+}
+
+/// Adds the tokens of `raw` to `out`.
+fn walk(raw: &[u8], out: &mut Tokens) {
     let raw = raw.get(..MAX_INPUT).unwrap_or(raw);
     let Some(message) = MessageParser::default().parse(raw) else {
-        out.add("meta:unparsable".into());
-        return out.list;
+        out.add("meta:unparsable");
+        return;
     };
     if let Some(from) = message.from().and_then(|a| a.first()) {
         if let Some(address) = from.address() {
             let address = address.to_ascii_lowercase();
             if let Some((_, domain)) = address.rsplit_once('@') {
-                out.add(format!("from-domain:{domain}"));
+                out.add(&format!("from-domain:{domain}"));
             }
-            out.add(format!("from:{address}"));
+            out.add(&format!("from:{address}"));
         }
         if let Some(name) = from.name() {
             for word in words(name) {
-                out.add(format!("from-name:{word}"));
+                out.add(&format!("from-name:{word}"));
             }
         }
     } else {
-        out.add("meta:no-from".into());
+        out.add("meta:no-from");
     }
     for word in words(message.subject().unwrap_or_default()) {
-        out.add(format!("subject:{word}"));
+        out.add(&format!("subject:{word}"));
     }
     if message.subject().is_none_or(|s| s.trim().is_empty()) {
-        out.add("meta:no-subject".into());
+        out.add("meta:no-subject");
     }
     for header in message.headers() {
         let name = header.name().to_ascii_lowercase();
@@ -71,69 +89,94 @@ pub fn tokens(raw: &[u8]) -> Vec<String> {
             "x-mailer" | "user-agent" => {
                 if let HeaderValue::Text(text) = header.value() {
                     for word in words(text).take(3) {
-                        out.add(format!("{name}:{word}"));
+                        out.add(&format!("{name}:{word}"));
                     }
                 }
             }
             "list-unsubscribe" | "list-id" | "precedence" | "reply-to" | "x-priority" => {
-                out.add(format!("has:{name}"));
+                out.add(&format!("has:{name}"));
             }
             _ => {}
         }
     }
     let recipients =
         message.to().map_or(0, |a| a.iter().count()) + message.cc().map_or(0, |a| a.iter().count());
-    out.add(format!("meta:recipients-{}", recipients.min(10)));
+    out.add(&format!("meta:recipients-{}", recipients.min(10)));
     let html = message.html_body_count() > 0;
     let plain = message.text_body_count() > 0
         && message
             .text_body
             .iter()
             .any(|&i| message.part(i).is_some_and(|p| !p.is_text_html()));
-    out.add(format!("meta:html-{html}-plain-{plain}"));
+    out.add(&format!("meta:html-{html}-plain-{plain}"));
     if message.attachment_count() > 0 {
-        out.add("meta:attachment".into());
+        out.add("meta:attachment");
         for part in message.attachments() {
             if let Some(ct) = mail_parser::MimeHeaders::content_type(part) {
-                out.add(format!("attachment:{}", ct.ctype().to_ascii_lowercase()));
+                out.add(&format!("attachment:{}", ct.ctype().to_ascii_lowercase()));
             }
         }
     }
     let text = message.body_text(0).unwrap_or_default();
     let text = cut(&text, MAX_TEXT);
     for domain in link_domains(text) {
-        out.add(format!("url:{domain}"));
+        out.add(&format!("url:{domain}"));
     }
-    if let Some(html) = message.body_html(0) {
+    // Only a real HTML part has links of its own: for plain text, mail-parser would make HTML
+    // of the text just read.
+    let real_html = message
+        .html_body
+        .iter()
+        .any(|&i| message.part(i).is_some_and(|p| p.is_text_html()));
+    if real_html && let Some(html) = message.body_html(0) {
         for domain in link_domains(cut(&html, MAX_TEXT)) {
-            out.add(format!("url:{domain}"));
+            out.add(&format!("url:{domain}"));
         }
     }
     for word in words(text) {
         if out.list.len() >= MAX_TOKENS {
             break;
         }
-        out.add(word);
+        out.add(&word);
     }
-    out.list
 }
 
-/// [`tokens`], hashed.
-pub fn hashed(raw: &[u8]) -> Vec<u64> {
-    tokens(raw).iter().map(|t| hash(t)).collect()
-}
-
+/// The distinct tokens seen so far, by hash, in the order first seen.
 #[derive(Default)]
 struct Tokens {
-    seen: HashSet<String>,
-    list: Vec<String>,
+    seen: HashSet<u64, BuildHasherDefault<Passthrough>>,
+    list: Vec<u64>,
+    /// The tokens themselves, when asked for ([`tokens`]).
+    readable: Option<Vec<String>>,
 }
 
 impl Tokens {
-    fn add(&mut self, token: String) {
-        if self.list.len() < MAX_TOKENS && self.seen.insert(token.clone()) {
-            self.list.push(token);
+    fn add(&mut self, token: &str) {
+        let h = hash(token);
+        if self.list.len() < MAX_TOKENS && self.seen.insert(h) {
+            self.list.push(h);
+            if let Some(readable) = &mut self.readable {
+                readable.push(token.to_string());
+            }
         }
+    }
+}
+
+/// A set of FNV hashes needs no second hash: this one passes the value through.
+#[derive(Default)]
+struct Passthrough(u64);
+
+impl Hasher for Passthrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -158,7 +201,10 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
             let n = w.chars().count();
             (MIN_WORD..=MAX_WORD).contains(&n) && !w.chars().all(|c| c.is_ascii_digit())
         })
-        .map(str::to_lowercase)
+        .map(|w| match w.is_ascii() {
+            true => w.to_ascii_lowercase(),
+            false => w.to_lowercase(),
+        })
 }
 
 /// The host names of `http://` and `https://` links in `text`, lower-cased, without `www.`.
