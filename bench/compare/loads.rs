@@ -18,11 +18,22 @@ pub fn churn_user(c: usize) -> String {
     format!("churn{c}@{DOMAIN}")
 }
 
-/// Every account both servers get: [`USERS`] and one per churn client.
+/// The ingest row's account for round `round`: each round fills an empty INBOX (a growing
+/// one slowed Dovecot's later rounds by half, which would flatter us).
+pub fn ingest_user(round: usize) -> String {
+    match round {
+        0 => INGEST_USER.to_string(),
+        r => format!("ingest{r}@{DOMAIN}"),
+    }
+}
+
+/// Every account both servers get: [`USERS`], one per ingest round after the first and one
+/// per churn client.
 pub fn all_users(sizes: &Sizes) -> Vec<String> {
     USERS
         .iter()
         .map(|u| u.to_string())
+        .chain((1..sizes.ingest_runs).map(ingest_user))
         .chain((0..sizes.churn_clients).map(churn_user))
         .collect()
 }
@@ -34,6 +45,8 @@ pub use crate::corpus::RARE;
 #[derive(Clone, Copy, Debug)]
 pub struct Sizes {
     pub ingest: usize,
+    /// Rounds of the ingest load; the median counts.
+    pub ingest_runs: usize,
     pub clients: usize,
     pub imap: usize,
     pub pop3: usize,
@@ -123,9 +136,9 @@ pub fn pop3_message(i: usize) -> Vec<u8> {
 }
 
 /// The SMTP message `i` of `client` (~4 KB, as bench/smtp.rs sends them).
-pub fn smtp_message(client: usize, i: usize) -> Vec<u8> {
+pub fn smtp_message(to: &str, client: usize, i: usize) -> Vec<u8> {
     let mut m = format!(
-        "From: Sender {client} <s{client}@remote.example>\r\nTo: {INGEST_USER}\r\n\
+        "From: Sender {client} <s{client}@remote.example>\r\nTo: {to}\r\n\
          Subject: bench message {client}-{i}\r\nMessage-ID: <{client}.{i}@remote.example>\r\n\
          Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\n"
     );
@@ -146,27 +159,30 @@ pub struct Ingest {
     pub in_mailbox: Duration,
 }
 
-/// `sizes.ingest` messages from `sizes.clients` concurrent SMTP clients to INGEST_USER, timed
-/// until an IMAP client polling STATUS every 50 ms sees them all in the INBOX.
-pub async fn ingest(ep: &Endpoints, sizes: Sizes) -> Result<Ingest> {
-    let total = sizes.ingest;
-    let mut poll = Imap::login(ep.imap, INGEST_USER, &ep.password).await?;
+/// `sizes.ingest` messages from `sizes.clients` concurrent SMTP clients to the round's
+/// account ([`ingest_user`]), timed until an IMAP client polling STATUS every 50 ms sees them
+/// all in its INBOX.
+pub async fn ingest(ep: &Endpoints, sizes: Sizes, round: usize) -> Result<Ingest> {
+    let user = ingest_user(round);
+    let mut poll = Imap::login(ep.imap, &user, &ep.password).await?;
     let before = poll.messages().await?;
     if before != 0 {
-        bail!("{INGEST_USER}'s INBOX already holds {before} messages");
+        bail!("{user}'s INBOX already holds {before} messages");
     }
+    let total = sizes.ingest;
     let started = Instant::now();
     let mut clients = Vec::new();
     for c in 0..sizes.clients {
         let count = total / sizes.clients + usize::from(c < total % sizes.clients);
         let addr = ep.smtp;
+        let user = user.clone();
         clients.push(tokio::spawn(async move {
             let mut s = Smtp::connect(addr).await?;
             for i in 0..count {
                 s.send(
                     &format!("s{c}@remote.example"),
-                    INGEST_USER,
-                    &smtp_message(c, i),
+                    &user,
+                    &smtp_message(&user, c, i),
                 )
                 .await
                 .with_context(|| format!("SMTP client {c}, message {i}"))?;

@@ -113,7 +113,7 @@ impl Mailroom {
         // teach the ingest account that much, so the ingest row pays for the whole decision
         // (tokens, counts, Bayes) as a trained account does. An older binary's schema has no
         // filter: then the row runs untrained, and says so.
-        if let Err(e) = train_ingest(&dir.join("data").join("mailroom.db")).await {
+        if let Err(e) = train_ingest(&dir.join("data").join("mailroom.db"), sizes).await {
             eprintln!("note: the ingest account's spam filter stays untrained: {e}");
         }
         let log = dir.join("mailroom.log");
@@ -176,22 +176,30 @@ impl Drop for Mailroom {
     }
 }
 
-/// Teaches the ingest account's filter 20 spam and 20 ham messages (the ham like the
+/// Teaches each ingest account's filter 20 spam and 20 ham messages (the ham like the
 /// messages the ingest row sends, so they stay in the INBOX it counts).
-async fn train_ingest(db: &Path) -> Result<()> {
-    use sha2::Digest;
+async fn train_ingest(db: &Path, sizes: &Sizes) -> Result<()> {
     let store = mailroom::store::Store::open(db).await?;
-    let account = store
-        .account_by_address(crate::loads::INGEST_USER)
-        .await?
-        .context("no ingest account")?;
+    for round in 0..sizes.ingest_runs {
+        let user = crate::loads::ingest_user(round);
+        let account = store
+            .account_by_address(&user)
+            .await?
+            .with_context(|| format!("no account {user}"))?;
+        train_one(&store, account.id, &user).await?;
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn train_one(store: &mailroom::store::Store, account: i64, user: &str) -> Result<()> {
+    use sha2::Digest;
     for i in 0..20 {
-        let ham = crate::loads::smtp_message(100 + i, i);
+        let ham = crate::loads::smtp_message(user, 100 + i, i);
         let spam = format!(
-            "From: Winner {i} <prize{i}@lottery.example>\r\nTo: {}\r\nSubject: You won \
+            "From: Winner {i} <prize{i}@lottery.example>\r\nTo: {user}\r\nSubject: You won \
              the lottery {i}\r\n\r\nClaim your cash prize now, click here, casino bonus, \
-             cheap pills, act now!\r\n",
-            crate::loads::INGEST_USER
+             cheap pills, act now!\r\n"
         )
         .into_bytes();
         for (raw, as_spam) in [(ham, false), (spam, true)] {
@@ -200,9 +208,8 @@ async fn train_ingest(db: &Path) -> Result<()> {
                 .map(|b| format!("{b:02x}"))
                 .collect();
             let tokens = mailroom::spam::tokens::hashed(&raw);
-            store.train_spam(account.id, &sha, &tokens, as_spam).await?;
+            store.train_spam(account, &sha, &tokens, as_spam).await?;
         }
     }
-    store.close().await;
     Ok(())
 }

@@ -64,8 +64,13 @@ fn rows(s: &Sizes) -> Vec<Row> {
         Row {
             group: Group::Ingest,
             label: format!(
-                "SMTP ingest {} x 4 KB, {} clients, into the mailbox",
-                s.ingest, s.clients
+                "SMTP ingest {} x 4 KB, {} clients, into the mailbox{}",
+                s.ingest,
+                s.clients,
+                match s.ingest_runs {
+                    1 => String::new(),
+                    n => format!(" (median of {n})"),
+                }
             ),
             unit: Unit::Rate,
             target: Some(5.0),
