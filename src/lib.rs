@@ -16,6 +16,7 @@
 //! - [`store`]: the only place with SQL: accounts, mailboxes, the one delivery path, blobs.
 //! - [`smtp`]: inbound MX and submission sessions, inbound SPF/DKIM/DMARC checks, and the
 //!   outbound client.
+//! - [`sieve`]: Sieve filtering (RFC 5228 and extensions): compile scripts, run them on a delivery.
 //! - [`spam`]: the spam filter's pure parts: message tokens and the Bayesian classifier.
 //! - [`queue`]: the outbound worker: MX delivery, retries, DSNs.
 //! - [`dkim`]: DKIM signatures for mail from our domains, added before anything is queued.
@@ -50,6 +51,7 @@ pub mod pop3;
 pub mod queue;
 pub mod records;
 pub mod shutdown;
+pub mod sieve;
 pub mod smtp;
 pub mod spam;
 pub mod srs;
