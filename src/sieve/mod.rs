@@ -7,14 +7,18 @@
 //! `mail` (what tests read of the message) and `vacation` at run time. Nothing here does I/O:
 //! the caller files, forwards and replies.
 
-// Its run-time half is used by the interpreter (next commit).
-#[allow(dead_code)]
+mod compare;
 mod date;
 mod encoded;
+mod flags;
+mod interpret;
 mod ir;
 mod lexer;
+mod mail;
 mod parser;
+mod vacation;
 mod validate;
+mod variables;
 
 use serde::{Deserialize, Serialize};
 
@@ -156,6 +160,12 @@ fn end_position(source: &str) -> parser::Pos {
         line: u32::try_from(line).unwrap_or(u32::MAX),
         column: u32::try_from(last.chars().count() + 1).unwrap_or(u32::MAX),
     }
+}
+
+/// Runs `script` on one delivery: the actions to carry out, or on a runtime error (a limit
+/// hit, conflicting actions) a plain keep and the error. Never panics.
+pub fn run(script: &Script, message: &Message, ctx: &Context) -> Outcome {
+    interpret::run(script, message, ctx)
 }
 
 /// What the interpreter sees of one delivery.

@@ -89,8 +89,12 @@ fn at(pos: &Pos, message: &str) -> CompileError {
 }
 
 impl Validator {
+    /// Whether `ext` is required, directly or by an extension that implies it
+    /// (RFC 6131 §2: vacation-seconds; RFC 5235 §3.2: spamtestplus).
     fn has(&self, ext: &str) -> bool {
         self.required.contains(ext)
+            || (ext == "vacation" && self.required.contains("vacation-seconds"))
+            || (ext == "spamtest" && self.required.contains("spamtestplus"))
     }
 
     fn need(&self, ext: &str, pos: &Pos, what: &str) -> Result<(), CompileError> {
@@ -533,11 +537,7 @@ impl Validator {
             _ => return Err(at(pos, &format!("unknown test '{name}'"))),
         };
         if let Some(ext) = ext {
-            if name == "spamtest" && self.has("spamtestplus") {
-                // spamtestplus implies spamtest (RFC 5235 §3.2).
-            } else {
-                self.need(ext, pos, &format!("test '{name}'"))?;
-            }
+            self.need(ext, pos, &format!("test '{name}'"))?;
         }
         match name {
             "not" => {
