@@ -54,15 +54,23 @@ pub struct Submission {
     store: Store,
     hostname: String,
     signer: Signer,
+    /// The recipients' rules (Sieve), run at every local delivery: here and at the MX.
+    rules: crate::sieve::deliver::Rules,
 }
 
 impl Submission {
     pub fn new(store: Store, hostname: String) -> Submission {
         Submission {
             signer: Signer::new(store.clone()),
+            rules: crate::sieve::deliver::Rules::new(store.clone(), hostname.clone()),
             store,
             hostname,
         }
+    }
+
+    /// The recipients' rules, shared with the MX so both use one script cache.
+    pub fn rules(&self) -> &crate::sieve::deliver::Rules {
+        &self.rules
     }
 
     /// True when `account` may use `from` as its envelope or header sender.
@@ -174,7 +182,32 @@ impl Submission {
                 }
             }
         }
-        let mut targets: Vec<Target> = accounts.into_iter().map(Target::inbox).collect();
+        // Each local recipient's rules (Sieve) turn its INBOX copy into what its script asks.
+        let stored = [trace, &content].concat();
+        let mut targets: Vec<Target> = Vec::new();
+        let mut after = Vec::new();
+        for account_id in accounts {
+            let arrival = crate::sieve::deliver::Arrival {
+                raw: &stored,
+                envelope_from: from,
+                envelope_to: "",
+                auth: Some(&account.address),
+                spam_percent: None,
+            };
+            let applied = self
+                .rules
+                .apply(account_id, Target::inbox(account_id), &arrival)
+                .await;
+            targets.extend(applied.targets);
+            for address in applied.redirects {
+                if !remote.iter().any(|a| a.eq_ignore_ascii_case(&address)) {
+                    remote.push(address);
+                }
+            }
+            if applied.reject.is_some() || applied.vacation.is_some() {
+                after.push((account_id, applied.reject, applied.vacation));
+            }
+        }
         if let Some(mailbox) = sent {
             targets
                 .push(Target::mailbox(mailbox).with_flags(crate::store::Flags::SEEN, Vec::new()));
@@ -188,7 +221,7 @@ impl Submission {
             .store
             .deliver_and_queue(
                 Delivery {
-                    raw: &[trace, &content].concat(),
+                    raw: &stored,
                     internal_date: None,
                 },
                 &targets,
@@ -206,6 +239,24 @@ impl Submission {
             .map(|a| (crate::spam::reputation::correspondent_key(a), 0, 1))
             .collect();
         self.store.note_reputation(account.id, &written_to);
+        // After the commit, off the reply's path: the recipients' vacation replies and the
+        // refusals of their scripts (a submission is never refused by a recipient's rules).
+        if !after.is_empty() {
+            let rules = self.rules.clone();
+            let sender = from.to_string();
+            tokio::spawn(async move {
+                for (account_id, reject, vacation) in after {
+                    if let Some(reason) = reject {
+                        rules
+                            .send_refusal(account_id, &sender, &stored, &reason)
+                            .await;
+                    }
+                    if let Some(v) = vacation {
+                        rules.send_vacation(account_id, &v).await;
+                    }
+                }
+            });
+        }
         Ok(report.delivered)
     }
 }

@@ -110,11 +110,11 @@ impl Mailroom {
             )?;
         }
         // The filter asks Bayes only for an account that has learned 10 spam and 10 ham:
-        // teach the ingest account that much, so the ingest row pays for the whole decision
-        // (tokens, counts, Bayes) as a trained account does. An older binary's schema has no
-        // filter: then the row runs untrained, and says so.
+        // teach the ingest accounts that much, so the ingest row pays for the whole decision
+        // (tokens, counts, Bayes) as a trained account does; and give them 20 Sieve rules.
+        // An older binary's schema has neither: then the row runs without, and says so.
         if let Err(e) = train_ingest(&dir.join("data").join("mailroom.db"), sizes).await {
-            eprintln!("note: the ingest account's spam filter stays untrained: {e}");
+            eprintln!("note: the ingest accounts have no trained filter or rules: {e}");
         }
         let log = dir.join("mailroom.log");
         let out = std::fs::File::create(&log)?;
@@ -187,8 +187,28 @@ async fn train_ingest(db: &Path, sizes: &Sizes) -> Result<()> {
             .await?
             .with_context(|| format!("no account {user}"))?;
         train_one(&store, account.id, &user).await?;
+        rules(&store, account.id).await?;
     }
     store.close().await;
+    Ok(())
+}
+
+/// Makes the 20-rule script of `bench/common/twenty.sieve` (which `cargo bench --bench
+/// sieve` times alone) the account's active rules: the ingest row pays for Sieve as a user
+/// with filters does. None of its rules files the bench's messages away.
+async fn rules(store: &mailroom::store::Store, account: i64) -> Result<()> {
+    const SCRIPT: &str = include_str!("../common/twenty.sieve");
+    let compiled = mailroom::sieve::compile(SCRIPT)
+        .map_err(|e| anyhow::anyhow!("twenty.sieve: {e}"))?
+        .to_stored();
+    store
+        .put_sieve(account, "rules", SCRIPT, &compiled)
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    store
+        .set_active_sieve(account, Some("rules"))
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     Ok(())
 }
 

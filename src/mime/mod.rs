@@ -255,6 +255,13 @@ pub struct RawHeader<'a> {
     pub stray_field: bool,
 }
 
+/// The header section of `message`, up to and including the blank line that ends it (all of
+/// `message` when it has no body): what reports quote of a message they return.
+pub fn header_section(message: &[u8]) -> &[u8] {
+    let end = header::parse_header(message, 0, message.len(), false).body_start;
+    message.get(..end).unwrap_or(message)
+}
+
 /// The header section of `message`: its fields in order and where it ends.
 pub fn raw_header(message: &[u8]) -> RawHeader<'_> {
     let header = header::parse_header(message, 0, message.len(), true);

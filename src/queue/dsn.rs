@@ -6,7 +6,7 @@ use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::MimePart;
 
-use crate::mime::{rfc5322_now, unique_id};
+use crate::mime::{header_section, rfc5322_now, unique_id};
 
 /// One recipient that failed for good.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,17 +109,6 @@ pub fn build(
         .header("Auto-Submitted", Raw::new("auto-replied"))
         .body(report);
     message.write_to_vec().unwrap_or_default()
-}
-
-/// The header section of `message` (up to and including the blank line, or all of it).
-fn header_section(message: &[u8]) -> &[u8] {
-    let end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 2)
-        .or_else(|| message.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
-        .unwrap_or(message.len());
-    message.get(..end).unwrap_or(message)
 }
 
 fn one_line(s: &str) -> String {

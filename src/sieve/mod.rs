@@ -9,6 +9,7 @@
 
 mod compare;
 mod date;
+pub mod deliver;
 mod encoded;
 mod flags;
 mod interpret;
@@ -16,6 +17,7 @@ mod ir;
 mod lexer;
 mod mail;
 mod parser;
+mod replies;
 mod vacation;
 mod validate;
 mod variables;

@@ -138,57 +138,125 @@ impl<'a, T: Transport> Session<'a, T> {
         // one stored body. Distinct copies are bounded (memory, disk): past the bound, the
         // other accounts get a brief field per verdict.
         let most = (MAX_COPY_BYTES / message.len().max(1)).clamp(1, MAX_COPIES);
-        let mut fields: Vec<(String, Vec<Target>)> = Vec::new();
+        // (field, [(account, its target, its spamtest percentage)])
+        let mut fields: Vec<(String, Vec<Recipient>)> = Vec::new();
         for account_id in &env.accounts {
             let found = judged.iter().find(|j| j.account_id == *account_id);
-            let verdict = found.and_then(|j| j.decision.as_ref()).map(|d| d.verdict);
-            let target = match verdict {
+            let decision = found.and_then(|j| j.decision.as_ref());
+            let target = match decision.map(|d| d.verdict) {
                 Some(Verdict::Junk | Verdict::Reject) => Target::junk(*account_id),
                 Some(Verdict::Inbox) | None => Target::inbox(*account_id),
             };
+            let percent = decision.map(|d| crate::sieve::deliver::spam_percent(d.score, d.junk));
             let mut field = found.map_or(String::new(), |j| j.field.clone());
             if !fields.iter().any(|(f, _)| *f == field) && fields.len() >= most {
-                field = verdict.map_or(String::new(), crate::spam::verdict::brief_field);
+                field = decision
+                    .map(|d| d.verdict)
+                    .map_or(String::new(), crate::spam::verdict::brief_field);
             }
+            let account = (*account_id, target, percent);
             match fields.iter_mut().find(|(f, _)| *f == field) {
-                Some((_, targets)) => targets.push(target),
-                None => fields.push((field, vec![target])),
+                Some((_, accounts)) => accounts.push(account),
+                None => fields.push((field, vec![account])),
             }
         }
-        let copies: Vec<(Vec<u8>, Vec<Target>)> = fields
-            .into_iter()
-            .map(|(field, targets)| {
-                (
-                    [trace.as_slice(), field.as_bytes(), &message].concat(),
-                    targets,
-                )
-            })
-            .collect();
+        // Each account's rules (Sieve) see its own copy and turn its one target into what
+        // the script asks for.
+        let mut copies: Vec<(Vec<u8>, Vec<Target>)> = Vec::new();
+        let mut redirects: Vec<String> = Vec::new();
+        let mut rejects: Vec<(i64, String)> = Vec::new();
+        let mut vacations = Vec::new();
+        // The domain that sends redirected mail on: the first redirecting account's (its
+        // SRS address passes SPF at the destination).
+        let mut redirect_domain: Option<String> = None;
+        for (field, accounts) in fields {
+            let raw = [trace.as_slice(), field.as_bytes(), &message].concat();
+            let mut targets = Vec::new();
+            for (account_id, target, percent) in accounts {
+                let reached_as = env
+                    .addressed_as
+                    .iter()
+                    .find(|(a, _)| *a == account_id)
+                    .map_or("", |(_, address)| address.as_str());
+                let arrival = crate::sieve::deliver::Arrival {
+                    raw: &raw,
+                    envelope_from: &env.from,
+                    envelope_to: reached_as,
+                    auth: None,
+                    spam_percent: percent,
+                };
+                let applied = self
+                    .smtp
+                    .submission
+                    .rules()
+                    .apply(account_id, target, &arrival)
+                    .await;
+                targets.extend(applied.targets);
+                if !applied.redirects.is_empty() && redirect_domain.is_none() {
+                    redirect_domain = reached_as.rsplit_once('@').map(|(_, d)| d.to_string());
+                }
+                for address in applied.redirects {
+                    if !redirects.iter().any(|r| r.eq_ignore_ascii_case(&address)) {
+                        redirects.push(address);
+                    }
+                }
+                if let Some(reason) = applied.reject {
+                    rejects.push((account_id, reason));
+                }
+                if let Some(v) = applied.vacation {
+                    vacations.push((account_id, v));
+                }
+            }
+            if !targets.is_empty() {
+                copies.push((raw, targets));
+            }
+        }
+        // Every recipient refused (and nothing goes on elsewhere): the sender learns it now,
+        // in SMTP, rather than from a report later.
+        if rejects.len() == env.accounts.len()
+            && copies.is_empty()
+            && redirects.is_empty()
+            && env.forwards.is_empty()
+            && let Some((_, reason)) = rejects.first()
+        {
+            self.smtp.store.count_event("rejected:sieve");
+            return Reply::new(550, "5.7.1", one_line(reason));
+        }
         // Forwarded copies carry the trace, never our spam verdict (it is the local user's).
-        let forward_raw = match env.forwards.is_empty() {
+        let mut onward = env.forwards.clone();
+        for address in redirects {
+            if !onward.iter().any(|a| a.eq_ignore_ascii_case(&address)) {
+                onward.push(address);
+            }
+        }
+        let forward_raw = match onward.is_empty() {
             true => Vec::new(),
             false => [trace.as_slice(), &message].concat(),
         };
-        let forward = self.forwarding(env, &forward_raw);
+        let forward = self.forwarding(env, &onward, redirect_domain, &forward_raw);
         let outbound = forward.as_ref().map(|(sender, raw)| Outbound {
             sender,
-            recipients: &env.forwards,
+            recipients: &onward,
             raw,
         });
         let result = match copies.as_slice() {
-            [] => self
-                .smtp
-                .store
-                .deliver_and_queue(
-                    Delivery {
-                        raw: &forward_raw,
-                        internal_date: None,
-                    },
-                    &[],
-                    outbound,
-                )
-                .await
-                .map(|r| r.queued),
+            [] => match outbound {
+                Some(outbound) => self
+                    .smtp
+                    .store
+                    .deliver_and_queue(
+                        Delivery {
+                            raw: &forward_raw,
+                            internal_date: None,
+                        },
+                        &[],
+                        Some(outbound),
+                    )
+                    .await
+                    .map(|r| r.queued),
+                // Discarded or refused by every script: nothing to store.
+                None => Ok(None),
+            },
             [(raw, targets)] => self
                 .smtp
                 .store
@@ -222,6 +290,23 @@ impl<'a, T: Transport> Session<'a, T> {
                     .map(|(_, queued)| queued)
             }
         };
+        // After the commit, off the reply's path: vacation replies, and the refusals of
+        // scripts that could not refuse in SMTP (others took the message).
+        if result.is_ok() && (!vacations.is_empty() || !rejects.is_empty()) {
+            let rules = self.smtp.submission.rules().clone();
+            let sender = env.from.clone();
+            let original = message.to_vec();
+            tokio::spawn(async move {
+                for (account_id, reason) in rejects {
+                    rules
+                        .send_refusal(account_id, &sender, &original, &reason)
+                        .await;
+                }
+                for (account_id, v) in vacations {
+                    rules.send_vacation(account_id, &v).await;
+                }
+            });
+        }
         match result {
             Ok(None) => Reply::new(250, "2.0.0", format!("OK: stored as {}", env.id)),
             Ok(Some(id)) => Reply::new(
@@ -276,15 +361,23 @@ impl<'a, T: Transport> Session<'a, T> {
             .await
     }
 
-    /// For the remote targets of aliases (none: `None`), the envelope sender and message to
-    /// queue: from an SRS address of the forwarding domain so SPF passes at the destination.
-    fn forwarding<'r>(&self, env: &Envelope, raw: &'r [u8]) -> Option<(String, &'r [u8])> {
-        if env.forwards.is_empty() {
+    /// For the remote targets of aliases and redirects (`onward`; none: `None`), the envelope
+    /// sender and message to queue: from an SRS address of the forwarding domain so SPF
+    /// passes at the destination.
+    fn forwarding<'r>(
+        &self,
+        env: &Envelope,
+        onward: &[String],
+        redirect_domain: Option<String>,
+        raw: &'r [u8],
+    ) -> Option<(String, &'r [u8])> {
+        if onward.is_empty() {
             return None;
         }
         let domain = env
             .forward_domain
             .clone()
+            .or(redirect_domain)
             .unwrap_or_else(|| self.smtp.hostname.clone());
         let sender = self.smtp.srs.forward(&env.from, &domain);
         // The Return-Path is ours to add only at final delivery; the next server adds its own.
@@ -322,6 +415,15 @@ fn refusal(judged: &[Judged]) -> Option<Reply> {
             reasons.join(", ")
         ),
     ))
+}
+
+/// An account, where its copy goes without rules, and the spam filter's certainty in percent.
+type Recipient = (i64, Target, Option<u8>);
+
+/// `text` on one line (a reason from a script goes into an SMTP reply).
+fn one_line(text: &str) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    line.chars().take(400).collect()
 }
 
 /// (account, address) pairs kept for "addressed to me" per transaction (the RCPT limit

@@ -117,6 +117,13 @@ impl Target {
     pub fn account_id(&self) -> i64 {
         self.account_id
     }
+
+    /// Whether `other` is a copy into the same mailbox (flags aside).
+    pub fn same_place(&self, other: &Target) -> bool {
+        self.account_id == other.account_id
+            && self.mailbox_id == other.mailbox_id
+            && self.junk == other.junk
+    }
 }
 
 /// One message to store.
