@@ -7,18 +7,28 @@ use std::cmp::Ordering;
 
 use super::ir::{Comparator, MatchType, Matcher, Relation};
 
-/// Counts work: each unit of string matching adds to the run's instruction count.
+/// Counts work: each unit of string matching adds to the run's instruction count, and a
+/// match stops early once `limit` is passed (the caller then reports the limit).
 pub(crate) struct Work {
     pub units: u64,
+    pub limit: u64,
 }
+
+/// Characters looked at per work unit: linear scans of a large body stay cheap, while
+/// quadratic wildcard backtracking soon reaches the limit.
+const STEPS_PER_UNIT: usize = 256;
 
 impl Work {
     fn charge(&mut self, steps: usize) {
-        // One unit per 64 characters looked at, at least one per comparison.
-        let units = u64::try_from(steps / 64)
+        let units = u64::try_from(steps / STEPS_PER_UNIT)
             .unwrap_or(u64::MAX)
             .saturating_add(1);
         self.units = self.units.saturating_add(units);
+    }
+
+    fn exhausted(&self, steps: usize) -> bool {
+        let pending = u64::try_from(steps / STEPS_PER_UNIT).unwrap_or(u64::MAX);
+        self.units.saturating_add(pending) > self.limit
     }
 }
 
@@ -113,6 +123,10 @@ pub(crate) fn glob(c: &Comparator, text: &str, pat: &str, work: &mut Work) -> Op
     let mut steps = 0usize;
     loop {
         steps += 1;
+        if steps.is_multiple_of(4096) && work.exhausted(steps) {
+            work.charge(steps);
+            return None;
+        }
         match toks.get(pi) {
             Some(Tok::Star) => {
                 if let Some(slot) = at.get_mut(pi) {
@@ -202,13 +216,16 @@ pub(crate) fn test(m: &Matcher, values: &[String], keys: &[String], work: &mut W
     }
     for v in values {
         for k in keys {
+            if work.units > work.limit {
+                return no;
+            }
             let hit = match &m.kind {
                 MatchType::Is => {
                     work.charge(v.len());
                     order(&m.comparator, v, k) == Ordering::Equal
                 }
                 MatchType::Contains => {
-                    work.charge(v.len().saturating_mul(k.len().max(1)));
+                    work.charge(v.len().saturating_add(k.len()));
                     contains(&m.comparator, v, k)
                 }
                 MatchType::Value(rel) => {
@@ -243,7 +260,14 @@ mod tests {
     use super::*;
 
     fn g(text: &str, pat: &str) -> Option<Vec<String>> {
-        glob(&Comparator::AsciiCasemap, text, pat, &mut Work { units: 0 })
+        glob(&Comparator::AsciiCasemap, text, pat, &mut work())
+    }
+
+    fn work() -> Work {
+        Work {
+            units: 0,
+            limit: u64::MAX,
+        }
     }
 
     #[test]
@@ -258,16 +282,25 @@ mod tests {
         assert!(g("", "?").is_none());
         assert!(g("abc", "").is_none());
         assert!(g("xyz", "*y").is_none());
-        assert!(glob(&Comparator::Octet, "ABC", "abc", &mut Work { units: 0 }).is_none());
+        assert!(glob(&Comparator::Octet, "ABC", "abc", &mut work()).is_none());
     }
 
     #[test]
     fn glob_work_is_bounded() {
         let text = "a".repeat(4000);
-        let mut w = Work { units: 0 };
+        let mut w = work();
         let pat = format!("*{}b", "a".repeat(50));
         assert!(glob(&Comparator::Octet, &text, &pat, &mut w).is_none());
-        assert!(w.units > 2000, "{}", w.units);
+        assert!(w.units > 500, "{}", w.units);
+        // A match that would take far more than the limit stops at it.
+        let text = "a".repeat(100_000);
+        let pat = format!("*{}b", "a".repeat(5_000));
+        let mut w = Work {
+            units: 0,
+            limit: 1_000,
+        };
+        assert!(glob(&Comparator::Octet, &text, &pat, &mut w).is_none());
+        assert!(w.units > 1_000 && w.units < 1_100, "{}", w.units);
     }
 
     #[test]

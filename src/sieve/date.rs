@@ -81,9 +81,14 @@ pub(crate) fn part(dt: OffsetDateTime, part: &str) -> Option<String> {
         "minute" => format!("{mi:02}"),
         "second" => format!("{s:02}"),
         "time" => format!("{h:02}:{mi:02}:{s:02}"),
+        // RFC 3339 form; UTC as "Z", as Pigeonhole writes it.
         "iso8601" => format!(
             "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{}",
-            zone_text(dt.offset(), true)
+            if dt.offset().is_utc() {
+                "Z".to_string()
+            } else {
+                zone_text(dt.offset(), true)
+            }
         ),
         "std11" => format!(
             "{}, {d:02} {} {y:04} {h:02}:{mi:02}:{s:02} {}",
@@ -120,6 +125,7 @@ mod tests {
         );
         let utc = to_offset(dt, parse_zone("-0000").unwrap());
         assert_eq!(part(utc, "hour").unwrap(), "22");
+        assert_eq!(part(utc, "iso8601").unwrap(), "2009-02-13T22:31:30Z");
         assert!(parse_zone("0100").is_none());
         assert!(parse_zone("+01:00").is_none());
         assert!(parse_zone("+0160").is_none());

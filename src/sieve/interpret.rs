@@ -57,7 +57,10 @@ pub(crate) fn run(script: &Script, msg: &Message, ctx: &Context) -> Outcome {
         flags: Vec::new(),
         pending: Vec::new(),
         implicit_keep: true,
-        work: Work { units: 0 },
+        work: Work {
+            units: 0,
+            limit: limits.max_instructions,
+        },
         actions_run: 0,
         redirects: 0,
     };

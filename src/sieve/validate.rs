@@ -648,6 +648,14 @@ impl Validator {
                 let names = self.list(a.positional.first(), pos, "header names")?;
                 let keys = self.list(a.positional.get(1), pos, "key list")?;
                 if name == "address" {
+                    // RFC 5228 §5.1: only headers that hold addresses.
+                    if let Some(n) = names.iter().find(|n| {
+                        !n.contains("${")
+                            && !ADDRESS_HEADERS.contains(&n.to_ascii_lowercase().as_str())
+                    }) {
+                        let p = a.positional.first().map_or(pos, |a| &a.pos);
+                        return Err(at(p, &format!("header \"{n}\" does not hold addresses")));
+                    }
                     Test::Address {
                         matcher,
                         part,
@@ -904,6 +912,45 @@ impl Validator {
         Ok(Matcher { comparator, kind })
     }
 }
+
+/// The headers the address test accepts: RFC 5322's address fields and the common
+/// non-standard ones (the same set Pigeonhole accepts).
+const ADDRESS_HEADERS: &[&str] = &[
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "sender",
+    "resent-from",
+    "resent-to",
+    "reply-to",
+    "resent-reply-to",
+    "resent-sender",
+    "resent-cc",
+    "resent-bcc",
+    "for-approval",
+    "for-handling",
+    "for-comment",
+    "apparently-to",
+    "errors-to",
+    "delivered-to",
+    "return-receipt-to",
+    "x-admin",
+    "read-receipt-to",
+    "x-confirm-reading-to",
+    "return-receipt-requested",
+    "registered-mail-reply-requested-by",
+    "mail-followup-to",
+    "mail-reply-to",
+    "abuse-reports-to",
+    "x-complaints-to",
+    "x-report-abuse-to",
+    "x-beenthere",
+    "x-original-to",
+    "return-path",
+    "envelope-to",
+    "disposition-notification-to",
+];
 
 /// A variable name for `set` and the flag commands: identifier characters, not starting with a
 /// digit (RFC 5229 §3).

@@ -41,11 +41,12 @@ impl Variables {
         Ok(())
     }
 
-    /// Stores match variables, each cut to the size bound; only `${0}`…`${9}` are kept.
+    /// Stores match variables, each cut to the size bound; as many as variables may exist
+    /// (Pigeonhole too has `${10}` and beyond).
     pub fn set_matched(&mut self, captures: Vec<String>) {
         self.matched = captures
             .into_iter()
-            .take(10)
+            .take(self.max_count)
             .map(|mut c| {
                 truncate(&mut c, self.max_bytes);
                 c

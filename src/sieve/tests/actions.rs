@@ -180,7 +180,7 @@ fn runtime_limits_end_the_run_with_a_keep() {
         &Env {
             raw: &format!("Subject: {}\r\n\r\n", "a".repeat(3500)),
             limits: Limits {
-                max_instructions: 2000,
+                max_instructions: 500,
                 ..Limits::default()
             },
             ..Env::default()

@@ -196,6 +196,8 @@ fn extension_specific_checks() {
     );
     assert_eq!(at("redirect \"not an address\";"), (1, 10));
     assert!(compile("require \"spamtestplus\"; if spamtest \"5\" {}").is_ok());
+    assert_eq!(at("if address \"subject\" \"x\" {}"), (1, 12));
+    assert!(compile("if address [\"From\", \"reply-to\", \"X-Original-To\"] \"x\" {}").is_ok());
     assert_eq!(
         at("require \"spamtest\"; if spamtest :percent \"5\" {}"),
         (1, 33)

@@ -1,0 +1,1 @@
+if anyof (header :is "a" "b", not exists "c") { discard; } /* c */ # x

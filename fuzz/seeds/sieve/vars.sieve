@@ -1,0 +1,2 @@
+require ["variables","fileinto"];
+if header :matches "from" "*@*" { set "d" "${2}"; fileinto "${d}"; }
