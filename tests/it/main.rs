@@ -35,6 +35,7 @@ mod package;
 mod passkeys;
 mod pop3;
 mod security;
+mod sieve_diff;
 mod smtp;
 mod smtp_interop;
 mod spam;
