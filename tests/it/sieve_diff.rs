@@ -15,8 +15,13 @@
 //! - `vacation to=ADDR subject="S" period=SECS [from="F"] reason="R"`, only when the reply is
 //!   really to be sent (the message-based "do not reply" rules applied);
 //! - `compile-error`, `runtime-error` (then the message is kept: `store "INBOX"`).
+//!
+//! A case marked `deviation:` is one where `sieve-test` itself departs from the RFC: it runs on
+//! both sides and is printed, but not required to agree. A case marked `invalid:` must be
+//! refused by `sieve-test` (and, being compared, by Mailroom).
 
 mod cases;
+mod mailroom;
 mod pigeonhole;
 
 use std::collections::BTreeMap;
@@ -172,45 +177,78 @@ fn sieve_cases_are_well_formed_and_cover_every_extension() {
         "fewer than {MIN_PER_FEATURE} cases for: {}",
         thin.join(", ")
     );
-    println!("{} Sieve cases; per extension or command:", cases.len());
-    for (feature, n) in &counts {
-        println!("  {feature:<28} {n}");
-    }
 }
 
 #[test]
-fn sieve_test_runs_and_parses_every_case() {
-    if !reference_available("sieve_test_runs_and_parses_every_case") {
+fn mailroom_takes_the_actions_sieve_test_takes() {
+    if !reference_available("mailroom_takes_the_actions_sieve_test_takes") {
         return;
     }
     let cases = cases::load().unwrap();
     let started = std::time::Instant::now();
     let results = over_cases(&cases, |case| {
         let raw = cases::raw_message(case)?;
-        pigeonhole::run(case, &raw)
+        let reference = pigeonhole::run(case, &raw)?;
+        Ok::<_, String>((reference, mailroom::run(case, &raw)))
     });
-    let mut problems = Vec::new();
+    let mut differ = Vec::new();
+    let mut broken = Vec::new();
+    let mut deviations = Vec::new();
     let mut implicit = 0;
     for (case, result) in cases.iter().zip(&results) {
-        match result {
-            Err(e) => problems.push(format!("{} ({}): {e}", case.name, case.file)),
-            Ok(r) => {
-                println!("{}: {:?}", case.name, r.actions);
-                implicit += usize::from(r.implicit_keep);
-                let refused = r.actions == ["compile-error"];
-                if refused != case.invalid.is_some() {
-                    problems.push(format!(
-                        "{} ({}): sieve-test gives {:?}, the case says invalid: {:?}",
-                        case.name, case.file, r.actions, case.invalid
-                    ));
-                }
+        let (reference, ours) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                broken.push(format!("{} ({}): {e}", case.name, case.file));
+                continue;
             }
+        };
+        implicit += usize::from(reference.implicit_keep);
+        let refused = reference.actions == ["compile-error"];
+        if refused != case.invalid.is_some() {
+            broken.push(format!(
+                "{} ({}): sieve-test gives {:?}, but the case says invalid: {:?}",
+                case.name, case.file, reference.actions, case.invalid
+            ));
+        }
+        let report = format!(
+            "{} ({}): {}\n    sieve-test: {:?}\n    mailroom:   {:?}",
+            case.name, case.file, case.why, reference.actions, ours
+        );
+        if let Some(why) = &case.deviation {
+            deviations.push(format!("{report}\n    (sieve-test deviates: {why})"));
+        } else if reference.actions != *ours {
+            differ.push(report);
         }
     }
     println!(
-        "sieve-test ran {} cases in {:?}; {implicit} end in the implicit keep",
+        "{} Sieve cases through sieve-test and mailroom in {:?}; {implicit} end in the implicit \
+         keep; per extension or command:",
         cases.len(),
         started.elapsed()
     );
-    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    for (feature, n) in coverage(&cases) {
+        println!("  {feature:<28} {n}");
+    }
+    if !deviations.is_empty() {
+        println!(
+            "{} cases where sieve-test departs from the RFC (not compared):",
+            deviations.len()
+        );
+        for d in &deviations {
+            println!("{d}");
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "cases sieve-test could not judge:\n{}",
+        broken.join("\n\n")
+    );
+    assert!(
+        differ.is_empty(),
+        "{} of {} cases differ:\n{}",
+        differ.len(),
+        cases.len(),
+        differ.join("\n")
+    );
 }

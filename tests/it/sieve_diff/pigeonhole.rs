@@ -43,7 +43,8 @@
 //!   whole execution. `sieve-test` remembers nothing between runs (its duplicate check always
 //!   says "new"), so the once-per-period rule is the delivery path's, not compared here.
 //! - Vacation periods: `:days`/`:seconds` below the minimum become the minimum (with a
-//!   warning); `sieve_vacation_min_period`/`max_period` are set to Mailroom's bounds.
+//!   warning), above the maximum the maximum; `sieve_vacation_min_period`/`max_period` are set
+//!   to Mailroom's bounds (see `VACATION_MIN_DAYS_PERIOD`).
 //! - Root: `sieve-test` refuses to run mail access as root ("Mail access not allowed for
 //!   root"), so as root it is told `-o mail_uid=65534 -o mail_gid=65534` (nobody) and the case
 //!   directory is opened to all. It also writes the compiled `.svbin` beside the script; `-C`
@@ -66,9 +67,13 @@ const EXTENSIONS: &str = "fileinto reject envelope encoded-character vacation va
     subaddress comparator-i;ascii-numeric relational imap4flags copy body variables mailbox \
     date index spamtest spamtestplus";
 
-/// The vacation period bounds handed to `sieve-test`, Mailroom's documented clamp.
-pub const VACATION_MIN_PERIOD: &str = "1d";
-pub const VACATION_MAX_PERIOD: &str = "90d";
+/// The vacation period bounds handed to `sieve-test`: Mailroom's clamp (`sieve::Vacation`'s
+/// `period_secs`), 1 day to 90 days for `:days` and 1 hour to 90 days for `:seconds`.
+/// Pigeonhole has one minimum for both, so a script that requires vacation-seconds runs with
+/// the hour, the others with the day.
+const VACATION_MIN_DAYS_PERIOD: &str = "1d";
+const VACATION_MIN_SECONDS_PERIOD: &str = "1h";
+const VACATION_MAX_PERIOD: &str = "90d";
 
 /// Why `sieve-test` cannot run here, if it cannot.
 pub fn missing() -> Option<String> {
@@ -194,7 +199,12 @@ fn invoke(
         .args(["-o", "plugin/sieve_spamtest_max_value=100"])
         .arg("-o")
         .arg(format!(
-            "plugin/sieve_vacation_min_period={VACATION_MIN_PERIOD}"
+            "plugin/sieve_vacation_min_period={}",
+            if script.contains("vacation-seconds") {
+                VACATION_MIN_SECONDS_PERIOD
+            } else {
+                VACATION_MIN_DAYS_PERIOD
+            }
         ))
         .arg("-o")
         .arg(format!(
