@@ -541,3 +541,53 @@ fn vacation_fate(out: &Output) -> Result<Option<(String, String)>, String> {
         .ok_or_else(|| failed("the vacation reply has no Subject"))?;
     Ok(Some((to, subject)))
 }
+
+/// The printout parser on a captured `sieve-test` listing, so a change to the canonical form
+/// shows here even where `sieve-test` is missing.
+#[test]
+fn a_sieve_test_listing_becomes_canonical_lines() {
+    let stdout = "\nPerformed actions:\n\n \
+        * store message in folder: Lists/School\n        + create mailbox if it does not exist\n \
+               + add IMAP flags: \\seen $Later\n \
+        * redirect message to: <x@example.net>\n        + preserve implicit keep\n \
+        * reject message with reason: one??two\n \
+        * discard\n \
+        * send vacation message:\n    => seconds : 86400\n    => from    : bob@example.com\n \
+           => handle  : Back\nsoon<default-subject>\n\nSTART MESSAGE\nBack\n\nsoon\nEND MESSAGE\n\n\
+        Implicit keep:\n\n * store message in folder: INBOX\n\n";
+    let out = Output {
+        status: Some(0),
+        stdout: stdout.to_string(),
+        stderr: "sieve-test: Info: final result: success\n".to_string(),
+    };
+    let listing = parse_listing(&out).unwrap();
+    assert_eq!(
+        listing.actions,
+        [
+            "store \"Lists/School\" :create :flags [\"$later\", \"\\\\seen\"]",
+            "redirect x@example.net",
+            "reject \"one\\ntwo\"",
+            "discard",
+            "vacation period=86400 from=\"bob@example.com\" reason=\"Back\\n\\nsoon\"",
+            "store \"INBOX\"",
+        ]
+    );
+    assert!(listing.implicit_keep);
+    assert_eq!(listing.stored, ["Lists/School", "INBOX"]);
+    let failed = Output {
+        status: Some(1),
+        stdout: String::new(),
+        stderr: "sieve-test: Info: final result: failed; resolved with successful implicit keep\n"
+            .to_string(),
+    };
+    assert_eq!(
+        parse_listing(&failed).unwrap().actions,
+        ["runtime-error", "store \"INBOX\""]
+    );
+    let unknown = Output {
+        status: Some(0),
+        stdout: "\nPerformed actions:\n\n * notify someone\n".to_string(),
+        stderr: "sieve-test: Info: final result: success\n".to_string(),
+    };
+    assert!(parse_listing(&unknown).is_err());
+}
