@@ -36,6 +36,7 @@ mod passkeys;
 mod pop3;
 mod security;
 mod sieve_delivery;
+mod sieve_diff;
 mod smtp;
 mod smtp_interop;
 mod spam;
