@@ -3,12 +3,6 @@
 
 use time::{Date, Month, OffsetDateTime, Time, UtcOffset};
 
-/// The date parts the `date` and `currentdate` tests know (RFC 5260 §4.2).
-pub(crate) const PARTS: &[&str] = &[
-    "year", "month", "day", "date", "julian", "hour", "minute", "second", "time", "iso8601",
-    "std11", "zone", "weekday",
-];
-
 /// `+hhmm` / `-hhmm` as an offset (hours up to 23... RFC 5260 allows any two-digit hour, but
 /// real zones stay within ±14 h, and `time` accepts up to ±25:59).
 pub(crate) fn parse_zone(zone: &str) -> Option<UtcOffset> {
@@ -65,7 +59,8 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// The date part `part` (lower case, one of [`PARTS`]) of `dt`, or None for an unknown part.
+/// The date part `part` (lower case; RFC 5260 §4.2 lists them) of `dt`, or None for a part
+/// not in the list (the test then matches nothing).
 pub(crate) fn part(dt: OffsetDateTime, part: &str) -> Option<String> {
     let (y, mo, d) = (dt.year(), u8::from(dt.month()), dt.day());
     let (h, mi, s) = (dt.hour(), dt.minute(), dt.second());

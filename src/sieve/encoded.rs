@@ -35,6 +35,10 @@ fn decode_one(from: &str) -> Option<(String, usize)> {
         .split([' ', '\t', '\r', '\n'])
         .filter(|w| !w.is_empty())
         .collect();
+    // The grammar wants at least one hex pair or code point: `${hex:}` stays as written.
+    if words.is_empty() {
+        return None;
+    }
     let text = match kind.as_str() {
         "hex" => {
             let mut bytes = Vec::new();
@@ -78,5 +82,6 @@ mod tests {
         assert_eq!(decode("${hex:zz}${hex:41}"), "${hex:zz}A");
         assert_eq!(decode("${other:41}"), "${other:41}");
         assert_eq!(decode("${hex: 41"), "${hex: 41");
+        assert_eq!(decode("${hex:}${unicode: }"), "${hex:}${unicode: }");
     }
 }

@@ -171,10 +171,10 @@ impl Run<'_, '_> {
                     return Err("redirect conflicts with reject".into());
                 }
                 let address = self.s(address);
-                let bare = address.trim().trim_start_matches('<').trim_end_matches('>');
-                if !super::validate::plausible_address(bare) {
+                let Some(bare) = super::validate::redirect_address(&address) else {
                     return Err(format!("invalid redirect address {address:?}"));
-                }
+                };
+                let bare = bare.as_str();
                 if !*copy {
                     self.implicit_keep = false;
                 }
@@ -567,9 +567,12 @@ impl Run<'_, '_> {
                 let v = match (self.msg.spam_percent, percent) {
                     (None, _) => 0,
                     (Some(p), true) => p.min(100),
-                    // RFC 5235 §3.1: 1 (not spam) to 10 (spam).
+                    // RFC 5235 §3.1: 1 (not spam) to 10 (spam). The RFC leaves the scale to us:
+                    // Pigeonhole's, 1 + floor(9p/100 + 0.001), so scripts moved from Dovecot
+                    // behave the same.
                     (Some(p), false) => {
-                        1 + u8::try_from((u16::from(p.min(100)) * 9 + 50) / 100).unwrap_or(9)
+                        1 + u8::try_from((u32::from(p.min(100)) * 9000 + 100) / 100_000)
+                            .unwrap_or(9)
                     }
                 };
                 let values = vec![v.to_string()];

@@ -138,6 +138,18 @@ fn collect(
             None => ("text".to_string(), "plain".to_string()),
         };
         match &part.body {
+            // RFC 5173 §5: a multipart's own text (its prologue and epilogue) is what
+            // `:content "multipart"` sees; its parts come in the loop on their own.
+            PartType::Multipart(_) if !text && selected(types, &ctype, &subtype) => {
+                let start = usize::try_from(part.raw_body_offset()).unwrap_or(usize::MAX);
+                let end = usize::try_from(part.raw_end_offset()).unwrap_or(usize::MAX);
+                let body = m.raw_message.get(start..end).unwrap_or_default();
+                let boundary = part
+                    .content_type()
+                    .and_then(|ct| ct.attribute("boundary"))
+                    .unwrap_or_default();
+                out.extend(prologue_and_epilogue(body, boundary));
+            }
             PartType::Multipart(_) => {}
             PartType::Message(inner) if depth < MAX_EMBEDDED => {
                 collect(inner, types, text, depth + 1, out);
@@ -159,6 +171,36 @@ fn collect(
             _ => {}
         }
     }
+}
+
+/// The text of a multipart body before its first boundary line and after its closing one.
+fn prologue_and_epilogue(body: &[u8], boundary: &str) -> Vec<String> {
+    if boundary.is_empty() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(body);
+    let open = format!("--{boundary}");
+    let close = format!("--{boundary}--");
+    let mut out = Vec::new();
+    let first = text
+        .match_indices(&open)
+        .find(|(i, _)| *i == 0 || text.get(..*i).is_some_and(|b| b.ends_with('\n')))
+        .map(|(i, _)| i);
+    if let Some(prologue) = first
+        .and_then(|i| text.get(..i))
+        .filter(|p| !p.trim().is_empty())
+    {
+        out.push(prologue.to_string());
+    }
+    if let Some(i) = text.rfind(&close)
+        && let Some(epilogue) = text.get(i + close.len()..)
+    {
+        let epilogue = epilogue.trim_start_matches(['\r', '\n']);
+        if !epilogue.trim().is_empty() {
+            out.push(epilogue.to_string());
+        }
+    }
+    out
 }
 
 /// The addresses (addr-specs) in an address-list value, as written: display names,

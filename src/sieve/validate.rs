@@ -365,7 +365,7 @@ impl Validator {
                 let a = self.args(&node.args, &|t| (t == "copy").then_some(Param::None))?;
                 self.count(&a, 1, pos, name)?;
                 let address = self.string(a.positional.first(), pos, "address")?;
-                if !address.contains("${") && !plausible_address(&address) {
+                if !address.contains("${") && redirect_address(&address).is_none() {
                     let p = a.positional.first().map_or(pos, |a| &a.pos);
                     return Err(at(p, &format!("invalid redirect address \"{address}\"")));
                 }
@@ -795,14 +795,12 @@ impl Validator {
         }
     }
 
+    /// A date part not in RFC 5260 §4.2's list is not an error: like a part named by a
+    /// variable that expands to no known one, it matches nothing at run time (as in
+    /// Pigeonhole, so a script moved from Dovecot still runs).
     fn date_part(&self, arg: Option<&Arg>, pos: &Pos) -> Result<String, CompileError> {
         let part = self.string(arg, pos, "date part")?;
-        let lower = part.to_ascii_lowercase();
-        if !part.contains("${") && !date::PARTS.contains(&lower.as_str()) {
-            let p = arg.map_or(pos, |a| &a.pos);
-            return Err(at(p, &format!("unknown date part \"{part}\"")));
-        }
-        Ok(lower)
+        Ok(part.to_ascii_lowercase())
     }
 
     fn index(&self, a: &Args) -> Result<Option<Index>, CompileError> {
@@ -958,6 +956,24 @@ pub(crate) fn valid_variable_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The address `redirect` sends to: RFC 5228 §2.4.2.3 allows a mailbox with a display name
+/// (`"Bob <bob@example.net>"`), which goes to the bare address; None when `s` is not one
+/// plausible address.
+pub(crate) fn redirect_address(s: &str) -> Option<String> {
+    if plausible_address(s) {
+        let s = s.trim();
+        let bare = s
+            .strip_prefix('<')
+            .and_then(|s| s.strip_suffix('>'))
+            .unwrap_or(s);
+        return Some(bare.to_string());
+    }
+    match crate::mime::mailboxes(s.as_bytes()).ok()?.as_slice() {
+        [one] if plausible_address(&one.address) => Some(one.address.clone()),
+        _ => None,
+    }
 }
 
 /// Whether `s` could be a mail address: a local part, one `@`, a domain, no spaces.
