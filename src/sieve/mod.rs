@@ -15,6 +15,7 @@ mod interpret;
 mod ir;
 mod lexer;
 mod mail;
+pub mod managesieve;
 mod parser;
 mod vacation;
 mod validate;
