@@ -182,6 +182,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             auth.clone(),
             crate::pop3::Settings::from_config(&config),
         ),
+        managesieve: crate::sieve::managesieve::Server::new(
+            store.clone(),
+            auth.clone(),
+            crate::sieve::managesieve::Settings::from_config(&config),
+        ),
         learner: crate::spam::learn::Learner::start(store.clone(), shutdown_rx.clone()),
     };
 
@@ -303,6 +308,7 @@ struct Services {
     budget: Arc<crate::budget::Budget>,
     /// One POP3 server for 110 and 995, so both see the same maildrop locks.
     pop3: crate::pop3::Server,
+    managesieve: crate::sieve::managesieve::Server,
     /// The spam filter's one learning task, taught by every IMAP session.
     learner: crate::spam::learn::Learner,
 }
@@ -331,6 +337,7 @@ fn mail_service(kind: &str, s: &Services) -> Option<(Handler, Security)> {
         }
         "pop3" => Some((s.pop3.handler(), starttls)),
         "pop3s" => Some((s.pop3.handler(), implicit)),
+        "managesieve" => Some((s.managesieve.handler(), starttls)),
         _ => None,
     }
 }
@@ -345,6 +352,7 @@ fn describe(kind: &str) -> (&'static str, &'static str) {
         "imaps" => ("IMAP", "SSL/TLS"),
         "pop3" => ("POP3", "STARTTLS"),
         "pop3s" => ("POP3", "SSL/TLS"),
+        "managesieve" => ("ManageSieve (filters)", "STARTTLS"),
         _ => ("other", "-"),
     }
 }

@@ -99,6 +99,7 @@ pub struct Listen {
     pub imaps: Vec<SocketAddr>,
     pub pop3: Vec<SocketAddr>,
     pub pop3s: Vec<SocketAddr>,
+    pub managesieve: Vec<SocketAddr>,
     pub http: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
 }
@@ -116,6 +117,7 @@ impl Default for Listen {
             imaps: at(2993),
             pop3: at(2110),
             pop3s: at(2995),
+            managesieve: at(24190),
             http: at(8080),
             https: Vec::new(),
         }
@@ -124,7 +126,7 @@ impl Default for Listen {
 
 impl Listen {
     /// Every listener kind with its addresses, in a fixed order.
-    pub fn all(&self) -> [(&'static str, &[SocketAddr]); 9] {
+    pub fn all(&self) -> [(&'static str, &[SocketAddr]); 10] {
         [
             ("smtp", &self.smtp),
             ("submission", &self.submission),
@@ -133,6 +135,7 @@ impl Listen {
             ("imaps", &self.imaps),
             ("pop3", &self.pop3),
             ("pop3s", &self.pop3s),
+            ("managesieve", &self.managesieve),
             ("http", &self.http),
             ("https", &self.https),
         ]
@@ -149,6 +152,7 @@ impl Listen {
             imaps: any.clone(),
             pop3: any.clone(),
             pop3s: any.clone(),
+            managesieve: any.clone(),
             http: any.clone(),
             https: any,
         }
@@ -519,6 +523,7 @@ pub fn production_toml(hostname: &str, domain: &str, data_dir: &Path) -> Result<
         ("listen", "imaps", dual_stack(993)),
         ("listen", "pop3", dual_stack(110)),
         ("listen", "pop3s", dual_stack(995)),
+        ("listen", "managesieve", dual_stack(4190)),
         ("listen", "http", dual_stack(80)),
         ("listen", "https", dual_stack(443)),
         // Certificates from Let's Encrypt by TLS-ALPN-01 on port 443 (it must be reachable).
@@ -661,6 +666,10 @@ mod tests {
         assert_eq!(c.listen.imaps, vec!["127.0.0.1:2993".parse().unwrap()]);
         assert_eq!(c.listen.pop3, vec!["127.0.0.1:2110".parse().unwrap()]);
         assert_eq!(c.listen.pop3s, vec!["127.0.0.1:2995".parse().unwrap()]);
+        assert_eq!(
+            c.listen.managesieve,
+            vec!["127.0.0.1:24190".parse().unwrap()]
+        );
         assert_eq!(c.listen.http, vec!["127.0.0.1:8080".parse().unwrap()]);
         assert!(c.listen.https.is_empty());
         assert_eq!(c.tls.mode, TlsMode::SelfSigned);

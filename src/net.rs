@@ -10,8 +10,9 @@
 //!   others out; when a listener has no slot left, a new connection evicts the oldest connection
 //!   that has not logged in, from the IP holding the most connections, instead of being
 //!   refused ([`Limits`]);
-//! - a login deadline: a connection to a listener with a login (IMAP, POP3, submission) that
-//!   has not called [`Transport::authenticated`] within `login_timeout` fails its next read;
+//! - a login deadline: a connection to a listener with a login (IMAP, POP3, submission,
+//!   ManageSieve) that has not called [`Transport::authenticated`] within `login_timeout`
+//!   fails its next read;
 //! - implicit TLS (465, 993, 995, 443), with a handshake deadline, or plain with a later
 //!   [`Connection::starttls`];
 //! - an idle timeout on the stream itself: a read or a write that makes no progress for the
@@ -62,6 +63,7 @@ fn refusal(protocol: &str) -> Option<&'static [u8]> {
         "smtp" | "submission" => b"421 4.7.0 Too many connections; try again later\r\n",
         "imap" => b"* BYE [UNAVAILABLE] Too many connections; try again later\r\n",
         "pop3" => b"-ERR [SYS/TEMP] Too many connections; try again later\r\n",
+        "managesieve" => b"BYE (TRYLATER) \"Too many connections; try again later\"\r\n",
         "http" => {
             b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 30\r\nContent-Type: text/plain\r\n\
               Content-Length: 40\r\nConnection: close\r\n\r\nToo many connections; try again later.\r\n"
@@ -76,7 +78,7 @@ fn refusal(protocol: &str) -> Option<&'static [u8]> {
 fn has_login(protocol: &str) -> bool {
     matches!(
         protocol,
-        "imap" | "imaps" | "pop3" | "pop3s" | "submission" | "submissions"
+        "imap" | "imaps" | "pop3" | "pop3s" | "submission" | "submissions" | "managesieve"
     )
 }
 

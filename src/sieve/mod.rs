@@ -16,6 +16,7 @@ mod interpret;
 mod ir;
 mod lexer;
 mod mail;
+pub mod managesieve;
 mod parser;
 mod replies;
 mod vacation;

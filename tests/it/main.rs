@@ -27,6 +27,8 @@ mod harness;
 mod imap;
 mod import;
 mod mail_auth;
+mod managesieve;
+mod managesieve_interop;
 mod metrics;
 mod net;
 mod outbound;
