@@ -431,6 +431,108 @@ const MAIL_CASES: &[Case] = &[
         &[("csrf", "{csrf}"), ("entry", "alices-friend.example")],
         Expect::Own(StatusCode::UNPROCESSABLE_ENTITY),
     ),
+    // Rules are the reader's own: the filter numbers and script names in their addresses are
+    // looked up among Bob's (who has none yet), never Alice's.
+    get("/mail/settings/rules", "/mail/settings/rules", OK),
+    get(
+        "/mail/settings/rules/filters/{n}",
+        "/mail/settings/rules/filters/0",
+        REFUSED,
+    ),
+    post(
+        "/mail/settings/rules/filters/{n}",
+        "/mail/settings/rules/filters/0",
+        &[
+            ("csrf", "{csrf}"),
+            ("field", "subject"),
+            ("op", "contains"),
+            ("value", "x"),
+            ("action", "delete"),
+        ],
+        REFUSED,
+    ),
+    post(
+        "/mail/settings/rules/filters/{n}/move",
+        "/mail/settings/rules/filters/0/move",
+        &[("csrf", "{csrf}"), ("to", "down")],
+        REFUSED,
+    ),
+    post(
+        "/mail/settings/rules/filters/{n}/toggle",
+        "/mail/settings/rules/filters/0/toggle",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
+    post(
+        "/mail/settings/rules/filters/{n}/delete",
+        "/mail/settings/rules/filters/0/delete",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
+    post(
+        "/mail/settings/rules/script",
+        "/mail/settings/rules/script",
+        &[("csrf", "{csrf}"), ("name", "alices"), ("source", "discard;")],
+        REFUSED,
+    ),
+    get(
+        "/mail/settings/rules/filters/new",
+        "/mail/settings/rules/filters/new",
+        OK,
+    ),
+    post(
+        "/mail/settings/rules/filters/new",
+        "/mail/settings/rules/filters/new",
+        &[
+            ("csrf", "{csrf}"),
+            ("field", "subject"),
+            ("op", "contains"),
+            ("value", "bobs"),
+            ("action", "read"),
+            ("enabled", "1"),
+        ],
+        REDIRECT,
+    ),
+    get(
+        "/mail/settings/rules/vacation",
+        "/mail/settings/rules/vacation",
+        OK,
+    ),
+    post(
+        "/mail/settings/rules/vacation",
+        "/mail/settings/rules/vacation",
+        &[("csrf", "{csrf}"), ("message", "Away"), ("days", "7")],
+        REDIRECT,
+    ),
+    get(
+        "/mail/settings/rules/forwarding",
+        "/mail/settings/rules/forwarding",
+        OK,
+    ),
+    post(
+        "/mail/settings/rules/forwarding",
+        "/mail/settings/rules/forwarding",
+        &[("csrf", "{csrf}"), ("address", "bob@localhost"), ("keep", "1")],
+        REDIRECT,
+    ),
+    post(
+        "/mail/settings/rules/use",
+        "/mail/settings/rules/use",
+        &[("csrf", "{csrf}")],
+        REDIRECT,
+    ),
+    post(
+        "/mail/settings/rules/start-over",
+        "/mail/settings/rules/start-over",
+        &[("csrf", "{csrf}")],
+        REDIRECT,
+    ),
+    post(
+        "/mail/settings/rules/error/dismiss",
+        "/mail/settings/rules/error/dismiss",
+        &[("csrf", "{csrf}")],
+        REDIRECT,
+    ),
     post(
         "/mail/settings/security/sign-out",
         "/mail/settings/security/sign-out",
@@ -598,6 +700,12 @@ const ADMIN_CASES: &[Case] = &[
         "/admin/spam/greylisting",
         "/admin/spam/greylisting",
         &[("csrf", "{csrf}"), ("enabled", "1"), ("delay", "60")],
+        REFUSED,
+    ),
+    post(
+        "/admin/domains/{name}/forwarding",
+        "/admin/domains/localhost/forwarding",
+        &[("csrf", "{csrf}"), ("allow", "0")],
         REFUSED,
     ),
     post(
@@ -812,6 +920,7 @@ async fn run(b: &mut Browser, case: &Case, values: &[(&str, String)], refusal: S
         "Pomegranate plans",
         "Alices-folder",
         "Alices-phone",
+        "alices-script",
         "alice@localhost",
         "carol@example",
     ] {
@@ -879,6 +988,14 @@ async fn alice_and_bob() -> (TestServer, Browser, Vec<(&'static str, String)>, i
     store
         .set_spam_list_entry(alice.id, "alices-friend.example", true)
         .await
+        .unwrap();
+    // Alice's own Sieve script, which Bob's raw editor must not reach.
+    let alices = "# alices-script\r\nkeep;\r\n";
+    let compiled = mailroom::sieve::compile(alices).unwrap().to_stored();
+    store
+        .put_sieve(alice.id, "alices", alices, &compiled)
+        .await
+        .unwrap()
         .unwrap();
     store
         .create_session(alice.id, "192.0.2.7", "Alice's browser")

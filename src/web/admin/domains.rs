@@ -1,4 +1,5 @@
-//! Domains: the list, adding and removing, and each domain's DNS records with a live check.
+//! Domains: the list, adding and removing, each domain's DNS records with a live check, and
+//! whether its users may forward mail to addresses outside our domains (Sieve rules).
 
 use std::time::Duration;
 
@@ -82,6 +83,8 @@ pub(super) struct DomainPage {
     zone: String,
     /// Every account of the domain must sign in to the web with a second factor.
     require_two_factor: bool,
+    /// Its users' rules may forward mail to addresses outside our domains.
+    external_forward: bool,
 }
 
 #[derive(Deserialize)]
@@ -143,11 +146,45 @@ pub(super) async fn show(
             .store
             .domain_requires_second_factor(&domain.name)
             .await?,
+        external_forward: state
+            .store
+            .domain_allows_external_forward(&domain.name)
+            .await?,
         domain,
         rows,
         checked,
         zone,
     })
+}
+
+#[derive(Deserialize)]
+pub(super) struct ForwardingForm {
+    /// "1" allows, anything else forbids.
+    #[serde(default)]
+    allow: String,
+}
+
+/// Allows or forbids the domain's users to forward mail outside our domains. Rules already
+/// written stay, but delivery checks the flag for every forward it makes.
+pub(super) async fn set_forwarding(
+    State(state): State<WebState>,
+    Path(name): Path<String>,
+    Posted(admin, f): Posted<Admin, ForwardingForm>,
+) -> Result<Response, WebError> {
+    let domain = state.store.domain(&name).await?.ok_or(WebError::NotFound)?;
+    let allow = f.allow == "1";
+    state
+        .store
+        .set_domain_allows_external_forward(&domain.name, allow)
+        .await?;
+    let detail = if allow { "allowed" } else { "forbidden" };
+    admin
+        .audit(&state, "domain.external_forward", &domain.name, detail)
+        .await?;
+    Ok(done(
+        &format!("/admin/domains/{}", url_encode(&domain.name)),
+        "domain-updated",
+    ))
 }
 
 fn remove_page(state: &WebState, admin: &Admin, domain: &Domain, error: Option<String>) -> Confirm {

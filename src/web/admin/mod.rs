@@ -45,6 +45,10 @@ pub fn router() -> Router<WebState> {
             "/admin/domains/{name}/remove",
             get(domains::confirm_remove).post(domains::remove),
         )
+        .route(
+            "/admin/domains/{name}/forwarding",
+            post(domains::set_forwarding),
+        )
         .route("/admin/accounts", get(accounts::list).post(accounts::add))
         .route("/admin/accounts/new", get(accounts::new_form))
         .route("/admin/accounts/{address}", get(accounts::show))

@@ -1,5 +1,5 @@
 //! The webmail at `/mail`: folders, message lists, reading, compose/reply/forward with
-//! attachments, search, settings (spam: threshold and sender lists), the Security page (sessions, sign-in history), and live
+//! attachments, search, settings (spam: threshold and sender lists; rules: filters, vacation reply, forwarding), the Security page (sessions, sign-in history), and live
 //! updates.
 //!
 //! It reads and changes mail through the store, as IMAP does, so each sees the other's
@@ -15,6 +15,8 @@ mod folders;
 mod list;
 mod mobileconfig;
 mod read;
+mod rules;
+mod rules_edit;
 mod security;
 mod settings;
 mod spam_settings;
@@ -81,6 +83,42 @@ pub fn router() -> Router<WebState> {
         .route(
             "/mail/settings/spam/list/remove",
             post(spam_settings::remove),
+        )
+        .route("/mail/settings/rules", get(rules::page))
+        .route(
+            "/mail/settings/rules/filters/new",
+            get(rules_edit::new_filter).post(rules_edit::create_filter),
+        )
+        .route(
+            "/mail/settings/rules/filters/{n}",
+            get(rules_edit::edit_filter).post(rules_edit::update_filter),
+        )
+        .route(
+            "/mail/settings/rules/filters/{n}/move",
+            post(rules::move_filter),
+        )
+        .route(
+            "/mail/settings/rules/filters/{n}/toggle",
+            post(rules::toggle_filter),
+        )
+        .route(
+            "/mail/settings/rules/filters/{n}/delete",
+            post(rules::delete_filter),
+        )
+        .route(
+            "/mail/settings/rules/vacation",
+            get(rules_edit::vacation_page).post(rules_edit::save_vacation),
+        )
+        .route(
+            "/mail/settings/rules/forwarding",
+            get(rules_edit::forwarding_page).post(rules_edit::save_forwarding),
+        )
+        .route("/mail/settings/rules/script", post(rules::save_raw))
+        .route("/mail/settings/rules/use", post(rules::use_ours))
+        .route("/mail/settings/rules/start-over", post(rules::start_over))
+        .route(
+            "/mail/settings/rules/error/dismiss",
+            post(rules::dismiss_error),
         )
         .route("/mail/settings/password", post(settings::password))
         .route("/mail/settings/security", get(security::page))
@@ -369,6 +407,7 @@ fn notice(code: &str) -> Option<&'static str> {
         "junked" => "Moved to Junk. The spam filter learns from it.",
         "unjunked" => "Moved to INBOX. The spam filter learns that this is not spam.",
         "spam-settings" => "Your spam settings were saved.",
+        "rules" => "Your rules were saved.",
         "purged" => "Deleted for good.",
         "updated" => "Updated.",
         "folder-created" => "The folder was created.",
