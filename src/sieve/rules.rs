@@ -193,6 +193,27 @@ impl Rules {
         if let Some(f) = &self.forward {
             check_address(&f.address, "Forwarding")?;
         }
+        // RFC 5429 §2.1: reject is incompatible with vacation and, once a message has been
+        // redirected, with redirect; the interpreter makes either a runtime error (the message
+        // kept), so the combinations that would always meet are refused here.
+        let rejects = self
+            .filters
+            .iter()
+            .any(|f| f.enabled && matches!(f.action, FilterAction::Reject(_)));
+        if rejects && self.vacation.as_ref().is_some_and(|v| v.enabled) {
+            return Err(
+                "A filter that rejects mail cannot be on while the vacation reply is: \
+                        a message cannot be both refused and answered. Disable one of them."
+                    .into(),
+            );
+        }
+        if rejects && self.forward.as_ref().is_some_and(|f| f.keep) {
+            return Err(
+                "A filter that rejects mail cannot be on while all mail is forwarded: \
+                        a forwarded message cannot be refused afterwards. Disable one of them."
+                    .into(),
+            );
+        }
         Ok(())
     }
 

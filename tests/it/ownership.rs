@@ -472,7 +472,11 @@ const MAIL_CASES: &[Case] = &[
     post(
         "/mail/settings/rules/script",
         "/mail/settings/rules/script",
-        &[("csrf", "{csrf}"), ("name", "alices"), ("source", "discard;")],
+        &[
+            ("csrf", "{csrf}"),
+            ("name", "alices"),
+            ("source", "discard;"),
+        ],
         REFUSED,
     ),
     get(
@@ -512,7 +516,11 @@ const MAIL_CASES: &[Case] = &[
     post(
         "/mail/settings/rules/forwarding",
         "/mail/settings/rules/forwarding",
-        &[("csrf", "{csrf}"), ("address", "bob@localhost"), ("keep", "1")],
+        &[
+            ("csrf", "{csrf}"),
+            ("address", "bob@localhost"),
+            ("keep", "1"),
+        ],
         REDIRECT,
     ),
     post(

@@ -194,6 +194,36 @@ fn check_finds_what_cannot_be_written() {
         v.days = 0;
     }
     assert!(r.check().is_err());
+
+    // Reject cannot meet vacation or a redirect that keeps a copy (RFC 5429).
+    let mut r = invoice_rule();
+    r.filters[0].action = FilterAction::Reject("No invoices here.".into());
+    assert_eq!(r.check(), Ok(()));
+    r.vacation = Some(VacationRule {
+        enabled: true,
+        first_day: None,
+        last_day: None,
+        subject: String::new(),
+        message: "away".into(),
+        days: 7,
+        addresses: Vec::new(),
+    });
+    assert!(r.check().unwrap_err().contains("vacation"));
+    if let Some(v) = &mut r.vacation {
+        v.enabled = false;
+    }
+    assert_eq!(r.check(), Ok(()));
+    r.forward = Some(ForwardRule {
+        address: "a@example.org".into(),
+        keep: true,
+    });
+    assert!(r.check().unwrap_err().contains("forwarded"));
+    // Forwarding without a copy ends the script before any filter.
+    r.forward = Some(ForwardRule {
+        address: "a@example.org".into(),
+        keep: false,
+    });
+    assert_eq!(r.check(), Ok(()));
 }
 
 /// Text with what needs escaping or could confuse a reader: quotes, backslashes, wildcards,
@@ -307,11 +337,21 @@ fn rules(rng: &mut StdRng) -> Rules {
         address: address(rng),
         keep: rng.random_bool(0.5),
     });
-    Rules {
+    let mut rules = Rules {
         filters,
         vacation,
         forward,
+    };
+    // Reject with vacation or forwarding is refused by `check`: such sets keep their reject
+    // filters, disabled.
+    if rules.check().is_err() {
+        for f in &mut rules.filters {
+            if matches!(f.action, FilterAction::Reject(_)) {
+                f.enabled = false;
+            }
+        }
     }
+    rules
 }
 
 #[test]
