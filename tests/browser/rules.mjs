@@ -40,7 +40,7 @@ await run("rules", async (page, { shot }) => {
   await page.fill("#address", "bob@localhost");
   await page.fill("#password", "secret");
   await page.click("button[type=submit]");
-  await page.waitForSelector("#messages");
+  await page.waitForURL(/\/mail\/box\/\d+$/);
   const inboxUrl = new URL(page.url()).pathname;
 
   // A folder for invoices, then the filter.
