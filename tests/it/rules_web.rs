@@ -157,9 +157,17 @@ async fn filters_are_added_edited_moved_disabled_and_deleted() {
         [invoices(), want_second.clone()]
     );
 
-    // Edit the first: its form shows what it does; a bad size comes back with the text.
+    // Edit the first: its form shows what it does, its folder even when deleted since; a bad
+    // size comes back with the text.
+    store.delete_mailbox(bob, "Invoices").await.unwrap();
     let edit = b.get(&format!("{RULES}/filters/0")).await;
     assert!(edit.body.contains("value=\"Invoice\""), "{}", edit.body);
+    assert!(
+        edit.body
+            .contains("<option value=\"Invoices\" selected>Invoices (no such folder now)"),
+        "{}",
+        edit.body
+    );
     let bad = b
         .post(
             &format!("{RULES}/filters/0"),
@@ -406,6 +414,26 @@ async fn vacation_and_forwarding_are_saved_and_external_forwarding_can_be_forbid
     )
     .await;
     assert_eq!(filter, StatusCode::UNPROCESSABLE_ENTITY);
+    // Disabled, it may be kept; it cannot be switched on.
+    let disabled = add_filter(
+        &mut b,
+        &csrf,
+        &[
+            ("field", "from"),
+            ("op", "contains"),
+            ("value", "boss"),
+            ("action", "forward"),
+            ("address", "bob@example.com"),
+        ],
+    )
+    .await;
+    assert_eq!(disabled, StatusCode::SEE_OTHER);
+    let on = b
+        .post(&format!("{RULES}/filters/0/toggle"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(on.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(on.body.contains("example.com is outside"), "{}", on.body);
+    assert!(!stored_rules(&store, bob).await.filters[0].enabled);
     let page = b
         .post(
             &format!("{RULES}/forwarding"),
@@ -425,7 +453,7 @@ async fn vacation_and_forwarding_are_saved_and_external_forwarding_can_be_forbid
             keep: true
         })
     );
-    assert!(rules.filters.is_empty());
+    assert_eq!(rules.filters.len(), 1);
     let off = b
         .post(
             &format!("{RULES}/forwarding"),

@@ -364,6 +364,12 @@ pub async fn toggle_filter(
     let n = index(&rules, n)?;
     if let Some(f) = rules.filters.get_mut(n) {
         f.enabled = !f.enabled;
+        // A forward written while the domain allowed it is checked again as it comes on.
+        if let (true, FilterAction::Forward { address, .. }) = (f.enabled, &f.action)
+            && let Err(e) = may_forward_to(&state, &reader, address).await?
+        {
+            return refused(&state, &reader, e).await;
+        }
     }
     save_and_back(&state, &reader, &rules).await
 }

@@ -186,6 +186,13 @@ pub struct FilterPage {
 }
 
 impl FilterPage {
+    /// The filter's folder when the account has no folder of that name (any more): still
+    /// offered, so that saving does not quietly pick another.
+    fn missing_folder(&self) -> Option<&str> {
+        let f = self.form.folder.as_str();
+        (!f.is_empty() && !self.chrome.folders.iter().any(|x| x.name == f)).then_some(f)
+    }
+
     fn action_url(&self) -> String {
         match self.index {
             Some(n) => format!("/mail/settings/rules/filters/{n}"),
