@@ -371,3 +371,75 @@ fn generated_rule_sets_round_trip_and_compile() {
         assert_eq!(from_sieve(cut), None, "set {i}");
     }
 }
+
+/// Runs `rules`' script on a message from Carol to Bob with `subject`.
+fn run(rules: &Rules, subject: &str) -> crate::sieve::Outcome {
+    let script = crate::sieve::compile(&to_sieve(rules)).unwrap();
+    let limits = crate::sieve::Limits::default();
+    let own = vec!["bob@localhost".to_string()];
+    let ctx = crate::sieve::Context {
+        now: time::macros::datetime!(2026-12-24 12:00 UTC),
+        own_addresses: &own,
+        mailbox_exists: &|_: &str| true,
+        limits: &limits,
+    };
+    let raw = format!(
+        "From: carol@sender.example\r\nTo: bob@localhost\r\nSubject: {subject}\r\n\
+         Message-ID: <1@sender.example>\r\n\r\nHello\r\n"
+    );
+    let msg = crate::sieve::Message {
+        raw: raw.as_bytes(),
+        envelope_from: "carol@sender.example",
+        envelope_to: "bob@localhost",
+        auth: None,
+        spam_percent: Some(10),
+    };
+    crate::sieve::run(&script, &msg, &ctx)
+}
+
+#[test]
+fn the_written_script_files_and_answers_when_run() {
+    use crate::sieve::Action;
+    let mut rules = invoice_rule();
+    rules.vacation = Some(VacationRule {
+        enabled: true,
+        first_day: Some("2026-12-20".into()),
+        last_day: Some("2026-12-24".into()),
+        subject: "Away".into(),
+        message: "I am away.".into(),
+        days: 7,
+        addresses: Vec::new(),
+    });
+    let out = run(&rules, "Invoice 7");
+    assert_eq!(out.error, None);
+    let filed = |out: &crate::sieve::Outcome| {
+        out.actions
+            .iter()
+            .any(|a| matches!(a, Action::FileInto { mailbox, .. } if mailbox == "Invoices"))
+    };
+    let answered = |out: &crate::sieve::Outcome| {
+        out.actions.iter().any(|a| {
+            matches!(a, Action::Vacation(v) if v.to == "carol@sender.example"
+                && v.subject == "Away" && v.body == "I am away." && v.period_secs == 7 * 86_400)
+        })
+    };
+    assert!(filed(&out), "{out:?}");
+    assert!(answered(&out), "{out:?}");
+    assert!(!out.actions.iter().any(|a| matches!(a, Action::Keep { .. })));
+    // Other mail is kept and answered; outside the days, not answered.
+    let out = run(&rules, "Lunch");
+    assert!(!filed(&out) && answered(&out), "{out:?}");
+    if let Some(v) = &mut rules.vacation {
+        v.first_day = Some("2026-12-25".into());
+        v.last_day = None;
+    }
+    assert!(!answered(&run(&rules, "Lunch")));
+    // Disabled, neither the filter nor the reply acts.
+    rules.filters[0].enabled = false;
+    if let Some(v) = &mut rules.vacation {
+        v.enabled = false;
+        v.first_day = None;
+    }
+    let out = run(&rules, "Invoice 8");
+    assert_eq!(out.actions, [Action::Keep { flags: Vec::new() }]);
+}
