@@ -695,7 +695,14 @@ async fn the_last_runtime_error_is_shown_with_its_time_until_dismissed() {
 
 #[tokio::test]
 async fn rules_journey_in_chromium() {
-    let server = harness::start().await;
+    // sender.example's MX is a closed port on loopback: the vacation reply stays queued
+    // (deferred) for the admin's queue page to show. Without an answering DNS the queue
+    // would give up on the reply at once.
+    let zone = crate::dns_server::Zone::default();
+    zone.mx("sender.example", 10, "mx.sender.example");
+    zone.ip("mx.sender.example", std::net::IpAddr::from([127, 0, 0, 3]));
+    let dns = crate::dns_server::start(zone).await;
+    let server = harness::start_with(move |c| c.dns.nameservers = vec![dns]).await;
     let store = server.running.store.clone();
     harness::account(&store, "bob@localhost", 0).await;
     let login = server.running.first_login.clone().expect("first login");
