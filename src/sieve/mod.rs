@@ -19,6 +19,7 @@ mod mail;
 pub mod managesieve;
 mod parser;
 mod replies;
+pub mod rules;
 mod vacation;
 mod validate;
 mod variables;
