@@ -283,8 +283,12 @@ async fn every_script_command_with_its_response_codes() {
     assert_eq!(c.cmd("LISTSCRIPTS").await.lines, ["\"one\"", "\"three\""]);
 
     assert!(c.with_literal("CHECKSCRIPT", b"keep;\r\n", true).await.ok());
-    let r = c.cmd("PUTSCRIPT \"bad\nname\" \"keep;\"").await;
-    assert!(r.status.starts_with("NO "), "{r:?}");
+    // A name with a control character (sent as a literal) is refused.
+    let r = c.cmd("PUTSCRIPT {8+}\r\nbad\tname \"keep;\"").await;
+    assert!(
+        r.status.starts_with("NO ") && r.status.contains("name"),
+        "{r:?}"
+    );
 
     // NOOP carries its tag back, quoted or as a literal.
     assert_eq!(c.cmd("NOOP").await.status, "OK \"Done\"");

@@ -12,6 +12,11 @@ fn frames(input: &[u8], limit: u64) -> Vec<Frame> {
             loop {
                 match f.next(limit) {
                     Frame::Incomplete => break,
+                    // The session ends there.
+                    frame @ Frame::Fatal(_) => {
+                        out.push(frame);
+                        return out;
+                    }
                     frame => out.push(frame),
                 }
             }
