@@ -28,6 +28,13 @@ fn match_variables_from_matches() {
 }
 
 #[test]
+fn match_variables_past_nine() {
+    let src = "require [\"variables\", \"fileinto\"];
+        if string :matches \"a1b2c3d4e5f6g7h8i9j0k\" \"*1*2*3*4*5*6*7*8*9*0*\" { fileinto \"${9}|${10}|${11}\"; }";
+    assert_eq!(actions(src), [fileinto("i|j|k")]);
+}
+
+#[test]
 fn string_test_and_quotewildcard() {
     let src = "require [\"variables\", \"fileinto\", \"relational\"];
         set :quotewildcard \"p\" \"a*b\";
