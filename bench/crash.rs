@@ -273,7 +273,7 @@ async fn main() {
         &config,
         format!(
             "hostname = \"localhost\"\ndomain = \"localhost\"\ndata_dir = {:?}\n[listen]\nsmtp = [\"127.0.0.1:{smtp_port}\"]\nsubmission = []\nsubmissions = []\n\
-             imap = [\"127.0.0.1:{imap_port}\"]\nimaps = []\npop3 = []\npop3s = []\nhttp = []\nhttps = []\n\
+             imap = [\"127.0.0.1:{imap_port}\"]\nimaps = []\npop3 = []\npop3s = []\nmanagesieve = []\nhttp = []\nhttps = []\n\
              [auth]\nallow_plaintext = true\n[inbound]\nverify = false\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n",
             dir.path().join("data").display().to_string()
         ),

@@ -186,7 +186,7 @@ async fn main() {
         format!(
             "hostname = \"localhost\"\ndomain = \"localhost\"\ndata_dir = {:?}\n[listen]\n\
              smtp = [\"127.0.0.1:{}\"]\nsubmission = []\nsubmissions = []\nimap = [\"127.0.0.1:{}\"]\n\
-             imaps = []\npop3 = [\"127.0.0.1:{}\"]\npop3s = []\nhttp = [\"127.0.0.1:{}\"]\nhttps = []\n\
+             imaps = []\npop3 = [\"127.0.0.1:{}\"]\npop3s = []\nmanagesieve = []\nhttp = [\"127.0.0.1:{}\"]\nhttps = []\n\
              [auth]\nallow_plaintext = true\n[inbound]\nverify = false\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n\
              [limits]\nmax_connections = {limit}\nmax_connections_per_ip = {limit}\n",
             dir.path().join("data").display().to_string(),

@@ -75,7 +75,7 @@ impl Mailroom {
                 "hostname = \"mail.{DOMAIN}\"\ndomain = \"{DOMAIN}\"\ndata_dir = {:?}\n\
                  [listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nsubmission = []\nsubmissions = []\n\
                  imap = [\"127.0.0.1:{imap}\"]\nimaps = []\npop3 = [\"127.0.0.1:{pop3}\"]\n\
-                 pop3s = []\nhttp = []\nhttps = []\n\
+                 pop3s = []\nmanagesieve = []\nhttp = []\nhttps = []\n\
                  [limits]\nmax_connections = {max}\nmax_connections_per_ip = {max}\n\
                  [auth]\nallow_plaintext = true\n{cache}\
                  [inbound]\nverify = false\n\

@@ -34,7 +34,7 @@ impl Process {
             format!(
                 "hostname = \"localhost\"\ndomain = \"localhost\"\ndata_dir = \"{}\"\n\
                  [listen]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = []\nsubmissions = []\n\
-                 imap = [\"127.0.0.1:0\"]\nimaps = []\npop3 = []\npop3s = []\nhttp = []\nhttps = []\n\
+                 imap = [\"127.0.0.1:0\"]\nimaps = []\npop3 = []\npop3s = []\nmanagesieve = []\nhttp = []\nhttps = []\n\
                  [inbound]\nverify = false\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n\
                  [limits]\n{limits}\n",
                 dir.path().join("data").display()

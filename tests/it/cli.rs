@@ -23,7 +23,7 @@ impl Cli {
             format!(
                 "hostname = \"mail.example.org\"\ndomain = \"example.org\"\ndata_dir = \"{}\"\n\
                  [listen]\nsmtp = []\nsubmission = []\nsubmissions = []\nimap = [\"127.0.0.1:0\"]\n\
-                 imaps = []\npop3 = []\npop3s = []\nhttp = [\"127.0.0.1:0\"]\nhttps = [\"127.0.0.1:0\"]\n",
+                 imaps = []\npop3 = []\npop3s = []\nmanagesieve = []\nhttp = [\"127.0.0.1:0\"]\nhttps = [\"127.0.0.1:0\"]\n",
                 data.display()
             ),
         )

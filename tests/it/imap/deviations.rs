@@ -241,7 +241,7 @@ fn ip_address_as_sni_is_not_a_warning() {
         format!(
             "hostname = \"localhost\"\ndomain = \"localhost\"\ndata_dir = \"{}\"\n\
              [listen]\nsmtp = []\nsubmission = []\nsubmissions = []\n\
-             imap = []\nimaps = [\"127.0.0.1:0\"]\npop3 = []\npop3s = []\nhttp = []\nhttps = []\n\
+             imap = []\nimaps = [\"127.0.0.1:0\"]\npop3 = []\npop3s = []\nmanagesieve = []\nhttp = []\nhttps = []\n\
              [inbound]\nverify = false\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n",
             dir.path().join("data").display()
         ),
