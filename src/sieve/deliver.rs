@@ -85,14 +85,23 @@ impl Rules {
                 return kept(default);
             }
         };
-        let own = self.own_addresses(account_id, arrival.envelope_to).await;
-        let folders = match self.store.mailboxes(account_id).await {
-            Ok(list) => list.into_iter().map(|m| m.name).collect::<Vec<_>>(),
-            Err(e) => {
-                self.failed(account_id, &name, &format!("cannot list the folders: {e}"))
-                    .await;
-                return kept(default);
-            }
+        // Read only what the script can use: the account's addresses for vacation's
+        // "addressed to me", its folders for `mailboxexists` (each is a database read per
+        // message).
+        let own = match script.required().iter().any(|e| e.starts_with("vacation")) {
+            true => self.own_addresses(account_id, arrival.envelope_to).await,
+            false => Vec::new(),
+        };
+        let folders = match script.asks_mailboxes() {
+            false => Vec::new(),
+            true => match self.store.mailboxes(account_id).await {
+                Ok(list) => list.into_iter().map(|m| m.name).collect::<Vec<_>>(),
+                Err(e) => {
+                    self.failed(account_id, &name, &format!("cannot list the folders: {e}"))
+                        .await;
+                    return kept(default);
+                }
+            },
         };
         let exists = move |name: &str| {
             folders.iter().any(|f| {

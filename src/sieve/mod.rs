@@ -129,6 +129,33 @@ impl Script {
     pub fn required(&self) -> &[String] {
         &self.required
     }
+
+    /// Whether the script can ask which folders exist (`mailboxexists`): only then does
+    /// delivery read the account's folders for [`Context::mailbox_exists`]. (Compiled
+    /// scripts nest at most `Limits::max_nesting` deep, which bounds the walk.)
+    pub fn asks_mailboxes(&self) -> bool {
+        fn test(t: &ir::Test) -> bool {
+            match t {
+                ir::Test::MailboxExists(_) => true,
+                ir::Test::Not(t) => test(t),
+                ir::Test::AllOf(ts) | ir::Test::AnyOf(ts) => ts.iter().any(test),
+                _ => false,
+            }
+        }
+        fn commands(cs: &[ir::Command]) -> bool {
+            cs.iter().any(|c| match c {
+                ir::Command::If {
+                    branches,
+                    otherwise,
+                } => {
+                    branches.iter().any(|(t, body)| test(t) || commands(body))
+                        || otherwise.as_deref().is_some_and(commands)
+                }
+                _ => false,
+            })
+        }
+        commands(&self.commands)
+    }
 }
 
 /// Parses and validates `source` under the default [`Limits`].
