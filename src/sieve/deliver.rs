@@ -26,14 +26,12 @@ pub struct Rules {
     signer: Signer,
     hostname: String,
     limits: Arc<Limits>,
-    /// Compiled scripts by account, with the stored form they came from: a changed script
-    /// (another form) is read again. The store's read is needed anyway; this saves parsing
-    /// the JSON for every message.
-    cache: Arc<Mutex<HashMap<i64, Cached>>>,
+    /// Each account's active script (or none) as read at a `Store::sieve_generation`.
+    cache: Arc<Mutex<HashMap<i64, (u64, Found)>>>,
 }
 
-/// A compiled script and the stored form it came from.
-type Cached = (String, Arc<Script>);
+/// An account's active script: its name and compiled form, or none.
+type Found = Option<(String, Arc<Script>)>;
 
 /// One delivery, as the account's script sees it.
 pub struct Arrival<'a> {
@@ -173,44 +171,47 @@ impl Rules {
         applied
     }
 
-    /// The account's active script (its name and compiled form): from memory while
-    /// unchanged, else from its stored compiled form, else compiled again from the source
-    /// (a form stored by another version). An error comes with the script's name.
-    async fn script(
-        &self,
-        account_id: i64,
-    ) -> Result<Option<(String, Arc<Script>)>, (String, String)> {
+    /// The account's active script (its name and compiled form), from memory while no
+    /// script changed in the store since it was read (`Store::sieve_generation`; "no
+    /// script" is remembered too, so an account without rules costs no read), else from
+    /// its stored compiled form, else compiled again from the source (a form stored by
+    /// another version). An error comes with the script's name and is not remembered.
+    async fn script(&self, account_id: i64) -> Result<Found, (String, String)> {
+        // Read before the store: a change after this makes the next delivery read again.
+        let generation = self.store.sieve_generation();
+        if let Ok(cache) = self.cache.lock()
+            && let Some((read_at, found)) = cache.get(&account_id)
+            && *read_at == generation
+        {
+            return Ok(found.clone());
+        }
         let active = self
             .store
             .active_sieve(account_id)
             .await
             .map_err(|e| (String::new(), format!("cannot read the active script: {e}")))?;
-        let Some(active) = active else {
-            return Ok(None);
+        let found = match active {
+            None => None,
+            Some(active) => {
+                let script = match Script::from_stored(&active.compiled) {
+                    Some(script) => script,
+                    None => super::compile(&active.source).map_err(|e| {
+                        (
+                            active.name.clone(),
+                            format!("the script does not compile: {e}"),
+                        )
+                    })?,
+                };
+                Some((active.name, Arc::new(script)))
+            }
         };
-        if let Ok(cache) = self.cache.lock()
-            && let Some((stored, script)) = cache.get(&account_id)
-            && *stored == active.compiled
-        {
-            return Ok(Some((active.name, script.clone())));
-        }
-        let script = match Script::from_stored(&active.compiled) {
-            Some(script) => script,
-            None => super::compile(&active.source).map_err(|e| {
-                (
-                    active.name.clone(),
-                    format!("the script does not compile: {e}"),
-                )
-            })?,
-        };
-        let script = Arc::new(script);
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHED_SCRIPTS {
                 cache.clear();
             }
-            cache.insert(account_id, (active.compiled.clone(), script.clone()));
+            cache.insert(account_id, (generation, found.clone()));
         }
-        Ok(Some((active.name, script)))
+        Ok(found)
     }
 
     /// The account's own addresses, for vacation's "addressed to me": its address and the

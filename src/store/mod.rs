@@ -230,6 +230,9 @@ pub struct Store {
     events: events::Pending,
     /// Reputation counts from deliveries not yet written (see `spam_policy`).
     reputation: spam_policy::Pending,
+    /// Raised after every change to Sieve scripts (see `sieve`), so delivery can keep
+    /// accounts' active scripts in memory and read them again only after a change.
+    sieve_changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Free space on the database's disk and the reserve kept there.
     space: std::sync::Arc<space::Space>,
     /// Held while a checkpoint runs to make room (see `space`).
@@ -390,6 +393,7 @@ impl Store {
             queue_wake,
             events: Default::default(),
             reputation: Default::default(),
+            sieve_changes: Default::default(),
         })
     }
 

@@ -210,6 +210,7 @@ impl Store {
             clear_error(&mut tx, account_id).await?;
         }
         tx.commit().await?;
+        self.sieve_changed();
         Ok(Ok(()))
     }
 
@@ -246,6 +247,7 @@ impl Store {
         }
         clear_error(&mut tx, account_id).await?;
         tx.commit().await?;
+        self.sieve_changed();
         Ok(Ok(()))
     }
 
@@ -274,6 +276,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.sieve_changed();
         Ok(Ok(()))
     }
 
@@ -309,7 +312,21 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.sieve_changed();
         Ok(Ok(()))
+    }
+
+    /// A number that changes after every change to any account's scripts in this process
+    /// (the only writer of scripts: ManageSieve, the webmail and delivery share it), so
+    /// what was read before it last changed is still what the store holds.
+    pub fn sieve_generation(&self) -> u64 {
+        self.sieve_changes
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn sieve_changed(&self) {
+        self.sieve_changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// The account's active script, for delivery.

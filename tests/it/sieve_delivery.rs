@@ -518,3 +518,53 @@ async fn rules_run_for_mail_from_local_users_too() {
         Some(vec!["lunch".to_string()])
     );
 }
+
+#[tokio::test]
+async fn a_changed_script_applies_to_the_next_message() {
+    let t = server().await;
+    let store = &t.running.store;
+    // No script yet: INBOX (and the account's "no script" is remembered).
+    let send_one = |subject: &'static str| {
+        let raw = mail("sender@remote.test", "alice@example.org", subject, "");
+        let t = &t;
+        async move {
+            let (code, text) = send(t, "sender@remote.test", &["alice@example.org"], &raw).await;
+            assert_eq!(code, 250, "{text}");
+        }
+    };
+    send_one("first").await;
+    rules(
+        store,
+        "alice@example.org",
+        r#"require ["fileinto", "mailbox"]; fileinto :create "A";"#,
+    )
+    .await;
+    send_one("second").await;
+    rules(
+        store,
+        "alice@example.org",
+        r#"require ["fileinto", "mailbox"]; fileinto :create "B";"#,
+    )
+    .await;
+    send_one("third").await;
+    let alice = store
+        .account_by_address("alice@example.org")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    store.set_active_sieve(alice, None).await.unwrap().unwrap();
+    send_one("fourth").await;
+    assert_eq!(
+        subjects(store, "alice@example.org", "INBOX").await,
+        Some(vec!["first".to_string(), "fourth".to_string()])
+    );
+    assert_eq!(
+        subjects(store, "alice@example.org", "A").await,
+        Some(vec!["second".to_string()])
+    );
+    assert_eq!(
+        subjects(store, "alice@example.org", "B").await,
+        Some(vec!["third".to_string()])
+    );
+}
