@@ -28,7 +28,17 @@ pub struct Rules {
     limits: Arc<Limits>,
     /// Each account's active script (or none) as read at a `Store::sieve_generation`.
     cache: Arc<Mutex<HashMap<i64, (u64, Found)>>>,
+    /// The error last recorded per account and when: a broken script fails for every
+    /// message, and each would otherwise cost a write and a log line.
+    /// (Kept with the scripts' generation: a changed script's first error is recorded.)
+    recorded: Arc<Mutex<HashMap<i64, Recorded>>>,
 }
+
+/// An error, the scripts' generation it happened under, and when it was recorded.
+type Recorded = (String, u64, std::time::Instant);
+
+/// How long the same error of an account is not recorded again.
+const RECORD_AGAIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// An account's active script: its name and compiled form, or none.
 type Found = Option<(String, Arc<Script>)>;
@@ -69,6 +79,7 @@ impl Rules {
             hostname,
             limits: Arc::new(Limits::default()),
             cache: Arc::default(),
+            recorded: Arc::default(),
         }
     }
 
@@ -142,6 +153,15 @@ impl Rules {
                         }
                     };
                     push(&mut applied.targets, flagged(target, &flags));
+                }
+                Action::Redirect { address }
+                    if redirected_before(arrival.raw, arrival.envelope_to) =>
+                {
+                    let why = format!(
+                        "redirect to {address}: the message came back from an earlier redirect of this account (a loop); kept"
+                    );
+                    self.failed(account_id, &name, &why).await;
+                    push(&mut applied.targets, default.clone());
                 }
                 Action::Redirect { address } => match self.redirect(account_id, &address).await {
                     Ok(onward) => {
@@ -412,8 +432,25 @@ impl Rules {
     /// Records a problem with the account's rules (of its script `script`, when known) where
     /// the rules page shows it.
     async fn failed(&self, account_id: i64, script: &str, why: &str) {
-        tracing::warn!("sieve: account {account_id}: {why}");
         self.store.count_event("sieve_errors");
+        let generation = self.store.sieve_generation();
+        if let Ok(mut recorded) = self.recorded.lock() {
+            if let Some((last, read_at, at)) = recorded.get(&account_id)
+                && last == why
+                && *read_at == generation
+                && at.elapsed() < RECORD_AGAIN
+            {
+                return;
+            }
+            if recorded.len() >= CACHED_SCRIPTS {
+                recorded.clear();
+            }
+            recorded.insert(
+                account_id,
+                (why.to_string(), generation, std::time::Instant::now()),
+            );
+        }
+        tracing::warn!("sieve: account {account_id}: {why}");
         let recorded = self
             .store
             .record_sieve_error(account_id, script, why, crate::store::now())
@@ -422,6 +459,25 @@ impl Rules {
             tracing::warn!("sieve: cannot record the error of account {account_id}: {e}");
         }
     }
+}
+
+/// The field our MX adds to mail a script redirects, naming the address whose rules did it
+/// (RFC 5228 §4.2 asks for loop protection; `Received` counting stops a loop only after 30
+/// hops).
+pub const LOOP_FIELD: &str = "X-Mailroom-Redirected-By";
+
+/// Whether `raw` carries our redirect mark for `address` (in its first 64 KiB of header).
+fn redirected_before(raw: &[u8], address: &str) -> bool {
+    if address.is_empty() {
+        return false;
+    }
+    let head = crate::mime::header_section(raw.get(..raw.len().min(64 << 10)).unwrap_or(raw));
+    crate::mime::raw_header(head).fields.iter().any(|f| {
+        f.name.eq_ignore_ascii_case(LOOP_FIELD.as_bytes())
+            && String::from_utf8_lossy(f.value)
+                .trim()
+                .eq_ignore_ascii_case(address)
+    })
 }
 
 /// Where a redirect goes: copies for local accounts, addresses for the queue.

@@ -169,6 +169,9 @@ impl<'a, T: Transport> Session<'a, T> {
         // The domain that sends redirected mail on: the first redirecting account's (its
         // SRS address passes SPF at the destination).
         let mut redirect_domain: Option<String> = None;
+        // The addresses whose rules sent it on: marked in the copies that leave, so a script
+        // that meets its own redirect again keeps the message instead (a loop).
+        let mut redirected_by: Vec<String> = Vec::new();
         for (field, accounts) in fields {
             let raw = [trace.as_slice(), field.as_bytes(), &message].concat();
             let mut targets = Vec::new();
@@ -192,8 +195,11 @@ impl<'a, T: Transport> Session<'a, T> {
                     .apply(account_id, target, &arrival)
                     .await;
                 targets.extend(applied.targets);
-                if !applied.redirects.is_empty() && redirect_domain.is_none() {
-                    redirect_domain = reached_as.rsplit_once('@').map(|(_, d)| d.to_string());
+                if !applied.redirects.is_empty() {
+                    if redirect_domain.is_none() {
+                        redirect_domain = reached_as.rsplit_once('@').map(|(_, d)| d.to_string());
+                    }
+                    redirected_by.push(reached_as.to_string());
                 }
                 for address in applied.redirects {
                     if !redirects.iter().any(|r| r.eq_ignore_ascii_case(&address)) {
@@ -231,7 +237,13 @@ impl<'a, T: Transport> Session<'a, T> {
         }
         let forward_raw = match onward.is_empty() {
             true => Vec::new(),
-            false => [trace.as_slice(), &message].concat(),
+            false => {
+                let marks: String = redirected_by
+                    .iter()
+                    .map(|a| format!("{}: {a}\r\n", crate::sieve::deliver::LOOP_FIELD))
+                    .collect();
+                [trace.as_slice(), marks.as_bytes(), &message].concat()
+            }
         };
         let forward = self.forwarding(env, &onward, redirect_domain, &forward_raw);
         let outbound = forward.as_ref().map(|(sender, raw)| Outbound {

@@ -568,3 +568,44 @@ async fn a_changed_script_applies_to_the_next_message() {
         Some(vec!["third".to_string()])
     );
 }
+
+#[tokio::test]
+async fn a_redirect_that_comes_back_is_kept_not_sent_again() {
+    let t = server().await;
+    let store = &t.running.store;
+    rules(
+        store,
+        "alice@example.org",
+        r#"redirect "carol@remote.test";"#,
+    )
+    .await;
+    // Carol's server sent it back: it carries our mark for alice.
+    let raw = mail(
+        "carol@remote.test",
+        "alice@example.org",
+        "round trip",
+        "X-Mailroom-Redirected-By: alice@example.org\r\n",
+    );
+    let (code, text) = send(&t, "carol@remote.test", &["alice@example.org"], &raw).await;
+    assert_eq!(code, 250, "{text}");
+    assert!(store.queue_list().await.unwrap().is_empty());
+    assert_eq!(
+        subjects(store, "alice@example.org", "INBOX").await,
+        Some(vec!["round trip".to_string()])
+    );
+    // A first redirect leaves with the mark.
+    let raw = mail("sender@remote.test", "alice@example.org", "first time", "");
+    assert_eq!(
+        send(&t, "sender@remote.test", &["alice@example.org"], &raw)
+            .await
+            .0,
+        250
+    );
+    let q = queue_of(store, 1).await;
+    assert_eq!(q.len(), 1);
+    let sent = queued_raw(store, q[0].id).await;
+    assert!(
+        sent.contains("X-Mailroom-Redirected-By: alice@example.org\r\n"),
+        "{sent}"
+    );
+}
