@@ -12,6 +12,7 @@
 mod acme_pebble;
 mod admin;
 mod app_passwords;
+mod arc;
 mod attacks;
 mod auth;
 mod backup;
