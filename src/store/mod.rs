@@ -50,6 +50,7 @@ mod spam_policy;
 mod special_use;
 mod subscriptions;
 mod threads;
+mod tls_results;
 // IMAP support: flags and change log, copy/move, mailbox management, FETCH views, search.
 mod copy;
 mod flags;
@@ -94,6 +95,9 @@ pub use sign_ins::SignIn;
 pub use spam::{SpamHam, Trained};
 pub use spam_policy::{DomainSpamPolicy, MAX_ZONES, SenderEntry, SpamPolicy, Zone};
 pub use special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};
+pub use tls_results::{
+    MAX_ROWS_PER_DAY as MAX_TLS_RESULT_ROWS, TlsAttempt, TlsPolicyType, TlsResultRow, utc_day,
+};
 pub use views::{MessageView, ViewParts};
 
 #[derive(Debug, thiserror::Error)]
