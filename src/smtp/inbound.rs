@@ -18,10 +18,22 @@ impl<'a, T: Transport> Session<'a, T> {
         declared_size: usize,
         null_sender: bool,
     ) -> Reply {
+        let store = &self.smtp.store;
+        // The bare `postmaster` (RFC 5321 §4.5.1: accepted without a domain, in any case) is
+        // the postmaster of our primary domain.
+        let bare;
+        let rcpt = if rcpt.trim().eq_ignore_ascii_case("postmaster") {
+            bare = match self.primary_domain().await {
+                Ok(domain) => format!("postmaster@{domain}"),
+                Err(e) => return self.store_error(e),
+            };
+            bare.as_str()
+        } else {
+            rcpt
+        };
         let Ok(address) = Address::parse(rcpt) else {
             return Reply::new(501, "5.1.3", "Bad recipient address syntax");
         };
-        let store = &self.smtp.store;
         // A bounce coming back to an address we rewrote when forwarding: pass it on to the
         // original sender. Only bounces (from the null sender) may use these addresses, or a
         // valid one would relay anyone's mail.
@@ -99,6 +111,23 @@ impl<'a, T: Transport> Session<'a, T> {
             }
         }
         Reply::new(250, "2.1.5", "Recipient OK")
+    }
+
+    /// The domain a bare `postmaster` belongs to: our hostname when it is one of our
+    /// domains, else the first domain by name (the hostname when there is none: then nothing
+    /// is local and the address is refused like any other).
+    async fn primary_domain(&self) -> Result<String, StoreError> {
+        let store = &self.smtp.store;
+        let host = self.smtp.hostname.trim_end_matches('.');
+        if store.is_local_domain(host).await? {
+            return Ok(host.to_ascii_lowercase());
+        }
+        Ok(store
+            .domains()
+            .await?
+            .into_iter()
+            .next()
+            .map_or_else(|| host.to_ascii_lowercase(), |d| d.name))
     }
 
     pub(super) async fn deliver_inbound(&mut self, env: &Envelope, message: &[u8]) -> Reply {

@@ -20,6 +20,7 @@ mod browser;
 mod cli;
 mod credentials_cache;
 mod damaged;
+mod deliverability;
 mod delivery;
 mod disk_full;
 mod dkim_interop;
