@@ -32,6 +32,7 @@ mod mail_auth;
 mod managesieve;
 mod managesieve_interop;
 mod metrics;
+mod mta_sts;
 mod net;
 mod outbound;
 mod ownership;
