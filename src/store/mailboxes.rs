@@ -66,21 +66,6 @@ impl Mailbox {
         self.account_id
     }
 
-    /// A handle that names no mailbox (ids start at 1), for the search fuzzer's made-up
-    /// selected state: every operation on it finds nothing, so it grants nothing.
-    #[cfg(any(test, feature = "fuzzing"))]
-    pub(crate) fn nowhere() -> Mailbox {
-        Mailbox {
-            id: 0,
-            account_id: 0,
-            name: String::new(),
-            special_use: None,
-            uidvalidity: 0,
-            uidnext: 1,
-            highestmodseq: 0,
-        }
-    }
-
     /// A handle for unit tests of code that keeps one (IMAP's selected state, POP3's
     /// maildrop) without a database.
     #[cfg(test)]
