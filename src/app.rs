@@ -47,6 +47,8 @@ pub struct Running {
     pub first_login: Option<FirstLogin>,
     /// The web application the HTTP listeners serve (tests call it directly with `oneshot`).
     pub router: axum::Router,
+    /// Sends the daily DMARC and TLS reports (tests call `send_day` directly).
+    pub reporter: crate::reports::Reporter,
     shutdown: ShutdownTrigger,
     tasks: JoinSet<()>,
     grace: Duration,
@@ -270,6 +272,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .push(listener.local);
         tasks.spawn(listener.run(limits.clone(), shutdown_rx.clone(), grace));
     }
+    let reporter =
+        crate::reports::Reporter::new(store.clone(), dns.clone(), config.hostname.clone());
+    tasks.spawn(reporter.clone().run(shutdown_rx.clone()));
     let outbound = crate::queue::Outbound::new(
         store.clone(),
         dns,
@@ -288,6 +293,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tls,
         first_login,
         router,
+        reporter,
         shutdown,
         tasks,
         grace,

@@ -28,6 +28,8 @@ pub struct Verdict {
     pub auth: crate::spam::verdict::Auth,
     pub dkim_domains: Vec<String>,
     pub spf_domain: Option<String>,
+    /// What the DMARC report to the From domain counts, when it asks for reports (`rua`).
+    pub observation: Option<crate::reports::Observation>,
 }
 
 #[derive(Clone)]
@@ -82,6 +84,7 @@ impl Verifier {
                 },
                 dkim_domains: Vec::new(),
                 spf_domain,
+                observation: None,
             };
         };
         let dkim: Vec<_> = self
@@ -99,6 +102,15 @@ impl Verifier {
             .verify_dmarc(DmarcParameters::new(&parsed, &dkim, mail_from_domain, &spf))
             .await;
         let header_from = parsed.from.first().map_or("", |f| f.as_str());
+        let observation = crate::reports::Observation::from_checks(
+            ip,
+            mail_from_domain,
+            mail_from.is_empty(),
+            header_from,
+            &spf,
+            &dkim,
+            &dmarc,
+        );
         let header = results
             .with_dkim_results(&dkim, header_from)
             .with_dmarc_result(&dmarc)
@@ -143,6 +155,7 @@ impl Verifier {
             },
             dkim_domains,
             spf_domain,
+            observation,
         }
     }
 }
