@@ -13,6 +13,7 @@
 pub mod dmarc_xml;
 pub mod intake;
 pub mod observe;
+pub mod tlsrpt;
 pub mod unpack;
 
 use std::collections::BTreeMap;
@@ -90,7 +91,8 @@ impl Reporter {
     pub async fn send_day(&self, day_start: i64) -> Result<DaySent, StoreError> {
         let day = day_start - day_start.rem_euclid(DAY);
         let dmarc = self.send_dmarc(day).await?;
-        Ok(DaySent { dmarc, tls: 0 })
+        let tls = self.send_tls(day).await?;
+        Ok(DaySent { dmarc, tls })
     }
 
     /// The domain our reports come from: the first domain made (it has DKIM keys).
@@ -209,6 +211,90 @@ impl Reporter {
             .write_to_vec()
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.queue(from_domain, &recipients, &raw).await?;
+        sent.sent = crate::store::now();
+        self.store.record_report_sent(&sent).await?;
+        self.store.count_event("reports_sent");
+        Ok(true)
+    }
+
+    async fn send_tls(&self, day: i64) -> Result<usize, StoreError> {
+        let rows = self.store.tls_results_of_day(day).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let Some(from_domain) = self.sender_domain().await? else {
+            return Ok(0);
+        };
+        let mut by_domain: BTreeMap<String, Vec<&crate::store::TlsResultRow>> = BTreeMap::new();
+        for row in &rows {
+            by_domain
+                .entry(row.policy_domain.to_ascii_lowercase())
+                .or_default()
+                .push(row);
+        }
+        let mut queued = 0;
+        for (domain, rows) in by_domain {
+            match self
+                .send_tls_report(day, &from_domain, &domain, &rows)
+                .await
+            {
+                Ok(true) => queued += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!("cannot send the TLS report to {domain}: {e}"),
+            }
+        }
+        self.store.forget_tls_results_before(day + DAY).await?;
+        Ok(queued)
+    }
+
+    /// One policy domain's TLS report, when it publishes a TLS-RPT record with a `mailto:`
+    /// address; `false` otherwise (an `https:`-only record is recorded as not sent).
+    async fn send_tls_report(
+        &self,
+        day: i64,
+        from_domain: &str,
+        domain: &str,
+        rows: &[&crate::store::TlsResultRow],
+    ) -> Result<bool, StoreError> {
+        let records = self
+            .dns
+            .txt(&format!("_smtp._tls.{domain}"))
+            .await
+            .unwrap_or_default();
+        let Some(wanted) = tlsrpt::wanted(&records) else {
+            // The domain asks for no reports.
+            return Ok(false);
+        };
+        let rows_n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let mut sent = ReportSent {
+            kind: "tls".into(),
+            domain: domain.to_string(),
+            recipients: wanted.mailto.join(" "),
+            rows: rows_n,
+            day,
+            sent: crate::store::now(),
+            note: match wanted.https {
+                true => "https: report URIs are not used (mail only)".into(),
+                false => String::new(),
+            },
+        };
+        if wanted.mailto.is_empty() {
+            self.store.record_report_sent(&sent).await?;
+            return Ok(false);
+        }
+        let from = format!("noreply-tlsrpt@{from_domain}");
+        let report = tlsrpt::report(&self.hostname, &from, domain, day, rows);
+        let mut raw = Vec::new();
+        report
+            .write_rfc5322(
+                domain,
+                &self.hostname,
+                from.as_str(),
+                wanted.mailto.iter().map(String::as_str),
+                &mut raw,
+            )
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.queue(from_domain, &wanted.mailto, &raw).await?;
         sent.sent = crate::store::now();
         self.store.record_report_sent(&sent).await?;
         self.store.count_event("reports_sent");

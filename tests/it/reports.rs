@@ -526,3 +526,114 @@ async fn a_dmarc_record_without_rua_is_not_counted() {
     );
     server.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_reports_are_sent_from_recorded_results() {
+    use mailroom::store::{TlsAttempt, TlsPolicyType};
+    let zone = Zone::default();
+    zone.txt(
+        "_smtp._tls.remote.test",
+        "v=TLSRPTv1; rua=mailto:tls@remote.test",
+    );
+    zone.txt(
+        "_smtp._tls.webonly.test",
+        "v=TLSRPTv1; rua=https://reports.webonly.test/tls",
+    );
+    zone.mx("remote.test", 10, "mx.sink.test");
+    zone.ip("mx.sink.test", IpAddr::from([127, 0, 0, 1]));
+    let (caught, port) = sink().await;
+    let server = server(zone, port).await;
+    let store = &server.running.store;
+    let policy = vec!["version: STSv1".to_string(), "mode: enforce".to_string()];
+    let now = today() + 60;
+    for failure in [
+        None,
+        None,
+        None,
+        Some(("certificate-expired", "the certificate expired")),
+    ] {
+        store
+            .note_tls_attempt(
+                &TlsAttempt {
+                    policy_domain: "remote.test",
+                    policy_type: TlsPolicyType::Sts,
+                    policy_strings: &policy,
+                    mx_host: "mx.remote.test",
+                    receiving_ip: Some(IpAddr::from([192, 0, 2, 9])),
+                    failure,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    for domain in ["webonly.test", "silent.test"] {
+        store
+            .note_tls_attempt(
+                &TlsAttempt {
+                    policy_domain: domain,
+                    policy_type: TlsPolicyType::NoPolicyFound,
+                    policy_strings: &[],
+                    mx_host: "mx.elsewhere.test",
+                    receiving_ip: None,
+                    failure: None,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    let sent = server.running.reporter.send_day(today()).await.unwrap();
+    assert_eq!(sent.tls, 1, "remote.test only");
+    for _ in 0..150 {
+        if !caught.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let caught = caught.lock().unwrap().clone();
+    assert_eq!(caught.len(), 1, "{caught:?}");
+    let (rcpts, data) = &caught[0];
+    assert_eq!(rcpts, &vec!["tls@remote.test".to_string()]);
+    assert!(data.starts_with("DKIM-Signature:"), "{data}");
+    assert!(data.contains("TLS-Report-Domain: remote.test"), "{data}");
+    assert!(
+        data.contains("TLS-Report-Submitter: mx.example.org"),
+        "{data}"
+    );
+    assert!(
+        data.contains("report-type=\"tlsrpt\"") || data.contains("report-type=tlsrpt"),
+        "{data}"
+    );
+    let message = mail_parser::MessageParser::new()
+        .parse(data.as_bytes())
+        .unwrap();
+    let part = message
+        .attachments()
+        .find(|p| p.content_type().and_then(|c| c.subtype()) == Some("tlsrpt+gzip"))
+        .expect("the application/tlsrpt+gzip part");
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(part.contents())
+        .read_to_string(&mut json)
+        .unwrap();
+    let report = mail_auth::report::tlsrpt::TlsReport::parse_json(json.as_bytes()).unwrap();
+    assert_eq!(report.policies.len(), 1);
+    assert_eq!(report.policies[0].policy.policy_domain, "remote.test");
+    assert_eq!(report.policies[0].summary.total_success, 3);
+    assert_eq!(report.policies[0].summary.total_failure, 1);
+    assert_eq!(
+        report.policies[0].failure_details[0].failed_session_count,
+        1
+    );
+    // The https-only domain is recorded as not sent, the silent one not at all; the day is
+    // forgotten.
+    let recorded = store.reports_sent(10).await.unwrap();
+    let web = recorded
+        .iter()
+        .find(|r| r.domain == "webonly.test")
+        .unwrap();
+    assert!(web.note.contains("https"), "{}", web.note);
+    assert!(!recorded.iter().any(|r| r.domain == "silent.test"));
+    assert!(store.tls_results_of_day(today()).await.unwrap().is_empty());
+    server.running.shutdown().await;
+}
