@@ -221,7 +221,7 @@ async fn a_malformed_report_is_delivered_as_mail_and_counted() {
     server.running.shutdown().await;
 }
 
-const TLS_JSON: &str = r#"{"organization-name":"Big Mail Inc.","date-range":{"start-datetime":"2026-12-01T00:00:00Z","end-datetime":"2026-12-01T23:59:59Z"},"contact-info":"tlsrpt@bigmail.test","report-id":"tls-2026-12-01","policies":[{"policy":{"policy-type":"sts","policy-string":["version: STSv1","mode: enforce","mx: mx.example.org","max_age: 86400"],"policy-domain":"example.org","mx-host":["mx.example.org"]},"summary":{"total-successful-session-count":950,"total-failure-session-count":12},"failure-details":[{"result-type":"certificate-expired","sending-mta-ip":"198.51.100.1","receiving-ip":"192.0.2.25","receiving-mx-hostname":"mx.example.org","failed-session-count":12}]}]}"#;
+pub const TLS_JSON: &str = r#"{"organization-name":"Big Mail Inc.","date-range":{"start-datetime":"2026-12-01T00:00:00Z","end-datetime":"2026-12-01T23:59:59Z"},"contact-info":"tlsrpt@bigmail.test","report-id":"tls-2026-12-01","policies":[{"policy":{"policy-type":"sts","policy-string":["version: STSv1","mode: enforce","mx: mx.example.org","max_age: 86400"],"policy-domain":"example.org","mx-host":["mx.example.org"]},"summary":{"total-successful-session-count":950,"total-failure-session-count":12},"failure-details":[{"result-type":"certificate-expired","sending-mta-ip":"198.51.100.1","receiving-ip":"192.0.2.25","receiving-mx-hostname":"mx.example.org","failed-session-count":12}]}]}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_report_is_stored_and_shown() {
