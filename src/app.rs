@@ -47,6 +47,8 @@ pub struct Running {
     pub first_login: Option<FirstLogin>,
     /// The web application the HTTP listeners serve (tests call it directly with `oneshot`).
     pub router: axum::Router,
+    /// Sends the daily DMARC and TLS reports (tests call `send_day` directly).
+    pub reporter: crate::reports::Reporter,
     shutdown: ShutdownTrigger,
     tasks: JoinSet<()>,
     grace: Duration,
@@ -273,6 +275,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if let Some(path) = &config.queue.ca_file {
         crate::queue::mta_sts::read_ca_file(path).map_err(anyhow::Error::msg)?;
     }
+    let reporter =
+        crate::reports::Reporter::new(store.clone(), dns.clone(), config.hostname.clone());
+    tasks.spawn(reporter.clone().run(shutdown_rx.clone()));
     let outbound = crate::queue::Outbound::new(
         store.clone(),
         dns,
@@ -291,6 +296,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tls,
         first_login,
         router,
+        reporter,
         shutdown,
         tasks,
         grace,

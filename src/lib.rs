@@ -31,6 +31,8 @@
 //! - [`auth`]: password hashing, the SASL exchange (PLAIN, LOGIN) and the failed-login throttle.
 //! - [`wire`]: byte-level pieces the line protocols share: the bounded line framer and the
 //!   dot-terminated message form.
+//! - [`reports`]: DMARC aggregate and TLS reports: received ones parsed and stored, ours
+//!   counted and sent daily.
 //! - [`records`]: the DNS records a domain publishes (MX, SPF, DKIM, DMARC, autoconfig).
 //! - [`web`]: the HTTP router (health, static files; admin and webmail build on it).
 
@@ -50,6 +52,7 @@ pub mod net;
 pub mod pop3;
 pub mod queue;
 pub mod records;
+pub mod reports;
 pub mod shutdown;
 pub mod sieve;
 pub mod smtp;

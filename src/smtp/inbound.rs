@@ -149,6 +149,9 @@ impl<'a, T: Transport> Session<'a, T> {
             let verdict = verifier
                 .verify(self.peer.ip(), helo, &env.from, message)
                 .await;
+            if let Some(observation) = &verdict.observation {
+                crate::reports::note(&self.smtp.store, observation, verdict.reject.is_some());
+            }
             if let Some(why) = &verdict.reject {
                 self.smtp.store.count_event("rejected:dmarc");
                 return Reply::new(550, "5.7.1", why.clone());
@@ -158,6 +161,9 @@ impl<'a, T: Transport> Session<'a, T> {
         }
         // Only we may state our verdicts, whether or not we checked.
         let message = super::verify::strip_forged(message, &self.smtp.hostname);
+        if let Some(reply) = self.take_report(env, &message).await {
+            return reply;
+        }
         let judged = self.judge(env, &message, checked).await;
         if let Some(reply) = refusal(&judged) {
             self.smtp.store.count_event("rejected:spam");
@@ -368,6 +374,22 @@ impl<'a, T: Transport> Session<'a, T> {
                 format!("Mailbox full: {address}; nothing was delivered, please retry"),
             ),
             Err(e) => self.store_error(e),
+        }
+    }
+
+    /// A DMARC or TLS report to postmaster@ alone is stored and not delivered (it is on
+    /// `/admin/reports`); anything else, a malformed report included, is delivered as mail.
+    async fn take_report(&self, env: &Envelope, message: &[u8]) -> Option<Reply> {
+        if !crate::reports::for_reports(&env.rcpts) {
+            return None;
+        }
+        match crate::reports::intake(&self.smtp.store, message).await {
+            crate::reports::Intake::Stored => Some(Reply::new(
+                250,
+                "2.0.0",
+                format!("OK: report stored as {}", env.id),
+            )),
+            _ => None,
         }
     }
 

@@ -29,6 +29,8 @@ pub struct Verdict {
     pub auth: crate::spam::verdict::Auth,
     pub dkim_domains: Vec<String>,
     pub spf_domain: Option<String>,
+    /// What the DMARC report to the From domain counts, when it asks for reports (`rua`).
+    pub observation: Option<crate::reports::Observation>,
 }
 
 #[derive(Clone)]
@@ -68,11 +70,24 @@ impl Verifier {
                 },
                 dkim_domains: Vec::new(),
                 spf_domain,
+                observation: None,
             };
         };
         let checked = self.check(&spf, ip, helo, mail_from, &parsed).await;
         let (dkim, dmarc) = (&checked.dkim, &checked.dmarc);
         let header = checked.results.to_header();
+        let mail_from_domain = mail_from
+            .rsplit_once('@')
+            .map_or(helo, |(_, domain)| domain);
+        let observation = crate::reports::Observation::from_checks(
+            ip,
+            mail_from_domain,
+            mail_from.is_empty(),
+            parsed.from.first().map_or("", |f| f.as_str()),
+            &spf,
+            dkim,
+            dmarc,
+        );
         let failed = dmarc.dkim_result() != &DmarcResult::Pass
             && dmarc.spf_result() != &DmarcResult::Pass
             && matches!(dmarc.result(), DmarcResult::Fail(_));
@@ -113,6 +128,7 @@ impl Verifier {
             },
             dkim_domains,
             spf_domain,
+            observation,
         }
     }
 

@@ -42,6 +42,7 @@ mod pending_sign_ins;
 mod queue;
 pub mod quota;
 mod recent;
+pub mod reports;
 mod second_factor;
 mod sessions;
 pub mod sieve;
@@ -91,6 +92,7 @@ pub use metadata::{
 pub use mta_sts::{CachedStsPolicy, MAX_CACHED_POLICIES};
 pub use pending_sign_ins::{MAX_ATTEMPTS, NewPending, PENDING_SECS, Pending};
 pub use queue::{Outbound, QueueStats, QueuedMessage, QueuedRecipient};
+pub use reports::{DmarcReport, DmarcRow, DmarcSeen, ReportSent, TlsPolicy, TlsReport};
 pub use search::{HeaderField, SearchRow, TextField};
 pub use second_factor::{NewPasskey, Passkey, REQUIRE_ADMINS, TotpSecret};
 pub use sessions::{SessionInfo, WebSession, random_token};

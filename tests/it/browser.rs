@@ -183,3 +183,34 @@ async fn security_journey_in_chromium() {
     }
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn reports_journey_in_chromium() {
+    let server = harness::start_with(|c| c.domain = "example.org".into()).await;
+    let login = server.running.first_login.clone().expect("first login");
+    // A DMARC and a TLS report as they are stored when they arrive at postmaster@ (the
+    // arrival over SMTP is tests/it/reports.rs's).
+    let xml = crate::reports::XML.replace("REPORT-ID", "browser-1");
+    let parsed = mail_auth::report::Report::parse_xml(xml.as_bytes()).expect("report");
+    let store = &server.running.store;
+    store
+        .add_dmarc_report(&mailroom::reports::intake::dmarc_record(&parsed), 1)
+        .await
+        .unwrap();
+    let tls = mail_auth::report::tlsrpt::TlsReport::parse_json(crate::reports::TLS_JSON.as_bytes())
+        .expect("TLS report");
+    store
+        .add_tls_report(&mailroom::reports::intake::tls_record(&tls), 1)
+        .await
+        .unwrap();
+    journey(
+        "reports.mjs",
+        &server,
+        &[
+            ("ADMIN_ADDRESS", login.address),
+            ("ADMIN_PASSWORD", login.password),
+        ],
+    )
+    .await;
+    server.running.shutdown().await;
+}

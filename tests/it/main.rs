@@ -39,6 +39,7 @@ mod ownership;
 mod package;
 mod passkeys;
 mod pop3;
+mod reports;
 mod rules_web;
 mod security;
 mod sieve_delivery;

@@ -724,6 +724,8 @@ const ADMIN_CASES: &[Case] = &[
     ),
     get("/admin/audit", "/admin/audit", REFUSED),
     get("/admin/audit", "/admin/audit?q=alice&page=2", REFUSED),
+    get("/admin/reports", "/admin/reports", REFUSED),
+    get("/admin/reports", "/admin/reports?page=3", REFUSED),
     post(
         "/admin/queue/{id}/retry",
         "/admin/queue/{queue_id}/retry",

@@ -1,6 +1,6 @@
 //! The admin panel at `/admin`: dashboard, domains (with the DNS records to publish and a live
-//! check of them), accounts, aliases, the outbound queue, the spam filter, and the audit log of
-//! what admins did.
+//! check of them), accounts, aliases, the outbound queue, the spam filter, the DMARC and TLS
+//! reports received and sent, and the audit log of what admins did.
 //!
 //! Server-rendered pages; every action is a POST with the session's CSRF token and goes
 //! through the same store functions as the CLI. Destructive actions have a confirmation page
@@ -14,6 +14,7 @@ mod audit;
 mod dashboard;
 mod domains;
 mod queue;
+mod reports;
 mod spam;
 mod two_factor;
 
@@ -74,6 +75,7 @@ pub fn router() -> Router<WebState> {
         .route("/admin/aliases", get(aliases::list).post(aliases::add))
         .route("/admin/aliases/remove", post(aliases::remove))
         .route("/admin/audit", get(audit::list))
+        .route("/admin/reports", get(reports::page))
         .route("/admin/spam", get(spam::page))
         .route("/admin/spam/domains/{name}", post(spam::set_domain))
         .route("/admin/spam/zones", post(spam::set_zone))
