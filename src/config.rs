@@ -204,6 +204,9 @@ impl Default for TlsConfig {
 pub struct DnsConfig {
     /// Resolvers to ask (UDP and TCP); empty means the system's `/etc/resolv.conf`.
     pub nameservers: Vec<SocketAddr>,
+    /// DNSSEC trust anchor for DANE: a file of DNSKEY records (zone-file form); none means the
+    /// IANA root keys. For private roots and tests.
+    pub trust_anchor: Option<std::path::PathBuf>,
 }
 
 /// Checks on mail arriving from other servers (port 25).
@@ -250,6 +253,9 @@ pub struct QueueConfig {
     /// Refuse to deliver without TLS (and with a certificate that does not verify). Off by
     /// default, as everywhere on the internet: STARTTLS is used whenever offered.
     pub require_tls: bool,
+    /// DANE (RFC 7672): where a destination's MX host publishes DNSSEC-signed TLSA records,
+    /// deliver only over TLS with a certificate they match.
+    pub dane: bool,
 }
 
 impl Default for QueueConfig {
@@ -262,6 +268,7 @@ impl Default for QueueConfig {
             concurrency: 16,
             timeout_secs: 300,
             require_tls: false,
+            dane: true,
         }
     }
 }

@@ -3,11 +3,14 @@
 //! - [`Outbound::run`] is the worker: it sleeps until the next recipient falls due (or new mail
 //!   wakes it, or shutdown), claims due recipients, and delivers them grouped by message and
 //!   destination domain, several destinations at once;
+//! - [`dane`]: DANE (RFC 7672): which MX hosts need TLS with a certificate matching their
+//!   DNSSEC-signed TLSA records;
 //! - [`retry`]: the backoff schedule and expiry;
 //! - [`dsn`]: the bounce (RFC 3464) sent to a local sender through the one delivery path.
 //!
 //! The queue itself (durable before submission answers `250`) is in `store/queue.rs`.
 
+pub mod dane;
 pub mod dsn;
 pub mod retry;
 
@@ -43,6 +46,7 @@ pub struct Outbound {
     client: ClientSettings,
     hostname: String,
     srs: Srs,
+    dane: dane::Dane,
 }
 
 impl Outbound {
@@ -58,9 +62,11 @@ impl Outbound {
             Duration::from_secs(config.timeout_secs.max(1)),
             config.require_tls,
         );
+        let dane = dane::Dane::new(dns.validating().clone(), config.dane, config.smtp_port);
         Outbound {
             store,
             dns,
+            dane,
             config: Arc::new(config),
             client,
             hostname,
@@ -272,9 +278,32 @@ impl Outbound {
             Err(e) if e.is_permanent() => return all(Outcome::Failed(e.to_string())),
             Err(e) => return all(Outcome::Deferred(e.to_string())),
         };
+        // DANE first: where it applies it decides how each host is reached (RFC 7672).
+        let destination = self.dane.destination(domain).await;
+        if let dane::Destination::Refused(why) = &destination {
+            self.dane_report(
+                domain,
+                &dane::Host::NotApplicable,
+                domain,
+                None,
+                Some(("dnssec-invalid", why)),
+            )
+            .await;
+            return all(Outcome::Deferred(why.clone()));
+        }
         let mut last_error = format!("no mail exchanger of {domain} could be reached");
         let mut tried = 0;
         for mx in &hosts {
+            let dane_host = match destination {
+                dane::Destination::Signed => self.dane.host(domain, &mx.host).await,
+                _ => dane::Host::NotApplicable,
+            };
+            if let dane::Host::Refused { result_type, why } = &dane_host {
+                self.dane_report(domain, &dane_host, &mx.host, None, Some((result_type, why)))
+                    .await;
+                last_error = format!("{}: {why}", mx.host);
+                continue;
+            }
             let ips = match self.dns.addresses(&mx.host).await {
                 Ok(ips) => ips,
                 Err(e) => {
@@ -288,23 +317,26 @@ impl Outbound {
                 }
                 tried += 1;
                 let addr = SocketAddr::new(ip, self.config.smtp_port);
-                let mut client = match Client::connect(&self.client, addr, &mx.host, true).await {
-                    Err(ClientError::Tls(e)) if !self.config.require_tls => {
-                        // Opportunistic TLS: a failed handshake must not stop delivery.
-                        tracing::info!("queue: TLS with {} failed ({e}); trying without", mx.host);
-                        match Client::connect(&self.client, addr, &mx.host, false).await {
-                            Ok(c) => c,
-                            Err(e) => {
-                                last_error = format!("{} [{addr}]: {e}", mx.host);
-                                continue;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        last_error = format!("{} [{addr}]: {e}", mx.host);
+                let connected = if dane_host.applies() {
+                    // No fallback: without the authenticated session, this host is skipped.
+                    let connected = self
+                        .dane
+                        .connect(&dane_host, &self.client, addr, &mx.host)
+                        .await;
+                    let failure = connected.as_ref().err().map(|e| dane_host.failure_of(e));
+                    let failure = failure.as_ref().map(|(kind, why)| (*kind, why.as_str()));
+                    self.dane_report(domain, &dane_host, &mx.host, Some(ip), failure)
+                        .await;
+                    connected.map_err(|e| format!("{} [{addr}]: DANE: {e}", mx.host))
+                } else {
+                    self.connect_opportunistic(addr, &mx.host).await
+                };
+                let mut client = match connected {
+                    Ok(c) => c,
+                    Err(why) => {
+                        last_error = why;
                         continue;
                     }
-                    Ok(c) => c,
                 };
                 match client.send(envelope).await {
                     Ok(outcomes) => {
@@ -320,6 +352,22 @@ impl Outbound {
             }
         }
         all(Outcome::Deferred(last_error))
+    }
+
+    /// Connects with STARTTLS whenever offered: opportunistic TLS, or verified certificates
+    /// with `require_tls`.
+    async fn connect_opportunistic(&self, addr: SocketAddr, host: &str) -> Result<Client, String> {
+        match Client::connect(&self.client, addr, host, true).await {
+            Err(ClientError::Tls(e)) if !self.config.require_tls => {
+                // Opportunistic TLS: a failed handshake must not stop delivery.
+                tracing::info!("queue: TLS with {host} failed ({e}); trying without");
+                Client::connect(&self.client, addr, host, false)
+                    .await
+                    .map_err(|e| format!("{host} [{addr}]: {e}"))
+            }
+            Err(e) => Err(format!("{host} [{addr}]: {e}")),
+            Ok(c) => Ok(c),
+        }
     }
 
     /// Sends one DSN for `failures` to `sender`: into the local sender's INBOX through the one
