@@ -18,10 +18,22 @@ impl<'a, T: Transport> Session<'a, T> {
         declared_size: usize,
         null_sender: bool,
     ) -> Reply {
+        let store = &self.smtp.store;
+        // The bare `postmaster` (RFC 5321 §4.5.1: accepted without a domain, in any case) is
+        // the postmaster of our primary domain.
+        let bare;
+        let rcpt = if rcpt.trim().eq_ignore_ascii_case("postmaster") {
+            bare = match self.primary_domain().await {
+                Ok(domain) => format!("postmaster@{domain}"),
+                Err(e) => return self.store_error(e),
+            };
+            bare.as_str()
+        } else {
+            rcpt
+        };
         let Ok(address) = Address::parse(rcpt) else {
             return Reply::new(501, "5.1.3", "Bad recipient address syntax");
         };
-        let store = &self.smtp.store;
         // A bounce coming back to an address we rewrote when forwarding: pass it on to the
         // original sender. Only bounces (from the null sender) may use these addresses, or a
         // valid one would relay anyone's mail.
@@ -99,6 +111,23 @@ impl<'a, T: Transport> Session<'a, T> {
             }
         }
         Reply::new(250, "2.1.5", "Recipient OK")
+    }
+
+    /// The domain a bare `postmaster` belongs to: our hostname when it is one of our
+    /// domains, else the first domain by name (the hostname when there is none: then nothing
+    /// is local and the address is refused like any other).
+    async fn primary_domain(&self) -> Result<String, StoreError> {
+        let store = &self.smtp.store;
+        let host = self.smtp.hostname.trim_end_matches('.');
+        if store.is_local_domain(host).await? {
+            return Ok(host.to_ascii_lowercase());
+        }
+        Ok(store
+            .domains()
+            .await?
+            .into_iter()
+            .next()
+            .map_or_else(|| host.to_ascii_lowercase(), |d| d.name))
     }
 
     pub(super) async fn deliver_inbound(&mut self, env: &Envelope, message: &[u8]) -> Reply {
@@ -246,10 +275,14 @@ impl<'a, T: Transport> Session<'a, T> {
             }
         };
         let forward = self.forwarding(env, &onward, redirect_domain, &forward_raw);
-        let outbound = forward.as_ref().map(|(sender, raw)| Outbound {
+        let sealed = match &forward {
+            Some((_, raw, domain)) => self.arc_sealed(env, raw, domain).await,
+            None => None,
+        };
+        let outbound = forward.as_ref().map(|(sender, raw, _)| Outbound {
             sender,
             recipients: &onward,
-            raw,
+            raw: sealed.as_deref().unwrap_or(raw),
         });
         let result = match copies.as_slice() {
             [] => match outbound {
@@ -382,7 +415,7 @@ impl<'a, T: Transport> Session<'a, T> {
         onward: &[String],
         redirect_domain: Option<String>,
         raw: &'r [u8],
-    ) -> Option<(String, &'r [u8])> {
+    ) -> Option<(String, &'r [u8], String)> {
         if onward.is_empty() {
             return None;
         }
@@ -393,7 +426,27 @@ impl<'a, T: Transport> Session<'a, T> {
             .unwrap_or_else(|| self.smtp.hostname.clone());
         let sender = self.smtp.srs.forward(&env.from, &domain);
         // The Return-Path is ours to add only at final delivery; the next server adds its own.
-        Some((sender, crate::submission::without_return_path(raw)))
+        Some((sender, crate::submission::without_return_path(raw), domain))
+    }
+
+    /// `forwarded` with an ARC set of the forwarding `domain` on top (RFC 8617), so the next
+    /// receiver can trust the SPF and DKIM results we saw even though forwarding breaks SPF
+    /// (and a list footer would break DKIM); `None` (sent as it is) when checks are off, the
+    /// domain has no DKIM key, or the chain cannot be sealed.
+    async fn arc_sealed(&self, env: &Envelope, forwarded: &[u8], domain: &str) -> Option<Vec<u8>> {
+        let verifier = self.smtp.verifier.as_ref()?;
+        let key = match self.smtp.submission.signer().arc_key(domain).await {
+            Ok(key) => key?,
+            Err(e) => {
+                tracing::warn!("inbound: no ARC key for {domain}: {e}");
+                return None;
+            }
+        };
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let set = verifier
+            .seal(self.peer.ip(), helo, &env.from, forwarded, &key)
+            .await?;
+        Some([set.as_bytes(), forwarded].concat())
     }
 }
 

@@ -242,6 +242,19 @@ impl DataDecoder {
     }
 }
 
+/// Whether `line` is `RCPT TO:<postmaster>` (any case, parameters allowed after it), the one
+/// address without a domain every SMTP server must accept (RFC 5321 §4.5.1), which smtp-proto
+/// parses as an empty address.
+pub fn bare_postmaster(line: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(line).to_ascii_lowercase();
+    let Some(rest) = text.strip_prefix("rcpt to:") else {
+        return false;
+    };
+    let rest = rest.trim_start().trim_end_matches(['\r', '\n']);
+    rest.strip_prefix("<postmaster>")
+        .is_some_and(|after| after.is_empty() || after.starts_with(' '))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,5 +394,25 @@ mod tests {
         buf.extend(b"aa\r\nNOOP\r\n");
         assert_eq!(buf.next_line(LINE_LIMIT), Frame::TooLong);
         assert_eq!(buf.next_line(LINE_LIMIT), Frame::Line(b"NOOP".to_vec()));
+    }
+
+    #[test]
+    fn bare_postmaster_is_recognised() {
+        for yes in [
+            "RCPT TO:<postmaster>",
+            "RCPT TO:<postmaster>\r\n",
+            "rcpt to:<PostMaster>",
+            "RCPT TO: <postmaster> NOTIFY=NEVER",
+        ] {
+            assert!(super::bare_postmaster(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "RCPT TO:<postmaster@example.org>",
+            "RCPT TO:<postmasterx>",
+            "MAIL FROM:<postmaster>",
+            "RCPT TO:<postmaster>x",
+        ] {
+            assert!(!super::bare_postmaster(no.as_bytes()), "{no}");
+        }
     }
 }

@@ -243,7 +243,13 @@ impl<'a, T: Transport> Session<'a, T> {
                 let size = super::parser::mail_size_param(line).unwrap_or(from.size as u64);
                 self.mail(from, size).await
             }
-            Request::Rcpt { to } => self.rcpt(to).await,
+            // smtp-proto reads the bare postmaster as an empty address.
+            Request::Rcpt { mut to } => {
+                if to.address.is_empty() && super::parser::bare_postmaster(line) {
+                    to.address = "postmaster".into();
+                }
+                self.rcpt(to).await
+            }
             Request::Data => return self.data().await,
             Request::Bdat {
                 chunk_size,

@@ -246,11 +246,16 @@ impl Store {
                 }
                 continue;
             }
+            // An alias of the address itself, then the required addresses (postmaster@ and
+            // abuse@ exist in every domain, RFC 5321 §4.5.1), then the catch-all.
             let targets = match self.alias(&addr).await? {
                 Some(a) => a.targets,
-                None => match self.alias(&format!("@{}", parsed.domain)).await? {
-                    Some(a) => a.targets,
-                    None => continue,
+                None => match self.required_targets(&parsed).await? {
+                    Some(targets) => targets,
+                    None => match self.alias(&format!("@{}", parsed.domain)).await? {
+                        Some(a) => a.targets,
+                        None => continue,
+                    },
                 },
             };
             if depth >= MAX_ALIAS_DEPTH {

@@ -27,6 +27,7 @@ pub mod app_passwords;
 mod audit;
 mod blobs;
 mod deliver;
+pub mod deliverability;
 mod dkim;
 mod domains;
 mod events;
@@ -50,6 +51,7 @@ mod spam_policy;
 mod special_use;
 mod subscriptions;
 mod threads;
+mod tls_results;
 // IMAP support: flags and change log, copy/move, mailbox management, FETCH views, search.
 mod copy;
 mod flags;
@@ -70,6 +72,7 @@ pub use app_passwords::{AppPassword, AppPasswordUse};
 pub use audit::{Audit, AuditEntry, AuditPage};
 pub use copy::{Copied, Transfer};
 pub use deliver::{Delivered, Delivery, DeliveryReport, Target};
+pub use deliverability::{MtaStsMode, RelayTls, RequiredRoute, Smarthost};
 pub use dkim::DkimKeys;
 pub use domains::{Alias, Domain};
 pub use events::StorageTotals;
@@ -94,6 +97,9 @@ pub use sign_ins::SignIn;
 pub use spam::{SpamHam, Trained};
 pub use spam_policy::{DomainSpamPolicy, MAX_ZONES, SenderEntry, SpamPolicy, Zone};
 pub use special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};
+pub use tls_results::{
+    MAX_ROWS_PER_DAY as MAX_TLS_RESULT_ROWS, TlsAttempt, TlsPolicyType, TlsResultRow, utc_day,
+};
 pub use views::{MessageView, ViewParts};
 
 #[derive(Debug, thiserror::Error)]

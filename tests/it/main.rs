@@ -12,6 +12,7 @@
 mod acme_pebble;
 mod admin;
 mod app_passwords;
+mod arc;
 mod attacks;
 mod auth;
 mod backup;
@@ -19,6 +20,7 @@ mod browser;
 mod cli;
 mod credentials_cache;
 mod damaged;
+mod deliverability;
 mod delivery;
 mod disk_full;
 mod dkim_interop;
