@@ -23,6 +23,7 @@ use rustls::ClientConfig;
 use crate::dns::secure::{SecureError, Security, Validating};
 use crate::smtp::client::{Client, ClientError, ClientSettings, config_with_verifier};
 use crate::smtp::dane::{DaneVerifier, MAX_RECORDS, Tlsa};
+use crate::store::{TlsAttempt, TlsPolicyType, now};
 
 /// How often DANE asks again whether DNSSEC validation works, while it has not yet.
 pub const PROBE_EVERY: Duration = Duration::from_secs(300);
@@ -273,12 +274,22 @@ impl super::Outbound {
         failure: Option<(&str, &str)>,
     ) {
         let records = host.policy_strings();
-        match failure {
-            None => tracing::debug!("queue: DANE with {mx_host} ({domain}) succeeded"),
-            Some((kind, why)) => tracing::info!(
-                "queue: DANE with {mx_host} ({domain}{}) failed: {kind}: {why}; records {records:?}",
+        if let Some((kind, why)) = failure {
+            tracing::info!(
+                "queue: DANE with {mx_host} ({domain}{}) failed: {kind}: {why}",
                 ip.map(|ip| format!(", {ip}")).unwrap_or_default()
-            ),
+            );
+        }
+        let attempt = TlsAttempt {
+            policy_domain: domain,
+            policy_type: TlsPolicyType::Tlsa,
+            policy_strings: records,
+            mx_host,
+            receiving_ip: ip,
+            failure,
+        };
+        if let Err(e) = self.store.note_tls_attempt(&attempt, now()).await {
+            tracing::warn!("queue: cannot record a TLS result: {e}");
         }
     }
 }
