@@ -9,6 +9,7 @@
 //! - `bogus.test`: signed with a TLSA of another key, then the record changed to the MX's own
 //!   key: the signature no longer validates → deferred, `dnssec-invalid` (had validation been
 //!   skipped, the altered record would have matched and the mail gone out);
+//! - `notlsa.test`: signed, without TLSA records (a proven "none") → the normal path;
 //! - `plain.test`: delegated without DS to an unsigned zone (insecure) with a mismatching TLSA
 //!   record, which must be ignored → delivered as before.
 //!
@@ -105,7 +106,7 @@ async fn signed_dns(mx_port: u16, good: &str) -> SignedDns {
          plain.test. IN NS ns.plain.test.\n\
          ns.plain.test. IN A 127.0.0.1\n",
     );
-    for case in ["ok", "bad", "bogus"] {
+    for case in ["ok", "bad", "bogus", "notlsa"] {
         root.push_str(&format!(
             "{case}.test. IN MX 10 mx.{case}.test.\nmx.{case}.test. IN A 127.0.0.1\n"
         ));
@@ -344,6 +345,23 @@ async fn an_unsigned_destination_ignores_its_tlsa_records_and_delivers() {
     let case = case("plain.test").await;
     eventually("delivery", || async {
         delivered(&case, "plain.test").await == 1
+    })
+    .await;
+    let rows = tls_results(&case).await;
+    assert!(
+        rows.iter().all(|r| r.policy_type != TlsPolicyType::Tlsa),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_destination_without_tlsa_records_delivers_as_before() {
+    if !tools_present() {
+        return;
+    }
+    let case = case("notlsa.test").await;
+    eventually("delivery", || async {
+        delivered(&case, "notlsa.test").await == 1
     })
     .await;
     let rows = tls_results(&case).await;
