@@ -35,6 +35,11 @@ fuzz_target!(|data: &[u8]| {
         Extended::List { list, .. } => {
             assert!(!list.patterns.is_empty() && list.patterns.len() <= MAX_PATTERNS);
         }
+        Extended::CancelUpdate { tag, tags } => {
+            // A command with its tag, naming at least one search to cancel.
+            assert!(data.starts_with(tag.as_bytes()));
+            assert!(!tags.is_empty());
+        }
         Extended::Plain | Extended::Bad { .. } => {}
     }
 });

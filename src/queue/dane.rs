@@ -84,11 +84,8 @@ impl Host {
         {
             return (mismatch.result_type, mismatch.detail);
         }
-        let result_type = match error {
-            ClientError::Tls(why) if why.contains("STARTTLS") => "starttls-not-supported",
-            ClientError::Tls(_) => "validation-failure",
-            _ => "validation-failure",
-        };
+        // Not about TLS (the connection failed, say): the session could not be validated.
+        let result_type = error.tls_result_type().unwrap_or("validation-failure");
         (result_type, error.to_string())
     }
 }

@@ -6,12 +6,15 @@
 //! - [`dane`]: DANE (RFC 7672): which MX hosts need TLS with a certificate matching their
 //!   DNSSEC-signed TLSA records;
 //! - [`retry`]: the backoff schedule and expiry;
-//! - [`dsn`]: the bounce (RFC 3464) sent to a local sender through the one delivery path.
+//! - [`dsn`]: the bounce (RFC 3464) sent to a local sender through the one delivery path;
+//! - [`mta_sts`]: MTA-STS (RFC 8461) policies, and the TLS result of every session (RFC 8460
+//!   data through `Store::note_tls_attempt`).
 //!
 //! The queue itself (durable before submission answers `250`) is in `store/queue.rs`.
 
 pub mod dane;
 pub mod dsn;
+pub mod mta_sts;
 pub mod retry;
 
 use std::collections::BTreeMap;
@@ -25,7 +28,7 @@ use tokio::task::JoinSet;
 use crate::config::QueueConfig;
 use crate::dns::Dns;
 use crate::shutdown::Shutdown;
-use crate::smtp::client::{Client, ClientError, ClientSettings, Envelope, Outcome};
+use crate::smtp::client::{Client, ClientSettings, Envelope, Outcome};
 use crate::srs::Srs;
 use crate::store::{Delivery, QueuedRecipient, Store, Target, now};
 
@@ -47,6 +50,7 @@ pub struct Outbound {
     hostname: String,
     srs: Srs,
     dane: dane::Dane,
+    mta_sts: mta_sts::MtaSts,
 }
 
 impl Outbound {
@@ -57,10 +61,25 @@ impl Outbound {
         hostname: String,
         srs: Srs,
     ) -> Outbound {
+        // `app::start` has read the file once already and refuses to start when it cannot.
+        let extra_roots = match &config.ca_file {
+            Some(path) => mta_sts::read_ca_file(path).unwrap_or_else(|e| {
+                tracing::error!("queue: {e}");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
         let client = ClientSettings::new(
             hostname.clone(),
             Duration::from_secs(config.timeout_secs.max(1)),
             config.require_tls,
+        )
+        .with_extra_roots(&extra_roots);
+        let mta_sts = mta_sts::MtaSts::new(
+            store.clone(),
+            dns.clone(),
+            client.verified_config(),
+            config.mta_sts_port,
         );
         let dane = dane::Dane::new(dns.validating().clone(), config.dane, config.smtp_port);
         Outbound {
@@ -71,6 +90,7 @@ impl Outbound {
             client,
             hostname,
             srs,
+            mta_sts,
         }
     }
 
@@ -291,6 +311,8 @@ impl Outbound {
             .await;
             return all(Outcome::Deferred(why.clone()));
         }
+        // MTA-STS applies where DANE does not (RFC 8461 §2: DANE takes precedence).
+        let sts = self.mta_sts.lookup(domain).await;
         let mut last_error = format!("no mail exchanger of {domain} could be reached");
         let mut tried = 0;
         for mx in &hosts {
@@ -329,7 +351,11 @@ impl Outbound {
                         .await;
                     connected.map_err(|e| format!("{} [{addr}]: DANE: {e}", mx.host))
                 } else {
-                    self.connect_opportunistic(addr, &mx.host).await
+                    // TLS as the domain's MTA-STS policy asks (opportunistic without one), the
+                    // result counted for TLS reports.
+                    self.mta_sts
+                        .connect(&sts, domain, &self.client, &mx.host, addr)
+                        .await
                 };
                 let mut client = match connected {
                     Ok(c) => c,
@@ -352,22 +378,6 @@ impl Outbound {
             }
         }
         all(Outcome::Deferred(last_error))
-    }
-
-    /// Connects with STARTTLS whenever offered: opportunistic TLS, or verified certificates
-    /// with `require_tls`.
-    async fn connect_opportunistic(&self, addr: SocketAddr, host: &str) -> Result<Client, String> {
-        match Client::connect(&self.client, addr, host, true).await {
-            Err(ClientError::Tls(e)) if !self.config.require_tls => {
-                // Opportunistic TLS: a failed handshake must not stop delivery.
-                tracing::info!("queue: TLS with {host} failed ({e}); trying without");
-                Client::connect(&self.client, addr, host, false)
-                    .await
-                    .map_err(|e| format!("{host} [{addr}]: {e}"))
-            }
-            Err(e) => Err(format!("{host} [{addr}]: {e}")),
-            Ok(c) => Ok(c),
-        }
     }
 
     /// Sends one DSN for `failures` to `sender`: into the local sender's INBOX through the one

@@ -37,6 +37,7 @@ mod listing;
 mod mailboxes;
 mod messages;
 mod metadata;
+mod mta_sts;
 mod pending_sign_ins;
 mod queue;
 pub mod quota;
@@ -87,6 +88,7 @@ pub use metadata::{
     MAX_ENTRIES as MAX_METADATA_ENTRIES, MAX_VALUE as MAX_METADATA_VALUE, MetadataLimit,
     MetadataOwner,
 };
+pub use mta_sts::{CachedStsPolicy, MAX_CACHED_POLICIES};
 pub use pending_sign_ins::{MAX_ATTEMPTS, NewPending, PENDING_SECS, Pending};
 pub use queue::{Outbound, QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{HeaderField, SearchRow, TextField};

@@ -33,6 +33,7 @@ mod mail_auth;
 mod managesieve;
 mod managesieve_interop;
 mod metrics;
+mod mta_sts;
 mod net;
 mod outbound;
 mod ownership;
