@@ -204,6 +204,9 @@ impl Default for TlsConfig {
 pub struct DnsConfig {
     /// Resolvers to ask (UDP and TCP); empty means the system's `/etc/resolv.conf`.
     pub nameservers: Vec<SocketAddr>,
+    /// DNSSEC trust anchor for DANE: a file of DNSKEY records (zone-file form); none means the
+    /// IANA root keys. For private roots and tests.
+    pub trust_anchor: Option<std::path::PathBuf>,
 }
 
 /// Checks on mail arriving from other servers (port 25).
@@ -257,6 +260,9 @@ pub struct QueueConfig {
     /// The HTTPS port of MTA-STS policy hosts (443 on the internet; tests point it at a local
     /// server).
     pub mta_sts_port: u16,
+    /// DANE (RFC 7672): where a destination's MX host publishes DNSSEC-signed TLSA records,
+    /// deliver only over TLS with a certificate they match.
+    pub dane: bool,
 }
 
 impl Default for QueueConfig {
@@ -271,6 +277,7 @@ impl Default for QueueConfig {
             require_tls: false,
             ca_file: None,
             mta_sts_port: 443,
+            dane: true,
         }
     }
 }

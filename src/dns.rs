@@ -3,6 +3,10 @@
 //!
 //! `[dns] nameservers` points it at chosen servers (tests run a DNS server on loopback with
 //! invented domains); empty means the system's `/etc/resolv.conf`.
+//!
+//! [`secure`]: a second, DNSSEC-validating resolver for DANE's lookups alone.
+
+pub mod secure;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -72,6 +76,7 @@ pub struct Mx {
 #[derive(Clone)]
 pub struct Dns {
     resolver: TokioResolver,
+    validating: secure::Validating,
 }
 
 impl Dns {
@@ -113,7 +118,13 @@ impl Dns {
         options.ndots = 0;
         Ok(Dns {
             resolver: builder.build()?,
+            validating: secure::Validating::new(config)?,
         })
+    }
+
+    /// The DNSSEC-validating resolver (same servers), for DANE.
+    pub fn validating(&self) -> &secure::Validating {
+        &self.validating
     }
 
     /// The resolver itself, for mail-auth (`MessageAuthenticator(dns.resolver().clone())`).

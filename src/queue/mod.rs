@@ -3,6 +3,8 @@
 //! - [`Outbound::run`] is the worker: it sleeps until the next recipient falls due (or new mail
 //!   wakes it, or shutdown), claims due recipients, and delivers them grouped by message and
 //!   destination domain, several destinations at once;
+//! - [`dane`]: DANE (RFC 7672): which MX hosts need TLS with a certificate matching their
+//!   DNSSEC-signed TLSA records;
 //! - [`retry`]: the backoff schedule and expiry;
 //! - [`dsn`]: the bounce (RFC 3464) sent to a local sender through the one delivery path;
 //! - [`mta_sts`]: MTA-STS (RFC 8461) policies, and the TLS result of every session (RFC 8460
@@ -10,6 +12,7 @@
 //!
 //! The queue itself (durable before submission answers `250`) is in `store/queue.rs`.
 
+pub mod dane;
 pub mod dsn;
 pub mod mta_sts;
 pub mod retry;
@@ -46,6 +49,7 @@ pub struct Outbound {
     client: ClientSettings,
     hostname: String,
     srs: Srs,
+    dane: dane::Dane,
     mta_sts: mta_sts::MtaSts,
 }
 
@@ -77,9 +81,11 @@ impl Outbound {
             client.verified_config(),
             config.mta_sts_port,
         );
+        let dane = dane::Dane::new(dns.validating().clone(), config.dane, config.smtp_port);
         Outbound {
             store,
             dns,
+            dane,
             config: Arc::new(config),
             client,
             hostname,
@@ -292,10 +298,34 @@ impl Outbound {
             Err(e) if e.is_permanent() => return all(Outcome::Failed(e.to_string())),
             Err(e) => return all(Outcome::Deferred(e.to_string())),
         };
+        // DANE first: where it applies it decides how each host is reached (RFC 7672).
+        let destination = self.dane.destination(domain).await;
+        if let dane::Destination::Refused(why) = &destination {
+            self.dane_report(
+                domain,
+                &dane::Host::NotApplicable,
+                domain,
+                None,
+                Some(("dnssec-invalid", why)),
+            )
+            .await;
+            return all(Outcome::Deferred(why.clone()));
+        }
+        // MTA-STS applies where DANE does not (RFC 8461 §2: DANE takes precedence).
         let sts = self.mta_sts.lookup(domain).await;
         let mut last_error = format!("no mail exchanger of {domain} could be reached");
         let mut tried = 0;
         for mx in &hosts {
+            let dane_host = match destination {
+                dane::Destination::Signed => self.dane.host(domain, &mx.host).await,
+                _ => dane::Host::NotApplicable,
+            };
+            if let dane::Host::Refused { result_type, why } = &dane_host {
+                self.dane_report(domain, &dane_host, &mx.host, None, Some((result_type, why)))
+                    .await;
+                last_error = format!("{}: {why}", mx.host);
+                continue;
+            }
             let ips = match self.dns.addresses(&mx.host).await {
                 Ok(ips) => ips,
                 Err(e) => {
@@ -309,12 +339,24 @@ impl Outbound {
                 }
                 tried += 1;
                 let addr = SocketAddr::new(ip, self.config.smtp_port);
-                // TLS as the domain's MTA-STS policy asks (opportunistic without one), the
-                // result counted for TLS reports.
-                let connected = self
-                    .mta_sts
-                    .connect(&sts, domain, &self.client, &mx.host, addr)
-                    .await;
+                let connected = if dane_host.applies() {
+                    // No fallback: without the authenticated session, this host is skipped.
+                    let connected = self
+                        .dane
+                        .connect(&dane_host, &self.client, addr, &mx.host)
+                        .await;
+                    let failure = connected.as_ref().err().map(|e| dane_host.failure_of(e));
+                    let failure = failure.as_ref().map(|(kind, why)| (*kind, why.as_str()));
+                    self.dane_report(domain, &dane_host, &mx.host, Some(ip), failure)
+                        .await;
+                    connected.map_err(|e| format!("{} [{addr}]: DANE: {e}", mx.host))
+                } else {
+                    // TLS as the domain's MTA-STS policy asks (opportunistic without one), the
+                    // result counted for TLS reports.
+                    self.mta_sts
+                        .connect(&sts, domain, &self.client, &mx.host, addr)
+                        .await
+                };
                 let mut client = match connected {
                     Ok(c) => c,
                     Err(why) => {

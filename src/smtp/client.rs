@@ -181,6 +181,37 @@ impl ClientSettings {
     pub fn verified_config(&self) -> Arc<ClientConfig> {
         self.verified.clone()
     }
+
+    /// The configuration that encrypts without checking the certificate (opportunistic TLS;
+    /// DANE's "encrypt" for hosts whose TLSA records are all unusable).
+    pub fn opportunistic_config(&self) -> Arc<ClientConfig> {
+        self.opportunistic.clone()
+    }
+}
+
+/// How one connection treats STARTTLS, and with which client configuration.
+enum Starttls {
+    Skip,
+    /// Used when the peer offers it; a refusal leaves the session in plain text.
+    Offered(Arc<ClientConfig>),
+    /// No session without it.
+    Required(Arc<ClientConfig>),
+}
+
+/// A client configuration (ring, safe protocol versions) that checks server certificates
+/// with `verifier` alone: DANE's.
+pub fn config_with_verifier(verifier: Arc<dyn ServerCertVerifier>) -> Option<Arc<ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()
+        .map(|b| {
+            Arc::new(
+                b.dangerous()
+                    .with_custom_certificate_verifier(verifier)
+                    .with_no_client_auth(),
+            )
+        })
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -235,6 +266,32 @@ impl Client {
         peer_name: &str,
         try_tls: bool,
     ) -> Result<Client, ClientError> {
+        let tls = match (try_tls, settings.require_tls) {
+            (_, true) => Starttls::Required(settings.verified.clone()),
+            (true, false) => Starttls::Offered(settings.opportunistic.clone()),
+            (false, false) => Starttls::Skip,
+        };
+        Client::open(settings, addr, peer_name, tls).await
+    }
+
+    /// Like [`Client::connect`], but STARTTLS is required and the peer's certificate is
+    /// checked by `config` alone (DANE's verifier, whatever `require_tls` says): no session
+    /// without it.
+    pub async fn connect_authenticated(
+        settings: &ClientSettings,
+        addr: std::net::SocketAddr,
+        peer_name: &str,
+        config: Arc<ClientConfig>,
+    ) -> Result<Client, ClientError> {
+        Client::open(settings, addr, peer_name, Starttls::Required(config)).await
+    }
+
+    async fn open(
+        settings: &ClientSettings,
+        addr: std::net::SocketAddr,
+        peer_name: &str,
+        tls: Starttls,
+    ) -> Result<Client, ClientError> {
         let tcp = tokio::time::timeout(settings.timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| ClientError::Timeout("connecting"))?
@@ -251,19 +308,24 @@ impl Client {
             return Err(ClientError::Rejected(greeting));
         }
         client.ehlo(&settings.hostname).await?;
-        if try_tls && client.has("STARTTLS") {
+        let (config, required) = match tls {
+            Starttls::Skip => return Ok(client),
+            Starttls::Offered(config) => (config, false),
+            Starttls::Required(config) => (config, true),
+        };
+        if client.has("STARTTLS") {
             let reply = client.command("STARTTLS\r\n", "after STARTTLS").await?;
             if reply.code != 220 {
-                if settings.require_tls {
+                if required {
                     return Err(ClientError::NoStartTls(format!(
                         "STARTTLS refused: {reply}"
                     )));
                 }
                 return Ok(client);
             }
-            client = client.upgrade(settings, peer_name).await?;
+            client = client.upgrade(settings, config, peer_name).await?;
             client.ehlo(&settings.hostname).await?;
-        } else if settings.require_tls {
+        } else if required {
             return Err(ClientError::NoStartTls(
                 "the peer does not offer STARTTLS".into(),
             ));
@@ -274,6 +336,7 @@ impl Client {
     async fn upgrade(
         self,
         settings: &ClientSettings,
+        config: Arc<ClientConfig>,
         peer_name: &str,
     ) -> Result<Client, ClientError> {
         if !self.conn.buffer().is_empty() {
@@ -282,11 +345,6 @@ impl Client {
                 "data after the STARTTLS reply".into(),
             ));
         }
-        let config = if settings.require_tls {
-            settings.verified.clone()
-        } else {
-            settings.opportunistic.clone()
-        };
         let name = ServerName::try_from(peer_name.to_string())
             .map_err(|e| ClientError::Tls(format!("{peer_name}: {e}")))?;
         let inner = self.conn.into_inner();

@@ -14,6 +14,7 @@
 pub mod anvil;
 mod auth;
 pub mod client;
+pub mod dane;
 mod data;
 mod inbound;
 pub mod parser;

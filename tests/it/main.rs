@@ -20,6 +20,7 @@ mod browser;
 mod cli;
 mod credentials_cache;
 mod damaged;
+mod dane;
 mod deliverability;
 mod delivery;
 mod disk_full;

@@ -490,6 +490,7 @@ async fn dns_lookups_follow_the_rules_for_mail() {
     zone.null_mx("null.test");
     let config = mailroom::config::DnsConfig {
         nameservers: vec![dns_server::start(zone).await],
+        ..Default::default()
     };
     let dns = Dns::new(&config).unwrap();
     assert_eq!(

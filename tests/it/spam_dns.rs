@@ -30,6 +30,7 @@ async fn server(zone: Zone) -> (TestServer, Dns) {
     .await;
     let dns = Dns::new(&DnsConfig {
         nameservers: vec![addr],
+        ..Default::default()
     })
     .unwrap();
     (server, dns)
