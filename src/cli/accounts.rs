@@ -106,9 +106,8 @@ pub async fn domain(store: &Store, config: &Config, cmd: DomainCmd) -> anyhow::R
             };
             // Domains from before DKIM get their keys on first use, as at server start.
             store.ensure_dkim_keys().await?;
-            let keys = store.dkim_keys(&domain.name).await?;
             let records =
-                mailroom::records::domain_records(&config.hostname, &domain.name, keys.as_ref())?;
+                mailroom::records::for_domain(&store, &config.hostname, &domain.name).await?;
             print!("{}", mailroom::records::zone_file(&records));
         }
     }
