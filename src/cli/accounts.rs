@@ -107,7 +107,7 @@ pub async fn domain(store: &Store, config: &Config, cmd: DomainCmd) -> anyhow::R
             // Domains from before DKIM get their keys on first use, as at server start.
             store.ensure_dkim_keys().await?;
             let records =
-                mailroom::records::for_domain(&store, &config.hostname, &domain.name).await?;
+                mailroom::records::for_domain(store, &config.hostname, &domain.name).await?;
             print!("{}", mailroom::records::zone_file(&records));
         }
     }
