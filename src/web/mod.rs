@@ -15,6 +15,7 @@ mod error;
 mod login;
 pub mod mail;
 mod metrics;
+mod mta_sts;
 mod passkey_sign_in;
 pub mod sanitize;
 mod second_step;
@@ -114,6 +115,7 @@ pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
             axum::routing::post(autoconfig::autodiscover),
         )
         .route("/static/{*path}", get(assets::serve))
+        .route(mta_sts::PATH, get(mta_sts::policy))
         .merge(admin::router())
         .merge(mail::router())
         .fallback(error::not_found)

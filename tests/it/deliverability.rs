@@ -163,3 +163,234 @@ async fn required_addresses_follow_routes_and_explicit_names_win() {
             .is_err()
     );
 }
+
+/// GET `path` with this `Host` over `stream`: (status, head lower-cased, body).
+async fn get_as<S>(stream: &mut S, host: &str, path: &str) -> (u16, String, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_lowercase(), body.to_string())
+}
+
+async fn fetch_policy(server: &TestServer, https: bool, host: &str) -> (u16, String, String) {
+    let kind = if https { "https" } else { "http" };
+    let tcp = tokio::net::TcpStream::connect(server.running.addr(kind).unwrap())
+        .await
+        .unwrap();
+    if https {
+        let mut tls = crate::harness::tls_client(server.dir.path(), tcp).await;
+        get_as(&mut tls, host, "/.well-known/mta-sts.txt").await
+    } else {
+        let mut tcp = tcp;
+        get_as(&mut tcp, host, "/.well-known/mta-sts.txt").await
+    }
+}
+
+#[tokio::test]
+async fn mta_sts_is_switched_on_by_an_admin_and_served_over_https_only() {
+    let server = server().await;
+    let store = &server.running.store;
+    // Off by default: nothing served, no records.
+    assert_eq!(
+        fetch_policy(&server, true, "mta-sts.example.org").await.0,
+        404
+    );
+    let records = mailroom::records::for_domain(store, "mail.example.org", "example.org")
+        .await
+        .unwrap();
+    assert!(!records.iter().any(|r| r.name.contains("mta-sts")));
+
+    let login = server.running.first_login.clone().unwrap();
+    let mut b = crate::web_client::Browser::new(&server);
+    b.sign_in(&login.address, &login.password).await;
+    let csrf = b.csrf().await;
+    let page = b
+        .post(
+            "/admin/deliverability/mta-sts/example.org",
+            &[("csrf", &csrf), ("mode", "testing")],
+        )
+        .await;
+    assert_eq!(
+        page.status,
+        axum::http::StatusCode::SEE_OTHER,
+        "{}",
+        page.body
+    );
+    let page = b
+        .post(
+            "/admin/deliverability/mta-sts/example.org",
+            &[("csrf", &csrf), ("mode", "sometimes")],
+        )
+        .await;
+    assert_eq!(page.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("Choose off, testing or enforce."));
+    let audit = store.audit_entries("mta_sts.set", 0, 10).await.unwrap();
+    assert_eq!(audit.entries.len(), 1, "audited once");
+
+    let (status, head, body) = fetch_policy(&server, true, "MTA-STS.example.org").await;
+    assert_eq!(status, 200, "{head}{body}");
+    assert!(head.contains("content-type: text/plain"), "{head}");
+    assert_eq!(
+        body,
+        "version: STSv1\r\nmode: testing\r\nmx: mail.example.org\r\nmax_age: 86400\r\n"
+    );
+    // Not over plain HTTP, not for another host or a domain without a policy.
+    assert_eq!(
+        fetch_policy(&server, false, "mta-sts.example.org").await.0,
+        404
+    );
+    assert_eq!(fetch_policy(&server, true, "mail.example.org").await.0, 404);
+    assert_eq!(
+        fetch_policy(&server, true, "mta-sts.example.net").await.0,
+        404
+    );
+    assert_eq!(
+        fetch_policy(&server, true, "mta-sts.remote.test").await.0,
+        404
+    );
+
+    // The records: the CNAME and the id, which changes with the mode.
+    let testing = mailroom::records::for_domain(store, "mail.example.org", "example.org")
+        .await
+        .unwrap();
+    let id_of = |records: &[mailroom::records::DnsRecord]| {
+        records
+            .iter()
+            .find(|r| r.name == "_mta-sts.example.org.")
+            .map(|r| r.value.clone())
+            .unwrap()
+    };
+    assert!(
+        testing
+            .iter()
+            .any(|r| r.name == "mta-sts.example.org." && r.value == "mail.example.org.")
+    );
+    store
+        .set_mta_sts_mode("example.org", mailroom::store::MtaStsMode::Enforce)
+        .await
+        .unwrap();
+    let enforce = mailroom::records::for_domain(store, "mail.example.org", "example.org")
+        .await
+        .unwrap();
+    assert_ne!(id_of(&testing), id_of(&enforce));
+    let (_, _, body) = fetch_policy(&server, true, "mta-sts.example.org").await;
+    assert!(body.contains("mode: enforce\r\n") && body.contains("max_age: 604800"));
+    // The domain page lists them too.
+    let page = b.get("/admin/domains/example.org").await;
+    assert!(page.body.contains("_mta-sts.example.org."), "{}", page.body);
+    assert!(page.body.contains("_smtp._tls.example.org."));
+}
+
+#[tokio::test]
+async fn the_admin_page_sets_routes_and_the_smarthost_without_showing_the_password() {
+    let server = server().await;
+    let store = &server.running.store;
+    let login = server.running.first_login.clone().unwrap();
+    let mut b = crate::web_client::Browser::new(&server);
+    b.sign_in(&login.address, &login.password).await;
+    let csrf = b.csrf().await;
+    let page = b.get("/admin/deliverability").await;
+    assert!(page.body.contains("admin@example.org"), "the default shown");
+    let page = b
+        .post(
+            "/admin/deliverability/required",
+            &[
+                ("csrf", &csrf),
+                ("local", "abuse"),
+                ("domain", "example.net"),
+                ("target", "bob@example.org"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        page.status,
+        axum::http::StatusCode::SEE_OTHER,
+        "{}",
+        page.body
+    );
+    let page = b
+        .post(
+            "/admin/deliverability/required",
+            &[("csrf", &csrf), ("local", "abuse"), ("target", "nonsense")],
+        )
+        .await;
+    assert_eq!(page.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("id=\"required-error\""), "{}", page.body);
+    let page = b
+        .post(
+            "/admin/deliverability/smarthost",
+            &[
+                ("csrf", &csrf),
+                ("domain", ""),
+                ("host", "relay.example.com"),
+                ("port", "587"),
+                ("tls", "starttls"),
+                ("username", "mailer"),
+                ("password", "s3cret-relay-pass"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        page.status,
+        axum::http::StatusCode::SEE_OTHER,
+        "{}",
+        page.body
+    );
+    let page = b.get("/admin/deliverability").await;
+    assert!(page.body.contains("relay.example.com:587"), "{}", page.body);
+    assert!(page.body.contains("abuse@example.net"));
+    assert!(!page.body.contains("s3cret-relay-pass"), "never shown back");
+    // Saved again without a password: the stored one is kept.
+    b.post(
+        "/admin/deliverability/smarthost",
+        &[
+            ("csrf", &csrf),
+            ("host", "relay.example.com"),
+            ("port", "465"),
+            ("tls", "implicit"),
+            ("username", "mailer"),
+            ("password", ""),
+        ],
+    )
+    .await;
+    let relay = store.smarthost_for("example.org").await.unwrap().unwrap();
+    assert_eq!(relay.port, 465);
+    assert_eq!(relay.password, "s3cret-relay-pass");
+    let audit = store.audit_entries("smarthost", 0, 10).await.unwrap();
+    assert_eq!(audit.entries.len(), 2);
+    assert!(
+        audit
+            .entries
+            .iter()
+            .all(|e| !e.detail.contains("s3cret-relay-pass"))
+    );
+    let page = b
+        .post(
+            "/admin/deliverability/smarthost/clear",
+            &[("csrf", &csrf), ("domain", "")],
+        )
+        .await;
+    assert_eq!(page.status, axum::http::StatusCode::SEE_OTHER);
+    assert!(store.smarthost_for("example.org").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .audit_entries("required_address", 0, 10)
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        1
+    );
+}

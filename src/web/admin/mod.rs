@@ -12,6 +12,7 @@ mod accounts;
 mod aliases;
 mod audit;
 mod dashboard;
+mod deliverability;
 mod domains;
 mod queue;
 mod spam;
@@ -80,6 +81,23 @@ pub fn router() -> Router<WebState> {
         .route("/admin/spam/zones/remove", post(spam::remove_zone))
         .route("/admin/spam/greylisting", post(spam::set_greylisting))
         .route("/admin/spam/refused/dismiss", post(spam::dismiss_refused))
+        .route("/admin/deliverability", get(deliverability::page))
+        .route(
+            "/admin/deliverability/required",
+            post(deliverability::set_required),
+        )
+        .route(
+            "/admin/deliverability/mta-sts/{name}",
+            post(deliverability::set_mta_sts),
+        )
+        .route(
+            "/admin/deliverability/smarthost",
+            post(deliverability::set_smarthost),
+        )
+        .route(
+            "/admin/deliverability/smarthost/clear",
+            post(deliverability::clear_smarthost),
+        )
         .route("/admin/queue", get(queue::list))
         .route("/admin/queue/{id}/retry", post(queue::retry))
         .route(
@@ -243,6 +261,7 @@ fn notice(code: &str) -> Option<&'static str> {
         "queue-retry" => "The message will be tried again now.",
         "queue-dropped" => "The message was removed from the queue.",
         "spam-updated" => "The spam filter's settings were saved.",
+        "deliverability-updated" => "Saved.",
         _ => return None,
     })
 }
