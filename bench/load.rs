@@ -1,12 +1,14 @@
 //! `cargo bench --bench load`: 2,000 abusive connections while a normal client works.
 //!
 //! Runs the release `mailroom` binary as a separate process (so its memory can be read from
-//! /proc) on loopback with limits of 2,050 connections. A normal IMAP client (NOOP, then UID
+//! /proc) on loopback with a limit of half the flood (1,000 connections, per IP and over
+//! all). A normal IMAP client (NOOP, then UID
 //! FETCH of the newest message's flags) and a normal SMTP client (one message per transaction)
 //! work throughout. Then 2,000 connections arrive, spread over SMTP, IMAP, POP3 and HTTP: a
 //! third stay idle, a third are slow-loris (one byte a second of a line that never ends), a
-//! third send garbage. 100 more connections beyond the limit must each get an answer: served,
-//! by evicting the oldest connection not logged in, or a clear refusal. The abusers come from
+//! third send garbage. 100 more connections beyond the limit (per flood) must each get an
+//! answer: served, by evicting the oldest connection not logged in, or a clear refusal; the
+//! run fails when one gets neither (silence or a reset). The abusers come from
 //! 127.0.0.1 and the normal SMTP client from 127.0.0.2: as an MX client it never logs in, and
 //! on the flood's own IP it would be the oldest connection there (eviction picks the IP with
 //! the most connections first); the normal IMAP client logs in, so it is never evicted.
@@ -271,7 +273,7 @@ async fn main() {
     let mut rss_after_rounds = Vec::new();
     let mut peak = rss_before;
     let (mut flood_imap, mut flood_smtp, mut after_imap) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut served, mut refused_clearly) = (0, 0);
+    let (mut served, mut refused_clearly, mut unanswered) = (0, 0, Vec::new());
     // Two floods: memory kept after the first may be the allocator's; it must not grow again.
     for _round in 0..2 {
         let until = Instant::now() + Duration::from_secs(secs);
@@ -286,8 +288,12 @@ async fn main() {
         // Over the limit: every extra connection is served (evicting an idle one) or told why.
         let mut extra = Vec::new();
         for c in 0..100 {
-            let Ok(mut s) = TcpStream::connect(addrs[c % 4]).await else {
-                continue;
+            let mut s = match TcpStream::connect(addrs[c % 4]).await {
+                Ok(s) => s,
+                Err(e) => {
+                    unanswered.push(format!("connection {c}: connect failed: {e}"));
+                    continue;
+                }
             };
             if c % 4 == 3 {
                 let _ = s
@@ -304,6 +310,8 @@ async fn main() {
                 refused_clearly += 1;
             } else if !text.is_empty() {
                 served += 1;
+            } else {
+                unanswered.push(format!("connection {c} ({}): no answer", addrs[c % 4]));
             }
             extra.push(s);
         }
@@ -345,4 +353,10 @@ async fn main() {
     );
     let _ = server.kill();
     let _ = server.wait();
+    assert!(
+        unanswered.is_empty(),
+        "{} connections over the limit got neither service nor a clear refusal: {:?}",
+        unanswered.len(),
+        unanswered
+    );
 }

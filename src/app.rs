@@ -282,6 +282,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .push(listener.local);
         tasks.spawn(listener.run(limits.clone(), shutdown_rx.clone(), grace));
     }
+    if let Some(path) = &config.queue.ca_file {
+        crate::queue::mta_sts::read_ca_file(path).map_err(anyhow::Error::msg)?;
+    }
     let outbound = crate::queue::Outbound::new(
         store.clone(),
         dns,

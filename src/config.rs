@@ -250,6 +250,13 @@ pub struct QueueConfig {
     /// Refuse to deliver without TLS (and with a certificate that does not verify). Off by
     /// default, as everywhere on the internet: STARTTLS is used whenever offered.
     pub require_tls: bool,
+    /// A PEM file of extra CA certificates trusted, beside the WebPKI roots, wherever outbound
+    /// TLS is verified (MTA-STS policy fetches and MX certificates under an MTA-STS policy or
+    /// `require_tls`): for a private CA, and for tests.
+    pub ca_file: Option<PathBuf>,
+    /// The HTTPS port of MTA-STS policy hosts (443 on the internet; tests point it at a local
+    /// server).
+    pub mta_sts_port: u16,
 }
 
 impl Default for QueueConfig {
@@ -262,6 +269,8 @@ impl Default for QueueConfig {
             concurrency: 16,
             timeout_secs: 300,
             require_tls: false,
+            ca_file: None,
+            mta_sts_port: 443,
         }
     }
 }

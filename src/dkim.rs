@@ -17,9 +17,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use mail_auth::arc::ArcSealer;
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
+use mail_auth::{ArcOutput, AuthenticatedMessage, AuthenticationResults};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::store::{DkimKeys, Store, StoreError};
@@ -39,6 +41,25 @@ pub const SIGNED_HEADERS: &[&str] = &[
     "MIME-Version",
     "Content-Type",
     "Content-Transfer-Encoding",
+];
+
+/// The fields an ARC-Message-Signature covers: what DKIM signs, plus the author's own DKIM
+/// signatures, which a forwarder vouches for (each instance present; none is oversigned,
+/// since a later hop may add its own).
+const ARC_HEADERS: &[&str] = &[
+    "From",
+    "Reply-To",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "DKIM-Signature",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +82,9 @@ struct Loaded {
     source: DkimKeys,
     rsa: DkimSigner<RsaKey<Sha256>, Done>,
     ed25519: DkimSigner<Ed25519Key, Done>,
+    /// ARC sealing (RFC 8617) of mail we forward, with the domain's RSA key: ARC has no
+    /// Ed25519 and receivers check only one seal.
+    arc: ArcSealer<RsaKey<Sha256>, Done>,
 }
 
 /// Signs outgoing messages with the keys in the store. Parsed keys are cached per domain and
@@ -98,6 +122,14 @@ impl Signer {
         sign_with(&loaded, message)
     }
 
+    /// The domain's ARC sealing key, if it has DKIM keys (see [`ArcKey`]).
+    pub async fn arc_key(&self, domain: &str) -> Result<Option<ArcKey>, DkimError> {
+        let Some(keys) = self.store.dkim_keys(domain).await? else {
+            return Ok(None);
+        };
+        Ok(Some(ArcKey(self.load(keys)?)))
+    }
+
     fn load(&self, keys: DkimKeys) -> Result<Arc<Loaded>, DkimError> {
         let name = keys.domain.to_ascii_lowercase();
         // A poisoned lock only means another signer panicked; the map itself is still sound.
@@ -116,6 +148,32 @@ impl Signer {
             .unwrap_or_else(|e| e.into_inner())
             .insert(name, loaded.clone());
         Ok(loaded)
+    }
+}
+
+/// A domain's key for sealing forwarded mail with an ARC set (RFC 8617): the forwarder's
+/// statement of what it verified, which lets the final receiver trust a DKIM or SPF result
+/// that forwarding broke.
+pub struct ArcKey(Arc<Loaded>);
+
+impl ArcKey {
+    /// The three ARC fields (ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results),
+    /// CRLF-terminated, to prepend to `message`; `results` are our checks of it and `arc` the
+    /// chain it arrived with. A chain that already failed cannot be sealed (§5.1.2).
+    pub fn seal(
+        &self,
+        message: &AuthenticatedMessage<'_>,
+        results: &AuthenticationResults<'_>,
+        arc: &ArcOutput<'_>,
+    ) -> Result<String, DkimError> {
+        self.0
+            .arc
+            .seal(message, results, arc)
+            .map(|set| set.to_header())
+            .map_err(|e| DkimError::Sign {
+                domain: self.0.source.domain.clone(),
+                reason: format!("ARC: {e}"),
+            })
     }
 }
 
@@ -145,7 +203,18 @@ fn parse_keys(keys: DkimKeys) -> Result<Loaded, DkimError> {
     .map_err(|e| bad("RSA", e.to_string()))?;
     let ed25519 = Ed25519Key::from_pkcs8_der(&keys.ed25519_pkcs8_der()?)
         .map_err(|e| bad("Ed25519", e.to_string()))?;
+    // ring's key pair cannot be cloned: the sealer gets its own copy of the key.
+    let arc = RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        rsa_der.as_slice(),
+    )))
+    .map_err(|e| bad("RSA", e.to_string()))?;
     Ok(Loaded {
+        arc: ArcSealer::from_key(arc)
+            .domain(keys.domain.as_str())
+            .selector(keys.rsa_selector())
+            .headers(ARC_HEADERS.iter().copied())
+            .header_canonicalization(Canonicalization::Relaxed)
+            .body_canonicalization(Canonicalization::Relaxed),
         rsa: DkimSigner::from_key(rsa)
             .domain(keys.domain.as_str())
             .selector(keys.rsa_selector())

@@ -73,6 +73,11 @@ impl Submission {
         &self.rules
     }
 
+    /// The DKIM keys' signer, shared with the MX for sealing forwarded mail (ARC).
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
     /// True when `account` may use `from` as its envelope or header sender.
     pub async fn may_send_as(&self, account: &Account, from: &str) -> Result<bool, StoreError> {
         if from.trim().eq_ignore_ascii_case(&account.address) {

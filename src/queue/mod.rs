@@ -4,11 +4,14 @@
 //!   wakes it, or shutdown), claims due recipients, and delivers them grouped by message and
 //!   destination domain, several destinations at once;
 //! - [`retry`]: the backoff schedule and expiry;
-//! - [`dsn`]: the bounce (RFC 3464) sent to a local sender through the one delivery path.
+//! - [`dsn`]: the bounce (RFC 3464) sent to a local sender through the one delivery path;
+//! - [`mta_sts`]: MTA-STS (RFC 8461) policies, and the TLS result of every session (RFC 8460
+//!   data through `Store::note_tls_attempt`).
 //!
 //! The queue itself (durable before submission answers `250`) is in `store/queue.rs`.
 
 pub mod dsn;
+pub mod mta_sts;
 pub mod retry;
 
 use std::collections::BTreeMap;
@@ -22,7 +25,7 @@ use tokio::task::JoinSet;
 use crate::config::QueueConfig;
 use crate::dns::Dns;
 use crate::shutdown::Shutdown;
-use crate::smtp::client::{Client, ClientError, ClientSettings, Envelope, Outcome};
+use crate::smtp::client::{Client, ClientSettings, Envelope, Outcome};
 use crate::srs::Srs;
 use crate::store::{Delivery, QueuedRecipient, Store, Target, now};
 
@@ -43,6 +46,7 @@ pub struct Outbound {
     client: ClientSettings,
     hostname: String,
     srs: Srs,
+    mta_sts: mta_sts::MtaSts,
 }
 
 impl Outbound {
@@ -53,10 +57,25 @@ impl Outbound {
         hostname: String,
         srs: Srs,
     ) -> Outbound {
+        // `app::start` has read the file once already and refuses to start when it cannot.
+        let extra_roots = match &config.ca_file {
+            Some(path) => mta_sts::read_ca_file(path).unwrap_or_else(|e| {
+                tracing::error!("queue: {e}");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
         let client = ClientSettings::new(
             hostname.clone(),
             Duration::from_secs(config.timeout_secs.max(1)),
             config.require_tls,
+        )
+        .with_extra_roots(&extra_roots);
+        let mta_sts = mta_sts::MtaSts::new(
+            store.clone(),
+            dns.clone(),
+            client.verified_config(),
+            config.mta_sts_port,
         );
         Outbound {
             store,
@@ -65,6 +84,7 @@ impl Outbound {
             client,
             hostname,
             srs,
+            mta_sts,
         }
     }
 
@@ -272,6 +292,7 @@ impl Outbound {
             Err(e) if e.is_permanent() => return all(Outcome::Failed(e.to_string())),
             Err(e) => return all(Outcome::Deferred(e.to_string())),
         };
+        let sts = self.mta_sts.lookup(domain).await;
         let mut last_error = format!("no mail exchanger of {domain} could be reached");
         let mut tried = 0;
         for mx in &hosts {
@@ -288,23 +309,18 @@ impl Outbound {
                 }
                 tried += 1;
                 let addr = SocketAddr::new(ip, self.config.smtp_port);
-                let mut client = match Client::connect(&self.client, addr, &mx.host, true).await {
-                    Err(ClientError::Tls(e)) if !self.config.require_tls => {
-                        // Opportunistic TLS: a failed handshake must not stop delivery.
-                        tracing::info!("queue: TLS with {} failed ({e}); trying without", mx.host);
-                        match Client::connect(&self.client, addr, &mx.host, false).await {
-                            Ok(c) => c,
-                            Err(e) => {
-                                last_error = format!("{} [{addr}]: {e}", mx.host);
-                                continue;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        last_error = format!("{} [{addr}]: {e}", mx.host);
+                // TLS as the domain's MTA-STS policy asks (opportunistic without one), the
+                // result counted for TLS reports.
+                let connected = self
+                    .mta_sts
+                    .connect(&sts, domain, &self.client, &mx.host, addr)
+                    .await;
+                let mut client = match connected {
+                    Ok(c) => c,
+                    Err(why) => {
+                        last_error = why;
                         continue;
                     }
-                    Ok(c) => c,
                 };
                 match client.send(envelope).await {
                     Ok(outcomes) => {

@@ -59,12 +59,50 @@ pub enum ClientError {
     Rejected(Reply),
     #[error("TLS: {0}")]
     Tls(String),
+    /// TLS was required and the peer does not offer STARTTLS or refused it.
+    #[error("TLS: {0}")]
+    NoStartTls(String),
+    /// The peer's certificate failed verification: the RFC 8460 result type and what rustls
+    /// said.
+    #[error("TLS: {1}")]
+    Certificate(&'static str, String),
 }
 
 impl ClientError {
     pub fn is_permanent(&self) -> bool {
         matches!(self, ClientError::Rejected(r) if r.is_permanent())
     }
+
+    /// The RFC 8460 §4.3 result type of a failed TLS negotiation (for TLS reports); None for
+    /// errors that are not about TLS.
+    pub fn tls_result_type(&self) -> Option<&'static str> {
+        match self {
+            ClientError::NoStartTls(_) => Some("starttls-not-supported"),
+            ClientError::Certificate(kind, _) => Some(kind),
+            ClientError::Tls(_) => Some("validation-failure"),
+            _ => None,
+        }
+    }
+}
+
+/// A failed handshake as a [`ClientError`], certificate problems by their RFC 8460 name.
+fn handshake_error(e: std::io::Error) -> ClientError {
+    use rustls::CertificateError as C;
+    let kind = match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(c)) => match c {
+            C::NotValidForName | C::NotValidForNameContext { .. } => "certificate-host-mismatch",
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => "certificate-expired",
+            _ => "certificate-not-trusted",
+        },
+        _ => return ClientError::Tls(e.to_string()),
+    };
+    ClientError::Certificate(kind, e.to_string())
 }
 
 /// How the session went for one recipient.
@@ -119,6 +157,29 @@ impl ClientSettings {
             opportunistic: Arc::new(opportunistic),
             verified: Arc::new(verified),
         }
+    }
+
+    /// Also trusts `extra` (a private CA, or a test's) for verified TLS, beside the WebPKI
+    /// roots. Certificates that are not CAs rustls can use are skipped.
+    pub fn with_extra_roots(mut self, extra: &[CertificateDer<'static>]) -> ClientSettings {
+        if extra.is_empty() {
+            return self;
+        }
+        let mut roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        roots.add_parsable_certificates(extra.iter().cloned());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        if let Ok(builder) =
+            ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()
+        {
+            self.verified = Arc::new(builder.with_root_certificates(roots).with_no_client_auth());
+        }
+        self
+    }
+
+    /// The verified configuration (WebPKI roots and any extra ones): also what the MTA-STS
+    /// policy fetch uses.
+    pub fn verified_config(&self) -> Arc<ClientConfig> {
+        self.verified.clone()
     }
 }
 
@@ -194,14 +255,18 @@ impl Client {
             let reply = client.command("STARTTLS\r\n", "after STARTTLS").await?;
             if reply.code != 220 {
                 if settings.require_tls {
-                    return Err(ClientError::Tls(format!("STARTTLS refused: {reply}")));
+                    return Err(ClientError::NoStartTls(format!(
+                        "STARTTLS refused: {reply}"
+                    )));
                 }
                 return Ok(client);
             }
             client = client.upgrade(settings, peer_name).await?;
             client.ehlo(&settings.hostname).await?;
         } else if settings.require_tls {
-            return Err(ClientError::Tls("the peer does not offer STARTTLS".into()));
+            return Err(ClientError::NoStartTls(
+                "the peer does not offer STARTTLS".into(),
+            ));
         }
         Ok(client)
     }
@@ -231,7 +296,7 @@ impl Client {
         )
         .await
         .map_err(|_| ClientError::Timeout("in the TLS handshake"))?
-        .map_err(|e| ClientError::Tls(e.to_string()))?;
+        .map_err(handshake_error)?;
         let (_, session) = tls.get_ref();
         let description = format!(
             "{} {}",

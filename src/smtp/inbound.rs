@@ -275,10 +275,14 @@ impl<'a, T: Transport> Session<'a, T> {
             }
         };
         let forward = self.forwarding(env, &onward, redirect_domain, &forward_raw);
-        let outbound = forward.as_ref().map(|(sender, raw)| Outbound {
+        let sealed = match &forward {
+            Some((_, raw, domain)) => self.arc_sealed(env, raw, domain).await,
+            None => None,
+        };
+        let outbound = forward.as_ref().map(|(sender, raw, _)| Outbound {
             sender,
             recipients: &onward,
-            raw,
+            raw: sealed.as_deref().unwrap_or(raw),
         });
         let result = match copies.as_slice() {
             [] => match outbound {
@@ -411,7 +415,7 @@ impl<'a, T: Transport> Session<'a, T> {
         onward: &[String],
         redirect_domain: Option<String>,
         raw: &'r [u8],
-    ) -> Option<(String, &'r [u8])> {
+    ) -> Option<(String, &'r [u8], String)> {
         if onward.is_empty() {
             return None;
         }
@@ -422,7 +426,27 @@ impl<'a, T: Transport> Session<'a, T> {
             .unwrap_or_else(|| self.smtp.hostname.clone());
         let sender = self.smtp.srs.forward(&env.from, &domain);
         // The Return-Path is ours to add only at final delivery; the next server adds its own.
-        Some((sender, crate::submission::without_return_path(raw)))
+        Some((sender, crate::submission::without_return_path(raw), domain))
+    }
+
+    /// `forwarded` with an ARC set of the forwarding `domain` on top (RFC 8617), so the next
+    /// receiver can trust the SPF and DKIM results we saw even though forwarding breaks SPF
+    /// (and a list footer would break DKIM); `None` (sent as it is) when checks are off, the
+    /// domain has no DKIM key, or the chain cannot be sealed.
+    async fn arc_sealed(&self, env: &Envelope, forwarded: &[u8], domain: &str) -> Option<Vec<u8>> {
+        let verifier = self.smtp.verifier.as_ref()?;
+        let key = match self.smtp.submission.signer().arc_key(domain).await {
+            Ok(key) => key?,
+            Err(e) => {
+                tracing::warn!("inbound: no ARC key for {domain}: {e}");
+                return None;
+            }
+        };
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let set = verifier
+            .seal(self.peer.ip(), helo, &env.from, forwarded, &key)
+            .await?;
+        Some([set.as_bytes(), forwarded].concat())
     }
 }
 

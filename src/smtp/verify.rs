@@ -1,4 +1,4 @@
-//! Inbound authentication on port 25: SPF (HELO and MAIL FROM), DKIM and DMARC through
+//! Inbound authentication on port 25: SPF (HELO and MAIL FROM), DKIM, ARC and DMARC through
 //! mail-auth, on the same hickory resolver (and cache) as the outbound queue. The verdict is
 //! recorded in an `Authentication-Results:` field (RFC 8601) added at delivery; a DMARC failure
 //! of a domain that publishes `p=reject` is refused when `[inbound] dmarc_reject` says so.
@@ -9,8 +9,9 @@ use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimError;
 use mail_auth::dmarc::Policy;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcResult, Error,
-    MessageAuthenticator, SpfResult, dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
+    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcOutput,
+    DmarcResult, Error, MessageAuthenticator, SpfOutput, SpfResult, dmarc::verify::DmarcParameters,
+    spf::verify::SpfParameters,
 };
 
 use crate::dns::Dns;
@@ -48,22 +49,7 @@ impl Verifier {
 
     /// Checks `message` received from `ip`, which said `helo` and `MAIL FROM:<mail_from>`.
     pub async fn verify(&self, ip: IpAddr, helo: &str, mail_from: &str, message: &[u8]) -> Verdict {
-        let host = self.hostname.as_str();
-        let spf = if mail_from.is_empty() {
-            self.authenticator
-                .verify_spf(SpfParameters::verify_ehlo(ip, helo, host))
-                .await
-        } else {
-            self.authenticator
-                .verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from))
-                .await
-        };
-        let results = AuthenticationResults::new(host);
-        let results = if mail_from.is_empty() {
-            results.with_spf_ehlo_result(&spf, ip, helo)
-        } else {
-            results.with_spf_mailfrom_result(&spf, ip, mail_from, helo)
-        };
+        let spf = self.spf(ip, helo, mail_from).await;
         let spf_outcome = match spf.result() {
             SpfResult::Pass => Outcome::Pass,
             SpfResult::Fail | SpfResult::SoftFail => Outcome::Fail,
@@ -73,7 +59,7 @@ impl Verifier {
         let Some(parsed) = AuthenticatedMessage::parse(message) else {
             // Nothing to check DKIM or DMARC against (no header section worth the name).
             return Verdict {
-                header: results.to_header(),
+                header: self.spf_results(&spf, ip, helo, mail_from).to_header(),
                 reject: None,
                 auth: Auth {
                     checked: true,
@@ -84,25 +70,9 @@ impl Verifier {
                 spf_domain,
             };
         };
-        let dkim: Vec<_> = self
-            .authenticator
-            .verify_dkim(&parsed)
-            .await
-            .into_iter()
-            .map(|output| body_hash_mismatch_fails(output, &parsed))
-            .collect();
-        let mail_from_domain = mail_from
-            .rsplit_once('@')
-            .map_or(helo, |(_, domain)| domain);
-        let dmarc = self
-            .authenticator
-            .verify_dmarc(DmarcParameters::new(&parsed, &dkim, mail_from_domain, &spf))
-            .await;
-        let header_from = parsed.from.first().map_or("", |f| f.as_str());
-        let header = results
-            .with_dkim_results(&dkim, header_from)
-            .with_dmarc_result(&dmarc)
-            .to_header();
+        let checked = self.check(&spf, ip, helo, mail_from, &parsed).await;
+        let (dkim, dmarc) = (&checked.dkim, &checked.dmarc);
+        let header = checked.results.to_header();
         let failed = dmarc.dkim_result() != &DmarcResult::Pass
             && dmarc.spf_result() != &DmarcResult::Pass
             && matches!(dmarc.result(), DmarcResult::Fail(_));
@@ -145,6 +115,111 @@ impl Verifier {
             spf_domain,
         }
     }
+
+    /// The ARC set (RFC 8617) to prepend to `forwarded`, the copy of a message from `ip` that
+    /// we send on (an alias's remote target, a Sieve redirect), sealed with `key`, the
+    /// forwarding domain's: the checks are made again on the copy (their DNS answers are
+    /// cached from [`Verifier::verify`] moments before), since the sealed results must be
+    /// ours about this very message. `None` when the copy cannot be sealed: no header
+    /// section, or a chain that arrived already broken (§5.1.2: a failed chain is not
+    /// sealed again).
+    pub async fn seal(
+        &self,
+        ip: IpAddr,
+        helo: &str,
+        mail_from: &str,
+        forwarded: &[u8],
+        key: &crate::dkim::ArcKey,
+    ) -> Option<String> {
+        let parsed = AuthenticatedMessage::parse(forwarded)?;
+        let spf = self.spf(ip, helo, mail_from).await;
+        let checked = self.check(&spf, ip, helo, mail_from, &parsed).await;
+        if !checked.arc.can_be_sealed() {
+            return None;
+        }
+        match key.seal(&parsed, &checked.results, &checked.arc) {
+            Ok(set) => Some(set),
+            Err(e) => {
+                tracing::warn!("inbound: cannot seal a forwarded message: {e}");
+                None
+            }
+        }
+    }
+
+    async fn spf(&self, ip: IpAddr, helo: &str, mail_from: &str) -> SpfOutput {
+        let host = self.hostname.as_str();
+        if mail_from.is_empty() {
+            self.authenticator
+                .verify_spf(SpfParameters::verify_ehlo(ip, helo, host))
+                .await
+        } else {
+            self.authenticator
+                .verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from))
+                .await
+        }
+    }
+
+    fn spf_results(
+        &self,
+        spf: &SpfOutput,
+        ip: IpAddr,
+        helo: &str,
+        mail_from: &str,
+    ) -> AuthenticationResults<'_> {
+        let results = AuthenticationResults::new(&self.hostname);
+        if mail_from.is_empty() {
+            results.with_spf_ehlo_result(spf, ip, helo)
+        } else {
+            results.with_spf_mailfrom_result(spf, ip, mail_from, helo)
+        }
+    }
+
+    /// DKIM, ARC and DMARC of a parsed message, and every result in one
+    /// `Authentication-Results` (SPF's from `spf`).
+    async fn check<'a>(
+        &'a self,
+        spf: &SpfOutput,
+        ip: IpAddr,
+        helo: &str,
+        mail_from: &str,
+        parsed: &'a AuthenticatedMessage<'a>,
+    ) -> Checked<'a> {
+        let dkim: Vec<_> = self
+            .authenticator
+            .verify_dkim(parsed)
+            .await
+            .into_iter()
+            .map(|output| body_hash_mismatch_fails(output, parsed))
+            .collect();
+        let arc = self.authenticator.verify_arc(parsed).await;
+        let mail_from_domain = mail_from
+            .rsplit_once('@')
+            .map_or(helo, |(_, domain)| domain);
+        let dmarc = self
+            .authenticator
+            .verify_dmarc(DmarcParameters::new(parsed, &dkim, mail_from_domain, spf))
+            .await;
+        let header_from = parsed.from.first().map_or("", |f| f.as_str());
+        let results = self
+            .spf_results(spf, ip, helo, mail_from)
+            .with_dkim_results(&dkim, header_from)
+            .with_arc_result(&arc, ip)
+            .with_dmarc_result(&dmarc);
+        Checked {
+            results,
+            dkim,
+            arc,
+            dmarc,
+        }
+    }
+}
+
+/// What [`Verifier::check`] found about one message.
+struct Checked<'a> {
+    results: AuthenticationResults<'a>,
+    dkim: Vec<DkimOutput<'a>>,
+    arc: ArcOutput<'a>,
+    dmarc: DmarcOutput,
 }
 
 /// A body that does not match its signature's body hash is a failed verification (RFC 6376

@@ -37,6 +37,7 @@ mod listing;
 mod mailboxes;
 mod messages;
 mod metadata;
+mod mta_sts;
 mod pending_sign_ins;
 mod queue;
 pub mod quota;
@@ -51,6 +52,7 @@ mod spam_policy;
 mod special_use;
 mod subscriptions;
 mod threads;
+mod tls_results;
 // IMAP support: flags and change log, copy/move, mailbox management, FETCH views, search.
 mod copy;
 mod flags;
@@ -86,6 +88,7 @@ pub use metadata::{
     MAX_ENTRIES as MAX_METADATA_ENTRIES, MAX_VALUE as MAX_METADATA_VALUE, MetadataLimit,
     MetadataOwner,
 };
+pub use mta_sts::{CachedStsPolicy, MAX_CACHED_POLICIES};
 pub use pending_sign_ins::{MAX_ATTEMPTS, NewPending, PENDING_SECS, Pending};
 pub use queue::{Outbound, QueueStats, QueuedMessage, QueuedRecipient};
 pub use search::{HeaderField, SearchRow, TextField};
@@ -96,6 +99,9 @@ pub use sign_ins::SignIn;
 pub use spam::{SpamHam, Trained};
 pub use spam_policy::{DomainSpamPolicy, MAX_ZONES, SenderEntry, SpamPolicy, Zone};
 pub use special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};
+pub use tls_results::{
+    MAX_ROWS_PER_DAY as MAX_TLS_RESULT_ROWS, TlsAttempt, TlsPolicyType, TlsResultRow, utc_day,
+};
 pub use views::{MessageView, ViewParts};
 
 #[derive(Debug, thiserror::Error)]

@@ -25,7 +25,8 @@ impl Tmpfs {
     fn mount(size: &str) -> Option<Tmpfs> {
         let skip = |why: String| {
             assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
+                std::env::var("CI").as_deref() != Ok("true")
+                    && std::env::var("MAILROOM_INTEROP").as_deref() != Ok("required"),
                 "CI must run the full-disk tests, but {why}"
             );
             eprintln!("SKIPPED: {why}");

@@ -889,7 +889,7 @@ async fn two_sessions_see_each_other() {
 }
 
 #[tokio::test]
-async fn idle_reports_a_delivery_within_a_second() {
+async fn idle_reports_a_delivery_and_flag_changes_as_they_happen() {
     let (t, alice) = server().await;
     deliver(&t.running.store, &alice, &message("m1", "w", 300)).await;
     let mut c = logged_in(&t).await;
@@ -897,11 +897,10 @@ async fn idle_reports_a_delivery_within_a_second() {
     c.send(b"i1 IDLE\r\n").await;
     assert_eq!(c.line().await, "+ idling");
     let store = t.running.store.clone();
-    let started = std::time::Instant::now();
+    // Pushed without the client asking (how fast is bench/imap's business, not a test's).
     deliver(&store, &alice, &message("m2", "w", 300)).await;
     assert_eq!(c.line().await, "* 2 EXISTS");
     assert_eq!(c.line().await, "* 2 RECENT");
-    assert!(started.elapsed() < Duration::from_secs(1));
     // A flag change by another session arrives too.
     let mut other = logged_in(&t).await;
     other.ok("SELECT INBOX").await;

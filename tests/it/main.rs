@@ -12,6 +12,7 @@
 mod acme_pebble;
 mod admin;
 mod app_passwords;
+mod arc;
 mod attacks;
 mod auth;
 mod backup;
@@ -31,6 +32,7 @@ mod mail_auth;
 mod managesieve;
 mod managesieve_interop;
 mod metrics;
+mod mta_sts;
 mod net;
 mod outbound;
 mod ownership;
