@@ -221,7 +221,12 @@ pub async fn user(store: &Store, config: &Config, cmd: UserCmd) -> anyhow::Resul
 }
 
 /// Records a change made from the command line in the admin audit log.
-async fn audit(store: &Store, action: &str, target: &str, detail: &str) -> anyhow::Result<()> {
+pub(crate) async fn audit(
+    store: &Store,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> anyhow::Result<()> {
     store
         .audit(Audit {
             actor: "cli",

@@ -25,6 +25,7 @@ mod init;
 mod owner;
 mod queue;
 mod serve;
+mod smarthost;
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ use mailroom::store::Store;
 use accounts::{AliasCmd, DomainCmd, UserCmd};
 use init::InitArgs;
 use queue::QueueCmd;
+use smarthost::SmarthostCmd;
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +83,9 @@ pub enum Command {
     /// The outbound queue (mail waiting for other servers).
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// The relay outbound mail goes through when port 25 is blocked.
+    #[command(subcommand)]
+    Smarthost(SmarthostCmd),
     /// Write a checked copy of the database into DIR as mailroom-<date>.db while the server
     /// runs, and keep the newest --keep of them.
     Backup {
@@ -171,6 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Alias(cmd) => accounts::alias(&open(path).await?, cmd).await,
         Command::Queue(cmd) => queue::queue(&open(path).await?, cmd).await,
+        Command::Smarthost(cmd) => smarthost::smarthost(&open(path).await?, cmd).await,
         Command::Backup { dir, keep } => data::backup(path, &dir, keep).await,
         Command::Restore { src, yes } => data::restore(path, &src, yes).await,
         Command::Import {
