@@ -248,6 +248,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             submission: crate::submission::Submission::new(store.clone(), config.hostname.clone()),
             metrics_token: config.web.metrics_token.clone(),
             health: Default::default(),
+            check: std::sync::Arc::new(config.check.clone()),
+            outbound_smtp_port: config.queue.smtp_port,
             passkey_sign_ins: Default::default(),
             learner,
         },

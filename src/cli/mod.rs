@@ -19,6 +19,7 @@
 //! store transaction.
 
 mod accounts;
+mod check;
 mod config;
 mod data;
 mod init;
@@ -71,6 +72,10 @@ pub enum Command {
     Status,
     /// Print the fully documented default configuration.
     PrintConfig,
+    /// Test what other mail servers see of this one (addresses, reverse DNS, port 25, DNS
+    /// blocklists, DNS records, certificate, MTA-STS) and say how to fix each problem. Exit
+    /// status 1 if a problem is found.
+    Check,
     /// Mail domains.
     #[command(subcommand)]
     Domain(DomainCmd),
@@ -166,6 +171,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve::serve(locate(path, true)?).await,
         Command::Init(args) => init::init(path, args).await,
         Command::Status => status::status(path).await,
+        Command::Check => check::check(path).await,
         Command::Domain(cmd) => {
             let (store, config) = open_config(path).await?;
             accounts::domain(&store, &config, cmd).await

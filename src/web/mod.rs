@@ -83,6 +83,9 @@ pub struct WebState {
     pub passkey_sign_ins: Arc<ceremonies::Ceremonies>,
     /// The spam filter's learning queue: the webmail's moves into and out of Junk teach it.
     pub learner: crate::spam::learn::Learner,
+    /// `[check]` and `[queue] smtp_port`, for the self-check page.
+    pub check: Arc<crate::config::CheckConfig>,
+    pub outbound_smtp_port: u16,
     /// The last `/healthz` answer and when its probe ended (see [`healthz`]).
     pub health: Arc<tokio::sync::Mutex<Option<(std::time::Instant, StatusCode, String)>>>,
 }

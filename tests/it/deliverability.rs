@@ -394,3 +394,119 @@ async fn the_admin_page_sets_routes_and_the_smarthost_without_showing_the_passwo
         1
     );
 }
+
+/// DNS for the self-check: our hostname at 127.0.0.2, whose PTR names another host that
+/// does not point back (a mismatch), listed on the test list `bl.test`; example.org listed on `dbl.test`; the
+/// well-known domain's MX at 127.0.0.1 (whose port 25 `smtp_port` points at a closed port).
+fn check_zone() -> crate::dns_server::Zone {
+    use std::net::IpAddr;
+    let zone = crate::dns_server::Zone::default();
+    zone.ip("mail.example.org", IpAddr::from([127, 0, 0, 2]));
+    zone.ptr(IpAddr::from([127, 0, 0, 2]), "elsewhere.example.net");
+    zone.ip("2.0.0.127.bl.test", IpAddr::from([127, 0, 0, 2]));
+    zone.ip("example.org.dbl.test", IpAddr::from([127, 0, 1, 2]));
+    zone.mx("wellknown.test", 10, "mx.wellknown.test");
+    zone.ip("mx.wellknown.test", IpAddr::from([127, 0, 0, 1]));
+    zone
+}
+
+fn check_settings(c: &mut mailroom::config::Config) {
+    c.check.port25_domain = "wellknown.test".into();
+    c.check.ip_blocklists = vec!["bl.test".into()];
+    c.check.domain_blocklists = vec!["dbl.test".into()];
+    c.queue.smtp_port = crate::harness::free_port();
+}
+
+#[tokio::test]
+async fn the_check_page_explains_each_problem() {
+    let dns = crate::dns_server::start(check_zone()).await;
+    let server = start_with(|c| {
+        c.domain = "example.org".into();
+        c.hostname = "mail.example.org".into();
+        c.dns.nameservers = vec![dns];
+        check_settings(c);
+    })
+    .await;
+    let login = server.running.first_login.clone().unwrap();
+    let mut b = crate::web_client::Browser::new(&server);
+    b.sign_in(&login.address, &login.password).await;
+    let page = b.get("/admin/check").await;
+    assert_eq!(page.status, axum::http::StatusCode::OK, "{}", page.body);
+    let body = page.body;
+    for words in [
+        "Reverse DNS of 127.0.0.2",
+        "does not point back to the address (mismatch)",
+        "127.0.0.2 on bl.test",
+        "listed on bl.test",
+        "example.org on dbl.test",
+        "Outbound port 25",
+        "cannot connect to mx.wellknown.test",
+        "smarthost",
+        "_dmarc.example.org.",
+        "missing",
+        "no reports stored yet",
+        "problem(s)",
+    ] {
+        assert!(body.contains(words), "{words:?} in {body}");
+    }
+}
+
+#[test]
+fn mailroom_check_prints_the_findings_and_fails_on_a_problem() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (dns, _keep) = rt.block_on(async {
+        let dns = crate::dns_server::start(check_zone()).await;
+        let store = mailroom::store::Store::open(&data.join("mailroom.db"))
+            .await
+            .unwrap();
+        store.add_domain("example.org").await.unwrap();
+        store.close().await;
+        (dns, ())
+    });
+    let config = dir.path().join("mailroom.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "hostname = \"mail.example.org\"\ndomain = \"example.org\"\ndata_dir = \"{}\"\n\
+             [dns]\nnameservers = [\"{dns}\"]\n[queue]\nsmtp_port = {}\n\
+             [check]\nport25_domain = \"wellknown.test\"\nip_blocklists = [\"bl.test\"]\n\
+             domain_blocklists = [\"dbl.test\"]\n",
+            data.display(),
+            crate::harness::free_port()
+        ),
+    )
+    .unwrap();
+    // The DNS server runs on `rt`; the CLI is another process.
+    let out = std::thread::scope(|s| {
+        let handle = s.spawn(|| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+                .arg("--config")
+                .arg(&config)
+                .arg("check")
+                .env_remove("RUST_LOG")
+                .output()
+                .unwrap()
+        });
+        rt.block_on(async {
+            while !handle.is_finished() {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        });
+        handle.join().unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    for words in [
+        "problem  Reverse DNS of 127.0.0.2: its PTR name does not point back to the address (mismatch)",
+        "problem  127.0.0.2 on bl.test: listed on bl.test",
+        "fix: ",
+        "problem  Outbound port 25",
+        "_smtp._tls.example.org.",
+    ] {
+        assert!(stdout.contains(words), "{words:?} in {stdout}");
+    }
+    assert!(stderr.contains("problems found"), "{stderr}");
+}

@@ -11,6 +11,7 @@
 mod accounts;
 mod aliases;
 mod audit;
+mod check;
 mod dashboard;
 mod deliverability;
 mod domains;
@@ -81,6 +82,7 @@ pub fn router() -> Router<WebState> {
         .route("/admin/spam/zones/remove", post(spam::remove_zone))
         .route("/admin/spam/greylisting", post(spam::set_greylisting))
         .route("/admin/spam/refused/dismiss", post(spam::dismiss_refused))
+        .route("/admin/check", get(check::page))
         .route("/admin/deliverability", get(deliverability::page))
         .route(
             "/admin/deliverability/required",
