@@ -510,3 +510,31 @@ fn mailroom_check_prints_the_findings_and_fails_on_a_problem() {
     }
     assert!(stderr.contains("problems found"), "{stderr}");
 }
+
+#[tokio::test]
+async fn deliverability_journey_in_chromium() {
+    let server = crate::harness::start().await;
+    let login = server.running.first_login.clone().unwrap();
+    crate::browser::journey(
+        "deliverability.mjs",
+        &server,
+        &[
+            ("ADMIN_ADDRESS", login.address),
+            ("ADMIN_PASSWORD", login.password),
+        ],
+    )
+    .await;
+    if crate::browser::missing().is_none() {
+        let store = &server.running.store;
+        assert_eq!(
+            store.mta_sts_mode("localhost").await.unwrap(),
+            mailroom::store::MtaStsMode::Testing
+        );
+        let relay = store.smarthost_for("localhost").await.unwrap().unwrap();
+        assert_eq!(relay.password, "relay-password-123");
+        let routes = store.required_routes().await.unwrap();
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0].target, "abuse-desk@elsewhere.test");
+    }
+    server.running.shutdown().await;
+}
