@@ -147,9 +147,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             "made DKIM keys for {keyed} domains; `mailroom domain dns` shows the records"
         );
     }
-    let tls = Tls::load(&config.tls, &config.hostname, &config.data_dir)
-        .await
-        .context("cannot set up TLS")?;
+    // Domains publishing MTA-STS need `mta-sts.<domain>` on the certificate (ACME mode).
+    let mta_sts_names: Vec<String> = store
+        .mta_sts_domains()
+        .await?
+        .into_iter()
+        .map(|(domain, _)| format!("mta-sts.{domain}"))
+        .collect();
+    let tls = Tls::load_with_names(
+        &config.tls,
+        &config.hostname,
+        &config.data_dir,
+        &mta_sts_names,
+    )
+    .await
+    .context("cannot set up TLS")?;
     let auth = Authenticator::new(store.clone(), config.auth.clone());
     let limits = net::Limits::with_login_timeout(
         config.limits.max_connections,
@@ -238,6 +250,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             submission: crate::submission::Submission::new(store.clone(), config.hostname.clone()),
             metrics_token: config.web.metrics_token.clone(),
             health: Default::default(),
+            check: std::sync::Arc::new(config.check.clone()),
+            outbound_smtp_port: config.queue.smtp_port,
             passkey_sign_ins: Default::default(),
             learner,
         },

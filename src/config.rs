@@ -59,6 +59,34 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub web: WebConfig,
+    #[serde(default)]
+    pub check: CheckConfig,
+}
+
+/// The self-check (`mailroom check`, `/admin/check`): what it asks of the outside world.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckConfig {
+    /// Whose MX a test connection to port 25 goes to (skipped while a smarthost is set).
+    pub port25_domain: String,
+    /// DNS lists asked about our addresses.
+    pub ip_blocklists: Vec<String>,
+    /// DNS lists asked about our domains.
+    pub domain_blocklists: Vec<String>,
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        CheckConfig {
+            port25_domain: "gmail.com".into(),
+            ip_blocklists: vec![
+                "zen.spamhaus.org".into(),
+                "bl.spamcop.net".into(),
+                "b.barracudacentral.org".into(),
+            ],
+            domain_blocklists: vec!["dbl.spamhaus.org".into()],
+        }
+    }
 }
 
 /// The web listeners' own settings.

@@ -41,6 +41,7 @@ pub mod app;
 pub mod auth;
 pub mod backup;
 pub mod budget;
+pub mod check;
 pub mod config;
 pub mod dkim;
 pub mod dns;

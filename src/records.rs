@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 // The record types live with the lookups (`dns` must not import this module); re-exported
 // because a published record is described by its kind.
 pub use crate::dns::RecordKind;
-use crate::store::{DkimKeys, Result};
+use crate::store::{DkimKeys, MtaStsMode, Result};
 
 /// One record to publish. `name` is absolute (ends with a dot). `value` is the record data as
 /// a provider's web form wants it: for TXT the text itself, unquoted and unsplit; for the
@@ -79,6 +79,13 @@ pub fn domain_records(
         RecordKind::Txt,
         format!("v=DMARC1; p=quarantine; rua=mailto:postmaster@{bare}"),
     ));
+    // TLS-RPT (RFC 8460): where senders report their TLS results to us; postmaster@ always
+    // exists (the required addresses).
+    out.push(DnsRecord::new(
+        format!("_smtp._tls.{dom}"),
+        RecordKind::Txt,
+        format!("v=TLSRPTv1; rua=mailto:postmaster@{bare}"),
+    ));
     out.push(DnsRecord::new(
         format!("autoconfig.{dom}"),
         RecordKind::Cname,
@@ -91,6 +98,77 @@ pub fn domain_records(
             format!("0 1 {port} {host}"),
         ));
     }
+    Ok(out)
+}
+
+/// How long senders may cache our MTA-STS policy (RFC 8461 §3.2): a week once enforced, a day
+/// while testing, so a mistake found in testing is forgotten quickly.
+pub fn mta_sts_max_age(mode: MtaStsMode) -> u32 {
+    match mode {
+        MtaStsMode::Enforce => 604_800,
+        MtaStsMode::Testing | MtaStsMode::Off => 86_400,
+    }
+}
+
+/// The MTA-STS policy file of a domain served by `hostname` (RFC 8461 §3.2), the same for
+/// every domain we serve: our hostname is the one MX. `None` when publishing is off.
+pub fn mta_sts_policy(hostname: &str, mode: MtaStsMode) -> Option<String> {
+    if mode == MtaStsMode::Off {
+        return None;
+    }
+    let host = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+    Some(format!(
+        "version: STSv1\r\nmode: {}\r\nmx: {host}\r\nmax_age: {}\r\n",
+        mode.as_str(),
+        mta_sts_max_age(mode)
+    ))
+}
+
+/// The policy's `id` (RFC 8461 §3.1: 1 to 32 letters and digits): a digest of the policy text,
+/// so it changes exactly when the policy does (mode or hostname) and needs no storage.
+pub fn mta_sts_id(policy: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(policy.as_bytes());
+    digest.iter().take(10).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The records MTA-STS publishing adds for `domain` (none when it is off): `mta-sts.<domain>`
+/// as a CNAME to our hostname (its addresses are already published, and its certificate gets
+/// the name in ACME mode), and the `_mta-sts` TXT record with the policy's id.
+pub fn mta_sts_records(hostname: &str, domain: &str, mode: MtaStsMode) -> Vec<DnsRecord> {
+    let Some(policy) = mta_sts_policy(hostname, mode) else {
+        return Vec::new();
+    };
+    let dom = absolute(domain);
+    vec![
+        DnsRecord::new(
+            format!("mta-sts.{dom}"),
+            RecordKind::Cname,
+            absolute(hostname),
+        ),
+        DnsRecord::new(
+            format!("_mta-sts.{dom}"),
+            RecordKind::Txt,
+            format!("v=STSv1; id={}", mta_sts_id(&policy)),
+        ),
+    ]
+}
+
+/// Everything `domain` publishes as stored: [`domain_records`] with its DKIM keys, and the
+/// MTA-STS records when publishing is on. The one list the CLI, the admin panel and the
+/// self-check show.
+pub async fn for_domain(
+    store: &crate::store::Store,
+    hostname: &str,
+    domain: &str,
+) -> Result<Vec<DnsRecord>> {
+    let keys = store.dkim_keys(domain).await?;
+    let mut out = domain_records(hostname, domain, keys.as_ref())?;
+    out.extend(mta_sts_records(
+        hostname,
+        domain,
+        store.mta_sts_mode(domain).await?,
+    ));
     Ok(out)
 }
 
@@ -222,6 +300,7 @@ mod tests {
                 "example.org. 3600 IN MX 10 mail.example.org.",
                 "example.org. 3600 IN TXT \"v=spf1 mx -all\"",
                 "_dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=quarantine; rua=mailto:postmaster@example.org\"",
+                "_smtp._tls.example.org. 3600 IN TXT \"v=TLSRPTv1; rua=mailto:postmaster@example.org\"",
                 "autoconfig.example.org. 3600 IN CNAME mail.example.org.",
                 "_submissions._tcp.example.org. 3600 IN SRV 0 1 465 mail.example.org.",
                 "_imaps._tcp.example.org. 3600 IN SRV 0 1 993 mail.example.org.",
@@ -230,6 +309,28 @@ mod tests {
         );
         assert_eq!(records[0].kind, RecordKind::Mx);
         assert_eq!(records[1].value, "v=spf1 mx -all");
+    }
+
+    #[test]
+    fn mta_sts_records_follow_the_mode() {
+        assert!(mta_sts_records("mail.example.org", "example.org", MtaStsMode::Off).is_empty());
+        let testing = mta_sts_records("Mail.Example.org.", "example.org", MtaStsMode::Testing);
+        let enforce = mta_sts_records("mail.example.org", "example.org", MtaStsMode::Enforce);
+        assert_eq!(testing[0].name, "mta-sts.example.org.");
+        assert_eq!(testing[0].kind, RecordKind::Cname);
+        assert_eq!(testing[0].value, "mail.example.org.");
+        assert_eq!(testing[1].name, "_mta-sts.example.org.");
+        assert!(testing[1].value.starts_with("v=STSv1; id="));
+        assert_ne!(
+            testing[1].value, enforce[1].value,
+            "the id changes with the policy"
+        );
+        let id = testing[1].value.trim_start_matches("v=STSv1; id=");
+        assert!(id.len() <= 32 && id.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(
+            mta_sts_policy("mail.example.org", MtaStsMode::Enforce).unwrap(),
+            "version: STSv1\r\nmode: enforce\r\nmx: mail.example.org\r\nmax_age: 604800\r\n"
+        );
     }
 
     #[test]

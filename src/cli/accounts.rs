@@ -106,9 +106,8 @@ pub async fn domain(store: &Store, config: &Config, cmd: DomainCmd) -> anyhow::R
             };
             // Domains from before DKIM get their keys on first use, as at server start.
             store.ensure_dkim_keys().await?;
-            let keys = store.dkim_keys(&domain.name).await?;
             let records =
-                mailroom::records::domain_records(&config.hostname, &domain.name, keys.as_ref())?;
+                mailroom::records::for_domain(store, &config.hostname, &domain.name).await?;
             print!("{}", mailroom::records::zone_file(&records));
         }
     }
@@ -222,7 +221,12 @@ pub async fn user(store: &Store, config: &Config, cmd: UserCmd) -> anyhow::Resul
 }
 
 /// Records a change made from the command line in the admin audit log.
-async fn audit(store: &Store, action: &str, target: &str, detail: &str) -> anyhow::Result<()> {
+pub(crate) async fn audit(
+    store: &Store,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> anyhow::Result<()> {
     store
         .audit(Audit {
             actor: "cli",

@@ -19,12 +19,14 @@
 //! store transaction.
 
 mod accounts;
+mod check;
 mod config;
 mod data;
 mod init;
 mod owner;
 mod queue;
 mod serve;
+mod smarthost;
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +40,7 @@ use mailroom::store::Store;
 use accounts::{AliasCmd, DomainCmd, UserCmd};
 use init::InitArgs;
 use queue::QueueCmd;
+use smarthost::SmarthostCmd;
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +72,10 @@ pub enum Command {
     Status,
     /// Print the fully documented default configuration.
     PrintConfig,
+    /// Test what other mail servers see of this one (addresses, reverse DNS, port 25, DNS
+    /// blocklists, DNS records, certificate, MTA-STS) and say how to fix each problem. Exit
+    /// status 1 if a problem is found.
+    Check,
     /// Mail domains.
     #[command(subcommand)]
     Domain(DomainCmd),
@@ -81,6 +88,9 @@ pub enum Command {
     /// The outbound queue (mail waiting for other servers).
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// The relay outbound mail goes through when port 25 is blocked.
+    #[command(subcommand)]
+    Smarthost(SmarthostCmd),
     /// Write a checked copy of the database into DIR as mailroom-<date>.db while the server
     /// runs, and keep the newest --keep of them.
     Backup {
@@ -161,6 +171,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve::serve(locate(path, true)?).await,
         Command::Init(args) => init::init(path, args).await,
         Command::Status => status::status(path).await,
+        Command::Check => check::check(path).await,
         Command::Domain(cmd) => {
             let (store, config) = open_config(path).await?;
             accounts::domain(&store, &config, cmd).await
@@ -171,6 +182,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Alias(cmd) => accounts::alias(&open(path).await?, cmd).await,
         Command::Queue(cmd) => queue::queue(&open(path).await?, cmd).await,
+        Command::Smarthost(cmd) => smarthost::smarthost(&open(path).await?, cmd).await,
         Command::Backup { dir, keep } => data::backup(path, &dir, keep).await,
         Command::Restore { src, yes } => data::restore(path, &src, yes).await,
         Command::Import {

@@ -7,6 +7,7 @@
 //!   DNSSEC-signed TLSA records;
 //! - [`retry`]: the backoff schedule and expiry;
 //! - [`dsn`]: the bounce (RFC 3464) sent to a local sender through the one delivery path;
+//! - [`smarthost`]: delivery through a relay with AUTH instead of MX, when one is set;
 //! - [`mta_sts`]: MTA-STS (RFC 8461) policies, and the TLS result of every session (RFC 8460
 //!   data through `Store::note_tls_attempt`).
 //!
@@ -16,6 +17,7 @@ pub mod dane;
 pub mod dsn;
 pub mod mta_sts;
 pub mod retry;
+pub mod smarthost;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -293,6 +295,10 @@ impl Outbound {
         session: &mut Option<Client>,
     ) -> Vec<Outcome> {
         let all = |o: Outcome| vec![o; envelope.recipients.len()];
+        // A smarthost set for the sender's domain (or for all) takes the mail instead of MX.
+        if let Some(relay) = smarthost::relay_for(&self.store, envelope.sender).await {
+            return smarthost::attempt(&self.dns, &self.client, &relay, envelope).await;
+        }
         let hosts = match self.dns.mx(domain).await {
             Ok(hosts) => hosts,
             Err(e) if e.is_permanent() => return all(Outcome::Failed(e.to_string())),

@@ -66,6 +66,9 @@ pub enum ClientError {
     /// said.
     #[error("TLS: {1}")]
     Certificate(&'static str, String),
+    /// A relay refused our AUTH: our configuration is at fault, so never a bounce.
+    #[error("the smarthost refused our credentials: {0}")]
+    AuthRefused(String),
 }
 
 impl ClientError {
@@ -83,6 +86,23 @@ impl ClientError {
             _ => None,
         }
     }
+}
+
+/// "TLSv1_3 TLS13_AES_256_GCM_SHA384": the version and cipher of a session.
+fn describe_tls(session: &rustls::ClientConnection) -> String {
+    format!(
+        "{} {}",
+        session
+            .protocol_version()
+            .and_then(|v| v.as_str())
+            .unwrap_or("TLS"),
+        session
+            .negotiated_cipher_suite()
+            .and_then(|c| c.suite().as_str())
+            .unwrap_or("")
+    )
+    .trim()
+    .to_string()
 }
 
 /// A failed handshake as a [`ClientError`], certificate problems by their RFC 8460 name.
@@ -355,24 +375,104 @@ impl Client {
         .await
         .map_err(|_| ClientError::Timeout("in the TLS handshake"))?
         .map_err(handshake_error)?;
-        let (_, session) = tls.get_ref();
-        let description = format!(
-            "{} {}",
-            session
-                .protocol_version()
-                .and_then(|v| v.as_str())
-                .unwrap_or("TLS"),
-            session
-                .negotiated_cipher_suite()
-                .and_then(|c| c.suite().as_str())
-                .unwrap_or("")
-        );
+        let description = describe_tls(tls.get_ref().1);
         Ok(Client {
             conn: BufReader::new(Conn(Box::new(tls))),
             timeout: self.timeout,
             extensions: Vec::new(),
-            tls: Some(description.trim().to_string()),
+            tls: Some(description),
         })
+    }
+
+    /// Connects to a smarthost (a relay we log in to) at `addr`: TLS from the first byte, or
+    /// STARTTLS required; either way the certificate must be valid for `host` (WebPKI roots
+    /// and `[queue] ca_file`), whatever `require_tls` says, since the password follows.
+    pub async fn connect_relay(
+        settings: &ClientSettings,
+        addr: std::net::SocketAddr,
+        host: &str,
+        tls: crate::store::RelayTls,
+    ) -> Result<Client, ClientError> {
+        if tls == crate::store::RelayTls::Starttls {
+            let mut strict = settings.clone();
+            strict.require_tls = true;
+            return Client::connect(&strict, addr, host, true).await;
+        }
+        let tcp = tokio::time::timeout(settings.timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Timeout("connecting"))?
+            .map_err(|e| ClientError::Io(format!("cannot connect to {addr}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| ClientError::Tls(format!("{host}: {e}")))?;
+        let stream = tokio::time::timeout(
+            settings.timeout,
+            TlsConnector::from(settings.verified.clone()).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout("in the TLS handshake"))?
+        .map_err(handshake_error)?;
+        let description = describe_tls(stream.get_ref().1);
+        let mut client = Client {
+            conn: BufReader::new(Conn(Box::new(stream))),
+            timeout: settings.timeout,
+            extensions: Vec::new(),
+            tls: Some(description),
+        };
+        let greeting = client.reply("waiting for the greeting").await?;
+        if !greeting.is_positive() {
+            return Err(ClientError::Rejected(greeting));
+        }
+        client.ehlo(&settings.hostname).await?;
+        Ok(client)
+    }
+
+    /// Logs in with AUTH PLAIN, or LOGIN when the relay offers only that (RFC 4954). Any
+    /// refusal is [`ClientError::AuthRefused`]: the credentials are ours to fix.
+    pub async fn authenticate(
+        &mut self,
+        username: &str,
+        password: &str,
+    ) -> Result<(), ClientError> {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD as B64;
+        let mechanisms: Vec<String> = self
+            .extensions
+            .iter()
+            .find(|e| e.split(' ').next() == Some("AUTH"))
+            .map(|e| e.split_whitespace().skip(1).map(str::to_string).collect())
+            .unwrap_or_default();
+        let refused = |reply: Reply| ClientError::AuthRefused(reply.to_string());
+        if mechanisms.iter().any(|m| m == "PLAIN") {
+            let token = B64.encode(format!("\0{username}\0{password}"));
+            let reply = self
+                .command(&format!("AUTH PLAIN {token}\r\n"), "after AUTH")
+                .await?;
+            return if reply.code == 235 {
+                Ok(())
+            } else {
+                Err(refused(reply))
+            };
+        }
+        if !mechanisms.iter().any(|m| m == "LOGIN") {
+            return Err(ClientError::AuthRefused(
+                "the relay offers neither AUTH PLAIN nor AUTH LOGIN".into(),
+            ));
+        }
+        for step in ["AUTH LOGIN".to_string(), B64.encode(username)] {
+            let reply = self.command(&format!("{step}\r\n"), "after AUTH").await?;
+            if reply.code != 334 {
+                return Err(refused(reply));
+            }
+        }
+        let reply = self
+            .command(&format!("{}\r\n", B64.encode(password)), "after AUTH")
+            .await?;
+        if reply.code == 235 {
+            Ok(())
+        } else {
+            Err(refused(reply))
+        }
     }
 
     async fn ehlo(&mut self, hostname: &str) -> Result<(), ClientError> {

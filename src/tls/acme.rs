@@ -116,8 +116,18 @@ impl ResolvesServerCert for AcmeResolver {
     }
 }
 
-pub(super) fn load(config: &TlsConfig, hostname: &str, data_dir: &Path) -> Result<Tls, TlsError> {
-    let domains: Vec<String> = if config.acme_domains.is_empty() {
+/// `extra` names (the `mta-sts.<domain>` names of domains publishing MTA-STS) are added to the
+/// configured ones. The state is built once, here: a change of the names takes effect at the
+/// next start, which orders a certificate for the new set. Until it arrives, the certificate of
+/// the configured names alone is served if it is cached, so a name whose DNS is not ready yet
+/// never costs the others their certificate.
+pub(super) fn load(
+    config: &TlsConfig,
+    hostname: &str,
+    data_dir: &Path,
+    extra: &[String],
+) -> Result<Tls, TlsError> {
+    let mut domains: Vec<String> = if config.acme_domains.is_empty() {
         vec![hostname.trim().to_ascii_lowercase()]
     } else {
         config
@@ -136,6 +146,13 @@ pub(super) fn load(config: &TlsConfig, hostname: &str, data_dir: &Path) -> Resul
 
     let cache_dir = data_dir.join("acme");
     create_private_dir(&cache_dir)?;
+    let configured_cache = acme_cache_file(&cache_dir, &domains, directory);
+    for name in extra {
+        let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+        if !name.is_empty() && !domains.contains(&name) {
+            domains.push(name);
+        }
+    }
     let cache_file = acme_cache_file(&cache_dir, &domains, directory);
 
     let acme = match &config.acme_ca_file {
@@ -155,7 +172,8 @@ pub(super) fn load(config: &TlsConfig, hostname: &str, data_dir: &Path) -> Resul
     let state = acme.cache(DirCache::new(cache_dir)).state();
 
     // Serve at once after a restart: the cached ACME certificate, else the self-signed one.
-    let (fallback, not_after) = match load_acme_cache(&cache_file) {
+    let cached = load_acme_cache(&cache_file).or_else(|| load_acme_cache(&configured_cache));
+    let (fallback, not_after) = match cached {
         Some(loaded) => (loaded.key, loaded.not_after),
         None => (super::self_signed::load(hostname, data_dir)?.key, None),
     };
@@ -334,6 +352,21 @@ mod tests {
         assert_eq!(status.names, domains);
         assert_eq!(status.not_after, Some(when.unix_timestamp()));
         assert!(!dir.path().join("tls").exists());
+        let done = handshake(tls.server_config(&[]), cert.der(), "example.test", &[])
+            .await
+            .unwrap();
+        assert_eq!(&done.peer[0], cert.der());
+
+        // MTA-STS names join the configured ones; until the certificate for the new set is
+        // ordered, the cached one of the configured names is still served.
+        let extra = vec!["mta-sts.example.test".to_string()];
+        let tls = Tls::load_with_names(&config, "ignored", dir.path(), &extra)
+            .await
+            .unwrap();
+        assert_eq!(
+            tls.status().names,
+            ["mail.example.test", "example.test", "mta-sts.example.test"]
+        );
         let done = handshake(tls.server_config(&[]), cert.der(), "example.test", &[])
             .await
             .unwrap();

@@ -138,6 +138,17 @@ impl Tls {
         hostname: &str,
         data_dir: &Path,
     ) -> Result<Tls, TlsError> {
+        Tls::load_with_names(config, hostname, data_dir, &[]).await
+    }
+
+    /// [`Tls::load`] with names added to the ACME certificate's (`mta-sts.<domain>` of the
+    /// domains that publish MTA-STS; see `acme::load`); the other modes ignore them.
+    pub async fn load_with_names(
+        config: &TlsConfig,
+        hostname: &str,
+        data_dir: &Path,
+        extra_acme_names: &[String],
+    ) -> Result<Tls, TlsError> {
         match config.mode {
             TlsMode::SelfSigned => {
                 let loaded = self_signed::load(hostname, data_dir)?;
@@ -159,7 +170,7 @@ impl Tls {
                 };
                 Tls::build(current, loaded.status("files"), backend)
             }
-            TlsMode::Acme => acme::load(config, hostname, data_dir),
+            TlsMode::Acme => acme::load(config, hostname, data_dir, extra_acme_names),
         }
     }
 

@@ -15,6 +15,7 @@ mod error;
 mod login;
 pub mod mail;
 mod metrics;
+mod mta_sts;
 mod passkey_sign_in;
 pub mod sanitize;
 mod second_step;
@@ -82,6 +83,9 @@ pub struct WebState {
     pub passkey_sign_ins: Arc<ceremonies::Ceremonies>,
     /// The spam filter's learning queue: the webmail's moves into and out of Junk teach it.
     pub learner: crate::spam::learn::Learner,
+    /// `[check]` and `[queue] smtp_port`, for the self-check page.
+    pub check: Arc<crate::config::CheckConfig>,
+    pub outbound_smtp_port: u16,
     /// The last `/healthz` answer and when its probe ended (see [`healthz`]).
     pub health: Arc<tokio::sync::Mutex<Option<(std::time::Instant, StatusCode, String)>>>,
 }
@@ -114,6 +118,7 @@ pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
             axum::routing::post(autoconfig::autodiscover),
         )
         .route("/static/{*path}", get(assets::serve))
+        .route(mta_sts::PATH, get(mta_sts::policy))
         .merge(admin::router())
         .merge(mail::router())
         .fallback(error::not_found)

@@ -45,6 +45,7 @@ mod rules_web;
 mod security;
 mod sieve_delivery;
 mod sieve_diff;
+mod smarthost;
 mod smtp;
 mod smtp_interop;
 mod spam;

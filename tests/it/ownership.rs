@@ -726,6 +726,43 @@ const ADMIN_CASES: &[Case] = &[
     get("/admin/audit", "/admin/audit?q=alice&page=2", REFUSED),
     get("/admin/reports", "/admin/reports", REFUSED),
     get("/admin/reports", "/admin/reports?page=3", REFUSED),
+    get("/admin/check", "/admin/check", REFUSED),
+    get("/admin/deliverability", "/admin/deliverability", REFUSED),
+    post(
+        "/admin/deliverability/required",
+        "/admin/deliverability/required",
+        &[
+            ("csrf", "{csrf}"),
+            ("local", "postmaster"),
+            ("target", "evil@elsewhere.example"),
+        ],
+        REFUSED,
+    ),
+    post(
+        "/admin/deliverability/mta-sts/{name}",
+        "/admin/deliverability/mta-sts/localhost",
+        &[("csrf", "{csrf}"), ("mode", "enforce")],
+        REFUSED,
+    ),
+    post(
+        "/admin/deliverability/smarthost",
+        "/admin/deliverability/smarthost",
+        &[
+            ("csrf", "{csrf}"),
+            ("host", "evil.example"),
+            ("port", "465"),
+            ("tls", "implicit"),
+            ("username", "u"),
+            ("password", "p"),
+        ],
+        REFUSED,
+    ),
+    post(
+        "/admin/deliverability/smarthost/clear",
+        "/admin/deliverability/smarthost/clear",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
     post(
         "/admin/queue/{id}/retry",
         "/admin/queue/{queue_id}/retry",

@@ -103,8 +103,7 @@ pub(super) async fn show(
     Query(q): Query<ShowQuery>,
 ) -> Result<DomainPage, WebError> {
     let domain = state.store.domain(&name).await?.ok_or(WebError::NotFound)?;
-    let keys = state.store.dkim_keys(&domain.name).await?;
-    let records = records::domain_records(&state.hostname, &domain.name, keys.as_ref())?;
+    let records = records::for_domain(&state.store, &state.hostname, &domain.name).await?;
     let checked = q.check.is_some();
     let results: Vec<Option<Published>> = if checked {
         let lookups = records.iter().map(|r| records::check(&state.dns, r));

@@ -11,7 +11,9 @@
 mod accounts;
 mod aliases;
 mod audit;
+mod check;
 mod dashboard;
+mod deliverability;
 mod domains;
 mod queue;
 mod reports;
@@ -82,6 +84,24 @@ pub fn router() -> Router<WebState> {
         .route("/admin/spam/zones/remove", post(spam::remove_zone))
         .route("/admin/spam/greylisting", post(spam::set_greylisting))
         .route("/admin/spam/refused/dismiss", post(spam::dismiss_refused))
+        .route("/admin/check", get(check::page))
+        .route("/admin/deliverability", get(deliverability::page))
+        .route(
+            "/admin/deliverability/required",
+            post(deliverability::set_required),
+        )
+        .route(
+            "/admin/deliverability/mta-sts/{name}",
+            post(deliverability::set_mta_sts),
+        )
+        .route(
+            "/admin/deliverability/smarthost",
+            post(deliverability::set_smarthost),
+        )
+        .route(
+            "/admin/deliverability/smarthost/clear",
+            post(deliverability::clear_smarthost),
+        )
         .route("/admin/queue", get(queue::list))
         .route("/admin/queue/{id}/retry", post(queue::retry))
         .route(
@@ -245,6 +265,7 @@ fn notice(code: &str) -> Option<&'static str> {
         "queue-retry" => "The message will be tried again now.",
         "queue-dropped" => "The message was removed from the queue.",
         "spam-updated" => "The spam filter's settings were saved.",
+        "deliverability-updated" => "Saved.",
         _ => return None,
     })
 }
