@@ -19,10 +19,11 @@ Date: Sat, 05 Dec 2026 10:00:00 +0000\r\nMessage-ID: <m@example.org>\r\n\r\n\
 Hello \xc3\xa9t\xc3\xa9, \"fts\" syntax: a* OR b NEAR(c d) ^e {f} -g col:h\r\n";
 
 fuzz_target!(|data: &[u8]| {
-    let mut input = vec![1u8]; // INBOX selected first
+    // INBOX selected after the APPEND (first byte 0: not before), so the view holds it.
+    let mut input = vec![0u8];
     input.extend_from_slice(format!("a APPEND INBOX {{{}+}}\r\n", MESSAGE.len()).as_bytes());
     input.extend_from_slice(MESSAGE);
-    input.extend_from_slice(b"\r\ns UID SEARCH ");
+    input.extend_from_slice(b"\r\ns SELECT INBOX\r\nq UID SEARCH ");
     input.extend_from_slice(data);
     input.extend_from_slice(b"\r\n");
     let out = mailroom::imap::fuzzing::session(&input);
@@ -36,10 +37,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let tagged = text
         .lines()
-        .find(|l| l.starts_with("s "))
+        .find(|l| l.starts_with("q "))
         .unwrap_or_else(|| panic!("no tagged answer to the SEARCH: {text}"));
     assert!(
-        tagged.starts_with("s OK") || tagged.starts_with("s NO") || tagged.starts_with("s BAD"),
+        tagged.starts_with("q OK") || tagged.starts_with("q NO") || tagged.starts_with("q BAD"),
         "{tagged}"
     );
     for line in text.lines().filter(|l| l.starts_with("* SEARCH")) {

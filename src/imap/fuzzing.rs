@@ -235,5 +235,40 @@ mod tests {
             let out = text(&session(cut));
             assert!(out.starts_with("* OK "), "{out}");
         }
+        // In the same test: the store is one per process, and a second test running at the
+        // same time would change what the checks above read.
+        search_strings_with_fts_syntax_are_substrings();
+    }
+
+    /// What `fuzz/fuzz_targets/imap_search.rs` sends: strings in FTS5's query syntax reach the
+    /// real trigram index as substrings to find, never as syntax.
+    fn search_strings_with_fts_syntax_are_substrings() {
+        let message =
+            b"Subject: NEAR(x y) AND \"q\" *\r\n\r\nsyntax: a* OR b NEAR(c d) ^e col:h\r\n";
+        for (criteria, hit) in [
+            (&b"TEXT \"a* OR b\""[..], true),
+            (b"BODY \"NEAR(c d)\"", true),
+            (b"SUBJECT \"AND \\\"q\\\"\"", true),
+            (b"BODY \"col:h\"", true),
+            (b"BODY \"^e\"", true),
+            (b"TEXT \"OR NOT\"", false),
+            (b"BODY \"\\\"\"", false),
+        ] {
+            // INBOX selected after the APPEND, so the selected view holds the message.
+            let mut input = b"\x00a APPEND INBOX {".to_vec();
+            input.extend_from_slice(format!("{}+}}\r\n", message.len()).as_bytes());
+            input.extend_from_slice(message);
+            input.extend_from_slice(b"\r\ns SELECT INBOX\r\nq UID SEARCH ");
+            input.extend_from_slice(criteria);
+            input.extend_from_slice(b"\r\n");
+            let out = text(&session(&input));
+            let what = String::from_utf8_lossy(criteria);
+            assert!(out.contains("\r\nq OK"), "{what}: {out}");
+            let found = out
+                .lines()
+                .find(|l| l.starts_with("* SEARCH"))
+                .unwrap_or_default();
+            assert_eq!(found.len() > "* SEARCH".len(), hit, "{what}: {out}");
+        }
     }
 }
