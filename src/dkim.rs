@@ -43,25 +43,6 @@ pub const SIGNED_HEADERS: &[&str] = &[
     "Content-Transfer-Encoding",
 ];
 
-/// The fields an ARC-Message-Signature covers: what DKIM signs, plus the author's own DKIM
-/// signatures, which a forwarder vouches for (each instance present; none is oversigned,
-/// since a later hop may add its own).
-const ARC_HEADERS: &[&str] = &[
-    "From",
-    "Reply-To",
-    "To",
-    "Cc",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "In-Reply-To",
-    "References",
-    "MIME-Version",
-    "Content-Type",
-    "Content-Transfer-Encoding",
-    "DKIM-Signature",
-];
-
 #[derive(Debug, thiserror::Error)]
 pub enum DkimError {
     #[error(transparent)]
@@ -151,6 +132,22 @@ impl Signer {
     }
 }
 
+/// The fields an ARC-Message-Signature covers: what DKIM signs (each listed once: a forwarder
+/// does not oversign, a later hop may add its own), plus the author's DKIM signatures, which a
+/// forwarder vouches for.
+fn arc_headers() -> impl Iterator<Item = &'static str> {
+    let mut seen = Vec::new();
+    SIGNED_HEADERS
+        .iter()
+        .copied()
+        .filter(move |h| {
+            let first = !seen.contains(h);
+            seen.push(*h);
+            first
+        })
+        .chain(["DKIM-Signature"])
+}
+
 /// A domain's key for sealing forwarded mail with an ARC set (RFC 8617): the forwarder's
 /// statement of what it verified, which lets the final receiver trust a DKIM or SPF result
 /// that forwarding broke.
@@ -212,7 +209,7 @@ fn parse_keys(keys: DkimKeys) -> Result<Loaded, DkimError> {
         arc: ArcSealer::from_key(arc)
             .domain(keys.domain.as_str())
             .selector(keys.rsa_selector())
-            .headers(ARC_HEADERS.iter().copied())
+            .headers(arc_headers())
             .header_canonicalization(Canonicalization::Relaxed)
             .body_canonicalization(Canonicalization::Relaxed),
         rsa: DkimSigner::from_key(rsa)
