@@ -67,6 +67,9 @@ pub fn parse(raw: &[u8]) -> Parsed {
         })
     });
     let mut problem: Option<String> = None;
+    // One budget for the whole message, not per part: 16 small bombs would otherwise cost
+    // 16 times the bound in CPU.
+    let mut left = MAX_UNPACKED;
     for part in message.parts.iter().take(MAX_PARTS) {
         let (ctype, subtype) = part
             .content_type()
@@ -92,7 +95,7 @@ pub fn parse(raw: &[u8]) -> Parsed {
                 _ => continue,
             };
             let json = match packed {
-                true => match unpack::gunzip(body, MAX_UNPACKED) {
+                true => match unpack::gunzip(body, left) {
                     Ok(json) => json,
                     Err(e) => return Parsed::Malformed(format!("TLS report: {e}")),
                 },
@@ -106,12 +109,15 @@ pub fn parse(raw: &[u8]) -> Parsed {
         let xml = if subtype == "xml" || (name.ends_with(".xml") && !ctype.is_empty()) {
             Ok(body.to_vec())
         } else if subtype == "gzip" || subtype == "x-gzip" || name.ends_with(".gz") {
-            unpack::gunzip(body, MAX_UNPACKED)
+            unpack::gunzip(body, left)
         } else if subtype == "zip" || subtype == "x-zip-compressed" || name.ends_with(".zip") {
-            unpack::unzip(body, MAX_UNPACKED)
+            unpack::unzip(body, left)
         } else {
             continue;
         };
+        if let Ok(unpacked) = &xml {
+            left = left.saturating_sub(unpacked.len());
+        }
         match xml {
             Ok(xml) => match Report::parse_xml(&xml) {
                 Ok(report) => return Parsed::Dmarc(Box::new(report)),
@@ -128,6 +134,11 @@ pub fn parse(raw: &[u8]) -> Parsed {
 
 /// Parses `raw` and stores the report it holds about our domains.
 pub async fn intake(store: &Store, raw: &[u8]) -> Intake {
+    // Anyone may send postmaster@ a report, and a parse takes up to `MAX_UNPACKED` of memory
+    // and its CPU: one at a time, so a flood waits in SMTP (its own connections) instead of
+    // filling the blocking pool's threads with 20 MiB each.
+    static ONE_AT_A_TIME: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let _turn = ONE_AT_A_TIME.acquire().await;
     let owned = raw.to_vec();
     let parsed = match tokio::task::spawn_blocking(move || parse(&owned)).await {
         Ok(parsed) => parsed,
@@ -364,6 +375,27 @@ Content-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b--\r\n"
         e.write_all(&vec![b' '; MAX_UNPACKED + 10]).unwrap();
         let m = with_attachment("application/gzip", "r.xml.gz", &e.finish().unwrap());
         assert!(matches!(parse(&m), Parsed::Malformed(_)));
+    }
+
+    #[test]
+    fn the_unpacking_bound_is_for_the_whole_message_not_each_part() {
+        use base64::Engine;
+        // Two parts of 12 MiB each (not XML): each under the bound, together over it.
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&vec![b' '; 12 << 20]).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(e.finish().unwrap());
+        let part = format!(
+            "--b\r\nContent-Type: application/gzip\r\nContent-Disposition: attachment; \
+filename=r.xml.gz\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n"
+        );
+        let m = format!(
+            "From: r@big.test\r\nTo: postmaster@example.org\r\nSubject: Report\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n{part}{part}--b--\r\n"
+        );
+        let Parsed::Malformed(why) = parse(m.as_bytes()) else {
+            panic!("not refused");
+        };
+        assert!(why.contains("more than"), "{why}");
     }
 
     #[test]

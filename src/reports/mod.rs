@@ -29,7 +29,7 @@ use crate::shutdown::Shutdown;
 use crate::store::{DmarcSeen, ReportSent, Store, StoreError};
 
 pub use intake::{Intake, for_reports, intake};
-pub use observe::{Observation, note};
+pub use observe::{Counter, Observation};
 
 /// The first daily run comes this long after the start (so a restart loop does not send).
 const FIRST_RUN: Duration = Duration::from_secs(5 * 60);

@@ -225,17 +225,43 @@ fn canonical_ip(ip: IpAddr) -> String {
     }
 }
 
-/// Counts the message in the store, off the SMTP reply's path (a failure only loses a count).
-pub fn note(store: &Store, observation: &Observation, refused: bool) {
-    let seen = observation.seen(refused, crate::store::now());
-    let store = store.clone();
-    tokio::spawn(async move {
-        match store.note_dmarc_seen(&seen).await {
-            Ok(true) => {}
-            Ok(false) => store.count_event("reports_seen_dropped"),
-            Err(e) => tracing::warn!("cannot count a message for DMARC reports: {e}"),
+/// Messages waiting to be counted, at most: past it a count is dropped
+/// (`reports_seen_dropped`), never the SMTP reply delayed.
+const QUEUE: usize = 4096;
+
+/// Counts messages for the DMARC reports off the SMTP reply's path: one bounded queue and one
+/// task that writes the counts, so a flood of mail from domains that ask for reports costs a
+/// queue slot per message, not a task each racing for the store's writer. Cheap to clone.
+#[derive(Clone)]
+pub struct Counter {
+    queue: tokio::sync::mpsc::Sender<DmarcSeen>,
+    store: Store,
+}
+
+impl Counter {
+    /// Starts the writing task (it ends when every `Counter` is dropped).
+    pub fn start(store: Store) -> Counter {
+        let (queue, mut waiting) = tokio::sync::mpsc::channel::<DmarcSeen>(QUEUE);
+        let writer = store.clone();
+        tokio::spawn(async move {
+            while let Some(seen) = waiting.recv().await {
+                match writer.note_dmarc_seen(&seen).await {
+                    Ok(true) => {}
+                    Ok(false) => writer.count_event("reports_seen_dropped"),
+                    Err(e) => tracing::warn!("cannot count a message for DMARC reports: {e}"),
+                }
+            }
+        });
+        Counter { queue, store }
+    }
+
+    /// Counts the message (a failure only loses a count).
+    pub fn note(&self, observation: &Observation, refused: bool) {
+        let seen = observation.seen(refused, crate::store::now());
+        if self.queue.try_send(seen).is_err() {
+            self.store.count_event("reports_seen_dropped");
         }
-    });
+    }
 }
 
 #[cfg(test)]

@@ -150,7 +150,9 @@ impl<'a, T: Transport> Session<'a, T> {
                 .verify(self.peer.ip(), helo, &env.from, message)
                 .await;
             if let Some(observation) = &verdict.observation {
-                crate::reports::note(&self.smtp.store, observation, verdict.reject.is_some());
+                self.smtp
+                    .dmarc_counts
+                    .note(observation, verdict.reject.is_some());
             }
             if let Some(why) = &verdict.reject {
                 self.smtp.store.count_event("rejected:dmarc");

@@ -60,6 +60,8 @@ pub struct Smtp {
     pub anvil: anvil::Anvil,
     /// The spam filter's decision at the end of DATA (port 25).
     pub filter: crate::spam::check::Filter,
+    /// Messages counted for the DMARC aggregate reports we send (port 25).
+    pub dmarc_counts: crate::reports::Counter,
 }
 
 impl Smtp {
@@ -83,6 +85,7 @@ impl Smtp {
             }),
             submission: Submission::new(store.clone(), config.hostname.clone()),
             filter: crate::spam::check::Filter::new(store.clone(), dns.clone()),
+            dmarc_counts: crate::reports::Counter::start(store.clone()),
             store,
             auth,
             hostname: config.hostname.clone(),
