@@ -17,7 +17,9 @@
 //!   behind a mutex, shared by the 110 and 995 listeners; [`MaildropLock`] releases it on drop,
 //!   so a session that ends in any way (QUIT, error, dropped connection, shutdown) frees it.
 //!   IMAP sessions do not take it: they may expunge a message a POP3 session still lists, and
-//!   RETR of it then answers `-ERR` (the body is gone) rather than serving stale data.
+//!   RETR of it then answers `-ERR` (the body is gone) rather than serving stale data; only
+//!   a body RETR had already read ahead (the next message, see `transaction.rs`) before the
+//!   expunge is still served, as it would have been had the client asked a moment sooner.
 //!
 //! [`Store::message_bodies`]: crate::store::Store::message_bodies
 

@@ -139,6 +139,8 @@ pub(super) struct Session {
     /// Messages sent whole by RETR, for the end-of-session log line.
     pub retrieved: usize,
     pub deleted: usize,
+    /// The next RETR's body, being read (see `transaction.rs`).
+    pub prefetch: Option<super::transaction::Prefetch>,
 }
 
 pub(super) async fn run(shared: Arc<Shared>, mut conn: Connection) {
@@ -154,6 +156,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut conn: Connection) {
         revoked: Revoked::never(),
         retrieved: 0,
         deleted: 0,
+        prefetch: None,
     };
     let result = session.serve().await;
     match result {

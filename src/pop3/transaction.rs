@@ -27,12 +27,39 @@ fn unreadable(e: StoreError) -> Fail {
 /// The body of message `n` (`uid` in `mailbox`), or a refusal when another session expunged
 /// it meanwhile.
 async fn body(store: &Store, mailbox: &Mailbox, n: u32, uid: u32) -> Result<Vec<u8>, Fail> {
-    match store.message_body(mailbox, uid).await {
+    answer(n, store.message_body(mailbox, uid).await)
+}
+
+fn answer(n: u32, read: Result<Vec<u8>, StoreError>) -> Result<Vec<u8>, Fail> {
+    match read {
         Ok(body) => Ok(body),
         Err(StoreError::NotFound(_)) => {
             Err(Refusal::answer(format!("message {n} was removed by another session")).into())
         }
         Err(e) => Err(unreadable(e)),
+    }
+}
+
+/// The body of the message RETR will most likely be asked for next, being read.
+pub(super) struct Prefetch {
+    uid: u32,
+    task: tokio::task::JoinHandle<Result<Vec<u8>, StoreError>>,
+}
+
+impl Prefetch {
+    fn start(store: &Store, mailbox: Mailbox, uid: u32) -> Prefetch {
+        let store = store.clone();
+        Prefetch {
+            uid,
+            task: tokio::spawn(async move { store.message_body(&mailbox, uid).await }),
+        }
+    }
+}
+
+impl Drop for Prefetch {
+    /// A prefetch nobody asked for (another command came, the session ended) stops reading.
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -106,13 +133,30 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// RETR: clients fetch messages in order, so while message `n` is written, the body of the
+    /// next live message is already being read (one body ahead at most, dropped with the
+    /// session). Reading the database is then off the path between two RETRs.
     pub(super) async fn retr(&mut self, n: u32) -> Outcome {
         let shared = self.shared.clone();
+        let prefetched = self.prefetch.take();
         let maildrop = self.maildrop()?;
         let uid = maildrop.get(n).map_err(no_message)?.uid;
-        let body = body(&shared.store, &maildrop.mailbox, n, uid).await?;
+        let body = match prefetched {
+            Some(mut p) if p.uid == uid => match (&mut p.task).await {
+                Ok(read) => answer(n, read)?,
+                // The reading task failed: read it here instead.
+                Err(_) => body(&shared.store, &maildrop.mailbox, n, uid).await?,
+            },
+            _ => body(&shared.store, &maildrop.mailbox, n, uid).await?,
+        };
         let size = transfer::size(&body);
         maildrop.set_size(n, size);
+        let next = maildrop
+            .live()
+            .find(|(m, _)| *m > n)
+            .map(|(_, entry)| entry.uid);
+        let mailbox = maildrop.mailbox.clone();
+        self.prefetch = next.map(|uid| Prefetch::start(&shared.store, mailbox, uid));
         self.ok(&format!("{size} octets"));
         self.send(Encoder::message(&body)).await?;
         self.retrieved += 1;

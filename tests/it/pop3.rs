@@ -502,6 +502,47 @@ async fn large_messages_are_streamed_intact() {
     assert!(got == wire, "content differs");
 }
 
+/// RETR reads the next message's body ahead: in order, out of order, and past a DELE of the
+/// message read ahead, every reply is the right message.
+#[tokio::test]
+async fn retr_in_any_order_serves_the_right_bodies() {
+    let t = harness::start().await;
+    let alice = account(&t.running.store, "alice@localhost", 0).await;
+    for i in 1..=6 {
+        deliver(
+            &t.running.store,
+            &alice,
+            format!("Subject: n{i}\r\n\r\nbody {i}\r\n").as_bytes(),
+        )
+        .await;
+    }
+    let body = |i: u32| format!("Subject: n{i}\r\n\r\nbody {i}\r\n").into_bytes();
+    let mut p = implicit(&t).await;
+    p.login("alice@localhost").await;
+    for (command, want) in [
+        ("RETR 1", Some(1)),
+        ("RETR 2", Some(2)),
+        // 3 was read ahead; deleted, it is not served, and 4 is.
+        ("DELE 3", None),
+        ("RETR 3", None),
+        ("RETR 4", Some(4)),
+        // Backwards, then forwards past a gap.
+        ("RETR 1", Some(1)),
+        ("RETR 6", Some(6)),
+        ("RETR 5", Some(5)),
+    ] {
+        let reply = p.cmd(command).await;
+        match want {
+            Some(i) => {
+                assert!(reply.starts_with("+OK"), "{command}: {reply}");
+                assert_eq!(p.body().await, body(i), "{command}");
+            }
+            None if command.starts_with("DELE") => assert!(reply.starts_with("+OK"), "{reply}"),
+            None => assert_eq!(reply, "-ERR message 3 already deleted"),
+        }
+    }
+}
+
 /// A POP3 listener of our own, for settings the config does not expose (a short idle time).
 async fn own_listener(
     t: &TestServer,
