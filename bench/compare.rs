@@ -17,7 +17,10 @@
 //!   mentioning a rare word (as bench/imap.rs builds them), and of `COMPARE_POP3` (2,000) for
 //!   a POP3 user;
 //! - the memory of the idle server after the fills: VmRSS and Pss (smaps_rollup) summed over
-//!   every process (Mailroom: its one process; the pair: Postfix's and Dovecot's);
+//!   every process (Mailroom: its one process; the pair: Postfix's and Dovecot's), measured
+//!   once both have been left alone for `COMPARE_QUIET_SECS` (20) seconds (an idle server is
+//!   one nobody has used for a while; Mailroom gives its caches back after 15 s without a
+//!   write, `app::QUIET`) or, for the pair, longer until its per-connection processes exit;
 //! - on that mailbox, each run on a fresh connection, one warm-up run and then `COMPARE_REPS`
 //!   (5) runs, reporting the median: SELECT, UID FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE), FETCH
 //!   of 1,000 full bodies, UID SEARCH SUBJECT / BODY / TEXT for the rare word, STORE on all
@@ -228,10 +231,16 @@ async fn measure(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let quiet = Duration::from_secs(env("COMPARE_QUIET_SECS", 20) as u64);
+    tokio::time::sleep(
+        quiet
+            .saturating_sub(settling.elapsed())
+            .max(Duration::from_secs(1)),
+    )
+    .await;
     let idle = memory();
     eprintln!(
-        "[{name}] idle (waited {:.0} s for per-connection processes to exit): {}",
+        "[{name}] idle ({:.0} s after the last load; the pair's per-connection processes gone): {}",
         settling.elapsed().as_secs_f64(),
         mib(idle.all)
     );

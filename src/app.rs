@@ -301,6 +301,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     );
     tasks.spawn(outbound.run(shutdown_rx.clone()));
     tasks.spawn(flush_events(store.clone(), shutdown_rx.clone()));
+    tasks.spawn(release_when_quiet(store.clone(), shutdown_rx.clone()));
     tls::spawn_background(&tls, shutdown_rx);
 
     Ok(Running {
@@ -436,6 +437,33 @@ async fn first_start(store: &Store, config: &Config) -> anyhow::Result<Option<Fi
 }
 
 /// Writes the event counts (see `store::events`) once a minute and at shutdown.
+/// How long the store must go unwritten before its caches are given back.
+pub const QUIET: Duration = Duration::from_secs(15);
+
+/// Gives memory back (`Store::release_memory`) once after each busy spell, when nothing was
+/// written for [`QUIET`]: an idle server should weigh what a small VPS can spare, and a busy
+/// one keeps its caches.
+async fn release_when_quiet(store: Store, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(QUIET);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = store.activity();
+    let mut released = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait() => return,
+        }
+        let now = store.activity();
+        if now == seen && released != Some(now) {
+            match store.release_memory().await {
+                Ok(()) => released = Some(now),
+                Err(e) => tracing::debug!("cannot release the store's memory: {e}"),
+            }
+        }
+        seen = now;
+    }
+}
+
 async fn flush_events(store: Store, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -35,6 +35,7 @@ mod fingerprints;
 mod greylist;
 mod listing;
 mod mailboxes;
+mod memory;
 mod messages;
 mod metadata;
 mod mta_sts;
@@ -206,25 +207,33 @@ impl Change {
 /// The change bus: one broadcast channel for the process. A receiver that lags behind gets
 /// `RecvError::Lagged` and must re-read what it shows; nothing blocks a delivery.
 #[derive(Clone)]
-pub struct ChangeBus(broadcast::Sender<Change>);
+pub struct ChangeBus {
+    sender: broadcast::Sender<Change>,
+    /// Every change counts as activity (see `memory.rs`).
+    activity: memory::Activity,
+}
 
 impl ChangeBus {
     fn new() -> ChangeBus {
-        ChangeBus(broadcast::channel(4096).0)
+        ChangeBus {
+            sender: broadcast::channel(4096).0,
+            activity: Default::default(),
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.0.subscribe()
+        self.sender.subscribe()
     }
 
     /// How many listeners are subscribed now (IMAP sessions in a mailbox, open webmail pages).
     pub fn listeners(&self) -> usize {
-        self.0.receiver_count()
+        self.sender.receiver_count()
     }
 
     fn announce(&self, change: Change) {
+        self.activity.touch();
         // No receiver is not an error: nobody is watching.
-        let _ = self.0.send(change);
+        let _ = self.sender.send(change);
     }
 }
 
