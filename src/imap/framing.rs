@@ -28,6 +28,52 @@ pub(super) const MAX_PRE_AUTH_NON_SYNC: u64 = 4096;
 /// small literals could make an anonymous peer hold `max_message_size`.
 pub(super) const MAX_PRE_AUTH_COMMAND: u64 = 128 * 1024;
 pub(super) const READ_BUF: usize = 8 * 1024;
+/// Room for a read while no command is under way: most whole commands, and IDLE's `DONE`.
+const SMALL_READ: usize = 256;
+
+/// Where reads land. The [`READ_BUF`] buffer exists only while a command is being read: a
+/// session waiting for its next command (most sessions, most of the time, and every one in
+/// IDLE) holds only the small buffer inside itself, nothing on the heap. A longer command
+/// simply arrives over several reads.
+pub(super) struct ReadBuf {
+    small: [u8; SMALL_READ],
+    big: Vec<u8>,
+    last_big: bool,
+}
+
+impl ReadBuf {
+    pub(super) fn new() -> ReadBuf {
+        ReadBuf {
+            small: [0; SMALL_READ],
+            big: Vec::new(),
+            last_big: false,
+        }
+    }
+
+    /// Room for the next read; `waiting`: no command is under way, so the big buffer goes.
+    pub(super) fn room(&mut self, waiting: bool) -> &mut [u8] {
+        self.last_big = !waiting;
+        if waiting {
+            self.big = Vec::new();
+            &mut self.small
+        } else {
+            if self.big.is_empty() {
+                self.big = vec![0; READ_BUF];
+            }
+            &mut self.big
+        }
+    }
+
+    /// The `n` bytes the last read put into [`ReadBuf::room`].
+    pub(super) fn filled(&self, n: usize) -> &[u8] {
+        let room: &[u8] = if self.last_big {
+            &self.big
+        } else {
+            &self.small
+        };
+        room.get(..n).unwrap_or_default()
+    }
+}
 /// What a session signed in with an app password is told when that app password is revoked.
 pub(super) const REVOKED_BYE: &str = "BYE the app password of this session was revoked";
 
@@ -50,6 +96,18 @@ pub(super) enum Input {
 }
 
 impl<T: Transport> Session<T> {
+    /// Whether no command is under way (nothing of one read yet); if so, the fragmentizer is
+    /// replaced by a fresh one, which lets go of the room the last command took (an APPEND's
+    /// literal would otherwise stay allocated for the rest of the session).
+    pub(super) fn waiting_for_command(&mut self) -> bool {
+        let waiting =
+            self.frag.message_bytes().is_empty() && !self.in_literal && self.discarding.is_none();
+        if waiting {
+            self.frag = imap_codec::fragmentizer::Fragmentizer::new(fragment_limit(&self.imap));
+        }
+        waiting
+    }
+
     pub(super) fn literal_limit(&self) -> u64 {
         if self.account.is_some() {
             self.imap.max_message_size
@@ -159,8 +217,10 @@ impl<T: Transport> Session<T> {
                         self.too_long = false;
                         self.discarding = Some((tag, limit));
                     }
+                    let waiting = self.waiting_for_command();
+                    let room = self.rbuf.room(waiting);
                     let n = tokio::select! {
-                        read = self.io.read(&mut self.buf) => read?,
+                        read = self.io.read(room) => read?,
                         _ = self.shutdown.wait() => {
                             self.out.untagged("BYE server shutting down");
                             self.flush().await?;
@@ -175,7 +235,7 @@ impl<T: Transport> Session<T> {
                     if n == 0 {
                         return Ok(Input::Closed);
                     }
-                    let data = self.buf.get(..n).unwrap_or_default();
+                    let data = self.rbuf.filled(n);
                     match &self.discarding {
                         None => self.frag.enqueue_bytes(data),
                         Some((tag, limit)) => {

@@ -27,7 +27,7 @@ use tokio::sync::broadcast;
 
 use super::compress::Stream;
 use super::extended::{self, Extended, ListCommand, SearchReturn, Substituted};
-use super::framing::{Input, READ_BUF, TooLong, fragment_limit};
+use super::framing::{Input, ReadBuf, TooLong, fragment_limit};
 use super::mailbox::recent_is_not_rev2;
 use super::response::{Out, Status};
 use super::selected::Selected;
@@ -125,7 +125,8 @@ pub struct Session<T> {
     pub(super) discarding: Option<(Option<String>, TooLong)>,
     /// The message just read had a line over [`MAX_LINE`] (it arrived whole in one read).
     pub(super) too_long: bool,
-    pub(super) buf: Box<[u8]>,
+    /// Where reads land (see `ReadBuf`).
+    pub(super) rbuf: ReadBuf,
     pub(super) out: Out,
     pub(super) account: Option<Account>,
     /// Fires when the app password the session signed in with is revoked: the session ends.
@@ -164,7 +165,7 @@ impl<T: Transport> Session<T> {
             in_literal: false,
             discarding: None,
             too_long: false,
-            buf: vec![0u8; READ_BUF].into_boxed_slice(),
+            rbuf: ReadBuf::new(),
             out: Out::new(),
             account: None,
             revoked: Revoked::never(),

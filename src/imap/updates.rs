@@ -42,14 +42,16 @@ impl<T: Transport> Session<T> {
                     "line too long in IDLE",
                 )));
             }
+            let waiting = self.waiting_for_command();
+            let room = self.rbuf.room(waiting);
             let changes = &mut self.changes;
             tokio::select! {
-                read = self.io.read(&mut self.buf) => {
+                read = self.io.read(room) => {
                     let n = read?;
                     if n == 0 {
                         return Err(CmdError::Io(io::ErrorKind::UnexpectedEof.into()));
                     }
-                    self.frag.enqueue_bytes(self.buf.get(..n).unwrap_or_default());
+                    self.frag.enqueue_bytes(self.rbuf.filled(n));
                 }
                 change = recv(changes) => {
                     let relevant = match change {
