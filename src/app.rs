@@ -442,11 +442,13 @@ pub const QUIET: Duration = Duration::from_secs(15);
 
 /// Gives memory back (`Store::release_memory`) once after each busy spell, when nothing was
 /// written for [`QUIET`]: an idle server should weigh what a small VPS can spare, and a busy
-/// one keeps its caches.
+/// one keeps its caches. Looked at every few seconds, so the release comes within a few
+/// seconds of the quiet spell's end, not a whole period later.
 async fn release_when_quiet(store: Store, shutdown: Shutdown) {
-    let mut tick = tokio::time::interval(QUIET);
+    let mut tick = tokio::time::interval(QUIET / 5);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen = store.activity();
+    let mut since = tokio::time::Instant::now();
     let mut released = None;
     loop {
         tokio::select! {
@@ -454,13 +456,15 @@ async fn release_when_quiet(store: Store, shutdown: Shutdown) {
             _ = shutdown.wait() => return,
         }
         let now = store.activity();
-        if now == seen && released != Some(now) {
+        if now != seen {
+            seen = now;
+            since = tokio::time::Instant::now();
+        } else if since.elapsed() >= QUIET && released != Some(now) {
             match store.release_memory().await {
                 Ok(()) => released = Some(now),
                 Err(e) => tracing::debug!("cannot release the store's memory: {e}"),
             }
         }
-        seen = now;
     }
 }
 

@@ -427,18 +427,27 @@ impl Listener {
                             tracing::debug!("connected");
                             // A TLS handshake does not read through `Stream`: an eviction
                             // ends it here, at once.
+                            // Boxed, the handshake's state is freed once it is done, and the
+                            // grace timer exists only after an eviction: what stays for a
+                            // session's whole life here is small (a thousand idle IMAP
+                            // sessions each hold it).
                             let established = tokio::select! {
-                                r = conn.establish() => r,
+                                r = Box::pin(conn.establish()) => r,
                                 () = eviction.wait() => Ok(None),
                             };
                             match established {
-                                Ok(Some(conn)) => tokio::select! {
-                                    () = handler(conn) => {}
-                                    () = async {
-                                        eviction.wait().await;
-                                        tokio::time::sleep(EVICTION_GRACE).await;
-                                    } => tracing::debug!("evicted session did not end in time"),
-                                },
+                                Ok(Some(conn)) => {
+                                    let mut session = handler(conn);
+                                    tokio::select! {
+                                        () = &mut session => {}
+                                        () = eviction.wait() => {
+                                            let grace = tokio::time::timeout(EVICTION_GRACE, session);
+                                            if Box::pin(grace).await.is_err() {
+                                                tracing::debug!("evicted session did not end in time");
+                                            }
+                                        }
+                                    }
+                                }
                                 Ok(None) => {}
                                 Err(e) => tracing::debug!("connection setup failed: {e}"),
                             }

@@ -179,7 +179,7 @@ pub fn session(input: &[u8]) -> Vec<u8> {
         let (client, server) = tokio::io::duplex(64 * 1024);
         let (_stop, shutdown) = crate::shutdown::channel();
         let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-        let mut session = Session::new(imap, Pipe(server), ip, shutdown);
+        let mut session = Box::new(Session::new(imap, Pipe(server), ip, shutdown));
         session.account = Some(account);
         let (mut from_server, mut to_server) = tokio::io::split(client);
         let send = async {

@@ -90,12 +90,13 @@ pub struct Imap {
 /// The listener handler for `imap` and `imaps`.
 pub fn handler(imap: Arc<Imap>) -> Handler {
     Arc::new(move |conn: Connection| {
-        let imap = imap.clone();
-        Box::pin(async move {
-            let ip = conn.peer.ip();
-            let shutdown = conn.shutdown.clone();
-            Session::new(imap, conn, ip, shutdown).run().await;
-        })
+        // The session is made here and boxed, and its `run` future is the connection's whole
+        // task: no outer future keeps a second copy of the connection (an async block's
+        // captures stay in it), and a thousand idle sessions each hold only the session, its
+        // small `run` state and, in IDLE, IDLE's.
+        let ip = conn.peer.ip();
+        let shutdown = conn.shutdown.clone();
+        Box::pin(Box::new(Session::new(imap.clone(), conn, ip, shutdown)).run())
     })
 }
 

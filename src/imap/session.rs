@@ -108,6 +108,13 @@ enum Decoded {
     CancelUpdate(String, Vec<String>),
 }
 
+/// Whether the session goes on after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Go {
+    Next,
+    End,
+}
+
 pub struct Session<T> {
     pub(super) imap: Arc<Imap>,
     /// The connection, compressed once COMPRESS DEFLATE succeeded (`compress.rs`).
@@ -183,7 +190,7 @@ impl<T: Transport> Session<T> {
     }
 
     /// Runs the session to its end.
-    pub async fn run(mut self) {
+    pub async fn run(mut self: Box<Self>) {
         self.io.set_idle_timeout(IDLE_TIMEOUT);
         let caps = pre_auth_capabilities(&self.imap, self.io.is_tls(), self.io.can_starttls());
         self.out
@@ -192,12 +199,13 @@ impl<T: Transport> Session<T> {
             return;
         }
         loop {
-            match self.next_message().await {
+            match Box::pin(self.next_message()).await {
                 // A command that arrived with the revocation is not run (IDLE and the read
                 // above end the session on their own when it comes while they wait).
                 Ok(Input::Message) if self.revoked.is_set() => {
                     self.out.untagged(super::framing::REVOKED_BYE);
-                    let _ = tokio::time::timeout(Duration::from_secs(2), self.flush()).await;
+                    let _ =
+                        Box::pin(tokio::time::timeout(Duration::from_secs(2), self.flush())).await;
                     break;
                 }
                 Ok(Input::Message) => {}
@@ -205,185 +213,234 @@ impl<T: Transport> Session<T> {
                 Err(e) => {
                     if e.kind() == io::ErrorKind::TimedOut {
                         self.out.untagged("BYE idle timeout");
-                        let _ = tokio::time::timeout(Duration::from_secs(2), self.flush()).await;
+                        let _ =
+                            Box::pin(tokio::time::timeout(Duration::from_secs(2), self.flush()))
+                                .await;
                     }
                     tracing::debug!("imap read ended: {e}");
                     break;
                 }
             }
-            if std::mem::take(&mut self.too_long) {
-                let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
-                self.refuse_long_line(tag, TooLong::Line);
-                if self.flush().await.is_err() {
+            // IDLE, the command a thousand sessions may sit in, runs here in the session's
+            // own future (small); every other command in a boxed one (see `command`).
+            if let Some(tag) = self.idle_command() {
+                let result = self.idle().await;
+                if Box::pin(self.finish(&tag, true, false, result))
+                    .await
+                    .is_err()
+                    || self.flush().await.is_err()
+                {
                     break;
                 }
                 continue;
             }
-            // The extensions imap-codec cannot parse are recognised first (`extended.rs`);
-            // a poisoned or truncated message is left to the fragmentizer's own errors.
-            let whole =
-                !(self.frag.is_message_poisoned() || self.frag.is_max_message_size_exceeded());
-            if whole && let Some(tag) = unauthenticate_tag(self.frag.message_bytes()) {
-                let result = self.unauthenticate(&tag).await;
-                if self.flush().await.is_err() || result.is_err() {
-                    break;
-                }
-                continue;
-            }
-            // `$` (SEARCHRES) is replaced by the saved result's set before anything else reads
-            // the command; only in the selected state, where the saved result exists.
-            let saved = if whole && self.selected.is_some() {
-                extended::substitute_saved(self.frag.message_bytes(), || self.saved_sets())
-            } else {
-                Substituted::Unchanged
-            };
-            let rewritten = match saved {
-                Substituted::Unchanged => None,
-                Substituted::Rewritten(bytes) => Some(bytes),
-                Substituted::TooMany { tag } => {
-                    let reply = Ok(Reply::no(format!(
-                        "[LIMIT] at most {} $ in one command",
-                        extended::MAX_SAVED_REFS
-                    )));
-                    if self.finish(&tag, false, false, reply).await.is_err()
-                        || self.flush().await.is_err()
-                    {
-                        break;
-                    }
-                    continue;
-                }
-                Substituted::Empty {
-                    tag,
-                    command,
-                    uid,
-                    probe,
-                } => {
-                    let allow_expunge = uid || !matches!(command.as_str(), "FETCH" | "STORE");
-                    let reply = self.empty_saved_set(&command, &probe).await;
-                    if self
-                        .finish(&tag, allow_expunge, false, reply)
-                        .await
-                        .is_err()
-                        || self.flush().await.is_err()
-                        || self.logout
-                    {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            let ext = if whole {
-                extended::recognise(rewritten.as_deref().unwrap_or(self.frag.message_bytes()))
-            } else {
-                Extended::Plain
-            };
-            // MULTIAPPEND and CREATE with USE, taken apart in `forms.rs`; their plain forms
-            // stay imap-codec's. A one-message APPEND with UTF8 (RFC 6855) is rewritten first.
-            // (Neither has a sequence set, so a command `$` was replaced in is neither.)
-            let form = (matches!(ext, Extended::Plain) && rewritten.is_none())
-                .then(|| super::forms::recognise(self.frag.message_bytes()))
-                .flatten();
-            let utf8_append = match ext {
-                Extended::Plain if form.is_none() && rewritten.is_none() => {
-                    append_utf8(self.frag.message_bytes())
-                }
-                _ => None,
-            };
-            let decoded = match ext {
-                Extended::Plain if form.is_some() => match form {
-                    Some(Ok(form)) => Ok(Decoded::Form(form)),
-                    Some(Err((tag, text))) => Err(Some((Some(tag), text))),
-                    None => Err(None),
-                },
-                Extended::Plain if utf8_append.is_some() => {
-                    self.decode_append_utf8(utf8_append.unwrap_or_default())
-                }
-                Extended::Plain => match &rewritten {
-                    Some(bytes) => match CommandCodec::default().decode(bytes) {
-                        Ok((&[], command)) => Ok(Decoded::Codec(command.into_static(), None)),
-                        _ => Err(describe_rewritten(bytes)),
-                    },
-                    None => match self.frag.decode_message(&CommandCodec::default()) {
-                        Ok(command) => Ok(Decoded::Codec(command.into_static(), None)),
-                        Err(e) => Err(describe_decode_error(&e, self.frag.message_bytes())),
-                    },
-                },
-                Extended::Search {
-                    tag: _,
-                    options,
-                    command,
-                } => match CommandCodec::default().decode(&command) {
-                    Ok((rest, decoded))
-                        if rest.is_empty()
-                            && matches!(
-                                decoded.body,
-                                CommandBody::Search { .. } | CommandBody::Sort { .. }
-                            ) =>
-                    {
-                        Ok(Decoded::Codec(decoded.into_static(), Some(options)))
-                    }
-                    _ => {
-                        // RFC 5182 §2.1: a failed SEARCH with SAVE empties the saved result.
-                        if options.save {
-                            self.clear_saved();
-                        }
-                        Err(describe_rewritten(&command))
-                    }
-                },
-                Extended::List { tag, list } => Ok(Decoded::List(tag, list)),
-                Extended::CancelUpdate { tag, tags } => Ok(Decoded::CancelUpdate(tag, tags)),
-                Extended::Bad { tag, text } => Err(Some((Some(tag), text))),
-            };
-            let result = match decoded {
-                Ok(Decoded::Codec(command, esearch)) => {
-                    // IMAP4rev2 answers every SEARCH with ESEARCH; without RETURN options it
-                    // is RETURN (ALL) (RFC 9051 §6.4.4).
-                    let esearch = esearch.or_else(|| {
-                        (self.rev2 && matches!(command.body, CommandBody::Search { .. })).then(
-                            || SearchReturn {
-                                all: true,
-                                ..SearchReturn::default()
-                            },
-                        )
-                    });
-                    self.esearch = esearch.map(|o| (command.tag.as_ref().to_string(), o));
-                    let result = self.execute(command).await;
-                    self.esearch = None;
-                    result
-                }
-                Ok(Decoded::List(tag, list)) => self.execute_list(tag, list).await,
-                Ok(Decoded::CancelUpdate(tag, tags)) => {
-                    let reply = self.cancel_update(&tags);
-                    self.finish(&tag, true, false, Ok(reply)).await
-                }
-                Ok(Decoded::Form(form)) => {
-                    let tag = form.tag().to_string();
-                    let result = self.execute_form(form).await;
-                    self.finish(&tag, true, false, result).await
-                }
-                Err(None) => Ok(()),
-                Err(Some((tag, text))) => {
-                    match tag {
-                        Some(tag) => self.out.tagged(&tag, Status::Bad, &text),
-                        None => self.out.untagged(&format!("BAD {text}")),
-                    };
-                    self.bad_in_row += 1;
-                    Ok(())
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!("imap session ended: {e}");
-                break;
-            }
-            if self.bad_in_row >= MAX_BAD_IN_ROW {
-                self.out.untagged("BYE too many invalid commands");
-                self.logout = true;
-            }
-            if self.flush().await.is_err() || self.logout {
+            if Box::pin(self.command()).await == Go::End {
                 break;
             }
         }
         let _ = self.io.shutdown().await;
+    }
+
+    /// The tag of the message just read if it is a plain `tag IDLE` of a signed-in session
+    /// (anything else, IDLE with errors included, takes the general path).
+    fn idle_command(&self) -> Option<String> {
+        if self.account.is_none()
+            || self.too_long
+            || self.frag.is_message_poisoned()
+            || self.frag.is_max_message_size_exceeded()
+        {
+            return None;
+        }
+        let line = self.frag.message_bytes();
+        let line = line
+            .strip_suffix(b"\r\n")
+            .or_else(|| line.strip_suffix(b"\n"))?;
+        let (tag, word) = line.split_at(line.iter().position(|&b| b == b' ')?);
+        let tag = std::str::from_utf8(tag).ok()?;
+        let valid_tag = !tag.is_empty()
+            && tag.bytes().all(|b| {
+                b.is_ascii_graphic()
+                    && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
+            });
+        (valid_tag && word.eq_ignore_ascii_case(b" IDLE")).then(|| tag.to_string())
+    }
+
+    /// Runs the command just read (every command but a plain IDLE), and says whether the
+    /// session goes on. Called boxed, so its state (the decoded command, the forms
+    /// recognised) exists only while a command runs.
+    async fn command(&mut self) -> Go {
+        if std::mem::take(&mut self.too_long) {
+            let tag = self.frag.decode_tag().map(|t| t.as_ref().to_string());
+            self.refuse_long_line(tag, TooLong::Line);
+            if self.flush().await.is_err() {
+                return Go::End;
+            }
+            return Go::Next;
+        }
+        // The extensions imap-codec cannot parse are recognised first (`extended.rs`);
+        // a poisoned or truncated message is left to the fragmentizer's own errors.
+        let whole = !(self.frag.is_message_poisoned() || self.frag.is_max_message_size_exceeded());
+        if whole && let Some(tag) = unauthenticate_tag(self.frag.message_bytes()) {
+            let result = Box::pin(self.unauthenticate(&tag)).await;
+            if self.flush().await.is_err() || result.is_err() {
+                return Go::End;
+            }
+            return Go::Next;
+        }
+        // `$` (SEARCHRES) is replaced by the saved result's set before anything else reads
+        // the command; only in the selected state, where the saved result exists.
+        let saved = if whole && self.selected.is_some() {
+            extended::substitute_saved(self.frag.message_bytes(), || self.saved_sets())
+        } else {
+            Substituted::Unchanged
+        };
+        let rewritten = match saved {
+            Substituted::Unchanged => None,
+            Substituted::Rewritten(bytes) => Some(bytes),
+            Substituted::TooMany { tag } => {
+                let reply = Ok(Reply::no(format!(
+                    "[LIMIT] at most {} $ in one command",
+                    extended::MAX_SAVED_REFS
+                )));
+                if Box::pin(self.finish(&tag, false, false, reply))
+                    .await
+                    .is_err()
+                    || self.flush().await.is_err()
+                {
+                    return Go::End;
+                }
+                return Go::Next;
+            }
+            Substituted::Empty {
+                tag,
+                command,
+                uid,
+                probe,
+            } => {
+                let allow_expunge = uid || !matches!(command.as_str(), "FETCH" | "STORE");
+                let reply = Box::pin(self.empty_saved_set(&command, &probe)).await;
+                if Box::pin(self.finish(&tag, allow_expunge, false, reply))
+                    .await
+                    .is_err()
+                    || self.flush().await.is_err()
+                    || self.logout
+                {
+                    return Go::End;
+                }
+                return Go::Next;
+            }
+        };
+        let ext = if whole {
+            extended::recognise(rewritten.as_deref().unwrap_or(self.frag.message_bytes()))
+        } else {
+            Extended::Plain
+        };
+        // MULTIAPPEND and CREATE with USE, taken apart in `forms.rs`; their plain forms
+        // stay imap-codec's. A one-message APPEND with UTF8 (RFC 6855) is rewritten first.
+        // (Neither has a sequence set, so a command `$` was replaced in is neither.)
+        let form = (matches!(ext, Extended::Plain) && rewritten.is_none())
+            .then(|| super::forms::recognise(self.frag.message_bytes()))
+            .flatten();
+        let utf8_append = match ext {
+            Extended::Plain if form.is_none() && rewritten.is_none() => {
+                append_utf8(self.frag.message_bytes())
+            }
+            _ => None,
+        };
+        let decoded = match ext {
+            Extended::Plain if form.is_some() => match form {
+                Some(Ok(form)) => Ok(Decoded::Form(form)),
+                Some(Err((tag, text))) => Err(Some((Some(tag), text))),
+                None => Err(None),
+            },
+            Extended::Plain if utf8_append.is_some() => {
+                self.decode_append_utf8(utf8_append.unwrap_or_default())
+            }
+            Extended::Plain => match &rewritten {
+                Some(bytes) => match CommandCodec::default().decode(bytes) {
+                    Ok((&[], command)) => Ok(Decoded::Codec(command.into_static(), None)),
+                    _ => Err(describe_rewritten(bytes)),
+                },
+                None => match self.frag.decode_message(&CommandCodec::default()) {
+                    Ok(command) => Ok(Decoded::Codec(command.into_static(), None)),
+                    Err(e) => Err(describe_decode_error(&e, self.frag.message_bytes())),
+                },
+            },
+            Extended::Search {
+                tag: _,
+                options,
+                command,
+            } => match CommandCodec::default().decode(&command) {
+                Ok((rest, decoded))
+                    if rest.is_empty()
+                        && matches!(
+                            decoded.body,
+                            CommandBody::Search { .. } | CommandBody::Sort { .. }
+                        ) =>
+                {
+                    Ok(Decoded::Codec(decoded.into_static(), Some(options)))
+                }
+                _ => {
+                    // RFC 5182 §2.1: a failed SEARCH with SAVE empties the saved result.
+                    if options.save {
+                        self.clear_saved();
+                    }
+                    Err(describe_rewritten(&command))
+                }
+            },
+            Extended::List { tag, list } => Ok(Decoded::List(tag, list)),
+            Extended::CancelUpdate { tag, tags } => Ok(Decoded::CancelUpdate(tag, tags)),
+            Extended::Bad { tag, text } => Err(Some((Some(tag), text))),
+        };
+        let result = match decoded {
+            Ok(Decoded::Codec(command, esearch)) => {
+                // IMAP4rev2 answers every SEARCH with ESEARCH; without RETURN options it
+                // is RETURN (ALL) (RFC 9051 §6.4.4).
+                let esearch = esearch.or_else(|| {
+                    (self.rev2 && matches!(command.body, CommandBody::Search { .. })).then(|| {
+                        SearchReturn {
+                            all: true,
+                            ..SearchReturn::default()
+                        }
+                    })
+                });
+                self.esearch = esearch.map(|o| (command.tag.as_ref().to_string(), o));
+                let result = Box::pin(self.execute(command)).await;
+                self.esearch = None;
+                result
+            }
+            Ok(Decoded::List(tag, list)) => Box::pin(self.execute_list(tag, list)).await,
+            Ok(Decoded::CancelUpdate(tag, tags)) => {
+                let reply = self.cancel_update(&tags);
+                Box::pin(self.finish(&tag, true, false, Ok(reply))).await
+            }
+            Ok(Decoded::Form(form)) => {
+                let tag = form.tag().to_string();
+                let result = Box::pin(self.execute_form(form)).await;
+                Box::pin(self.finish(&tag, true, false, result)).await
+            }
+            Err(None) => Ok(()),
+            Err(Some((tag, text))) => {
+                match tag {
+                    Some(tag) => self.out.tagged(&tag, Status::Bad, &text),
+                    None => self.out.untagged(&format!("BAD {text}")),
+                };
+                self.bad_in_row += 1;
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!("imap session ended: {e}");
+            return Go::End;
+        }
+        if self.bad_in_row >= MAX_BAD_IN_ROW {
+            self.out.untagged("BYE too many invalid commands");
+            self.logout = true;
+        }
+        if self.flush().await.is_err() || self.logout {
+            return Go::End;
+        }
+        Go::Next
     }
 
     pub(super) async fn flush(&mut self) -> io::Result<()> {
@@ -472,23 +529,29 @@ impl<T: Transport> Session<T> {
                 | CommandBody::Thread { uid: false, .. }
         );
         if let CommandBody::StartTLS = command.body {
-            return self.starttls(&tag).await;
+            return Box::pin(self.starttls(&tag)).await;
         }
         if let CommandBody::Compress { .. } = command.body {
-            return self.compress(&tag).await;
+            return Box::pin(self.compress(&tag)).await;
         }
         let selecting = matches!(
             command.body,
             CommandBody::Select { .. } | CommandBody::Examine { .. }
         );
         let condstore_before = self.condstore;
-        let result = self.dispatch(command.body).await;
+        // Every command's future but IDLE's is boxed: a session's own future is then only as
+        // large as reading a command or idling needs, which is what a thousand idle sessions
+        // each hold (the largest command's state, a few KiB, would otherwise be in every one).
+        let result = match command.body {
+            CommandBody::Idle => self.idle().await,
+            body => Box::pin(self.dispatch(body)).await,
+        };
         // RFC 7162 §3.1: the first CONDSTORE enabling command (FETCH MODSEQ, CHANGEDSINCE,
         // SEARCH MODSEQ, STORE UNCHANGEDSINCE, STATUS HIGHESTMODSEQ, ENABLE) in the selected
         // state is answered with the mailbox's HIGHESTMODSEQ before its tagged reply. SELECT
         // and EXAMINE always report it themselves.
         let announce = !condstore_before && self.condstore && !selecting;
-        self.finish(&tag, allow_expunge, announce, result).await
+        Box::pin(self.finish(&tag, allow_expunge, announce, result)).await
     }
 
     /// After a command: reports what changed meanwhile, then the tagged reply.

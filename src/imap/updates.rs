@@ -23,7 +23,7 @@ impl<T: Transport> Session<T> {
     pub(super) async fn idle(&mut self) -> CmdResult {
         self.out.text("+ idling").crlf();
         self.dirty = true;
-        if let Err(e) = self.sync(true).await {
+        if let Err(e) = Box::pin(self.sync(true)).await {
             tracing::error!("imap: reading mailbox changes failed: {e}");
         }
         self.flush().await?;
@@ -61,7 +61,7 @@ impl<T: Transport> Session<T> {
                     };
                     if relevant {
                         self.dirty = true;
-                        if let Err(e) = self.sync(true).await {
+                        if let Err(e) = Box::pin(self.sync(true)).await {
                             tracing::error!("imap: reading mailbox changes failed: {e}");
                         }
                         self.flush().await?;
