@@ -27,10 +27,11 @@ pub struct Card {
     pub note: String,
 }
 
-/// What a file held: the usable cards, and one message per card (or line) that was not.
+/// What a file held: the usable cards (each with its number in the file, from 1), and one
+/// message per card (or line) that was not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Parsed {
-    pub cards: Vec<Card>,
+    pub cards: Vec<(usize, Card)>,
     pub errors: Vec<String>,
 }
 
@@ -253,7 +254,7 @@ fn finish(mut o: Open, number: usize, parsed: &mut Parsed) {
         o.problem = Some("it has no e-mail address".into());
     }
     match o.problem {
-        None => parsed.cards.push(o.card),
+        None => parsed.cards.push((number, o.card)),
         Some(why) => {
             let name: String = o.card.name.chars().take(80).collect();
             parsed.errors.push(if name.is_empty() {
@@ -326,13 +327,13 @@ mod tests {
         let p = parse(file);
         assert_eq!(p.errors, Vec::<String>::new());
         assert_eq!(p.cards.len(), 2);
-        let a = &p.cards[0];
+        let a = &p.cards[0].1;
         assert_eq!(a.name, "Ann Lee, PhD");
         assert_eq!(a.emails, vec!["ann@example.org", "ann.lee@work.example"]);
         assert_eq!(a.phones, vec!["+1 555 0100"]);
         assert_eq!(a.org, "Acme; Co, Sales");
         assert_eq!(a.note, "first\nsecond\\ end");
-        let b = &p.cards[1];
+        let b = &p.cards[1].1;
         assert_eq!(b.name, "Dr. Bo Smith");
         assert_eq!(b.emails, vec!["bo@example.net"]);
         assert_eq!(b.phones, vec!["+44-20"]);
@@ -346,7 +347,8 @@ mod tests {
                     BEGIN:VCARD\nFN:Open\nEMAIL:o@example.org\n";
         let p = parse(file);
         assert_eq!(p.cards.len(), 1);
-        assert_eq!(p.cards[0].name, "Ok");
+        assert_eq!(p.cards[0].1.name, "Ok");
+        assert_eq!(p.cards[0].0, 2);
         assert_eq!(p.errors.len(), 5, "{:?}", p.errors);
         assert!(p.errors[0].starts_with("Card 1 (No Mail): it has no e-mail"));
         assert!(p.errors[1].starts_with("Line 4"));
@@ -383,8 +385,8 @@ mod tests {
         assert!(text.lines().all(|l| l.len() <= 76), "{text}");
         let back = parse(&text);
         assert_eq!(back.errors, Vec::<String>::new());
-        assert_eq!(back.cards[0], cards[0]);
-        assert_eq!(back.cards[1].emails, cards[1].emails);
+        assert_eq!(back.cards[0].1, cards[0]);
+        assert_eq!(back.cards[1].1.emails, cards[1].emails);
     }
 
     #[test]

@@ -203,9 +203,9 @@ impl Store {
         let rows: Vec<Row> = sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
-            " FROM contacts WHERE account_id = ?
+            " FROM contacts WHERE account_id = ?1
              AND (name LIKE ?2 ESCAPE '\\' OR emails LIKE ?2 ESCAPE '\\' OR org LIKE ?2 ESCAPE '\\')
-             ORDER BY CASE name WHEN '' THEN emails ELSE name END COLLATE NOCASE, id LIMIT ?"
+             ORDER BY CASE name WHEN '' THEN emails ELSE name END COLLATE NOCASE, id LIMIT ?3"
         ))
         .bind(account_id)
         .bind(&pattern)
@@ -306,10 +306,10 @@ impl Store {
         let line = format!("%\n{}%", like_escaped(&prefix));
         // A few more rows than asked for: a contact matched by name brings all its addresses.
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT name, emails FROM contacts WHERE account_id = ?
+            "SELECT name, emails FROM contacts WHERE account_id = ?1
              AND (name LIKE ?2 ESCAPE '\\' OR name LIKE ?3 ESCAPE '\\'
                   OR emails LIKE ?2 ESCAPE '\\' OR emails LIKE ?4 ESCAPE '\\')
-             ORDER BY collected, name = '', name COLLATE NOCASE, id LIMIT ?",
+             ORDER BY collected, name = '', name COLLATE NOCASE, id LIMIT ?5",
         )
         .bind(account_id)
         .bind(&start)
