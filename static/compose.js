@@ -157,8 +157,9 @@
   var started = false;
   var initial = mode.value;
   if (initial === "") {
-    var pref = "rich";
-    try { pref = window.localStorage.getItem(PREF) || "rich"; } catch (e) { /* private mode */ }
+    // A new message: the mode chosen last time (plain text until rich text is chosen once).
+    var pref = "plain";
+    try { pref = window.localStorage.getItem(PREF) || "plain"; } catch (e) { /* private mode */ }
     initial = pref;
   }
   mode.value = "plain";

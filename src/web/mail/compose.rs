@@ -232,8 +232,9 @@ pub async fn form(
         })
         .await?;
     }
-    // A new message: the editor's mode is the browser's choice (compose.js remembers it; an
-    // empty mode is plain text without JavaScript). A reply's quote is a <blockquote> there.
+    // A new message: the editor's mode is the browser's choice (compose.js remembers the last
+    // one; an empty mode is plain text without JavaScript). In rich mode a reply's quote is a
+    // <blockquote> (text_to_html).
     page.mode = String::new();
     page.body_html = text_to_html(&page.body);
     Ok(page)
