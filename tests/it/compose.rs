@@ -597,3 +597,67 @@ async fn contacts_suggest_import_export_and_stay_private() {
     assert!(store.all_contacts(carol_id).await.unwrap().is_empty());
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn contacts_go_with_an_account_export_and_come_back_with_its_import() {
+    let server = server().await;
+    let store = server.running.store.clone();
+    let bob = store
+        .account_by_address("bob@localhost")
+        .await
+        .unwrap()
+        .unwrap();
+    let carol = store
+        .account_by_address("carol@localhost")
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .add_contact(
+            bob.id,
+            &mailroom::store::ContactFields {
+                name: "Ann; Lee".into(),
+                emails: vec!["ann@example.org".into(), "ann2@example.org".into()],
+                phones: vec!["+1 555 0100".into()],
+                org: "Acme".into(),
+                note: "two\nlines".into(),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .collect_contacts(bob.id, &[(String::new(), "zed@example.com".into())])
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bob");
+    let summary = mailroom::mailbox_files::export(&store, "bob@localhost", &out)
+        .await
+        .unwrap();
+    assert_eq!(summary.contacts, 2);
+    let vcf = std::fs::read_to_string(out.join("contacts.vcf")).unwrap();
+    assert!(
+        vcf.contains("FN:Ann\\; Lee") && vcf.contains("NOTE:two\\nlines"),
+        "{vcf}"
+    );
+    let summary =
+        mailroom::mailbox_files::import(&store, "carol@localhost", &out, None, &mut |_| {})
+            .await
+            .unwrap();
+    assert_eq!(summary.contacts, 2, "{summary:?}");
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    let fields = |v: Vec<mailroom::store::Contact>| -> Vec<mailroom::store::ContactFields> {
+        v.into_iter().map(|c| c.fields).collect()
+    };
+    assert_eq!(
+        fields(store.all_contacts(carol.id).await.unwrap()),
+        fields(store.all_contacts(bob.id).await.unwrap())
+    );
+    // A backup holds them: it is a copy of the one database.
+    let backup = dir.path().join("backup.db");
+    mailroom::backup::backup(&store, &backup).await.unwrap();
+    let copy = mailroom::store::Store::open(&backup).await.unwrap();
+    assert_eq!(copy.contact_count(bob.id).await.unwrap(), 2);
+    copy.close().await;
+    server.running.shutdown().await;
+}
