@@ -74,6 +74,15 @@ async fn drafts_reopen_are_replaced_and_leave_drafts_when_sent() {
         .uid;
     let (mut bob, csrf) = signed_in(&server, "bob@localhost").await;
     let reply_of = format!("{}:{orig}", inbox.id());
+    // The rich editor's version of a reply quotes with <blockquote>.
+    let reply = bob.get(&format!("/mail/compose?reply={reply_of}")).await;
+    assert!(
+        reply
+            .body
+            .contains("&#60;blockquote&#62;&#60;div&#62;Shall we meet?"),
+        "{}",
+        reply.body
+    );
 
     // A reply saved as a draft, with Bcc and an attachment.
     let page = bob
@@ -560,6 +569,9 @@ async fn contacts_suggest_import_export_and_stay_private() {
     assert!(page.body.contains("0 added, 3 updated"), "{}", page.body);
 
     // Edit and delete one's own.
+    let edit = bob.get(&format!("/mail/contacts/{}", ann.id)).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(edit.body.contains("value=\"Ann Lee\"") && edit.body.contains("ann.lee@work.example"));
     let page = bob
         .post(
             &format!("/mail/contacts/{}", ann.id),
