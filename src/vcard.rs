@@ -410,12 +410,15 @@ mod tests {
             "a\"b:c\"",
             "BEGIN:VCARD\nN:;;;;;;;;\nEMAIL:\\\nEND:VCARD",
             "\u{feff}BEGIN:VCARD",
+            "BEGIN:VCARD\nFN:a@b\nEMAIL:A@B\nTEL:\"x\":y\nNOTE:\\n\r\nEND:VCARD",
+            "BEGIN:VCARD\nEMAIL:\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\nEND:VCARD",
         ] {
-            let _ = parse(s);
-            for cut in 0..s.len() {
-                if s.is_char_boundary(cut) {
-                    let _ = parse(&s[..cut]);
-                }
+            for cut in (0..=s.len()).filter(|&c| s.is_char_boundary(c)) {
+                // The fuzz target's property: what is written back reads as the same cards.
+                let cards: Vec<Card> = parse(&s[..cut]).cards.into_iter().map(|(_, c)| c).collect();
+                let again = parse(&write(&cards));
+                assert!(again.errors.is_empty(), "{:?}", again.errors);
+                assert_eq!(again.cards.len(), cards.len());
             }
         }
     }
