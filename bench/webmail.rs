@@ -61,6 +61,8 @@ fn big_html() -> Vec<u8> {
 struct Http {
     s: BufReader<TcpStream>,
     cookie: String,
+    /// The type of request bodies: forms, or the compose form's multipart.
+    content_type: String,
 }
 
 struct Reply {
@@ -77,7 +79,8 @@ impl Http {
         );
         if !body.is_empty() {
             req.push_str(&format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                "Content-Type: {}\r\nContent-Length: {}\r\n",
+                self.content_type,
                 body.len()
             ));
         }
@@ -257,6 +260,7 @@ async fn main() {
     let mut http = Http {
         s: BufReader::new(TcpStream::connect(addr).await.expect("connect")),
         cookie: String::new(),
+        content_type: "application/x-www-form-urlencoded".into(),
     };
     let form = http.request("GET", "/mail/login", "").await;
     let token = field(&String::from_utf8_lossy(&form.body), "login_token");
@@ -333,5 +337,48 @@ async fn main() {
         both,
         page_bytes + body_bytes,
     );
+    autosave_round_trips(&mut http, runs).await;
     running.shutdown().await;
+}
+
+/// The compose page's autosave (issue 24): each save appends the new version of the draft
+/// to Drafts and expunges the one before, and answers JSON with the new reference.
+async fn autosave_round_trips(http: &mut Http, runs: usize) {
+    let form = http.request("GET", "/mail/compose", "").await;
+    let csrf = field(&String::from_utf8_lossy(&form.body), "csrf");
+    let boundary = "bench-boundary-1f3a";
+    http.content_type = format!("multipart/form-data; boundary={boundary}");
+    let text =
+        "A paragraph of a message being written, long enough to be a real draft. ".repeat(20);
+    let mut draft = String::new();
+    let mut times = Vec::with_capacity(runs);
+    let mut bytes = 0;
+    for i in 0..runs {
+        let mut body = String::new();
+        for (k, v) in [
+            ("csrf", csrf.as_str()),
+            ("to", "someone@example.org"),
+            ("subject", "Autosaved"),
+            ("body", &format!("{text} {i}")),
+            ("draft", &draft),
+        ] {
+            body.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+            ));
+        }
+        body.push_str(&format!("--{boundary}--\r\n"));
+        let t = Instant::now();
+        let r = http.request("POST", "/mail/compose/autosave", &body).await;
+        times.push(t.elapsed());
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let json: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+        draft = json["draft"].as_str().expect("draft").to_string();
+        bytes = body.len();
+    }
+    http.content_type = "application/x-www-form-urlencoded".into();
+    report(
+        "compose autosave (save the new draft, expunge the old)",
+        times,
+        bytes,
+    );
 }

@@ -34,6 +34,7 @@
 //! - [`reports`]: DMARC aggregate and TLS reports: received ones parsed and stored, ours
 //!   counted and sent daily.
 //! - [`records`]: the DNS records a domain publishes (MX, SPF, DKIM, DMARC, autoconfig).
+//! - [`vcard`]: vCard files read and written, for the webmail's address book.
 //! - [`web`]: the HTTP router (health, static files; admin and webmail build on it).
 
 pub mod address;
@@ -63,5 +64,6 @@ pub mod store;
 pub mod submission;
 pub mod thread;
 pub mod tls;
+pub mod vcard;
 pub mod web;
 pub mod wire;

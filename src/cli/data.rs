@@ -94,10 +94,11 @@ pub async fn export(path: Option<&Path>, address: &str, dir: &Path) -> anyhow::R
     store.close().await;
     let summary = result?;
     println!(
-        "exported {} messages ({}) from {} mailboxes of {} to {}",
+        "exported {} messages ({}) from {} mailboxes and {} contacts of {} to {}",
         summary.messages,
         config::format_size(summary.bytes),
         summary.mailboxes,
+        summary.contacts,
         address.trim(),
         dir.display()
     );
@@ -142,6 +143,9 @@ async fn import_into(
     );
     if !summary.created.is_empty() {
         println!("created mailboxes: {}", summary.created.join(", "));
+    }
+    if summary.contacts > 0 {
+        println!("imported {} contacts", summary.contacts);
     }
     for failed in &summary.failed {
         eprintln!("cannot read {failed}");

@@ -21,7 +21,8 @@
 //!
 //! Export writes one mbox file per mailbox (see [`mbox`]) under a directory: `INBOX.mbox`,
 //! `Work/2026.mbox`, … Each file is written as `NAME.mbox.partial` and renamed when complete,
-//! and an existing file is never overwritten.
+//! and an existing file is never overwritten. The account's address book goes along as
+//! `contacts.vcf` (vCard 3.0, [`crate::vcard`]), and an import of a directory reads it back.
 
 pub mod maildir;
 pub mod mbox;
@@ -64,8 +65,13 @@ pub struct Progress<'a> {
     pub skipped: u64,
 }
 
+/// The address book's file in an export directory.
+pub const CONTACTS_FILE: &str = "contacts.vcf";
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportSummary {
+    /// Contacts added or updated from `contacts.vcf`.
+    pub contacts: u64,
     pub imported: u64,
     /// Already there (same Message-ID, date and size).
     pub skipped: u64,
@@ -78,6 +84,8 @@ pub struct ImportSummary {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExportSummary {
+    /// Contacts written to `contacts.vcf`.
+    pub contacts: u64,
     pub mailboxes: u64,
     pub messages: u64,
     pub bytes: u64,
@@ -114,7 +122,55 @@ pub async fn import(
     for (mailbox, source) in plan {
         importer.source(&mailbox, source).await?;
     }
+    let contacts = path.join(CONTACTS_FILE);
+    if path.is_dir() && contacts.is_file() {
+        import_contacts(store, account.id, &contacts, &mut summary).await?;
+    }
     Ok(summary)
+}
+
+/// Reads an exported address book back: the cards that can be used are added (or update the
+/// contact with the same address); the others are counted as failed, with why.
+async fn import_contacts(
+    store: &Store,
+    account_id: i64,
+    path: &Path,
+    summary: &mut ImportSummary,
+) -> Result<(), FilesError> {
+    let size = std::fs::metadata(path).map_err(io_error(path))?.len();
+    if size > crate::vcard::MAX_FILE as u64 {
+        summary.failed.push(format!(
+            "{}: larger than {} bytes",
+            path.display(),
+            crate::vcard::MAX_FILE
+        ));
+        return Ok(());
+    }
+    let bytes = std::fs::read(path).map_err(io_error(path))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let parsed = crate::vcard::parse(&text);
+    for e in parsed.errors {
+        summary.failed.push(format!("{}: {e}", path.display()));
+    }
+    let mut good = Vec::new();
+    for (n, card) in parsed.cards {
+        let fields = crate::store::ContactFields {
+            name: card.name,
+            emails: card.emails,
+            phones: card.phones,
+            org: card.org,
+            note: card.note,
+        };
+        match fields.checked() {
+            Ok(f) => good.push(f),
+            Err(e) => summary
+                .failed
+                .push(format!("{}: card {n}: {e}", path.display())),
+        }
+    }
+    let (added, updated) = store.import_contacts(account_id, &good).await?;
+    summary.contacts = (added + updated) as u64;
+    Ok(())
 }
 
 /// What to import from where, in order.
@@ -476,6 +532,33 @@ pub async fn export(store: &Store, address: &str, dir: &Path) -> Result<ExportSu
         drop(file);
         std::fs::rename(&partial, &path).map_err(io_error(&path))?;
         summary.mailboxes += 1;
+    }
+    let contacts = store.all_contacts(account.id).await?;
+    if !contacts.is_empty() {
+        let path = dir.join(CONTACTS_FILE);
+        if path.exists() {
+            return Err(FilesError::Invalid(format!(
+                "{} exists; export into a new or empty directory",
+                path.display()
+            )));
+        }
+        let cards: Vec<crate::vcard::Card> = contacts
+            .iter()
+            .map(|c| crate::vcard::Card {
+                name: c.fields.name.clone(),
+                emails: c.fields.emails.clone(),
+                phones: c.fields.phones.clone(),
+                org: c.fields.org.clone(),
+                note: c.fields.note.clone(),
+            })
+            .collect();
+        let partial = dir.join(format!("{CONTACTS_FILE}.partial"));
+        std::fs::write(&partial, crate::vcard::write(&cards)).map_err(io_error(&partial))?;
+        std::fs::File::open(&partial)
+            .and_then(|f| f.sync_all())
+            .map_err(io_error(&partial))?;
+        std::fs::rename(&partial, &path).map_err(io_error(&path))?;
+        summary.contacts = contacts.len() as u64;
     }
     Ok(summary)
 }

@@ -24,6 +24,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/mail.js"),
     ),
     (
+        "compose.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/compose.js"),
+    ),
+    (
+        "compose.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/compose.css"),
+    ),
+    (
         "two_factor.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/two_factor.js"),

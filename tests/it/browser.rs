@@ -214,3 +214,69 @@ async fn reports_journey_in_chromium() {
     .await;
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn compose_journey_in_chromium() {
+    let server = harness::start().await;
+    let store = &server.running.store;
+    let bob = harness::account(store, "bob@localhost", 0).await;
+    harness::account(store, "carol@localhost", 0).await;
+    store
+        .add_contact(
+            bob.id,
+            &mailroom::store::ContactFields {
+                name: "Carol Example".into(),
+                emails: vec!["carol@localhost".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    journey("compose.mjs", &server, &[]).await;
+    if missing().is_some() {
+        return server.running.shutdown().await;
+    }
+    let received = harness::inbox_texts(store, "carol@localhost").await;
+    for size in ["desktop", "phone"] {
+        let rich = received
+            .iter()
+            .find(|m| m.contains(&format!("Subject: Rich hello {size}")))
+            .unwrap_or_else(|| panic!("the rich message ({size}) arrived"));
+        let parsed = mail_parser::MessageParser::default()
+            .parse(rich.as_bytes())
+            .unwrap();
+        assert!(rich.contains("multipart/alternative"), "{rich}");
+        let html = parsed.body_html(0).unwrap();
+        assert!(
+            html.contains("<b>bold words</b>") || html.contains("<strong>bold words</strong>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<ul>") && html.contains("second item"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("onerror") && !html.contains("pwned"),
+            "{html}"
+        );
+        let text = parsed.body_text(0).unwrap();
+        assert!(text.contains("bold words"), "{text}");
+        assert!(
+            text.contains("- first item") && text.contains("- second item"),
+            "{text}"
+        );
+        for (subject, file) in [
+            (format!("Kept file {size}"), format!("notes-{size}.txt")),
+            (format!("Draft {size}"), format!("plan-{size}.txt")),
+        ] {
+            let m = received
+                .iter()
+                .find(|m| m.contains(&format!("Subject: {subject}")))
+                .unwrap_or_else(|| panic!("{subject} arrived"));
+            assert!(m.contains(&file), "{subject} carries {file}: {m}");
+        }
+    }
+    let drafts = store.mailbox(bob.id, "Drafts").await.unwrap().unwrap();
+    assert!(store.messages(&drafts).await.unwrap().is_empty());
+    server.running.shutdown().await;
+}

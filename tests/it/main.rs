@@ -18,6 +18,7 @@ mod auth;
 mod backup;
 mod browser;
 mod cli;
+mod compose;
 mod credentials_cache;
 mod damaged;
 mod dane;

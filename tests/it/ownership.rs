@@ -286,6 +286,105 @@ const MAIL_CASES: &[Case] = &[
         ],
         REDIRECT,
     ),
+    // Compose (issue 24): drafts, autosave, and the address book.
+    get(
+        "/mail/compose",
+        "/mail/compose?draft={a_box}:{a_uid}",
+        REFUSED,
+    ),
+    send(
+        &[
+            ("csrf", "{csrf}"),
+            ("action", "send"),
+            ("to", "bob@localhost"),
+            ("subject", "kept"),
+            ("body", "x"),
+            ("draft", "{a_box}:{a_uid}"),
+            ("keep", "0"),
+        ],
+        REFUSED,
+    ),
+    // Naming Alice's message as the draft replaced: Bob's message is sent, hers stays.
+    send(
+        &[
+            ("csrf", "{csrf}"),
+            ("action", "send"),
+            ("to", "bob@localhost"),
+            ("subject", "replaced"),
+            ("body", "x"),
+            ("draft", "{a_box}:{a_uid}"),
+        ],
+        REDIRECT,
+    ),
+    Case {
+        method: "POST",
+        route: "/mail/compose/autosave",
+        path: "/mail/compose/autosave",
+        form: &[
+            ("csrf", "{csrf}"),
+            ("subject", "autosaved"),
+            ("draft", "{a_box}:{a_uid}"),
+        ],
+        multipart: true,
+        expect: OK,
+    },
+    Case {
+        method: "POST",
+        route: "/mail/compose/autosave",
+        path: "/mail/compose/autosave",
+        form: &[
+            ("csrf", "{csrf}"),
+            ("subject", "autosaved"),
+            ("forward_of", "{a_box}:{a_uid}"),
+        ],
+        multipart: true,
+        expect: REFUSED,
+    },
+    get("/mail/contacts", "/mail/contacts", OK),
+    get("/mail/contacts", "/mail/contacts?q=carol", OK),
+    get("/mail/contacts/suggest", "/mail/contacts/suggest?q=car", OK),
+    get(
+        "/mail/contacts/suggest",
+        "/mail/contacts/suggest?q=alices",
+        OK,
+    ),
+    get("/mail/contacts/export", "/mail/contacts/export", OK),
+    get("/mail/contacts/{id}", "/mail/contacts/{a_contact}", REFUSED),
+    post(
+        "/mail/contacts",
+        "/mail/contacts",
+        &[
+            ("csrf", "{csrf}"),
+            ("name", "Bobs friend"),
+            ("emails", "friend@example.org"),
+        ],
+        REDIRECT,
+    ),
+    post(
+        "/mail/contacts/{id}",
+        "/mail/contacts/{a_contact}",
+        &[
+            ("csrf", "{csrf}"),
+            ("name", "Stolen"),
+            ("emails", "stolen@example.org"),
+        ],
+        REFUSED,
+    ),
+    post(
+        "/mail/contacts/{id}/delete",
+        "/mail/contacts/{a_contact}/delete",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
+    // No file: the form again (Bob's own page).
+    Case {
+        method: "POST",
+        route: "/mail/contacts/import",
+        path: "/mail/contacts/import",
+        form: &[("csrf", "{csrf}")],
+        multipart: true,
+        expect: Expect::Own(StatusCode::UNPROCESSABLE_ENTITY),
+    },
     get("/mail/folders", "/mail/folders", OK),
     post(
         "/mail/folders",
@@ -1049,6 +1148,17 @@ async fn alice_and_bob() -> (TestServer, Browser, Vec<(&'static str, String)>, i
         .await
         .unwrap();
     let a_session = store.sessions_of(alice.id).await.unwrap()[0].id.clone();
+    let a_contact = store
+        .add_contact(
+            alice.id,
+            &mailroom::store::ContactFields {
+                name: "Alices-friend Carol".into(),
+                emails: vec!["carol@example.com".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let mut b = Browser::new(&server);
     let page = b.sign_in_at("/mail", "bob@localhost", "secret").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
@@ -1062,6 +1172,7 @@ async fn alice_and_bob() -> (TestServer, Browser, Vec<(&'static str, String)>, i
         ("a_passkey", a_passkey.to_string()),
         ("a_session", a_session),
         ("a_app", a_app.id.to_string()),
+        ("a_contact", a_contact.to_string()),
         ("csrf", csrf),
     ];
     (server, b, values, alice.id)
@@ -1078,9 +1189,11 @@ async fn no_webmail_address_reaches_another_accounts_mail() {
         store.spam_list(alice).await.unwrap(),
         store.spam_policy(alice).await.unwrap(),
     );
+    let contacts_before = store.all_contacts(alice).await.unwrap();
     for case in MAIL_CASES {
         run(&mut bob, case, &values, StatusCode::NOT_FOUND).await;
     }
+    assert_eq!(store.all_contacts(alice).await.unwrap(), contacts_before);
     assert_eq!(
         (
             store.spam_list(alice).await.unwrap(),

@@ -10,11 +10,14 @@
 
 mod app_passwords;
 mod compose;
+mod contacts;
+mod drafts;
 mod events;
 mod folders;
 mod list;
 mod mobileconfig;
 mod read;
+mod rich;
 mod rules;
 mod rules_edit;
 mod security;
@@ -57,6 +60,25 @@ pub fn router() -> Router<WebState> {
             "/mail/send",
             post(compose::send).layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        // Compose (issue 24): autosave, and the address book.
+        .route(
+            "/mail/compose/autosave",
+            post(compose::autosave).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/mail/contacts", get(contacts::page).post(contacts::create))
+        .route("/mail/contacts/suggest", get(contacts::suggest))
+        .route("/mail/contacts/export", get(contacts::export))
+        .route(
+            "/mail/contacts/import",
+            post(contacts::import).layer(axum::extract::DefaultBodyLimit::max(
+                crate::vcard::MAX_FILE + 64 * 1024,
+            )),
+        )
+        .route(
+            "/mail/contacts/{id}",
+            get(contacts::edit_page).post(contacts::update),
+        )
+        .route("/mail/contacts/{id}/delete", post(contacts::delete))
         .route("/mail/folders", get(folders::page).post(folders::create))
         .route("/mail/folders/{id}/rename", post(folders::rename))
         .route("/mail/folders/{id}/delete", post(folders::delete))
@@ -360,6 +382,13 @@ pub struct Chrome {
 impl Chrome {
     fn is_current(&self, id: &i64) -> bool {
         self.current == Some(*id)
+    }
+
+    /// The folder shown is Drafts: its messages open in the editor (compose `?draft=`).
+    fn in_drafts(&self) -> bool {
+        self.folders
+            .iter()
+            .any(|f| Some(f.id) == self.current && f.special_use.as_deref() == Some("\\Drafts"))
     }
 
     async fn new(
