@@ -17,6 +17,19 @@
     }
   });
 
+  // Undo after a move or delete: offered for a few seconds (the server refuses it later).
+  var undoForm = document.getElementById("undo-form");
+  if (undoForm) {
+    var seconds = parseInt(undoForm.getAttribute("data-seconds"), 10) || 10;
+    setTimeout(function () { undoForm.hidden = true; }, seconds * 1000);
+    // The token is spent or stale once the page is reloaded: keep it out of the history.
+    if (window.history && history.replaceState) {
+      var url = new URL(window.location.href);
+      url.searchParams.delete("undo");
+      history.replaceState(null, "", url.pathname + url.search);
+    }
+  }
+
   var selectAll = document.getElementById("select-all");
   if (selectAll) {
     selectAll.addEventListener("change", function () {

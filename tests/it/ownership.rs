@@ -113,6 +113,19 @@ const MAIL_CASES: &[Case] = &[
         REFUSED,
     ),
     post(
+        "/mail/box/{id}/empty",
+        "/mail/box/{a_box}/empty",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
+    // A token is signed for its account: a made-up one undoes nothing (400).
+    post(
+        "/mail/undo",
+        "/mail/undo",
+        &[("csrf", "{csrf}"), ("token", "{a_box}.{a_uid}")],
+        Expect::Own(StatusCode::BAD_REQUEST),
+    ),
+    post(
         "/mail/box/{id}/act",
         "/mail/box/{a_box}/act",
         &[("csrf", "{csrf}"), ("action", "read"), ("uid", "{a_uid}")],

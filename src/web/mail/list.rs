@@ -9,9 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::super::session::Posted;
+use super::super::session::{NoFields, Posted};
 use super::super::{WebError, WebState};
-use super::{Chrome, Reader, iso_date, short_date};
+use super::{Chrome, Reader, iso_date, short_date, undo};
 use crate::config::format_size;
 use crate::store::{FlagOp, Flags, ListEntry, MailQuery, Mailbox};
 
@@ -38,15 +38,22 @@ pub struct Row {
 }
 
 impl Row {
-    fn of(e: &ListEntry, folder: Option<String>) -> Row {
+    /// `recipients`: the folder holds one's own mail (Sent, Drafts), where who it went to is
+    /// what tells the lines apart, not the sender (always oneself).
+    fn of(e: &ListEntry, folder: Option<String>, recipients: bool) -> Row {
         let t = e.header_date.unwrap_or(e.internal_date);
         Row {
             mailbox_id: e.mailbox_id,
             uid: e.uid,
-            from: if e.from_display.is_empty() {
-                "(no sender)".into()
-            } else {
-                e.from_display.clone()
+            from: match (
+                recipients,
+                e.to_display.is_empty(),
+                e.from_display.is_empty(),
+            ) {
+                (true, true, _) => "To: (no recipients)".into(),
+                (true, false, _) => format!("To: {}", e.to_display),
+                (false, _, true) => "(no sender)".into(),
+                (false, _, false) => e.from_display.clone(),
             },
             subject: if e.subject.trim().is_empty() {
                 "(no subject)".into()
@@ -96,6 +103,8 @@ pub struct ListPage {
 pub struct PageQuery {
     page: Option<u32>,
     done: Option<String>,
+    /// A token for the Undo button after a move or delete ([`undo`]).
+    undo: Option<String>,
 }
 
 pub async fn page(
@@ -105,7 +114,11 @@ pub async fn page(
     Query(q): Query<PageQuery>,
 ) -> Result<ListPage, WebError> {
     let mailbox = reader.mailbox(&state, id).await?;
-    let chrome = Chrome::new(&state, &reader, Some(id), q.done.as_deref()).await?;
+    let mut chrome = Chrome::new(&state, &reader, Some(id), q.done.as_deref()).await?;
+    // Offered as it came: the server checks it when it is used.
+    chrome.undo = q
+        .undo
+        .filter(|t| t.len() <= 8192 && matches!(q.done.as_deref(), Some("moved" | "deleted")));
     // The sidebar has just counted this folder.
     let total = chrome
         .folders
@@ -122,7 +135,10 @@ pub async fn page(
         chrome,
         box_id: id,
         title: mailbox.name.clone(),
-        rows: entries.iter().map(|e| Row::of(e, None)).collect(),
+        rows: entries
+            .iter()
+            .map(|e| Row::of(e, None, shows_recipients(&mailbox)))
+            .collect(),
         page,
         pages,
         total,
@@ -136,6 +152,42 @@ pub async fn page(
             format!("/mail/box/{id}")
         },
     })
+}
+
+/// `POST /mail/box/{id}/empty`: Empty Trash or Empty Junk. Expunges every message the folder
+/// holds now (one transaction: the bodies lose their references and the account's usage
+/// drops with it); other folders cannot be emptied this way.
+pub async fn empty(
+    State(state): State<WebState>,
+    Path(id): Path<i64>,
+    Posted(reader, _): Posted<Reader, NoFields>,
+) -> Result<Response, WebError> {
+    let mailbox = reader.mailbox(&state, id).await?;
+    if !matches!(mailbox.special_use.as_deref(), Some("\\Trash" | "\\Junk")) {
+        return Err(WebError::BadRequest(
+            "Only Trash and Junk can be emptied.".into(),
+        ));
+    }
+    let uids: Vec<u32> = state
+        .store
+        .messages(&mailbox)
+        .await?
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    let gone = state.store.expunge(&mailbox, &uids).await?;
+    tracing::info!(
+        account = reader.account_id(),
+        folder = %mailbox.name,
+        messages = gone.len(),
+        "folder emptied"
+    );
+    Ok(Redirect::to(&format!("/mail/box/{id}?done=emptied")).into_response())
+}
+
+/// Sent and Drafts list who the mail is for.
+pub(super) fn shows_recipients(m: &Mailbox) -> bool {
+    matches!(m.special_use.as_deref(), Some("\\Sent" | "\\Drafts"))
 }
 
 /// The search form, as typed.
@@ -233,7 +285,14 @@ pub async fn search(
     };
     let rows: Vec<Row> = entries
         .iter()
-        .map(|e| Row::of(e, folder.is_none().then(|| name_of(e.mailbox_id)).flatten()))
+        .map(|e| {
+            let recipients = folder.as_ref().is_some_and(shows_recipients);
+            Row::of(
+                e,
+                folder.is_none().then(|| name_of(e.mailbox_id)).flatten(),
+                recipients,
+            )
+        })
         .collect();
     let box_id = match &folder {
         Some(m) => m.id(),
@@ -313,13 +372,28 @@ pub async fn act(
     };
     let trash = reader.special(&state, "\\Trash").await?;
     let mut done = "updated";
+    let mut undo = None;
     for mailbox in &folders {
         let uids: Vec<u32> = picked
             .iter()
             .filter(|(b, _)| *b == mailbox.id())
             .map(|(_, u)| *u)
             .collect();
-        done = apply(&state, mailbox, &uids, &action, to.as_ref(), trash.as_ref()).await?;
+        let moved;
+        (done, moved) = apply(&state, mailbox, &uids, &action, to.as_ref(), trash.as_ref()).await?;
+        // Undo is offered for a move or delete out of one folder (search results may span
+        // several; those moves are not undone here).
+        undo = match (folders.len(), done, moved) {
+            (1, "moved" | "deleted", Some((to, uids))) => undo::Pending {
+                account_id: reader.account_id(),
+                from: mailbox.id(),
+                to,
+                uids,
+                at: crate::store::now(),
+            }
+            .token(),
+            _ => None,
+        };
     }
     if picked.is_empty() {
         return Ok(Redirect::to(&back).into_response());
@@ -332,11 +406,21 @@ pub async fn act(
         back
     };
     let sep = if back.contains('?') { '&' } else { '?' };
-    Ok(Redirect::to(&format!("{back}{sep}done={done}")).into_response())
+    // Only a folder's list shows the Undo button (not search results).
+    let on_list = back.split('?').next() == Some(format!("/mail/box/{id}").as_str());
+    let undo = match undo {
+        Some(t) if on_list => format!("&undo={t}"),
+        _ => String::new(),
+    };
+    Ok(Redirect::to(&format!("{back}{sep}done={done}{undo}")).into_response())
 }
 
-/// One action on messages of one folder; returns the notice code. Moves teach the spam
-/// filter what they mean (into Junk: spam; out of it, not to Trash: not spam).
+/// What [`apply`] did: the notice code, and for a move, the target folder and the UIDs the
+/// messages got there.
+type Applied = (&'static str, Option<(i64, Vec<u32>)>);
+
+/// One action on messages of one folder. Moves teach the spam filter what they mean (into
+/// Junk: spam; out of it, not to Trash: not spam).
 async fn apply(
     state: &WebState,
     mailbox: &Mailbox,
@@ -344,30 +428,44 @@ async fn apply(
     action: &str,
     to: Option<&Mailbox>,
     trash: Option<&Mailbox>,
-) -> Result<&'static str, WebError> {
+) -> Result<Applied, WebError> {
     let store = &state.store;
     let flag = |op, f| store.set_flags(mailbox, uids, op, f, &[], None);
     let is_junk = |m: &Mailbox| m.special_use.as_deref() == Some("\\Junk");
-    let move_to = async |to: &Mailbox| -> Result<(), WebError> {
-        if to.id() != mailbox.id() {
-            let transfer = store.move_messages(mailbox, uids, to).await?;
-            let moved = transfer.copied.iter().map(|c| c.uid).collect();
-            state.learner.after_transfer(mailbox, to, moved, true);
+    let move_to = async |to: &Mailbox| -> Result<Option<(i64, Vec<u32>)>, WebError> {
+        if to.id() == mailbox.id() {
+            return Ok(None);
         }
-        Ok(())
+        let transfer = store.move_messages(mailbox, uids, to).await?;
+        let moved: Vec<u32> = transfer.copied.iter().map(|c| c.uid).collect();
+        state
+            .learner
+            .after_transfer(mailbox, to, moved.clone(), true);
+        Ok(Some((to.id(), moved)))
     };
     Ok(match action {
-        "read" => flag(FlagOp::Add, Flags::SEEN).await.map(|_| "updated")?,
-        "unread" => flag(FlagOp::Remove, Flags::SEEN).await.map(|_| "updated")?,
-        "flag" => flag(FlagOp::Add, Flags::FLAGGED).await.map(|_| "updated")?,
-        "unflag" => flag(FlagOp::Remove, Flags::FLAGGED)
-            .await
-            .map(|_| "updated")?,
+        "read" => (
+            flag(FlagOp::Add, Flags::SEEN).await.map(|_| "updated")?,
+            None,
+        ),
+        "unread" => (
+            flag(FlagOp::Remove, Flags::SEEN).await.map(|_| "updated")?,
+            None,
+        ),
+        "flag" => (
+            flag(FlagOp::Add, Flags::FLAGGED).await.map(|_| "updated")?,
+            None,
+        ),
+        "unflag" => (
+            flag(FlagOp::Remove, Flags::FLAGGED)
+                .await
+                .map(|_| "updated")?,
+            None,
+        ),
         "move" => {
             let to =
                 to.ok_or_else(|| WebError::BadRequest("Choose a folder to move to.".into()))?;
-            move_to(to).await?;
-            "moved"
+            ("moved", move_to(to).await?)
         }
         // "Spam": into Junk (messages already there stay).
         "spam" => {
@@ -375,7 +473,7 @@ async fn apply(
             if !is_junk(mailbox) {
                 move_to(junk).await?;
             }
-            "junked"
+            ("junked", None)
         }
         // "Not spam": out of Junk into INBOX (messages elsewhere stay).
         "notspam" => {
@@ -383,17 +481,16 @@ async fn apply(
             if is_junk(mailbox) {
                 move_to(inbox).await?;
             }
-            "unjunked"
+            ("unjunked", None)
         }
         "delete" if mailbox.special_use.as_deref() == Some("\\Trash") => {
             store.expunge(mailbox, uids).await?;
-            "purged"
+            ("purged", None)
         }
         "delete" => {
             let trash =
                 trash.ok_or_else(|| WebError::BadRequest("There is no Trash folder.".into()))?;
-            move_to(trash).await?;
-            "deleted"
+            ("deleted", move_to(trash).await?)
         }
         other => return Err(WebError::BadRequest(format!("Unknown action {other:?}."))),
     })

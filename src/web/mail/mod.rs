@@ -21,6 +21,7 @@ mod security;
 mod settings;
 mod spam_settings;
 mod two_factor;
+mod undo;
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -46,6 +47,8 @@ pub fn router() -> Router<WebState> {
         .route("/mail/logout", post(sign_out))
         .route("/mail/box/{id}", get(list::page))
         .route("/mail/box/{id}/act", post(list::act))
+        .route("/mail/box/{id}/empty", post(list::empty))
+        .route("/mail/undo", post(undo::undo))
         .route("/mail/box/{id}/{uid}", get(read::page))
         .route("/mail/box/{id}/{uid}/raw", get(read::raw))
         .route("/mail/box/{id}/{uid}/part/{n}", get(read::attachment))
@@ -355,11 +358,18 @@ pub struct Chrome {
     /// The folder being shown, if any.
     pub current: Option<i64>,
     pub notice: Option<&'static str>,
+    /// After a move or delete: the token of the notice's Undo button (`undo.rs`).
+    pub undo: Option<String>,
 }
 
 impl Chrome {
     fn is_current(&self, id: &i64) -> bool {
         self.current == Some(*id)
+    }
+
+    /// How long the Undo button shows (`mail.js` hides it then).
+    fn undo_seconds(&self) -> i64 {
+        undo::SHOWN_SECONDS
     }
 
     async fn new(
@@ -393,6 +403,7 @@ impl Chrome {
             folders,
             current,
             notice: done.and_then(notice),
+            undo: None,
         })
     }
 }
@@ -409,6 +420,8 @@ fn notice(code: &str) -> Option<&'static str> {
         "spam-settings" => "Your spam settings were saved.",
         "rules" => "Your rules were saved.",
         "purged" => "Deleted for good.",
+        "emptied" => "The folder was emptied.",
+        "undone" => "Undone: the messages are back.",
         "updated" => "Updated.",
         "folder-created" => "The folder was created.",
         "folder-renamed" => "The folder was renamed.",
