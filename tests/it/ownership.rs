@@ -88,6 +88,11 @@ const MAIL_CASES: &[Case] = &[
     get("/mail/box/{id}", "/mail/box/{a_folder}", REFUSED),
     get("/mail/box/{id}/{uid}", "/mail/box/{a_box}/{a_uid}", REFUSED),
     get(
+        "/mail/box/{id}/thread/{uid}",
+        "/mail/box/{a_box}/thread/{a_uid}",
+        REFUSED,
+    ),
+    get(
         "/mail/box/{id}/{uid}",
         "/mail/box/{a_box}/{a_uid}?images=1",
         REFUSED,

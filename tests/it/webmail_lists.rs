@@ -73,7 +73,11 @@ async fn sent_and_drafts_list_the_recipients() {
     // INBOX still names the sender.
     let page = bob.get(&format!("/mail/box/{}", inbox.id())).await;
     assert!(!page.body.contains("To: Dora"), "{}", page.body);
-    assert!(page.body.contains("class=\"from\">Bob"), "{}", page.body);
+    assert!(
+        page.body.contains("class=\"from\"><bdi>Bob"),
+        "{}",
+        page.body
+    );
     server.running.shutdown().await;
 }
 
@@ -282,5 +286,137 @@ async fn delete_and_move_can_be_undone() {
         )
         .await;
     assert!(!page.location.contains("undo="), "{}", page.location);
+    server.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn conversations_group_replies_and_show_them_on_one_page() {
+    let server = server().await;
+    let store = server.running.store.clone();
+    let inbox = folder(&store, "bob@localhost", "INBOX").await;
+    let msg = |from: &str, id: &str, refs: &str, subject: &str, body: &str| {
+        format!(
+            "From: {from}\r\nTo: bob@localhost\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{refs}\
+             Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\n{body}\r\n"
+        )
+    };
+    let first = put(
+        &store,
+        &inbox,
+        msg(
+            "Ann <ann@x.org>",
+            "lunch@x.org",
+            "",
+            "Lunch?",
+            "Noon at the usual place?",
+        )
+        .as_bytes(),
+    )
+    .await;
+    put(
+        &store,
+        &inbox,
+        msg("Zed <zed@y.org>", "other@y.org", "", "Invoice", "Attached.").as_bytes(),
+    )
+    .await;
+    put(
+        &store,
+        &inbox,
+        msg(
+            "Cy <cy@x.org>",
+            "r1@x.org",
+            "In-Reply-To: <lunch@x.org>\r\n",
+            "Re: Lunch?",
+            "Yes, count me in.",
+        )
+        .as_bytes(),
+    )
+    .await;
+    let last = put(
+        &store,
+        &inbox,
+        msg(
+            "Ann <ann@x.org>",
+            "r2@x.org",
+            "References: <lunch@x.org> <r1@x.org>\r\n",
+            "Re: Lunch?",
+            "Great, see you there.",
+        )
+        .as_bytes(),
+    )
+    .await;
+    let (mut bob, csrf) = signed_in(&server, "bob@localhost").await;
+    // One by one by default.
+    let page = bob.get(&format!("/mail/box/{}", inbox.id())).await;
+    assert!(page.body.contains("4 messages"), "{}", page.body);
+    // The toggle groups, and is remembered.
+    let page = bob
+        .get(&format!("/mail/box/{}?view=threads", inbox.id()))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let cookie = page
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(cookie.starts_with("mailroom_view=threads"), "{cookie}");
+    assert!(page.body.contains("2 conversations"), "{}", page.body);
+    assert!(page.body.contains("Ann, Cy"), "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("/mail/box/{}/thread/{last}", inbox.id()))
+    );
+    // The newest conversation (the lunch thread, latest arrival) comes first.
+    let lunch = page.body.find("Lunch?").unwrap();
+    let invoice = page.body.find("Invoice").unwrap();
+    assert!(lunch < invoice);
+    // The conversation page: all three, oldest first, the newest open, text shown.
+    let page = bob
+        .get(&format!("/mail/box/{}/thread/{first}", inbox.id()))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let a = page.body.find("Noon at the usual place?").unwrap();
+    let b = page.body.find("Yes, count me in.").unwrap();
+    let c = page.body.find("Great, see you there.").unwrap();
+    assert!(a < b && b < c);
+    assert!(!page.body.contains("Attached."));
+    assert_eq!(page.body.matches("<details").count(), 3);
+    assert_eq!(page.body.matches(" open id=").count(), 1);
+    // Read now.
+    assert!(
+        store
+            .messages(&inbox)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|m| m.uid != 2)
+            .all(|m| m.flags.contains(Flags::SEEN))
+    );
+    // Carol cannot see it.
+    let (mut carol, _) = signed_in(&server, "carol@localhost").await;
+    let page = carol
+        .get(&format!("/mail/box/{}/thread/{first}", inbox.id()))
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+
+    // Selecting a conversation's line acts on all its messages.
+    let page = bob
+        .post(
+            &format!("/mail/box/{}/act", inbox.id()),
+            &[
+                ("csrf", &csrf),
+                ("action", "delete"),
+                ("conv", &format!("{}:{first},3,{last}", inbox.id())),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(store.messages(&inbox).await.unwrap().len(), 1);
+    // Back to one by one.
+    let page = bob
+        .get(&format!("/mail/box/{}?view=messages", inbox.id()))
+        .await;
+    assert!(page.body.contains("1 message<"), "{}", page.body);
     server.running.shutdown().await;
 }

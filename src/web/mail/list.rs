@@ -9,11 +9,13 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::super::session::{NoFields, Posted};
+use axum::http::{HeaderMap, header};
+
+use super::super::session::{Client, NoFields, Posted, set_cookie};
 use super::super::{WebError, WebState};
-use super::{Chrome, Reader, iso_date, short_date, undo};
+use super::{Chrome, Reader, conversations, iso_date, short_date, undo};
 use crate::config::format_size;
-use crate::store::{FlagOp, Flags, ListEntry, MailQuery, Mailbox};
+use crate::store::{FlagOp, Flags, ListEntry, MailQuery, Mailbox, ThreadRow};
 
 pub const PAGE_SIZE: u32 = 50;
 /// Search results shown at most.
@@ -35,6 +37,10 @@ pub struct Row {
     pub answered: bool,
     /// The folder's name, in search results over all folders.
     pub folder: Option<String>,
+    /// Messages on this line: more than one for a conversation.
+    pub count: usize,
+    /// A conversation's UIDs, comma-separated (its checkbox selects them all).
+    pub uids: String,
 }
 
 impl Row {
@@ -69,11 +75,60 @@ impl Row {
             flagged: e.flags.contains(Flags::FLAGGED),
             answered: e.flags.contains(Flags::ANSWERED),
             folder,
+            count: 1,
+            uids: e.uid.to_string(),
         }
     }
 
+    /// A conversation's line: the newest message's date (and snippet, when `entry` could be
+    /// read), who took part, the first subject, the count, unread if any message is.
+    fn of_conversation(
+        rows: &[ThreadRow],
+        c: &conversations::Conversation,
+        entry: Option<&ListEntry>,
+        mailbox_id: i64,
+        recipients: bool,
+    ) -> Option<Row> {
+        let newest = rows.get(c.newest)?;
+        let members: Vec<&ThreadRow> = c.members.iter().filter_map(|&i| rows.get(i)).collect();
+        let t = newest.header_date.unwrap_or(newest.internal_date);
+        let subject = members
+            .first()
+            .map(|r| r.subject.trim())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("(no subject)");
+        let any = |f: Flags| members.iter().any(|r| r.flags.contains(f));
+        Some(Row {
+            mailbox_id,
+            uid: newest.uid,
+            from: conversations::participants(rows, c, recipients),
+            subject: subject.to_string(),
+            snippet: entry.map(|e| e.snippet.clone()).unwrap_or_default(),
+            date: short_date(t),
+            iso: iso_date(t),
+            size: entry
+                .map(|e| format_size(u64::try_from(e.size).unwrap_or(0)))
+                .unwrap_or_default(),
+            attachment: entry.is_some_and(|e| e.has_attachment),
+            seen: members.iter().all(|r| r.flags.contains(Flags::SEEN)),
+            flagged: any(Flags::FLAGGED),
+            answered: any(Flags::ANSWERED),
+            folder: None,
+            count: members.len(),
+            uids: members
+                .iter()
+                .map(|r| r.uid.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        })
+    }
+
     fn link(&self) -> String {
-        format!("/mail/box/{}/{}", self.mailbox_id, self.uid)
+        if self.count > 1 {
+            format!("/mail/box/{}/thread/{}", self.mailbox_id, self.uid)
+        } else {
+            format!("/mail/box/{}/{}", self.mailbox_id, self.uid)
+        }
     }
 }
 
@@ -97,11 +152,15 @@ pub struct ListPage {
     all_folders: bool,
     /// Where actions return to.
     back: String,
+    /// Lines are conversations (`None` for search results, which have no toggle).
+    threads: Option<bool>,
 }
 
 #[derive(Deserialize)]
 pub struct PageQuery {
     page: Option<u32>,
+    /// `threads` or `messages`: switches the view (and remembers it in a cookie).
+    view: Option<String>,
     done: Option<String>,
     /// A token for the Undo button after a move or delete ([`undo`]).
     undo: Option<String>,
@@ -110,35 +169,75 @@ pub struct PageQuery {
 pub async fn page(
     reader: Reader,
     State(state): State<WebState>,
+    client: Client,
+    headers: HeaderMap,
     Path(id): Path<i64>,
     Query(q): Query<PageQuery>,
-) -> Result<ListPage, WebError> {
+) -> Result<Response, WebError> {
     let mailbox = reader.mailbox(&state, id).await?;
     let mut chrome = Chrome::new(&state, &reader, Some(id), q.done.as_deref()).await?;
     // Offered as it came: the server checks it when it is used.
     chrome.undo = q
         .undo
         .filter(|t| t.len() <= 8192 && matches!(q.done.as_deref(), Some("moved" | "deleted")));
-    // The sidebar has just counted this folder.
-    let total = chrome
-        .folders
-        .iter()
-        .find(|f| f.id == id)
-        .map_or(0, |f| f.counts.messages);
-    let pages = total.div_ceil(PAGE_SIZE).max(1);
-    let page = q.page.unwrap_or(1).clamp(1, pages);
-    let entries = state
-        .store
-        .message_list(&mailbox, (page - 1) * PAGE_SIZE, PAGE_SIZE)
-        .await?;
-    Ok(ListPage {
+    let chosen = match q.view.as_deref() {
+        Some("threads") => Some(true),
+        Some("messages") => Some(false),
+        _ => None,
+    };
+    let threads = chosen.unwrap_or_else(|| conversations::threaded(&headers));
+    let recipients = shows_recipients(&mailbox);
+    let (rows, total, page, pages) = if threads {
+        let all = state.store.thread_rows(&mailbox).await?;
+        let convs = conversations::group(&all);
+        let total = u32::try_from(convs.len()).unwrap_or(u32::MAX);
+        let pages = total.div_ceil(PAGE_SIZE).max(1);
+        let page = q.page.unwrap_or(1).clamp(1, pages);
+        let mut rows = Vec::new();
+        for c in convs
+            .iter()
+            .skip(((page - 1) * PAGE_SIZE) as usize)
+            .take(PAGE_SIZE as usize)
+        {
+            // The snippet, size and attachment mark of the newest message: one indexed read
+            // per line shown (the threading rows leave them out to stay small).
+            let entry = match all.get(c.newest) {
+                Some(r) => state.store.list_entry(&mailbox, r.uid).await?,
+                None => None,
+            };
+            rows.extend(Row::of_conversation(
+                &all,
+                c,
+                entry.as_ref(),
+                id,
+                recipients,
+            ));
+        }
+        (rows, total, page, pages)
+    } else {
+        // The sidebar has just counted this folder.
+        let total = chrome
+            .folders
+            .iter()
+            .find(|f| f.id == id)
+            .map_or(0, |f| f.counts.messages);
+        let pages = total.div_ceil(PAGE_SIZE).max(1);
+        let page = q.page.unwrap_or(1).clamp(1, pages);
+        let entries = state
+            .store
+            .message_list(&mailbox, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+            .await?;
+        let rows = entries
+            .iter()
+            .map(|e| Row::of(e, None, recipients))
+            .collect();
+        (rows, total, page, pages)
+    };
+    let list = ListPage {
         chrome,
         box_id: id,
         title: mailbox.name.clone(),
-        rows: entries
-            .iter()
-            .map(|e| Row::of(e, None, shows_recipients(&mailbox)))
-            .collect(),
+        rows,
         page,
         pages,
         total,
@@ -151,6 +250,16 @@ pub async fn page(
         } else {
             format!("/mail/box/{id}")
         },
+        threads: Some(threads),
+    };
+    Ok(match chosen {
+        Some(on) => {
+            let value = if on { "threads" } else { "messages" };
+            // A year: a preference of this browser.
+            let cookie = set_cookie(conversations::VIEW_COOKIE, value, client, Some(31_536_000));
+            ([(header::SET_COOKIE, cookie)], list).into_response()
+        }
+        None => list.into_response(),
     })
 }
 
@@ -315,6 +424,7 @@ pub async fn search(
             .is_some_and(|m| m.special_use.as_deref() == Some("\\Junk")),
         all_folders: folder.is_none(),
         back: search_back(&f),
+        threads: None,
         search: Some(f),
         box_id,
         chrome,
@@ -341,6 +451,18 @@ pub async fn act(
             "back" => back = v,
             "uid" => picked.extend(v.parse::<u32>().ok().map(|u| (id, u))),
             "msg" => picked.extend(super::compose::message_ref(&v)),
+            // A conversation's line: `folder:uid,uid,…`.
+            "conv" => {
+                if let Some((b, uids)) = v.split_once(':')
+                    && let Ok(b) = b.parse::<i64>()
+                {
+                    picked.extend(
+                        uids.split(',')
+                            .filter_map(|u| u.parse().ok())
+                            .map(|u| (b, u)),
+                    );
+                }
+            }
             _ => {}
         }
     }

@@ -10,6 +10,7 @@
 
 mod app_passwords;
 mod compose;
+mod conversations;
 mod events;
 mod folders;
 mod list;
@@ -50,6 +51,7 @@ pub fn router() -> Router<WebState> {
         .route("/mail/box/{id}/empty", post(list::empty))
         .route("/mail/undo", post(undo::undo))
         .route("/mail/box/{id}/{uid}", get(read::page))
+        .route("/mail/box/{id}/thread/{uid}", get(conversations::page))
         .route("/mail/box/{id}/{uid}/raw", get(read::raw))
         .route("/mail/box/{id}/{uid}/part/{n}", get(read::attachment))
         .route("/mail/search", get(list::search))
