@@ -420,3 +420,70 @@ async fn conversations_group_replies_and_show_them_on_one_page() {
     assert!(page.body.contains("1 message<"), "{}", page.body);
     server.running.shutdown().await;
 }
+
+/// The conversation view of a 10,000-message INBOX (threads of 1 to 5 messages): prints how
+/// long the list and a conversation page take. Ignored by default (it fills a mailbox for a
+/// while); `cargo test --release --test it conversations_of_ten_thousand -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn conversations_of_ten_thousand() {
+    let server = server().await;
+    let store = server.running.store.clone();
+    let inbox = folder(&store, "bob@localhost", "INBOX").await;
+    let raws: Vec<Vec<u8>> = (0..10_000)
+        .map(|i| {
+            let root = i - i % 5;
+            let refs = if i == root {
+                String::new()
+            } else {
+                format!("References: <m{root}@x.org>\r\n")
+            };
+            format!(
+                "From: Sender {s} <s{s}@x.org>\r\nTo: bob@localhost\r\nSubject: Topic {root}\r\n\
+                 Message-ID: <m{i}@x.org>\r\n{refs}Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\n\
+                 Body of message {i}.\r\n",
+                s = i % 37
+            )
+            .into_bytes()
+        })
+        .collect();
+    for chunk in raws.chunks(500) {
+        let batch: Vec<(Delivery<'_>, Vec<Target>)> = chunk
+            .iter()
+            .map(|raw| {
+                (
+                    Delivery {
+                        raw,
+                        internal_date: None,
+                    },
+                    vec![Target::mailbox(&inbox)],
+                )
+            })
+            .collect();
+        store.deliver_all(&batch).await.unwrap();
+    }
+    let (mut bob, _) = signed_in(&server, "bob@localhost").await;
+    let list = format!("/mail/box/{}?view=threads", inbox.id());
+    let thread = format!("/mail/box/{}/thread/9999", inbox.id());
+    for (what, path) in [("list", &list), ("conversation", &thread)] {
+        let mut times = Vec::new();
+        for _ in 0..10 {
+            let t = std::time::Instant::now();
+            let page = bob.get(path).await;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(page.status, StatusCode::OK);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{what}: p50 {:.1} ms, max {:.1} ms (10,000 messages, 2,000 threads)",
+            times[5], times[9]
+        );
+    }
+    let page = bob.get(&list).await;
+    assert!(
+        page.body.contains("2000 conversations"),
+        "{}",
+        &page.body[..500]
+    );
+    server.running.shutdown().await;
+}
