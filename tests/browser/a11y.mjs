@@ -34,13 +34,18 @@ A plain message to read.
   await page.waitForSelector("#messages");
   const inbox = page.url();
   const message = base + (await page.locator("#messages a.msg-link").first().getAttribute("href"));
+  // The conversation view and page (one message is a conversation of one).
+  const conversation = message.replace(/\/(\d+)$/, "/thread/$1");
   for (const [width, height, size] of [[1200, 900, "desktop"], [390, 844, "phone"]]) {
     await page.setViewportSize({ width, height });
     for (const [what, url] of [
       ["list", inbox],
       ["reading", message],
+      ["conversation list", `${inbox}?view=threads`],
+      ["conversation", conversation],
       ["compose", `${base}/mail/compose`],
       ["settings", `${base}/mail/settings`],
+      ["list again", `${inbox}?view=messages`],
     ]) {
       await page.goto(url);
       await page.waitForLoadState("load");

@@ -60,6 +60,13 @@ await run("lists", async (page, { shot }) => {
   // u goes back to the list.
   await page.keyboard.press("u");
   await page.waitForSelector("#messages");
+  // r replies to what the pane shows.
+  await page.keyboard.press("j");
+  await page.waitForFunction(() => document.querySelector("#pane").textContent.includes("I will bring the bread."));
+  await page.keyboard.press("r");
+  await page.waitForURL(/\/mail\/compose\?reply=/);
+  await page.goBack();
+  await page.waitForSelector("#messages");
 
   // Conversations: the toggle groups the picnic thread into one line, remembered.
   await page.click("#view-toggle");
@@ -78,9 +85,11 @@ await run("lists", async (page, { shot }) => {
   await page.click("#view-toggle");
   await page.waitForSelector("#messages li:nth-child(3)");
 
-  // Delete, then Undo within the notice's seconds.
-  await page.check("#messages li:has-text('Unrelated') input[type=checkbox]");
-  await page.click("button[value=delete]");
+  // Delete with # (the message in the pane), then Undo within the notice's seconds.
+  await page.keyboard.press("j");
+  await page.keyboard.press("j");
+  await page.waitForFunction(() => document.querySelector("#pane").textContent.includes("Something else."));
+  await page.keyboard.press("#");
   await page.waitForSelector("#undo");
   assert(await page.locator("#messages li").count() === 2, "deleted");
   await page.click("#undo");

@@ -317,4 +317,34 @@ mod tests {
         let n = names("\"Doe, J\" <j@x>, k@y, <l@z>");
         assert_eq!(n, vec!["Doe, J", "k@y", "l@z"]);
     }
+
+    /// Threading a 10,000-message folder (2,000 threads of 5) stays linear: bounded here
+    /// generously for debug builds on a busy machine; `bench/webmail` times release builds.
+    #[test]
+    fn ten_thousand_rows_thread_quickly() {
+        let rows: Vec<ThreadRow> = (0..10_000u32)
+            .map(|i| {
+                let root = i - i % 5;
+                let refs = if i == root {
+                    String::new()
+                } else {
+                    format!("<m{root}@x>")
+                };
+                row(
+                    i + 1,
+                    &format!("m{i}@x"),
+                    &refs,
+                    &format!("Topic {root}"),
+                    "A <a@x>",
+                )
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        let c = group(&rows);
+        let took = t.elapsed();
+        assert_eq!(c.len(), 2000);
+        assert!(c.iter().all(|c| c.members.len() == 5));
+        eprintln!("grouped 10,000 messages in {took:?}");
+        assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    }
 }
