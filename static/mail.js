@@ -55,7 +55,26 @@
   var split = document.getElementById("list-and-pane");
   var pane = document.getElementById("pane");
   var wide = window.matchMedia("(min-width: 1100px)");
-  var paneOn = function () { return split && pane && wide.matches; };
+  // Opt-in (remembered by this browser): with it off, a row's link is a plain link.
+  var paneToggle = document.getElementById("pane-toggle");
+  var paneWanted = false;
+  try { paneWanted = window.localStorage.getItem("mailroom-pane") === "1"; } catch (e) { /* storage off */ }
+  var paneOn = function () { return split && pane && wide.matches && paneWanted; };
+  function syncToggle() {
+    if (!paneToggle) return;
+    paneToggle.hidden = !wide.matches;
+    paneToggle.setAttribute("aria-pressed", paneWanted ? "true" : "false");
+    if (!paneOn() && split) { split.classList.remove("pane-on"); pane.hidden = true; }
+  }
+  if (paneToggle) {
+    paneToggle.addEventListener("click", function () {
+      paneWanted = !paneWanted;
+      try { window.localStorage.setItem("mailroom-pane", paneWanted ? "1" : "0"); } catch (e) { /* storage off */ }
+      syncToggle();
+    });
+    wide.addEventListener("change", syncToggle);
+    syncToggle();
+  }
   var loadToken = 0;
   function showInPane(row) {
     var link = row && row.querySelector("a.msg-link");

@@ -42,7 +42,10 @@ await run("lists", async (page, { shot }) => {
   await page.waitForSelector("#messages");
   assert(await page.locator("#messages li").count() === 3, "three messages one by one");
 
-  // The reading pane: a click shows the message beside the list; j/k move and show.
+  // The reading pane (switched on, remembered by the browser): a click shows the message
+  // beside the list; j/k move and show.
+  await page.click("#pane-toggle");
+  assert(await page.getAttribute("#pane-toggle", "aria-pressed") === "true", "the pane is on");
   await page.click("#messages li:nth-child(1) a.msg-link");
   await page.waitForSelector("#pane article");
   assert(page.url().match(/\/mail\/box\/\d+$/), `still on the list: ${page.url()}`);
