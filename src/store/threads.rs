@@ -31,7 +31,9 @@ pub struct ThreadRow {
 const FILL_BATCH: i64 = 500;
 
 /// Computes `thread_refs` for the bodies stored before migration 0023, a batch per
-/// transaction. Runs at every open; with nothing left it is one lookup in an empty index.
+/// transaction. Runs at every open; with nothing left it is one lookup in an empty index
+/// (the partial index `blobs_thread_refs_pending`, which the planner picks by itself; not
+/// named with `INDEXED BY`, so a later migration dropping it cannot stop the server starting).
 pub(super) async fn fill_thread_refs(writer: &sqlx::SqlitePool) -> Result<()> {
     let mut done = 0usize;
     loop {
@@ -39,7 +41,7 @@ pub(super) async fn fill_thread_refs(writer: &sqlx::SqlitePool) -> Result<()> {
             "SELECT id, CASE WHEN instr(data, X'0D0A0D0A') > 0
                              THEN substr(data, 1, min(instr(data, X'0D0A0D0A') + 1, 65536))
                              ELSE substr(data, 1, 65536) END
-             FROM blobs INDEXED BY blobs_thread_refs_pending WHERE thread_refs IS NULL LIMIT ?",
+             FROM blobs WHERE thread_refs IS NULL LIMIT ?",
         )
         .bind(FILL_BATCH)
         .fetch_all(writer)
@@ -114,5 +116,67 @@ impl Store {
             query = query.bind(*uid);
         }
         Box::pin(query.fetch(&self.reader).map_err(StoreError::from))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{Delivery, Store, Target};
+
+    #[tokio::test]
+    async fn references_are_kept_at_delivery_and_filled_for_older_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+        store.add_domain("x.org").await.unwrap();
+        let account = store
+            .create_account(crate::store::NewAccount {
+                address: "a@x.org",
+                password_hash: "x",
+                quota_bytes: 0,
+                is_admin: false,
+            })
+            .await
+            .unwrap()
+            .id;
+        let raw = b"Subject: Re: x\r\nMessage-ID: <2@x>\r\nIn-Reply-To: <1@x>\r\n\r\nReferences: <no@x>\r\n";
+        store
+            .deliver(
+                Delivery {
+                    raw,
+                    internal_date: None,
+                },
+                &[Target::inbox(account)],
+            )
+            .await
+            .unwrap();
+        let kept = || async {
+            sqlx::query_scalar::<_, Option<String>>("SELECT thread_refs FROM blobs")
+                .fetch_one(&store.writer)
+                .await
+                .unwrap()
+        };
+        assert_eq!(kept().await.as_deref(), Some("<1@x>"));
+        // A body stored before migration 0023.
+        sqlx::query("UPDATE blobs SET thread_refs = NULL")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as("EXPLAIN QUERY PLAN SELECT id FROM blobs WHERE thread_refs IS NULL")
+                .fetch_all(&store.writer)
+                .await
+                .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.3.contains("blobs_thread_refs_pending")),
+            "{plan:?}"
+        );
+        super::fill_thread_refs(&store.writer).await.unwrap();
+        assert_eq!(kept().await.as_deref(), Some("<1@x>"));
+        let inbox = store.mailbox(account, "INBOX").await.unwrap().unwrap();
+        let rows = store.thread_rows(&inbox).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].thread_refs, "<1@x>");
+        assert_eq!(rows[0].message_id.as_deref(), Some("2@x"));
     }
 }
