@@ -381,8 +381,8 @@ async fn conversations_group_replies_and_show_them_on_one_page() {
     let c = page.body.find("Great, see you there.").unwrap();
     assert!(a < b && b < c);
     assert!(!page.body.contains("Attached."));
-    assert_eq!(page.body.matches("<details").count(), 3);
-    assert_eq!(page.body.matches(" open id=").count(), 1);
+    assert_eq!(page.body.matches("<details class=\"conv-msg").count(), 3);
+    assert_eq!(page.body.matches(" open id=\"m").count(), 1);
     // Read now.
     assert!(
         store
