@@ -2,7 +2,8 @@
 //! step: links from References/In-Reply-To, dummy parents, loop avoidance, pruning, subject
 //! merging, sorting by sent date) and ORDEREDSUBJECT. Pure: IMAP THREAD (`imap/thread.rs`)
 //! gives it one [`Message`] per message and renders the [`Forest`] it returns; the webmail's
-//! conversation view (issue 24, not built yet) is meant to use it the same way.
+//! conversation view (`web/mail/conversations.rs`) uses it the same way, with the references
+//! kept per body at delivery ([`stored_refs`], column `blobs.thread_refs`).
 //!
 //! Bounded for what a sender controls: a message contributes at most [`MAX_REFS`] references
 //! (its first and its last ones, as truncating mail clients keep them) of at most
@@ -632,6 +633,28 @@ fn forest(tree: &Tree, messages: &[Message<'_>], roots: &[usize]) -> Forest {
     out
 }
 
+/// Longest header block read for [`stored_refs`] (as `Store::header_blocks` cuts it).
+pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
+
+/// What the store keeps of a message for threading (computed at delivery, so a folder can be
+/// threaded without reading its bodies): the ids of References as [`kept_references`] keeps
+/// them, or when it has none that are valid, the first valid id of In-Reply-To (§3 step 1);
+/// empty when neither gives one. Given to [`Message::references`], it threads the message as
+/// its two fields would. `raw` is the message or its header block (only the first
+/// [`MAX_HEADER_BLOCK`] octets are read).
+pub fn stored_refs(raw: &[u8]) -> String {
+    let block = raw.get(..MAX_HEADER_BLOCK).unwrap_or(raw);
+    let refs = header_field(block, "References")
+        .map(|v| kept_references(&v))
+        .unwrap_or_default();
+    if !refs.is_empty() {
+        return refs;
+    }
+    header_field(block, "In-Reply-To")
+        .and_then(|v| message_ids(&v).next().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// The unfolded value of the first field `name` (ASCII case-insensitive) in a raw header
 /// block, as text (invalid UTF-8 replaced): where References comes from when it is not kept.
 pub fn header_field(block: &[u8], name: &str) -> Option<String> {
@@ -668,6 +691,19 @@ pub fn header_field(block: &[u8], name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_refs_prefer_references_then_in_reply_to() {
+        let m = b"Subject: x\r\nIn-Reply-To: <b@x>\r\nReferences: <a@x>\r\n <b@x> junk\r\n\r\nReferences: <no@x>\r\n";
+        assert_eq!(stored_refs(m), "<a@x> <b@x>");
+        let m = b"In-Reply-To: Bob's note <c@x> <d@x>\r\nReferences: nothing valid\r\n\r\n";
+        assert_eq!(stored_refs(m), "<c@x>");
+        assert_eq!(
+            stored_refs(b"Subject: none\r\n\r\nIn-Reply-To: <e@x>\r\n"),
+            ""
+        );
+        assert_eq!(stored_refs(b""), "");
+    }
 
     /// The forest in IMAP's nested-list form, for compact assertions.
     fn render(f: &Forest) -> String {

@@ -2,7 +2,8 @@
 "use strict";
 (function () {
   // Times in the reader's own time zone.
-  document.querySelectorAll("time[datetime]").forEach(function (t) {
+  function localTimes(root) {
+  root.querySelectorAll("time[datetime]").forEach(function (t) {
     var d = new Date(t.getAttribute("datetime"));
     if (isNaN(d)) return;
     var now = new Date();
@@ -16,6 +17,21 @@
       t.textContent = d.toLocaleDateString();
     }
   });
+  }
+  localTimes(document);
+
+  // Undo after a move or delete: offered for a few seconds (the server refuses it later).
+  var undoForm = document.getElementById("undo-form");
+  if (undoForm) {
+    var seconds = parseInt(undoForm.getAttribute("data-seconds"), 10) || 10;
+    setTimeout(function () { undoForm.hidden = true; }, seconds * 1000);
+    // The token is spent or stale once the page is reloaded: keep it out of the history.
+    if (window.history && history.replaceState) {
+      var url = new URL(window.location.href);
+      url.searchParams.delete("undo");
+      history.replaceState(null, "", url.pathname + url.search);
+    }
+  }
 
   var selectAll = document.getElementById("select-all");
   if (selectAll) {
@@ -30,7 +46,73 @@
     if (question && !window.confirm(question)) event.preventDefault();
   });
 
-  // Keyboard: j/k move, Enter or o opens, c compose, r reply, / search, x select, # delete.
+  // Folders collapse on narrow screens (the page sends them open, for use without script).
+  var folderMenu = document.getElementById("folder-menu");
+  if (folderMenu && window.matchMedia("(max-width: 48rem)").matches) folderMenu.open = false;
+
+  // The reading pane (wide screens): a message opened from the list shows beside it; the
+  // link still works as a link (new tab, no script, narrow screens).
+  var split = document.getElementById("list-and-pane");
+  var pane = document.getElementById("pane");
+  var wide = window.matchMedia("(min-width: 1100px)");
+  // Opt-in (remembered by this browser): with it off, a row's link is a plain link.
+  var paneToggle = document.getElementById("pane-toggle");
+  var paneWanted = false;
+  try { paneWanted = window.localStorage.getItem("mailroom-pane") === "1"; } catch (e) { /* storage off */ }
+  var paneOn = function () { return split && pane && wide.matches && paneWanted; };
+  function syncToggle() {
+    if (!paneToggle) return;
+    paneToggle.hidden = !wide.matches;
+    paneToggle.setAttribute("aria-pressed", paneWanted ? "true" : "false");
+    if (!paneOn() && split) { split.classList.remove("pane-on"); pane.hidden = true; }
+  }
+  if (paneToggle) {
+    paneToggle.addEventListener("click", function () {
+      paneWanted = !paneWanted;
+      try { window.localStorage.setItem("mailroom-pane", paneWanted ? "1" : "0"); } catch (e) { /* storage off */ }
+      syncToggle();
+    });
+    wide.addEventListener("change", syncToggle);
+    syncToggle();
+  }
+  var loadToken = 0;
+  function showInPane(row) {
+    var link = row && row.querySelector("a.msg-link");
+    if (!link || !paneOn()) return false;
+    var token = ++loadToken;
+    split.classList.add("pane-on");
+    pane.hidden = false;
+    rows.forEach(function (r) { r.classList.toggle("shown", r === row); });
+    fetch(link.href, { credentials: "same-origin" }).then(function (res) {
+      if (!res.ok) throw new Error(res.status);
+      return res.text();
+    }).then(function (html) {
+      if (token !== loadToken) return;
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      var article = doc.querySelector("section.main article");
+      if (!article) throw new Error("no message");
+      pane.replaceChildren(document.importNode(article, true));
+      pane.scrollTop = 0;
+      row.classList.remove("unread");
+      localTimes(pane);
+    }).catch(function () { if (token === loadToken) window.location = link.href; });
+    return true;
+  }
+  if (split) {
+    split.addEventListener("click", function (e) {
+      var link = e.target.closest("#messages a.msg-link");
+      if (!link || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+      var row = link.closest("li");
+      if (showInPane(row)) {
+        e.preventDefault();
+        cursor = rows.indexOf(row);
+        rows.forEach(function (r, n) { r.classList.toggle("cursor", n === cursor); });
+      }
+    });
+  }
+
+  // Keyboard: j/k move (and show in the pane), Enter or o opens, u back to the list,
+  // c compose, r reply, / search, x select, # delete.
   var rows = Array.prototype.slice.call(document.querySelectorAll("#messages li"));
   var cursor = -1;
   function focusRow(i) {
@@ -38,6 +120,7 @@
     cursor = Math.max(0, Math.min(rows.length - 1, i));
     rows.forEach(function (r, n) { r.classList.toggle("cursor", n === cursor); });
     rows[cursor].scrollIntoView({ block: "nearest" });
+    showInPane(rows[cursor]);
   }
   document.addEventListener("keydown", function (e) {
     var tag = (e.target.tagName || "").toLowerCase();
@@ -46,7 +129,13 @@
     switch (e.key) {
       case "j": focusRow(cursor + 1); break;
       case "k": focusRow(cursor - 1); break;
-      case "o": case "Enter": if (cursor >= 0) { e.preventDefault(); rows[cursor].querySelector("a").click(); } break;
+      case "o": case "Enter":
+        if (cursor >= 0 && rows[cursor]) { e.preventDefault(); window.location = rows[cursor].querySelector("a.msg-link").href; }
+        break;
+      case "u":
+        var back = document.querySelector(".crumbs a");
+        if (back && !document.getElementById("messages")) { e.preventDefault(); window.location = back.href; }
+        break;
       case "x": if (cursor >= 0) { var c = rows[cursor].querySelector("input"); c.checked = !c.checked; } break;
       case "c": e.preventDefault(); window.location = "/mail/compose"; break;
       case "r": go("reply"); break;
@@ -65,7 +154,11 @@
     var leaving = false;
     window.addEventListener("beforeunload", function () { leaving = true; });
     document.addEventListener("click", function (e) { if (e.target.closest("a[href], button")) leaving = true; });
-    var busy = function () { return leaving || document.querySelector("#messages input[name=msg]:checked") !== null; };
+    // Not while choosing messages, nor while Undo is offered (a reload would lose it).
+    var busy = function () {
+      return leaving || document.querySelector("#messages input[name=msg]:checked, #messages input[name=conv]:checked") !== null ||
+        (undoForm !== null && !undoForm.hidden);
+    };
     var timer = null;
     var refresh = function () {
       clearTimeout(timer);

@@ -53,7 +53,7 @@ pub(super) async fn acquire_many(
         .filter(|b| !ids.contains_key(b.hash))
         .collect();
     let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
-    // 14 variables a row: 500 rows stay far below SQLite's limit.
+    // 15 variables a row: 500 rows stay far below SQLite's limit.
     for chunk in fresh.chunks(500) {
         let mut encoded = Vec::with_capacity(chunk.len());
         for b in chunk {
@@ -65,7 +65,7 @@ pub(super) async fn acquire_many(
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO blobs (hash, refcount, size, data, envelope, body_structure, subject,
                                 from_display, to_display, cc_display, header_date, message_id,
-                                has_attachment, snippet) ",
+                                has_attachment, snippet, thread_refs) ",
         );
         q.push_values(
             chunk.iter().zip(&encoded),
@@ -84,7 +84,8 @@ pub(super) async fn acquire_many(
                     .push_bind(a.date)
                     .push_bind(a.message_id.as_deref())
                     .push_bind(a.has_attachment)
-                    .push_bind(a.snippet.as_str());
+                    .push_bind(a.snippet.as_str())
+                    .push_bind(crate::thread::stored_refs(b.raw));
             },
         );
         q.push(" RETURNING hash, id");

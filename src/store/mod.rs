@@ -104,6 +104,7 @@ pub use sign_ins::SignIn;
 pub use spam::{SpamHam, Trained};
 pub use spam_policy::{DomainSpamPolicy, MAX_ZONES, SenderEntry, SpamPolicy, Zone};
 pub use special_use::{CREATABLE_SPECIAL_USES, creatable_special_use};
+pub use threads::{MAX_THREADED, ThreadRow};
 pub use tls_results::{
     MAX_ROWS_PER_DAY as MAX_TLS_RESULT_ROWS, TlsAttempt, TlsPolicyType, TlsResultRow, utc_day,
 };
@@ -562,6 +563,7 @@ async fn migrate(writer: &SqlitePool, path: &Path) -> Result<()> {
     }
     migrator.run(writer).await?;
     repack_envelopes(writer).await?;
+    threads::fill_thread_refs(writer).await?;
     search::reindex_text(writer).await
 }
 

@@ -280,3 +280,41 @@ async fn compose_journey_in_chromium() {
     assert!(store.messages(&drafts).await.unwrap().is_empty());
     server.running.shutdown().await;
 }
+
+/// Issue 24's lists and layout: conversations, the reading pane, Undo, Empty Trash, and the
+/// phone layout of the webmail and the admin panel.
+#[tokio::test]
+async fn lists_journey_in_chromium() {
+    let server = harness::start().await;
+    harness::account(&server.running.store, "bob@localhost", 0).await;
+    harness::account(&server.running.store, "ann@localhost", 0).await;
+    let login = server.running.first_login.clone().expect("first login");
+    let smtp = server.running.addr("smtp").expect("smtp listener");
+    journey(
+        "lists.mjs",
+        &server,
+        &[
+            ("SMTP_PORT", smtp.port().to_string()),
+            ("ADMIN_ADDRESS", login.address),
+            ("ADMIN_PASSWORD", login.password),
+        ],
+    )
+    .await;
+    server.running.shutdown().await;
+}
+
+/// axe-core on the list, reading, compose and settings pages (desktop and phone): no serious
+/// or critical violation.
+#[tokio::test]
+async fn accessibility_journey_in_chromium() {
+    let server = harness::start().await;
+    harness::account(&server.running.store, "bob@localhost", 0).await;
+    let smtp = server.running.addr("smtp").expect("smtp listener");
+    journey(
+        "a11y.mjs",
+        &server,
+        &[("SMTP_PORT", smtp.port().to_string())],
+    )
+    .await;
+    server.running.shutdown().await;
+}

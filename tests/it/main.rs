@@ -62,3 +62,4 @@ mod web;
 mod web_client;
 mod web_hardening;
 mod webmail;
+mod webmail_lists;

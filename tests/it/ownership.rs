@@ -88,6 +88,11 @@ const MAIL_CASES: &[Case] = &[
     get("/mail/box/{id}", "/mail/box/{a_folder}", REFUSED),
     get("/mail/box/{id}/{uid}", "/mail/box/{a_box}/{a_uid}", REFUSED),
     get(
+        "/mail/box/{id}/thread/{uid}",
+        "/mail/box/{a_box}/thread/{a_uid}",
+        REFUSED,
+    ),
+    get(
         "/mail/box/{id}/{uid}",
         "/mail/box/{a_box}/{a_uid}?images=1",
         REFUSED,
@@ -111,6 +116,19 @@ const MAIL_CASES: &[Case] = &[
         "/mail/box/{id}/{uid}/body",
         "/mail/box/{a_box}/{a_uid}/body?images=1",
         REFUSED,
+    ),
+    post(
+        "/mail/box/{id}/empty",
+        "/mail/box/{a_box}/empty",
+        &[("csrf", "{csrf}")],
+        REFUSED,
+    ),
+    // A token is signed for its account: a made-up one undoes nothing (400).
+    post(
+        "/mail/undo",
+        "/mail/undo",
+        &[("csrf", "{csrf}"), ("token", "{a_box}.{a_uid}")],
+        Expect::Own(StatusCode::BAD_REQUEST),
     ),
     post(
         "/mail/box/{id}/act",

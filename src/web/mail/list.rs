@@ -9,11 +9,13 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::super::session::Posted;
+use axum::http::{HeaderMap, header};
+
+use super::super::session::{Client, NoFields, Posted, set_cookie};
 use super::super::{WebError, WebState};
-use super::{Chrome, Reader, iso_date, short_date};
+use super::{Chrome, Reader, conversations, iso_date, short_date, undo};
 use crate::config::format_size;
-use crate::store::{FlagOp, Flags, ListEntry, MailQuery, Mailbox};
+use crate::store::{FlagOp, Flags, ListEntry, MailQuery, Mailbox, ThreadRow};
 
 pub const PAGE_SIZE: u32 = 50;
 /// Search results shown at most.
@@ -35,18 +37,29 @@ pub struct Row {
     pub answered: bool,
     /// The folder's name, in search results over all folders.
     pub folder: Option<String>,
+    /// Messages on this line: more than one for a conversation.
+    pub count: usize,
+    /// A conversation's UIDs, comma-separated (its checkbox selects them all).
+    pub uids: String,
 }
 
 impl Row {
-    fn of(e: &ListEntry, folder: Option<String>) -> Row {
+    /// `recipients`: the folder holds one's own mail (Sent, Drafts), where who it went to is
+    /// what tells the lines apart, not the sender (always oneself).
+    fn of(e: &ListEntry, folder: Option<String>, recipients: bool) -> Row {
         let t = e.header_date.unwrap_or(e.internal_date);
         Row {
             mailbox_id: e.mailbox_id,
             uid: e.uid,
-            from: if e.from_display.is_empty() {
-                "(no sender)".into()
-            } else {
-                e.from_display.clone()
+            from: match (
+                recipients,
+                e.to_display.is_empty(),
+                e.from_display.is_empty(),
+            ) {
+                (true, true, _) => "To: (no recipients)".into(),
+                (true, false, _) => format!("To: {}", e.to_display),
+                (false, _, true) => "(no sender)".into(),
+                (false, _, false) => e.from_display.clone(),
             },
             subject: if e.subject.trim().is_empty() {
                 "(no subject)".into()
@@ -62,11 +75,60 @@ impl Row {
             flagged: e.flags.contains(Flags::FLAGGED),
             answered: e.flags.contains(Flags::ANSWERED),
             folder,
+            count: 1,
+            uids: e.uid.to_string(),
         }
     }
 
+    /// A conversation's line: the newest message's date (and snippet, when `entry` could be
+    /// read), who took part, the first subject, the count, unread if any message is.
+    fn of_conversation(
+        rows: &[ThreadRow],
+        c: &conversations::Conversation,
+        entry: Option<&ListEntry>,
+        mailbox_id: i64,
+        recipients: bool,
+    ) -> Option<Row> {
+        let newest = rows.get(c.newest)?;
+        let members: Vec<&ThreadRow> = c.members.iter().filter_map(|&i| rows.get(i)).collect();
+        let t = newest.header_date.unwrap_or(newest.internal_date);
+        let subject = members
+            .first()
+            .map(|r| r.subject.trim())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("(no subject)");
+        let any = |f: Flags| members.iter().any(|r| r.flags.contains(f));
+        Some(Row {
+            mailbox_id,
+            uid: newest.uid,
+            from: conversations::participants(rows, c, recipients),
+            subject: subject.to_string(),
+            snippet: entry.map(|e| e.snippet.clone()).unwrap_or_default(),
+            date: short_date(t),
+            iso: iso_date(t),
+            size: entry
+                .map(|e| format_size(u64::try_from(e.size).unwrap_or(0)))
+                .unwrap_or_default(),
+            attachment: entry.is_some_and(|e| e.has_attachment),
+            seen: members.iter().all(|r| r.flags.contains(Flags::SEEN)),
+            flagged: any(Flags::FLAGGED),
+            answered: any(Flags::ANSWERED),
+            folder: None,
+            count: members.len(),
+            uids: members
+                .iter()
+                .map(|r| r.uid.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        })
+    }
+
     fn link(&self) -> String {
-        format!("/mail/box/{}/{}", self.mailbox_id, self.uid)
+        if self.count > 1 {
+            format!("/mail/box/{}/thread/{}", self.mailbox_id, self.uid)
+        } else {
+            format!("/mail/box/{}/{}", self.mailbox_id, self.uid)
+        }
     }
 }
 
@@ -90,39 +152,92 @@ pub struct ListPage {
     all_folders: bool,
     /// Where actions return to.
     back: String,
+    /// Lines are conversations (`None` for search results, which have no toggle).
+    threads: Option<bool>,
 }
 
 #[derive(Deserialize)]
 pub struct PageQuery {
     page: Option<u32>,
+    /// `threads` or `messages`: switches the view (and remembers it in a cookie).
+    view: Option<String>,
     done: Option<String>,
+    /// A token for the Undo button after a move or delete ([`undo`]).
+    undo: Option<String>,
 }
 
 pub async fn page(
     reader: Reader,
     State(state): State<WebState>,
+    client: Client,
+    headers: HeaderMap,
     Path(id): Path<i64>,
     Query(q): Query<PageQuery>,
-) -> Result<ListPage, WebError> {
+) -> Result<Response, WebError> {
     let mailbox = reader.mailbox(&state, id).await?;
-    let chrome = Chrome::new(&state, &reader, Some(id), q.done.as_deref()).await?;
-    // The sidebar has just counted this folder.
-    let total = chrome
-        .folders
-        .iter()
-        .find(|f| f.id == id)
-        .map_or(0, |f| f.counts.messages);
-    let pages = total.div_ceil(PAGE_SIZE).max(1);
-    let page = q.page.unwrap_or(1).clamp(1, pages);
-    let entries = state
-        .store
-        .message_list(&mailbox, (page - 1) * PAGE_SIZE, PAGE_SIZE)
-        .await?;
-    Ok(ListPage {
+    let mut chrome = Chrome::new(&state, &reader, Some(id), q.done.as_deref()).await?;
+    // Offered as it came: the server checks it when it is used.
+    chrome.undo = q
+        .undo
+        .filter(|t| t.len() <= 8192 && matches!(q.done.as_deref(), Some("moved" | "deleted")));
+    let chosen = match q.view.as_deref() {
+        Some("threads") => Some(true),
+        Some("messages") => Some(false),
+        _ => None,
+    };
+    let threads = chosen.unwrap_or_else(|| conversations::threaded(&headers));
+    let recipients = shows_recipients(&mailbox);
+    let (rows, total, page, pages) = if threads {
+        let all = state.store.thread_rows(&mailbox).await?;
+        let convs = conversations::group(&all);
+        let total = u32::try_from(convs.len()).unwrap_or(u32::MAX);
+        let pages = total.div_ceil(PAGE_SIZE).max(1);
+        let page = q.page.unwrap_or(1).clamp(1, pages);
+        let mut rows = Vec::new();
+        for c in convs
+            .iter()
+            .skip(((page - 1) * PAGE_SIZE) as usize)
+            .take(PAGE_SIZE as usize)
+        {
+            // The snippet, size and attachment mark of the newest message: one indexed read
+            // per line shown (the threading rows leave them out to stay small).
+            let entry = match all.get(c.newest) {
+                Some(r) => state.store.list_entry(&mailbox, r.uid).await?,
+                None => None,
+            };
+            rows.extend(Row::of_conversation(
+                &all,
+                c,
+                entry.as_ref(),
+                id,
+                recipients,
+            ));
+        }
+        (rows, total, page, pages)
+    } else {
+        // The sidebar has just counted this folder.
+        let total = chrome
+            .folders
+            .iter()
+            .find(|f| f.id == id)
+            .map_or(0, |f| f.counts.messages);
+        let pages = total.div_ceil(PAGE_SIZE).max(1);
+        let page = q.page.unwrap_or(1).clamp(1, pages);
+        let entries = state
+            .store
+            .message_list(&mailbox, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+            .await?;
+        let rows = entries
+            .iter()
+            .map(|e| Row::of(e, None, recipients))
+            .collect();
+        (rows, total, page, pages)
+    };
+    let list = ListPage {
         chrome,
         box_id: id,
         title: mailbox.name.clone(),
-        rows: entries.iter().map(|e| Row::of(e, None)).collect(),
+        rows,
         page,
         pages,
         total,
@@ -135,7 +250,53 @@ pub async fn page(
         } else {
             format!("/mail/box/{id}")
         },
+        threads: Some(threads),
+    };
+    Ok(match chosen {
+        Some(on) => {
+            let value = if on { "threads" } else { "messages" };
+            // A year: a preference of this browser.
+            let cookie = set_cookie(conversations::VIEW_COOKIE, value, client, Some(31_536_000));
+            ([(header::SET_COOKIE, cookie)], list).into_response()
+        }
+        None => list.into_response(),
     })
+}
+
+/// `POST /mail/box/{id}/empty`: Empty Trash or Empty Junk. Expunges every message the folder
+/// holds now (one transaction: the bodies lose their references and the account's usage
+/// drops with it); other folders cannot be emptied this way.
+pub async fn empty(
+    State(state): State<WebState>,
+    Path(id): Path<i64>,
+    Posted(reader, _): Posted<Reader, NoFields>,
+) -> Result<Response, WebError> {
+    let mailbox = reader.mailbox(&state, id).await?;
+    if !matches!(mailbox.special_use.as_deref(), Some("\\Trash" | "\\Junk")) {
+        return Err(WebError::BadRequest(
+            "Only Trash and Junk can be emptied.".into(),
+        ));
+    }
+    let uids: Vec<u32> = state
+        .store
+        .messages(&mailbox)
+        .await?
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    let gone = state.store.expunge(&mailbox, &uids).await?;
+    tracing::info!(
+        account = reader.account_id(),
+        folder = %mailbox.name,
+        messages = gone.len(),
+        "folder emptied"
+    );
+    Ok(Redirect::to(&format!("/mail/box/{id}?done=emptied")).into_response())
+}
+
+/// Sent and Drafts list who the mail is for.
+pub(super) fn shows_recipients(m: &Mailbox) -> bool {
+    matches!(m.special_use.as_deref(), Some("\\Sent" | "\\Drafts"))
 }
 
 /// The search form, as typed.
@@ -233,7 +394,14 @@ pub async fn search(
     };
     let rows: Vec<Row> = entries
         .iter()
-        .map(|e| Row::of(e, folder.is_none().then(|| name_of(e.mailbox_id)).flatten()))
+        .map(|e| {
+            let recipients = folder.as_ref().is_some_and(shows_recipients);
+            Row::of(
+                e,
+                folder.is_none().then(|| name_of(e.mailbox_id)).flatten(),
+                recipients,
+            )
+        })
         .collect();
     let box_id = match &folder {
         Some(m) => m.id(),
@@ -256,6 +424,7 @@ pub async fn search(
             .is_some_and(|m| m.special_use.as_deref() == Some("\\Junk")),
         all_folders: folder.is_none(),
         back: search_back(&f),
+        threads: None,
         search: Some(f),
         box_id,
         chrome,
@@ -282,6 +451,18 @@ pub async fn act(
             "back" => back = v,
             "uid" => picked.extend(v.parse::<u32>().ok().map(|u| (id, u))),
             "msg" => picked.extend(super::compose::message_ref(&v)),
+            // A conversation's line: `folder:uid,uid,…`.
+            "conv" => {
+                if let Some((b, uids)) = v.split_once(':')
+                    && let Ok(b) = b.parse::<i64>()
+                {
+                    picked.extend(
+                        uids.split(',')
+                            .filter_map(|u| u.parse().ok())
+                            .map(|u| (b, u)),
+                    );
+                }
+            }
             _ => {}
         }
     }
@@ -313,13 +494,28 @@ pub async fn act(
     };
     let trash = reader.special(&state, "\\Trash").await?;
     let mut done = "updated";
+    let mut undo = None;
     for mailbox in &folders {
         let uids: Vec<u32> = picked
             .iter()
             .filter(|(b, _)| *b == mailbox.id())
             .map(|(_, u)| *u)
             .collect();
-        done = apply(&state, mailbox, &uids, &action, to.as_ref(), trash.as_ref()).await?;
+        let moved;
+        (done, moved) = apply(&state, mailbox, &uids, &action, to.as_ref(), trash.as_ref()).await?;
+        // Undo is offered for a move or delete out of one folder (search results may span
+        // several; those moves are not undone here).
+        undo = match (folders.len(), done, moved) {
+            (1, "moved" | "deleted", Some((to, uids))) => undo::Pending {
+                account_id: reader.account_id(),
+                from: mailbox.id(),
+                to,
+                uids,
+                at: crate::store::now(),
+            }
+            .token(),
+            _ => None,
+        };
     }
     if picked.is_empty() {
         return Ok(Redirect::to(&back).into_response());
@@ -332,11 +528,21 @@ pub async fn act(
         back
     };
     let sep = if back.contains('?') { '&' } else { '?' };
-    Ok(Redirect::to(&format!("{back}{sep}done={done}")).into_response())
+    // Only a folder's list shows the Undo button (not search results).
+    let on_list = back.split('?').next() == Some(format!("/mail/box/{id}").as_str());
+    let undo = match undo {
+        Some(t) if on_list => format!("&undo={t}"),
+        _ => String::new(),
+    };
+    Ok(Redirect::to(&format!("{back}{sep}done={done}{undo}")).into_response())
 }
 
-/// One action on messages of one folder; returns the notice code. Moves teach the spam
-/// filter what they mean (into Junk: spam; out of it, not to Trash: not spam).
+/// What [`apply`] did: the notice code, and for a move, the target folder and the UIDs the
+/// messages got there.
+type Applied = (&'static str, Option<(i64, Vec<u32>)>);
+
+/// One action on messages of one folder. Moves teach the spam filter what they mean (into
+/// Junk: spam; out of it, not to Trash: not spam).
 async fn apply(
     state: &WebState,
     mailbox: &Mailbox,
@@ -344,30 +550,44 @@ async fn apply(
     action: &str,
     to: Option<&Mailbox>,
     trash: Option<&Mailbox>,
-) -> Result<&'static str, WebError> {
+) -> Result<Applied, WebError> {
     let store = &state.store;
     let flag = |op, f| store.set_flags(mailbox, uids, op, f, &[], None);
     let is_junk = |m: &Mailbox| m.special_use.as_deref() == Some("\\Junk");
-    let move_to = async |to: &Mailbox| -> Result<(), WebError> {
-        if to.id() != mailbox.id() {
-            let transfer = store.move_messages(mailbox, uids, to).await?;
-            let moved = transfer.copied.iter().map(|c| c.uid).collect();
-            state.learner.after_transfer(mailbox, to, moved, true);
+    let move_to = async |to: &Mailbox| -> Result<Option<(i64, Vec<u32>)>, WebError> {
+        if to.id() == mailbox.id() {
+            return Ok(None);
         }
-        Ok(())
+        let transfer = store.move_messages(mailbox, uids, to).await?;
+        let moved: Vec<u32> = transfer.copied.iter().map(|c| c.uid).collect();
+        state
+            .learner
+            .after_transfer(mailbox, to, moved.clone(), true);
+        Ok(Some((to.id(), moved)))
     };
     Ok(match action {
-        "read" => flag(FlagOp::Add, Flags::SEEN).await.map(|_| "updated")?,
-        "unread" => flag(FlagOp::Remove, Flags::SEEN).await.map(|_| "updated")?,
-        "flag" => flag(FlagOp::Add, Flags::FLAGGED).await.map(|_| "updated")?,
-        "unflag" => flag(FlagOp::Remove, Flags::FLAGGED)
-            .await
-            .map(|_| "updated")?,
+        "read" => (
+            flag(FlagOp::Add, Flags::SEEN).await.map(|_| "updated")?,
+            None,
+        ),
+        "unread" => (
+            flag(FlagOp::Remove, Flags::SEEN).await.map(|_| "updated")?,
+            None,
+        ),
+        "flag" => (
+            flag(FlagOp::Add, Flags::FLAGGED).await.map(|_| "updated")?,
+            None,
+        ),
+        "unflag" => (
+            flag(FlagOp::Remove, Flags::FLAGGED)
+                .await
+                .map(|_| "updated")?,
+            None,
+        ),
         "move" => {
             let to =
                 to.ok_or_else(|| WebError::BadRequest("Choose a folder to move to.".into()))?;
-            move_to(to).await?;
-            "moved"
+            ("moved", move_to(to).await?)
         }
         // "Spam": into Junk (messages already there stay).
         "spam" => {
@@ -375,7 +595,7 @@ async fn apply(
             if !is_junk(mailbox) {
                 move_to(junk).await?;
             }
-            "junked"
+            ("junked", None)
         }
         // "Not spam": out of Junk into INBOX (messages elsewhere stay).
         "notspam" => {
@@ -383,17 +603,16 @@ async fn apply(
             if is_junk(mailbox) {
                 move_to(inbox).await?;
             }
-            "unjunked"
+            ("unjunked", None)
         }
         "delete" if mailbox.special_use.as_deref() == Some("\\Trash") => {
             store.expunge(mailbox, uids).await?;
-            "purged"
+            ("purged", None)
         }
         "delete" => {
             let trash =
                 trash.ok_or_else(|| WebError::BadRequest("There is no Trash folder.".into()))?;
-            move_to(trash).await?;
-            "deleted"
+            ("deleted", move_to(trash).await?)
         }
         other => return Err(WebError::BadRequest(format!("Unknown action {other:?}."))),
     })

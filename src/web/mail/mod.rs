@@ -11,6 +11,7 @@
 mod app_passwords;
 mod compose;
 mod contacts;
+mod conversations;
 mod drafts;
 mod events;
 mod folders;
@@ -24,6 +25,7 @@ mod security;
 mod settings;
 mod spam_settings;
 mod two_factor;
+mod undo;
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -49,7 +51,10 @@ pub fn router() -> Router<WebState> {
         .route("/mail/logout", post(sign_out))
         .route("/mail/box/{id}", get(list::page))
         .route("/mail/box/{id}/act", post(list::act))
+        .route("/mail/box/{id}/empty", post(list::empty))
+        .route("/mail/undo", post(undo::undo))
         .route("/mail/box/{id}/{uid}", get(read::page))
+        .route("/mail/box/{id}/thread/{uid}", get(conversations::page))
         .route("/mail/box/{id}/{uid}/raw", get(read::raw))
         .route("/mail/box/{id}/{uid}/part/{n}", get(read::attachment))
         .route("/mail/search", get(list::search))
@@ -377,6 +382,8 @@ pub struct Chrome {
     /// The folder being shown, if any.
     pub current: Option<i64>,
     pub notice: Option<&'static str>,
+    /// After a move or delete: the token of the notice's Undo button (`undo.rs`).
+    pub undo: Option<String>,
 }
 
 impl Chrome {
@@ -389,6 +396,11 @@ impl Chrome {
         self.folders
             .iter()
             .any(|f| Some(f.id) == self.current && f.special_use.as_deref() == Some("\\Drafts"))
+    }
+
+    /// How long the Undo button shows (`mail.js` hides it then).
+    fn undo_seconds(&self) -> i64 {
+        undo::SHOWN_SECONDS
     }
 
     async fn new(
@@ -422,6 +434,7 @@ impl Chrome {
             folders,
             current,
             notice: done.and_then(notice),
+            undo: None,
         })
     }
 }
@@ -438,6 +451,8 @@ fn notice(code: &str) -> Option<&'static str> {
         "spam-settings" => "Your spam settings were saved.",
         "rules" => "Your rules were saved.",
         "purged" => "Deleted for good.",
+        "emptied" => "The folder was emptied.",
+        "undone" => "Undone: the messages are back.",
         "updated" => "Updated.",
         "folder-created" => "The folder was created.",
         "folder-renamed" => "The folder was renamed.",

@@ -57,6 +57,17 @@ pub(super) async fn with_parsed<T: Send + 'static>(
         .map_err(|e| WebError::Internal(e.to_string()))?
 }
 
+/// What a conversation (`conversations.rs`) shows of a message in the page itself: its text
+/// when it has no HTML part; `None` when it has one (framed from [`body`], as here).
+pub(super) async fn text_unless_html(raw: Vec<u8>) -> Result<Option<String>, WebError> {
+    with_parsed(raw, |m| {
+        Ok(html_part(m)
+            .is_none()
+            .then(|| m.body_text(0).map(|t| t.into_owned()).unwrap_or_default()))
+    })
+    .await
+}
+
 /// `Name <address>, …` of an address header.
 pub(super) fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
     a.map(|a| {
