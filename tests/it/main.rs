@@ -61,3 +61,4 @@ mod web;
 mod web_client;
 mod web_hardening;
 mod webmail;
+mod webmail_read;

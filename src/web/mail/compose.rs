@@ -104,12 +104,12 @@ pub async fn form(
     };
     let original = q.reply.as_deref().or(q.forward.as_deref());
     if let Some((id, uid)) = original.and_then(message_ref) {
-        let (_, entry, raw) = load(&state, &reader, id, uid).await?;
+        let (mailbox, entry, raw) = load(&state, &reader, id, uid).await?;
+        let text = super::read::message_text(&state, &mailbox, uid).await?;
         let me = reader.0.account.address.to_lowercase();
         let (reply, all) = (q.reply.is_some(), q.all.is_some());
         page = with_parsed(raw, move |m| {
             let subject = m.subject().unwrap_or("").to_string();
-            let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
             let from = addresses(m.from()).join(", ");
             let date =
                 super::super::admin::timestamp(entry.header_date.unwrap_or(entry.internal_date));
