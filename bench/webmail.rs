@@ -9,7 +9,11 @@
 //!   times (default 200);
 //! - the same for page 100 (messages 4,951 to 5,000: the OFFSET cost);
 //! - opening the 1 MB HTML message: the reading page plus its sanitized HTML body (the frame),
-//!   `WEBMAIL_RUNS / 4` times.
+//!   `WEBMAIL_RUNS / 4` times;
+//! - the conversation view of a 20-message thread ([`CONVERSATION_PATH`]; skipped, and said
+//!   so, when this build has no such page);
+//! - saving a draft as autosave does: one POST of the compose form and its answer
+//!   ([`AUTOSAVE_PATH`], `action=draft`).
 //!
 //! and prints p50 / p99 / max in ms. The client reads the whole response; no compression is
 //! asked for.
@@ -58,6 +62,105 @@ fn big_html() -> Vec<u8> {
     m.into_bytes()
 }
 
+/// The conversation page of the thread containing `{uid}` (issue 24).
+const CONVERSATION_PATH: &str = "/mail/box/{inbox}/thread/{uid}";
+/// Where the compose form saves a draft (autosave posts the same form).
+const AUTOSAVE_PATH: &str = "/mail/send";
+
+/// A thread of `n` replies, each referring to all before it: (raw messages).
+fn thread(n: usize) -> Vec<Vec<u8>> {
+    let mut refs: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let id = format!("<plan-{i}@team.example>");
+        let mut m = format!(
+            "From: Member {i} <m{i}@team.example>\r\nTo: user@localhost\r\n\
+             Subject: {}The plan\r\nDate: Thu, 26 Nov 2026 12:{:02}:00 +0000\r\nMessage-ID: {id}\r\n",
+            if i == 0 { "" } else { "Re: " },
+            i % 60
+        );
+        if let Some(last) = refs.last() {
+            m.push_str(&format!(
+                "In-Reply-To: {last}\r\nReferences: {}\r\n",
+                refs.join(" ")
+            ));
+        }
+        m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
+        for line in 0..40 {
+            m.push_str(&format!(
+                "Reply {i}, line {line}: what we agreed, and what is left to do.\r\n"
+            ));
+        }
+        refs.push(id);
+        out.push(m.into_bytes());
+    }
+    out
+}
+
+/// Times the conversation view of the thread of `uid`; `None` when this build has no such page.
+async fn conversation_view(
+    http: &mut Http,
+    inbox: i64,
+    uid: u32,
+    runs: usize,
+) -> Option<(Vec<Duration>, usize)> {
+    let path = CONVERSATION_PATH
+        .replace("{inbox}", &inbox.to_string())
+        .replace("{uid}", &uid.to_string());
+    if http.request("GET", &path, "").await.status == 404 {
+        return None;
+    }
+    let mut times = Vec::with_capacity(runs);
+    let mut bytes = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let r = http.request("GET", &path, "").await;
+        times.push(t.elapsed());
+        assert_eq!(r.status, 200, "{path}");
+        bytes = r.body.len();
+    }
+    Some((times, bytes))
+}
+
+/// Times saving a draft of about 2 KB through the compose form, as autosave does.
+async fn autosave_round_trip(http: &mut Http, runs: usize) -> (Vec<Duration>, usize) {
+    let compose = http.request("GET", "/mail/compose", "").await;
+    let csrf = field(&String::from_utf8_lossy(&compose.body), "csrf");
+    let text = "A draft being written, sentence after sentence. ".repeat(40);
+    let mut times = Vec::with_capacity(runs);
+    let mut bytes = 0;
+    for i in 0..runs {
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("to", "someone@example.org"),
+            ("subject", "Draft in progress"),
+            ("body", &text),
+            ("action", "draft"),
+        ];
+        let boundary = format!("bench-{i}-boundary");
+        let mut body = String::new();
+        for (k, v) in fields {
+            body.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+            ));
+        }
+        body.push_str(&format!("--{boundary}--\r\n"));
+        let t = Instant::now();
+        let r = http
+            .request_typed(
+                "POST",
+                AUTOSAVE_PATH,
+                &format!("multipart/form-data; boundary={boundary}"),
+                &body,
+            )
+            .await;
+        times.push(t.elapsed());
+        assert!(r.status < 400, "draft saved: {}", r.status);
+        bytes = r.body.len();
+    }
+    (times, bytes)
+}
+
 struct Http {
     s: BufReader<TcpStream>,
     cookie: String,
@@ -71,13 +174,24 @@ struct Reply {
 
 impl Http {
     async fn request(&mut self, method: &str, path: &str, body: &str) -> Reply {
+        self.request_typed(method, path, "application/x-www-form-urlencoded", body)
+            .await
+    }
+
+    async fn request_typed(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> Reply {
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\nCookie: {}\r\n",
             self.cookie
         );
         if !body.is_empty() {
             req.push_str(&format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
                 body.len()
             ));
         }
@@ -241,8 +355,23 @@ async fn main() {
         .expect("big message")
         .delivered[0]
         .uid;
+    let mut thread_uid = 0;
+    for raw in thread(20) {
+        thread_uid = store
+            .deliver(
+                Delivery {
+                    raw: &raw,
+                    internal_date: None,
+                },
+                &[Target::inbox(account.id)],
+            )
+            .await
+            .expect("thread message")
+            .delivered[0]
+            .uid;
+    }
     println!(
-        "filled INBOX with {n} messages (+1 of {} KiB HTML) in {:.1} s",
+        "filled INBOX with {n} messages (+1 of {} KiB HTML, +a thread of 20) in {:.1} s",
         big.len() / 1024,
         fill.elapsed().as_secs_f64()
     );
@@ -333,5 +462,13 @@ async fn main() {
         both,
         page_bytes + body_bytes,
     );
+    match conversation_view(&mut http, inbox, thread_uid, runs).await {
+        Some((times, bytes)) => report("conversation view (20 messages)", times, bytes),
+        None => println!(
+            "conversation view: {CONVERSATION_PATH} answers 404 in this build, not measured"
+        ),
+    }
+    let (times, bytes) = autosave_round_trip(&mut http, (runs / 4).max(5)).await;
+    report("save a draft (POST, as autosave)", times, bytes);
     running.shutdown().await;
 }

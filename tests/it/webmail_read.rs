@@ -442,3 +442,69 @@ async fn reading_page_shows_what_is_there() {
     }
     t.running.shutdown().await;
 }
+
+/// A form error names what was wrong once (it read `"x": "x" is not an address` before), in
+/// the webmail's compose form and in the admin panel; admin pages keep the site-wide policy.
+#[tokio::test]
+async fn form_errors_say_it_once() {
+    let (t, _) = server().await;
+    let mut web = Browser::new(&t);
+    web.sign_in_at("/mail", "alice@localhost", "secret").await;
+    let csrf = web.csrf_of("/mail/settings").await;
+    for (to, quoted) in [
+        ("not an address", "&#34;not an address&#34;"),
+        ("Bob <bob@@x>", "&#34;bob@@x&#34;"),
+    ] {
+        let page = web
+            .post_multipart(
+                "/mail/send",
+                &[
+                    ("csrf", &csrf),
+                    ("to", to),
+                    ("subject", "x"),
+                    ("body", "x"),
+                    ("action", "send"),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let error = page
+            .body
+            .split("id=\"to-error\"")
+            .nth(1)
+            .and_then(|s| s.split("</").next())
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(error.matches(quoted).count(), 1, "{error}");
+    }
+
+    let login = t.running.first_login.clone().expect("first login");
+    let mut admin = Browser::new(&t);
+    admin.sign_in(&login.address, &login.password).await;
+    let csrf = admin.csrf().await;
+    let page = admin
+        .post(
+            "/admin/accounts",
+            &[
+                ("csrf", &csrf),
+                ("address", "not an address"),
+                ("password", ""),
+            ],
+        )
+        .await;
+    assert_eq!(
+        page.body.matches("&#34;not an address&#34;").count(),
+        1,
+        "{}",
+        page.body
+    );
+    let (_, headers, _) = get_bytes(&admin, "/admin/accounts").await;
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'self'")
+    );
+    t.running.shutdown().await;
+}

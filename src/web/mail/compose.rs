@@ -292,7 +292,8 @@ fn parse_addresses(field: &str) -> Result<Vec<String>, String> {
             (Some(a), Some(b)) if a < b => &item[a + 1..b],
             _ => item,
         };
-        let parsed = Address::parse(addr).map_err(|e| format!("{item:?}: {e}"))?;
+        // The message already quotes the address it refuses: not again (issue 24).
+        let parsed = Address::parse(addr)?;
         out.push(parsed.to_string());
     }
     Ok(out)

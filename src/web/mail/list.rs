@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::super::sanitize::neutralise_bidi;
 use super::super::session::Posted;
 use super::super::{WebError, WebState};
 use super::{Chrome, Reader, iso_date, short_date};
@@ -46,14 +47,14 @@ impl Row {
             from: if e.from_display.is_empty() {
                 "(no sender)".into()
             } else {
-                e.from_display.clone()
+                neutralise_bidi(&e.from_display).into_owned()
             },
             subject: if e.subject.trim().is_empty() {
                 "(no subject)".into()
             } else {
-                e.subject.clone()
+                neutralise_bidi(&e.subject).into_owned()
             },
-            snippet: e.snippet.clone(),
+            snippet: neutralise_bidi(&e.snippet).into_owned(),
             date: short_date(t),
             iso: iso_date(t),
             size: format_size(u64::try_from(e.size).unwrap_or(0)),
