@@ -395,6 +395,16 @@ async fn reading_page_shows_what_is_there() {
         b.contains("<bdi>Eve \u{FFFD}rednes &#60;eve@example.net&#62;</bdi>"),
         "{b}"
     );
+    // The list row too (search results use the same rows).
+    let list = web.get(&format!("/mail/box/{inbox}")).await;
+    assert!(
+        list.body.contains(
+            "<span class=\"from\"><bdi>Eve \u{FFFD}rednes &#60;eve@example.net&#62;</bdi></span>"
+        ),
+        "{}",
+        list.body
+    );
+    assert!(!list.body.contains('\u{202E}'));
     // Pages get the site-wide policy; the download and the frame keep their own.
     let csp =
         |h: &axum::http::HeaderMap| h["content-security-policy"].to_str().unwrap().to_string();
