@@ -257,7 +257,7 @@ fn shown_name(s: &str) -> String {
     neutralise_bidi(s).into_owned()
 }
 
-fn shown(raw: &[u8], body: &BodyPart, images_allowed: bool) -> Shown {
+fn shown(raw: &[u8], body: &BodyPart, images_allowed: bool, frame_key: FrameKey) -> Shown {
     let envelope = crate::mime::envelope(raw);
     let names = |list: &[crate::mime::Address]| {
         crate::mime::display_addresses(list)
@@ -279,12 +279,16 @@ fn shown(raw: &[u8], body: &BodyPart, images_allowed: bool) -> Shown {
     let remote_images = has_html
         && !images_allowed
         && reading.html_view.iter().any(|s| {
-            s.kind == Kind::Html && {
-                let html = decode::part_text(raw, s.part, MAX_HTML_STORED);
-                html.to_ascii_lowercase().contains("<img")
-                    && sanitize(&html, false, |_| None).blocked_images > 0
-            }
-        });
+            s.kind == Kind::Html
+                && decode::part_text(raw, s.part, MAX_HTML_STORED)
+                    .to_ascii_lowercase()
+                    .contains("<img")
+        })
+        && {
+            let (html, blocked) = frame_html(raw, &reading, false);
+            keep_frame(frame_key, html);
+            blocked > 0
+        };
     let text = (!has_html).then(|| {
         let mut text = String::new();
         for s in &reading.text_view {
@@ -341,7 +345,8 @@ pub async fn page(
             .await?;
     }
     let images_allowed = q.images.is_some();
-    let shown = blocking(move || Ok(shown(&raw, &body, images_allowed))).await?;
+    let key = (reader.account_id(), mailbox.id(), uid, raw.len());
+    let shown = blocking(move || Ok(shown(&raw, &body, images_allowed, key))).await?;
     let t = entry.header_date.unwrap_or(entry.internal_date);
     Ok(MessagePage {
         chrome: Chrome::new(&state, &reader, Some(id), q.done.as_deref()).await?,
@@ -374,37 +379,28 @@ pub async fn body(
     Path((id, uid)): Path<(i64, u32)>,
     Query(q): Query<ReadQuery>,
 ) -> Result<Response, WebError> {
-    let Stored { raw, body, .. } = load_stored(&state, &reader, id, uid).await?;
+    let Stored {
+        mailbox, raw, body, ..
+    } = load_stored(&state, &reader, id, uid).await?;
     let allow_remote = q.images.is_some();
+    let key = (reader.account_id(), mailbox.id(), uid, raw.len());
     let html = blocking(move || {
-        let reading = decode::reading(&body);
-        if !reading.has_html() {
-            return Err(WebError::NotFound);
-        }
-        let images = inline_images(&raw, &reading);
-        let mut out = String::new();
-        for s in &reading.html_view {
-            match s.kind {
-                Kind::Html => {
-                    let source = decode::part_text(&raw, s.part, MAX_HTML_STORED);
-                    let images = images.clone();
-                    let clean = sanitize(&source, allow_remote, move |cid| {
-                        images.get(cid).cloned()
-                    });
-                    out.push_str(&clean.html);
+        let kept = if allow_remote { None } else { take_frame(key) };
+        let frame = match kept {
+            Some(kept) => kept,
+            None => {
+                let reading = decode::reading(&body);
+                if !reading.has_html() {
+                    return Err(WebError::NotFound);
                 }
-                Kind::Plain => {
-                    out.push_str("<pre style=\"white-space:pre-wrap\">");
-                    out.push_str(&linkify(&decode::part_text(&raw, s.part, MAX_TEXT)));
-                    out.push_str("</pre>");
-                }
+                Arc::new(frame_html(&raw, &reading, allow_remote).0)
             }
-        }
+        };
         Ok(format!(
             "<!doctype html><html><head><meta charset=\"utf-8\"><base target=\"_blank\">\
              <style>body{{font-family:system-ui,sans-serif;margin:0;padding:12px;\
              overflow-wrap:anywhere;color:#1d1f21;background:#fff}}img{{max-width:100%;height:auto}}\
-             </style></head><body>{out}</body></html>"
+             </style></head><body>{frame}</body></html>"
         ))
     })
     .await?;
@@ -432,6 +428,65 @@ pub async fn body(
         html,
     )
         .into_response())
+}
+
+/// The frame's HTML of a message: its HTML view, each HTML part sanitized (with its `cid:`
+/// images) and each plain one escaped with clickable links; and how many remote images the
+/// sanitizer held back.
+fn frame_html(raw: &[u8], reading: &decode::Reading<'_>, allow_remote: bool) -> (String, usize) {
+    let images = inline_images(raw, reading);
+    let mut out = String::new();
+    let mut blocked = 0;
+    for s in &reading.html_view {
+        match s.kind {
+            Kind::Html => {
+                let source = decode::part_text(raw, s.part, MAX_HTML_STORED);
+                let images = images.clone();
+                let clean = sanitize(&source, allow_remote, move |cid| images.get(cid).cloned());
+                blocked += clean.blocked_images;
+                out.push_str(&clean.html);
+            }
+            Kind::Plain => {
+                out.push_str("<pre style=\"white-space:pre-wrap\">");
+                out.push_str(&linkify(&decode::part_text(raw, s.part, MAX_TEXT)));
+                out.push_str("</pre>");
+            }
+        }
+    }
+    (out, blocked)
+}
+
+/// Whose frame a kept HTML is: account, folder, UID, and the message's size.
+type FrameKey = (i64, i64, u32, usize);
+
+/// Frames sanitized for a reading page (which must sanitize to know whether remote images
+/// were held back), kept for the frame request that follows it so that a large message is
+/// not sanitized twice: taken once, at most [`FRAMES_KEPT`] of them and [`FRAME_BYTES_KEPT`]
+/// bytes in all (the oldest go first). Only the default form (remote images blocked).
+static FRAMES: std::sync::Mutex<Vec<(FrameKey, Arc<String>)>> = std::sync::Mutex::new(Vec::new());
+const FRAMES_KEPT: usize = 8;
+const FRAME_BYTES_KEPT: usize = 8 << 20;
+
+fn keep_frame(key: FrameKey, html: String) {
+    if html.len() > FRAME_BYTES_KEPT {
+        return;
+    }
+    let Ok(mut frames) = FRAMES.lock() else {
+        return;
+    };
+    frames.retain(|(k, _)| *k != key);
+    frames.push((key, Arc::new(html)));
+    while frames.len() > FRAMES_KEPT
+        || frames.iter().map(|(_, h)| h.len()).sum::<usize>() > FRAME_BYTES_KEPT
+    {
+        frames.remove(0);
+    }
+}
+
+fn take_frame(key: FrameKey) -> Option<Arc<String>> {
+    let mut frames = FRAMES.lock().ok()?;
+    let at = frames.iter().position(|(k, _)| *k == key)?;
+    Some(frames.remove(at).1)
 }
 
 /// `cid:` → `data:` URLs of the message's images, up to [`MAX_INLINE_IMAGES`] in all.
