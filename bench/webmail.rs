@@ -9,7 +9,10 @@
 //!   times (default 200);
 //! - the same for page 100 (messages 4,951 to 5,000: the OFFSET cost);
 //! - opening the 1 MB HTML message: the reading page plus its sanitized HTML body (the frame),
-//!   `WEBMAIL_RUNS / 4` times.
+//!   `WEBMAIL_RUNS / 4` times;
+//! - the conversation view of a 20-message thread ([`CONVERSATION_PATH`]);
+//! - the compose page's autosave round trip (`POST /mail/compose/autosave`, each save
+//!   replacing the draft before it).
 //!
 //! and prints p50 / p99 / max in ms. The client reads the whole response; no compression is
 //! asked for.
@@ -58,6 +61,64 @@ fn big_html() -> Vec<u8> {
     m.into_bytes()
 }
 
+/// The conversation page of the thread containing `{uid}` (issue 24).
+const CONVERSATION_PATH: &str = "/mail/box/{inbox}/thread/{uid}";
+
+/// A thread of `n` replies, each referring to all before it: (raw messages).
+fn thread(n: usize) -> Vec<Vec<u8>> {
+    let mut refs: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let id = format!("<plan-{i}@team.example>");
+        let mut m = format!(
+            "From: Member {i} <m{i}@team.example>\r\nTo: user@localhost\r\n\
+             Subject: {}The plan\r\nDate: Thu, 26 Nov 2026 12:{:02}:00 +0000\r\nMessage-ID: {id}\r\n",
+            if i == 0 { "" } else { "Re: " },
+            i % 60
+        );
+        if let Some(last) = refs.last() {
+            m.push_str(&format!(
+                "In-Reply-To: {last}\r\nReferences: {}\r\n",
+                refs.join(" ")
+            ));
+        }
+        m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
+        for line in 0..40 {
+            m.push_str(&format!(
+                "Reply {i}, line {line}: what we agreed, and what is left to do.\r\n"
+            ));
+        }
+        refs.push(id);
+        out.push(m.into_bytes());
+    }
+    out
+}
+
+/// Times the conversation view of the thread of `uid`; `None` when this build has no such page.
+async fn conversation_view(
+    http: &mut Http,
+    inbox: i64,
+    uid: u32,
+    runs: usize,
+) -> Option<(Vec<Duration>, usize)> {
+    let path = CONVERSATION_PATH
+        .replace("{inbox}", &inbox.to_string())
+        .replace("{uid}", &uid.to_string());
+    if http.request("GET", &path, "").await.status == 404 {
+        return None;
+    }
+    let mut times = Vec::with_capacity(runs);
+    let mut bytes = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let r = http.request("GET", &path, "").await;
+        times.push(t.elapsed());
+        assert_eq!(r.status, 200, "{path}");
+        bytes = r.body.len();
+    }
+    Some((times, bytes))
+}
+
 struct Http {
     s: BufReader<TcpStream>,
     cookie: String,
@@ -73,14 +134,24 @@ struct Reply {
 
 impl Http {
     async fn request(&mut self, method: &str, path: &str, body: &str) -> Reply {
+        let content_type = self.content_type.clone();
+        self.request_typed(method, path, &content_type, body).await
+    }
+
+    async fn request_typed(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> Reply {
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\nCookie: {}\r\n",
             self.cookie
         );
         if !body.is_empty() {
             req.push_str(&format!(
-                "Content-Type: {}\r\nContent-Length: {}\r\n",
-                self.content_type,
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
                 body.len()
             ));
         }
@@ -244,8 +315,23 @@ async fn main() {
         .expect("big message")
         .delivered[0]
         .uid;
+    let mut thread_uid = 0;
+    for raw in thread(20) {
+        thread_uid = store
+            .deliver(
+                Delivery {
+                    raw: &raw,
+                    internal_date: None,
+                },
+                &[Target::inbox(account.id)],
+            )
+            .await
+            .expect("thread message")
+            .delivered[0]
+            .uid;
+    }
     println!(
-        "filled INBOX with {n} messages (+1 of {} KiB HTML) in {:.1} s",
+        "filled INBOX with {n} messages (+1 of {} KiB HTML, +a thread of 20) in {:.1} s",
         big.len() / 1024,
         fill.elapsed().as_secs_f64()
     );
@@ -337,6 +423,12 @@ async fn main() {
         both,
         page_bytes + body_bytes,
     );
+    match conversation_view(&mut http, inbox, thread_uid, runs).await {
+        Some((times, bytes)) => report("conversation view (20 messages)", times, bytes),
+        None => println!(
+            "conversation view: {CONVERSATION_PATH} answers 404 in this build, not measured"
+        ),
+    }
     autosave_round_trips(&mut http, runs).await;
     running.shutdown().await;
 }

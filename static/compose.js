@@ -96,7 +96,9 @@
     b.type = "button";
     b.textContent = label;
     b.title = title;
-    b.setAttribute("aria-label", title);
+    // "B" and "I" say little to a screen reader; longer labels are their own name, so what is
+    // read out matches what is seen (axe: label-content-name-mismatch).
+    if (label.length === 1) b.setAttribute("aria-label", title);
     b.id = id;
     b.className = "rich-only";
     // Keep the editor's selection: act on mousedown, not after the button takes focus.

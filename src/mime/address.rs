@@ -298,6 +298,11 @@ pub(crate) fn email(a: &Address) -> Option<String> {
 
 /// The decoded display form: `Alice <a@x.org>, b@y.org, Friends: c@z.org;`.
 pub(crate) fn display(list: &[Address]) -> String {
+    display_items(list).join(", ")
+}
+
+/// [`display`], one item per address or group.
+pub(crate) fn display_items(list: &[Address]) -> Vec<String> {
     let mut items: Vec<String> = Vec::new();
     let mut group: Option<(String, Vec<String>)> = None;
     for a in list {
@@ -331,7 +336,7 @@ pub(crate) fn display(list: &[Address]) -> String {
     if let Some((g, members)) = group {
         items.push(group_text(&g, &members));
     }
-    items.join(", ")
+    items
 }
 
 fn group_text(name: &str, members: &[String]) -> String {

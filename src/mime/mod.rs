@@ -33,6 +33,7 @@
 //! text); the MIME tree and the header syntax that IMAP shows raw are parsed here.
 
 mod address;
+pub mod decode;
 mod header;
 mod packed;
 mod stamp;
@@ -47,6 +48,28 @@ pub use address::Mailbox;
 pub use packed::{AddressRef, Addresses, EnvelopeRef, PackedEnvelope, pack as pack_envelope};
 pub use stamp::{random_text, rfc5322_now, unique_id};
 pub use structure::{MAX_DEPTH, MAX_PARTS};
+
+/// The decoded display form of each address (or group) of an envelope list:
+/// `Alice <a@x.org>`, `Friends: c@z.org;`.
+pub fn display_addresses(list: &[Address]) -> Vec<String> {
+    address::display_items(list)
+}
+
+/// The bare addresses of an envelope list (groups flattened).
+pub fn bare_addresses(list: &[Address]) -> Vec<String> {
+    list.iter().filter_map(address::email).collect()
+}
+
+/// The envelope of a message, read from its header alone, as at delivery.
+pub fn envelope(raw: &[u8]) -> Envelope {
+    let header = header::parse_header(raw, 0, raw.len(), true);
+    structure::envelope(&header)
+}
+
+/// RFC 2047 encoded words decoded (a raw envelope subject, say).
+pub fn decode_words(raw: &str) -> String {
+    text::decode_words(raw)
+}
 /// The transfer decodings, also for IMAP BINARY.
 pub(crate) use text::{base64_decode, qp_decode};
 

@@ -296,7 +296,7 @@ fn count_lines(raw: &[u8], start: usize, end: usize) -> u64 {
 }
 
 /// The RFC 3501 envelope of a message header.
-fn envelope(header: &Header<'_>) -> Envelope {
+pub(crate) fn envelope(header: &Header<'_>) -> Envelope {
     let list = |name: &str| {
         header
             .get(name)

@@ -10,7 +10,7 @@ use mail_parser::parsers::MessageStream;
 use mail_parser::{DateTime, HeaderValue};
 
 use super::BodyPart;
-use super::header::{bytes_to_string, decode_charset, param, unfold};
+use super::header::{bytes_to_string, unfold};
 
 /// Cap on [`super::SearchText::body`].
 pub(crate) const SEARCH_BODY_MAX: usize = 1 << 20;
@@ -69,17 +69,7 @@ pub(crate) fn parse_date(raw: &str) -> Option<i64> {
 /// The text of a `text/*` leaf part: transfer-decoded, charset-decoded, HTML converted.
 /// Only the first `limit` bytes of the raw body are looked at.
 pub(crate) fn part_text(raw: &[u8], part: &BodyPart, limit: usize) -> String {
-    let start = usize::try_from(part.body_start).unwrap_or(usize::MAX);
-    let end = usize::try_from(part.body_end).unwrap_or(usize::MAX);
-    let end = end.min(start.saturating_add(limit));
-    let body = raw.get(start..end).unwrap_or_default();
-    let decoded = match part.encoding.as_str() {
-        "QUOTED-PRINTABLE" => qp_decode(body),
-        "BASE64" => base64_decode(body),
-        _ => body.to_vec(),
-    };
-    let charset = param(&part.params, "charset").unwrap_or_default();
-    let text = decode_charset(&decoded, &charset);
+    let text = super::decode::part_text(raw, part, limit);
     if part.media_subtype == "html" {
         html_to_text(&text)
     } else {

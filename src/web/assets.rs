@@ -34,6 +34,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/compose.css"),
     ),
     (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/favicon.svg"),
+    ),
+    (
         "two_factor.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/two_factor.js"),
@@ -41,6 +46,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 ];
 
 pub(super) async fn serve(Path(path): Path<String>) -> Result<Response, WebError> {
+    asset(&path)
+}
+
+/// `/favicon.ico`, which browsers ask for whatever the page links: the SVG icon (browsers
+/// go by the content type, not the name).
+pub(super) async fn favicon() -> Result<Response, WebError> {
+    asset("favicon.svg")
+}
+
+fn asset(path: &str) -> Result<Response, WebError> {
     let (_, content_type, body) = ASSETS
         .iter()
         .find(|(name, _, _)| *name == path)

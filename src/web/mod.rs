@@ -118,6 +118,7 @@ pub fn router(state: WebState, max_body: usize, timeout: Duration) -> Router {
             axum::routing::post(autoconfig::autodiscover),
         )
         .route("/static/{*path}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
         .route(mta_sts::PATH, get(mta_sts::policy))
         .merge(admin::router())
         .merge(mail::router())

@@ -173,6 +173,99 @@ where
     }
 }
 
+/// The bidirectional embedding, override and isolate controls (U+202A–U+202E, U+2066–U+2069)
+/// of `text` replaced by U+FFFD. A name that carries one can make `invoice\u{202E}fdp.exe`
+/// read as `invoiceexe.pdf`; names (files, senders, folders) have no honest use for them, and
+/// the visible replacement character tells the reader that something was there. (Templates
+/// also put such names in `<bdi>`, so that what a name does not cover stays as written.)
+pub fn neutralise_bidi(text: &str) -> std::borrow::Cow<'_, str> {
+    let control = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if text.contains(control) {
+        std::borrow::Cow::Owned(text.replace(control, "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// Plain text as HTML: escaped, with `http:`, `https:` and `mailto:` addresses made links
+/// that open in a new tab without opener or referrer. The text is escaped before it is
+/// searched, so a link's `href` holds only escaped text and cannot leave its attribute (a
+/// `"` ends the address anyway); punctuation that ends a sentence stays outside the link,
+/// and a closing parenthesis only belongs to it when the address opened one.
+pub fn linkify(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let mut rest = text;
+    while let Some(start) = next_link(rest) {
+        let (before, from) = rest.split_at(start);
+        escape_into(before, &mut out);
+        let len = link_len(from);
+        let (link, after) = from.split_at(len);
+        out.push_str("<a href=\"");
+        escape_into(link, &mut out);
+        out.push_str("\" target=\"_blank\" rel=\"noopener noreferrer\">");
+        escape_into(link, &mut out);
+        out.push_str("</a>");
+        rest = after;
+    }
+    escape_into(rest, &mut out);
+    out
+}
+
+const SCHEMES: [&str; 3] = ["https://", "http://", "mailto:"];
+
+/// Where the next link starts in `text`: a scheme at the start of a word, followed by at
+/// least one character of an address.
+fn next_link(text: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    let mut from = 0;
+    loop {
+        let (at, scheme) = SCHEMES
+            .iter()
+            .filter_map(|s| lower.get(from..)?.find(s).map(|i| (from + i, s.len())))
+            .min()?;
+        let boundary = text
+            .get(..at)
+            .and_then(|t| t.chars().next_back())
+            .is_none_or(|c| !c.is_alphanumeric() && c != '/' && c != '.');
+        if boundary && text.get(at..).map_or(0, link_len) > scheme {
+            return Some(at);
+        }
+        from = at + scheme;
+    }
+}
+
+/// How much of `text` (which starts with a scheme) is the address.
+fn link_len(text: &str) -> usize {
+    let end = text
+        .find(|c: char| c.is_whitespace() || c.is_control() || "<>\"'`".contains(c))
+        .unwrap_or(text.len());
+    let mut link = text.get(..end).unwrap_or(text);
+    loop {
+        let trimmed = link.trim_end_matches(['.', ',', ';', ':', '!', '?', ']', '}', '*']);
+        let trimmed = match trimmed.strip_suffix(')') {
+            Some(t) if trimmed.matches('(').count() < trimmed.matches(')').count() => t,
+            _ => trimmed,
+        };
+        if trimmed.len() == link.len() {
+            return link.len();
+        }
+        link = trimmed;
+    }
+}
+
+fn escape_into(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
 /// `html` up to `max` bytes (at a character boundary), and whether anything was cut.
 fn cut(html: &str, max: usize) -> (&str, bool) {
     if html.len() <= max {
@@ -1035,6 +1128,62 @@ mod tests {
             out.html
         );
         assert_eq!(out.blocked_images, 0);
+    }
+
+    #[test]
+    fn remote_loads_are_counted_only_when_they_survive() {
+        // Script text that looks like an image is removed with the script: nothing is
+        // blocked, so no "remote images" notice (issue 24).
+        let html = "<p>hi</p><script>var x = \"<img src='http://tracker.example/a.gif'>\";</script>\
+                    <style>.a{}</style><textarea><img src='http://x.example/b.png'></textarea>";
+        let s = clean(html);
+        assert_eq!(s.blocked_images, 0, "{}", s.html);
+        assert_eq!(
+            clean("<img src='http://x.example/c.png'>").blocked_images,
+            1
+        );
+    }
+
+    #[test]
+    fn bidi_controls_are_neutralised() {
+        assert_eq!(
+            neutralise_bidi("invoice\u{202E}fdp.exe"),
+            "invoice\u{FFFD}fdp.exe"
+        );
+        assert_eq!(neutralise_bidi("a\u{2066}b\u{2069}"), "a\u{FFFD}b\u{FFFD}");
+        // Right-to-left text itself is left alone.
+        assert_eq!(neutralise_bidi("שלום"), "שלום");
+    }
+
+    #[test]
+    fn plain_text_links() {
+        assert_eq!(
+            linkify(
+                "See https://example.org/a?b=1&c=2. Or (http://x.example/p_(1)), mailto:a@b.example!"
+            ),
+            "See <a href=\"https://example.org/a?b=1&amp;c=2\" target=\"_blank\" rel=\"noopener noreferrer\">https://example.org/a?b=1&amp;c=2</a>. \
+             Or (<a href=\"http://x.example/p_(1)\" target=\"_blank\" rel=\"noopener noreferrer\">http://x.example/p_(1)</a>), \
+             <a href=\"mailto:a@b.example\" target=\"_blank\" rel=\"noopener noreferrer\">mailto:a@b.example</a>!"
+        );
+        // Nothing breaks out of the attribute or the text.
+        let hostile = linkify(
+            "<b>x</b> https://e.example/\"onmouseover=alert(1)\" https://e.example/<script>",
+        );
+        assert!(
+            !hostile.contains("<b>") && !hostile.contains("<script>"),
+            "{hostile}"
+        );
+        assert!(hostile.contains("href=\"https://e.example/\""), "{hostile}");
+        assert!(!hostile.contains("\"onmouseover"), "{hostile}");
+        // A bare scheme, or one inside a word, is not a link.
+        assert_eq!(
+            linkify("http:// and xhttps://a.example"),
+            "http:// and xhttps://a.example"
+        );
+        assert_eq!(
+            linkify("HTTPS://A.example"),
+            "<a href=\"HTTPS://A.example\" target=\"_blank\" rel=\"noopener noreferrer\">HTTPS://A.example</a>"
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@ async function typeInBody(page, text) {
 
 async function draftsFolder(page) {
   await page.goto(`${base}/mail`);
+  // On a phone the folder list is folded away.
+  if (!(await page.isVisible(".folders >> text=Drafts"))) await page.click("#folder-menu summary");
   await page.click(".folders >> text=Drafts");
   await page.waitForSelector("h1");
 }

@@ -318,3 +318,19 @@ async fn accessibility_journey_in_chromium() {
     .await;
     server.running.shutdown().await;
 }
+
+/// Reading (issue 24), at desktop and phone sizes: plain-text links, a right-to-left override
+/// in a file name, the remote-images notice, the download's own policy, the favicon.
+#[tokio::test]
+async fn reading_journey_in_chromium() {
+    let (server, _alice) = crate::imap::server().await;
+    harness::account(&server.running.store, "bob@localhost", 0).await;
+    let smtp = server.running.addr("smtp").expect("smtp listener");
+    journey(
+        "reading.mjs",
+        &server,
+        &[("SMTP_PORT", smtp.port().to_string())],
+    )
+    .await;
+    server.running.shutdown().await;
+}

@@ -63,3 +63,4 @@ mod web_client;
 mod web_hardening;
 mod webmail;
 mod webmail_lists;
+mod webmail_read;

@@ -104,7 +104,7 @@ const MAIL_CASES: &[Case] = &[
     ),
     get(
         "/mail/box/{id}/{uid}/part/{n}",
-        "/mail/box/{a_box}/{a_uid}/part/0",
+        "/mail/box/{a_box}/{a_uid}/part/1",
         REFUSED,
     ),
     get(

@@ -78,7 +78,7 @@ async fn pages_need_a_session_and_never_show_another_accounts_mail() {
         format!("/mail/box/{inbox}"),
         format!("/mail/box/{inbox}/{uid}"),
         format!("/mail/box/{inbox}/{uid}/body"),
-        format!("/mail/box/{inbox}/{uid}/part/0"),
+        format!("/mail/box/{inbox}/{uid}/part/2"),
         format!("/mail/box/{inbox}/{uid}/raw"),
         "/mail/search?q=report".into(),
         "/mail/compose".into(),
@@ -113,7 +113,7 @@ async fn pages_need_a_session_and_never_show_another_accounts_mail() {
         format!("/mail/box/{inbox}"),
         format!("/mail/box/{inbox}/{uid}"),
         format!("/mail/box/{inbox}/{uid}/body"),
-        format!("/mail/box/{inbox}/{uid}/part/0"),
+        format!("/mail/box/{inbox}/{uid}/part/2"),
         format!("/mail/box/{inbox}/{uid}/raw"),
         format!("/mail/compose?reply={inbox}:{uid}"),
         format!("/mail/compose?forward={inbox}:{uid}"),
@@ -265,7 +265,7 @@ async fn reading_sanitizes_html_blocks_remote_images_and_downloads_attachments()
             .contains("img-src data: https: http:")
     );
 
-    let file = bob.get(&format!("/mail/box/{inbox}/{uid}/part/0")).await;
+    let file = bob.get(&format!("/mail/box/{inbox}/{uid}/part/2")).await;
     assert_eq!(file.status, StatusCode::OK);
     assert_eq!(file.headers["content-type"], "application/octet-stream");
     let disposition = file.headers["content-disposition"].to_str().unwrap();

@@ -114,7 +114,9 @@ pub fn router() -> Router<WebState> {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(
+        // A handler that sets its own policy (a download, say) keeps it: such a policy is
+        // stricter than the pages' one, never looser.
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
                 "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \

@@ -159,12 +159,12 @@ pub async fn form(
     }
     let original = q.reply.as_deref().or(q.forward.as_deref());
     if let Some((id, uid)) = original.and_then(message_ref) {
-        let (_, entry, raw) = load(&state, &reader, id, uid).await?;
+        let (mailbox, entry, raw) = load(&state, &reader, id, uid).await?;
+        let text = super::read::message_text(&state, &mailbox, uid).await?;
         let me = reader.0.account.address.to_lowercase();
         let (reply, all) = (q.reply.is_some(), q.all.is_some());
         page = with_parsed(raw, move |m| {
             let subject = m.subject().unwrap_or("").to_string();
-            let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
             let from = addresses(m.from()).join(", ");
             let date =
                 super::super::admin::timestamp(entry.header_date.unwrap_or(entry.internal_date));
@@ -371,7 +371,8 @@ fn parse_addresses(field: &str) -> Result<Vec<String>, String> {
             (Some(a), Some(b)) if a < b => &item[a + 1..b],
             _ => item,
         };
-        let parsed = Address::parse(addr).map_err(|e| format!("{item:?}: {e}"))?;
+        // The message already quotes the address it refuses: not again (issue 24).
+        let parsed = Address::parse(addr)?;
         out.push(parsed.to_string());
     }
     Ok(out)

@@ -228,8 +228,7 @@ pub async fn page(
     for (n, r) in shown.iter().enumerate() {
         let loaded = n >= first_loaded;
         let (text, has_html) = if loaded {
-            let raw = state.store.message_body(&mailbox, r.uid).await?;
-            match read::text_unless_html(raw).await? {
+            match read::text_unless_html(&state, &mailbox, r.uid).await? {
                 Some(text) => (Some(text), false),
                 None => (None, true),
             }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use axum::http::{HeaderMap, header};
 
+use super::super::sanitize::neutralise_bidi;
 use super::super::session::{Client, NoFields, Posted, set_cookie};
 use super::super::{WebError, WebState};
 use super::{Chrome, Reader, conversations, iso_date, short_date, undo};
@@ -57,16 +58,16 @@ impl Row {
                 e.from_display.is_empty(),
             ) {
                 (true, true, _) => "To: (no recipients)".into(),
-                (true, false, _) => format!("To: {}", e.to_display),
+                (true, false, _) => format!("To: {}", neutralise_bidi(&e.to_display)),
                 (false, _, true) => "(no sender)".into(),
-                (false, _, false) => e.from_display.clone(),
+                (false, _, false) => neutralise_bidi(&e.from_display).into_owned(),
             },
             subject: if e.subject.trim().is_empty() {
                 "(no subject)".into()
             } else {
-                e.subject.clone()
+                neutralise_bidi(&e.subject).into_owned()
             },
-            snippet: e.snippet.clone(),
+            snippet: neutralise_bidi(&e.snippet).into_owned(),
             date: short_date(t),
             iso: iso_date(t),
             size: format_size(u64::try_from(e.size).unwrap_or(0)),
@@ -101,9 +102,11 @@ impl Row {
         Some(Row {
             mailbox_id,
             uid: newest.uid,
-            from: conversations::participants(rows, c, recipients),
-            subject: subject.to_string(),
-            snippet: entry.map(|e| e.snippet.clone()).unwrap_or_default(),
+            from: neutralise_bidi(&conversations::participants(rows, c, recipients)).into_owned(),
+            subject: neutralise_bidi(subject).into_owned(),
+            snippet: entry
+                .map(|e| neutralise_bidi(&e.snippet).into_owned())
+                .unwrap_or_default(),
             date: short_date(t),
             iso: iso_date(t),
             size: entry

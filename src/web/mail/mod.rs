@@ -187,7 +187,9 @@ pub fn router() -> Router<WebState> {
         // The sign-in's second step and passkey sign-in (before a session; not in
         // tests/it/ownership.rs, which tries the routes of signed-in users).
         .merge(super::second_step::routes(Area::Mail))
-        .layer(SetResponseHeaderLayer::overriding(
+        // A handler that sets its own policy keeps it (an attachment download: `default-src
+        // 'none'; sandbox`); such a policy is stricter than the pages' one, never looser.
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
                 "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
