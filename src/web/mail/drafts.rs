@@ -13,7 +13,7 @@ use super::super::sanitize::sanitize;
 use super::super::{WebError, WebState};
 use super::Reader;
 use super::compose::message_ref;
-use super::read::{load, with_parsed};
+use super::read::load;
 use crate::config::format_size;
 use crate::store::{Delivery, Flags, StoreError, Target};
 
@@ -93,6 +93,24 @@ fn field(a: Option<&mail_parser::Address<'_>>) -> String {
     .unwrap_or_default()
 }
 
+/// Parses the whole of `raw` (a draft: the editor needs its parts back as files) with
+/// mail-parser and runs `f` on it, on the blocking pool. Drafts are the one place the webmail
+/// still reads a message this way rather than through the stored structure (`mime::decode`):
+/// a draft is our own, small, simple message, rebuilt from these parts on every save.
+async fn with_whole<T: Send + 'static>(
+    raw: Vec<u8>,
+    f: impl FnOnce(&Message<'_>) -> Result<T, WebError> + Send + 'static,
+) -> Result<T, WebError> {
+    tokio::task::spawn_blocking(move || {
+        let m = mail_parser::MessageParser::default()
+            .parse(&raw)
+            .ok_or_else(|| WebError::BadRequest("This draft cannot be read.".into()))?;
+        f(&m)
+    })
+    .await
+    .map_err(|e| WebError::Internal(e.to_string()))?
+}
+
 /// The attachments of a parsed message, numbered as [`kept_files`] reads them.
 pub(super) fn attachments(m: &Message<'_>) -> Vec<Kept> {
     m.attachments()
@@ -107,7 +125,7 @@ pub(super) fn attachments(m: &Message<'_>) -> Vec<Kept> {
 
 /// The attachments of a message just built (to list them after saving it).
 pub(super) async fn attachments_of(raw: Vec<u8>) -> Result<Vec<Kept>, WebError> {
-    with_parsed(raw, |m| Ok(attachments(m))).await
+    with_whole(raw, |m| Ok(attachments(m))).await
 }
 
 /// Draft `reference` of this reader, as the editor shows it.
@@ -118,7 +136,7 @@ pub(super) async fn open(
 ) -> Result<Draft, WebError> {
     let (id, uid) = message_ref(reference).ok_or(WebError::NotFound)?;
     let (_, _, raw) = load(state, reader, id, uid).await?;
-    with_parsed(raw, |m| {
+    with_whole(raw, |m| {
         let ids = |v: &mail_parser::HeaderValue<'_>| -> String {
             v.as_text_list()
                 .map(|l| l.iter().map(|r| r.to_string()).collect::<Vec<_>>())
@@ -173,7 +191,7 @@ pub(super) async fn kept_files(
     };
     let (_, _, raw) = load(state, reader, id, uid).await?;
     let keep = keep.to_vec();
-    with_parsed(raw, move |m| {
+    with_whole(raw, move |m| {
         Ok(m.attachments()
             .enumerate()
             .filter(|(i, _)| keep.contains(i))
