@@ -7,13 +7,10 @@
 //! account's `\Drafts` mailbox is ever expunged as "the old version": a reference to any other
 //! folder (a forged form, a stale tab) is read at most, never deleted.
 
-use mail_parser::{Message, MessagePart, MimeHeaders};
-
-use super::super::sanitize::sanitize;
 use super::super::{WebError, WebState};
 use super::Reader;
 use super::compose::message_ref;
-use super::read::load;
+use super::read::{self, DraftParts, load};
 use crate::config::format_size;
 use crate::store::{Delivery, Flags, StoreError, Target};
 
@@ -52,27 +49,6 @@ pub(super) struct Draft {
     pub kept: Vec<Kept>,
 }
 
-fn content_type(p: &MessagePart<'_>) -> String {
-    p.content_type()
-        .map(|ct| match &ct.c_subtype {
-            Some(sub) => format!("{}/{}", ct.c_type, sub),
-            None => ct.c_type.to_string(),
-        })
-        .unwrap_or_else(|| "application/octet-stream".into())
-        .to_ascii_lowercase()
-}
-
-fn name_of(p: &MessagePart<'_>, index: usize) -> String {
-    p.attachment_name()
-        .map(str::to_string)
-        .or_else(|| {
-            p.message()
-                .and_then(|m| m.subject())
-                .map(|s| format!("{s}.eml"))
-        })
-        .unwrap_or_else(|| format!("attachment-{}", index + 1))
-}
-
 /// An address header as the form's field: `Name <address>, …`, the bare address when the name
 /// has a character that the field's own syntax uses (it is split at commas and semicolons).
 fn field(a: Option<&mail_parser::Address<'_>>) -> String {
@@ -93,50 +69,39 @@ fn field(a: Option<&mail_parser::Address<'_>>) -> String {
     .unwrap_or_default()
 }
 
-/// Parses the whole of `raw` (a draft: the editor needs its parts back as files) with
-/// mail-parser and runs `f` on it, on the blocking pool. Drafts are the one place the webmail
-/// still reads a message this way rather than through the stored structure (`mime::decode`):
-/// a draft is our own, small, simple message, rebuilt from these parts on every save.
-async fn with_whole<T: Send + 'static>(
-    raw: Vec<u8>,
-    f: impl FnOnce(&Message<'_>) -> Result<T, WebError> + Send + 'static,
-) -> Result<T, WebError> {
-    tokio::task::spawn_blocking(move || {
-        let m = mail_parser::MessageParser::default()
-            .parse(&raw)
-            .ok_or_else(|| WebError::BadRequest("This draft cannot be read.".into()))?;
-        f(&m)
-    })
-    .await
-    .map_err(|e| WebError::Internal(e.to_string()))?
-}
-
-/// The attachments of a parsed message, numbered as [`kept_files`] reads them.
-pub(super) fn attachments(m: &Message<'_>) -> Vec<Kept> {
-    m.attachments()
+/// The attachments as the form lists them, numbered as [`kept_files`] reads them.
+fn kept(parts: &DraftParts) -> Vec<Kept> {
+    parts
+        .attachments
+        .iter()
         .enumerate()
-        .map(|(index, p)| Kept {
+        .map(|(index, (name, _, size))| Kept {
             index,
-            name: name_of(p, index),
-            size: format_size(p.contents().len() as u64),
+            name: name.clone(),
+            size: format_size(*size),
         })
         .collect()
 }
 
 /// The attachments of a message just built (to list them after saving it).
 pub(super) async fn attachments_of(raw: Vec<u8>) -> Result<Vec<Kept>, WebError> {
-    with_whole(raw, |m| Ok(attachments(m))).await
+    Ok(kept(&read::draft_parts_of(raw).await?))
 }
 
-/// Draft `reference` of this reader, as the editor shows it.
+/// Draft `reference` of this reader, as the editor shows it: the header fields through
+/// mail-parser (the header only), the text, HTML and attachments through the stored structure
+/// (`read::draft_parts`), as the reading view reads any message.
 pub(super) async fn open(
     state: &WebState,
     reader: &Reader,
     reference: &str,
 ) -> Result<Draft, WebError> {
     let (id, uid) = message_ref(reference).ok_or(WebError::NotFound)?;
-    let (_, _, raw) = load(state, reader, id, uid).await?;
-    with_whole(raw, |m| {
+    let (mailbox, _, raw) = load(state, reader, id, uid).await?;
+    let parts = read::draft_parts(state, &mailbox, uid).await?;
+    let kept = kept(&parts);
+    let DraftParts { text, html, .. } = parts;
+    read::with_parsed(raw, move |m| {
         let ids = |v: &mail_parser::HeaderValue<'_>| -> String {
             v.as_text_list()
                 .map(|l| l.iter().map(|r| r.to_string()).collect::<Vec<_>>())
@@ -147,19 +112,12 @@ pub(super) async fn open(
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let html = m
-            .html_part(0)
-            .filter(|p| p.is_text_html())
-            .and_then(|p| p.text_contents())
-            // Anything can be moved into Drafts: the editor gets what the reading view would
-            // show (no remote loads), never the message's own HTML.
-            .map(|h| sanitize(h, false, |_| None).html);
         Ok(Draft {
             to: field(m.to()),
             cc: field(m.cc()),
             bcc: field(m.bcc()),
             subject: m.subject().unwrap_or("").to_string(),
-            text: m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+            text,
             html,
             in_reply_to: ids(m.in_reply_to()),
             references: ids(m.references()),
@@ -169,7 +127,7 @@ pub(super) async fn open(
                 .filter(|r| message_ref(r).is_some())
                 .unwrap_or("")
                 .to_string(),
-            kept: attachments(m),
+            kept,
         })
     })
     .await
@@ -189,20 +147,16 @@ pub(super) async fn kept_files(
     let Some((id, uid)) = message_ref(reference) else {
         return Ok(Vec::new());
     };
-    let (_, _, raw) = load(state, reader, id, uid).await?;
-    let keep = keep.to_vec();
-    with_whole(raw, move |m| {
-        Ok(m.attachments()
-            .enumerate()
-            .filter(|(i, _)| keep.contains(i))
-            .map(|(i, p)| File {
-                name: name_of(p, i),
-                content_type: content_type(p),
-                bytes: p.contents().to_vec(),
-            })
-            .collect())
-    })
-    .await
+    let mailbox = reader.mailbox(state, id).await?;
+    Ok(read::attachment_files(state, &mailbox, uid, keep.to_vec())
+        .await?
+        .into_iter()
+        .map(|(name, content_type, bytes)| File {
+            name,
+            content_type,
+            bytes,
+        })
+        .collect())
 }
 
 /// Why a draft was not saved.

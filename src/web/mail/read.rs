@@ -252,6 +252,85 @@ pub(super) async fn text_unless_html(
     .await
 }
 
+/// What the editor takes back from a draft, read through the stored structure like every
+/// other message: its text, its HTML (sanitized as the reading view shows it, no remote loads)
+/// when it has any, and its attachments in [`decode::reading`]'s order (the index the form's
+/// boxes carry).
+pub(super) struct DraftParts {
+    pub text: String,
+    pub html: Option<String>,
+    /// (name, content type, decoded size)
+    pub attachments: Vec<(String, String, u64)>,
+}
+
+/// [`DraftParts`] of message `uid` of `mailbox`.
+pub(super) async fn draft_parts(
+    state: &WebState,
+    mailbox: &Mailbox,
+    uid: u32,
+) -> Result<DraftParts, WebError> {
+    let s = stored(state, mailbox.clone(), uid).await?;
+    blocking(move || Ok(parts_of(&s.raw, &s.body))).await
+}
+
+/// [`DraftParts`] of a message just built (not stored yet: its structure is found here).
+pub(super) async fn draft_parts_of(raw: Vec<u8>) -> Result<DraftParts, WebError> {
+    blocking(move || {
+        let body = crate::mime::analyze(&raw).body;
+        Ok(parts_of(&raw, &body))
+    })
+    .await
+}
+
+fn parts_of(raw: &[u8], body: &BodyPart) -> DraftParts {
+    let reading = decode::reading(body);
+    DraftParts {
+        text: decode::plain_text(raw, &reading, MAX_TEXT),
+        html: reading
+            .has_html()
+            .then(|| frame_html(raw, &reading, false).0),
+        attachments: reading
+            .attachments
+            .iter()
+            .map(|a| {
+                (
+                    a.name.clone(),
+                    a.content_type.clone(),
+                    decode::decoded_size(raw, a.part),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The attachments numbered `keep` (in [`decode::reading`]'s order) of message `uid`,
+/// decoded: (name, content type, bytes).
+pub(super) async fn attachment_files(
+    state: &WebState,
+    mailbox: &Mailbox,
+    uid: u32,
+    keep: Vec<usize>,
+) -> Result<Vec<(String, String, Vec<u8>)>, WebError> {
+    let s = stored(state, mailbox.clone(), uid).await?;
+    blocking(move || {
+        let reading = decode::reading(&s.body);
+        Ok(reading
+            .attachments
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep.contains(i))
+            .map(|(_, a)| {
+                (
+                    a.name.clone(),
+                    a.content_type.clone(),
+                    decode::part_body(&s.raw, a.part),
+                )
+            })
+            .collect())
+    })
+    .await
+}
+
 /// The first `name:` field of the message's header, unfolded and trimmed.
 fn header_field(raw: &[u8], name: &str) -> Option<String> {
     crate::mime::raw_header(raw)
