@@ -18,6 +18,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 
+use super::super::sanitize::neutralise_bidi;
 use super::super::{WebError, WebState};
 use super::{Chrome, Reader, iso_date, read};
 use crate::store::{FlagOp, Flags, ThreadRow};
@@ -223,17 +224,24 @@ pub async fn page(
         .filter_map(|&i| rows.get(i))
         .collect();
     let first_loaded = shown.len().saturating_sub(MAX_BODIES);
+    // The shown bodies are read together (at most MAX_BODIES; the store's reader pool bounds how
+    // many queries run at once), not one after the other.
+    let bodies = futures::future::try_join_all(
+        shown
+            .iter()
+            .skip(first_loaded)
+            .map(|r| read::text_unless_html(&state, &mailbox, r.uid)),
+    )
+    .await?;
+    let mut bodies = bodies.into_iter();
     let mut items = Vec::with_capacity(shown.len());
     let mut to_mark = Vec::new();
     for (n, r) in shown.iter().enumerate() {
         let loaded = n >= first_loaded;
-        let (text, has_html) = if loaded {
-            match read::text_unless_html(&state, &mailbox, r.uid).await? {
-                Some(text) => (Some(text), false),
-                None => (None, true),
-            }
-        } else {
-            (None, false)
+        let (text, has_html) = match loaded.then(|| bodies.next()).flatten() {
+            Some(Some(text)) => (Some(text), false),
+            Some(None) => (None, true),
+            None => (None, false),
         };
         if loaded && !r.flags.contains(Flags::SEEN) {
             to_mark.push(r.uid);
@@ -244,7 +252,7 @@ pub async fn page(
             from: if r.from_display.is_empty() {
                 "(no sender)".into()
             } else {
-                r.from_display.clone()
+                neutralise_bidi(&r.from_display).into_owned()
             },
             date: super::short_date(t),
             iso: iso_date(t),
@@ -264,7 +272,7 @@ pub async fn page(
     }
     let subject = shown
         .first()
-        .map(|r| r.subject.trim().to_string())
+        .map(|r| neutralise_bidi(r.subject.trim()).into_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "(no subject)".into());
     Ok(ConversationPage {
