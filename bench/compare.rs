@@ -69,6 +69,8 @@ mod mailroom_server;
 mod pair;
 #[path = "compare/procs.rs"]
 mod procs;
+#[path = "compare/scale.rs"]
+mod scale;
 #[path = "compare/server.rs"]
 mod server;
 #[path = "compare/table.rs"]
@@ -88,6 +90,7 @@ fn env(name: &str, default: usize) -> usize {
 }
 
 /// Everything measured on one server (`None`, or empty, for the groups not run).
+#[derive(Default)]
 pub struct Figures {
     pub ingest: Option<loads::Ingest>,
     pub fill_imap: Option<Duration>,
@@ -95,7 +98,10 @@ pub struct Figures {
     pub imap: loads::Timings,
     pub pop3: loads::Timings,
     pub sessions: Option<Memory>,
+    /// The IMAP server's memory just before the idle sessions were opened.
+    pub before_sessions: Option<Memory>,
     pub churn: Option<loads::Churn>,
+    pub scale: Option<scale::Scale>,
 }
 
 fn mib(m: procs::Mem) -> String {
@@ -124,7 +130,9 @@ async fn measure(
         imap: Vec::new(),
         pop3: Vec::new(),
         sessions: None,
+        before_sessions: None,
         churn: None,
+        scale: None,
     };
     if groups.has(Group::Ingest) {
         eprintln!(
@@ -273,7 +281,108 @@ async fn measure(
     drop(open);
     figures.idle = Some(idle);
     figures.sessions = Some(sessions);
+    figures.before_sessions = Some(before_sessions);
     Ok(figures)
+}
+
+/// The scale rows on a Mailroom of their own: the database filled with the server down, then
+/// started (the first start, which may still build what older data lacks, is not the figure),
+/// measured, stopped with SIGTERM and started again (the start-up row), then killed with SIGKILL
+/// and started again (the recovery row), and checked to still hold every message.
+async fn scale_mailroom(
+    dir: &std::path::Path,
+    hash: &str,
+    connections: usize,
+    sizes: Sizes,
+) -> Result<scale::Scale> {
+    let size = sizes.scale;
+    let configured = mailroom_server::Mailroom::configure(dir, PASSWORD, connections, &sizes)
+        .await
+        .context("configuring Mailroom")?;
+    eprintln!(
+        "[Mailroom] scale: storing {} messages in {} accounts (server down) ...",
+        size.total_messages(),
+        size.accounts + 2
+    );
+    let fill = scale::fill_mailroom(&configured.db(), size, hash).await?;
+    eprintln!("[Mailroom]   {:.0} s", fill.as_secs_f64());
+    let m = configured.serve().await?;
+    let (small, large, account) = scale::measure("Mailroom", &m.ep, size, sizes.reps)
+        .await
+        .map_err(|e| anyhow!("{e:#}\n{}", procs::tail(&m.log, 30)))?;
+    drop(m);
+    let t = std::time::Instant::now();
+    let mut m = configured.serve().await?;
+    let start = t.elapsed();
+    m.kill9();
+    let t = std::time::Instant::now();
+    let m = configured.serve().await?;
+    let recover = t.elapsed();
+    eprintln!(
+        "[Mailroom]   start-up {:.0} ms, after SIGKILL {:.0} ms",
+        start.as_secs_f64() * 1000.0,
+        recover.as_secs_f64() * 1000.0
+    );
+    scale_still_there(&m.ep, size).await?;
+    Ok(scale::Scale {
+        small,
+        large,
+        account,
+        start,
+        recover,
+    })
+}
+
+/// The scale rows on a Postfix+Dovecot pair of their own, as [`scale_mailroom`].
+async fn scale_pair(
+    dir: &std::path::Path,
+    hash: &str,
+    connections: usize,
+    sizes: Sizes,
+) -> Result<scale::Scale> {
+    let size = sizes.scale;
+    let mut p = pair::Pair::start(dir, PASSWORD, hash, connections, &sizes, &size.users())
+        .await
+        .context("starting Postfix+Dovecot")?;
+    eprintln!(
+        "[Postfix+Dovecot] scale: writing {} messages as Maildir files ...",
+        size.total_messages()
+    );
+    let fill = scale::fill_dovecot(&p.home, p.uid, &p.dovecot_conf, size)?;
+    eprintln!("[Postfix+Dovecot]   {:.0} s", fill.as_secs_f64());
+    let (small, large, account) = scale::measure("Postfix+Dovecot", &p.ep, size, sizes.reps)
+        .await
+        .map_err(|e| anyhow!("{e:#}\n{}", p.logs()))?;
+    let start = p.restart(false).await?;
+    let recover = p.restart(true).await?;
+    eprintln!(
+        "[Postfix+Dovecot]   start-up {:.0} ms, after SIGKILL {:.0} ms",
+        start.as_secs_f64() * 1000.0,
+        recover.as_secs_f64() * 1000.0
+    );
+    scale_still_there(&p.ep, size).await?;
+    Ok(scale::Scale {
+        small,
+        large,
+        account,
+        start,
+        recover,
+    })
+}
+
+/// After the restarts, the big mailbox holds every message.
+async fn scale_still_there(ep: &Endpoints, size: scale::Size) -> Result<()> {
+    let user = scale::mailbox_user(size.large);
+    let mut c = client::Imap::login(ep.imap, &user, &ep.password).await?;
+    let n = c.messages().await?;
+    if n != size.large {
+        anyhow::bail!(
+            "{user} holds {n} messages after the restarts, not {}",
+            size.large
+        );
+    }
+    c.cmd("LOGOUT").await?;
+    Ok(())
 }
 
 fn machine() -> String {
@@ -315,6 +424,12 @@ async fn run() -> Result<()> {
         churn_clients: env("COMPARE_CHURN_CLIENTS", 10).max(1),
         churn_secs: env("COMPARE_CHURN_SECS", 60).max(1) as u64,
         auth_cache_secs: env("COMPARE_AUTH_CACHE_SECS", 300) as u64,
+        scale: scale::Size {
+            large: env("COMPARE_SCALE", 100_000).max(1_000),
+            small: env("COMPARE_SCALE_SMALL", 10_000).max(1_000),
+            accounts: env("COMPARE_ACCOUNTS", 10_000).max(1),
+            account_msgs: env("COMPARE_ACCOUNT_MSGS", 100).max(1),
+        },
     };
     eprintln!("row groups: {}", sizes.groups.names());
     let only = std::env::var("COMPARE_ONLY").unwrap_or_default();
@@ -342,8 +457,12 @@ async fn run() -> Result<()> {
         .await
         .map_err(|e| anyhow!("{e}"))?;
 
-    let ours = if only == "pair" {
+    // The scale rows run on servers of their own; the other groups share one per side.
+    let main_rows = sizes.groups.any_but(Group::Scale);
+    let mut ours = if only == "pair" {
         None
+    } else if !main_rows {
+        Some(Figures::default())
     } else {
         eprintln!("[Mailroom] starting the release build ...");
         let m =
@@ -364,36 +483,49 @@ async fn run() -> Result<()> {
         drop(m);
         Some(figures)
     };
+    if let (Some(figures), true) = (ours.as_mut(), sizes.groups.has(Group::Scale)) {
+        figures.scale = Some(
+            scale_mailroom(&dir.join("mailroom-scale"), &hash, connections, sizes)
+                .await
+                .context("Mailroom, scale rows")?,
+        );
+    }
 
-    let (theirs, why_not) = if only == "mailroom" {
-        (
-            None,
-            Some("Postfix+Dovecot skipped (COMPARE_ONLY=mailroom)".to_string()),
-        )
+    let pair_ok = if only == "mailroom" {
+        Err("Postfix+Dovecot skipped (COMPARE_ONLY=mailroom)".to_string())
     } else {
-        match pair::ensure_installed() {
-            Err(why) => (None, Some(why)),
-            Ok(()) => {
-                eprintln!("[Postfix+Dovecot] starting ({}) ...", pair::versions());
-                let p = pair::Pair::start(&dir.join("pair"), PASSWORD, &hash, connections, &sizes)
-                    .await
-                    .context("starting Postfix+Dovecot")?;
-                let figures = measure(
-                    "Postfix+Dovecot",
-                    &p.ep,
-                    || p.memory(),
-                    || p.transient(),
-                    || p.processes(),
-                    sizes,
-                )
-                .await;
-                match figures {
-                    Ok(f) => (Some(f), None),
-                    Err(e) => return Err(anyhow!("Postfix+Dovecot: {e:#}\n{}", p.logs())),
-                }
+        pair::ensure_installed()
+    };
+    let (mut theirs, why_not) = match pair_ok {
+        Err(why) => (None, Some(why)),
+        Ok(()) if !main_rows => (Some(Figures::default()), None),
+        Ok(()) => {
+            eprintln!("[Postfix+Dovecot] starting ({}) ...", pair::versions());
+            let p = pair::Pair::start(&dir.join("pair"), PASSWORD, &hash, connections, &sizes, &[])
+                .await
+                .context("starting Postfix+Dovecot")?;
+            let figures = measure(
+                "Postfix+Dovecot",
+                &p.ep,
+                || p.memory(),
+                || p.transient(),
+                || p.processes(),
+                sizes,
+            )
+            .await;
+            match figures {
+                Ok(f) => (Some(f), None),
+                Err(e) => return Err(anyhow!("Postfix+Dovecot: {e:#}\n{}", p.logs())),
             }
         }
     };
+    if let (Some(figures), true) = (theirs.as_mut(), sizes.groups.has(Group::Scale)) {
+        figures.scale = Some(
+            scale_pair(&dir.join("pair-scale"), &hash, connections, sizes)
+                .await
+                .context("Postfix+Dovecot, scale rows")?,
+        );
+    }
 
     table::print(
         &sizes,

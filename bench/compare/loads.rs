@@ -60,6 +60,8 @@ pub struct Sizes {
     /// Both servers' auth cache lifetime (0: both off), so the churn row can be taken with
     /// and without it.
     pub auth_cache_secs: u64,
+    /// The scale rows' mailboxes and accounts.
+    pub scale: crate::scale::Size,
 }
 
 /// The groups of rows `COMPARE_ROWS` selects from, each with the loads it needs.
@@ -75,14 +77,17 @@ pub enum Group {
     Memory,
     /// Connection churn: LOGIN ... LOGOUT in a loop.
     Churn,
+    /// Big mailboxes, many accounts and start-up, on servers of their own.
+    Scale,
 }
 
-pub const GROUPS: [(Group, &str); 5] = [
+pub const GROUPS: [(Group, &str); 6] = [
     (Group::Ingest, "ingest"),
     (Group::Imap, "imap"),
     (Group::Pop3, "pop3"),
     (Group::Memory, "memory"),
     (Group::Churn, "churn"),
+    (Group::Scale, "scale"),
 ];
 
 /// A set of [`Group`]s.
@@ -90,7 +95,7 @@ pub const GROUPS: [(Group, &str); 5] = [
 pub struct Groups(u8);
 
 impl Groups {
-    pub const ALL: Groups = Groups(0b1_1111);
+    pub const ALL: Groups = Groups(0b11_1111);
 
     /// `COMPARE_ROWS`: comma-separated group names; empty means all.
     pub fn parse(text: &str) -> Result<Groups, String> {
@@ -106,6 +111,11 @@ impl Groups {
             bits |= 1 << i;
         }
         Ok(if bits == 0 { Groups::ALL } else { Groups(bits) })
+    }
+
+    /// Whether a group other than `group` is in the set.
+    pub fn any_but(self, group: Group) -> bool {
+        GROUPS.iter().any(|(g, _)| *g != group && self.has(*g))
     }
 
     pub fn has(self, group: Group) -> bool {

@@ -50,6 +50,20 @@ impl Mailroom {
         connections: usize,
         sizes: &Sizes,
     ) -> Result<Mailroom> {
+        Mailroom::configure(dir, password, connections, sizes)
+            .await?
+            .serve()
+            .await
+    }
+
+    /// Writes the configuration, makes the database and the accounts; the server is not
+    /// started ([`Configured::serve`] does), so a caller can fill the database first.
+    pub async fn configure(
+        dir: &Path,
+        password: &str,
+        connections: usize,
+        sizes: &Sizes,
+    ) -> Result<Configured> {
         // COMPARE_BIN runs another build (e.g. the previous commit's) under the same loads, so
         // a change can be compared with what it replaces in one sitting.
         let bin =
@@ -116,8 +130,42 @@ impl Mailroom {
         if let Err(e) = train_ingest(&dir.join("data").join("mailroom.db"), sizes).await {
             eprintln!("note: the ingest accounts have no trained filter or rules: {e}");
         }
-        let log = dir.join("mailroom.log");
-        let out = std::fs::File::create(&log)?;
+        Ok(Configured {
+            bin: bin.to_string(),
+            config,
+            log: dir.join("mailroom.log"),
+            ep: Endpoints {
+                smtp: ([127, 0, 0, 1], smtp).into(),
+                imap: ([127, 0, 0, 1], imap).into(),
+                pop3: ([127, 0, 0, 1], pop3).into(),
+                password: password.to_string(),
+            },
+        })
+    }
+}
+
+/// A configured server, not running: its database is `db()`.
+#[derive(Clone)]
+pub struct Configured {
+    bin: String,
+    config: PathBuf,
+    log: PathBuf,
+    pub ep: Endpoints,
+}
+
+impl Configured {
+    pub fn db(&self) -> PathBuf {
+        self.config.with_file_name("data").join("mailroom.db")
+    }
+
+    /// Starts `mailroom serve` and waits until SMTP, IMAP and POP3 accept connections. The
+    /// log is appended to, so a restart keeps what the first run said.
+    pub async fn serve(&self) -> Result<Mailroom> {
+        let (bin, config, log) = (&self.bin, &self.config, self.log.clone());
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
         let child = Command::new(bin)
             .args(["--config", &config.display().to_string(), "serve"])
             .stdin(Stdio::null())
@@ -127,12 +175,7 @@ impl Mailroom {
             .context("starting mailroom serve")?;
         let mut m = Mailroom {
             child,
-            ep: Endpoints {
-                smtp: ([127, 0, 0, 1], smtp).into(),
-                imap: ([127, 0, 0, 1], imap).into(),
-                pop3: ([127, 0, 0, 1], pop3).into(),
-                password: password.to_string(),
-            },
+            ep: self.ep.clone(),
             log,
         };
         for addr in [m.ep.smtp, m.ep.imap, m.ep.pop3] {
@@ -141,6 +184,14 @@ impl Mailroom {
             }
         }
         Ok(m)
+    }
+}
+
+impl Mailroom {
+    /// SIGKILL, as a crash or the OOM killer would, and waits for the process to be gone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn exited(&mut self) -> Option<String> {

@@ -153,10 +153,15 @@ pub struct Pair {
     postfix_dir: PathBuf,
     postfix_log: PathBuf,
     postfix_started: bool,
-    dovecot_conf: PathBuf,
+    pub dovecot_conf: PathBuf,
     dovecot_base: PathBuf,
     dovecot_log: PathBuf,
     dovecot_started: bool,
+    lmtp: u16,
+    /// Dovecot's homes: `home/USER/Maildir`.
+    pub home: PathBuf,
+    /// vmail's uid and gid, who owns the mail.
+    pub uid: (u32, u32),
 }
 
 fn write(path: &Path, text: &str, mode: u32) -> Result<()> {
@@ -340,12 +345,14 @@ fn postfix_master_cf(smtp_port: u16) -> String {
 }
 
 impl Pair {
+    /// `extra_users` get accounts too (the scale rows' many accounts).
     pub async fn start(
         dir: &Path,
         password: &str,
         password_hash: &str,
         connections: usize,
         sizes: &Sizes,
+        extra_users: &[String],
     ) -> Result<Pair> {
         for exe in [POSTFIX_MASTER, DOVECOT_MASTER] {
             if !procs::pids_of(exe).is_empty() {
@@ -380,11 +387,15 @@ impl Pair {
             dovecot_base: dovecot_dir.join("run"),
             dovecot_log: dovecot_dir.join("dovecot.log"),
             dovecot_started: false,
+            lmtp,
+            home: home.clone(),
+            uid: (uid, gid),
         };
 
         // Dovecot.
         let passwd: String = all_users(sizes)
             .iter()
+            .chain(extra_users)
             .map(|u| format!("{u}:{{ARGON2ID}}{password_hash}\n"))
             .collect();
         write(&dovecot_dir.join("passwd"), &passwd, 0o644)?;
@@ -450,6 +461,59 @@ impl Pair {
             bail!("Postfix: {e}\n{}", procs::tail(&pair.postfix_log, 30));
         }
         Ok(pair)
+    }
+
+    /// Stops both (with SIGKILL to every process of theirs when `kill`, as a crash would;
+    /// otherwise `postfix stop` and `doveadm stop`), waits until every process is gone, then
+    /// starts both again as `start` does and returns the time from the start commands until
+    /// SMTP, IMAP, POP3 and LMTP all accept connections.
+    pub async fn restart(&mut self, kill: bool) -> Result<Duration> {
+        let pids = self.pids();
+        if kill {
+            for p in &pids {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &p.to_string()])
+                    .status();
+            }
+        } else {
+            let pdir = self.postfix_dir.display().to_string();
+            run("postfix", &["-c", &pdir, "stop"])?;
+            run(
+                "doveadm",
+                &["-c", &self.dovecot_conf.display().to_string(), "stop"],
+            )?;
+        }
+        let t = std::time::Instant::now();
+        while pids
+            .iter()
+            .any(|p| Path::new(&format!("/proc/{p}")).exists())
+        {
+            if t.elapsed() > Duration::from_secs(60) {
+                bail!("Postfix+Dovecot processes still there 60 s after stopping them");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let t = std::time::Instant::now();
+        let conf = self.dovecot_conf.display().to_string();
+        let dovecot_dir = self
+            .dovecot_conf
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        start_daemon("dovecot", &["-c", &conf], &dovecot_dir.join("start.log"))
+            .map_err(|e| anyhow!("{e}\n{}", procs::tail(&self.dovecot_log, 30)))?;
+        let pdir = self.postfix_dir.display().to_string();
+        start_daemon(
+            "postfix",
+            &["-c", &pdir, "start"],
+            &self.postfix_dir.join("start.log"),
+        )
+        .map_err(|e| anyhow!("{e}\n{}", procs::tail(&self.postfix_log, 30)))?;
+        let lmtp = ([127, 0, 0, 1], self.lmtp).into();
+        for addr in [self.ep.smtp, self.ep.imap, self.ep.pop3, lmtp] {
+            crate::server::wait_listening(addr, || None).await?;
+        }
+        Ok(t.elapsed())
     }
 
     fn postfix_pid_file(&self) -> PathBuf {
