@@ -33,7 +33,17 @@
 //!   LOGIN, SELECT, FETCH 1:* FLAGS, STORE, APPEND, EXPUNGE, LOGOUT; cycles per second. Both
 //!   servers keep verified logins in an auth cache for `COMPARE_AUTH_CACHE_SECS` (300; 0 turns
 //!   both caches off, for the figure without one): Mailroom's `[auth] cache_secs`, Dovecot's
-//!   `auth_cache_ttl` with `auth_cache_size = 10M`.
+//!   `auth_cache_ttl` with `auth_cache_size = 10M`;
+//! - scale (`compare/scale.rs`), on a server of its own per side: `COMPARE_SCALE_SMALL`
+//!   (10,000) and `COMPARE_SCALE` (100,000) message INBOXes and `COMPARE_ACCOUNTS` (10,000)
+//!   accounts of `COMPARE_ACCOUNT_MSGS` (100) messages, stored without the clock running
+//!   (Mailroom's through the library's delivery path with the server down, Dovecot's as
+//!   Maildir files then `doveadm force-resync`); on the big INBOX, on the small one (to show
+//!   the growth) and on one of the accounts: SELECT, UID FETCH 1:* (FLAGS), UID FETCH of the
+//!   last 50 envelopes, UID SEARCH SUBJECT / BODY, STORE of 1,000 and POP3 STAT / UIDL,
+//!   medians as above; then the time from the start command to every listener accepting,
+//!   after a clean stop and after SIGKILL of every process (recovery), and a check that the
+//!   big INBOX still holds every message.
 //!
 //! Progress goes to stderr; the table, the versions and the machine to stdout. When Postfix
 //! and Dovecot are missing and cannot be installed (the bench installs them with apt-get when
@@ -42,7 +52,7 @@
 //! /var/tmp: a real disk, so fsync costs what it costs); `COMPARE_BIN` runs another `mailroom`
 //! binary in place of the one cargo built (a previous commit's, to compare a change).
 //! `COMPARE_ROWS` runs some groups of rows only, comma-separated from `ingest`, `imap`,
-//! `pop3`, `memory` and `churn` (default: all); e.g. `COMPARE_ROWS=churn`.
+//! `pop3`, `memory`, `churn` and `scale` (default: all); e.g. `COMPARE_ROWS=churn`.
 
 // Test and bench code: a failed assumption is a failed run.
 #![allow(

@@ -458,6 +458,22 @@ pub fn print(
             }
         );
     }
+    if s.groups.has(Group::Scale) {
+        println!(
+            "Scale rows: each side on a server of its own holding {} messages ({} and {} in \
+             two INBOXes, {} accounts of {}), stored with the clock stopped (Mailroom: the \
+             library's delivery path, server down; Dovecot: Maildir files, then doveadm \
+             force-resync); STORE is on the last 1,000 messages (or all of a smaller INBOX). \
+             Start-up: from the start command (Mailroom's serve; dovecot and postfix start) to \
+             SMTP, IMAP and POP3 (and Dovecot's LMTP) all accepting, after a clean stop, and \
+             after SIGKILL of every process.",
+            s.scale.total_messages(),
+            s.scale.small,
+            s.scale.large,
+            s.scale.accounts,
+            s.scale.account_msgs
+        );
+    }
     println!(
         "Mailroom: release build, one process, SQLite with synchronous=FULL (fsync before every \
          250 and OK), argon2id passwords (m=19456,t=2,p=1)."

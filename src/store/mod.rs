@@ -725,12 +725,35 @@ impl Store {
             .connect()
             .await
             .map_err(|e| fail(e, "opening it"))?;
-        let verdict: Vec<String> = sqlx::query_scalar("PRAGMA quick_check(20)")
-            .fetch_all(&mut conn)
-            .await
-            .map_err(|e| fail(e, "quick_check"))?;
+        // Table by table, the virtual ones (the search index) left out: since SQLite 3.44 a
+        // whole-file quick_check also runs FTS5's own integrity check, which compares the
+        // index with every stored text and took 10x the b-tree walk (1.8 s against 0.16 s for
+        // 8,000 messages), so start-up grew ten times faster than the mail. The index's own
+        // tables (`blob_text_data`, ...) are ordinary tables and still have their pages and
+        // b-trees checked; a wrong index is a wrong search, which `mailroom` can rebuild, not
+        // lost mail. The names come from the schema, not from a peer; a pragma takes no
+        // parameters, so each is quoted as an identifier.
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' \
+             AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .map_err(|e| fail(e, "reading the schema"))?;
+        let mut verdict: Vec<String> = Vec::new();
+        for table in tables {
+            let pragma = format!("PRAGMA quick_check(\"{}\")", table.replace('"', "\"\""));
+            let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(pragma))
+                .fetch_all(&mut conn)
+                .await
+                .map_err(|e| fail(e, "quick_check"))?;
+            verdict.extend(found.into_iter().filter(|f| f != "ok"));
+            if verdict.len() >= 20 {
+                break;
+            }
+        }
         let _ = sqlx::Connection::close(conn).await;
-        if verdict.len() != 1 || verdict.first().map(String::as_str) != Some("ok") {
+        if !verdict.is_empty() {
             let found = verdict.join("; ").replace('\n', " ");
             return Err(damaged(format!("quick_check: {found}")));
         }
