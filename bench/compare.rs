@@ -33,7 +33,18 @@
 //!   LOGIN, SELECT, FETCH 1:* FLAGS, STORE, APPEND, EXPUNGE, LOGOUT; cycles per second. Both
 //!   servers keep verified logins in an auth cache for `COMPARE_AUTH_CACHE_SECS` (300; 0 turns
 //!   both caches off, for the figure without one): Mailroom's `[auth] cache_secs`, Dovecot's
-//!   `auth_cache_ttl` with `auth_cache_size = 10M`.
+//!   `auth_cache_ttl` with `auth_cache_size = 10M`;
+//! - outbound: `COMPARE_OUT` (5,000) messages of ~4 KB submitted from `COMPARE_CLIENTS` (20)
+//!   concurrent clients with AUTH PLAIN on the submission listener, each to one recipient in
+//!   one of 20 remote domains, DKIM-signed (RSA-2048 and Ed25519, two signatures per message),
+//!   queued durably and delivered to a sink MX on loopback, timed until the sink has them all
+//!   and failed unless every message arrived with both signatures; `COMPARE_OUT_RUNS` (3)
+//!   rounds, the median reported. Against Postfix with OpenDKIM (installed with apt-get when
+//!   missing): a submission service with SASL through the pair's Dovecot, two OpenDKIM milters
+//!   run by the bench (one per algorithm: OpenDKIM signs with one algorithm per process), the
+//!   20 domains routed to the sink by `transport_maps` (no MX lookups, in Postfix's favour;
+//!   Mailroom resolves them through a DNS server the bench runs on loopback). See
+//!   `compare/outbound.rs`.
 //!
 //! Progress goes to stderr; the table, the versions and the machine to stdout. When Postfix
 //! and Dovecot are missing and cannot be installed (the bench installs them with apt-get when
@@ -42,7 +53,7 @@
 //! /var/tmp: a real disk, so fsync costs what it costs); `COMPARE_BIN` runs another `mailroom`
 //! binary in place of the one cargo built (a previous commit's, to compare a change).
 //! `COMPARE_ROWS` runs some groups of rows only, comma-separated from `ingest`, `imap`,
-//! `pop3`, `memory` and `churn` (default: all); e.g. `COMPARE_ROWS=churn`.
+//! `pop3`, `memory`, `churn` and `outbound` (default: all); e.g. `COMPARE_ROWS=churn`.
 
 // Test and bench code: a failed assumption is a failed run.
 #![allow(
@@ -61,16 +72,23 @@ use anyhow::{Context, Result, anyhow};
 mod client;
 #[path = "common/corpus.rs"]
 mod corpus;
+#[allow(dead_code)] // the test DNS server offers more record types than the bench needs
+#[path = "../tests/it/dns_server.rs"]
+mod dns_server;
 #[path = "compare/loads.rs"]
 mod loads;
 #[path = "compare/mailroom.rs"]
 mod mailroom_server;
+#[path = "compare/outbound.rs"]
+mod outbound;
 #[path = "compare/pair.rs"]
 mod pair;
 #[path = "compare/procs.rs"]
 mod procs;
 #[path = "compare/server.rs"]
 mod server;
+#[path = "common/sink.rs"]
+mod sink;
 #[path = "compare/table.rs"]
 mod table;
 
@@ -96,6 +114,7 @@ pub struct Figures {
     pub pop3: loads::Timings,
     pub sessions: Option<Memory>,
     pub churn: Option<loads::Churn>,
+    pub outbound: Option<outbound::Outbound>,
 }
 
 fn mib(m: procs::Mem) -> String {
@@ -125,6 +144,7 @@ async fn measure(
         pop3: Vec::new(),
         sessions: None,
         churn: None,
+        outbound: None,
     };
     if groups.has(Group::Ingest) {
         eprintln!(
@@ -148,6 +168,17 @@ async fn measure(
         }
         rounds.sort_by_key(|i| i.in_mailbox);
         figures.ingest = rounds.into_iter().nth(sizes.ingest_runs / 2);
+    }
+    if groups.has(Group::Outbound) {
+        eprintln!(
+            "[{name}] outbound: {} x 4 KB from {} clients with AUTH to {} domains, DKIM-signed, \
+             to the sink MX ...",
+            sizes.outbound,
+            sizes.clients,
+            outbound::DOMAINS
+        );
+        let out = outbound::run(name, ep, sizes).await.context("outbound")?;
+        figures.outbound = Some(out);
     }
     if groups.has(Group::Imap) {
         eprintln!("[{name}] IMAP APPEND of {} messages ...", sizes.imap);
@@ -315,6 +346,8 @@ async fn run() -> Result<()> {
         churn_clients: env("COMPARE_CHURN_CLIENTS", 10).max(1),
         churn_secs: env("COMPARE_CHURN_SECS", 60).max(1) as u64,
         auth_cache_secs: env("COMPARE_AUTH_CACHE_SECS", 300) as u64,
+        outbound: env("COMPARE_OUT", 5_000),
+        outbound_runs: env("COMPARE_OUT_RUNS", 3).max(1),
     };
     eprintln!("row groups: {}", sizes.groups.names());
     let only = std::env::var("COMPARE_ONLY").unwrap_or_default();
