@@ -43,7 +43,18 @@
 //!   last 50 envelopes, UID SEARCH SUBJECT / BODY, STORE of 1,000 and POP3 STAT / UIDL,
 //!   medians as above; then the time from the start command to every listener accepting,
 //!   after a clean stop and after SIGKILL of every process (recovery), and a check that the
-//!   big INBOX still holds every message.
+//!   big INBOX still holds every message;
+//! - outbound: `COMPARE_OUT` (5,000) messages of ~4 KB submitted from `COMPARE_CLIENTS` (20)
+//!   concurrent clients with AUTH PLAIN on the submission listener, each to one recipient in
+//!   one of 20 remote domains, DKIM-signed (RSA-2048 and Ed25519, two signatures per message),
+//!   queued durably and delivered to a sink MX on loopback, timed until the sink has them all
+//!   and failed unless every message arrived with both signatures; `COMPARE_OUT_RUNS` (3)
+//!   rounds, the median reported. Against Postfix with OpenDKIM (installed with apt-get when
+//!   missing): a submission service with SASL through the pair's Dovecot, two OpenDKIM milters
+//!   run by the bench (one per algorithm: OpenDKIM signs with one algorithm per process), the
+//!   20 domains routed to the sink by `transport_maps` (no MX lookups, in Postfix's favour;
+//!   Mailroom resolves them through a DNS server the bench runs on loopback). See
+//!   `compare/outbound.rs`.
 //!
 //! Progress goes to stderr; the table, the versions and the machine to stdout. When Postfix
 //! and Dovecot are missing and cannot be installed (the bench installs them with apt-get when
@@ -52,7 +63,8 @@
 //! /var/tmp: a real disk, so fsync costs what it costs); `COMPARE_BIN` runs another `mailroom`
 //! binary in place of the one cargo built (a previous commit's, to compare a change).
 //! `COMPARE_ROWS` runs some groups of rows only, comma-separated from `ingest`, `imap`,
-//! `pop3`, `memory`, `churn` and `scale` (default: all); e.g. `COMPARE_ROWS=churn`.
+//! `pop3`, `memory`, `churn`, `outbound` and `scale` (default: all); e.g.
+//! `COMPARE_ROWS=churn`.
 
 // Test and bench code: a failed assumption is a failed run.
 #![allow(
@@ -71,10 +83,15 @@ use anyhow::{Context, Result, anyhow};
 mod client;
 #[path = "common/corpus.rs"]
 mod corpus;
+#[allow(dead_code)] // the test DNS server offers more record types than the bench needs
+#[path = "../tests/it/dns_server.rs"]
+mod dns_server;
 #[path = "compare/loads.rs"]
 mod loads;
 #[path = "compare/mailroom.rs"]
 mod mailroom_server;
+#[path = "compare/outbound.rs"]
+mod outbound;
 #[path = "compare/pair.rs"]
 mod pair;
 #[path = "compare/procs.rs"]
@@ -83,6 +100,8 @@ mod procs;
 mod scale;
 #[path = "compare/server.rs"]
 mod server;
+#[path = "common/sink.rs"]
+mod sink;
 #[path = "compare/table.rs"]
 mod table;
 
@@ -112,6 +131,7 @@ pub struct Figures {
     pub before_sessions: Option<Memory>,
     pub churn: Option<loads::Churn>,
     pub scale: Option<scale::Scale>,
+    pub outbound: Option<outbound::Outbound>,
 }
 
 fn mib(m: procs::Mem) -> String {
@@ -143,6 +163,7 @@ async fn measure(
         before_sessions: None,
         churn: None,
         scale: None,
+        outbound: None,
     };
     if groups.has(Group::Ingest) {
         eprintln!(
@@ -166,6 +187,17 @@ async fn measure(
         }
         rounds.sort_by_key(|i| i.in_mailbox);
         figures.ingest = rounds.into_iter().nth(sizes.ingest_runs / 2);
+    }
+    if groups.has(Group::Outbound) {
+        eprintln!(
+            "[{name}] outbound: {} x 4 KB from {} clients with AUTH to {} domains, DKIM-signed, \
+             to the sink MX ...",
+            sizes.outbound,
+            sizes.clients,
+            outbound::DOMAINS
+        );
+        let out = outbound::run(name, ep, sizes).await.context("outbound")?;
+        figures.outbound = Some(out);
     }
     if groups.has(Group::Imap) {
         eprintln!("[{name}] IMAP APPEND of {} messages ...", sizes.imap);
@@ -440,6 +472,8 @@ async fn run() -> Result<()> {
             accounts: env("COMPARE_ACCOUNTS", 10_000).max(1),
             account_msgs: env("COMPARE_ACCOUNT_MSGS", 100).max(1),
         },
+        outbound: env("COMPARE_OUT", 5_000),
+        outbound_runs: env("COMPARE_OUT_RUNS", 3).max(1),
     };
     eprintln!("row groups: {}", sizes.groups.names());
     let only = std::env::var("COMPARE_ONLY").unwrap_or_default();

@@ -18,15 +18,14 @@
 #[allow(dead_code)] // the test DNS server offers more record types than this bench needs
 #[path = "../tests/it/dns_server.rs"]
 mod dns_server;
+#[allow(dead_code)] // reset and sample are for bench/compare
+#[path = "common/sink.rs"]
+mod sink;
 
-use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mailroom::submission::{Recipient, Submission};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use sink::{Sink, message};
 
 const DOMAINS: usize = 20;
 const SUBMITTERS: usize = 20;
@@ -38,78 +37,13 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// A sink MX: answers everything with 250 and counts completed DATA.
-async fn sink(listener: TcpListener, delivered: Arc<AtomicUsize>) {
-    while let Ok((tcp, _)) = listener.accept().await {
-        let delivered = delivered.clone();
-        tokio::spawn(async move {
-            let (r, mut w) = tcp.into_split();
-            let mut r = BufReader::new(r);
-            if w.write_all(b"220 sink ESMTP\r\n").await.is_err() {
-                return;
-            }
-            let mut line = Vec::new();
-            let mut in_data = false;
-            loop {
-                line.clear();
-                if r.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                let reply: &[u8] = if in_data {
-                    if line != b".\r\n" {
-                        continue;
-                    }
-                    in_data = false;
-                    delivered.fetch_add(1, Ordering::Relaxed);
-                    b"250 2.0.0 ok\r\n"
-                } else if line.starts_with(b"EHLO") {
-                    b"250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n"
-                } else if line.starts_with(b"DATA") {
-                    in_data = true;
-                    b"354 go on\r\n"
-                } else if line.starts_with(b"QUIT") {
-                    let _ = w.write_all(b"221 bye\r\n").await;
-                    return;
-                } else {
-                    b"250 ok\r\n"
-                };
-                if w.write_all(reply).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
-}
-
-fn message(i: usize, to: &str) -> Vec<u8> {
-    let mut m = format!(
-        "From: Bench <bench@example.org>\r\nTo: {to}\r\nSubject: outbound bench {i}\r\n\
-         Message-ID: <{i}.bench@example.org>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\n"
-    );
-    let mut n = 0;
-    while m.len() < 4096 {
-        m.push_str(&format!(
-            "Line {n} of message {i}: lorem ipsum dolor sit amet.\r\n"
-        ));
-        n += 1;
-    }
-    m.into_bytes()
-}
-
 fn main() {
     let total = env("OUT_MESSAGES", 5_000);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("sink");
-        let port = listener.local_addr().expect("port").port();
-        let delivered = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(sink(listener, delivered.clone()));
-        let zone = dns_server::Zone::default();
-        for d in 0..DOMAINS {
-            zone.mx(&format!("d{d}.test"), 10, "mx.sink.test");
-        }
-        zone.ip("mx.sink.test", IpAddr::from([127, 0, 0, 1]));
-        let dns = dns_server::start(zone).await;
+        let sink = Sink::start().await;
+        let port = sink.addr.port();
+        let dns = sink::dns(DOMAINS).await;
 
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = mailroom::config::Config::embedded();
@@ -144,14 +78,14 @@ fn main() {
             let account = account.clone();
             tasks.push(tokio::spawn(async move {
                 for i in (s..total).step_by(SUBMITTERS) {
-                    let to = format!("user{i}@d{}.test", i % DOMAINS);
+                    let to = format!("user{i}@{}", sink::domain(i % DOMAINS));
                     submission
                         .submit(
                             &account,
                             "bench@example.org",
                             &[Recipient::Remote(to.clone())],
                             b"",
-                            &message(i, &to),
+                            &message(i, "bench@example.org", &to),
                         )
                         .await
                         .expect("submitted");
@@ -162,12 +96,9 @@ fn main() {
             t.await.expect("submitter");
         }
         let submitted = start.elapsed();
-        while delivered.load(Ordering::Relaxed) < total {
+        while sink.delivered() < total {
             if start.elapsed() > Duration::from_secs(600) {
-                panic!(
-                    "only {} of {total} delivered",
-                    delivered.load(Ordering::Relaxed)
-                );
+                panic!("only {} of {total} delivered", sink.delivered());
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -181,6 +112,11 @@ fn main() {
             "  delivered to the sink in {:.2} s: {:.0} msg/s",
             elapsed.as_secs_f64(),
             total as f64 / elapsed.as_secs_f64()
+        );
+        println!(
+            "  DKIM-signed (RSA and Ed25519) at the sink: {} of {}",
+            sink.signed(),
+            sink.delivered()
         );
         let stats = running.store.queue_stats().await.expect("stats");
         println!("  left in the queue: {} messages", stats.messages);

@@ -22,6 +22,9 @@ pub struct Endpoints {
     pub smtp: SocketAddr,
     pub imap: SocketAddr,
     pub pop3: SocketAddr,
+    /// The submission listener (SMTP with AUTH), where the outbound rows send; None when it
+    /// is not configured (the outbound group not selected).
+    pub submission: Option<SocketAddr>,
     pub password: String,
 }
 
@@ -269,6 +272,18 @@ impl Smtp {
                 return Ok(());
             }
         }
+    }
+
+    /// AUTH PLAIN (RFC 4954), as a mail client on the submission port does after EHLO.
+    pub async fn auth_plain(&mut self, user: &str, password: &str) -> Result<()> {
+        use base64::Engine;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        self.s
+            .get_mut()
+            .write_all(format!("AUTH PLAIN {token}\r\n").as_bytes())
+            .await?;
+        self.expect(235, "AUTH PLAIN").await
     }
 
     /// One transaction the way an MTA with PIPELINING sends it: MAIL, RCPT and DATA in one

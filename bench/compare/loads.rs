@@ -27,14 +27,19 @@ pub fn ingest_user(round: usize) -> String {
     }
 }
 
-/// Every account both servers get: [`USERS`], one per ingest round after the first and one
-/// per churn client.
+/// Every account both servers get: [`USERS`], one per ingest round after the first, one
+/// per churn client, and the outbound rows' senders (one per client).
 pub fn all_users(sizes: &Sizes) -> Vec<String> {
+    let outbound_senders = match sizes.groups.has(Group::Outbound) {
+        true => sizes.clients,
+        false => 0,
+    };
     USERS
         .iter()
         .map(|u| u.to_string())
         .chain((1..sizes.ingest_runs).map(ingest_user))
         .chain((0..sizes.churn_clients).map(churn_user))
+        .chain((0..outbound_senders).map(crate::outbound::sender))
         .collect()
 }
 
@@ -62,6 +67,9 @@ pub struct Sizes {
     pub auth_cache_secs: u64,
     /// The scale rows' mailboxes and accounts.
     pub scale: crate::scale::Size,
+    /// The outbound rows: messages submitted per round, and rounds (the median counts).
+    pub outbound: usize,
+    pub outbound_runs: usize,
 }
 
 /// The groups of rows `COMPARE_ROWS` selects from, each with the loads it needs.
@@ -77,16 +85,19 @@ pub enum Group {
     Memory,
     /// Connection churn: LOGIN ... LOGOUT in a loop.
     Churn,
+    /// Submission, DKIM signing, the queue and delivery to other servers (compare/outbound.rs).
+    Outbound,
     /// Big mailboxes, many accounts and start-up, on servers of their own.
     Scale,
 }
 
-pub const GROUPS: [(Group, &str); 6] = [
+pub const GROUPS: [(Group, &str); 7] = [
     (Group::Ingest, "ingest"),
     (Group::Imap, "imap"),
     (Group::Pop3, "pop3"),
     (Group::Memory, "memory"),
     (Group::Churn, "churn"),
+    (Group::Outbound, "outbound"),
     (Group::Scale, "scale"),
 ];
 
@@ -95,7 +106,7 @@ pub const GROUPS: [(Group, &str); 6] = [
 pub struct Groups(u8);
 
 impl Groups {
-    pub const ALL: Groups = Groups(0b11_1111);
+    pub const ALL: Groups = Groups(0b111_1111);
 
     /// `COMPARE_ROWS`: comma-separated group names; empty means all.
     pub fn parse(text: &str) -> Result<Groups, String> {

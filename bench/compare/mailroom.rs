@@ -72,6 +72,8 @@ impl Mailroom {
         std::fs::create_dir_all(dir)?;
         let (smtp, imap, pop3) = (procs::free_port(), procs::free_port(), procs::free_port());
         let config = dir.join("mailroom.toml");
+        // The outbound rows: a submission listener, the bench's DNS server and sink MX.
+        let outbound = crate::outbound::MailroomConfig::new(sizes).await;
         // Every listener keeps a few slots of `max_connections` for itself (the MX a tenth, each
         // other a fortieth), so IMAP alone can hold only about 88% of it: allow twice what the
         // loads open, so the idle-session row is never cut short by the reserves.
@@ -87,14 +89,17 @@ impl Mailroom {
             &config,
             format!(
                 "hostname = \"mail.{DOMAIN}\"\ndomain = \"{DOMAIN}\"\ndata_dir = {:?}\n\
-                 [listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nsubmission = []\nsubmissions = []\n\
+                 [listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nsubmission = {}\nsubmissions = []\n\
                  imap = [\"127.0.0.1:{imap}\"]\nimaps = []\npop3 = [\"127.0.0.1:{pop3}\"]\n\
                  pop3s = []\nmanagesieve = []\nhttp = []\nhttps = []\n\
                  [limits]\nmax_connections = {max}\nmax_connections_per_ip = {max}\n\
                  [auth]\nallow_plaintext = true\n{cache}\
                  [inbound]\nverify = false\n\
-                 [dns]\nnameservers = [\"127.0.0.1:9\"]\n",
+                 [dns]\nnameservers = {}\n{}",
                 dir.join("data").display().to_string(),
+                outbound.listen,
+                outbound.nameservers,
+                outbound.queue,
             ),
         )?;
         // Only `serve` and `init` make a database: `init`, into a throwaway configuration,
@@ -138,6 +143,7 @@ impl Mailroom {
                 smtp: ([127, 0, 0, 1], smtp).into(),
                 imap: ([127, 0, 0, 1], imap).into(),
                 pop3: ([127, 0, 0, 1], pop3).into(),
+                submission: outbound.submission,
                 password: password.to_string(),
             },
         })
@@ -178,7 +184,10 @@ impl Configured {
             ep: self.ep.clone(),
             log,
         };
-        for addr in [m.ep.smtp, m.ep.imap, m.ep.pop3] {
+        for addr in [m.ep.smtp, m.ep.imap, m.ep.pop3]
+            .into_iter()
+            .chain(m.ep.submission)
+        {
             if let Err(e) = wait_listening(addr, || m.exited()).await {
                 bail!("{e}\n{}", procs::tail(&m.log, 30));
             }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::client::{Endpoints, Imap};
-use crate::loads::{DOMAIN, IMAP_USER, Sizes, all_users};
+use crate::loads::{DOMAIN, Group, IMAP_USER, Sizes, all_users};
 use crate::procs::{self, Mem};
 use crate::server::{Memory, wait_listening};
 
@@ -162,6 +162,8 @@ pub struct Pair {
     pub home: PathBuf,
     /// vmail's uid and gid, who owns the mail.
     pub uid: (u32, u32),
+    /// The outbound rows' OpenDKIM milters and configuration; stopped after Postfix.
+    outbound: Option<crate::outbound::PairSide>,
 }
 
 fn write(path: &Path, text: &str, mode: u32) -> Result<()> {
@@ -373,11 +375,19 @@ impl Pair {
         let home = dovecot_dir.join("home");
         mkdir(&home)?;
         std::os::unix::fs::chown(&home, Some(uid), Some(gid))?;
+        let outbound = if sizes.groups.has(Group::Outbound) {
+            let (keys, run) = (dir.join("opendkim"), dovecot_dir.join("run"));
+            let side = crate::outbound::PairSide::start(&keys, &run).await;
+            Some(side.context("OpenDKIM")?)
+        } else {
+            None
+        };
         let mut pair = Pair {
             ep: Endpoints {
                 smtp: ([127, 0, 0, 1], smtp).into(),
                 imap: ([127, 0, 0, 1], imap).into(),
                 pop3: ([127, 0, 0, 1], pop3).into(),
+                submission: outbound.as_ref().map(|o| o.submission),
                 password: password.to_string(),
             },
             postfix_log: postfix_dir.join("postfix.log"),
@@ -390,6 +400,7 @@ impl Pair {
             lmtp,
             home: home.clone(),
             uid: (uid, gid),
+            outbound,
         };
 
         // Dovecot.
@@ -411,6 +422,9 @@ impl Pair {
             ),
             0o644,
         )?;
+        if let Some(o) = &pair.outbound {
+            o.configure_dovecot(&pair.dovecot_conf)?;
+        }
         let conf = pair.dovecot_conf.display().to_string();
         start_daemon("dovecot", &["-c", &conf], &dovecot_dir.join("start.log"))
             .map_err(|e| anyhow!("{e}\n{}", procs::tail(&pair.dovecot_log, 30)))?;
@@ -439,6 +453,9 @@ impl Pair {
             &postfix_master_cf(smtp),
             0o644,
         )?;
+        if let Some(o) = &pair.outbound {
+            o.configure_postfix(&pair.postfix_dir, sizes)?;
+        }
         // Postfix creates what it needs inside these at `check`; they must exist, owned by root.
         let pdir = pair.postfix_dir.display().to_string();
         mkdir(Path::new(&format!("{pdir}-queue")))?;
@@ -457,8 +474,10 @@ impl Pair {
         if let Err(e) = started {
             bail!("Postfix: {e}\n{}", procs::tail(&pair.postfix_log, 30));
         }
-        if let Err(e) = wait_listening(pair.ep.smtp, || None).await {
-            bail!("Postfix: {e}\n{}", procs::tail(&pair.postfix_log, 30));
+        for addr in [pair.ep.smtp].into_iter().chain(pair.ep.submission) {
+            if let Err(e) = wait_listening(addr, || None).await {
+                bail!("Postfix: {e}\n{}", procs::tail(&pair.postfix_log, 30));
+            }
         }
         Ok(pair)
     }
@@ -534,8 +553,15 @@ impl Pair {
         let postfix: Mem = Pair::pid(&self.postfix_pid_file())
             .map(|p| procs::mem(&procs::tree(p)))
             .unwrap_or_default();
+        // OpenDKIM, when the outbound rows run, is part of the pair as Mailroom's signer is
+        // part of Mailroom.
+        let opendkim: Mem = self
+            .outbound
+            .as_ref()
+            .map(|o| o.memory())
+            .unwrap_or_default();
         Memory {
-            all: dovecot + postfix,
+            all: dovecot + postfix + opendkim,
             imap: dovecot,
         }
     }
@@ -543,8 +569,9 @@ impl Pair {
     /// The per-connection processes still around (they exit on idle timeouts). Not
     /// trivial-rewrite: qmgr stays connected to one.
     pub fn transient(&self) -> Vec<String> {
-        const TRANSIENT: [&str; 7] = [
+        const TRANSIENT: [&str; 8] = [
             "smtpd",
+            "smtp",
             "cleanup",
             "lmtp",
             "imap",
@@ -585,9 +612,10 @@ impl Pair {
 
     pub fn logs(&self) -> String {
         format!(
-            "{}\n{}",
+            "{}\n{}\n{}",
             procs::tail(&self.postfix_log, 20),
-            procs::tail(&self.dovecot_log, 20)
+            procs::tail(&self.dovecot_log, 20),
+            self.outbound.as_ref().map(|o| o.logs()).unwrap_or_default()
         )
     }
 }
