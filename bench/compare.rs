@@ -25,6 +25,17 @@
 //!   (5) runs, reporting the median: SELECT, UID FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE), FETCH
 //!   of 1,000 full bodies, UID SEARCH SUBJECT / BODY / TEXT for the rare word, STORE on all
 //!   (+FLAGS and -FLAGS alternately, so every run changes every message);
+//! - the same UID SEARCH BODY and TEXT against Dovecot with a full-text index (the fair
+//!   comparison: Mailroom's search is always indexed, the pair's Dovecot has no FTS plugin and
+//!   reads every message, so its rows above are for information): Debian's
+//!   `dovecot-fts-xapian` (`fts_xapian = partial=3 full=20`, `fts_autoindex`, `fts_enforced`)
+//!   in a second Dovecot instance configured as the pair's, started once the pair is stopped,
+//!   its one user's INBOX filled with the same `COMPARE_N` messages by IMAP APPEND (indexed as
+//!   they arrive), the index completed with `doveadm index`, then timed as above (warm-up,
+//!   `COMPARE_REPS` runs, median); each search must find as many messages as without the
+//!   plugin. Mailroom's figures in these rows are its BODY and TEXT above, not measured again
+//!   (see `compare/fts.rs`). Part of the `imap` group; installed with apt-get like the pair when
+//!   missing, and when it cannot be had its rows say "-" and the table says why;
 //! - POP3, the same way: STAT, LIST, UIDL, RETR of every message;
 //! - `COMPARE_IDLE` (1,000) IMAP connections logged in, INBOX selected, in IDLE, and the memory
 //!   of the processes serving IMAP (Mailroom's one; Dovecot's, without Postfix's);
@@ -61,6 +72,8 @@ use anyhow::{Context, Result, anyhow};
 mod client;
 #[path = "common/corpus.rs"]
 mod corpus;
+#[path = "compare/fts.rs"]
+mod fts;
 #[path = "compare/loads.rs"]
 mod loads;
 #[path = "compare/mailroom.rs"]
@@ -96,6 +109,8 @@ pub struct Figures {
     pub pop3: loads::Timings,
     pub sessions: Option<Memory>,
     pub churn: Option<loads::Churn>,
+    /// SEARCH BODY/TEXT against Dovecot with fts-xapian (`compare/fts.rs`).
+    pub fts: Option<fts::Fts>,
 }
 
 fn mib(m: procs::Mem) -> String {
@@ -125,6 +140,7 @@ async fn measure(
         pop3: Vec::new(),
         sessions: None,
         churn: None,
+        fts: None,
     };
     if groups.has(Group::Ingest) {
         eprintln!(
@@ -359,13 +375,14 @@ async fn run() -> Result<()> {
             sizes,
         )
         .await;
-        let figures =
+        let mut figures =
             figures.map_err(|e| anyhow!("Mailroom: {e:#}\n{}", procs::tail(&m.log, 30)))?;
         drop(m);
+        figures.fts = Some(fts::Fts::mailroom(&figures.imap));
         Some(figures)
     };
 
-    let (theirs, why_not) = if only == "mailroom" {
+    let (mut theirs, why_not) = if only == "mailroom" {
         (
             None,
             Some("Postfix+Dovecot skipped (COMPARE_ONLY=mailroom)".to_string()),
@@ -394,6 +411,14 @@ async fn run() -> Result<()> {
             }
         }
     };
+    // The fair column for SEARCH BODY/TEXT, once the pair is stopped: part of the IMAP group,
+    // as Mailroom's figures for it are the IMAP rows' searches.
+    if let Some(f) = theirs.as_mut()
+        && sizes.groups.has(Group::Imap)
+    {
+        let fts = fts::run(&dir.join("fts"), PASSWORD, &hash, connections, &sizes).await?;
+        f.fts = Some(fts);
+    }
 
     table::print(
         &sizes,
