@@ -25,6 +25,17 @@
 //!   (5) runs, reporting the median: SELECT, UID FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE), FETCH
 //!   of 1,000 full bodies, UID SEARCH SUBJECT / BODY / TEXT for the rare word, STORE on all
 //!   (+FLAGS and -FLAGS alternately, so every run changes every message);
+//! - the same UID SEARCH BODY and TEXT against Dovecot with a full-text index (the fair
+//!   comparison: Mailroom's search is always indexed, the pair's Dovecot has no FTS plugin and
+//!   reads every message, so its rows above are for information): Debian's
+//!   `dovecot-fts-xapian` (`fts_xapian = partial=3 full=20`, `fts_autoindex`, `fts_enforced`)
+//!   in a second Dovecot instance configured as the pair's, started once the pair is stopped,
+//!   its one user's INBOX filled with the same `COMPARE_N` messages by IMAP APPEND (indexed as
+//!   they arrive), the index completed with `doveadm index`, then timed as above (warm-up,
+//!   `COMPARE_REPS` runs, median); each search must find as many messages as without the
+//!   plugin. Mailroom's figures in these rows are its BODY and TEXT above, not measured again
+//!   (see `compare/fts.rs`). Part of the `imap` group; installed with apt-get like the pair when
+//!   missing, and when it cannot be had its rows say "-" and the table says why;
 //! - POP3, the same way: STAT, LIST, UIDL, RETR of every message;
 //! - `COMPARE_IDLE` (1,000) IMAP connections logged in, INBOX selected, in IDLE, and the memory
 //!   of the processes serving IMAP (Mailroom's one; Dovecot's, without Postfix's);
@@ -86,6 +97,8 @@ mod corpus;
 #[allow(dead_code)] // the test DNS server offers more record types than the bench needs
 #[path = "../tests/it/dns_server.rs"]
 mod dns_server;
+#[path = "compare/fts.rs"]
+mod fts;
 #[path = "compare/loads.rs"]
 mod loads;
 #[path = "compare/mailroom.rs"]
@@ -132,6 +145,8 @@ pub struct Figures {
     pub churn: Option<loads::Churn>,
     pub scale: Option<scale::Scale>,
     pub outbound: Option<outbound::Outbound>,
+    /// SEARCH BODY/TEXT against Dovecot with fts-xapian (`compare/fts.rs`).
+    pub fts: Option<fts::Fts>,
 }
 
 fn mib(m: procs::Mem) -> String {
@@ -164,6 +179,7 @@ async fn measure(
         churn: None,
         scale: None,
         outbound: None,
+        fts: None,
     };
     if groups.has(Group::Ingest) {
         eprintln!(
@@ -522,9 +538,10 @@ async fn run() -> Result<()> {
             sizes,
         )
         .await;
-        let figures =
+        let mut figures =
             figures.map_err(|e| anyhow!("Mailroom: {e:#}\n{}", procs::tail(&m.log, 30)))?;
         drop(m);
+        figures.fts = Some(fts::Fts::mailroom(&figures.imap));
         Some(figures)
     };
     if let (Some(figures), true) = (ours.as_mut(), sizes.groups.has(Group::Scale)) {
@@ -569,6 +586,14 @@ async fn run() -> Result<()> {
                 .await
                 .context("Postfix+Dovecot, scale rows")?,
         );
+    }
+    // The fair column for SEARCH BODY/TEXT, once the pair is stopped: part of the IMAP group,
+    // as Mailroom's figures for it are the IMAP rows' searches.
+    if let Some(f) = theirs.as_mut()
+        && sizes.groups.has(Group::Imap)
+    {
+        let fts = fts::run(&dir.join("fts"), PASSWORD, &hash, connections, &sizes).await?;
+        f.fts = Some(fts);
     }
 
     table::print(

@@ -27,7 +27,7 @@ const BINARIES: [&str; 5] = [
 const POSTFIX_MASTER: &str = "/usr/lib/postfix/sbin/master";
 const DOVECOT_MASTER: &str = "/usr/sbin/dovecot";
 
-fn run(cmd: &str, args: &[&str]) -> Result<String> {
+pub fn run(cmd: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(cmd)
         .args(args)
         .stdin(Stdio::null())
@@ -46,7 +46,7 @@ fn run(cmd: &str, args: &[&str]) -> Result<String> {
 
 /// Runs a command that leaves a daemon behind: its output goes to `log` (a pipe would stay
 /// open in the daemon), and the error shows the tail of `log`.
-fn start_daemon(cmd: &str, args: &[&str], log: &Path) -> Result<()> {
+pub fn start_daemon(cmd: &str, args: &[&str], log: &Path) -> Result<()> {
     let out = std::fs::File::create(log)?;
     let status = Command::new(cmd)
         .args(args)
@@ -128,7 +128,7 @@ pub fn versions() -> String {
 }
 
 /// The uid and gid Dovecot stores mail as: the `vmail` user, created when missing.
-fn vmail() -> Result<(u32, u32)> {
+pub fn vmail() -> Result<(u32, u32)> {
     if run("id", &["-u", "vmail"]).is_err() {
         run(
             "useradd",
@@ -166,20 +166,20 @@ pub struct Pair {
     outbound: Option<crate::outbound::PairSide>,
 }
 
-fn write(path: &Path, text: &str, mode: u32) -> Result<()> {
+pub fn write(path: &Path, text: &str, mode: u32) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     Ok(())
 }
 
-fn mkdir(path: &Path) -> Result<()> {
+pub fn mkdir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
     Ok(())
 }
 
 /// Processes with at most `connections` IMAP sessions in mind.
-fn dovecot_conf(
+pub fn dovecot_conf(
     dir: &Path,
     (imap, pop3, lmtp): (u16, u16, u16),
     uid: u32,
