@@ -33,6 +33,8 @@ use crate::store::{FlagOp, Flags, MessageView, ViewParts};
 
 /// Messages read from the store at a time.
 const BATCH: usize = 256;
+/// The same when only metadata (flags, UID, size, dates) is asked for.
+const META_BATCH: usize = 4096;
 
 fn items_of(request: MacroOrMessageDataItemNames<'static>) -> Vec<MessageDataItemName<'static>> {
     match request {
@@ -144,7 +146,13 @@ impl<T: Transport> Session<T> {
         let sets_seen = sets_seen && !selected.read_only;
         let uids: Vec<u32> = found.iter().map(|(_, u)| *u).collect();
         let condstore = self.condstore;
-        for chunk in uids.chunks(BATCH) {
+        // Metadata alone is small (a line per message): bigger batches, fewer round trips.
+        let batch = if parts == ViewParts::default() {
+            META_BATCH
+        } else {
+            BATCH
+        };
+        for chunk in uids.chunks(batch) {
             let mut views = self
                 .imap
                 .store

@@ -49,6 +49,9 @@ impl Store {
         parts: ViewParts,
     ) -> Result<Vec<MessageView>> {
         let mailbox_id = mailbox.id();
+        if parts == ViewParts::default() {
+            return self.meta_views(mailbox_id, uids).await;
+        }
         // Without the body or its structure, the envelope comes from its covering index
         // (see migrations/0002_imap.sql) and FLAGS-only fetches do not touch blobs at all.
         let from = if parts.raw || parts.structure {
@@ -108,6 +111,69 @@ impl Store {
                         .transpose()
                         .map_err(corrupt)?,
                     raw: r.9,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Metadata only (FETCH FLAGS, UID, RFC822.SIZE, INTERNALDATE, MODSEQ: what a client's
+    /// sync asks of every message), as one row per UID range holding every message as a line
+    /// `id uid modseq flags internal_date size keywords…`: sqlx hands rows over from its
+    /// worker thread one by one, a thread switch each, which made `UID FETCH 1:* (FLAGS)` of
+    /// 20,000 messages cost 103 ms against Dovecot's 25. The SELECT snapshot does the same
+    /// (`flag_snapshot`). Keywords are atoms: no spaces or line feeds inside one.
+    async fn meta_views(&self, mailbox_id: i64, uids: &[u32]) -> Result<Vec<MessageView>> {
+        let corrupt = || StoreError::Corrupt(format!("messages of mailbox {mailbox_id}"));
+        let mut out = Vec::with_capacity(uids.len());
+        for (lo, hi) in uid_ranges(uids) {
+            let packed: Option<String> = sqlx::query_scalar(
+                "SELECT group_concat(id || ' ' || uid || ' ' || modseq || ' ' || flags || ' ' ||
+                                     internal_date || ' ' || size || ' ' || keywords, char(10)
+                                     ORDER BY uid)
+                 FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?",
+            )
+            .bind(mailbox_id)
+            .bind(lo)
+            .bind(hi)
+            .fetch_one(&self.reader)
+            .await?;
+            for line in packed.as_deref().unwrap_or_default().split('\n') {
+                if line.is_empty() {
+                    continue;
+                }
+                let mut fields = line.split(' ');
+                let mut number = || -> Result<i64> {
+                    fields
+                        .next()
+                        .and_then(|f| f.parse().ok())
+                        .ok_or_else(corrupt)
+                };
+                let id = number()?;
+                let uid = u32::try_from(number()?).map_err(|_| corrupt())?;
+                let modseq = u64::try_from(number()?).map_err(|_| corrupt())?;
+                let flags = u8::try_from(number()?).map_err(|_| corrupt())?;
+                let internal_date = number()?;
+                let size = u64::try_from(number()?).map_err(|_| corrupt())?;
+                if uids.binary_search(&uid).is_err() {
+                    continue;
+                }
+                out.push(MessageView {
+                    meta: MessageMeta {
+                        id,
+                        uid,
+                        modseq,
+                        flags: Flags::from_bits(flags),
+                        keywords: fields
+                            .filter(|k| !k.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                        internal_date,
+                        size,
+                    },
+                    envelope: None,
+                    structure: None,
+                    raw: None,
                 });
             }
         }
