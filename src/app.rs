@@ -16,7 +16,7 @@ use crate::net::{self, Handler, Listener, Security};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::smtp::{self, Smtp};
 use crate::srs::Srs;
-use crate::store::{NewAccount, Store};
+use crate::store::{NewAccount, Store, clean_stop};
 use crate::tls::{self, Tls};
 use crate::web;
 
@@ -52,6 +52,9 @@ pub struct Running {
     shutdown: ShutdownTrigger,
     tasks: JoinSet<()>,
     grace: Duration,
+    /// The data directory and the database, for the record of a clean stop.
+    data_dir: std::path::PathBuf,
+    db: std::path::PathBuf,
     /// Held until the server is dropped.
     _lock: crate::backup::ServerLock,
 }
@@ -86,6 +89,10 @@ impl Running {
         // The sign-in history still queued is written before the store closes.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.auth.flush_records()).await;
         self.store.close().await;
+        // The next start may skip the database check (store::clean_stop).
+        if let Err(e) = clean_stop::closed(&self.data_dir, &self.db) {
+            tracing::warn!("cannot record the clean stop: {e}");
+        }
     }
 }
 
@@ -119,12 +126,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         )
     })?;
     let db = config.database_path();
-    // A damaged database is refused before anything writes to it (see Store::quick_check).
-    if let Some(took) = Store::quick_check(&db)
-        .await
-        .with_context(|| format!("cannot open {}", db.display()))?
-    {
-        tracing::info!("database check (PRAGMA quick_check) passed in {took:.2?}");
+    // A damaged database is refused before anything writes to it (see Store::quick_check),
+    // unless nothing can have damaged it since the last run (see store::clean_stop). The
+    // record of this run is written only once the check passed: a refused start is checked
+    // again next time.
+    match clean_stop::skip_reason(&config.data_dir, &db) {
+        Some(why) => tracing::info!("database check skipped: {why}"),
+        None => {
+            if let Some(took) = Store::quick_check(&db)
+                .await
+                .with_context(|| format!("cannot open {}", db.display()))?
+            {
+                tracing::info!("database check (PRAGMA quick_check) passed in {took:.2?}");
+            }
+        }
+    }
+    if let Err(e) = clean_stop::starting(&config.data_dir) {
+        // A full disk must not keep the server from starting (it keeps space for this run's
+        // own files); without a record the next start simply checks.
+        tracing::warn!("cannot record this start ({e}): the next start checks the database");
+        let _ = clean_stop::forget(&config.data_dir);
     }
     let store = Store::open(&db)
         .await
@@ -315,6 +336,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         shutdown,
         tasks,
         grace,
+        data_dir: config.data_dir.clone(),
+        db: config.database_path(),
         _lock: lock,
     })
 }

@@ -175,6 +175,8 @@ pub async fn restore(
         bail!("nothing was replaced");
     }
     let db = config.database_path();
+    // The restored file is one the server never closed: checked at the next start.
+    crate::store::clean_stop::forget(&config.data_dir)?;
     let kept = PathBuf::from(format!(
         "{}.before-restore-{}",
         db.display(),

@@ -26,6 +26,7 @@ mod accounts;
 pub mod app_passwords;
 mod audit;
 mod blobs;
+pub mod clean_stop;
 pub mod contacts;
 mod deliver;
 pub mod deliverability;
