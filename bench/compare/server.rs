@@ -30,8 +30,9 @@ pub async fn wait_listening(
         if let Some(why) = exited() {
             bail!("{why} before listening on {addr}");
         }
-        if t.elapsed() > Duration::from_secs(30) {
-            bail!("nothing listening on {addr} after 30 s");
+        // Long enough for a first start that checks a large database (the scale rows').
+        if t.elapsed() > Duration::from_secs(900) {
+            bail!("nothing listening on {addr} after 900 s");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
