@@ -1,10 +1,10 @@
 //! Giving memory back when the server is quiet. SQLite keeps each connection's page cache
-//! (the writer's up to 16 MB, each reader's 2 MB) filled after a burst of mail, and glibc keeps
-//! freed heap in its per-thread arenas; a small VPS that received a day's mail at nine would
-//! hold both until the next restart. After a quiet spell every connection's cache is
-//! emptied (`PRAGMA shrink_memory`, SQLite's `sqlite3_db_release_memory`) and the allocator is
-//! asked to return free pages (`malloc_trim`). The next query reads its pages from the OS page
-//! cache again, which is cheap next to the mail it is serving.
+//! (the writer's up to 16 MB, each reader's 2 MB) filled after a burst of mail; a small VPS
+//! that received a day's mail at nine would hold it until the next restart. After a quiet
+//! spell every connection's cache is emptied (`PRAGMA shrink_memory`, SQLite's
+//! `sqlite3_db_release_memory`). The next query reads its pages from the OS page cache again,
+//! which is cheap next to the mail it is serving. The process's heap and code are
+//! `crate::memory`'s, released after this.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +32,7 @@ impl Store {
         self.bus.activity.get()
     }
 
-    /// Empties every idle connection's page cache and returns free heap to the system.
+    /// Empties every idle connection's page cache.
     /// Connections in use are left alone (they are not idle, and will be asked next time).
     pub async fn release_memory(&self) -> Result<()> {
         for pool in [&self.writer, &self.reader] {
@@ -47,18 +47,7 @@ impl Store {
                     .await?;
             }
         }
-        trim_heap();
         Ok(())
-    }
-}
-
-/// Returns the free memory of every malloc arena to the system (glibc).
-fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory; glibc allows it at any time, from any
-    // thread.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
