@@ -463,7 +463,8 @@ async fn first_start(store: &Store, config: &Config) -> anyhow::Result<Option<Fi
 /// How long the store must go unwritten before its caches are given back.
 pub const QUIET: Duration = Duration::from_secs(15);
 
-/// Gives memory back (`Store::release_memory`) once after each busy spell, when nothing was
+/// Gives memory back (`Store::release_memory`, then the process's heap and code pages:
+/// `memory::release`) once after each busy spell, when nothing was
 /// written for [`QUIET`]: an idle server should weigh what a small VPS can spare, and a busy
 /// one keeps its caches. Looked at every few seconds, so the release comes within a few
 /// seconds of the quiet spell's end, not a whole period later.
@@ -483,10 +484,14 @@ async fn release_when_quiet(store: Store, shutdown: Shutdown) {
             seen = now;
             since = tokio::time::Instant::now();
         } else if since.elapsed() >= QUIET && released != Some(now) {
-            match store.release_memory().await {
-                Ok(()) => released = Some(now),
-                Err(e) => tracing::debug!("cannot release the store's memory: {e}"),
+            if let Err(e) = store.release_memory().await {
+                tracing::debug!("cannot release the store's memory: {e}");
             }
+            // After the store's, so the heap it freed is trimmed too.
+            crate::memory::release();
+            // Once per quiet spell even after a failure: dropping the code pages every few
+            // seconds would only make the server fault them back in.
+            released = Some(now);
         }
     }
 }

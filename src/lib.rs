@@ -8,6 +8,7 @@
 //! - [`app`]: `start(Config)` wires every part together and returns the bound addresses.
 //! - [`metrics`]: connection and HTTP latency counters for `/metrics`.
 //! - [`net`]: the one accept loop: connection limits, idle timeouts, TLS and STARTTLS.
+//! - [`memory`]: what the process gives back when the server is quiet: free heap, code pages.
 //! - [`budget`]: the memory budget for messages being received, shared by SMTP and IMAP.
 //! - [`tls`]: certificates (self-signed, files, ACME) behind one resolver.
 //! - [`shutdown`]: the one stop signal every listener, session and background task waits on.
@@ -48,6 +49,7 @@ pub mod dkim;
 pub mod dns;
 pub mod imap;
 pub mod mailbox_files;
+pub mod memory;
 pub mod metrics;
 pub mod mime;
 pub mod net;

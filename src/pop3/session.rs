@@ -139,8 +139,8 @@ pub(super) struct Session {
     /// Messages sent whole by RETR, for the end-of-session log line.
     pub retrieved: usize,
     pub deleted: usize,
-    /// The next RETR's body, being read (see `transaction.rs`).
-    pub prefetch: Option<super::transaction::Prefetch>,
+    /// The next RETRs' bodies, read ahead (see `transaction.rs`).
+    pub prefetch: super::transaction::Prefetch,
 }
 
 pub(super) async fn run(shared: Arc<Shared>, mut conn: Connection) {
@@ -156,7 +156,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut conn: Connection) {
         revoked: Revoked::never(),
         retrieved: 0,
         deleted: 0,
-        prefetch: None,
+        prefetch: Default::default(),
     };
     let result = session.serve().await;
     match result {

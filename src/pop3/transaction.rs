@@ -7,6 +7,7 @@
 //!
 //! [`Store::expunge`]: crate::store::Store::expunge
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use tokio::io::AsyncWriteExt;
@@ -40,26 +41,100 @@ fn answer(n: u32, read: Result<Vec<u8>, StoreError>) -> Result<Vec<u8>, Fail> {
     }
 }
 
-/// The body of the message RETR will most likely be asked for next, being read.
+/// How many messages RETR reads ahead in one query, and how many bytes (stored size) at most.
+const BATCH: usize = 32;
+const BATCH_BYTES: u64 = 256 * 1024;
+
+/// The bodies RETR will most likely be asked for next: clients fetch messages in order, so
+/// the following messages are read in batches (one query each, `Store::message_bodies_within`)
+/// while the current ones are written. At most the batch being read and the one before it are
+/// held, each within `BATCH_BYTES` plus one message.
+#[derive(Default)]
 pub(super) struct Prefetch {
-    uid: u32,
-    task: tokio::task::JoinHandle<Result<Vec<u8>, StoreError>>,
+    /// Bodies read, by ascending UID.
+    ready: VecDeque<(u32, Vec<u8>)>,
+    /// The batch being read.
+    reading: Option<Reading>,
 }
 
-impl Prefetch {
-    fn start(store: &Store, mailbox: Mailbox, uid: u32) -> Prefetch {
-        let store = store.clone();
-        Prefetch {
-            uid,
-            task: tokio::spawn(async move { store.message_body(&mailbox, uid).await }),
-        }
+/// Bodies with their UIDs, ascending.
+type Bodies = Vec<(u32, Vec<u8>)>;
+
+struct Reading {
+    /// The lowest and highest UID asked for.
+    first: u32,
+    last: u32,
+    task: tokio::task::JoinHandle<Result<Bodies, StoreError>>,
+}
+
+impl Drop for Reading {
+    /// A batch nobody asked for (the session ended, the client went elsewhere) stops reading.
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
-impl Drop for Prefetch {
-    /// A prefetch nobody asked for (another command came, the session ended) stops reading.
-    fn drop(&mut self) {
-        self.task.abort();
+impl Prefetch {
+    /// The body of `uid` if it was read ahead or is being read; `None` sends the caller to
+    /// the store (a message asked out of order, a failed batch, one expunged meanwhile).
+    /// Bodies of UIDs below it, which the client skipped, are let go.
+    async fn take(&mut self, uid: u32) -> Option<Vec<u8>> {
+        loop {
+            while self.ready.front().is_some_and(|(u, _)| *u < uid) {
+                self.ready.pop_front();
+            }
+            if let Some((u, _)) = self.ready.front() {
+                return if *u == uid {
+                    self.ready.pop_front().map(|(_, body)| body)
+                } else {
+                    None
+                };
+            }
+            let reading = self.reading.as_mut()?;
+            if uid < reading.first {
+                return None;
+            }
+            if uid > reading.last {
+                self.reading = None;
+                return None;
+            }
+            let read = (&mut reading.task).await;
+            self.reading = None;
+            match read {
+                Ok(Ok(bodies)) if !bodies.is_empty() => self.ready.extend(bodies),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Starts reading the next batch after `uid` (the live UIDs `after` gives, ascending) when
+    /// none is being read and fewer than half a batch are left.
+    fn plan(
+        &mut self,
+        store: &Store,
+        mailbox: &Mailbox,
+        uid: u32,
+        after: impl Iterator<Item = u32>,
+    ) {
+        if self.reading.is_some() || self.ready.len() >= BATCH / 2 {
+            return;
+        }
+        let from = self.ready.back().map_or(uid, |(u, _)| (*u).max(uid));
+        let uids: Vec<u32> = after.filter(|u| *u > from).take(BATCH).collect();
+        let (Some(&first), Some(&last)) = (uids.first(), uids.last()) else {
+            return;
+        };
+        let store = store.clone();
+        let mailbox = mailbox.clone();
+        self.reading = Some(Reading {
+            first,
+            last,
+            task: tokio::spawn(async move {
+                store
+                    .message_bodies_within(&mailbox, &uids, BATCH_BYTES)
+                    .await
+            }),
+        });
     }
 }
 
@@ -133,30 +208,23 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// RETR: clients fetch messages in order, so while message `n` is written, the body of the
-    /// next live message is already being read (one body ahead at most, dropped with the
-    /// session). Reading the database is then off the path between two RETRs.
+    /// RETR: clients fetch messages in order, so while message `n` is written, the bodies of
+    /// the next live messages are being read, a batch at a time (see [`Prefetch`]). Reading the
+    /// database is then off the path between two RETRs.
     pub(super) async fn retr(&mut self, n: u32) -> Outcome {
         let shared = self.shared.clone();
-        let prefetched = self.prefetch.take();
+        let mut prefetch = std::mem::take(&mut self.prefetch);
         let maildrop = self.maildrop()?;
         let uid = maildrop.get(n).map_err(no_message)?.uid;
-        let body = match prefetched {
-            Some(mut p) if p.uid == uid => match (&mut p.task).await {
-                Ok(read) => answer(n, read)?,
-                // The reading task failed: read it here instead.
-                Err(_) => body(&shared.store, &maildrop.mailbox, n, uid).await?,
-            },
-            _ => body(&shared.store, &maildrop.mailbox, n, uid).await?,
+        let body = match prefetch.take(uid).await {
+            Some(body) => body,
+            None => body(&shared.store, &maildrop.mailbox, n, uid).await?,
         };
         let size = transfer::size(&body);
         maildrop.set_size(n, size);
-        let next = maildrop
-            .live()
-            .find(|(m, _)| *m > n)
-            .map(|(_, entry)| entry.uid);
-        let mailbox = maildrop.mailbox.clone();
-        self.prefetch = next.map(|uid| Prefetch::start(&shared.store, mailbox, uid));
+        let after = maildrop.live().map(|(_, entry)| entry.uid);
+        prefetch.plan(&shared.store, &maildrop.mailbox, uid, after);
+        self.prefetch = prefetch;
         self.ok(&format!("{size} octets"));
         self.send(Encoder::message(&body)).await?;
         self.retrieved += 1;

@@ -1,10 +1,12 @@
 //! Giving memory back when the server is quiet. SQLite keeps each connection's page cache
-//! (the writer's up to 16 MB, each reader's 2 MB) filled after a burst of mail, and glibc keeps
-//! freed heap in its per-thread arenas; a small VPS that received a day's mail at nine would
-//! hold both until the next restart. After a quiet spell every connection's cache is
-//! emptied (`PRAGMA shrink_memory`, SQLite's `sqlite3_db_release_memory`) and the allocator is
-//! asked to return free pages (`malloc_trim`). The next query reads its pages from the OS page
-//! cache again, which is cheap next to the mail it is serving.
+//! (the writer's up to 16 MB, each reader's 2 MB) filled after a burst of mail; a small VPS
+//! that received a day's mail at nine would hold it until the next restart. After a quiet
+//! spell every connection's cache is emptied (`PRAGMA shrink_memory`, SQLite's
+//! `sqlite3_db_release_memory`), and the readers opened for a burst are closed but one: each
+//! holds its own parsed schema, prepared statements and worker thread. The next query reads its
+//! pages from the OS page cache again, and a burst opens its readers again (a millisecond
+//! each), which is cheap next to the mail it is serving. The process's heap and code are
+//! `crate::memory`'s, released after this.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +34,7 @@ impl Store {
         self.bus.activity.get()
     }
 
-    /// Empties every idle connection's page cache and returns free heap to the system.
+    /// Empties every idle connection's page cache and closes the idle readers but one.
     /// Connections in use are left alone (they are not idle, and will be asked next time).
     pub async fn release_memory(&self) -> Result<()> {
         for pool in [&self.writer, &self.reader] {
@@ -41,24 +43,20 @@ impl Store {
             while let Some(conn) = pool.try_acquire() {
                 held.push(conn);
             }
+            // The writer pool holds its one connection; of the readers one stays open, so a
+            // lone query after the quiet spell opens nothing.
+            let keep = 1;
+            for conn in held.split_off(keep.min(held.len())) {
+                // The pool opens another when it is short of connections.
+                conn.close().await?;
+            }
             for conn in &mut held {
                 sqlx::query("PRAGMA shrink_memory")
                     .execute(&mut **conn)
                     .await?;
             }
         }
-        trim_heap();
         Ok(())
-    }
-}
-
-/// Returns the free memory of every malloc arena to the system (glibc).
-fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory; glibc allows it at any time, from any
-    // thread.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
@@ -99,10 +97,20 @@ mod tests {
         for body in futures::future::join_all(reads).await {
             assert_eq!(body.unwrap(), raw);
         }
+        assert!(store.reader.size() > 1, "the reads opened several readers");
+        // A connection goes back to its pool on a task of its own: wait until all are back.
+        while store.reader.num_idle() < store.reader.size() as usize {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         let quiet = store.activity();
         store.release_memory().await.unwrap();
         assert_eq!(store.activity(), quiet, "releasing is not activity");
-        // Every connection still answers.
+        assert_eq!(
+            store.reader.size(),
+            1,
+            "the idle readers are closed but one"
+        );
+        // The pool opens readers again for concurrent reads, and every one answers.
         let reads = (0..4).map(|_| store.message_body(&inbox, report.delivered[0].uid));
         for body in futures::future::join_all(reads).await {
             assert_eq!(body.unwrap(), raw);
