@@ -9,6 +9,9 @@ use std::path::Path;
 pub struct Mem {
     pub rss_kib: u64,
     pub pss_kib: u64,
+    /// RssAnon: the private memory (heap, stacks, buffers), without mapped files. What an idle
+    /// session adds is this; code pages it maps back in are the program's, not the session's.
+    pub anon_kib: u64,
     pub procs: usize,
 }
 
@@ -18,6 +21,7 @@ impl std::ops::Add for Mem {
         Mem {
             rss_kib: self.rss_kib + o.rss_kib,
             pss_kib: self.pss_kib + o.pss_kib,
+            anon_kib: self.anon_kib + o.anon_kib,
             procs: self.procs + o.procs,
         }
     }
@@ -79,6 +83,7 @@ pub fn mem(pids: &[u32]) -> Mem {
         if let Some(rss) = kib(&dir.join("status"), "VmRSS") {
             m.rss_kib += rss;
             m.pss_kib += kib(&dir.join("smaps_rollup"), "Pss").unwrap_or(0);
+            m.anon_kib += kib(&dir.join("status"), "RssAnon").unwrap_or(0);
             m.procs += 1;
         }
     }

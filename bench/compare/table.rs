@@ -242,14 +242,14 @@ fn rows(s: &Sizes) -> Vec<Row> {
         },
         Row {
             group: Group::Memory,
-            label: "  per IDLE session, RSS added (IMAP server)".into(),
+            label: "  per IDLE session, anonymous memory added (IMAP server)".into(),
             unit: Unit::Kib,
             target: None,
             limit: Some(8.0),
             value: |f, s| {
                 let (before, after) = (f.before_sessions?, f.sessions?);
                 Some(
-                    after.imap.rss_kib.saturating_sub(before.imap.rss_kib) as f64
+                    after.imap.anon_kib.saturating_sub(before.imap.anon_kib) as f64
                         / s.idle.max(1) as f64,
                 )
             },
@@ -502,7 +502,8 @@ pub fn print(
     );
     println!(
         "Memory: VmRSS and Pss (smaps_rollup) summed over processes; RSS counts shared pages \
-         once per process. \"all processes\": Mailroom's one, or Postfix's and Dovecot's; \
+         once per process; a session's memory is RssAnon (heap, stacks, buffers) added, as the \
+         code pages sessions map back in are the program's. \"all processes\": Mailroom's one, or Postfix's and Dovecot's; \
          \"IMAP server\": Mailroom's one, or Dovecot's. Idle: after all the loads above, no \
          connection open, once the pair's per-connection processes (smtpd, cleanup, lmtp, \
          imap, ...) exited on their idle timeouts."
