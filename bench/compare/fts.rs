@@ -243,22 +243,7 @@ impl Drop for Instance {
         if !self.started {
             return;
         }
-        let master = self.master();
-        if let Err(e) = self.doveadm(&["stop"]) {
-            eprintln!("stopping the fts-xapian Dovecot: {e}");
-            if let Some(pid) = master {
-                let _ = Command::new("kill").arg(pid.to_string()).status();
-            }
-        }
-        // Wait for its processes to go, so that nothing after it shares the machine with them.
-        if let Some(pid) = master {
-            for _ in 0..100 {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
+        pair::stop_dovecot(&self.conf, self.master(), "the fts-xapian Dovecot");
     }
 }
 

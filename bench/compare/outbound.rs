@@ -254,21 +254,11 @@ fn append(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("adding to {}", path.display()))
 }
 
+/// `pair::run`, saying where the tool comes from when it is missing or fails.
 fn run_tool(cmd: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {cmd} (apt-get install -y opendkim opendkim-tools)"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd} {}: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
-    }
-    Ok(())
+    crate::pair::run(cmd, args)
+        .map(|_| ())
+        .context("(apt-get install -y opendkim opendkim-tools)")
 }
 
 /// Installs OpenDKIM (Debian's `opendkim` and `opendkim-tools`) when missing, as the pair's

@@ -630,22 +630,28 @@ impl Drop for Pair {
         }
         if self.dovecot_started {
             let master = Pair::pid(&self.dovecot_base.join("master.pid"));
-            let conf = self.dovecot_conf.display().to_string();
-            if let Err(e) = run("doveadm", &["-c", &conf, "stop"]) {
-                eprintln!("stopping Dovecot: {e}");
-                if let Some(pid) = master {
-                    let _ = Command::new("kill").arg(pid.to_string()).status();
-                }
+            stop_dovecot(&self.dovecot_conf, master, "Dovecot");
+        }
+    }
+}
+
+/// Stops the Dovecot of `conf` (`doveadm stop`, or SIGTERM to `master` when that fails) and
+/// waits up to 10 s for its master to go, so that what runs next does not share the machine
+/// with it.
+pub fn stop_dovecot(conf: &Path, master: Option<u32>, name: &str) {
+    let conf = conf.display().to_string();
+    if let Err(e) = run("doveadm", &["-c", &conf, "stop"]) {
+        eprintln!("stopping {name}: {e}");
+        if let Some(pid) = master {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+    if let Some(pid) = master {
+        for _ in 0..100 {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                break;
             }
-            // Wait for its processes to go, so the next run starts clean.
-            if let Some(pid) = master {
-                for _ in 0..100 {
-                    if !Path::new(&format!("/proc/{pid}")).exists() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
