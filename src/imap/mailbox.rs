@@ -33,7 +33,7 @@ use super::session::{CmdError, CmdResult, Reply, Session};
 use super::updates::write_flag_lists;
 use super::{seqset, utf7};
 use crate::net::Transport;
-use crate::store::{Delivery, FlagState, Flags, Mailbox, StoreError, Target};
+use crate::store::{Delivery, FlagState, Flags, Mailbox, SelectSummary, StoreError, Target};
 
 const SEPARATOR: char = '/';
 
@@ -292,8 +292,34 @@ impl<T: Transport> Session<T> {
         let Some(mb) = self.find_mailbox(&name).await? else {
             return Ok(Reply::no("[NONEXISTENT] no such mailbox"));
         };
-        let (states, highest) = self.imap.store.flag_snapshot(&mb).await?;
-        let uids: Vec<u32> = states.iter().map(|s| s.uid).collect();
+        // QRESYNC needs every message's flags and MODSEQ; a plain SELECT only the summary.
+        // Resyncing reads the snapshot in the same way, so both answers agree.
+        let resync = resync.filter(|r| r.uidvalidity == mb.uidvalidity);
+        let (summary, states) = if resync.is_some() {
+            let (states, highest) = self.imap.store.flag_snapshot(&mb).await?;
+            let mut keywords: Vec<String> = Vec::new();
+            for k in states.iter().flat_map(|s| &s.keywords) {
+                if !keywords.contains(k) {
+                    keywords.push(k.clone());
+                }
+            }
+            let summary = SelectSummary {
+                uids: states.iter().map(|s| s.uid).collect(),
+                first_unseen: states.iter().position(|s| !s.flags.contains(Flags::SEEN)),
+                keywords,
+                highest,
+            };
+            (summary, states)
+        } else {
+            (self.imap.store.select_summary(&mb).await?, Vec::new())
+        };
+        let SelectSummary {
+            uids,
+            first_unseen,
+            keywords,
+            highest,
+        } = summary;
+        let count = uids.len();
         let max_uid = uids.last().copied().unwrap_or(0);
         let uidnext = mb.uidnext.max(max_uid.saturating_add(1));
         // \Recent (IMAP4rev1): SELECT claims the messages nobody has claimed; EXAMINE shows
@@ -308,20 +334,13 @@ impl<T: Transport> Session<T> {
                 .await?
         };
         let name = mb.name.clone();
-        let mut selected = Selected::new(
-            mb.clone(),
-            name,
-            read_only,
-            recent_from,
-            uids.clone(),
-            highest,
-        );
+        let mut selected = Selected::new(mb.clone(), name, read_only, recent_from, uids, highest);
         if self.rev2 {
             selected = selected.without_recent();
         }
-        selected.learn_keywords(states.iter().flat_map(|s| &s.keywords));
+        selected.learn_keywords(&keywords);
         write_flag_lists(&mut self.out, selected.keywords(), read_only);
-        self.out.untagged(&format!("{} EXISTS", uids.len()));
+        self.out.untagged(&format!("{count} EXISTS"));
         if self.rev2 {
             // RFC 9051 §6.3.2: the LIST response of the mailbox is required; RECENT and the
             // UNSEEN response code are gone.
@@ -329,7 +348,7 @@ impl<T: Transport> Session<T> {
         } else {
             self.out
                 .untagged(&format!("{} RECENT", selected.recent_count()));
-            if let Some(i) = states.iter().position(|s| !s.flags.contains(Flags::SEEN)) {
+            if let Some(i) = first_unseen {
                 self.out
                     .untagged(&format!("OK [UNSEEN {}] first unseen", i + 1));
             }
@@ -342,7 +361,8 @@ impl<T: Transport> Session<T> {
             .untagged(&format!("OK [HIGHESTMODSEQ {highest}] highest"));
         // RFC 7162 §3.2.5.2: with another UIDVALIDITY the client's cache is worthless and the
         // rest of the parameter is ignored.
-        if let Some(resync) = resync.filter(|r| r.uidvalidity == mb.uidvalidity) {
+        if let Some(resync) = resync {
+            let uids: Vec<u32> = states.iter().map(|s| s.uid).collect();
             self.resync(&mb, &states, &uids, &resync).await?;
         }
         self.selected = Some(selected);
