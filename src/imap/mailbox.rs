@@ -292,24 +292,13 @@ impl<T: Transport> Session<T> {
         let Some(mb) = self.find_mailbox(&name).await? else {
             return Ok(Reply::no("[NONEXISTENT] no such mailbox"));
         };
-        // QRESYNC needs every message's flags and MODSEQ; a plain SELECT only the summary.
-        // Resyncing reads the snapshot in the same way, so both answers agree.
+        // RFC 7162 §3.2.5.2: with another UIDVALIDITY the client's cache is worthless and the
+        // rest of the parameter is ignored.
         let resync = resync.filter(|r| r.uidvalidity == mb.uidvalidity);
+        // QRESYNC needs every message's flags and MODSEQ; a plain SELECT only the summary.
         let (summary, states) = if resync.is_some() {
             let (states, highest) = self.imap.store.flag_snapshot(&mb).await?;
-            let mut keywords: Vec<String> = Vec::new();
-            for k in states.iter().flat_map(|s| &s.keywords) {
-                if !keywords.contains(k) {
-                    keywords.push(k.clone());
-                }
-            }
-            let summary = SelectSummary {
-                uids: states.iter().map(|s| s.uid).collect(),
-                first_unseen: states.iter().position(|s| !s.flags.contains(Flags::SEEN)),
-                keywords,
-                highest,
-            };
-            (summary, states)
+            (SelectSummary::of_snapshot(&states, highest), states)
         } else {
             (self.imap.store.select_summary(&mb).await?, Vec::new())
         };
@@ -359,8 +348,6 @@ impl<T: Transport> Session<T> {
             .untagged(&format!("OK [UIDNEXT {uidnext}] predicted next UID"));
         self.out
             .untagged(&format!("OK [HIGHESTMODSEQ {highest}] highest"));
-        // RFC 7162 §3.2.5.2: with another UIDVALIDITY the client's cache is worthless and the
-        // rest of the parameter is ignored.
         if let Some(resync) = resync {
             let uids: Vec<u32> = states.iter().map(|s| s.uid).collect();
             self.resync(&mb, &states, &uids, &resync).await?;

@@ -44,6 +44,24 @@ pub struct SelectSummary {
     pub highest: u64,
 }
 
+impl SelectSummary {
+    /// The summary of a full snapshot ([`Store::flag_snapshot`], ascending UIDs).
+    pub fn of_snapshot(states: &[FlagState], highest: u64) -> SelectSummary {
+        let mut keywords: Vec<String> = Vec::new();
+        for k in states.iter().flat_map(|s| &s.keywords) {
+            if !keywords.contains(k) {
+                keywords.push(k.clone());
+            }
+        }
+        SelectSummary {
+            uids: states.iter().map(|s| s.uid).collect(),
+            first_unseen: states.iter().position(|s| !s.flags.contains(Flags::SEEN)),
+            keywords,
+            highest,
+        }
+    }
+}
+
 /// The outcome of [`Store::set_flags`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlagOutcome {
@@ -485,10 +503,7 @@ mod tests {
         store.expunge(&inbox, &[3]).await.unwrap();
         let summary = store.select_summary(&inbox).await.unwrap();
         let (states, highest) = store.flag_snapshot(&inbox).await.unwrap();
-        assert_eq!(
-            summary.uids,
-            states.iter().map(|s| s.uid).collect::<Vec<_>>()
-        );
+        assert_eq!(summary, SelectSummary::of_snapshot(&states, highest));
         assert_eq!(summary.uids, vec![1, 2, 4, 5]);
         assert_eq!(summary.first_unseen, Some(2), "UID 4, the third message");
         assert_eq!(summary.keywords, vec!["Work".to_string(), "$Junk".into()]);
