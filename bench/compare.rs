@@ -379,19 +379,15 @@ async fn scale_mailroom(
     let t = std::time::Instant::now();
     let m = configured.serve().await?;
     let recover = t.elapsed();
-    eprintln!(
-        "[Mailroom]   start-up {:.0} ms, after SIGKILL {:.0} ms",
-        start.as_secs_f64() * 1000.0,
-        recover.as_secs_f64() * 1000.0
-    );
-    scale_still_there(&m.ep, size).await?;
-    Ok(scale::Scale {
-        small,
-        large,
-        account,
+    scale_finish(
+        "Mailroom",
+        &m.ep,
+        size,
+        (small, large, account),
         start,
         recover,
-    })
+    )
+    .await
 }
 
 /// The scale rows on a Postfix+Dovecot pair of their own, as [`scale_mailroom`].
@@ -416,12 +412,26 @@ async fn scale_pair(
         .map_err(|e| anyhow!("{e:#}\n{}", p.logs()))?;
     let start = p.restart(false).await?;
     let recover = p.restart(true).await?;
+    let measured = (small, large, account);
+    scale_finish("Postfix+Dovecot", &p.ep, size, measured, start, recover).await
+}
+
+/// The end of either side's scale rows: prints the start-up figures, checks that the big
+/// mailbox still holds every message after the restarts, and gathers the figures.
+async fn scale_finish(
+    side: &str,
+    ep: &Endpoints,
+    size: scale::Size,
+    (small, large, account): (loads::Timings, loads::Timings, loads::Timings),
+    start: Duration,
+    recover: Duration,
+) -> Result<scale::Scale> {
     eprintln!(
-        "[Postfix+Dovecot]   start-up {:.0} ms, after SIGKILL {:.0} ms",
+        "[{side}]   start-up {:.0} ms, after SIGKILL {:.0} ms",
         start.as_secs_f64() * 1000.0,
         recover.as_secs_f64() * 1000.0
     );
-    scale_still_there(&p.ep, size).await?;
+    scale_still_there(ep, size).await?;
     Ok(scale::Scale {
         small,
         large,

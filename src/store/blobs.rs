@@ -215,40 +215,21 @@ impl Store {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
-    use crate::store::{Delivery, NewAccount, Store, Target};
+    use crate::store::testing::{deliver_to_inbox, store_with_accounts};
 
     /// Bodies come by ascending UID, missing UIDs left out, and stop at the byte budget,
     /// the first always included.
     #[tokio::test]
     async fn bodies_within_a_budget() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("m.db")).await.unwrap();
-        store.add_domain("example.org").await.unwrap();
-        let account = store
-            .create_account(NewAccount {
-                address: "pop@example.org",
-                password_hash: "x",
-                quota_bytes: 0,
-                is_admin: false,
-            })
-            .await
-            .unwrap();
+        let (_dir, store, ids) = store_with_accounts(&["pop@example.org"]).await;
         let raws: Vec<Vec<u8>> = (0..5)
             .map(|i| format!("Subject: {i}\r\n\r\n{}\r\n", "x".repeat(100)).into_bytes())
             .collect();
         let mut uids = Vec::new();
         for raw in &raws {
-            let delivery = Delivery {
-                raw,
-                internal_date: None,
-            };
-            let report = store
-                .deliver(delivery, &[Target::inbox(account.id)])
-                .await
-                .unwrap();
-            uids.push(report.delivered[0].uid);
+            uids.push(deliver_to_inbox(&store, ids[0], raw).await);
         }
-        let inbox = store.mailbox(account.id, "INBOX").await.unwrap().unwrap();
+        let inbox = store.mailbox(ids[0], "INBOX").await.unwrap().unwrap();
         let size = raws[0].len() as u64;
         // UIDs asked in any order, one that does not exist: ascending, present ones only.
         let asked = [uids[3], uids[1], 999_999, uids[2]];

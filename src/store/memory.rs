@@ -63,37 +63,20 @@ impl Store {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
-    use crate::store::{Delivery, NewAccount, Target};
+    use crate::store::testing::{deliver_to_inbox, store_with_accounts};
 
     /// A delivery is activity; releasing asks every idle connection and leaves each usable.
     #[tokio::test]
     async fn release_leaves_every_connection_usable() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = super::Store::open(&dir.path().join("m.db")).await.unwrap();
-        store.add_domain("example.org").await.unwrap();
-        let account = store
-            .create_account(NewAccount {
-                address: "quiet@example.org",
-                password_hash: "x",
-                quota_bytes: 0,
-                is_admin: false,
-            })
-            .await
-            .unwrap();
+        let (_dir, store, ids) = store_with_accounts(&["quiet@example.org"]).await;
+        let account = ids[0];
         let before = store.activity();
         let raw = b"Subject: x\r\n\r\nhello\r\n";
-        let delivery = Delivery {
-            raw,
-            internal_date: None,
-        };
-        let report = store
-            .deliver(delivery, &[Target::inbox(account.id)])
-            .await
-            .unwrap();
+        let uid = deliver_to_inbox(&store, account, raw).await;
         assert_ne!(store.activity(), before, "a delivery is activity");
-        let inbox = store.mailbox(account.id, "INBOX").await.unwrap().unwrap();
+        let inbox = store.mailbox(account, "INBOX").await.unwrap().unwrap();
         // Open several readers, so there are several to shrink.
-        let reads = (0..4).map(|_| store.message_body(&inbox, report.delivered[0].uid));
+        let reads = (0..4).map(|_| store.message_body(&inbox, uid));
         for body in futures::future::join_all(reads).await {
             assert_eq!(body.unwrap(), raw);
         }
@@ -111,13 +94,10 @@ mod tests {
             "the idle readers are closed but one"
         );
         // The pool opens readers again for concurrent reads, and every one answers.
-        let reads = (0..4).map(|_| store.message_body(&inbox, report.delivered[0].uid));
+        let reads = (0..4).map(|_| store.message_body(&inbox, uid));
         for body in futures::future::join_all(reads).await {
             assert_eq!(body.unwrap(), raw);
         }
-        store
-            .deliver(delivery, &[Target::inbox(account.id)])
-            .await
-            .unwrap();
+        deliver_to_inbox(&store, account, raw).await;
     }
 }

@@ -763,6 +763,48 @@ impl Store {
     }
 }
 
+/// What the store's unit tests start from.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+pub(crate) mod testing {
+    use super::{Delivery, NewAccount, Store, Target};
+
+    /// A new store in a temporary directory (kept alive by the first element) with the
+    /// domain example.org and an account for each address, whose ids come in the same order.
+    pub async fn store_with_accounts(addresses: &[&str]) -> (tempfile::TempDir, Store, Vec<i64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.db")).await.unwrap();
+        store.add_domain("example.org").await.unwrap();
+        let mut ids = Vec::new();
+        for address in addresses {
+            let account = store
+                .create_account(NewAccount {
+                    address,
+                    password_hash: "x",
+                    quota_bytes: 0,
+                    is_admin: false,
+                })
+                .await
+                .unwrap();
+            ids.push(account.id);
+        }
+        (dir, store, ids)
+    }
+
+    /// Delivers `raw` to the account's INBOX; its UID.
+    pub async fn deliver_to_inbox(store: &Store, account_id: i64, raw: &[u8]) -> u32 {
+        let delivery = Delivery {
+            raw,
+            internal_date: None,
+        };
+        let report = store
+            .deliver(delivery, &[Target::inbox(account_id)])
+            .await
+            .unwrap();
+        report.delivered[0].uid
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// A body written before migration 0005: its envelope as JSON text.

@@ -111,6 +111,10 @@ type Row = (
 const SCAN_MAX: i64 = 1000;
 const SCAN_SHARE: i64 = 500;
 
+/// The longest needle (in bytes) checked inside SQLite (see `exact_in_sql`): its worst case
+/// costs this many byte comparisons per byte of text.
+const SQL_NEEDLE_MAX: usize = 64;
+
 /// The most trigrams of one needle looked up: a long needle's trigrams are sampled evenly
 /// (the check of each candidate keeps the answer exact), so a long needle costs no more than
 /// this many index lookups.
@@ -165,8 +169,14 @@ pub(super) fn word_queries(words: &str) -> (Option<String>, Vec<String>) {
 /// ASCII: the Kelvin sign (U+212A) to `k`, and `İ` (U+0130) to `i` followed by a combining dot,
 /// which can end a match only at the needle's last character. Those needles, and non-ASCII
 /// ones, are checked here, one text at a time.
+///
+/// SQLite's `instr` compares the needle at every position of the text, so its cost is the
+/// text's length times the needle's in the worst case (a text of `aaaa…` and a needle of
+/// `aaa…ab`, both the peer's own: a message it stored, a SEARCH literal of megabytes). Needles
+/// longer than [`SQL_NEEDLE_MAX`] bytes are therefore checked here, in time linear in the text.
 fn exact_in_sql(needle_lower: &str) -> bool {
     !needle_lower.is_empty()
+        && needle_lower.len() <= SQL_NEEDLE_MAX
         && needle_lower.is_ascii()
         && !needle_lower.contains('k')
         && !needle_lower.ends_with('i')
@@ -176,9 +186,10 @@ fn contains_ci(haystack: &str, needle_lower: &str) -> bool {
     if needle_lower.is_empty() {
         return true;
     }
+    // `str::contains` searches in time linear in the text (two-way), whatever the needle:
+    // comparing the needle at every position would cost their product.
     if haystack.is_ascii() && needle_lower.is_ascii() {
-        let (h, n) = (haystack.as_bytes(), needle_lower.as_bytes());
-        return h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+        return haystack.to_ascii_lowercase().contains(needle_lower);
     }
     haystack.to_lowercase().contains(needle_lower)
 }
@@ -532,6 +543,12 @@ mod tests {
         }
         assert!(decided > 50, "{decided}");
         assert!(!exact_in_sql("king") && !exact_in_sql("zanzi") && !exact_in_sql("köln"));
+        // A long needle is checked here, in linear time, and still found.
+        let long = format!("{}b", "a".repeat(super::SQL_NEEDLE_MAX));
+        assert!(!exact_in_sql(&long) && exact_in_sql(&long[1..]));
+        let text = format!("{}{}", "A".repeat(10_000), long.to_uppercase());
+        assert!(contains_ci(&text, &long));
+        assert!(!contains_ci(&"a".repeat(10_000), &long));
     }
 
     /// A small mailbox on a server of many bodies is read in full rather than searched through
@@ -539,26 +556,10 @@ mod tests {
     /// every field for TEXT, exact and checked needles alike.
     #[tokio::test]
     async fn a_small_mailbox_on_a_big_server_is_read_in_full() {
-        use crate::store::{Delivery, NewAccount, Target, TextField};
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(&dir.path().join("m.db"))
-            .await
-            .unwrap();
-        store.add_domain("example.org").await.unwrap();
-        let mut accounts = Vec::new();
-        for name in ["small", "big"] {
-            let address = format!("{name}@example.org");
-            let account = store
-                .create_account(NewAccount {
-                    address: &address,
-                    password_hash: "x",
-                    quota_bytes: 0,
-                    is_admin: false,
-                })
-                .await
-                .unwrap();
-            accounts.push(account.id);
-        }
+        use crate::store::testing::{deliver_to_inbox, store_with_accounts};
+        use crate::store::{Delivery, Target, TextField};
+        let (_dir, store, accounts) =
+            store_with_accounts(&["small@example.org", "big@example.org"]).await;
         let message = |i: usize, subject: &str| {
             format!("Subject: {subject} {i}\r\n\r\nNumber {i} of a zanzibar trip, King size.\r\n")
         };
@@ -579,14 +580,7 @@ mod tests {
             "Subject: Zanzibar\r\n\r\nnothing\r\n".into(),
         ];
         for raw in &small {
-            let delivery = Delivery {
-                raw: raw.as_bytes(),
-                internal_date: None,
-            };
-            store
-                .deliver(delivery, &[Target::inbox(accounts[0])])
-                .await
-                .unwrap();
+            deliver_to_inbox(&store, accounts[0], raw.as_bytes()).await;
         }
         let inbox = store.mailbox(accounts[0], "INBOX").await.unwrap().unwrap();
         assert!(store.scan_is_cheaper(inbox.id()).await.unwrap());

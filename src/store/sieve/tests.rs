@@ -1,20 +1,8 @@
 use super::*;
-use crate::store::NewAccount;
 
 async fn store_with_account() -> (Store, i64, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("m.db")).await.unwrap();
-    store.add_domain("example.org").await.unwrap();
-    let account = store
-        .create_account(NewAccount {
-            address: "a@example.org",
-            password_hash: "x",
-            quota_bytes: 0,
-            is_admin: false,
-        })
-        .await
-        .unwrap();
-    (store, account.id, dir)
+    let (dir, store, ids) = crate::store::testing::store_with_accounts(&["a@example.org"]).await;
+    (store, ids[0], dir)
 }
 
 #[test]
