@@ -44,19 +44,34 @@ pub struct SelectSummary {
     pub highest: u64,
 }
 
+/// The distinct keywords of a mailbox in the order first met: a set beside the list, as a
+/// mailbox may hold many messages and each of them many keywords, all the user's choice.
+#[derive(Default)]
+struct Keywords {
+    list: Vec<String>,
+    set: std::collections::HashSet<String>,
+}
+
+impl Keywords {
+    fn add(&mut self, keyword: &str) {
+        if !self.set.contains(keyword) {
+            self.set.insert(keyword.to_string());
+            self.list.push(keyword.to_string());
+        }
+    }
+}
+
 impl SelectSummary {
     /// The summary of a full snapshot ([`Store::flag_snapshot`], ascending UIDs).
     pub fn of_snapshot(states: &[FlagState], highest: u64) -> SelectSummary {
-        let mut keywords: Vec<String> = Vec::new();
+        let mut keywords = Keywords::default();
         for k in states.iter().flat_map(|s| &s.keywords) {
-            if !keywords.contains(k) {
-                keywords.push(k.clone());
-            }
+            keywords.add(k);
         }
         SelectSummary {
             uids: states.iter().map(|s| s.uid).collect(),
             first_unseen: states.iter().position(|s| !s.flags.contains(Flags::SEEN)),
-            keywords,
+            keywords: keywords.list,
             highest,
         }
     }
@@ -363,6 +378,7 @@ impl Store {
             ..SelectSummary::default()
         };
         let mut first_unseen: Option<u32> = None;
+        let mut seen_keywords = Keywords::default();
         for line in super::packed::lines::<2>(packed.as_deref(), "a message's flags") {
             let ([uid, flags], keywords) = line?;
             let uid = u32::try_from(uid).map_err(|_| corrupt())?;
@@ -372,11 +388,10 @@ impl Store {
                 first_unseen = Some(uid);
             }
             for k in keywords.split(' ').filter(|k| !k.is_empty()) {
-                if !summary.keywords.iter().any(|x| x == k) {
-                    summary.keywords.push(k.to_string());
-                }
+                seen_keywords.add(k);
             }
         }
+        summary.keywords = seen_keywords.list;
         summary.uids.sort_unstable();
         summary.first_unseen = first_unseen.and_then(|uid| summary.uids.binary_search(&uid).ok());
         Ok(summary)
