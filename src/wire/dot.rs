@@ -35,13 +35,13 @@ fn next_line(raw: &[u8], bare_cr: BareCr) -> Option<(&[u8], &[u8])> {
     };
     match bare_cr {
         BareCr::Keep => {
-            let (line, rest) = match raw.iter().position(|b| *b == b'\n') {
+            let (line, rest) = match memchr::memchr(b'\n', raw) {
                 Some(lf) => split(lf, 1),
                 None => (raw, &[][..]),
             };
             Some((line.strip_suffix(b"\r").unwrap_or(line), rest))
         }
-        BareCr::LineEnd => Some(match raw.iter().position(|b| *b == b'\n' || *b == b'\r') {
+        BareCr::LineEnd => Some(match memchr::memchr2(b'\n', b'\r', raw) {
             Some(end) if raw.get(end) == Some(&b'\r') && raw.get(end + 1) == Some(&b'\n') => {
                 split(end, 2)
             }
@@ -51,10 +51,38 @@ fn next_line(raw: &[u8], bare_cr: BareCr) -> Option<(&[u8], &[u8])> {
     }
 }
 
+/// Whether the wire form is `raw` itself followed by the terminating line: every line already
+/// ends in CRLF (and, with [`BareCr::LineEnd`], no CR stands alone), the message ends with a
+/// line end, and no line starts with a dot. Mail as received over SMTP almost always is: then
+/// its size is its length and it is sent without being copied line by line. One pass of
+/// `memchr` over the line ends, a few hundred nanoseconds for a 4 KB message.
+fn verbatim(raw: &[u8], bare_cr: BareCr) -> bool {
+    if raw.is_empty() {
+        return true;
+    }
+    if raw.first() == Some(&b'.') || !raw.ends_with(b"\r\n") {
+        return false;
+    }
+    let crlf_then_no_dot = |lf: usize| {
+        lf.checked_sub(1).and_then(|cr| raw.get(cr)) == Some(&b'\r')
+            && raw.get(lf + 1) != Some(&b'.')
+    };
+    match bare_cr {
+        BareCr::Keep => memchr::memchr_iter(b'\n', raw).all(crlf_then_no_dot),
+        BareCr::LineEnd => memchr::memchr2_iter(b'\n', b'\r', raw).all(|i| match raw.get(i) {
+            Some(b'\r') => raw.get(i + 1) == Some(&b'\n'),
+            _ => crlf_then_no_dot(i),
+        }),
+    }
+}
+
 /// The message's size in octets in its CRLF form, without the stuffing dots and the
 /// terminating line (what RFC 1939 calls a message's size, and what a client counts after
 /// un-stuffing).
 pub fn size(raw: &[u8], bare_cr: BareCr) -> u64 {
+    if verbatim(raw, bare_cr) {
+        return raw.len() as u64;
+    }
     let mut total = 0u64;
     let mut rest = raw;
     while let Some((line, next)) = next_line(rest, bare_cr) {
@@ -74,36 +102,50 @@ pub struct Encoder<'a> {
     body_lines: Option<u32>,
     in_body: bool,
     terminated: bool,
+    /// The whole message is sent as it is ([`verbatim`]), in slices of `rest`.
+    verbatim: bool,
 }
 
 impl<'a> Encoder<'a> {
-    /// The whole message.
-    pub fn message(raw: &'a [u8], bare_cr: BareCr) -> Encoder<'a> {
+    fn new(raw: &'a [u8], bare_cr: BareCr, body_lines: Option<u32>, verbatim: bool) -> Self {
         Encoder {
             rest: raw,
             bare_cr,
-            body_lines: None,
+            body_lines,
             in_body: false,
             terminated: false,
+            verbatim,
         }
+    }
+
+    /// The whole message.
+    pub fn message(raw: &'a [u8], bare_cr: BareCr) -> Encoder<'a> {
+        Encoder::new(raw, bare_cr, None, verbatim(raw, bare_cr))
     }
 
     /// The header, the blank line, and `lines` lines of the body (POP3 TOP).
     pub fn top(raw: &'a [u8], lines: u32, bare_cr: BareCr) -> Encoder<'a> {
-        Encoder {
-            body_lines: Some(lines),
-            ..Encoder::message(raw, bare_cr)
-        }
+        Encoder::new(raw, bare_cr, Some(lines), false)
     }
 
-    /// Appends the next part of the wire form to `out`: at least `chunk` octets (whole lines)
-    /// unless the end is reached. Returns false once everything, terminator included, has been
+    /// Appends the next part of the wire form to `out`: at least `chunk` octets (whole lines,
+    /// except for a message sent as it is) unless the end is reached. Returns false once everything, terminator included, has been
     /// produced.
     pub fn fill(&mut self, out: &mut Vec<u8>, chunk: usize) -> bool {
         if self.terminated {
             return false;
         }
         let start = out.len();
+        if self.verbatim {
+            let (now, later) = self.rest.split_at(chunk.min(self.rest.len()));
+            out.extend_from_slice(now);
+            self.rest = later;
+            if self.rest.is_empty() {
+                out.extend_from_slice(b".\r\n");
+                self.terminated = true;
+            }
+            return true;
+        }
         while out.len() - start < chunk {
             let more = self.in_body && self.body_lines == Some(0);
             let Some((line, rest)) = next_line(self.rest, self.bare_cr).filter(|_| !more) else {
@@ -218,6 +260,39 @@ mod tests {
                 assert_eq!(chunked, got);
             }
         }
+    }
+
+    /// Every message of up to 7 octets from the bytes that matter: what goes out as it is
+    /// ([`verbatim`]) is what the line-by-line encoding gives, and so is its size.
+    #[test]
+    fn verbatim_is_the_line_by_line_form() {
+        let alphabet = [b'a', b'.', b'\r', b'\n'];
+        let mut seen_verbatim = 0;
+        for len in 0..=7u32 {
+            for mut k in 0..alphabet.len().pow(len) {
+                let mut raw = Vec::new();
+                for _ in 0..len {
+                    raw.push(alphabet[k % alphabet.len()]);
+                    k /= alphabet.len();
+                }
+                for bare_cr in [BareCr::Keep, BareCr::LineEnd] {
+                    let mut slow = Encoder::new(&raw, bare_cr, None, false);
+                    let mut want = Vec::new();
+                    while slow.fill(&mut want, 3) {}
+                    let mut fast = Encoder::message(&raw, bare_cr);
+                    let mut got = Vec::new();
+                    while fast.fill(&mut got, 3) {}
+                    assert_eq!(got, want, "{raw:?} {bare_cr:?}");
+                    assert_eq!(size(&raw, bare_cr), unstuff(&want).len() as u64, "{raw:?}");
+                    seen_verbatim += usize::from(fast.verbatim);
+                }
+            }
+        }
+        assert!(seen_verbatim > 100, "{seen_verbatim}");
+        assert!(verbatim(b"A: b\r\n\r\nbody\r\n", BareCr::Keep));
+        assert!(!verbatim(b"A: b\r\n\r\n.body\r\n", BareCr::Keep));
+        assert!(verbatim(b"A: b\r\n\r\nlone\rcr\r\n", BareCr::Keep));
+        assert!(!verbatim(b"A: b\r\n\r\nlone\rcr\r\n", BareCr::LineEnd));
     }
 
     #[test]
