@@ -31,8 +31,11 @@ use crate::mime::{Addresses, BodyPart, EnvelopeRef};
 use crate::net::Transport;
 use crate::store::{FlagOp, Flags, MessageView, ViewParts};
 
-/// Messages read from the store at a time.
+/// Messages read from the store at a time,
 const BATCH: usize = 256;
+/// and at most this many bytes of them (past the first message): a FETCH of big messages
+/// holds two batches (one written out, the next being read), not 512 messages of any size.
+const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// The same when only metadata (flags, UID, size, dates) is asked for.
 const META_BATCH: usize = 4096;
 
@@ -152,12 +155,28 @@ impl<T: Transport> Session<T> {
         } else {
             BATCH
         };
-        for chunk in uids.chunks(batch) {
-            let mut views = self
-                .imap
-                .store
-                .message_views(&mailbox, chunk, parts)
-                .await?;
+        // The next batch is read while this one is written out: the store's thread and the
+        // socket work at once.
+        let store = self.imap.store.clone();
+        let read = |from: usize| {
+            let (store, mailbox) = (store.clone(), mailbox.clone());
+            let rest = uids.get(from..).unwrap_or_default();
+            let chunk: Vec<u32> = rest.iter().take(batch).copied().collect();
+            Prefetch(tokio::spawn(async move {
+                let (views, done) = store
+                    .message_views_within(&mailbox, &chunk, parts, BATCH_BYTES)
+                    .await?;
+                Ok((views, from + done))
+            }))
+        };
+        let mut next = (!uids.is_empty()).then(|| read(0));
+        while let Some(mut reading) = next.take() {
+            let (mut views, done) = (&mut reading.0)
+                .await
+                .map_err(|e| crate::store::StoreError::Unavailable(format!("FETCH read: {e}")))??;
+            if done < uids.len() {
+                next = Some(read(done));
+            }
             if let Some(since) = changed_since {
                 views.retain(|v| v.meta.modseq > since);
             }
@@ -753,6 +772,17 @@ pub(super) fn write_body(out: &mut Out, part: &BodyPart, extended: bool) {
         write_extension_tail(out, part);
     }
     out.raw(b")");
+}
+
+/// A batch being read ahead; dropped (a FETCH that fails or is refused half way), it stops.
+struct Prefetch(
+    tokio::task::JoinHandle<Result<(Vec<MessageView>, usize), crate::store::StoreError>>,
+);
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]

@@ -48,10 +48,37 @@ impl Store {
         uids: &[u32],
         parts: ViewParts,
     ) -> Result<Vec<MessageView>> {
-        let mailbox_id = mailbox.id();
         if parts == ViewParts::default() {
-            return self.meta_views(mailbox_id, uids).await;
+            return self.meta_views(mailbox.id(), uids).await;
         }
+        Ok(self.views(mailbox.id(), uids, parts, None).await?.0)
+    }
+
+    /// [`Store::message_views`] for a reader that goes through a long list of UIDs (IMAP
+    /// FETCH): with the raw messages, it stops once their sizes reach `budget` bytes (the
+    /// first message is always read, whatever its size), so a FETCH of many big messages
+    /// holds a bounded amount of them at once. Also returns how many of `uids` were dealt
+    /// with; the caller goes on from there.
+    pub async fn message_views_within(
+        &self,
+        mailbox: &Mailbox,
+        uids: &[u32],
+        parts: ViewParts,
+        budget: u64,
+    ) -> Result<(Vec<MessageView>, usize)> {
+        if !parts.raw {
+            return Ok((self.message_views(mailbox, uids, parts).await?, uids.len()));
+        }
+        self.views(mailbox.id(), uids, parts, Some(budget)).await
+    }
+
+    async fn views(
+        &self,
+        mailbox_id: i64,
+        uids: &[u32],
+        parts: ViewParts,
+        budget: Option<u64>,
+    ) -> Result<(Vec<MessageView>, usize)> {
         // Without the body or its structure, the envelope comes from its covering index
         // (see migrations/0002_imap.sql) and FLAGS-only fetches do not touch blobs at all.
         let from = if parts.raw || parts.structure {
@@ -61,10 +88,21 @@ impl Store {
         } else {
             "messages m"
         };
+        // With a budget, `before` is the size of the range's messages ahead of each one
+        // (from `messages.size`), so the bodies past the budget are never read.
+        let (from, within) = match budget {
+            Some(_) => (
+                "(SELECT id, uid, modseq, flags, keywords, internal_date, size, blob_id,
+                         SUM(size) OVER (ORDER BY uid) - size AS before
+                  FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?) m
+                 JOIN blobs b ON b.id = m.blob_id",
+                "m.before < ?",
+            ),
+            None => (from, "m.mailbox_id = ? AND m.uid BETWEEN ? AND ?"),
+        };
         let sql = format!(
             "SELECT m.id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, {}, {}, {}
-             FROM {from}
-             WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid",
+             FROM {from} WHERE {within} ORDER BY m.uid",
             if parts.envelope { "b.envelope" } else { "NULL" },
             if parts.structure {
                 "b.body_structure"
@@ -75,16 +113,22 @@ impl Store {
         );
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("stored message: {e}"));
         let mut out = Vec::with_capacity(uids.len());
+        let mut left = budget.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
         for (lo, hi) in uid_ranges(uids) {
-            let rows: Vec<ViewRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(mailbox_id)
                 .bind(lo)
-                .bind(hi)
-                .fetch_all(&self.reader)
-                .await?;
+                .bind(hi);
+            if let Some(left) = left {
+                q = q.bind(left);
+            }
+            let rows: Vec<ViewRow> = q.fetch_all(&self.reader).await?;
             for r in rows {
                 if uids.binary_search(&r.1).is_err() {
                     continue;
+                }
+                if let Some(left) = &mut left {
+                    *left -= r.6;
                 }
                 out.push(MessageView {
                     meta: MessageMeta {
@@ -113,8 +157,15 @@ impl Store {
                     raw: r.9,
                 });
             }
+            // The budget is spent: what was read is the part of `uids` up to its last message.
+            if left.is_some_and(|l| l <= 0)
+                && let Some(last) = out.last()
+            {
+                let done = uids.partition_point(|u| *u <= last.meta.uid);
+                return Ok((out, done));
+            }
         }
-        Ok(out)
+        Ok((out, uids.len()))
     }
 
     /// Metadata only (FETCH FLAGS, UID, RFC822.SIZE, INTERNALDATE, MODSEQ: what a client's
@@ -161,5 +212,70 @@ impl Store {
         }
         out.sort_unstable_by_key(|v| v.meta.uid);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::ViewParts;
+    use crate::store::testing::{deliver_to_inbox, store_with_accounts};
+
+    /// With the raw messages, a read stops at the byte budget (the first message always
+    /// read), says how far it got, and the rest follows from there; expunged UIDs are
+    /// skipped without counting.
+    #[tokio::test]
+    async fn views_within_a_budget() {
+        let (_dir, store, ids) = store_with_accounts(&["fetch@example.org"]).await;
+        let raws: Vec<Vec<u8>> = (0..5)
+            .map(|i| format!("Subject: {i}\r\n\r\n{}\r\n", "x".repeat(100)).into_bytes())
+            .collect();
+        let mut uids = Vec::new();
+        for raw in &raws {
+            uids.push(deliver_to_inbox(&store, ids[0], raw).await);
+        }
+        let inbox = store.mailbox(ids[0], "INBOX").await.unwrap().unwrap();
+        store.expunge(&inbox, &[uids[1]]).await.unwrap();
+        let size = raws[0].len() as u64;
+        let raw = ViewParts {
+            raw: true,
+            ..ViewParts::default()
+        };
+        let read = |asked: Vec<u32>, budget: u64| {
+            let (store, inbox, uids, raws) = (store.clone(), inbox.clone(), &uids, &raws);
+            async move {
+                let (views, done) = store
+                    .message_views_within(&inbox, &asked, raw, budget)
+                    .await
+                    .unwrap();
+                let got: Vec<u32> = views.iter().map(|v| v.meta.uid).collect();
+                for v in &views {
+                    let k = uids.iter().position(|u| *u == v.meta.uid).unwrap();
+                    assert_eq!(v.raw.as_deref(), Some(raws[k].as_slice()));
+                }
+                (got, done)
+            }
+        };
+        // Two and a half messages' worth: the third present one starts within the budget.
+        let (got, done) = read(uids.clone(), size * 2 + size / 2).await;
+        assert_eq!((got, done), (vec![uids[0], uids[2], uids[3]], 4));
+        assert_eq!(read(uids[4..].to_vec(), size).await, (vec![uids[4]], 1));
+        // Smaller than the first message: the first alone.
+        assert_eq!(read(uids.clone(), 1).await, (vec![uids[0]], 1));
+        // Across separate runs of UIDs, the budget is one.
+        let asked = vec![uids[0], uids[2], uids[4]];
+        assert_eq!(
+            read(asked.clone(), size + size / 2).await,
+            (vec![uids[0], uids[2]], 2)
+        );
+        assert_eq!(read(asked.clone(), u64::MAX).await, (asked.clone(), 3));
+        // Only expunged UIDs: nothing, and all of them dealt with.
+        assert_eq!(read(vec![uids[1]], 1).await, (vec![], 1));
+        // Without the raw messages there is no budget.
+        let (views, done) = store
+            .message_views_within(&inbox, &uids, ViewParts::default(), 1)
+            .await
+            .unwrap();
+        assert_eq!((views.len(), done), (4, 5));
     }
 }
