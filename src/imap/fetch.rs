@@ -11,8 +11,9 @@
 //! else fails the FETCH with `[UNKNOWN-CTE]`); content holding NUL is sent as a `~{n}`
 //! literal8.
 //!
-//! Messages are read in batches of [`BATCH`] and responses written out as they grow, so a
-//! FETCH of a whole large mailbox holds only one batch in memory.
+//! Messages are read in batches of [`BATCH`] messages and [`BATCH_BYTES`] of raw message
+//! (the first always read), and responses written out as they grow, so a FETCH of a whole
+//! large mailbox holds only one batch in memory.
 
 use std::borrow::Cow;
 
@@ -34,7 +35,7 @@ use crate::store::{FlagOp, Flags, MessageView, ViewParts};
 /// Messages read from the store at a time,
 const BATCH: usize = 256;
 /// and at most this many bytes of them (past the first message): a FETCH of big messages
-/// holds two batches (one written out, the next being read), not 512 messages of any size.
+/// holds one batch of 4 MiB (or one message) at a time, not 256 messages of any size.
 const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// The same when only metadata (flags, UID, size, dates) is asked for.
 const META_BATCH: usize = 4096;
@@ -155,28 +156,16 @@ impl<T: Transport> Session<T> {
         } else {
             BATCH
         };
-        // The next batch is read while this one is written out: the store's thread and the
-        // socket work at once.
-        let store = self.imap.store.clone();
-        let read = |from: usize| {
-            let (store, mailbox) = (store.clone(), mailbox.clone());
-            let rest = uids.get(from..).unwrap_or_default();
-            let chunk: Vec<u32> = rest.iter().take(batch).copied().collect();
-            Prefetch(tokio::spawn(async move {
-                let (views, done) = store
-                    .message_views_within(&mailbox, &chunk, parts, BATCH_BYTES)
-                    .await?;
-                Ok((views, from + done))
-            }))
-        };
-        let mut next = (!uids.is_empty()).then(|| read(0));
-        while let Some(mut reading) = next.take() {
-            let (mut views, done) = (&mut reading.0)
-                .await
-                .map_err(|e| crate::store::StoreError::Unavailable(format!("FETCH read: {e}")))??;
-            if done < uids.len() {
-                next = Some(read(done));
-            }
+        let mut from = 0;
+        while from < uids.len() {
+            let chunk = uids.get(from..).unwrap_or_default();
+            let chunk = chunk.get(..batch).unwrap_or(chunk);
+            let (mut views, done) = self
+                .imap
+                .store
+                .message_views_within(&mailbox, chunk, parts, BATCH_BYTES)
+                .await?;
+            from += done.max(1);
             if let Some(since) = changed_since {
                 views.retain(|v| v.meta.modseq > since);
             }
@@ -772,17 +761,6 @@ pub(super) fn write_body(out: &mut Out, part: &BodyPart, extended: bool) {
         write_extension_tail(out, part);
     }
     out.raw(b")");
-}
-
-/// A batch being read ahead; dropped (a FETCH that fails or is refused half way), it stops.
-struct Prefetch(
-    tokio::task::JoinHandle<Result<(Vec<MessageView>, usize), crate::store::StoreError>>,
-);
-
-impl Drop for Prefetch {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]

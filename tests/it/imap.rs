@@ -430,6 +430,39 @@ Content-Transfer-Encoding: base64\r\n\
 JVBERi0xLjQK\r\n\
 --b1--\r\n";
 
+/// FETCH of more big messages than one read of the store holds (4 MiB): every body comes,
+/// whole and in order, across the reads.
+#[tokio::test]
+async fn fetch_of_big_messages_in_several_reads() {
+    let (t, alice) = server().await;
+    let mut raws = Vec::new();
+    for i in 1..=4 {
+        let mut raw = format!("Subject: big {i}\r\n\r\n").into_bytes();
+        let mut n = 0;
+        while raw.len() < 1_500_000 {
+            raw.extend_from_slice(format!("line {n} of message {i}\r\n").as_bytes());
+            n += 1;
+        }
+        deliver(&t.running.store, &alice, &raw).await;
+        raws.push(raw);
+    }
+    let mut c = logged_in(&t).await;
+    c.ok("SELECT INBOX").await;
+    let lines = c.ok("FETCH 1:* BODY.PEEK[]").await;
+    // The test client reads a literal as part of its line.
+    assert_eq!(lines.len(), raws.len(), "one response per message");
+    for (k, (line, raw)) in lines.iter().zip(&raws).enumerate() {
+        let head = format!("* {} FETCH (BODY[] {{{}}}\r\n", k + 1, raw.len());
+        let body = line.strip_prefix(&head).and_then(|l| l.strip_suffix(")"));
+        assert!(
+            body.is_some_and(|b| b.as_bytes() == raw.as_slice()),
+            "message {}: {:?}",
+            k + 1,
+            line.get(..80)
+        );
+    }
+}
+
 #[tokio::test]
 async fn append_and_fetch_every_item() {
     let (t, alice) = server().await;
