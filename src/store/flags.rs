@@ -167,24 +167,37 @@ fn state(row: StateRow) -> FlagState {
     }
 }
 
+/// The flags of the messages in `ranges`, by ascending UID, packed one row per range (see
+/// `packed.rs`): STORE reads them in its write transaction, where each row handed over alone
+/// would cost a thread switch.
 async fn states(
     conn: &mut SqliteConnection,
     mailbox_id: i64,
     ranges: &[(u32, u32)],
 ) -> Result<Vec<FlagState>> {
+    let corrupt = || StoreError::Corrupt(format!("flags of mailbox {mailbox_id}"));
     let mut out = Vec::new();
     for (lo, hi) in ranges {
-        let rows: Vec<StateRow> = sqlx::query_as(
-            "SELECT uid, flags, keywords, modseq FROM messages
-             WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid",
+        let packed: Option<String> = sqlx::query_scalar(
+            "SELECT group_concat(uid || ' ' || flags || ' ' || modseq || ' ' || keywords, char(10))
+             FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?",
         )
         .bind(mailbox_id)
         .bind(lo)
         .bind(hi)
-        .fetch_all(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
-        out.extend(rows.into_iter().map(state));
+        for line in super::packed::lines::<3>(packed.as_deref(), "a message's flags") {
+            let ([uid, flags, modseq], keywords) = line?;
+            out.push(FlagState {
+                uid: u32::try_from(uid).map_err(|_| corrupt())?,
+                flags: Flags::from_bits(u8::try_from(flags).map_err(|_| corrupt())?),
+                keywords: super::packed::keywords(keywords),
+                modseq: u64::try_from(modseq).map_err(|_| corrupt())?,
+            });
+        }
     }
+    out.sort_unstable_by_key(|s| s.uid);
     Ok(out)
 }
 
@@ -279,11 +292,18 @@ impl Store {
                 .await?;
             }
         }
-        let after = states(&mut tx, mailbox_id, &ranges).await?;
         tx.commit().await?;
+        // What the messages hold now follows from what they held and what was written: the
+        // transaction held the write lock throughout, so nothing else changed them.
         outcome.modseq = Some(modseq as u64);
-        outcome.changed = updates.into_iter().map(|u| u.0).collect();
-        outcome.current = after.into_iter().filter(|s| wanted(s.uid)).collect();
+        let mut written = updates.into_iter().peekable();
+        for mut s in before.into_iter().filter(|s| wanted(s.uid)) {
+            if let Some((_, flags, keywords)) = written.next_if(|u| u.0 == s.uid) {
+                (s.flags, s.keywords, s.modseq) = (flags, keywords, modseq as u64);
+                outcome.changed.push(s.uid);
+            }
+            outcome.current.push(s);
+        }
         self.bus.announce(Change::FlagsChanged {
             account_id,
             mailbox_id,
