@@ -88,21 +88,10 @@ impl Store {
         } else {
             "messages m"
         };
-        // With a budget, `before` is the size of the range's messages ahead of each one
-        // (from `messages.size`), so the bodies past the budget are never read.
-        let (from, within) = match budget {
-            Some(_) => (
-                "(SELECT id, uid, modseq, flags, keywords, internal_date, size, blob_id,
-                         SUM(size) OVER (ORDER BY uid) - size AS before
-                  FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?) m
-                 JOIN blobs b ON b.id = m.blob_id",
-                "m.before < ?",
-            ),
-            None => (from, "m.mailbox_id = ? AND m.uid BETWEEN ? AND ?"),
-        };
         let sql = format!(
             "SELECT m.id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, {}, {}, {}
-             FROM {from} WHERE {within} ORDER BY m.uid",
+             FROM {from}
+             WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid",
             if parts.envelope { "b.envelope" } else { "NULL" },
             if parts.structure {
                 "b.body_structure"
@@ -115,14 +104,22 @@ impl Store {
         let mut out = Vec::with_capacity(uids.len());
         let mut left = budget.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
         for (lo, hi) in uid_ranges(uids) {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            // The budget was spent by the runs of UIDs before this one.
+            if left.is_some_and(|l| l <= 0) && !out.is_empty() {
+                return Ok((out, uids.partition_point(|u| *u < lo)));
+            }
+            // With a budget, the sizes come first (`messages.size`, one packed row), so bodies
+            // past the budget are never read.
+            let (hi, cut) = match left {
+                Some(budget) => self.within(mailbox_id, lo, hi, budget).await?,
+                None => (hi, false),
+            };
+            let rows: Vec<ViewRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(mailbox_id)
                 .bind(lo)
-                .bind(hi);
-            if let Some(left) = left {
-                q = q.bind(left);
-            }
-            let rows: Vec<ViewRow> = q.fetch_all(&self.reader).await?;
+                .bind(hi)
+                .fetch_all(&self.reader)
+                .await?;
             for r in rows {
                 if uids.binary_search(&r.1).is_err() {
                     continue;
@@ -157,15 +154,43 @@ impl Store {
                     raw: r.9,
                 });
             }
-            // The budget is spent: what was read is the part of `uids` up to its last message.
-            if left.is_some_and(|l| l <= 0)
-                && let Some(last) = out.last()
-            {
-                let done = uids.partition_point(|u| *u <= last.meta.uid);
-                return Ok((out, done));
+            // The budget is spent: what was read is the part of `uids` up to `hi`.
+            if cut {
+                return Ok((out, uids.partition_point(|u| *u <= hi)));
             }
         }
         Ok((out, uids.len()))
+    }
+
+    /// The end of the part of `lo..=hi` that fits in `budget` bytes: the last message that
+    /// starts within it (at least the first message), and whether that is short of `hi`.
+    async fn within(&self, mailbox_id: i64, lo: u32, hi: u32, budget: i64) -> Result<(u32, bool)> {
+        let packed: Option<String> = sqlx::query_scalar(
+            "SELECT group_concat(uid || ' ' || size, char(10))
+             FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?",
+        )
+        .bind(mailbox_id)
+        .bind(lo)
+        .bind(hi)
+        .fetch_one(&self.reader)
+        .await?;
+        let mut sizes = Vec::new();
+        for line in super::packed::lines::<2>(packed.as_deref(), "a message's size") {
+            let ([uid, size], _) = line?;
+            sizes.push((uid, size));
+        }
+        sizes.sort_unstable();
+        let mut before = 0i64;
+        for (k, (uid, size)) in sizes.iter().enumerate() {
+            before = before.saturating_add(*size);
+            if before >= budget && k + 1 < sizes.len() {
+                let uid = u32::try_from(*uid).map_err(|_| {
+                    StoreError::Corrupt(format!("UID {uid} in mailbox {mailbox_id}"))
+                })?;
+                return Ok((uid, true));
+            }
+        }
+        Ok((hi, false))
     }
 
     /// Metadata only (FETCH FLAGS, UID, RFC822.SIZE, INTERNALDATE, MODSEQ: what a client's
