@@ -18,9 +18,11 @@
 //!   a POP3 user;
 //! - the memory of the idle server after the fills: VmRSS and Pss (smaps_rollup) summed over
 //!   every process (Mailroom: its one process; the pair: Postfix's and Dovecot's), measured
-//!   once both have been left alone for `COMPARE_QUIET_SECS` (20) seconds (an idle server is
-//!   one nobody has used for a while; Mailroom gives its caches back after 15 s without a
-//!   write, `app::QUIET`) or, for the pair, longer until its per-connection processes exit;
+//!   once both have been left alone for `COMPARE_QUIET_SECS` (25) seconds (an idle server is
+//!   one nobody has used for a while; Mailroom gives its caches back 15 to 21 s after its last
+//!   write: `app::QUIET`, looked at every 3 s from the first look that saw the write; 20 s
+//!   raced with that, and the run of 2026-12-05 13:47 read the memory just before the
+//!   release) or, for the pair, longer until its per-connection processes exit;
 //! - on that mailbox, each run on a fresh connection, one warm-up run and then `COMPARE_REPS`
 //!   (5) runs, reporting the median: SELECT, UID FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE), FETCH
 //!   of 1,000 full bodies, UID SEARCH SUBJECT / BODY / TEXT for the rare word, STORE on all
@@ -300,7 +302,7 @@ async fn measure(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let quiet = Duration::from_secs(env("COMPARE_QUIET_SECS", 20) as u64);
+    let quiet = Duration::from_secs(env("COMPARE_QUIET_SECS", 25) as u64);
     tokio::time::sleep(
         quiet
             .saturating_sub(settling.elapsed())
