@@ -215,20 +215,14 @@ impl Store {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
-    use crate::store::testing::{deliver_to_inbox, store_with_accounts};
+    use crate::store::testing::{small_messages, store_with_accounts};
 
     /// Bodies come by ascending UID, missing UIDs left out, and stop at the byte budget,
     /// the first always included.
     #[tokio::test]
     async fn bodies_within_a_budget() {
         let (_dir, store, ids) = store_with_accounts(&["pop@example.org"]).await;
-        let raws: Vec<Vec<u8>> = (0..5)
-            .map(|i| format!("Subject: {i}\r\n\r\n{}\r\n", "x".repeat(100)).into_bytes())
-            .collect();
-        let mut uids = Vec::new();
-        for raw in &raws {
-            uids.push(deliver_to_inbox(&store, ids[0], raw).await);
-        }
+        let (raws, uids) = small_messages(&store, ids[0], 5).await;
         let inbox = store.mailbox(ids[0], "INBOX").await.unwrap().unwrap();
         let size = raws[0].len() as u64;
         // UIDs asked in any order, one that does not exist: ascending, present ones only.

@@ -175,7 +175,6 @@ async fn states(
     mailbox_id: i64,
     ranges: &[(u32, u32)],
 ) -> Result<Vec<FlagState>> {
-    let corrupt = || StoreError::Corrupt(format!("flags of mailbox {mailbox_id}"));
     let mut out = Vec::new();
     for (lo, hi) in ranges {
         let packed: Option<String> = sqlx::query_scalar(
@@ -187,17 +186,26 @@ async fn states(
         .bind(hi)
         .fetch_one(&mut *conn)
         .await?;
-        for line in super::packed::lines::<3>(packed.as_deref(), "a message's flags") {
-            let ([uid, flags, modseq], keywords) = line?;
-            out.push(FlagState {
-                uid: u32::try_from(uid).map_err(|_| corrupt())?,
-                flags: Flags::from_bits(u8::try_from(flags).map_err(|_| corrupt())?),
-                keywords: super::packed::keywords(keywords),
-                modseq: u64::try_from(modseq).map_err(|_| corrupt())?,
-            });
-        }
+        out.extend(flag_states(packed.as_deref(), mailbox_id)?);
     }
     out.sort_unstable_by_key(|s| s.uid);
+    Ok(out)
+}
+
+/// The flag states of packed lines `uid flags modseq keywords…` (see `packed.rs`), in the
+/// order of the lines.
+fn flag_states(packed: Option<&str>, mailbox_id: i64) -> Result<Vec<FlagState>> {
+    let corrupt = || StoreError::Corrupt(format!("flags of mailbox {mailbox_id}"));
+    let mut out = Vec::new();
+    for line in super::packed::lines::<3>(packed, "a message's flags") {
+        let ([uid, flags, modseq], keywords) = line?;
+        out.push(FlagState {
+            uid: u32::try_from(uid).map_err(|_| corrupt())?,
+            flags: Flags::from_bits(u8::try_from(flags).map_err(|_| corrupt())?),
+            keywords: super::packed::keywords(keywords),
+            modseq: u64::try_from(modseq).map_err(|_| corrupt())?,
+        });
+    }
     Ok(out)
 }
 
@@ -424,17 +432,7 @@ impl Store {
         let (highest, packed) = self
             .packed_messages(mailbox_id, "uid, flags, modseq")
             .await?;
-        let corrupt = || StoreError::Corrupt(format!("flags of mailbox {mailbox_id}"));
-        let mut states = Vec::new();
-        for line in super::packed::lines::<3>(packed.as_deref(), "a message's flags") {
-            let ([uid, flags, modseq], keywords) = line?;
-            states.push(FlagState {
-                uid: u32::try_from(uid).map_err(|_| corrupt())?,
-                flags: Flags::from_bits(u8::try_from(flags).map_err(|_| corrupt())?),
-                keywords: super::packed::keywords(keywords),
-                modseq: u64::try_from(modseq).map_err(|_| corrupt())?,
-            });
-        }
+        let mut states = flag_states(packed.as_deref(), mailbox_id)?;
         states.sort_unstable_by_key(|s| s.uid);
         Ok((states, highest as u64))
     }

@@ -803,6 +803,23 @@ pub(crate) mod testing {
             .unwrap();
         report.delivered[0].uid
     }
+
+    /// `n` small distinct messages (a subject and 100 bytes of body) delivered to the
+    /// account's INBOX: the messages and their UIDs.
+    pub async fn small_messages(
+        store: &Store,
+        account_id: i64,
+        n: usize,
+    ) -> (Vec<Vec<u8>>, Vec<u32>) {
+        let raws: Vec<Vec<u8>> = (0..n)
+            .map(|i| format!("Subject: {i}\r\n\r\n{}\r\n", "x".repeat(100)).into_bytes())
+            .collect();
+        let mut uids = Vec::new();
+        for raw in &raws {
+            uids.push(deliver_to_inbox(store, account_id, raw).await);
+        }
+        (raws, uids)
+    }
 }
 
 #[cfg(test)]

@@ -109,10 +109,11 @@ impl Store {
                 return Ok((out, uids.partition_point(|u| *u < lo)));
             }
             // With a budget, the sizes come first (`messages.size`, one packed row), so bodies
-            // past the budget are never read.
+            // past the budget are never read. A run of one UID needs none: the first message
+            // of a run is read whenever some budget is left.
             let (hi, cut) = match left {
-                Some(budget) => self.within(mailbox_id, lo, hi, budget).await?,
-                None => (hi, false),
+                Some(budget) if lo < hi => self.within(mailbox_id, lo, hi, budget).await?,
+                _ => (hi, false),
             };
             let rows: Vec<ViewRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(mailbox_id)
@@ -244,7 +245,7 @@ impl Store {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::ViewParts;
-    use crate::store::testing::{deliver_to_inbox, store_with_accounts};
+    use crate::store::testing::{small_messages, store_with_accounts};
 
     /// With the raw messages, a read stops at the byte budget (the first message always
     /// read), says how far it got, and the rest follows from there; expunged UIDs are
@@ -252,13 +253,7 @@ mod tests {
     #[tokio::test]
     async fn views_within_a_budget() {
         let (_dir, store, ids) = store_with_accounts(&["fetch@example.org"]).await;
-        let raws: Vec<Vec<u8>> = (0..5)
-            .map(|i| format!("Subject: {i}\r\n\r\n{}\r\n", "x".repeat(100)).into_bytes())
-            .collect();
-        let mut uids = Vec::new();
-        for raw in &raws {
-            uids.push(deliver_to_inbox(&store, ids[0], raw).await);
-        }
+        let (raws, uids) = small_messages(&store, ids[0], 5).await;
         let inbox = store.mailbox(ids[0], "INBOX").await.unwrap().unwrap();
         store.expunge(&inbox, &[uids[1]]).await.unwrap();
         let size = raws[0].len() as u64;
